@@ -1,0 +1,154 @@
+"""The one error hierarchy of mlgitfs, each user-facing class with a message and an exit code.
+
+Dependencies' exceptions (lmdb, msgpack, boto3, OS errors of the source tree) are translated
+into these at the one module that imports the dependency, chained with ``raise ... from exc``.
+The CLI maps them to messages and exit codes in one place; docs/exit-codes.md holds the same
+table and tests/test_errors.py keeps the two together.
+
+    MlgitError                      exit 1   anything mlgitfs raises on purpose
+    ├── UsageError                  exit 2   a command line or argument that makes no sense
+    │   ├── InvalidName             exit 6   a repo, branch, tag or path name that is not allowed
+    │   └── InvalidRevspec          exit 17  REPO@REF[:PATH] that does not parse
+    ├── NotFound                    exit 3
+    │   ├── UnknownRepo             exit 3   no repo of that name in the store
+    │   ├── UnknownRef              exit 4   no branch, tag or commit for that ref
+    │   ├── PathNotFound            exit 4   no such path in that commit
+    │   └── UnknownRemote           exit 3   no remote of that name
+    ├── AmbiguousRef                exit 5   a short commit id that names several commits
+    ├── AlreadyExists               exit 8   a repo, branch, tag or remote that exists already
+    ├── CorruptObject               exit 7   an object that does not hash to its id or does not parse
+    ├── SourceError                 exit 9   import input refused: special file, unreadable file
+    ├── StoreError                  exit 10  the local store cannot do what was asked (full disk, lock)
+    │   └── StoreFull               exit 10  the LMDB map or the disk is full
+    ├── MountError                  exit 11  a mount could not be made, found or unmounted
+    ├── NotFastForward              exit 12  a push whose remote ref moved elsewhere
+    ├── RemoteError                 exit 13  a remote that is unreachable, denied or misbehaving
+    │   └── PreconditionFailed      exit 13  a conditional write lost (used internally by push)
+    ├── ConflictError               exit 14  the branch moved since the checkout's base; a merge conflict
+    ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
+    └── DaemonError                 exit 16  the mount's daemon did not answer or refused
+"""
+
+from __future__ import annotations
+
+
+class MlgitError(Exception):
+    """Base of every error mlgitfs raises on purpose; ``str(err)`` is the user-facing message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(MlgitError):
+    exit_code = 2
+
+
+class InvalidName(UsageError):
+    exit_code = 6
+
+
+class InvalidRevspec(UsageError):
+    exit_code = 17
+
+
+class NotFound(MlgitError):
+    exit_code = 3
+
+
+class UnknownRepo(NotFound):
+    exit_code = 3
+
+
+class UnknownRef(NotFound):
+    exit_code = 4
+
+
+class PathNotFound(NotFound):
+    exit_code = 4
+
+
+class UnknownRemote(NotFound):
+    exit_code = 3
+
+
+class AmbiguousRef(MlgitError):
+    exit_code = 5
+
+
+class AlreadyExists(MlgitError):
+    exit_code = 8
+
+
+class CorruptObject(MlgitError):
+    """An object (chunk, manifest, tree, commit) that fails its hash check or does not parse."""
+
+    exit_code = 7
+
+    def __init__(self, object_id: str, reason: str) -> None:
+        super().__init__(f"corrupt object {object_id}: {reason}")
+        self.object_id = object_id
+        self.reason = reason
+
+
+class SourceError(MlgitError):
+    exit_code = 9
+
+
+class StoreError(MlgitError):
+    exit_code = 10
+
+
+class StoreFull(StoreError):
+    exit_code = 10
+
+
+class MountError(MlgitError):
+    exit_code = 11
+
+
+class NotFastForward(MlgitError):
+    exit_code = 12
+
+
+class RemoteError(MlgitError):
+    exit_code = 13
+
+
+class PreconditionFailed(RemoteError):
+    exit_code = 13
+
+
+class ConflictError(MlgitError):
+    exit_code = 14
+
+
+class PolicyError(MlgitError):
+    exit_code = 15
+
+
+class DaemonError(MlgitError):
+    exit_code = 16
+
+
+def all_error_classes() -> list[type[MlgitError]]:
+    """Every class of the hierarchy, for the exit-code table and its test."""
+    out: list[type[MlgitError]] = []
+    todo: list[type[MlgitError]] = [MlgitError]
+    while todo:
+        cls = todo.pop(0)
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+class FsError(MlgitError):
+    """A filesystem answer for the FUSE adapter: carries the errno the kernel should see."""
+
+    def __init__(self, errno_: int, message: str = "") -> None:
+        import os
+
+        super().__init__(message or os.strerror(errno_))
+        self.errno = errno_

@@ -1,0 +1,65 @@
+"""What the FUSE adapter asks of a filesystem view, with no pyfuse3 in sight.
+
+`mlgitfs/daemon/` translates kernel requests into calls on a `FsView` and its answers back;
+everything a mounted version looks like is decided behind this protocol, so tests drive it
+without a kernel. Errors are `FsError(errno)`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from mlgitfs.model.ids import InodeNo
+
+ROOT_INODE = InodeNo(1)  # pyfuse3.ROOT_INODE
+
+
+class Kind(enum.IntEnum):
+    FILE = 1
+    DIR = 2
+    SYMLINK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    ino: InodeNo
+    kind: Kind
+    mode: int  # st_mode with the file type bits
+    size: int
+    mtime_ns: int
+    nlink: int = 1
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StatFs:
+    block_size: int
+    blocks: int
+    blocks_free: int
+    files: int
+    files_free: int
+    name_max: int = 255
+
+
+class FsView(Protocol):
+    """A read-only filesystem view (issue 3). Writable views extend it (issue 4)."""
+
+    def getattr(self, ino: InodeNo) -> Attr: ...
+
+    def lookup(self, parent: InodeNo, name: bytes) -> Attr:
+        """The child's attributes; raises FsError(ENOENT) when absent."""
+        ...
+
+    def readdir(self, ino: InodeNo, offset: int) -> Iterator[tuple[bytes, Attr, int]]:
+        """Entries after `offset` (0 = from the start), each with the offset that follows it."""
+        ...
+
+    def readlink(self, ino: InodeNo) -> bytes: ...
+
+    async def read(self, ino: InodeNo, offset: int, size: int) -> bytes: ...
+
+    def statfs(self) -> StatFs: ...

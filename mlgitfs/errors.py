@@ -16,14 +16,19 @@ table and tests/test_errors.py keeps the two together.
     │   └── UnknownRemote           exit 3   no remote of that name
     ├── AmbiguousRef                exit 5   a short commit id that names several commits
     ├── AlreadyExists               exit 8   a repo, branch, tag or remote that exists already
-    ├── CorruptObject               exit 7   an object that does not hash to its id or does not parse
+    ├── CorruptObject               exit 7   an object that does not hash to its id or parse
+    │   └── MissingObject           exit 7   an object or chunk that should be there and is not
     ├── SourceError                 exit 9   import input refused: special file, unreadable file
-    ├── StoreError                  exit 10  the local store cannot do what was asked (full disk, lock)
+    ├── StoreError                  exit 10  the local store cannot do what was asked
     │   └── StoreFull               exit 10  the LMDB map or the disk is full
     ├── MountError                  exit 11  a mount could not be made, found or unmounted
     ├── NotFastForward              exit 12  a push whose remote ref moved elsewhere
     ├── RemoteError                 exit 13  a remote that is unreachable, denied or misbehaving
-    │   └── PreconditionFailed      exit 13  a conditional write lost (used internally by push)
+    │   ├── PreconditionFailed      exit 13  a conditional write lost (used internally by push)
+    │   ├── RemoteNotFound          exit 18  the remote's bucket does not exist
+    │   ├── RemoteDenied            exit 19  credentials missing, wrong, or without permission
+    │   ├── RemoteUnreachable       exit 20  the endpoint did not answer (refused, timed out, DNS)
+    │   └── RemoteKeyMissing        exit 21  no object at that key of an existing remote
     ├── ConflictError               exit 14  the branch moved since the checkout's base; a merge conflict
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
     └── DaemonError                 exit 16  the mount's daemon did not answer or refused
@@ -93,6 +98,10 @@ class CorruptObject(MlgitError):
         self.reason = reason
 
 
+class MissingObject(CorruptObject):
+    """Absent from the store (and from every remote that was asked)."""
+
+
 class SourceError(MlgitError):
     exit_code = 9
 
@@ -119,6 +128,28 @@ class RemoteError(MlgitError):
 
 class PreconditionFailed(RemoteError):
     exit_code = 13
+
+
+class RemoteNotFound(RemoteError):
+    exit_code = 18
+
+
+class RemoteDenied(RemoteError):
+    exit_code = 19
+
+
+class RemoteUnreachable(RemoteError):
+    exit_code = 20
+
+
+class RemoteKeyMissing(RemoteError):
+    """A read of a key that does not exist; ``head`` and ``get_with_etag`` return None instead."""
+
+    exit_code = 21
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class ConflictError(MlgitError):

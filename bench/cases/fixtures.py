@@ -1,0 +1,81 @@
+"""Data and first imports shared between cases (memoized in the Context for the whole run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import datagen
+from bench.context import Context
+from bench.dvc import Dvc, copy_tree, ensure_dvc
+from bench.ours import Mlgitfs
+
+
+def small_data(ctx: Context) -> datagen.Dataset:
+    def make() -> datagen.Dataset:
+        root = ctx.fresh_dir("data", "small")
+        ctx.log(f"generating {ctx.sizes.small_files} small files in {root}")
+        datagen.write_small_files(root, ctx.seed, ctx.sizes.small_files)
+        return datagen.dir_stats(root)
+
+    return ctx.once("data:small", make)
+
+
+def large_data(ctx: Context) -> datagen.Dataset:
+    def make() -> datagen.Dataset:
+        root = ctx.fresh_dir("data", "large")
+        ctx.log(f"generating a {ctx.sizes.large_bytes / 2**20:.0f} MiB file in {root}")
+        datagen.write_large_file(root / "big.bin", ctx.seed, ctx.sizes.large_bytes)
+        return datagen.dir_stats(root)
+
+    return ctx.once("data:large", make)
+
+
+@dataclass
+class FirstImport:
+    store: Mlgitfs
+    name: str
+    data: datagen.Dataset
+    seconds: float
+    cold: bool
+
+
+def first_import(ctx: Context, which: str, data: datagen.Dataset) -> FirstImport:
+    """``mlgitfs import`` of a data set into a fresh store, cold when possible."""
+
+    def make() -> FirstImport:
+        home = ctx.fresh_dir("homes", which)
+        store = Mlgitfs(home, ctx.path("logs", f"mlgitfs-{which}.log"))
+        name = f"bench-{which}"
+        store.init(name)
+        cold = ctx.drop_caches()
+        ctx.log(f"mlgitfs import {which} ({data.files} files, {data.bytes / 2**20:.0f} MiB)")
+        secs = store.import_dir(name, data.root, f"bench {which}: first import")
+        ctx.log(f"  {secs:.2f}s")
+        return FirstImport(store, name, data, secs, cold)
+
+    return ctx.once(f"import:{which}", make)
+
+
+def dvc_exe(ctx: Context) -> Path:
+    def make() -> Path:
+        venv = ctx.work / "dvc-venv"
+        ctx.log(f"DVC: using or installing {venv}")
+        return ensure_dvc(venv, ctx.path("logs", "dvc-install.log"))
+
+    return ctx.once("dvc:exe", make)
+
+
+def dvc_add_timed(ctx: Context, which: str, data: datagen.Dataset) -> float:
+    """``dvc add`` of a copy of the same directory in a fresh DVC repository, cold."""
+    exe = dvc_exe(ctx)
+    root = ctx.fresh_dir("dvc", which)
+    copy_tree(data.root, root / data.root.name)
+    repo = Dvc(exe, root, ctx.path("logs", f"dvc-{which}.log"))
+    ctx.meta.setdefault("dvc_version", repo.version())
+    repo.fresh()
+    ctx.drop_caches()
+    ctx.log(f"dvc add {which}")
+    secs = repo.add(data.root.name)
+    ctx.log(f"  {secs:.2f}s")
+    return secs

@@ -1,0 +1,119 @@
+"""Run-wide state shared by the cases: sizes, work directory, memoized fixtures, cache dropping."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_WORK = BENCH_DIR / ".work"
+DEFAULT_OUT = BENCH_DIR / "results"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Data set sizes; ``--quick`` divides them by ``QUICK_FACTOR``."""
+
+    small_files: int = 20_000
+    small_mean: int = 100 * KIB
+    large_bytes: int = 1 * GIB
+    csv_bytes: int = 100 * MIB
+    versions: int = 10
+    change_fraction: float = 0.01
+
+    def shrunk(self, factor: int) -> Sizes:
+        return replace(
+            self,
+            small_files=max(50, self.small_files // factor),
+            large_bytes=max(8 * MIB, self.large_bytes // factor),
+            csv_bytes=max(2 * MIB, self.csv_bytes // factor),
+        )
+
+
+QUICK_FACTOR = 20
+# Under the work directory: reused across runs (dvc-venv) or kept for reading (logs of the last run).
+KEEP_ALWAYS = frozenset({"dvc-venv", "logs"})
+
+
+@dataclass
+class Context:
+    work: Path
+    quick: bool = False
+    keep: bool = False
+    use_dvc: bool = True
+    cold: bool = True
+    seed: int = 20240601
+    sizes: Sizes = field(default_factory=Sizes)
+    caches_dropped: bool | None = None  # None: never tried; False: tried and could not
+    drop_cache_error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict)
+    _t0: float = field(default_factory=time.monotonic)
+
+    def log(self, msg: str) -> None:
+        print(f"[bench {time.monotonic() - self._t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    def path(self, *parts: str) -> Path:
+        p = self.work.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def fresh_dir(self, *parts: str) -> Path:
+        p = self.path(*parts)
+        if p.exists():
+            shutil.rmtree(p)
+        p.mkdir(parents=True)
+        return p
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """Memoize a fixture (generated data, a first import) for the rest of the run."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        value: T = self._memo[key]
+        return value
+
+    def forget(self, key: str) -> None:
+        self._memo.pop(key, None)
+
+    def drop_caches(self) -> bool:
+        """Drop the page cache before a cold run (needs root); records whether it worked."""
+        if not self.cold:
+            return False
+        subprocess.run(["sync"], check=False)
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+        except OSError as e:
+            self.caches_dropped = False
+            self.drop_cache_error = f"{type(e).__name__}: {e}"
+            return False
+        if self.caches_dropped is None:
+            self.caches_dropped = True
+        return True
+
+    def cleanup(self) -> None:
+        if not self.keep:
+            for child in self.work.iterdir() if self.work.exists() else []:
+                if child.name in KEEP_ALWAYS:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1

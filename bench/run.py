@@ -1,0 +1,122 @@
+"""``python -m bench [--cases a,b] [--quick] [--out DIR] [--work DIR] [--keep] [--no-dvc]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import bench.cases  # noqa: F401 - registers the cases
+from bench import report
+from bench.context import DEFAULT_OUT, DEFAULT_WORK, QUICK_FACTOR, Context, Sizes, cpu_count
+from bench.registry import CASES, Row, select
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="mlgitfs benchmarks: ratios measured side by side in one run.",
+    )
+    p.add_argument("--cases", help="comma-separated case names or groups (default: all)")
+    p.add_argument(
+        "--quick", action="store_true", help=f"sizes divided by {QUICK_FACTOR} (smoke run)"
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch directory for data")
+    p.add_argument("--keep", action="store_true", help="keep generated data and stores")
+    p.add_argument("--no-dvc", action="store_true", help="skip the DVC baselines")
+    p.add_argument("--warm", action="store_true", help="do not drop page caches before runs")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    return p.parse_args(argv)
+
+
+def _git_head() -> str | None:
+    proc = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=Path(__file__).resolve().parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or None
+
+
+def _meta(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    return {
+        "quick": args.quick,
+        "cases": args.cases,
+        "sizes": vars(ctx.sizes) if hasattr(ctx.sizes, "__dict__") else str(ctx.sizes),
+        "cpu_count": cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "git_head": _git_head(),
+        "euid": os.geteuid(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for c in CASES.values():
+            print(f"{c.name:20} [{', '.join(c.groups)}] {c.doc}")
+        return 0
+    cases = select(args.cases)
+    sizes = Sizes().shrunk(QUICK_FACTOR) if args.quick else Sizes()
+    ctx = Context(
+        work=args.work.resolve(),
+        quick=args.quick,
+        keep=args.keep,
+        use_dvc=not args.no_dvc,
+        cold=not args.warm,
+        sizes=sizes,
+    )
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(ctx.work / "logs", ignore_errors=True)  # logs of this run only
+    ctx.meta.update(_meta(args, ctx))
+    rows: list[Row] = []
+    errors = 0
+    t_start = time.monotonic()
+    try:
+        for c in cases:
+            ctx.log(f"== {c.name}")
+            t0 = time.monotonic()
+            try:
+                rows.extend(c.fn(ctx))
+            except Exception as e:  # noqa: BLE001 - one broken case must not hide the others
+                errors += 1
+                traceback.print_exc()
+                rows.append(
+                    Row(
+                        c.name,
+                        "(case failed)",
+                        None,
+                        None,
+                        None,
+                        error=f"{type(e).__name__}: {e}".strip()[:2000],
+                    )
+                )
+            ctx.meta.setdefault("case_seconds", {})[c.name] = round(time.monotonic() - t0, 2)
+    finally:
+        ctx.meta["total_seconds"] = round(time.monotonic() - t_start, 2)
+        ctx.meta["caches_dropped"] = bool(ctx.caches_dropped)
+        ctx.meta["drop_caches_attempted"] = ctx.cold
+        ctx.meta["drop_caches_error"] = ctx.drop_cache_error
+        ctx.cleanup()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    md_path, json_path = report.write(args.out, stamp, rows, ctx.meta)
+    print(report.markdown(rows, ctx.meta))
+    print(f"written: {md_path} and {json_path}")
+    if errors or any(r.error for r in rows):
+        return 1
+    if args.strict and any(r.passed is False for r in rows):
+        return 1
+    return 0

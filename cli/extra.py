@@ -1,0 +1,13 @@
+"""Registration point for commands of later layers (mounts, remotes), kept apart from main.py."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Add the commands defined in sibling modules to `group`."""
+    from . import mountcmds
+
+    for cmd in mountcmds.COMMANDS:
+        group.add_command(cmd)

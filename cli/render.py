@@ -1,0 +1,231 @@
+"""Rendering of api results: text for people, JSON for programs, progress bars on stderr."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlgitfs import api
+from mlgitfs.repo.fsck import FsckReport
+from mlgitfs.repo.lineage import LineageNode
+
+
+@dataclass(frozen=True)
+class Ctx:
+    home: Path | None
+    verbose: bool
+    quiet: bool
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+
+
+def message(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def emit_json(value: Any) -> None:
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        if isinstance(o, bytes):
+            return o.hex()
+        raise TypeError(type(o).__name__)
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    click.echo(json.dumps(value, default=default, indent=None))
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def when(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns / 1e9))
+
+
+@contextmanager
+def progress(c: Ctx, what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback (files, bytes) drawing on stderr, or None when quiet / not a tty."""
+    if c.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    bar = Progress(
+        TextColumn(f"{what} {{task.fields[files]}} files"),
+        BarColumn(),
+        TextColumn("{task.fields[size]}"),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        transient=True,
+    )
+    task = bar.add_task(what, total=None, files=0, size="0 B")
+    with bar:
+
+        def update(files: int, nbytes: int) -> None:
+            bar.update(task, files=files, size=human(nbytes))
+
+        yield update
+
+
+def repos(items: list[api.RepoResult], as_json: bool) -> None:
+    if as_json:
+        emit_json(items)
+        return
+    for r in items:
+        cats = f" [{', '.join(r.categories)}]" if r.categories else ""
+        click.echo(
+            f"{r.name}\t{r.kind}\t{r.mutability}\t{r.branches} branches\t{r.tags} tags{cats}"
+        )
+
+
+def import_result(r: api.ImportResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(r)
+        return
+    click.echo(r.commit.id)
+    message(
+        f"{r.repo}@{r.branch} {r.commit.id[:12]}: {r.files} files ({human(r.bytes)}), "
+        f"{r.files_read} read, {human(r.bytes_stored)} new in the store, {r.seconds:.2f}s"
+    )
+
+
+def _commit_text(ci: api.CommitInfo) -> None:
+    refs = f" ({', '.join(ci.refs)})" if ci.refs else ""
+    click.echo(f"commit {ci.id}{refs}")
+    if len(ci.parents) > 1:
+        click.echo("merge " + " ".join(p[:12] for p in ci.parents))
+    click.echo(f"author {ci.author}")
+    click.echo(f"date   {when(ci.time_ns)}")
+    for k, v in ci.meta.items():
+        click.echo(f"meta   {k}={v}")
+    for repo, cid in ci.inputs:
+        click.echo(f"input  {repo}@{cid[:12]}")
+    click.echo("")
+    for line in ci.message.splitlines() or [""]:
+        click.echo("    " + line)
+
+
+def log(items: list[api.CommitInfo], as_json: bool) -> None:
+    if as_json:
+        emit_json(items)
+        return
+    for i, ci in enumerate(items):
+        if i:
+            click.echo("")
+        _commit_text(ci)
+
+
+def show(ci: api.CommitInfo, as_json: bool) -> None:
+    if as_json:
+        emit_json(ci)
+    else:
+        _commit_text(ci)
+
+
+def ls(items: Iterable[api.LsEntry], as_json: bool) -> None:
+    if as_json:
+        emit_json(list(items))
+        return
+    for e in items:
+        mark = "/" if e.kind == "dir" else ""
+        target = f" -> {e.id}" if e.kind == "symlink" else ""
+        size = "-" if e.kind == "dir" else str(e.size)
+        click.echo(
+            f"{e.kind[0]}{e.mode:04o}  {size:>12}  {when(e.mtime_ns)}  {e.path}{mark}{target}"
+        )
+
+
+def diff(d: api.DiffResult, stat: bool, as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            {
+                "a": d.a,
+                "b": d.b,
+                "items": d.items,
+                "added": d.added,
+                "removed": d.removed,
+                "modified": d.modified,
+            }
+        )
+        return
+    if not stat:
+        sign = {"added": "A", "removed": "D", "modified": "M"}
+        for i in d.items:
+            sizes = {
+                "added": human(i.new_size),
+                "removed": human(i.old_size),
+                "modified": f"{human(i.old_size)} -> {human(i.new_size)}",
+            }[i.change]
+            click.echo(f"{sign[i.change]}  {i.path}  ({sizes})")
+    grow = sum(i.new_size - i.old_size for i in d.items)
+    click.echo(
+        f"{d.added} added, {d.removed} removed, {d.modified} modified, "
+        f"{'+' if grow >= 0 else '-'}{human(abs(grow))}"
+    )
+
+
+def refs(items: list[api.RefResult], as_json: bool) -> None:
+    if as_json:
+        emit_json(items)
+        return
+    for r in items:
+        click.echo(f"{r.name}\t{r.commit[:12]}")
+
+
+def _tree(node: LineageNode, depth: int, arrow: str) -> None:
+    names = f" ({', '.join(node.refs)})" if node.refs else ""
+    lead = "  " * depth + (arrow + " " if depth else "")
+    first = node.message.splitlines()[0] if node.message else ""
+    click.echo(f"{lead}{node.repo}@{node.commit.hex()[:12]}{names}  {first}")
+    for child in node.children:
+        _tree(child, depth + 1, arrow)
+
+
+def _node_json(node: LineageNode) -> dict[str, Any]:
+    return {
+        "repo": node.repo,
+        "commit": node.commit.hex(),
+        "message": node.message,
+        "refs": list(node.refs),
+        "children": [_node_json(c) for c in node.children],
+    }
+
+
+def lineage(items: list[api.LineageResult], as_json: bool) -> None:
+    if as_json:
+        emit_json({r.direction: _node_json(r.root) for r in items})
+        return
+    for r in items:
+        click.echo(f"{r.direction}:")
+        _tree(r.root, 1, "<-" if r.direction == "upstream" else "->")
+
+
+def fsck(report: FsckReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report)
+        return
+    for d in report.damage:
+        click.echo(f"damaged {d.object}: {d.reason} (at {d.path})")
+    state = "clean" if report.clean else f"{len(report.damage)} problems"
+    message(
+        f"checked {report.repos} repos, {report.commits} commits, {report.trees} trees, "
+        f"{report.files} files, {report.chunks} chunks ({human(report.bytes)}): {state}"
+    )

@@ -1,0 +1,420 @@
+"""The porcelain: one function per user verb, returning `*Result` dataclasses. Never prints.
+
+Every function takes the store home (None: $MLGITFS_HOME or the XDG data dir) and raises
+only `MlgitError`s. The CLI in `mlgitfs_cli` parses, calls one of these and renders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlgitfs.errors import PathNotFound, UsageError
+from mlgitfs.meta import db
+from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
+from mlgitfs.model.ids import ObjectId, to_hex
+from mlgitfs.model.names import check_ref_name, check_repo_name
+from mlgitfs.model.objects import Commit, EntryKind, TreeEntry
+from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
+from mlgitfs.repo import diff as diff_mod
+from mlgitfs.repo import export as export_mod
+from mlgitfs.repo import fsck as fsck_mod
+from mlgitfs.repo import history, ingest, lineage, refs
+from mlgitfs.repo.commits import CommitRequest
+from mlgitfs.repo.store import Store
+from mlgitfs.repo.trees import DirView, file_chunks
+
+Progress = Callable[[int, int], None]
+
+_stores: dict[str, Store] = {}
+
+
+def open_store(home: Path | None) -> Store:
+    """The process's Store for `home` (one LMDB environment per process and path)."""
+    store = Store.open(home)
+    key = str(store.home.resolve())
+    cached = _stores.get(key)
+    if cached is not None and cached.env is store.env:
+        return cached
+    _stores[key] = store
+    return store
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepoResult:
+    name: str
+    kind: str
+    mutability: str
+    categories: tuple[str, ...]
+    created_ns: int
+    branches: int
+    tags: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    id: str
+    tree: str
+    parents: tuple[str, ...]
+    author: str
+    time_ns: int
+    message: str
+    meta: dict[str, str]
+    inputs: tuple[tuple[str, str], ...]
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    repo: str
+    branch: str
+    commit: CommitInfo
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int
+    files_read: int
+    bytes_read: int
+    bytes_stored: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class LsEntry:
+    path: str
+    kind: str
+    mode: int
+    size: int
+    mtime_ns: int
+    id: str  # chunk, manifest or tree id in hex; the target for symlinks
+
+
+@dataclass(frozen=True, slots=True)
+class DiffItem:
+    change: str
+    path: str
+    old_size: int
+    new_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    a: str
+    b: str
+    items: tuple[DiffItem, ...]
+
+    @property
+    def added(self) -> int:
+        return sum(1 for i in self.items if i.change == "added")
+
+    @property
+    def removed(self) -> int:
+        return sum(1 for i in self.items if i.change == "removed")
+
+    @property
+    def modified(self) -> int:
+        return sum(1 for i in self.items if i.change == "modified")
+
+
+@dataclass(frozen=True, slots=True)
+class RefResult:
+    name: str
+    commit: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineageResult:
+    root: lineage.LineageNode
+    direction: str
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _commit_info(oid: ObjectId, c: Commit, ref_names: tuple[str, ...] = ()) -> CommitInfo:
+    return CommitInfo(
+        to_hex(oid),
+        to_hex(c.tree),
+        tuple(to_hex(p) for p in c.parents),
+        c.author,
+        c.time_ns,
+        c.message,
+        dict(c.meta),
+        tuple((r, to_hex(i)) for r, i in c.inputs),
+        ref_names,
+    )
+
+
+def _repo_result(store: Store, rec: RepoRecord) -> RepoResult:
+    with store.env.read() as txn:
+        all_refs = list(db.list_refs(txn, rec.name))
+    b = sum(1 for r, _ in all_refs if r.startswith("heads/"))
+    return RepoResult(
+        rec.name,
+        rec.kind.value,
+        rec.mutability.value,
+        rec.categories,
+        rec.created_ns,
+        b,
+        len(all_refs) - b,
+    )
+
+
+def _parse_meta(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--meta {item!r}: expected KEY=VALUE")
+        if key in out:
+            raise UsageError(f"--meta {key} given twice")
+        out[key] = value
+    return out
+
+
+def _parse_inputs(store: Store, items: list[str]) -> list[tuple[str, ObjectId]]:
+    out = []
+    for item in items:
+        r = refs.resolve(store, parse_revspec(item))
+        if r.spec.path:
+            raise UsageError(f"--input {item!r}: name a commit, not a path")
+        out.append((r.repo, r.commit_id))
+    return out
+
+
+# --- verbs ----------------------------------------------------------------------------------
+
+
+def init(
+    home: Path | None, name: str, kind: str, mutability: str, categories: list[str] | None = None
+) -> RepoResult:
+    check_repo_name(name)
+    try:
+        rec = RepoRecord(
+            name, RepoKind(kind), Mutability(mutability), tuple(categories or ()), time.time_ns()
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store = open_store(home)
+    with store.env.write() as txn:
+        db.create_repo(txn, rec)
+    return _repo_result(store, rec)
+
+
+def repos(home: Path | None) -> list[RepoResult]:
+    store = open_store(home)
+    with store.env.read() as txn:
+        recs = db.list_repos(txn)
+    return [_repo_result(store, r) for r in recs]
+
+
+def import_dir(
+    home: Path | None,
+    target: str,
+    source: Path,
+    message: str,
+    meta: list[str] | None = None,
+    inputs: list[str] | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    repo, branch = parse_repo_branch(target)
+    store = open_store(home)
+    req = CommitRequest(
+        repo, branch, message, _parse_meta(meta or []), _parse_inputs(store, inputs or [])
+    )
+    t0 = time.perf_counter()
+    out = ingest.import_directory(store, req, source, progress)
+    s = out.stats
+    return ImportResult(
+        repo,
+        branch,
+        _commit_info(out.commit, store.commit(out.commit)),
+        s.files,
+        s.dirs,
+        s.symlinks,
+        s.bytes,
+        s.files_read,
+        s.bytes_read,
+        s.bytes_stored,
+        time.perf_counter() - t0,
+    )
+
+
+def export(
+    home: Path | None, revspec: str, dest: Path, progress: Progress | None = None
+) -> ExportResult:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    s = export_mod.export_entry(store, r.entry, r.commit.tree, dest, progress)
+    return ExportResult(s.files, s.dirs, s.symlinks, s.bytes)
+
+
+def _ref_index(store: Store, repo: str) -> dict[bytes, list[str]]:
+    out: dict[bytes, list[str]] = {}
+    with store.env.read() as txn:
+        for ref, oid in db.list_refs(txn, repo):
+            out.setdefault(bytes(oid), []).append(ref.split("/", 1)[1])
+    return out
+
+
+def log(
+    home: Path | None, revspec: str, path: str | None = None, limit: int | None = None
+) -> list[CommitInfo]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    parts = r.spec.path
+    if path:
+        parts = parts + tuple(parse_revspec(f"x:{path}").path)
+    names = _ref_index(store, r.repo)
+    return [
+        _commit_info(oid, c, tuple(names.get(bytes(oid), [])))
+        for oid, c in history.log(store, r.commit_id, parts, limit)
+    ]
+
+
+def show(home: Path | None, revspec: str) -> CommitInfo:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    return _commit_info(
+        r.commit_id, r.commit, tuple(_ref_index(store, r.repo).get(bytes(r.commit_id), []))
+    )
+
+
+def _ls_entry(path: str, e: TreeEntry) -> LsEntry:
+    kind = {EntryKind.DIR: "dir", EntryKind.SYMLINK: "symlink"}.get(e.kind, "file")
+    ident = (
+        e.ref.decode("utf-8", "surrogateescape") if e.kind is EntryKind.SYMLINK else to_hex(e.ref)
+    )
+    return LsEntry(path, kind, e.mode, e.size, e.mtime_ns, ident)
+
+
+def ls(home: Path | None, revspec: str, recursive: bool = False) -> Iterator[LsEntry]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    if r.entry is not None and not r.entry.is_dir:
+        yield _ls_entry(r.spec.path_str, r.entry)
+        return
+    ref = r.commit.tree if r.entry is None else ObjectId(r.entry.ref)
+    base = r.spec.path_str + "/" if r.spec.path else ""
+
+    def rec(ref: ObjectId, prefix: str) -> Iterator[LsEntry]:
+        for e in DirView(store, ref).entries():
+            path = prefix + e.name.decode("utf-8", "surrogateescape")
+            yield _ls_entry(path, e)
+            if recursive and e.is_dir:
+                yield from rec(ObjectId(e.ref), path + "/")
+
+    yield from rec(ref, base)
+
+
+def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    if r.entry is None or r.entry.is_dir:
+        raise PathNotFound(f"{revspec} is a directory; use 'mlgitfs ls'")
+    if r.entry.kind is EntryKind.SYMLINK:
+        raise PathNotFound(f"{revspec} is a symlink to {r.entry.ref.decode(errors='replace')}")
+    for c in file_chunks(store, r.entry):
+        yield store.read_chunk(c.id)
+
+
+def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> DiffResult:
+    store = open_store(home)
+    ra, rb = refs.resolve(store, a), refs.resolve(store, b)
+
+    def tree_of(r: refs.Resolved) -> ObjectId | None:
+        if r.entry is None:
+            return r.commit.tree
+        return ObjectId(r.entry.ref) if r.entry.is_dir else None
+
+    ta, tb = tree_of(ra), tree_of(rb)
+    if ta is None or tb is None:
+        raise UsageError(
+            "diff compares directories: name a commit or a directory path on both sides"
+        )
+    items = [
+        DiffItem(d.change.value, d.path, d.old_size, d.new_size)
+        for d in diff_mod.diff_trees(store, ta, tb)
+    ]
+    if paths:
+        prefixes = [p.strip("/") for p in paths]
+        items = [
+            i for i in items if any(i.path == p or i.path.startswith(p + "/") for p in prefixes)
+        ]
+    return DiffResult(to_hex(ra.commit_id), to_hex(rb.commit_id), tuple(items))
+
+
+def branch_create(home: Path | None, repo_branch: str, start: str | None = None) -> RefResult:
+    store = open_store(home)
+    spec = parse_revspec(repo_branch)
+    check_ref_name(spec.ref)
+    r = refs.resolve(store, start or f"{spec.repo}@main")
+    if r.repo != spec.repo:
+        raise UsageError(
+            f"a branch of {spec.repo} must start at a commit of {spec.repo}, not of {r.repo}"
+        )
+    refs.create_ref(store, spec.repo, "heads", spec.ref, r.commit_id)
+    return RefResult(spec.ref, to_hex(r.commit_id))
+
+
+def branch_list(home: Path | None, repo: str) -> list[RefResult]:
+    store = open_store(home)
+    return [
+        RefResult(n, to_hex(o)) for n, o in refs.list_refs(store, check_repo_name(repo), "heads")
+    ]
+
+
+def branch_delete(home: Path | None, repo_branch: str) -> RefResult:
+    store = open_store(home)
+    spec = parse_revspec(repo_branch)
+    if not spec.explicit_ref:
+        raise UsageError("name the branch to delete as REPO@BRANCH")
+    return RefResult(spec.ref, to_hex(refs.delete_branch(store, spec.repo, spec.ref)))
+
+
+def tag_create(home: Path | None, repo_tag: str, target: str | None = None) -> RefResult:
+    store = open_store(home)
+    spec = parse_revspec(repo_tag)
+    if not spec.explicit_ref:
+        raise UsageError("name the tag as REPO@TAG")
+    r = refs.resolve(store, target or f"{spec.repo}@main")
+    if r.repo != spec.repo:
+        raise UsageError(f"a tag of {spec.repo} must name a commit of {spec.repo}")
+    refs.create_ref(store, spec.repo, "tags", spec.ref, r.commit_id)
+    return RefResult(spec.ref, to_hex(r.commit_id))
+
+
+def tag_list(home: Path | None, repo: str) -> list[RefResult]:
+    store = open_store(home)
+    return [
+        RefResult(n, to_hex(o)) for n, o in refs.list_refs(store, check_repo_name(repo), "tags")
+    ]
+
+
+def lineage_of(home: Path | None, revspec: str, direction: str = "both") -> list[LineageResult]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    out = []
+    if direction in ("up", "both"):
+        out.append(LineageResult(lineage.upstream(store, r.repo, r.commit_id), "upstream"))
+    if direction in ("down", "both"):
+        out.append(LineageResult(lineage.downstream(store, r.repo, r.commit_id), "downstream"))
+    return out
+
+
+def fsck(home: Path | None, repo: str | None = None) -> fsck_mod.FsckReport:
+    store = open_store(home)
+    return fsck_mod.fsck(store, repo)

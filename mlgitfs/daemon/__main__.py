@@ -1,0 +1,5 @@
+"""Entry point of the mount daemon: `python -m mlgitfs.daemon MOUNTPOINT --fsname ... [...]`."""
+
+from mlgitfs.daemon.mount import daemon_main
+
+raise SystemExit(daemon_main())

@@ -1,0 +1,313 @@
+"""The pyfuse3 adapter: translates kernel requests into calls on an `FsView` and answers back.
+
+It translates only: inode numbers and `EntryAttributes` in and out, `FsError` to `FUSEError`.
+What a mounted version looks like is decided behind the `FsView` (mlgitfs/vfs/). Every handler
+is guarded: *any* exception becomes a `FUSEError` (EIO when the errno is unknown) and a log
+line, because pyfuse3 ends its main loop on anything else and every user of the mount would
+then see ENOTCONN (design §8).
+
+Caching is fitted to immutable data (design §5, §8): long entry and attribute timeouts,
+negative lookups cached (st_ino 0), readdirplus, `keep_cache` on open, and `flush` answered
+with ENOSYS so the kernel stops sending it. Open cannot be answered with ENOSYS under pyfuse3
+3.5: the kernel then sends every read with fh 0 and pyfuse3 does not pass the inode to `read`,
+so a read could not tell which file it is for (checked on kernel 6.18). Files are therefore
+opened with fh = inode and keep_cache, which keeps pages cached across opens at the cost of
+one open and one (asynchronous) release request per open.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import functools
+import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import pyfuse3
+
+from mlgitfs.errors import FsError
+from mlgitfs.model.ids import InodeNo
+from mlgitfs.vfs.types import Attr, FsView
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DAY = 86400.0
+# What a read-only mount never shows: write bits, setuid and setgid.
+_RO_MASK = ~(stat.S_ISUID | stat.S_ISGID | 0o222)
+
+
+def _describe(args: tuple[Any, ...]) -> str:
+    # Inode numbers, offsets and names only: never file contents (conventions: logging).
+    parts = []
+    for a in args:
+        if isinstance(a, int):
+            parts.append(str(a))
+        elif isinstance(a, bytes) and len(a) <= 255:
+            parts.append(repr(a))
+    return ", ".join(parts)
+
+
+def _guarded(
+    fn: Callable[Concatenate[FuseOps, P], Awaitable[T]],
+) -> Callable[Concatenate[FuseOps, P], Coroutine[Any, Any, T]]:
+    """Count the request, and turn any exception into a FUSEError plus a log line."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    async def wrapper(self: FuseOps, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        self.counts[name] += 1
+        try:
+            return await fn(self, *args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except FsError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOSYS, errno.EROFS):
+                log.debug("%s(%s): %s", name, _describe(args), exc.message)
+            else:
+                log.warning("%s(%s): %s", name, _describe(args), exc.message)
+            raise pyfuse3.FUSEError(exc.errno) from None
+        except OSError as exc:
+            code = exc.errno if isinstance(exc.errno, int) and exc.errno > 0 else errno.EIO
+            log.error("%s(%s) failed: %r", name, _describe(args), exc, exc_info=True)
+            raise pyfuse3.FUSEError(code) from None
+        except Exception:
+            log.error("%s(%s) failed, answering EIO", name, _describe(args), exc_info=True)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+class FuseOps(pyfuse3.Operations):
+    """pyfuse3 `Operations` serving one `FsView` (read-only; writable views come with issue 4)."""
+
+    # No NFS export: the kernel then never asks us to look up "..".
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(
+        self,
+        view: FsView,
+        *,
+        read_only: bool = True,
+        uid: int | None = None,
+        gid: int | None = None,
+        entry_timeout: float = DAY,
+        attr_timeout: float = DAY,
+        negative_timeout: float = DAY,
+    ) -> None:
+        super().__init__()
+        if not read_only:
+            raise ValueError("writable mounts are not supported yet: FsView is read-only")
+        self.view = view
+        self.read_only = read_only
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        self.entry_timeout = entry_timeout
+        self.attr_timeout = attr_timeout
+        self.negative_timeout = negative_timeout
+        # Requests per handler: cheap, dumped to the log on SIGUSR1 (see mount.py).
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    # -- translation ------------------------------------------------------------------------
+
+    def entry(self, attr: Attr) -> pyfuse3.EntryAttributes:
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = attr.ino
+        e.generation = 0
+        e.entry_timeout = self.entry_timeout
+        e.attr_timeout = self.attr_timeout
+        e.st_mode = attr.mode & _RO_MASK if self.read_only else attr.mode
+        e.st_nlink = attr.nlink
+        e.st_uid = self.uid
+        e.st_gid = self.gid
+        e.st_rdev = 0
+        e.st_size = attr.size
+        e.st_blksize = 128 * 1024  # one FUSE request: programs size their buffers from it
+        e.st_blocks = (attr.size + 511) // 512
+        e.st_atime_ns = attr.mtime_ns
+        e.st_mtime_ns = attr.mtime_ns
+        e.st_ctime_ns = attr.mtime_ns
+        return e
+
+    def _negative(self) -> pyfuse3.EntryAttributes:
+        # st_ino 0 makes the kernel cache the absence for entry_timeout.
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = 0
+        e.entry_timeout = self.negative_timeout
+        return e
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    @_guarded
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        if name == b".":
+            return self.entry(self.view.getattr(InodeNo(parent_inode)))
+        try:
+            attr = self.view.lookup(InodeNo(parent_inode), name)
+        except FsError as exc:
+            if exc.errno == errno.ENOENT:
+                return self._negative()
+            raise
+        return self.entry(attr)
+
+    @_guarded
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self.entry(self.view.getattr(InodeNo(inode)))
+
+    @_guarded
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        return self.view.readlink(InodeNo(inode))
+
+    @_guarded
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        # Not ENOSYS: readdir would then get fh 0 and could not tell which directory.
+        return inode
+
+    @_guarded
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        # readdirplus: full attributes go with each name, so a walk sends no lookups.
+        for name, attr, next_id in self.view.readdir(InodeNo(fh), start_id):
+            if not pyfuse3.readdir_reply(token, name, self.entry(attr), next_id):
+                break
+
+    @_guarded
+    async def releasedir(self, fh: int) -> None:
+        return None
+
+    @_guarded
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        s = self.view.statfs()
+        out = pyfuse3.StatvfsData()
+        out.f_bsize = s.block_size
+        out.f_frsize = s.block_size
+        out.f_blocks = s.blocks
+        out.f_bfree = s.blocks_free
+        out.f_bavail = s.blocks_free
+        out.f_files = s.files
+        out.f_ffree = s.files_free
+        out.f_favail = s.files_free
+        out.f_namemax = s.name_max
+        return out
+
+    @_guarded
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+    @_guarded
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
+        return []
+
+    # -- file content -----------------------------------------------------------------------
+
+    @_guarded
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if self.read_only and (flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        # fh is the inode: reads need nothing else. keep_cache: the data never changes.
+        return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+    @_guarded
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self.view.read(InodeNo(fh), off, size)
+
+    @_guarded
+    async def flush(self, fh: int) -> None:
+        # ENOSYS once: the kernel stops sending flush for the rest of the mount.
+        raise pyfuse3.FUSEError(errno.ENOSYS)
+
+    @_guarded
+    async def release(self, fh: int) -> None:
+        return None
+
+    # -- mutations: refused on a read-only mount (the kernel's `ro` stops most before us) ----
+
+    def _refuse(self) -> pyfuse3.FUSEError:
+        return pyfuse3.FUSEError(errno.EROFS)
+
+    @_guarded
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        raise self._refuse()
+
+    @_guarded
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise self._refuse()
+
+    @_guarded
+    async def mkdir(
+        self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise self._refuse()
+
+    @_guarded
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise self._refuse()
+
+    @_guarded
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise self._refuse()
+
+    @_guarded
+    async def symlink(
+        self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise self._refuse()
+
+    @_guarded
+    async def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        raise self._refuse()
+
+    @_guarded
+    async def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        raise self._refuse()
+
+    @_guarded
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        raise self._refuse()
+
+    @_guarded
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        raise self._refuse()
+
+    @_guarded
+    async def setxattr(
+        self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        raise self._refuse()
+
+    @_guarded
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise self._refuse()
+
+    @_guarded
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        return None

@@ -1,0 +1,156 @@
+"""Typed records kept in the store's LMDB: repos, refs and their reflog, objects.
+
+Each function takes an open transaction, so what must change together (objects, ref move,
+checkout base) is written by the caller in one transaction. Refs move only by
+compare-and-swap: `set_ref` checks the old value inside the same write transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from mlgitfs.errors import AlreadyExists, ConflictError, CorruptObject, UnknownRepo
+from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.model import codec
+from mlgitfs.model.ids import ObjectId, short_hex
+
+
+class RepoKind(enum.StrEnum):
+    DATASET = "dataset"
+    LABELS = "labels"
+    MODEL = "model"
+
+
+class Mutability(enum.StrEnum):
+    STRICT = "strict"
+    FLEXIBLE = "flexible"
+    MUTABLE = "mutable"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRecord:
+    name: str
+    kind: RepoKind
+    mutability: Mutability
+    categories: tuple[str, ...]
+    created_ns: int
+
+    def encode(self) -> bytes:
+        return codec.pack(
+            [1, self.kind.value, self.mutability.value, list(self.categories), self.created_ns]
+        )
+
+    @classmethod
+    def decode(cls, name: str, data: bytes) -> RepoRecord:
+        v = codec.unpack(data, f"repo record {name}")
+        try:
+            _, kind, mut, cats, created = v
+            return cls(name, RepoKind(kind), Mutability(mut), tuple(cats), int(created))
+        except (ValueError, TypeError) as exc:
+            raise CorruptObject(f"repo record {name}", "malformed") from exc
+
+
+# --- repos ----------------------------------------------------------------------------------
+
+
+def create_repo(txn: WriteTxn, rec: RepoRecord) -> None:
+    if not txn.put_new("repos", rec.name.encode(), rec.encode()):
+        raise AlreadyExists(f"repo {rec.name!r} already exists")
+
+
+def get_repo(txn: ReadTxn, name: str) -> RepoRecord:
+    data = txn.get("repos", name.encode())
+    if data is None:
+        raise UnknownRepo(f"no repo named {name!r} in this store (see 'mlgitfs repos')")
+    return RepoRecord.decode(name, data)
+
+
+def list_repos(txn: ReadTxn) -> list[RepoRecord]:
+    return [RepoRecord.decode(k.decode(), v) for k, v in txn.scan("repos")]
+
+
+# --- refs -----------------------------------------------------------------------------------
+
+
+def _ref_key(repo: str, ref: str) -> bytes:
+    return repo.encode() + b"\0" + ref.encode()
+
+
+def get_ref(txn: ReadTxn, repo: str, ref: str) -> ObjectId | None:
+    value = txn.get("refs", _ref_key(repo, ref))
+    return None if value is None else ObjectId(value)
+
+
+def list_refs(txn: ReadTxn, repo: str, prefix: str = "") -> Iterator[tuple[str, ObjectId]]:
+    base = repo.encode() + b"\0"
+    for key, value in txn.scan("refs", base + prefix.encode()):
+        yield key[len(base) :].decode(), ObjectId(value)
+
+
+def set_ref(
+    txn: WriteTxn,
+    repo: str,
+    ref: str,
+    new: ObjectId | None,
+    expected: ObjectId | None,
+    reason: str,
+) -> None:
+    """Move `ref` from `expected` to `new` (None = absent), or raise ConflictError."""
+    key = _ref_key(repo, ref)
+    current = txn.get("refs", key)
+    if current != (None if expected is None else bytes(expected)):
+        now = short_hex(current) if current else "nothing"
+        raise ConflictError(f"{repo}@{ref.split('/', 1)[-1]} moved (it is now {now}); try again")
+    if new is None:
+        txn.delete("refs", key)
+    else:
+        txn.put("refs", key, bytes(new))
+    seq = time.time_ns().to_bytes(8, "big")
+    txn.put(
+        "reflog",
+        key + b"\0" + seq,
+        codec.pack([bytes(expected or b""), bytes(new or b""), reason]),
+    )
+
+
+def reflog(txn: ReadTxn, repo: str, ref: str) -> list[tuple[int, bytes, bytes, str]]:
+    """(time_ns, old, new, reason) oldest first."""
+    out = []
+    prefix = _ref_key(repo, ref) + b"\0"
+    for key, value in txn.scan("reflog", prefix):
+        old, new, reason = codec.unpack(value, "reflog entry")
+        out.append((int.from_bytes(key[len(prefix) :], "big"), old, new, reason))
+    return out
+
+
+# --- objects --------------------------------------------------------------------------------
+
+
+def put_object(txn: WriteTxn, oid: ObjectId, data: bytes) -> bool:
+    return txn.put_new("objects", bytes(oid), data)
+
+
+def get_object_bytes(txn: ReadTxn, oid: ObjectId) -> bytes | None:
+    return txn.get("objects", bytes(oid))
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+def get_config(txn: ReadTxn, key: str) -> object | None:
+    data = txn.get("config", key.encode())
+    return None if data is None else codec.unpack(data, f"config {key}")
+
+
+def set_config(txn: WriteTxn, key: str, value: object) -> None:
+    txn.put("config", key.encode(), codec.pack(value))
+
+
+def next_counter(txn: WriteTxn, name: str) -> int:
+    value = get_config(txn, "counter." + name)
+    n = (value if isinstance(value, int) else 0) + 1
+    set_config(txn, "counter." + name, n)
+    return n

@@ -1,0 +1,154 @@
+"""The store's LMDB environment: named databases and short transactions; the only importer of lmdb.
+
+Rules that keep LMDB safe here (design §8): one environment object per process and path
+(opening the same path twice in one process corrupts lock state), reopened after a fork,
+short synchronous transactions, never shared between threads. lmdb's exceptions become
+`StoreError`/`StoreFull` here, and a failed write transaction changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lmdb
+
+from mlgitfs.errors import StoreError, StoreFull
+
+DATABASES = (
+    "objects",  # object id → canonical bytes (manifests, trees, tree indexes, commits)
+    "chunks",  # chunk id → location in the chunk cache
+    "repos",  # repo name → repo record
+    "refs",  # repo NUL refname → commit id
+    "reflog",  # repo NUL refname NUL seq → entry
+    "remotes",  # remote name → record
+    "statcache",  # source path → stat and object of the last import
+    "checkouts",  # checkout state of branch mounts
+    "inodes",  # inode tables of checkouts
+    "config",  # store-wide settings: format, chunker, counters
+    "pins",  # chunk id → pinned (not yet pushed)
+)
+
+DEFAULT_MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
+
+
+class ReadTxn:
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, lmdb._Database]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        value = self._txn.get(key, db=self._dbs[db])
+        return None if value is None else bytes(value)
+
+    def has(self, db: str, key: bytes) -> bool:
+        return self._txn.get(key, db=self._dbs[db]) is not None
+
+    def scan(self, db: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        with self._txn.cursor(db=self._dbs[db]) as cur:
+            if not cur.set_range(prefix):
+                return
+            for key, value in cur:
+                k = bytes(key)
+                if not k.startswith(prefix):
+                    return
+                yield k, bytes(value)
+
+    def count(self, db: str) -> int:
+        return int(self._txn.stat(self._dbs[db])["entries"])
+
+
+class WriteTxn(ReadTxn):
+    def put(self, db: str, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._dbs[db])
+
+    def put_new(self, db: str, key: bytes, value: bytes) -> bool:
+        """Write only if absent; False when the key existed (content-addressed puts)."""
+        return bool(self._txn.put(key, value, db=self._dbs[db], overwrite=False))
+
+    def delete(self, db: str, key: bytes) -> bool:
+        return bool(self._txn.delete(key, db=self._dbs[db]))
+
+
+class MetaEnv:
+    """One LMDB environment with the named databases of `DATABASES`."""
+
+    def __init__(self, path: Path, map_size: int = DEFAULT_MAP_SIZE) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=len(DATABASES) + 4,
+                max_readers=512,
+                subdir=True,
+                readahead=False,  # random access pattern: let the page cache decide
+                metasync=True,
+                sync=True,
+            )
+            with self._env.begin(write=True) as txn:
+                self._dbs = {name: self._env.open_db(name.encode(), txn=txn) for name in DATABASES}
+        except lmdb.MapFullError as exc:
+            raise StoreFull(_full_message(path)) from exc
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot open the store's database at {path}: {exc}") from exc
+        self._pid = os.getpid()
+
+    @contextmanager
+    def read(self) -> Iterator[ReadTxn]:
+        try:
+            with self._env.begin(write=False, buffers=False) as txn:
+                yield ReadTxn(txn, self._dbs)
+        except lmdb.Error as exc:
+            raise StoreError(f"store database error: {exc}") from exc
+
+    @contextmanager
+    def write(self) -> Iterator[WriteTxn]:
+        """A write transaction: committed when the block ends, aborted on any exception."""
+        try:
+            with self._env.begin(write=True) as txn:
+                yield WriteTxn(txn, self._dbs)
+        except lmdb.MapFullError as exc:
+            raise StoreFull(_full_message(self.path)) from exc
+        except lmdb.Error as exc:
+            raise StoreError(f"store database error: {exc}") from exc
+
+    def sync(self) -> None:
+        self._env.sync(True)
+
+    def close(self) -> None:
+        self._env.close()
+
+
+def _full_message(path: Path) -> str:
+    return (
+        f"the store's database at {path} is full; nothing was changed. Free disk space or "
+        "raise MLGITFS_MAP_SIZE (bytes) and run the command again"
+    )
+
+
+_envs: dict[str, MetaEnv] = {}
+_lock = threading.Lock()
+
+
+def open_env(path: Path) -> MetaEnv:
+    """The process's one environment for `path` (a fresh one in a forked child)."""
+    key = str(path.resolve())
+    map_size = int(os.environ.get("MLGITFS_MAP_SIZE", DEFAULT_MAP_SIZE))
+    with _lock:
+        env = _envs.get(key)
+        if env is None or env._pid != os.getpid():
+            env = MetaEnv(path, map_size)
+            _envs[key] = env
+        return env
+
+
+def close_env(path: Path) -> None:
+    with _lock:
+        env = _envs.pop(str(path.resolve()), None)
+    if env is not None and env._pid == os.getpid():
+        env.close()

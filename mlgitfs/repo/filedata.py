@@ -1,0 +1,97 @@
+"""Turning file bytes into chunks and a tree entry reference; shared by import and overlay commit.
+
+`encode_buffer` runs in worker threads: FastCDC, BLAKE3 and zstd release the GIL on large
+buffers, so one pool uses every core. Chunks the store already has are not compressed again.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
+from mlgitfs.model.objects import ChunkRef, EntryKind, Manifest, object_id
+from mlgitfs.store import compress
+from mlgitfs.store.cache import SegmentWriter
+from mlgitfs.store.chunker import Chunker
+
+# A file at most this large is read whole in one worker; larger ones are mapped and split.
+WHOLE_FILE_LIMIT = 8 << 20
+BATCH_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedChunk:
+    id: ChunkId
+    raw_len: int
+    codec: int  # compress.RAW or compress.ZSTD; -1 when the store already had it
+    stored: bytes
+
+
+def encode_buffer(
+    buf: bytes | memoryview, cuts: list[tuple[int, int]], known: Callable[[ChunkId], bool]
+) -> list[EncodedChunk]:
+    out = []
+    for off, length in cuts:
+        piece = buf[off : off + length]
+        cid = ChunkId(hash_bytes(piece))
+        if known(cid):
+            out.append(EncodedChunk(cid, length, -1, b""))
+        else:
+            codec, stored = compress.compress(piece)
+            out.append(EncodedChunk(cid, length, codec, stored))
+    return out
+
+
+def batches(cuts: list[tuple[int, int]], limit: int = BATCH_BYTES) -> list[list[tuple[int, int]]]:
+    out: list[list[tuple[int, int]]] = [[]]
+    size = 0
+    for cut in cuts:
+        if size >= limit:
+            out.append([])
+            size = 0
+        out[-1].append(cut)
+        size += cut[1]
+    return out
+
+
+def read_whole(
+    path: str | bytes, chunker: Chunker, known: Callable[[ChunkId], bool]
+) -> tuple[list[EncodedChunk], os.stat_result]:
+    """Read and encode a small file in one go; returns the fstat taken before reading."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        parts = []
+        while True:
+            b = os.read(fd, max(st.st_size + 1, 1 << 16))
+            if not b:
+                break
+            parts.append(b)
+        data = b"".join(parts)
+    finally:
+        os.close(fd)
+    return encode_buffer(data, list(chunker.cut(data)), known), st
+
+
+def map_file(fd: int, size: int) -> mmap.mmap | bytes:
+    if size == 0:
+        return b""
+    return mmap.mmap(fd, size, prot=mmap.PROT_READ)
+
+
+def finish_file(
+    chunks: list[EncodedChunk], writer: SegmentWriter, new_objects: list[tuple[ObjectId, bytes]]
+) -> tuple[EntryKind, bytes, int]:
+    """Write new chunks to the segment writer; (entry kind, ref, size) for the tree entry."""
+    for ch in chunks:
+        if ch.codec >= 0:
+            writer.add(ch.id, ch.codec, ch.stored, ch.raw_len)
+    size = sum(ch.raw_len for ch in chunks)
+    if len(chunks) == 1:
+        return EntryKind.FILE, bytes(chunks[0].id), size
+    oid, data = object_id(Manifest(tuple(ChunkRef(ch.id, ch.raw_len) for ch in chunks)))
+    new_objects.append((oid, data))
+    return EntryKind.CHUNKED, bytes(oid), size

@@ -1,0 +1,312 @@
+"""Import: a directory becomes a new commit on a branch, reading only what changed.
+
+The walk is single-threaded and cheap (scandir + lstat); reading, chunking, hashing and
+compressing run on a thread pool sized to the cores. A stat cache keyed by source path
+(size, mtime, inode, ctime → tree entry reference) lets a re-import skip files that did not
+change, so its cost follows the changes. Anything that cannot be imported (a socket, device
+or FIFO, an unreadable file) stops the import before any ref moves; segment bytes written
+so far are deleted, so nothing partial remains.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlgitfs.errors import SourceError
+from mlgitfs.meta import db
+from mlgitfs.meta.env import WriteTxn
+from mlgitfs.model import codec
+from mlgitfs.model.ids import ChunkId, ObjectId
+from mlgitfs.model.names import entry_name_problem
+from mlgitfs.model.objects import MAX_SYMLINK, PERM_MASK, EntryKind, TreeEntry
+from mlgitfs.repo import filedata
+from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
+from mlgitfs.repo.filedata import EncodedChunk
+from mlgitfs.repo.store import Store
+from mlgitfs.repo.trees import build_dir
+from mlgitfs.store.cache import SegmentWriter
+from mlgitfs.store.chunker import Chunker
+
+# A file modified this recently may change again within its mtime granularity ("racy git"):
+# do not trust its stat for the next import.
+RACY_NS = 2_000_000_000
+
+ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
+
+
+@dataclass
+class ImportStats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    bytes_stored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    commit: ObjectId
+    tree: ObjectId
+    parent: ObjectId | None
+    stats: ImportStats
+
+
+@dataclass
+class _Pending:
+    """A file whose chunks are being encoded; its tree entry is completed when they are."""
+
+    key: bytes
+    st: os.stat_result
+    futures: list[Future[list[EncodedChunk]]]
+    owner: list[TreeEntry | _DirNode]
+    slot: int
+    name: bytes
+    mode: int
+    mtime_ns: int
+
+
+@dataclass
+class _Walk:
+    store: Store
+    chunker: Chunker
+    pool: ThreadPoolExecutor
+    writer: SegmentWriter
+    progress: ProgressFn | None
+    stats: ImportStats = field(default_factory=ImportStats)
+    pending: deque[_Pending] = field(default_factory=deque)
+    in_flight: int = 0
+    new_objects: list[tuple[ObjectId, bytes]] = field(default_factory=list)
+    stat_updates: list[tuple[bytes, bytes]] = field(default_factory=list)
+    known_cache: set[bytes] = field(default_factory=set)
+
+
+def _stat_sig(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def import_directory(
+    store: Store,
+    req: CommitRequest,
+    source: Path,
+    progress: ProgressFn | None = None,
+    threads: int | None = None,
+) -> ImportOutcome:
+    if not source.is_dir():
+        raise SourceError(f"{source} is not a directory")
+    with store.env.read() as txn:
+        db.get_repo(txn, req.repo)
+        head = db.get_ref(txn, req.repo, branch_ref(req.branch))
+    writer = store.chunks.writer()
+    chunker = Chunker(store.params)
+    workers = threads or os.cpu_count() or 2
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-import") as pool:
+            w = _Walk(store, chunker, pool, writer, progress)
+            root = _walk_dir(w, os.fsencode(source.resolve()))
+            _drain(w, 0)
+        tree = build_dir(_build(w, root), w.new_objects)
+
+        def also(txn: WriteTxn) -> None:
+            for key, value in w.stat_updates:
+                txn.put("statcache", key, value)
+
+        cid, _ = write_commit(store, req, tree, head, writer, w.new_objects, also)
+    except BaseException:
+        writer.discard()
+        raise
+    writer.reset()
+    w.stats.bytes_stored = writer.bytes_written
+    return ImportOutcome(cid, tree, head, w.stats)
+
+
+@dataclass
+class _DirNode:
+    """A directory seen by the walk; encoded once every file below it is stored."""
+
+    name: bytes
+    mode: int
+    mtime_ns: int
+    items: list[TreeEntry | _DirNode]
+
+
+def _build(w: _Walk, items: list[TreeEntry | _DirNode]) -> list[TreeEntry]:
+    out = []
+    for item in items:
+        if isinstance(item, _DirNode):
+            children = _build(w, item.items)
+            ref = build_dir(children, w.new_objects)
+            out.append(
+                TreeEntry(
+                    item.name, EntryKind.DIR, item.mode, len(children), item.mtime_ns, bytes(ref)
+                )
+            )
+        else:
+            out.append(item)
+    return out
+
+
+def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
+    try:
+        with os.scandir(path) as it:
+            items = sorted(it, key=lambda d: os.fsencode(d.name))
+    except OSError as exc:
+        raise SourceError(f"cannot list {os.fsdecode(path)}: {exc.strerror}") from exc
+    entries: list[TreeEntry | _DirNode] = []
+    for item in items:
+        name = os.fsencode(item.name)
+        full = os.path.join(path, name)
+        problem = entry_name_problem(name)
+        if problem:
+            raise SourceError(f"cannot import {os.fsdecode(full)}: {problem}")
+        try:
+            st = item.stat(follow_symlinks=False)
+        except OSError as exc:
+            raise SourceError(f"cannot stat {os.fsdecode(full)}: {exc.strerror}") from exc
+        mode = stat.S_IMODE(st.st_mode) & PERM_MASK
+        if stat.S_ISDIR(st.st_mode):
+            entries.append(_DirNode(name, mode, st.st_mtime_ns, _walk_dir(w, full)))
+            w.stats.dirs += 1
+        elif stat.S_ISLNK(st.st_mode):
+            target = os.readlink(full)
+            if not target or len(target) > MAX_SYMLINK:
+                raise SourceError(f"cannot import symlink {os.fsdecode(full)}: target too long")
+            entries.append(
+                TreeEntry(name, EntryKind.SYMLINK, 0o777, len(target), st.st_mtime_ns, target)
+            )
+            w.stats.symlinks += 1
+        elif stat.S_ISREG(st.st_mode):
+            entries.append(_file_entry(w, full, name, st, mode, entries))
+        else:
+            kind = (
+                "socket"
+                if stat.S_ISSOCK(st.st_mode)
+                else "FIFO"
+                if stat.S_ISFIFO(st.st_mode)
+                else "device"
+            )
+            raise SourceError(
+                f"cannot import {os.fsdecode(full)}: it is a {kind}; only files, directories "
+                "and symlinks can be versioned"
+            )
+    return entries
+
+
+def _file_entry(
+    w: _Walk,
+    full: bytes,
+    name: bytes,
+    st: os.stat_result,
+    mode: int,
+    owner: list[TreeEntry | _DirNode],
+) -> TreeEntry:
+    w.stats.files += 1
+    w.stats.bytes += st.st_size
+    cached = _from_stat_cache(w, full, st)
+    if cached is not None:
+        kind, ref = cached
+        return TreeEntry(name, kind, mode, st.st_size, st.st_mtime_ns, ref)
+    known = _known_fn(w)
+    futures: list[Future[list[EncodedChunk]]]
+    if st.st_size <= filedata.WHOLE_FILE_LIMIT:
+        futures = [w.pool.submit(_read_small, full, w.chunker, known)]
+    else:
+        futures = _submit_large(w, full, known)
+    w.pending.append(_Pending(full, st, futures, owner, len(owner), name, mode, st.st_mtime_ns))
+    w.in_flight += st.st_size
+    # A placeholder keeps the entry's slot; _drain replaces it once the chunks are stored.
+    placeholder = TreeEntry(name, EntryKind.FILE, mode, st.st_size, st.st_mtime_ns, b"\0" * 32)
+    if w.in_flight > 64 << 20 or len(w.pending) > 256:
+        _drain(w, 32 << 20)
+    return placeholder
+
+
+def _read_small(
+    full: bytes, chunker: Chunker, known: Callable[[ChunkId], bool]
+) -> list[EncodedChunk]:
+    try:
+        chunks, _ = filedata.read_whole(full, chunker, known)
+    except OSError as exc:
+        raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
+    return chunks
+
+
+def _submit_large(
+    w: _Walk, full: bytes, known: Callable[[ChunkId], bool]
+) -> list[Future[list[EncodedChunk]]]:
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
+    try:
+        size = os.fstat(fd).st_size
+        buf = filedata.map_file(fd, size)
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"cannot read {os.fsdecode(full)}: {exc}") from exc
+    finally:
+        os.close(fd)
+    view = memoryview(buf)
+    cuts = list(w.chunker.cut(view))
+    return [
+        w.pool.submit(filedata.encode_buffer, view, batch, known)
+        for batch in filedata.batches(cuts)
+    ]
+
+
+def _known_fn(w: _Walk) -> Callable[[ChunkId], bool]:
+    env = w.store.env
+
+    def known(cid: ChunkId) -> bool:
+        if bytes(cid) in w.known_cache:
+            return True
+        with env.read() as txn:
+            return txn.has("chunks", bytes(cid))
+
+    return known
+
+
+def _from_stat_cache(w: _Walk, full: bytes, st: os.stat_result) -> tuple[EntryKind, bytes] | None:
+    with w.store.env.read() as txn:
+        value = txn.get("statcache", full)
+        if value is None:
+            return None
+        sig, kind, ref = codec.unpack(value, "stat cache entry")
+        if sig != _stat_sig(st):
+            return None
+        entry_kind = EntryKind(kind)
+        present = (
+            txn.has("chunks", ref) if entry_kind is EntryKind.FILE else txn.has("objects", ref)
+        )
+    return (entry_kind, bytes(ref)) if present else None
+
+
+def _drain(w: _Walk, keep_bytes: int) -> None:
+    """Complete pending files, oldest first, until at most `keep_bytes` are in flight."""
+    while w.pending and (w.in_flight > keep_bytes or keep_bytes == 0):
+        p = w.pending.popleft()
+        chunks: list[EncodedChunk] = []
+        for f in p.futures:
+            chunks.extend(f.result())
+        w.in_flight -= p.st.st_size
+        _complete(w, p, chunks)
+
+
+def _complete(w: _Walk, p: _Pending, chunks: list[EncodedChunk]) -> None:
+    kind, ref, size = filedata.finish_file(chunks, w.writer, w.new_objects)
+    for ch in chunks:
+        w.known_cache.add(bytes(ch.id))
+    p.owner[p.slot] = TreeEntry(p.name, kind, p.mode, size, p.mtime_ns, ref)
+    w.stats.files_read += 1
+    w.stats.bytes_read += size
+    if time.time_ns() - p.st.st_mtime_ns > RACY_NS and size == p.st.st_size:
+        w.stat_updates.append((p.key, codec.pack([_stat_sig(p.st), int(kind), ref])))
+    if w.progress is not None:
+        w.progress(w.stats.files_read, w.stats.bytes_read)

@@ -1,0 +1,134 @@
+"""A store: one mlgitfs home with its LMDB environment, chunk cache and decoded-object cache.
+
+Everything above this layer reaches objects and chunks through `Store`, which verifies what
+it loads: objects against their id (and canonical form), chunks against their hash.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from mlgitfs.errors import CorruptObject, MissingObject, StoreError
+from mlgitfs.meta import db
+from mlgitfs.meta.env import MetaEnv, WriteTxn, open_env
+from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
+from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex, decode
+from mlgitfs.store.cache import ChunkCache
+from mlgitfs.store.chunker import DEFAULT_PARAMS, ChunkerParams
+
+STORE_FORMAT = 1
+T = TypeVar("T", Tree, TreeIndex, Manifest, Commit)
+
+
+def default_home() -> Path:
+    env = os.environ.get("MLGITFS_HOME")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(xdg) / "mlgitfs"
+
+
+class _LRU:
+    """A small thread-safe LRU of decoded objects (ids are immutable, so no invalidation)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[bytes, Object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> Object | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: bytes, value: Object) -> None:
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+
+class Store:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env: MetaEnv = open_env(home / "meta")
+        self.chunks = ChunkCache(home / "chunks", self.env)
+        self.params = self._check_format()
+        self._objects = _LRU(16384)
+
+    @classmethod
+    def open(cls, home: Path | None = None) -> Store:
+        home = home or default_home()
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store at {home}: {exc.strerror}") from exc
+        return cls(home)
+
+    def _check_format(self) -> ChunkerParams:
+        with self.env.write() as txn:
+            fmt = db.get_config(txn, "format")
+            if fmt is None:
+                db.set_config(txn, "format", STORE_FORMAT)
+                db.set_config(txn, "chunker", DEFAULT_PARAMS.as_list())
+                return DEFAULT_PARAMS
+            if fmt != STORE_FORMAT:
+                raise StoreError(
+                    f"store at {self.home} has format {fmt}; this mlgitfs reads {STORE_FORMAT}"
+                )
+            raw = db.get_config(txn, "chunker")
+            if not isinstance(raw, list) or len(raw) != 4:
+                raise StoreError(f"store at {self.home} has no valid chunker parameters")
+            return ChunkerParams(*raw)
+
+    @property
+    def run_dir(self) -> Path:
+        """Where live mounts leave their records and control sockets."""
+        return self.home / "mounts"
+
+    # --- objects --------------------------------------------------------------------------
+
+    def get_object(self, oid: ObjectId) -> Object:
+        cached = self._objects.get(bytes(oid))
+        if cached is not None:
+            return cached
+        with self.env.read() as txn:
+            data = db.get_object_bytes(txn, oid)
+        if data is None:
+            raise MissingObject(short_hex(oid), "object not in the store")
+        obj = decode(data, oid)
+        self._objects.put(bytes(oid), obj)
+        return obj
+
+    def get(self, oid: ObjectId, kind: type[T]) -> T:
+        obj = self.get_object(oid)
+        if not isinstance(obj, kind):
+            raise CorruptObject(short_hex(oid), f"expected a {kind.TAG}, found a {type(obj).TAG}")
+        return obj
+
+    def has_object(self, oid: ObjectId) -> bool:
+        with self.env.read() as txn:
+            return txn.has("objects", bytes(oid))
+
+    def commit(self, oid: ObjectId) -> Commit:
+        return self.get(oid, Commit)
+
+    def put_objects(self, txn: WriteTxn, objects: Iterable[tuple[ObjectId, bytes]]) -> int:
+        return sum(1 for oid, data in objects if db.put_object(txn, oid, data))
+
+    # --- chunks ---------------------------------------------------------------------------
+
+    def read_chunk(self, cid: ChunkId) -> bytes:
+        return self.chunks.read(cid)
+
+    def close(self) -> None:
+        self.chunks.close()

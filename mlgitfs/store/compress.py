@@ -1,0 +1,50 @@
+"""Chunk compression with zstd, kept only where it shrinks the chunk; the only importer of zstandard."""
+
+from __future__ import annotations
+
+import threading
+
+import zstandard
+
+from mlgitfs.errors import CorruptObject
+
+ZSTD_LEVEL = 3
+RAW = 0
+ZSTD = 1
+_local = threading.local()
+
+
+def _cctx() -> zstandard.ZstdCompressor:
+    # Contexts are not thread-safe; one per thread keeps compression parallel.
+    ctx = getattr(_local, "c", None)
+    if ctx is None:
+        ctx = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+    return ctx
+
+
+def _dctx() -> zstandard.ZstdDecompressor:
+    ctx = getattr(_local, "d", None)
+    if ctx is None:
+        ctx = _local.d = zstandard.ZstdDecompressor()
+    return ctx
+
+
+def compress(raw: bytes | memoryview) -> tuple[int, bytes]:
+    """(codec, stored bytes): zstd when it saves at least 1/32 of the chunk, raw otherwise."""
+    if len(raw) < 64:
+        return RAW, bytes(raw)
+    packed = _cctx().compress(raw)
+    if len(packed) <= len(raw) - len(raw) // 32:
+        return ZSTD, packed
+    return RAW, bytes(raw)
+
+
+def decompress(codec: int, stored: bytes, raw_len: int, what: str) -> bytes:
+    if codec == RAW:
+        return stored
+    if codec != ZSTD:
+        raise CorruptObject(what, f"unknown chunk codec {codec}")
+    try:
+        return bytes(_dctx().decompress(stored, max_output_size=raw_len))
+    except zstandard.ZstdError as exc:
+        raise CorruptObject(what, "chunk does not decompress") from exc

@@ -1,0 +1,289 @@
+"""The S3 remote transport: objects under ``s3://BUCKET/PREFIX`` on AWS or any S3-compatible store.
+
+The only module of mlgitfs that imports boto3/botocore; their exceptions are translated here:
+
+    NoSuchBucket                          -> RemoteNotFound
+    403, missing or rejected credentials  -> RemoteDenied
+    refused, timed out, broken connection -> RemoteUnreachable
+    missing key on get/get_range          -> RemoteKeyMissing   (head, get_with_etag: None)
+    412, 404 on If-Match, 409 conflict    -> PreconditionFailed (conditional puts only)
+    anything else                         -> RemoteError
+
+Credentials, region and endpoint come from the standard AWS chain (environment, profiles,
+``AWS_ENDPOINT_URL``) unless ``endpoint_url`` is passed. Messages name the bucket, the key and
+the endpoint, never credentials.
+
+A conditional PUT whose reply is lost is retried by botocore, and the retry then fails its own
+precondition: after PreconditionFailed a caller re-reads the key, and may find its own write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore import exceptions as bce
+from botocore.config import Config
+
+from mlgitfs.errors import (
+    PreconditionFailed,
+    RemoteDenied,
+    RemoteError,
+    RemoteKeyMissing,
+    RemoteNotFound,
+    RemoteUnreachable,
+)
+from mlgitfs.store.remote import ObjectInfo, TransportOptions, check_key, check_prefix, run_probe
+
+log = logging.getLogger(__name__)
+
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AccountProblem",
+    }
+)
+_MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3Transport:
+    """A :class:`~mlgitfs.store.remote.RemoteTransport` over one S3 bucket and prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        options: TransportOptions | None = None,
+    ) -> None:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        self.bucket = bucket
+        self.prefix = prefix
+        self._bucket_seen = False  # set once the bucket is known to exist (see head)
+        opts = options or TransportOptions()
+        config = Config(
+            max_pool_connections=opts.max_pool_connections,
+            connect_timeout=opts.connect_timeout,
+            read_timeout=opts.read_timeout,
+            retries={"mode": "standard", "max_attempts": opts.max_attempts},
+            tcp_keepalive=True,
+            # S3-compatible stores differ in support of the newer default CRC trailers;
+            # our objects are checked against their ids above this layer anyway
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            # an explicit endpoint is usually S3-compatible: path style works everywhere
+            s3={"addressing_style": "path"} if endpoint_url else None,
+        )
+        try:
+            session = boto3.session.Session()
+            self._client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
+        except bce.ProfileNotFound as exc:
+            raise RemoteDenied(f"AWS profile not found: {exc.kwargs.get('profile')}") from exc
+        except (bce.BotoCoreError, ValueError) as exc:
+            # ValueError: a malformed endpoint URL; don't echo it, it may carry credentials
+            raise RemoteError(
+                f"cannot set up S3 access for s3://{bucket}: {type(exc).__name__}"
+            ) from exc
+        self._endpoint = _strip_userinfo(str(self._client.meta.endpoint_url))
+
+    def describe(self) -> str:
+        where = f"s3://{self.bucket}/{self.prefix}"
+        if "amazonaws.com" in self._endpoint:
+            return where
+        return f"{where} at {self._endpoint}"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # reads
+
+    def get(self, key: str) -> bytes:
+        k = self._key(key)
+        with self._errors("get", key):
+            resp = self._client.get_object(Bucket=self.bucket, Key=k)
+            return bytes(resp["Body"].read())
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise ValueError(f"bad range start={start} length={length}")
+        k = self._key(key)
+        if length == 0:
+            if self.head(key) is None:
+                raise self._missing(key)
+            return b""
+        with self._errors("get", key):
+            try:
+                resp = self._client.get_object(
+                    Bucket=self.bucket, Key=k, Range=f"bytes={start}-{start + length - 1}"
+                )
+            except bce.ClientError as exc:
+                if _status(exc) == 416:  # start at or past the end (or an empty object)
+                    return b""
+                raise
+            data = bytes(resp["Body"].read())
+        if "ContentRange" not in resp:
+            data = data[start : start + length]  # a server that ignored Range sent it all
+        return data
+
+    def head(self, key: str) -> ObjectInfo | None:
+        k = self._key(key)
+        with self._errors("head", key):
+            try:
+                resp = self._client.head_object(Bucket=self.bucket, Key=k)
+            except bce.ClientError as exc:
+                if _status(exc) != 404:
+                    raise
+                # HEAD has no body, so a missing bucket looks like a missing key: ask once
+                self._check_bucket()
+                return None
+        return ObjectInfo(size=int(resp["ContentLength"]), etag=str(resp["ETag"]))
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            with self._errors("get", key):
+                resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+                return bytes(resp["Body"].read()), str(resp["ETag"])
+        except RemoteKeyMissing:
+            return None
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        check_prefix(prefix)  # here, not in the generator: a bad prefix fails at the call
+        return self._list(prefix)
+
+    def _list(self, prefix: str) -> Iterator[str]:
+        cut = len(self.prefix)
+        with self._errors("list", prefix or "/"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    yield str(obj["Key"])[cut:]
+
+    # writes
+
+    def put(self, key: str, data: bytes) -> None:
+        k = self._key(key)
+        with self._errors("put", key):
+            self._client.put_object(Bucket=self.bucket, Key=k, Body=data)
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        k = self._key(key)
+        with self._errors("put", key, conditional=True):
+            resp = self._client.put_object(Bucket=self.bucket, Key=k, Body=data, IfNoneMatch="*")
+        return str(resp["ETag"])
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        k = self._key(key)
+        with self._errors("put", key, conditional=True):
+            resp = self._client.put_object(Bucket=self.bucket, Key=k, Body=data, IfMatch=etag)
+        return str(resp["ETag"])
+
+    def delete(self, key: str) -> None:
+        k = self._key(key)
+        with self._errors("delete", key):
+            self._client.delete_object(Bucket=self.bucket, Key=k)
+
+    def probe_conditional_writes(self) -> bool:
+        try:
+            return run_probe(self)
+        except RemoteError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, bce.ClientError) and _status(cause) in (400, 501):
+                # NotImplemented / an unknown header refused: no conditional writes here
+                log.info("%s refuses conditional writes: %s", self.describe(), _code(cause))
+                return False
+            raise
+
+    # internals
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _missing(self, key: str) -> RemoteKeyMissing:
+        return RemoteKeyMissing(key, f"no object {key} in {self.describe()}")
+
+    def _check_bucket(self) -> None:
+        if self._bucket_seen:
+            return
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except bce.ClientError as exc:
+            if _status(exc) == 404:
+                raise self._no_bucket() from exc
+            raise
+        self._bucket_seen = True
+
+    def _no_bucket(self) -> RemoteNotFound:
+        return RemoteNotFound(f"bucket {self.bucket} does not exist ({self.describe()})")
+
+    @contextlib.contextmanager
+    def _errors(self, op: str, key: str, conditional: bool = False) -> Iterator[None]:
+        """Translate botocore's exceptions for one call on ``key`` (see the module docstring)."""
+        where = f"{self.describe()} key {key}"
+        try:
+            yield
+        except RemoteError:
+            raise
+        except bce.ClientError as exc:
+            code, status = _code(exc), _status(exc)
+            if code == "NoSuchBucket":
+                raise self._no_bucket() from exc
+            if status == 403 or code in _DENIED_CODES:
+                raise RemoteDenied(
+                    f"access denied: {op} {where} ({code}); check the AWS credentials "
+                    "and their permissions"
+                ) from exc
+            if conditional and (
+                status in (404, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict")
+            ):
+                raise PreconditionFailed(f"conditional {op} of {where} lost ({code})") from exc
+            if status == 404 and code in _MISSING_KEY_CODES and op != "list":
+                raise self._missing(key) from exc
+            if status == 501 and conditional:
+                raise RemoteError(f"{self.describe()} does not support conditional writes") from exc
+            raise RemoteError(f"{op} {where} failed: {code} (HTTP {status})") from exc
+        except (bce.NoCredentialsError, bce.PartialCredentialsError) as exc:
+            raise RemoteDenied(
+                f"no usable AWS credentials for {self.describe()} (set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+            ) from exc
+        except bce.CredentialRetrievalError as exc:
+            raise RemoteDenied(f"AWS credentials could not be loaded: {exc}") from exc
+        except (bce.ConnectionError, bce.HTTPClientError, bce.IncompleteReadError) as exc:
+            raise RemoteUnreachable(
+                f"cannot reach the S3 endpoint {self._endpoint} ({type(exc).__name__}) "
+                f"for {op} of {where}"
+            ) from exc
+        except bce.BotoCoreError as exc:
+            raise RemoteError(f"{op} {where} failed: {type(exc).__name__}") from exc
+
+
+def _code(exc: bce.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: bce.ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()

@@ -12,17 +12,33 @@ from pathlib import Path
 from typing import Any
 
 import click
-from . import render
-from .render import Ctx
 
 from mlgitfs import api
 from mlgitfs.errors import MlgitError
+
+from . import render
+from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Maps mlgitfs errors to a message on stderr and their exit code: the one place that does."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlgitError as exc:
+            if isinstance(ctx.obj, Ctx) and ctx.obj.verbose:
+                logging.getLogger("mlgitfs").exception("failed")
+            click.echo(f"mlgitfs: error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            ctx.exit(0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     type=click.Path(path_type=Path),
@@ -211,32 +227,17 @@ def fsck(c: Ctx, repo: str | None, as_json: bool) -> None:
 
 
 def _register_extensions() -> None:
-    """Commands of later layers (mount, remotes) register themselves if present."""
+    """Commands of later layers (mounts, remotes) live in their own modules."""
     from . import extra
 
     extra.register(cli)
 
 
-def main(argv: list[str] | None = None) -> Any:
-    _register_extensions()
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
-    try:
-        return cli.main(args=argv, prog_name="mlgitfs", standalone_mode=False)
-    except MlgitError as exc:
-        if verbose:
-            logging.getLogger("mlgitfs").exception("failed")
-        click.echo(f"mlgitfs: error: {exc.message}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
-    except KeyboardInterrupt:
-        sys.exit(130)
+_register_extensions()
+
+
+def main() -> None:
+    cli(prog_name="mlgitfs")
 
 
 if __name__ == "__main__":

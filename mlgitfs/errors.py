@@ -3,13 +3,13 @@
 Dependencies' exceptions (lmdb, msgpack, boto3, OS errors of the source tree) are translated
 into these at the one module that imports the dependency, chained with ``raise ... from exc``.
 The CLI maps them to messages and exit codes in one place; docs/exit-codes.md holds the same
-table and tests/test_errors.py keeps the two together.
+table and tests/test_cli.py keeps the two together.
 
     MlgitError                      exit 1   anything mlgitfs raises on purpose
     ├── UsageError                  exit 2   a command line or argument that makes no sense
     │   ├── InvalidName             exit 6   a repo, branch, tag or path name that is not allowed
     │   └── InvalidRevspec          exit 17  REPO@REF[:PATH] that does not parse
-    ├── NotFound                    exit 3
+    ├── NotFound                    exit 3   something named does not exist
     │   ├── UnknownRepo             exit 3   no repo of that name in the store
     │   ├── UnknownRef              exit 4   no branch, tag or commit for that ref
     │   ├── PathNotFound            exit 4   no such path in that commit

@@ -4,7 +4,7 @@ Built from a dict (`MemView.from_dict`) or by loading a real directory (`MemView
 so tests can compare what the mount shows with the source. Faults are injected per path: reads
 of `fail_eio` paths raise FsError(EIO), reads of `fail_runtime` paths raise a plain RuntimeError
 (the adapter must survive both). `make_view` is the importable factory the daemon entry point
-calls with a JSON argument (`--view-factory memview:make_view --view-arg '{...}'`).
+calls with a JSON argument (`--view-factory tests.memview:make_view --view-arg '{...}'`).
 """
 
 from __future__ import annotations

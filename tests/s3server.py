@@ -173,8 +173,8 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
-def weed_args(weed: str, data_dir: Path) -> tuple[list[str], int]:
-    """The command line for ``weed mini`` with fresh explicit ports, and its S3 port."""
+def weed_args(weed: str, data_dir: Path) -> tuple[list[str], int, list[int]]:
+    """The command line for ``weed mini`` with fresh explicit ports, its S3 port, all ports."""
     (
         master,
         master_grpc,
@@ -215,7 +215,17 @@ def weed_args(weed: str, data_dir: Path) -> tuple[list[str], int]:
         f"-metricsPort={metrics}",
         f"-metricsIp={HOST}",
     ]
-    return args, s3
+    return args, s3, sorted(ports | {admin, admin + ADMIN_GRPC_OFFSET})
+
+
+def _remove_stray_sockets(ports: list[int]) -> None:
+    """weed hardcodes /tmp/seaweedfs-<component>-grpc-<port>.sock (no flag) and leaves some
+    behind on exit: remove those of our ports once our server is gone."""
+    for port in ports:
+        for path in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+            with contextlib.suppress(OSError):
+                if path.is_socket():
+                    path.unlink()
 
 
 def _server_env() -> dict[str, str]:
@@ -235,9 +245,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], endpoint_url: str, log_path: Path
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"weed mini exited with {proc.returncode}:\n{_tail(log_path)}"
-                )
+                raise RuntimeError(f"weed mini exited with {proc.returncode}:\n{_tail(log_path)}")
             try:
                 client.create_bucket(Bucket="readiness-probe")
                 return
@@ -282,12 +290,14 @@ def run_seaweedfs(weed: str, attempts: int = 3) -> Iterator[S3Server]:
     """
     tmp = Path(tempfile.mkdtemp(prefix="mlgitfs-seaweedfs-"))
     proc: subprocess.Popen[bytes] | None = None
+    used_ports: list[int] = []
     try:
         for attempt in range(1, attempts + 1):
             data_dir = tmp / f"data{attempt}"
             data_dir.mkdir()
             log_path = tmp / f"weed{attempt}.log"
-            args, s3_port = weed_args(weed, data_dir)
+            args, s3_port, ports = weed_args(weed, data_dir)
+            used_ports.extend(ports)
             endpoint_url = f"http://{HOST}:{s3_port}"
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
@@ -314,4 +324,5 @@ def run_seaweedfs(weed: str, attempts: int = 3) -> Iterator[S3Server]:
     finally:
         if proc is not None:
             stop(proc)
+        _remove_stray_sockets(used_ports)
         shutil.rmtree(tmp, ignore_errors=True)

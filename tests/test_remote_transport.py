@@ -111,6 +111,7 @@ class TestRemoteTransportContract:
         assert list(transport.list("many/001")) == many[100:200]
         assert sorted(transport.list("ord/")) == sorted(odd)
         assert sorted(transport.list("ord/a")) == ["ord/a-b", "ord/a/b", "ord/a0"]
+        assert list(transport.list("ord/a0/")) == []  # "ord/a0" is an object, not a folder
         everything = list(transport.list())
         assert len(everything) == len(set(everything)) and set(everything) == set(many + odd)
         assert list(transport.list("nothing/")) == []
@@ -138,30 +139,42 @@ class TestRemoteTransportContract:
         assert list(transport.list()) == []  # the scratch key is gone
 
     def test_concurrent_put_if_match(self, transport: RemoteTransport) -> None:
-        key, threads, rounds = "refs/r/heads/main", 8, 5
+        key, threads, rounds = "refs/r/heads/main", 8, 3
+
+        def attempt(barrier: threading.Barrier, data: bytes, etag: str) -> str | None:
+            barrier.wait()  # all threads send their PUT at once
+            try:
+                return transport.put_if_match(key, data, etag)
+            except PreconditionFailed:
+                return None
+
         etag = transport.put_if_absent(key, b"start")
-        for r in range(rounds):
-            barrier = threading.Barrier(threads)
-            winners: list[tuple[bytes, str]] = []
-            losers: list[int] = []
-
-            def attempt(i: int, r: int = r, etag: str = etag) -> None:
-                data = f"round {r} thread {i}".encode()
-                barrier.wait()
-                try:
-                    winners.append((data, transport.put_if_match(key, data, etag)))
-                except PreconditionFailed:
-                    losers.append(i)
-
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(attempt, range(threads)))
-            assert len(winners) == 1 and len(losers) == threads - 1, (r, winners, losers)
-            assert transport.get_with_etag(key) == winners[0]
-            etag = winners[0][1]
+        with ThreadPoolExecutor(threads) as pool:
+            for r in range(rounds):
+                barrier = threading.Barrier(threads)
+                datas = [f"round {r} thread {i}".encode() for i in range(threads)]
+                futures = [pool.submit(attempt, barrier, d, etag) for d in datas]
+                results = [f.result() for f in futures]
+                won = [(d, e) for d, e in zip(datas, results, strict=True) if e is not None]
+                assert len(won) == 1, (r, results)
+                assert transport.get_with_etag(key) == won[0]
+                etag = won[0][1]
 
     @pytest.mark.parametrize(
         "key",
-        ["", "/abs", "a/../b", "..", "a/./b", "a//b", "a/", "nul\x00", ".hidden", "a/.tmp/x", "b\\s"],
+        [
+            "",
+            "/abs",
+            "a/../b",
+            "..",
+            "a/./b",
+            "a//b",
+            "a/",
+            "nul\x00",
+            ".hidden",
+            "a/.tmp/x",
+            "b\\s",
+        ],
     )
     def test_bad_keys(self, transport: RemoteTransport, key: str) -> None:
         with pytest.raises(InvalidName):
@@ -314,7 +327,9 @@ class TestS3Errors:
         assert time.monotonic() - started < 5
         t.close()
 
-    def test_wrong_secret_denied(self, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_wrong_secret_denied(
+        self, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         bucket = s3_server.new_bucket()
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
         t = open_transport(f"s3://{bucket}", endpoint_url=s3_server.endpoint_url, options=FAST)

@@ -7,12 +7,13 @@ line, because pyfuse3 ends its main loop on anything else and every user of the 
 then see ENOTCONN (design §8).
 
 Caching is fitted to immutable data (design §5, §8): long entry and attribute timeouts,
-negative lookups cached (st_ino 0), readdirplus, `keep_cache` on open, and `flush` answered
-with ENOSYS so the kernel stops sending it. Open cannot be answered with ENOSYS under pyfuse3
-3.5: the kernel then sends every read with fh 0 and pyfuse3 does not pass the inode to `read`,
-so a read could not tell which file it is for (checked on kernel 6.18). Files are therefore
-opened with fh = inode and keep_cache, which keeps pages cached across opens at the cost of
-one open and one (asynchronous) release request per open.
+negative lookups cached (st_ino 0), readdirplus, `keep_cache` on open, and `flush`, `getxattr`
+and `listxattr` answered with ENOSYS so the kernel stops sending them (no xattrs: EOPNOTSUPP).
+
+Open is *not* answered with ENOSYS: under pyfuse3 3.5 the kernel then sends every read with
+fh 0, and pyfuse3 does not pass the inode to `read`, so a read could not tell which file it is
+for (checked on kernel 6.18). Files are opened with fh = inode and keep_cache instead: pages
+stay cached across opens, at the cost of one open and one (asynchronous) release per open.
 """
 
 from __future__ import annotations
@@ -198,13 +199,15 @@ class FuseOps(pyfuse3.Operations):
         out.f_namemax = s.name_max
         return out
 
+    # No xattrs. ENOSYS rather than ENODATA: the kernel then answers EOPNOTSUPP by itself for
+    # the rest of the mount; with ENODATA, `ls -l` sent two getxattr requests per file, each time.
     @_guarded
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @_guarded
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
-        return []
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     # -- file content -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ in by the caller. The control socket path is reserved in the record; the protoco
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -91,6 +92,17 @@ def mount_at(mountpoint: str | os.PathLike[str]) -> KernelMount | None:
 
 def is_mlgitfs(m: KernelMount) -> bool:
     return m.source.startswith(FSNAME_PREFIX) or m.fstype == FSTYPE
+
+
+def is_dead(mountpoint: str | os.PathLike[str]) -> bool:
+    """True for a FUSE mount whose daemon is gone. statfs always reaches the daemon, while
+    stat may be answered from the kernel's attribute cache even after the daemon died."""
+    try:
+        os.statvfs(mountpoint)
+    except OSError as exc:
+        # ECONNABORTED: a request caught in flight while the connection was being aborted.
+        return exc.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    return False
 
 
 def pid_alive(pid: int) -> bool:

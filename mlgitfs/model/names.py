@@ -52,6 +52,8 @@ def check_ref_name(name: str, what: str = "branch") -> str:
         problem = f"longer than {MAX_NAME} bytes"
     elif any(c in name for c in "@:~^ \t\n\\*?[\0"):
         problem = "contains one of @ : ~ ^ * ? [ \\ whitespace or NUL"
+    elif ".." in name:
+        problem = "contains '..'"
     elif name.startswith(("/", "-")) or name.endswith(("/", ".lock")):
         problem = "cannot start with '/' or '-' or end with '/' or '.lock'"
     else:

@@ -30,7 +30,7 @@ def _ref_names(store: Store) -> dict[tuple[str, bytes], list[str]]:
 
 def upstream(store: Store, repo: str, oid: ObjectId) -> LineageNode:
     names = _ref_names(store)
-    return _up(store, repo, oid, names, set())
+    return _up(store, repo, oid, names, frozenset())
 
 
 def _up(
@@ -38,14 +38,14 @@ def _up(
     repo: str,
     oid: ObjectId,
     names: dict[tuple[str, bytes], list[str]],
-    seen: set[bytes],
+    above: frozenset[bytes],
 ) -> LineageNode:
     commit = store.commit(oid)
-    seen.add(bytes(oid))
+    above = above | {bytes(oid)}
     kids = tuple(
-        _up(store, r, c, names, seen)
+        _up(store, r, c, names, above)
         for r, c in commit.inputs
-        if bytes(c) not in seen and store.has_object(c)
+        if bytes(c) not in above and store.has_object(c)
     )
     return LineageNode(repo, oid, commit.message, tuple(names.get((repo, bytes(oid)), [])), kids)
 
@@ -63,11 +63,12 @@ def downstream(store: Store, repo: str, oid: ObjectId) -> LineageNode:
             for _, input_id in commit.inputs:
                 users.setdefault(bytes(input_id), []).append((r, cid))
 
-    def build(r: str, c: ObjectId, seen: set[bytes]) -> LineageNode:
-        seen.add(bytes(c))
+    def build(r: str, c: ObjectId, above: frozenset[bytes]) -> LineageNode:
+        # A DAG shown as a tree: a commit reached twice is shown twice; `above` stops cycles.
+        above = above | {bytes(c)}
         kids = tuple(
-            build(ur, uc, seen) for ur, uc in users.get(bytes(c), []) if bytes(uc) not in seen
+            build(ur, uc, above) for ur, uc in users.get(bytes(c), []) if bytes(uc) not in above
         )
         return LineageNode(r, c, store.commit(c).message, tuple(names.get((r, bytes(c)), [])), kids)
 
-    return build(repo, oid, set())
+    return build(repo, oid, frozenset())

@@ -47,7 +47,7 @@ class FileTransport:
     """A :class:`~mlgitfs.store.remote.RemoteTransport` over a local directory."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()
 
     def describe(self) -> str:
         return self.root.as_uri()
@@ -234,6 +234,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _raise_walk_error(exc: OSError) -> None:
-    # a missing directory is an empty listing; anything else (EACCES...) is a real error
-    if not isinstance(exc, FileNotFoundError):
+    # a missing directory (or a file where the prefix wants one) is an empty listing;
+    # anything else (EACCES...) is a real error
+    if not isinstance(exc, FileNotFoundError | NotADirectoryError):
         raise exc

@@ -50,7 +50,7 @@ class ObjectInfo:
 class TransportOptions:
     """Network knobs of a transport; the file transport ignores them."""
 
-    connect_timeout: float = 10.0
+    connect_timeout: float = 5.0
     read_timeout: float = 60.0
     max_attempts: int = 5  # total tries of one request, first included
     max_pool_connections: int = 32

@@ -249,6 +249,9 @@ class S3Transport:
             if conditional and (
                 status in (404, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict")
             ):
+                # some servers (SeaweedFS) check the precondition before the bucket
+                with self._errors("head bucket", key):
+                    self._check_bucket()
                 raise PreconditionFailed(f"conditional {op} of {where} lost ({code})") from exc
             if status == 404 and code in _MISSING_KEY_CODES and op != "list":
                 raise self._missing(key) from exc

@@ -1,0 +1,332 @@
+"""The daemon process: builds the view, mounts it with pyfuse3 under trio, serves until unmounted.
+
+`daemon_main` is the entry point (`python -m mlgitfs.daemon MOUNTPOINT --fsname mlgitfs:REPO@REF
+--view-factory module:function --view-arg JSON [...]`). Without `--foreground` it forks at once,
+before the view factory runs (nothing, LMDB above all, is open yet), and the parent waits on a
+readiness pipe: it exits 0 printing the daemon's pid once the mount answers, or prints the
+child's error and exits non-zero. The order of readiness and signals is in mount.py's docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyfuse3
+import trio
+
+from mlgitfs.daemon import registry
+from mlgitfs.daemon.fuse_ops import FuseOps
+from mlgitfs.daemon.mount import (
+    DEFAULT_TIMEOUT,
+    DaemonConfig,
+    check_fsname,
+    check_fuse,
+    check_mountpoint,
+    detach,
+)
+from mlgitfs.errors import MlgitError, MountError
+from mlgitfs.vfs.types import FsView
+
+log = logging.getLogger(__name__)
+
+READ_AHEAD_KB = 4096
+
+
+def load_factory(spec: str) -> Callable[[Any], FsView]:
+    module_name, sep, func_name = spec.partition(":")
+    if not sep or not module_name or not func_name:
+        raise MountError(f"bad view factory {spec!r}: expected module:function")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+    except (ImportError, AttributeError) as exc:
+        raise MountError(f"cannot load view factory {spec}: {exc}") from exc
+    if not callable(func):
+        raise MountError(f"view factory {spec} is not callable")
+    factory: Callable[[Any], FsView] = func
+    return factory
+
+
+def raise_read_ahead(st_dev: int, kb: int = READ_AHEAD_KB) -> None:
+    """As root, larger read-ahead means larger FUSE reads (design §8: 1.6x sequential)."""
+    if os.geteuid() != 0:
+        return
+    path = f"/sys/class/bdi/{os.major(st_dev)}:{os.minor(st_dev)}/read_ahead_kb"
+    try:
+        with open(path, "w", encoding="ascii") as f:
+            f.write(str(kb))
+    except OSError as exc:
+        log.debug("could not raise read-ahead at %s: %s", path, exc)
+
+
+def _init_fuse(ops: FuseOps, config: DaemonConfig) -> None:
+    options = {f"fsname={config.fsname}", "subtype=mlgitfs", "default_permissions"}
+    if config.read_only:
+        options.add("ro")
+    if config.allow_other:
+        options.add("allow_other")
+    # libfuse explains a failed mount on fd 2 only: capture it for the error message.
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            pyfuse3.init(ops, config.mountpoint, options)
+            failure: Exception | None = None
+        except Exception as exc:
+            failure = exc
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        said = tmp.read().decode(errors="replace").strip()
+    if said:
+        log.info("libfuse: %s", said)
+    if failure is not None:
+        raise MountError(f"could not mount {config.mountpoint}: {said or failure}")
+
+
+class _Ready:
+    """The readiness pipe: says OK or ERR once, then closes."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def send(self, line: str) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.fd, line.encode(errors="replace") + b"\n")
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = None
+
+
+async def _announce(ops: FuseOps, config: DaemonConfig, ready: _Ready) -> None:
+    try:
+        st = await trio.to_thread.run_sync(os.stat, config.mountpoint, abandon_on_cancel=True)
+    except OSError as exc:
+        ready.send(f"ERR the mount at {config.mountpoint} does not answer: {exc.strerror}")
+        pyfuse3.terminate()
+        return
+    raise_read_ahead(st.st_dev)
+    if config.run_dir:
+        pid = os.getpid()
+        run_dir = Path(config.run_dir)
+        record = registry.MountRecord(
+            mountpoint=config.mountpoint,
+            fsname=config.fsname,
+            revspec=config.revspec,
+            commit=config.commit,
+            pid=pid,
+            control_socket=str(registry.control_socket_path(run_dir, pid)),
+            read_only=config.read_only,
+            log_file=config.log_file or "",
+        )
+        try:
+            registry.write_record(run_dir, record)
+        except OSError as exc:
+            log.warning("could not write the mount record in %s: %s", run_dir, exc)
+    log.info("mounted %s at %s (pid %d)", config.fsname, config.mountpoint, os.getpid())
+    ready.send(f"OK {os.getpid()}")
+
+
+async def _signals(ops: FuseOps, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+    with trio.open_signal_receiver(*sigs) as receiver:
+        task_status.started()
+        async for signum in receiver:
+            if signum == signal.SIGUSR1:
+                log.info("request counts: %s", json.dumps(dict(ops.counts), sort_keys=True))
+                continue
+            log.info("received %s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
+
+
+async def _serve_async(ops: FuseOps, config: DaemonConfig, ready: _Ready) -> None:
+    async with trio.open_nursery() as nursery:
+        # Signals first: a SIGTERM right after readiness must already unmount cleanly.
+        await nursery.start(_signals, ops)
+        nursery.start_soon(_announce, ops, config, ready, name="announce-ready")
+        await pyfuse3.main()
+        nursery.cancel_scope.cancel()
+
+
+def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
+    """Build the view, mount it and serve until unmounted; the exit status (0 = clean)."""
+    ready = _Ready(ready_fd)
+    try:
+        view = load_factory(config.view_factory)(config.view_arg)
+        ops = FuseOps(view, read_only=config.read_only)
+        _init_fuse(ops, config)
+    except MlgitError as exc:
+        log.error("%s", exc.message)
+        ready.send(f"ERR {exc.message}")
+        return 1
+    except Exception as exc:
+        log.error("could not open the view for %s", config.fsname, exc_info=True)
+        ready.send(f"ERR could not open the view for {config.fsname}: {exc!r}")
+        return 1
+    status = 0
+    try:
+        trio.run(_serve_async, ops, config, ready)
+    except BaseException:
+        log.critical("the FUSE main loop failed", exc_info=True)
+        status = 1
+    finally:
+        ready.send("ERR the daemon stopped before the mount answered")
+        with contextlib.suppress(Exception):
+            pyfuse3.close(unmount=True)
+        close = getattr(view, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.warning("closing the view failed", exc_info=True)
+        if config.run_dir:
+            registry.remove_record(Path(config.run_dir), os.getpid())
+        log.info("unmounted %s (pid %d)", config.mountpoint, os.getpid())
+    return status
+
+
+# -- entry point: python -m mlgitfs.daemon ---------------------------------------------------
+
+
+def _parse(argv: Sequence[str] | None) -> tuple[DaemonConfig, bool, float]:
+    p = argparse.ArgumentParser(prog="python -m mlgitfs.daemon", description=__doc__)
+    p.add_argument("mountpoint")
+    p.add_argument("--fsname", required=True, help="mlgitfs:REPO@REF")
+    p.add_argument("--view-factory", required=True, help="module:function building the view")
+    p.add_argument("--view-arg", default="null", help="JSON argument of the factory")
+    p.add_argument("--revspec", default="")
+    p.add_argument("--commit", default="")
+    p.add_argument("--run-dir", help="the store's mounts/ directory (registry records)")
+    p.add_argument("--log-file")
+    p.add_argument("--allow-other", action="store_true")
+    p.add_argument("--writable", action="store_true", help="not supported yet")
+    p.add_argument("--foreground", action="store_true", help="stay attached, log to stderr")
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    a = p.parse_args(argv)
+    try:
+        view_arg = json.loads(a.view_arg)
+    except ValueError as exc:
+        raise MountError(f"--view-arg is not JSON: {exc}") from None
+    log_file = a.log_file
+    if log_file is None and a.run_dir and not a.foreground:
+        log_file = os.path.join(a.run_dir, "daemon.log")
+    config = DaemonConfig(
+        mountpoint=os.path.abspath(a.mountpoint),
+        fsname=a.fsname,
+        view_factory=a.view_factory,
+        view_arg=view_arg,
+        read_only=not a.writable,
+        allow_other=a.allow_other,
+        run_dir=os.path.abspath(a.run_dir) if a.run_dir else None,
+        revspec=a.revspec,
+        commit=a.commit,
+        log_file=os.path.abspath(log_file) if log_file else None,
+        debug=a.debug,
+    )
+    return config, a.foreground, a.timeout
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _wait_ready(r: int, child: int, timeout: float, mountpoint: str) -> tuple[bool, str]:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+            if registry.mount_at(mountpoint) is not None:
+                detach(mountpoint, lazy=True)
+            return False, f"the mount at {mountpoint} did not answer within {timeout:g}s"
+        readable, _, _ = select.select([r], [], [], left)
+        if not readable:
+            continue
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        buf += chunk
+    line = buf.decode(errors="replace").strip()
+    if line.startswith("OK "):
+        return True, line[3:]
+    if line.startswith("ERR "):
+        return False, line[4:]
+    return False, f"the mount daemon for {mountpoint} exited before the mount answered"
+
+
+def daemon_main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mlgitfs.daemon MOUNTPOINT --fsname ... --view-factory mod:func [...]`."""
+    try:
+        config, foreground, timeout = _parse(argv)
+        if not config.read_only:
+            raise MountError("writable mounts are not supported yet")
+        check_fuse()
+        check_fsname(config.fsname)
+        check_mountpoint(config.mountpoint)
+    except MlgitError as exc:
+        print(f"mlgitfs: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    if foreground:
+        _setup_logging(config.debug)
+        return serve(config)
+    r, w = os.pipe()
+    # Fork before the factory runs: nothing (LMDB above all) is open yet.
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        try:
+            os.setsid()
+            os.chdir("/")  # a daemon's cwd must not keep any mount busy
+            if config.log_file:
+                os.makedirs(os.path.dirname(config.log_file), exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            sink = os.open(config.log_file or os.devnull, flags, 0o644)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(sink, 1)
+            os.dup2(sink, 2)
+            os.close(sink)
+            os.close(null)
+            _setup_logging(config.debug)
+            status = serve(config, ready_fd=w)
+        except BaseException as exc:
+            _Ready(w).send(f"ERR the mount daemon failed to start: {exc!r}")
+            status = 1
+        os._exit(status)
+    os.close(w)
+    try:
+        ok, message = _wait_ready(r, child, timeout, config.mountpoint)
+    finally:
+        os.close(r)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)
+    if ok:
+        print(message)
+        return 0
+    print(f"mlgitfs: {message}", file=sys.stderr)
+    return MountError.exit_code

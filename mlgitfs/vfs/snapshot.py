@@ -1,0 +1,272 @@
+"""A read-only view of one commit: inodes allocated lazily, file bytes served chunk by chunk.
+
+Nothing is decoded at mount time but the root tree; lookups and listings decode one tree
+page at a time (through the store's object cache). Inode numbers are handed out on first
+sight of a (parent, name) and never reused while the view lives.
+
+Reads map an offset range to the chunks that cover it (the manifest's cumulative offsets),
+load the missing ones in worker threads (decompression and hash checks release the GIL),
+single-flight per chunk so two readers of one chunk cause one load, and keep decoded chunks
+in a bounded LRU. A file read sequentially gets its next chunks loaded in the background.
+A chunk that fails its hash check gives EIO for that file's read only, logged with the
+chunk and the path.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import logging
+import os
+import stat
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import trio
+
+from mlgitfs.errors import CorruptObject, FsError, MlgitError
+from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId, short_hex
+from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.store import Store
+from mlgitfs.repo.trees import DirView, file_chunks
+from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
+
+log = logging.getLogger(__name__)
+
+ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
+READAHEAD_CHUNKS = 4
+
+
+@dataclass(slots=True)
+class _Node:
+    ino: InodeNo
+    parent: InodeNo
+    entry: TreeEntry | None  # None for the root
+    path: str
+    children: dict[bytes, InodeNo] = field(default_factory=dict)
+    offsets: list[int] | None = None  # cumulative chunk ends, for files
+    chunk_ids: list[ChunkId] | None = None
+    next_read: int = 0  # where a sequential reader would read next
+
+
+class ChunkLRU:
+    """Decoded chunks by id under a byte budget, shared by all files of a mount."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self._data: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def get(self, cid: ChunkId) -> bytes | None:
+        data = self._data.get(cid)
+        if data is not None:
+            self._data.move_to_end(cid)
+        return data
+
+    def put(self, cid: ChunkId, data: bytes) -> None:
+        if cid in self._data or len(data) > self.budget:
+            return
+        self._data[cid] = data
+        self.size += len(data)
+        while self.size > self.budget:
+            _, old = self._data.popitem(last=False)
+            self.size -= len(old)
+
+
+class SnapshotView:
+    """A read-only `FsView` of the tree of one commit."""
+
+    def __init__(
+        self,
+        store: Store,
+        tree: ObjectId,
+        *,
+        time_ns: int,
+        chunk_reader: ChunkReader | None = None,
+        cache_bytes: int = 256 << 20,
+        uid: int | None = None,
+        gid: int | None = None,
+        writable_bits: bool = False,
+    ) -> None:
+        self.store = store
+        self.tree = tree
+        self.time_ns = time_ns
+        self.read_chunk: ChunkReader = chunk_reader or store.read_chunk
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        self._mode_mask = 0o777 if writable_bits else 0o555
+        self._nodes: dict[int, _Node] = {ROOT_INODE: _Node(ROOT_INODE, ROOT_INODE, None, "")}
+        self._next_ino = ROOT_INODE + 1
+        self._chunks = ChunkLRU(cache_bytes)
+        self._loading: dict[bytes, trio.Event] = {}
+        self._limiter = trio.CapacityLimiter(8)
+        self._nursery: trio.Nursery | None = None
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Give the view a nursery for background read-ahead (the daemon's)."""
+        self._nursery = nursery
+
+    # --- inodes and attributes ------------------------------------------------------------
+
+    def _node(self, ino: InodeNo) -> _Node:
+        node = self._nodes.get(ino)
+        if node is None:
+            raise FsError(errno.ENOENT, f"inode {ino} is unknown")
+        return node
+
+    def _dir_ref(self, node: _Node) -> ObjectId:
+        if node.entry is None:
+            return self.tree
+        if node.entry.kind is not EntryKind.DIR:
+            raise FsError(errno.ENOTDIR)
+        return ObjectId(node.entry.ref)
+
+    def _child(self, parent: _Node, entry: TreeEntry) -> _Node:
+        ino = parent.children.get(entry.name)
+        if ino is not None:
+            return self._nodes[ino]
+        ino = InodeNo(self._next_ino)
+        self._next_ino += 1
+        sep = "/" if parent.path else ""
+        node = _Node(ino, parent.ino, entry, parent.path + sep + os.fsdecode(entry.name))
+        self._nodes[ino] = node
+        parent.children[entry.name] = ino
+        return node
+
+    def _attr(self, node: _Node) -> Attr:
+        e = node.entry
+        if e is None:
+            return Attr(ROOT_INODE, Kind.DIR, stat.S_IFDIR | 0o755 & self._mode_mask, 0,
+                        self.time_ns, 2, self.uid, self.gid)
+        if e.kind is EntryKind.DIR:
+            return Attr(node.ino, Kind.DIR, stat.S_IFDIR | (e.mode & self._mode_mask), e.size,
+                        e.mtime_ns, 2, self.uid, self.gid)
+        if e.kind is EntryKind.SYMLINK:
+            return Attr(node.ino, Kind.SYMLINK, stat.S_IFLNK | 0o777, e.size, e.mtime_ns, 1,
+                        self.uid, self.gid)
+        return Attr(node.ino, Kind.FILE, stat.S_IFREG | (e.mode & self._mode_mask), e.size,
+                    e.mtime_ns, 1, self.uid, self.gid)
+
+    def getattr(self, ino: InodeNo) -> Attr:
+        return self._attr(self._node(ino))
+
+    def lookup(self, parent: InodeNo, name: bytes) -> Attr:
+        pnode = self._node(parent)
+        if name == b".":
+            return self._attr(pnode)
+        if name == b"..":
+            return self._attr(self._node(pnode.parent))
+        ino = pnode.children.get(name)
+        if ino is not None:
+            return self._attr(self._nodes[ino])
+        if len(name) > 255:
+            raise FsError(errno.ENAMETOOLONG)
+        entry = self._guard(lambda: DirView(self.store, self._dir_ref(pnode)).lookup(name), pnode)
+        if entry is None:
+            raise FsError(errno.ENOENT)
+        return self._attr(self._child(pnode, entry))
+
+    def readdir(self, ino: InodeNo, offset: int) -> Iterator[tuple[bytes, Attr, int]]:
+        node = self._node(ino)
+        entries = self._guard(
+            lambda: list(DirView(self.store, self._dir_ref(node)).entries(offset)), node
+        )
+        for i, entry in enumerate(entries, start=offset + 1):
+            yield entry.name, self._attr(self._child(node, entry)), i
+
+    def readlink(self, ino: InodeNo) -> bytes:
+        e = self._node(ino).entry
+        if e is None or e.kind is not EntryKind.SYMLINK:
+            raise FsError(errno.EINVAL)
+        return e.ref
+
+    def statfs(self) -> StatFs:
+        st = os.statvfs(self.store.home)
+        return StatFs(st.f_frsize, st.f_blocks, 0, len(self._nodes), 0, 255)
+
+    def _guard(self, fn: Callable[[], object], node: _Node) -> object:
+        try:
+            return fn()
+        except FsError:
+            raise
+        except MlgitError as exc:
+            log.error("cannot read directory %r: %s", node.path, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def _layout(self, node: _Node) -> tuple[list[int], list[ChunkId]]:
+        if node.offsets is None or node.chunk_ids is None:
+            e = node.entry
+            if e is None or not e.is_file:
+                raise FsError(errno.EISDIR if e is None or e.is_dir else errno.EINVAL)
+            refs = self._guard(lambda: file_chunks(self.store, e), node)
+            assert isinstance(refs, tuple)
+            ends, total = [], 0
+            for r in refs:
+                total += r.length
+                ends.append(total)
+            node.offsets, node.chunk_ids = ends, [r.id for r in refs]
+        return node.offsets, node.chunk_ids
+
+    async def _chunk(self, cid: ChunkId, node: _Node) -> bytes:
+        while True:
+            data = self._chunks.get(cid)
+            if data is not None:
+                return data
+            pending = self._loading.get(cid)
+            if pending is None:
+                break
+            await pending.wait()  # another task is loading it: single flight
+            if cid not in self._loading and self._chunks.get(cid) is None:
+                break  # its load failed or did not fit in the cache: load it ourselves
+        event = self._loading[cid] = trio.Event()
+        try:
+            data = await trio.to_thread.run_sync(self.read_chunk, cid, limiter=self._limiter)
+        except CorruptObject as exc:
+            log.error("chunk %s of %r failed its check: %s", short_hex(cid), node.path, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+        except MlgitError as exc:
+            log.error("cannot load chunk %s of %r: %s", short_hex(cid), node.path, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+        finally:
+            del self._loading[cid]
+            event.set()
+        self._chunks.put(cid, data)
+        return data
+
+    async def read(self, ino: InodeNo, offset: int, size: int) -> bytes:
+        node = self._node(ino)
+        ends, ids = self._layout(node)
+        total = ends[-1] if ends else 0
+        if offset >= total or size <= 0:
+            return b""
+        end = min(offset + size, total)
+        first = bisect.bisect_right(ends, offset)
+        parts = []
+        i = first
+        while i < len(ids):
+            start = ends[i - 1] if i else 0
+            if start >= end:
+                break
+            data = await self._chunk(ids[i], node)
+            parts.append(data[max(0, offset - start) : end - start])
+            i += 1
+        if offset == node.next_read and i < len(ids):
+            self._read_ahead(node, ids[i : i + READAHEAD_CHUNKS])
+        node.next_read = end
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _read_ahead(self, node: _Node, ids: list[ChunkId]) -> None:
+        if self._nursery is None:
+            return
+        for cid in ids:
+            if self._chunks.get(cid) is None and cid not in self._loading:
+                self._nursery.start_soon(self._prefetch, cid, node, name="read-ahead")
+
+    async def _prefetch(self, cid: ChunkId, node: _Node) -> None:
+        try:
+            await self._chunk(cid, node)
+        except FsError:
+            pass  # the reader's own read reports it

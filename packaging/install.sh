@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what mlgitfs needs on a fresh Debian/Ubuntu machine: the FUSE 3 system packages,
+# then a virtualenv in .venv with mlgitfs (and, with --test, its test tools).
+# Usage: bash packaging/install.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(fuse3 libfuse3-dev pkg-config gcc)
+# A Python without venv or headers (Debian's own) needs them from packages too.
+python3 -c 'import ensurepip, sysconfig, os, sys
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
+    2>/dev/null || pkgs+=(python3-venv python3-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing system packages: ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if [ "${1:-}" = "--test" ]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+else
+    .venv/bin/python -m pip install -q -e .
+fi
+echo "mlgitfs installed in .venv (.venv/bin/mlgitfs)" >&2

@@ -44,7 +44,7 @@ class Sizes:
 
 
 QUICK_FACTOR = 20
-# Under the work directory: reused across runs (dvc-venv) or kept for reading (logs of the last run).
+# Kept in the work directory: dvc-venv (reused across runs) and logs (of the last run).
 KEEP_ALWAYS = frozenset({"dvc-venv", "logs"})
 
 

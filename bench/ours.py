@@ -78,10 +78,6 @@ class Mlgitfs:
             )
         return json.loads(proc.stdout)
 
-    def version(self) -> str:
-        proc = run_output([self.script, "--version"], env=QUIET_ENV)
-        return (proc.stdout or proc.stderr).strip() if proc.returncode == 0 else "unknown"
-
 
 def commit_count(log: Any) -> int | None:
     """Number of commits in ``log --json`` output (a list, or an object holding one)."""

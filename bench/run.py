@@ -16,6 +16,8 @@ from typing import Any
 import bench.cases  # noqa: F401 - registers the cases
 from bench import report
 from bench.context import DEFAULT_OUT, DEFAULT_WORK, QUICK_FACTOR, Context, Sizes, cpu_count
+from bench.ours import find_script
+from bench.proc import run_output
 from bench.registry import CASES, Row, select
 
 
@@ -63,6 +65,23 @@ def _meta(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     }
 
 
+def _describe_cli(ctx: Context) -> None:
+    """Record the CLI's version and start-up time (``mlgitfs --version``, best of 3)."""
+    try:
+        script = find_script()
+    except FileNotFoundError as e:
+        ctx.meta["mlgitfs"] = str(e)
+        return
+    times = []
+    out = ""
+    for _ in range(3):
+        t0 = time.perf_counter()
+        proc = run_output([script, "--version"])
+        times.append(time.perf_counter() - t0)
+        out = (proc.stdout or proc.stderr).strip()
+    ctx.meta["mlgitfs"] = {"script": str(script), "version": out, "startup_seconds": min(times)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -82,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.work.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(ctx.work / "logs", ignore_errors=True)  # logs of this run only
     ctx.meta.update(_meta(args, ctx))
+    _describe_cli(ctx)
     rows: list[Row] = []
     errors = 0
     t_start = time.monotonic()

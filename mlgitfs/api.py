@@ -415,6 +415,88 @@ def lineage_of(home: Path | None, revspec: str, direction: str = "both") -> list
     return out
 
 
+# --- mounts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MountInfo:
+    revspec: str
+    commit: str
+    mountpoint: str
+    pid: int
+    read_only: bool
+    fsname: str
+
+
+def parse_size(text: str) -> int:
+    """'512M', '2G', '1024' → bytes."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1] if t and t[-1] in units else ""
+    try:
+        value = float(t[: len(t) - len(unit)] if unit else t)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a size (examples: 512M, 2G)") from exc
+    if value < 0:
+        raise UsageError(f"{text!r} is not a size")
+    return int(value * units[unit])
+
+
+def mount(
+    home: Path | None,
+    revspec: str,
+    mountpoint: Path,
+    *,
+    foreground: bool = False,
+    allow_other: bool = False,
+    cache_size: str | None = None,
+    read_only: bool = False,
+) -> MountInfo | None:
+    """Mount a version; returns once the mount answers (None after a foreground run ends)."""
+    from mlgitfs.daemon import mount as mount_mod
+
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    if r.spec.path:
+        raise UsageError("mount a whole version (REPO@REF), not a path inside it")
+    # Branch mounts become writable with the overlay (issue 4); until then all are read-only.
+    writable = False
+    cache_bytes = parse_size(cache_size) if cache_size else 256 << 20
+    fsname = f"mlgitfs:{r.repo}@{r.spec.ref}" + (f"~{r.spec.back}" if r.spec.back else "")
+    result = mount_mod.mount(
+        "mlgitfs.vfs.factory:snapshot_view",
+        mountpoint,
+        fsname,
+        view_arg={"home": str(store.home.resolve()), "commit": to_hex(r.commit_id),
+                  "cache_bytes": cache_bytes},
+        read_only=not writable,
+        foreground=foreground,
+        allow_other=allow_other,
+        run_dir=store.run_dir,
+        revspec=str(r.spec),
+        commit=to_hex(r.commit_id),
+    )
+    if result is None:
+        return None
+    return MountInfo(str(r.spec), to_hex(r.commit_id), result.mountpoint, result.pid,
+                     not writable, result.fsname)
+
+
+def unmount(home: Path | None, mountpoint: Path, lazy: bool = False) -> None:
+    from mlgitfs.daemon import mount as mount_mod
+
+    mount_mod.unmount(mountpoint, lazy=lazy, run_dir=open_store(home).run_dir)
+
+
+def mounts(home: Path | None) -> list[MountInfo]:
+    from mlgitfs.daemon import registry
+
+    return [
+        MountInfo(m.revspec, m.commit, m.mountpoint, m.pid, m.read_only, m.fsname)
+        for m in registry.list_mounts(open_store(home).run_dir)
+    ]
+
+
 def fsck(home: Path | None, repo: str | None = None) -> fsck_mod.FsckReport:
     store = open_store(home)
     return fsck_mod.fsck(store, repo)

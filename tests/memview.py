@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,12 +59,14 @@ class MemView:
         fail_eio: Iterable[str] = (),
         fail_runtime: Iterable[str] = (),
         read_delay: float = 0.0,
+        stall_getattr: float = 0.0,
         dir_mtime_ns: int = 1_700_000_000_000_000_000,
     ) -> None:
         self.nodes: dict[InodeNo, _Node] = {}
         self.fail_eio = set(fail_eio)
         self.fail_runtime = set(fail_runtime)
         self.read_delay = read_delay
+        self.stall_getattr = stall_getattr  # a wedged view: blocks the daemon's whole loop
         self.reads = 0
         self._last = int(ROOT_INODE)
         self._add_dir(ROOT_INODE, "", tree, 0o755, dir_mtime_ns)
@@ -121,6 +124,8 @@ class MemView:
             raise FsError(errno.ENOENT, f"no inode {ino}") from None
 
     def getattr(self, ino: InodeNo) -> Attr:
+        if self.stall_getattr:
+            time.sleep(self.stall_getattr)
         return self._node(ino).attr
 
     def lookup(self, parent: InodeNo, name: bytes) -> Attr:
@@ -201,6 +206,7 @@ def make_view(arg: Any) -> MemView:
         "fail_eio": arg.get("fail_eio", ()),
         "fail_runtime": arg.get("fail_runtime", ()),
         "read_delay": float(arg.get("read_delay", 0.0)),
+        "stall_getattr": float(arg.get("stall_getattr", 0.0)),
     }
     if "source" in arg:
         return MemView.from_directory(arg["source"], **kwargs)

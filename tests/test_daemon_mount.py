@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -139,7 +140,7 @@ def test_registry_parses_escaped_mountinfo(tmp_path: Path) -> None:
         "43 27 0:40 / /data rw shared:1 - ext4 /dev/sda1 rw\n"
     )
     mounts = registry.kernel_mounts(str(info))
-    assert mounts[0] == registry.KernelMount("/tmp/a b", "fuse.mlgitfs", "mlgitfs:r@v1")
+    assert mounts[0] == registry.KernelMount("/tmp/a b", "fuse.mlgitfs", "mlgitfs:r@v1", "0:39")
     assert registry.is_mlgitfs(mounts[0]) and not registry.is_mlgitfs(mounts[1])
 
 
@@ -516,3 +517,17 @@ def test_foreground_stays_attached_and_logs_to_stderr(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+@fuse
+def test_a_mount_that_does_not_answer_times_out_cleanly(tmp_path: Path) -> None:
+    mnt = tmp_path / "wedged"
+    mnt.mkdir()
+    arg = {"tree": {"x": "x"}, "stall_getattr": 30}
+    proc = daemon_cmd(mnt, arg, tmp_path / "run", timeout=1.0)
+    assert proc.returncode == MountError.exit_code
+    assert "did not answer within 1s" in proc.stderr, proc.stderr
+    pid = re.search(r"pid (\d+) stopped", proc.stderr)
+    assert pid is not None and not registry.pid_alive(int(pid.group(1)))
+    assert wait_until(lambda: registry.mount_at(mnt) is None, timeout=10)
+    assert registry.list_mounts(tmp_path / "run") == []

@@ -34,8 +34,6 @@ from mlgitfs.store.remote import (
 )
 from tests.s3server import SECRET_KEY, S3Server
 
-pytest_plugins = ["tests.conftest_s3"]
-
 MANY = 1100  # more than one S3 listing page (1000)
 
 

@@ -45,6 +45,7 @@ class KernelMount:
     mountpoint: str
     fstype: str
     source: str
+    dev: str = ""  # "MAJOR:MINOR", without touching the mount (a hung daemon cannot block it)
 
 
 def _unescape(field: str) -> str:
@@ -76,7 +77,8 @@ def kernel_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[KernelMount]:
             tail = right.split()
             if len(fields) < 5 or len(tail) < 2:
                 continue
-            mounts.append(KernelMount(_unescape(fields[4]), tail[0], _unescape(tail[1])))
+            mount = KernelMount(_unescape(fields[4]), tail[0], _unescape(tail[1]), fields[2])
+            mounts.append(mount)
     return mounts
 
 

@@ -19,6 +19,7 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -99,7 +100,7 @@ def _init_fuse(ops: FuseOps, config: DaemonConfig) -> None:
 
 
 class _Ready:
-    """The readiness pipe: says OK or ERR once, then closes."""
+    """The readiness pipe to the waiting parent: says MOUNTED or ERR once, then closes."""
 
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
@@ -114,14 +115,16 @@ class _Ready:
         self.fd = None
 
 
-async def _announce(ops: FuseOps, config: DaemonConfig, ready: _Ready) -> None:
-    try:
-        st = await trio.to_thread.run_sync(os.stat, config.mountpoint, abandon_on_cancel=True)
-    except OSError as exc:
-        ready.send(f"ERR the mount at {config.mountpoint} does not answer: {exc.strerror}")
-        pyfuse3.terminate()
-        return
-    raise_read_ahead(st.st_dev)
+async def _announce(config: DaemonConfig, ready: _Ready) -> None:
+    """Mounted: raise read-ahead, write the record, tell the waiting parent.
+
+    Never touches the mount itself: a thread of the daemon waiting on its own mount cannot be
+    killed (the kernel waits for an answer only this process can give), so the parent is the
+    one that checks that the mount answers."""
+    kernel = registry.mount_at(config.mountpoint)
+    if kernel is not None and kernel.dev:
+        major, _, minor = kernel.dev.partition(":")
+        raise_read_ahead(os.makedev(int(major), int(minor)))
     if config.run_dir:
         pid = os.getpid()
         run_dir = Path(config.run_dir)
@@ -140,7 +143,8 @@ async def _announce(ops: FuseOps, config: DaemonConfig, ready: _Ready) -> None:
         except OSError as exc:
             log.warning("could not write the mount record in %s: %s", run_dir, exc)
     log.info("mounted %s at %s (pid %d)", config.fsname, config.mountpoint, os.getpid())
-    ready.send(f"OK {os.getpid()}")
+    ready.send(f"MOUNTED {os.getpid()}")
+    await trio.lowlevel.checkpoint()
 
 
 async def _signals(ops: FuseOps, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -160,7 +164,7 @@ async def _serve_async(ops: FuseOps, config: DaemonConfig, ready: _Ready) -> Non
     async with trio.open_nursery() as nursery:
         # Signals first: a SIGTERM right after readiness must already unmount cleanly.
         await nursery.start(_signals, ops)
-        nursery.start_soon(_announce, ops, config, ready, name="announce-ready")
+        nursery.start_soon(_announce, config, ready, name="announce-mounted")
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
@@ -253,30 +257,75 @@ def _setup_logging(debug: bool) -> None:
     )
 
 
-def _wait_ready(r: int, child: int, timeout: float, mountpoint: str) -> tuple[bool, str]:
-    buf = b""
+def _reap(child: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(child, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _give_up(child: int, mountpoint: str, message: str) -> tuple[bool, str]:
+    """The daemon did not make a mount that answers: kill it, detach whatever it mounted."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGKILL)
+    _reap(child, 5.0)
+    if registry.mount_at(mountpoint) is not None:
+        detach(mountpoint, lazy=True)
+    return False, message
+
+
+def _read_line(r: int, deadline: float) -> str | None:
+    """Everything the child writes before closing the pipe; None on timeout."""
+    buf = b""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
-            if registry.mount_at(mountpoint) is not None:
-                detach(mountpoint, lazy=True)
-            return False, f"the mount at {mountpoint} did not answer within {timeout:g}s"
+            return None
         readable, _, _ = select.select([r], [], [], left)
-        if not readable:
-            continue
-        chunk = os.read(r, 4096)
-        if not chunk:
-            break
-        buf += chunk
-    line = buf.decode(errors="replace").strip()
-    if line.startswith("OK "):
-        return True, line[3:]
+        if readable:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                return buf.decode(errors="replace").strip()
+            buf += chunk
+
+
+def _probe(mountpoint: str, timeout: float) -> str | None:
+    """Stat the new mount from a thread: None when it answers, else what went wrong."""
+    outcome: list[str | None] = []
+
+    def stat() -> None:
+        try:
+            os.stat(mountpoint)
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"the mount at {mountpoint} does not answer: {exc.strerror}")
+
+    # A daemon thread: if the mount hangs, this process may still exit.
+    thread = threading.Thread(target=stat, name="probe-mount", daemon=True)
+    thread.start()
+    thread.join(max(timeout, 0.0))
+    if not outcome:
+        return f"the mount at {mountpoint} did not answer within the timeout"
+    return outcome[0]
+
+
+def _wait_ready(r: int, child: int, timeout: float, mountpoint: str) -> tuple[bool, str]:
+    deadline = time.monotonic() + timeout
+    line = _read_line(r, deadline)
+    if line is None:
+        return _give_up(
+            child, mountpoint, f"the mount at {mountpoint} was not made in {timeout:g}s"
+        )
     if line.startswith("ERR "):
         return False, line[4:]
-    return False, f"the mount daemon for {mountpoint} exited before the mount answered"
+    if not line.startswith("MOUNTED "):
+        return False, f"the mount daemon for {mountpoint} exited before the mount answered"
+    pid = line.removeprefix("MOUNTED ")
+    problem = _probe(mountpoint, deadline - time.monotonic())
+    if problem is not None:
+        problem = problem.replace("the timeout", f"{timeout:g}s")
+        return _give_up(child, mountpoint, f"{problem} (daemon pid {pid} stopped)")
+    return True, pid
 
 
 def daemon_main(argv: Sequence[str] | None = None) -> int:

@@ -102,6 +102,7 @@ class FuseOps(pyfuse3.Operations):
         entry_timeout: float = DAY,
         attr_timeout: float = DAY,
         negative_timeout: float = DAY,
+        on_init: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         if not read_only:
@@ -115,6 +116,15 @@ class FuseOps(pyfuse3.Operations):
         self.negative_timeout = negative_timeout
         # Requests per handler: cheap, dumped to the log on SIGUSR1 (see mount.py).
         self.counts: collections.Counter[str] = collections.Counter()
+        self.on_init = on_init
+
+    def init(self) -> None:
+        """The kernel's INIT: called just before its reply is sent; must not raise."""
+        try:
+            if self.on_init is not None:
+                self.on_init()
+        except Exception:
+            log.error("the init hook failed", exc_info=True)
 
     # -- translation ------------------------------------------------------------------------
 

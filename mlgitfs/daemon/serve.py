@@ -115,12 +115,16 @@ class _Ready:
         self.fd = None
 
 
-async def _announce(config: DaemonConfig, ready: _Ready) -> None:
+async def _announce(config: DaemonConfig, ready: _Ready, initialized: trio.Event) -> None:
     """Mounted: raise read-ahead, write the record, tell the waiting parent.
 
-    Never touches the mount itself: a thread of the daemon waiting on its own mount cannot be
-    killed (the kernel waits for an answer only this process can give), so the parent is the
-    one that checks that the mount answers."""
+    Waits for the kernel's INIT to be answered: the INIT reply resets the read-ahead. Never
+    touches the mount itself: a thread of the daemon waiting on its own mount cannot be killed
+    (the kernel waits for an answer only this process can give), so the parent is the one
+    that checks that the mount answers."""
+    # The INIT reply is written synchronously right after ops.init() returns, and the kernel
+    # applies it within that write: once this task runs again, the reply is in.
+    await initialized.wait()
     kernel = registry.mount_at(config.mountpoint)
     if kernel is not None and kernel.dev:
         major, _, minor = kernel.dev.partition(":")
@@ -144,7 +148,6 @@ async def _announce(config: DaemonConfig, ready: _Ready) -> None:
             log.warning("could not write the mount record in %s: %s", run_dir, exc)
     log.info("mounted %s at %s (pid %d)", config.fsname, config.mountpoint, os.getpid())
     ready.send(f"MOUNTED {os.getpid()}")
-    await trio.lowlevel.checkpoint()
 
 
 async def _signals(ops: FuseOps, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -160,33 +163,54 @@ async def _signals(ops: FuseOps, task_status: Any = trio.TASK_STATUS_IGNORED) ->
             return
 
 
-async def _serve_async(ops: FuseOps, config: DaemonConfig, ready: _Ready) -> None:
+async def _serve_async(
+    ops: FuseOps, config: DaemonConfig, ready: _Ready, initialized: trio.Event
+) -> None:
     async with trio.open_nursery() as nursery:
         # Signals first: a SIGTERM right after readiness must already unmount cleanly.
         await nursery.start(_signals, ops)
-        nursery.start_soon(_announce, config, ready, name="announce-mounted")
+        nursery.start_soon(_announce, config, ready, initialized, name="announce-mounted")
+        # Views with background work (read-ahead) run it in this nursery.
+        attach = getattr(ops.view, "attach", None)
+        if callable(attach):
+            attach(nursery)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
+
+
+def _close_view(view: FsView) -> None:
+    # FsView has no close; a view holding the store (LMDB) offers one.
+    close = getattr(view, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:
+            log.warning("closing the view failed", exc_info=True)
 
 
 def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
     """Build the view, mount it and serve until unmounted; the exit status (0 = clean)."""
     ready = _Ready(ready_fd)
+    view: FsView | None = None
     try:
         view = load_factory(config.view_factory)(config.view_arg)
-        ops = FuseOps(view, read_only=config.read_only)
+        initialized = trio.Event()
+        ops = FuseOps(view, read_only=config.read_only, on_init=initialized.set)
         _init_fuse(ops, config)
-    except MlgitError as exc:
-        log.error("%s", exc.message)
-        ready.send(f"ERR {exc.message}")
-        return 1
     except Exception as exc:
-        log.error("could not open the view for %s", config.fsname, exc_info=True)
-        ready.send(f"ERR could not open the view for {config.fsname}: {exc!r}")
+        if isinstance(exc, MlgitError):
+            message = exc.message
+            log.error("%s", message)
+        else:
+            message = f"could not open the view for {config.fsname}: {exc!r}"
+            log.error("%s", message, exc_info=True)
+        ready.send(f"ERR {message}")
+        if view is not None:
+            _close_view(view)
         return 1
     status = 0
     try:
-        trio.run(_serve_async, ops, config, ready)
+        trio.run(_serve_async, ops, config, ready, initialized)
     except BaseException:
         log.critical("the FUSE main loop failed", exc_info=True)
         status = 1
@@ -194,12 +218,7 @@ def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
         ready.send("ERR the daemon stopped before the mount answered")
         with contextlib.suppress(Exception):
             pyfuse3.close(unmount=True)
-        close = getattr(view, "close", None)
-        if callable(close):
-            try:
-                close()
-            except Exception:
-                log.warning("closing the view failed", exc_info=True)
+        _close_view(view)
         if config.run_dir:
             registry.remove_record(Path(config.run_dir), os.getpid())
         log.info("unmounted %s (pid %d)", config.mountpoint, os.getpid())

@@ -184,7 +184,7 @@ def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
             )
             w.stats.symlinks += 1
         elif stat.S_ISREG(st.st_mode):
-            entries.append(_file_entry(w, full, name, st, mode, entries))
+            _add_file(w, full, name, st, mode, entries)
         else:
             kind = (
                 "socket"
@@ -200,20 +200,23 @@ def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
     return entries
 
 
-def _file_entry(
+def _add_file(
     w: _Walk,
     full: bytes,
     name: bytes,
     st: os.stat_result,
     mode: int,
     owner: list[TreeEntry | _DirNode],
-) -> TreeEntry:
+) -> None:
+    """Append the file's entry to `owner`: final when the stat cache knows it, else a placeholder
+    that `_complete` replaces once its chunks are stored."""
     w.stats.files += 1
     w.stats.bytes += st.st_size
     cached = _from_stat_cache(w, full, st)
     if cached is not None:
         kind, ref = cached
-        return TreeEntry(name, kind, mode, st.st_size, st.st_mtime_ns, ref)
+        owner.append(TreeEntry(name, kind, mode, st.st_size, st.st_mtime_ns, ref))
+        return
     known = _known_fn(w)
     futures: list[Future[list[EncodedChunk]]]
     if st.st_size <= filedata.WHOLE_FILE_LIMIT:
@@ -222,11 +225,9 @@ def _file_entry(
         futures = _submit_large(w, full, known)
     w.pending.append(_Pending(full, st, futures, owner, len(owner), name, mode, st.st_mtime_ns))
     w.in_flight += st.st_size
-    # A placeholder keeps the entry's slot; _drain replaces it once the chunks are stored.
-    placeholder = TreeEntry(name, EntryKind.FILE, mode, st.st_size, st.st_mtime_ns, b"\0" * 32)
+    owner.append(TreeEntry(name, EntryKind.FILE, mode, st.st_size, st.st_mtime_ns, b"\0" * 32))
     if w.in_flight > 64 << 20 or len(w.pending) > 256:
         _drain(w, 32 << 20)
-    return placeholder
 
 
 def _read_small(

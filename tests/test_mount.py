@@ -1,0 +1,257 @@
+"""Real mounts of real versions, read by real programs (sha256sum, find, du, tar, ls, Python)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from mlgitfs import api
+from mlgitfs.daemon import registry
+from tests.conftest import set_mtimes, write_tree
+from tests.fusehelpers import fuse_skip_reason
+
+pytestmark = [
+    pytest.mark.fuse,
+    pytest.mark.skipif(fuse_skip_reason() is not None, reason=str(fuse_skip_reason())),
+]
+OLD = 1_650_000_000_000_000_000
+MLGITFS = str(Path(sys.executable).parent / "mlgitfs")
+
+Mounter = Callable[..., Path]
+
+
+def mlgitfs(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([MLGITFS, "--home", str(home), *args], capture_output=True, text=True,
+                          timeout=120)
+    if check:
+        assert proc.returncode == 0, f"mlgitfs {args}: {proc.stdout}{proc.stderr}"
+    return proc
+
+
+@pytest.fixture
+def mount(home: Path, tmp_path: Path) -> Iterator[Mounter]:
+    """Mounts with the real CLI; teardown unmounts and kills whatever is left, even on failure."""
+    made: list[Path] = []
+
+    def do(revspec: str, name: str = "mnt", *extra: str) -> Path:
+        mp = tmp_path / name
+        mp.mkdir(exist_ok=True)
+        mlgitfs(home, "mount", revspec, str(mp), *extra)
+        made.append(mp)
+        return mp
+
+    yield do
+    for mp in made:
+        for rec in registry.list_mounts(home / "mounts"):
+            if rec.mountpoint == str(mp):
+                with_kill(rec.pid)
+        if registry.mount_at(str(mp)) is not None:
+            subprocess.run(["fusermount3", "-u", "-z", str(mp)], capture_output=True)
+    assert not [m for m in registry.kernel_mounts() if m.mountpoint.startswith(str(tmp_path))]
+
+
+def with_kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while registry.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if registry.pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, home: Path) -> Path:
+    files: dict[str, bytes | str] = {
+        f"train/{c}/{i:03d}.jpg": os.urandom(1000 + 137 * i) for c in ("cat", "dog")
+        for i in range(40)
+    }
+    files.update({"big.bin": os.urandom(5 << 20) + bytes(3 << 20), "empty": b"",
+                  "labels.csv": "".join(f"{i},{i % 2}\n" for i in range(1000)),
+                  "latest": "->labels.csv", "nested/deeper/x.txt": "x", "emptydir/": b""})
+    src = write_tree(tmp_path / "src", files)
+    (src / "train/cat/000.jpg").chmod(0o600)
+    set_mtimes(src, OLD)
+    api.init(home, "ds", "dataset", "strict")
+    api.import_dir(home, "ds", src, "v1")
+    api.tag_create(home, "ds@v1")
+    return src
+
+
+def sha_tree(root: Path) -> dict[str, str]:
+    out = subprocess.run(f"cd {root} && find . -type f -print0 | sort -z | xargs -0 sha256sum",
+                         shell=True, capture_output=True, text=True, check=True).stdout
+    return dict(reversed(line.split("  ", 1)) for line in out.splitlines())  # type: ignore[misc]
+
+
+def test_every_byte_and_tool_agree(dataset: Path, mount: Mounter) -> None:
+    mp = mount("ds@v1")
+    assert sha_tree(mp) == sha_tree(dataset)
+
+    def run(cmd: str, root: Path) -> str:
+        return subprocess.run(f"cd {root} && {cmd}", shell=True, capture_output=True,
+                              text=True, check=True).stdout
+
+    assert run("find . | sort", mp) == run("find . | sort", dataset)
+    assert run("find . -type f -printf '%P %s %T@\\n' | sort", mp) == run(
+        "find . -type f -printf '%P %s %T@\\n' | sort", dataset)
+    assert run("du -ab --apparent-size . | sort -k2", mp).count("\n") == run(
+        "du -ab --apparent-size . | sort -k2", dataset).count("\n")
+    tar_mount = run("tar cf - --sort=name --owner=0 --group=0 --mode=a-w . | tar tvf - ", mp)
+    tar_src = run("tar cf - --sort=name --owner=0 --group=0 --mode=a-w . | tar tvf - ", dataset)
+    strip = lambda s: sorted(" ".join(line.split()[2:]) for line in s.splitlines())  # noqa: E731
+    assert strip(tar_mount) == strip(tar_src)
+    ls = run("ls -lR --time-style=+%s .", mp)
+    assert "latest -> labels.csv" in ls and "-r--------" in ls  # 0o600 served without write bits
+    assert os.readlink(mp / "latest") == "labels.csv"
+    assert (mp / "empty").read_bytes() == b""
+    assert os.listdir(mp / "emptydir") == []
+    st = os.statvfs(mp)
+    assert st.f_namemax == 255 and st.f_blocks > 0
+    assert (mp / "big.bin").stat().st_ino == (mp / "big.bin").stat().st_ino
+
+
+def test_parallel_readers_and_ranges(dataset: Path, mount: Mounter) -> None:
+    mp = mount("ds@v1")
+    want = (dataset / "big.bin").read_bytes()
+
+    def reader(seed: int) -> bool:
+        with open(mp / "big.bin", "rb") as f:
+            if seed % 2:
+                return f.read() == want
+            ok = True
+            for off in range(seed * 999, len(want), 700_001):
+                f.seek(off)
+                ok &= f.read(12345) == want[off : off + 12345]
+            return ok
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(reader, range(4)))
+    procs = [subprocess.Popen(["sha256sum", str(mp / "big.bin")], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    sums = {p.communicate(timeout=60)[0].split()[0] for p in procs}
+    assert sums == {hashlib.sha256(want).hexdigest()}
+
+
+def test_two_versions_at_once(dataset: Path, home: Path, mount: Mounter) -> None:
+    (dataset / "labels.csv").write_text("changed\n")
+    (dataset / "train/dog/000.jpg").unlink()
+    api.import_dir(home, "ds", dataset, "v2")
+    old, new = mount("ds@v1", "old"), mount("ds@main", "new")
+    assert (old / "labels.csv").read_text().startswith("0,0\n")
+    assert (new / "labels.csv").read_text() == "changed\n"
+    assert (old / "train/dog/000.jpg").exists() and not (new / "train/dog/000.jpg").exists()
+    live = {m.mountpoint: m for m in api.mounts(home)}
+    assert live[str(old)].revspec == "ds@v1" and live[str(new)].revspec == "ds@main"
+    fsnames = {m.source for m in registry.kernel_mounts() if m.mountpoint in live}
+    assert fsnames == {"mlgitfs:ds@v1", "mlgitfs:ds@main"}
+
+
+def test_mutations_get_erofs(dataset: Path, mount: Mounter) -> None:
+    mp = mount("ds@v1")
+    attempts: list[Callable[[], object]] = [
+        lambda: open(mp / "labels.csv", "r+b"),
+        lambda: open(mp / "new.txt", "wb"),
+        lambda: os.truncate(mp / "labels.csv", 0),
+        lambda: os.unlink(mp / "labels.csv"),
+        lambda: os.rename(mp / "labels.csv", mp / "x.csv"),
+        lambda: os.mkdir(mp / "d"),
+        lambda: os.rmdir(mp / "emptydir"),
+        lambda: os.symlink("x", mp / "l2"),
+        lambda: os.link(mp / "labels.csv", mp / "l3"),
+        lambda: os.chmod(mp / "labels.csv", 0o777),
+        lambda: os.chown(mp / "labels.csv", 1, 1),
+        lambda: os.utime(mp / "labels.csv", (1, 1)),
+        lambda: os.setxattr(mp / "labels.csv", "user.x", b"1"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(OSError) as info:
+            attempt()
+        assert info.value.errno == errno.EROFS, attempt
+
+
+def test_corrupt_chunk_gives_eio_for_that_file_only(dataset: Path, home: Path,
+                                                     mount: Mounter) -> None:
+    store = api.open_store(home)
+    from mlgitfs.repo.refs import resolve
+    from mlgitfs.repo.trees import file_chunks
+
+    entry = resolve(store, "ds@v1:labels.csv").entry
+    assert entry is not None
+    [ref] = file_chunks(store, entry)
+    with store.env.read() as txn:
+        loc = store.chunks.location(txn, ref.id)
+    assert loc is not None
+    seg = store.chunks.segment_path(loc.segment)
+    with open(seg, "r+b") as f:
+        f.seek(loc.offset + 3)
+        good = f.read(1)
+        f.seek(loc.offset + 3)
+        f.write(bytes([good[0] ^ 0xFF]))
+    try:
+        mp = mount("ds@v1")
+        with pytest.raises(OSError) as info:
+            (mp / "labels.csv").read_bytes()
+        assert info.value.errno == errno.EIO
+        assert (mp / "big.bin").read_bytes() == (dataset / "big.bin").read_bytes()
+        assert (mp / "nested/deeper/x.txt").read_text() == "x"
+        log = (home / "mounts" / "daemon.log").read_text()
+        assert ref.id.hex()[:12] in log and "labels.csv" in log
+    finally:
+        with open(seg, "r+b") as f:
+            f.seek(loc.offset + 3)
+            f.write(good)
+
+
+def test_killed_daemon_gives_enotconn_then_remount(dataset: Path, home: Path,
+                                                   mount: Mounter) -> None:
+    mp = mount("ds@v1")
+    [rec] = api.mounts(home)
+    os.kill(rec.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while registry.pid_alive(rec.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(OSError) as info:
+        os.listdir(mp)
+    assert info.value.errno == errno.ENOTCONN
+    assert api.mounts(home) == []
+    mlgitfs(home, "unmount", str(mp))
+    mount("ds@v1")
+    assert (mp / "labels.csv").read_text().startswith("0,0\n")
+
+
+def test_unmount_while_a_file_is_open(dataset: Path, home: Path, mount: Mounter) -> None:
+    mp = mount("ds@v1")
+    f = open(mp / "big.bin", "rb")
+    try:
+        busy = mlgitfs(home, "unmount", str(mp), check=False)
+        assert busy.returncode == 11 and "busy" in busy.stderr
+        assert f.read(10) == (dataset / "big.bin").read_bytes()[:10]
+        mlgitfs(home, "unmount", "--lazy", str(mp))
+        assert f.read(10) == (dataset / "big.bin").read_bytes()[10:20]
+    finally:
+        f.close()
+    deadline = time.monotonic() + 10
+    while api.mounts(home) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert registry.mount_at(str(mp)) is None
+
+
+def test_mount_errors(dataset: Path, home: Path, tmp_path: Path) -> None:
+    bad = mlgitfs(home, "mount", "ds@v1", str(tmp_path / "missing"), check=False)
+    assert bad.returncode == 11 and "missing" in bad.stderr
+    assert mlgitfs(home, "mount", "ds@nope", str(tmp_path), check=False).returncode == 4
+    assert mlgitfs(home, "mount", "nope@v1", str(tmp_path), check=False).returncode == 3
+    assert mlgitfs(home, "unmount", str(tmp_path), check=False).returncode == 11

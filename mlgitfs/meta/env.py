@@ -30,6 +30,8 @@ DATABASES = (
     "inodes",  # inode tables of checkouts
     "config",  # store-wide settings: format, chunker, counters
     "pins",  # chunk id → pinned (not yet pushed)
+    "remote_packs",  # remote NUL kind NUL pack id → entry count (indexes already read)
+    "remote_locs",  # kind letter + id + remote name → pack location (store/remotedb.py)
 )
 
 DEFAULT_MAP_SIZE = 1 << 40  # address space only: the file grows as data is written

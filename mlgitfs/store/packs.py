@@ -1,0 +1,285 @@
+"""The remote pack format: packs of stored chunks or metadata objects, their indexes, the layout.
+
+A pack is the plain concatenation of entries as stored in the chunk cache (already compressed,
+codec RAW or ZSTD); its id is the BLAKE3 of its bytes, so uploading the same pack twice writes
+the same key. Its index lists, in pack order, (object id, offset, length, raw length, codec):
+entries are contiguous from offset 0 and end at the pack's size, so a hostile index cannot
+point outside the pack or overlap entries. The index is msgpack
+`["pidx", FORMAT, kind, pack id, pack size, [[id, off, len, raw_len, codec], ...]]` followed by
+a 32-byte BLAKE3 trailer of those bytes; a reader checks the trailer and the pack id in the
+key before it believes a single entry.
+
+Layout under the remote prefix (keys relative to it):
+
+    mlgitfs.toml                    format and chunker parameters
+    packs/<pack id>.pack|.idx       chunk packs and their indexes
+    meta/<pack id>.pack|.idx        packs of manifests, trees, tree indexes and commits
+    refs/REPO/heads/BRANCH          a commit id in hex (and a newline)
+    refs/REPO/tags/TAG
+    repos/REPO                      the repo's kind, mutability and categories (TOML)
+
+An index is written after its pack, so an index never names a pack that is not there; a pack
+without an index (an interrupted push) is invisible and harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mlgitfs.errors import CorruptObject, InvalidName
+from mlgitfs.model import codec
+from mlgitfs.model.ids import ID_LEN, from_hex, hash_bytes, short_hex, to_hex
+from mlgitfs.model.names import check_ref_name, check_repo_name
+from mlgitfs.store import compress
+from mlgitfs.store.chunker import ChunkerParams
+
+REMOTE_FORMAT = 1
+INDEX_TAG = "pidx"
+CHUNKS = "packs"  # kind of a chunk pack, also its key directory
+META = "meta"  # kind of a metadata pack
+KINDS = (CHUNKS, META)
+PACK_TARGET = 32 << 20
+MAX_RAW = 64 << 20  # no entry decompresses to more than this (chunks are at most a few MiB)
+CONFIG_KEY = "mlgitfs.toml"
+_LOC = struct.Struct("<32sQIIB")  # pack id, offset, length, raw length, codec
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    id: bytes
+    offset: int
+    length: int
+    raw_len: int
+    codec: int
+
+
+@dataclass(frozen=True, slots=True)
+class PackLocation:
+    """Where one chunk or object lives on a remote: a byte range of one pack."""
+
+    kind: str
+    pack: bytes
+    offset: int
+    length: int
+    raw_len: int
+    codec: int
+
+    def pack_bytes(self) -> bytes:
+        return _LOC.pack(self.pack, self.offset, self.length, self.raw_len, self.codec)
+
+    @classmethod
+    def unpack(cls, kind: str, data: bytes) -> PackLocation:
+        return cls(kind, *_LOC.unpack(data))
+
+    @property
+    def key(self) -> str:
+        return pack_key(self.kind, self.pack)
+
+
+@dataclass(frozen=True, slots=True)
+class PackIndex:
+    kind: str
+    pack: bytes
+    size: int
+    entries: tuple[PackEntry, ...]
+
+    def encode(self) -> bytes:
+        body = codec.pack(
+            [
+                INDEX_TAG,
+                REMOTE_FORMAT,
+                self.kind,
+                self.pack,
+                self.size,
+                [[e.id, e.offset, e.length, e.raw_len, e.codec] for e in self.entries],
+            ]
+        )
+        return body + hash_bytes(body)
+
+    def location(self, e: PackEntry) -> PackLocation:
+        return PackLocation(self.kind, self.pack, e.offset, e.length, e.raw_len, e.codec)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def pack_key(kind: str, pack: bytes) -> str:
+    return f"{kind}/{to_hex(pack)}.pack"
+
+
+def index_key(kind: str, pack: bytes) -> str:
+    return f"{kind}/{to_hex(pack)}.idx"
+
+
+def parse_index_key(kind: str, key: str) -> bytes | None:
+    """The pack id of `kind/<hex>.idx`, or None for any other key (packs, strays)."""
+    prefix = kind + "/"
+    if not key.startswith(prefix) or not key.endswith(".idx"):
+        return None
+    try:
+        return from_hex(key[len(prefix) : -4])
+    except CorruptObject:
+        return None
+
+
+def ref_key(repo: str, ref: str) -> str:
+    """`refs/REPO/heads/BRANCH` for ref "heads/BRANCH" (or tags/TAG)."""
+    return f"refs/{check_repo_name(repo)}/{ref}"
+
+
+def repo_key(repo: str) -> str:
+    return f"repos/{check_repo_name(repo)}"
+
+
+def parse_ref_key(repo: str, key: str) -> str | None:
+    """"heads/B" or "tags/T" from a listed ref key, or None when it is not a valid ref."""
+    rest = key[len(f"refs/{repo}/") :]
+    kind, _, name = rest.partition("/")
+    if kind not in ("heads", "tags"):
+        return None
+    try:
+        check_ref_name(name, "branch" if kind == "heads" else "tag")
+    except InvalidName:
+        return None
+    return rest
+
+
+def encode_ref(commit: bytes) -> bytes:
+    return (to_hex(commit) + "\n").encode()
+
+
+def decode_ref(key: str, data: bytes) -> bytes:
+    try:
+        return from_hex(data.decode("ascii").strip())
+    except (UnicodeDecodeError, CorruptObject) as exc:
+        raise CorruptObject(key, "a remote ref must hold one commit id in hex") from exc
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def build_pack(kind: str, items: Iterable[tuple[bytes, int, bytes, int]]) -> tuple[bytes, bytes]:
+    """(pack bytes, index bytes) from (id, codec, stored bytes, raw length) in pack order."""
+    parts: list[bytes] = []
+    entries: list[PackEntry] = []
+    offset = 0
+    for oid, codec_, stored, raw_len in items:
+        entries.append(PackEntry(oid, offset, len(stored), raw_len, codec_))
+        parts.append(stored)
+        offset += len(stored)
+    data = b"".join(parts)
+    index = PackIndex(kind, hash_bytes(data), len(data), tuple(entries))
+    return data, index.encode()
+
+
+def meta_item(oid: bytes, data: bytes) -> tuple[bytes, int, bytes, int]:
+    """A metadata object as a pack item: compressed like chunks when that helps."""
+    codec_, stored = compress.compress(data)
+    return oid, codec_, stored, len(data)
+
+
+# --- reading and verifying --------------------------------------------------------------------
+
+
+def decode_index(kind: str, pack: bytes, data: bytes) -> PackIndex:
+    """Verify and decode the index fetched from `index_key(kind, pack)`."""
+    what = f"pack index {index_key(kind, pack)}"
+    if len(data) < ID_LEN or hash_bytes(data[:-ID_LEN]) != data[-ID_LEN:]:
+        raise CorruptObject(what, "index does not match its checksum (truncated or damaged)")
+    value: Any = codec.unpack(data[:-ID_LEN], what)
+    try:
+        tag, fmt, kind_, pack_id, size, raw_entries = value
+    except (TypeError, ValueError) as exc:
+        raise CorruptObject(what, "malformed index") from exc
+    if tag != INDEX_TAG or fmt != REMOTE_FORMAT or kind_ != kind or pack_id != pack:
+        raise CorruptObject(what, "index names another pack, kind or format")
+    if not isinstance(size, int) or not isinstance(raw_entries, list):
+        raise CorruptObject(what, "malformed index")
+    entries = []
+    offset = 0
+    for raw in raw_entries:
+        if not (isinstance(raw, list) and len(raw) == 5):
+            raise CorruptObject(what, "malformed index entry")
+        oid, off, length, raw_len, codec_ = raw
+        ok = (
+            isinstance(oid, bytes)
+            and len(oid) == ID_LEN
+            and off == offset
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in (length, raw_len))
+            and 0 <= length <= MAX_RAW
+            and 0 <= raw_len <= MAX_RAW
+            and codec_ in (compress.RAW, compress.ZSTD)
+        )
+        if not ok:
+            raise CorruptObject(what, "index entry out of bounds or malformed")
+        entries.append(PackEntry(oid, off, length, raw_len, codec_))
+        offset += length
+    if offset != size:
+        raise CorruptObject(what, "index entries do not cover the pack")
+    return PackIndex(kind, pack, size, tuple(entries))
+
+
+def open_entry(oid: bytes, loc: PackLocation, stored: bytes) -> bytes:
+    """The raw bytes of one entry read from a pack, verified against its id.
+
+    Objects are not decoded here (that is the model's job); their raw bytes must hash to
+    their id like chunks, which is what both checks share.
+    """
+    what = f"{'chunk' if loc.kind == CHUNKS else 'object'} {short_hex(oid)}"
+    where = f"in {loc.key}"
+    if len(stored) != loc.length:
+        raise CorruptObject(short_hex(oid), f"truncated {what} {where}")
+    raw = compress.decompress(loc.codec, stored, loc.raw_len, what)
+    if len(raw) != loc.raw_len or hash_bytes(raw) != oid:
+        raise CorruptObject(short_hex(oid), f"{what} {where} does not hash to its id")
+    return raw
+
+
+# --- remote config and repo records -----------------------------------------------------------
+
+
+def render_config(params: ChunkerParams) -> bytes:
+    return (
+        "# mlgitfs remote: do not edit\n"
+        f"format = {REMOTE_FORMAT}\n"
+        f"chunker = {json.dumps(params.as_list())}  # FastCDC min, avg, max, normalization\n"
+    ).encode()
+
+
+def parse_config(data: bytes, where: str) -> tuple[int, ChunkerParams]:
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+        fmt = doc["format"]
+        raw = doc["chunker"]
+        if not isinstance(fmt, int) or not (
+            isinstance(raw, list) and len(raw) == 4 and all(isinstance(v, int) for v in raw)
+        ):
+            raise ValueError("bad types")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+        raise CorruptObject(f"{where}/{CONFIG_KEY}", "not a valid mlgitfs remote config") from exc
+    return fmt, ChunkerParams(*raw)
+
+
+def render_repo(kind: str, mutability: str, categories: Iterable[str]) -> bytes:
+    return (
+        f"kind = {json.dumps(kind)}\nmutability = {json.dumps(mutability)}\n"
+        f"categories = {json.dumps(list(categories))}\n"
+    ).encode()
+
+
+def parse_repo(data: bytes, key: str) -> tuple[str, str, tuple[str, ...]]:
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+        kind, mut, cats = doc["kind"], doc["mutability"], doc["categories"]
+        if not (isinstance(kind, str) and isinstance(mut, str) and isinstance(cats, list)):
+            raise ValueError("bad types")
+        if not all(isinstance(c, str) for c in cats):
+            raise ValueError("bad categories")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+        raise CorruptObject(key, "not a valid repo record") from exc
+    return kind, mut, tuple(cats)

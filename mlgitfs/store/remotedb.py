@@ -1,0 +1,127 @@
+"""What the store knows about its remotes, kept in LMDB: their records and their packs' contents.
+
+- "remotes": name → url, endpoint, whether it enforces conditional writes, repo name map.
+- "remote_packs": remote NUL kind NUL pack id → number of entries, for every index already
+  read, so a second push or fetch reads only indexes it has not seen.
+- "remote_locs": kind letter + id + remote name → the pack range holding that chunk or
+  object. The id comes first so a reader finds every remote holding an id with one scan.
+
+These are caches of the remote's own indexes: losing them costs a re-read, never data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mlgitfs.errors import AlreadyExists, CorruptObject, UnknownRemote
+from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.model import codec
+from mlgitfs.store.packs import CHUNKS, META, PackIndex, PackLocation
+
+_KIND_LETTER = {CHUNKS: b"c", META: b"m"}
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecord:
+    name: str
+    url: str
+    endpoint_url: str | None
+    conditional_writes: bool
+    repos: tuple[tuple[str, str], ...] = ()  # (local repo, repo name on the remote), sorted
+
+    def remote_repo(self, local: str) -> str:
+        return dict(self.repos).get(local, local)
+
+    def encode(self) -> bytes:
+        return codec.pack(
+            [
+                1,
+                self.url,
+                self.endpoint_url or "",
+                self.conditional_writes,
+                [[a, b] for a, b in self.repos],
+            ]
+        )
+
+    @classmethod
+    def decode(cls, name: str, data: bytes) -> RemoteRecord:
+        v = codec.unpack(data, f"remote record {name}")
+        try:
+            _, url, endpoint, cond, repos = v
+            return cls(
+                name, str(url), str(endpoint) or None, bool(cond), tuple((a, b) for a, b in repos)
+            )
+        except (ValueError, TypeError) as exc:
+            raise CorruptObject(f"remote record {name}", "malformed") from exc
+
+
+def get_remote(txn: ReadTxn, name: str) -> RemoteRecord:
+    data = txn.get("remotes", name.encode())
+    if data is None:
+        raise UnknownRemote(f"no remote named {name!r} (see 'mlgitfs remote list')")
+    return RemoteRecord.decode(name, data)
+
+
+def list_remotes(txn: ReadTxn) -> list[RemoteRecord]:
+    return [RemoteRecord.decode(k.decode(), v) for k, v in txn.scan("remotes")]
+
+
+def add_remote(txn: WriteTxn, rec: RemoteRecord) -> None:
+    if not txn.put_new("remotes", rec.name.encode(), rec.encode()):
+        raise AlreadyExists(f"remote {rec.name!r} already exists")
+
+
+def put_remote(txn: WriteTxn, rec: RemoteRecord) -> None:
+    txn.put("remotes", rec.name.encode(), rec.encode())
+
+
+def remove_remote(txn: WriteTxn, name: str) -> None:
+    """Forget the remote and everything cached about it (the remote itself is untouched)."""
+    get_remote(txn, name)
+    txn.delete("remotes", name.encode())
+    prefix = name.encode() + b"\0"
+    for key, _ in list(txn.scan("remote_packs", prefix)):
+        txn.delete("remote_packs", key)
+    suffix = name.encode()
+    for key, _ in list(txn.scan("remote_locs")):
+        if key[33:] == suffix:
+            txn.delete("remote_locs", key)
+
+
+# --- pack indexes -----------------------------------------------------------------------------
+
+
+def _pack_key(remote: str, kind: str, pack: bytes) -> bytes:
+    return remote.encode() + b"\0" + kind.encode() + b"\0" + pack
+
+
+def known_packs(txn: ReadTxn, remote: str, kind: str) -> set[bytes]:
+    prefix = remote.encode() + b"\0" + kind.encode() + b"\0"
+    return {key[len(prefix) :] for key, _ in txn.scan("remote_packs", prefix)}
+
+
+def record_index(txn: WriteTxn, remote: str, index: PackIndex) -> None:
+    """Remember every entry of a verified index (idempotent)."""
+    letter = _KIND_LETTER[index.kind]
+    name = remote.encode()
+    for e in index.entries:
+        txn.put("remote_locs", letter + e.id + name, index.location(e).pack_bytes())
+    txn.put("remote_packs", _pack_key(remote, index.kind, index.pack), b"%d" % len(index.entries))
+
+
+def locate(txn: ReadTxn, kind: str, oid: bytes) -> list[tuple[str, PackLocation]]:
+    """(remote name, location) of every known copy of a chunk or object."""
+    prefix = _KIND_LETTER[kind] + oid
+    return [
+        (key[len(prefix) :].decode(), PackLocation.unpack(kind, value))
+        for key, value in txn.scan("remote_locs", prefix)
+    ]
+
+
+def remote_has(txn: ReadTxn, remote: str, kind: str, oid: bytes) -> bool:
+    return txn.has("remote_locs", _KIND_LETTER[kind] + oid + remote.encode())
+
+
+def all_remote_names(txn: ReadTxn) -> Iterable[str]:
+    return [k.decode() for k, _ in txn.scan("remotes")]

@@ -88,11 +88,17 @@ class Context:
     def forget(self, key: str) -> None:
         self._memo.pop(key, None)
 
+    def settle(self) -> None:
+        """Before a warm timed run: flush dirty pages (e.g. of just-generated data) so their
+        writeback does not run during the measurement."""
+        subprocess.run(["sync"], check=False)
+
     def drop_caches(self) -> bool:
-        """Drop the page cache before a cold run (needs root); records whether it worked."""
+        """Drop the page cache before a cold run (needs root); records whether it worked.
+        Always syncs first, as ``settle`` does."""
+        self.settle()
         if not self.cold:
             return False
-        subprocess.run(["sync"], check=False)
         try:
             with open("/proc/sys/vm/drop_caches", "w") as f:
                 f.write("3\n")

@@ -65,6 +65,7 @@ def warm_import(ctx: Context, which: str, data: datagen.Dataset) -> float:
     store = Mlgitfs(home, ctx.path("logs", f"mlgitfs-{which}-warm.log"))
     name = f"bench-{which}-warm"
     store.init(name)
+    ctx.settle()
     ctx.log(f"mlgitfs import {which}, warm")
     secs = store.import_dir(name, data.root, f"bench {which}: warm import")
     ctx.log(f"  {secs:.2f}s")

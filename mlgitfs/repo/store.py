@@ -1,7 +1,8 @@
 """A store: one mlgitfs home with its LMDB environment, chunk cache and decoded-object cache.
 
 Everything above this layer reaches objects and chunks through `Store`, which verifies what
-it loads: objects against their id (and canonical form), chunks against their hash.
+it loads: objects against their id (and canonical form), chunks against their hash. What is
+not local is fetched from the store's remotes on demand (store/fetcher.py) and cached.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from mlgitfs.errors import CorruptObject, MissingObject, StoreError
+from mlgitfs.errors import CorruptObject, StoreError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import MetaEnv, WriteTxn, open_env
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex, decode
 from mlgitfs.store.cache import ChunkCache
 from mlgitfs.store.chunker import DEFAULT_PARAMS, ChunkerParams
+from mlgitfs.store.fetcher import RemoteFetcher
 
 STORE_FORMAT = 1
 T = TypeVar("T", Tree, TreeIndex, Manifest, Commit)
@@ -64,6 +66,8 @@ class Store:
         self.chunks = ChunkCache(home / "chunks", self.env)
         self.params = self._check_format()
         self._objects = _LRU(16384)
+        # built from the store's own remote records, read when something is not local
+        self.remote = RemoteFetcher(self.env, self.chunks)
 
     @classmethod
     def open(cls, home: Path | None = None) -> Store:
@@ -103,9 +107,7 @@ class Store:
             return cached
         with self.env.read() as txn:
             data = db.get_object_bytes(txn, oid)
-        if data is None:
-            raise MissingObject(short_hex(oid), "object not in the store")
-        obj = decode(data, oid)
+        obj = self.remote.fetch_object(oid) if data is None else decode(data, oid)
         self._objects.put(bytes(oid), obj)
         return obj
 
@@ -128,7 +130,12 @@ class Store:
     # --- chunks ---------------------------------------------------------------------------
 
     def read_chunk(self, cid: ChunkId) -> bytes:
-        return self.chunks.read(cid)
+        with self.env.read() as txn:
+            loc = self.chunks.location(txn, cid)
+        if loc is None:
+            return self.remote.fetch_chunk(cid)
+        return self.chunks.read_at(cid, loc)
 
     def close(self) -> None:
+        self.remote.close()
         self.chunks.close()

@@ -181,6 +181,30 @@ class SegmentWriter:
             raise StoreError(f"cannot sync the chunk cache: {exc.strerror}") from exc
         self._dirty = []
 
+    def sync(self) -> None:
+        """Like `flush`, but keep the open segment open: a long-lived writer (chunks fetched
+        from a remote, a few at a time) then appends to one segment, not one per batch."""
+        try:
+            for fd in self._dirty:
+                os.fsync(fd)
+                os.close(fd)
+            self._dirty = []
+            if self._file is not None:
+                os.fsync(self._file)
+            if self._created:  # a new segment's directory entry must be durable too
+                fd = os.open(self.cache.root, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._created = []
+        except OSError as exc:
+            raise StoreError(f"cannot sync the chunk cache: {exc.strerror}") from exc
+
+    def forget_recorded(self) -> None:
+        """After `sync` and the transaction that recorded the chunks: keep the open segment."""
+        self._pending.clear()
+
     def record(self, txn: WriteTxn) -> int:
         """Put the locations of flushed chunks in `txn`; returns how many were new."""
         new = 0

@@ -137,7 +137,7 @@ def repo_key(repo: str) -> str:
 
 
 def parse_ref_key(repo: str, key: str) -> str | None:
-    """"heads/B" or "tags/T" from a listed ref key, or None when it is not a valid ref."""
+    """ "heads/B" or "tags/T" from a listed ref key, or None when it is not a valid ref."""
     rest = key[len(f"refs/{repo}/") :]
     kind, _, name = rest.partition("/")
     if kind not in ("heads", "tags"):
@@ -163,8 +163,10 @@ def decode_ref(key: str, data: bytes) -> bytes:
 # --- building ---------------------------------------------------------------------------------
 
 
-def build_pack(kind: str, items: Iterable[tuple[bytes, int, bytes, int]]) -> tuple[bytes, bytes]:
-    """(pack bytes, index bytes) from (id, codec, stored bytes, raw length) in pack order."""
+def build_pack(
+    kind: str, items: Iterable[tuple[bytes, int, bytes, int]]
+) -> tuple[PackIndex, bytes, bytes]:
+    """(index, pack bytes, index bytes) from (id, codec, stored bytes, raw length) in order."""
     parts: list[bytes] = []
     entries: list[PackEntry] = []
     offset = 0
@@ -174,7 +176,7 @@ def build_pack(kind: str, items: Iterable[tuple[bytes, int, bytes, int]]) -> tup
         offset += len(stored)
     data = b"".join(parts)
     index = PackIndex(kind, hash_bytes(data), len(data), tuple(entries))
-    return data, index.encode()
+    return index, data, index.encode()
 
 
 def meta_item(oid: bytes, data: bytes) -> tuple[bytes, int, bytes, int]:

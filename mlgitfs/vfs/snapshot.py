@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
 READAHEAD_CHUNKS = 4
+INLINE_CHUNK = 256 << 10
 
 
 @dataclass(slots=True)
@@ -210,7 +211,7 @@ class SnapshotView:
             node.offsets, node.chunk_ids = ends, [r.id for r in refs]
         return node.offsets, node.chunk_ids
 
-    async def _chunk(self, cid: ChunkId, node: _Node) -> bytes:
+    async def _chunk(self, cid: ChunkId, node: _Node, small: bool = False) -> bytes:
         while True:
             data = self._chunks.get(cid)
             if data is not None:
@@ -223,7 +224,11 @@ class SnapshotView:
                 break  # its load failed or did not fit in the cache: load it ourselves
         event = self._loading[cid] = trio.Event()
         try:
-            data = await trio.to_thread.run_sync(self.read_chunk, cid, limiter=self._limiter)
+            if small:
+                # A small chunk costs less to load here than a hop to a worker thread and back.
+                data = self.read_chunk(cid)
+            else:
+                data = await trio.to_thread.run_sync(self.read_chunk, cid, limiter=self._limiter)
         except CorruptObject as exc:
             log.error("chunk %s of %r failed its check: %s", short_hex(cid), node.path, exc)
             raise FsError(errno.EIO, str(exc)) from exc
@@ -250,7 +255,8 @@ class SnapshotView:
             start = ends[i - 1] if i else 0
             if start >= end:
                 break
-            data = await self._chunk(ids[i], node)
+            length = ends[i] - start
+            data = await self._chunk(ids[i], node, length <= INLINE_CHUNK)
             parts.append(data[max(0, offset - start) : end - start])
             i += 1
         if offset == node.next_read and i < len(ids):

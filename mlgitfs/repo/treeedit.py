@@ -1,0 +1,97 @@
+"""Editing a directory tree in place: apply name → entry changes, rewriting only the pages hit.
+
+`build_dir` (trees.py) encodes a whole listing; this gives the same objects from an existing
+directory and a few changes, for commits whose cost must follow the changes. A `TreeIndex`
+is re-split from the first page a change falls in, with the very rule `build_dir` uses, until
+a new page ends exactly where an old page ended; from there the old pages are reused as they
+are. Boundaries depend only on names (and the MAX_PAGE count from a page start), so the
+result is byte-identical to building the whole listing again (tests check it).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.objects import PageRef, Tree, TreeEntry, TreeIndex, object_id
+from mlgitfs.repo.store import Store
+from mlgitfs.repo.trees import MAX_PAGE, PAGE_LIMIT, NewObjects, build_dir, is_boundary
+
+Changes = Mapping[bytes, TreeEntry | None]  # name → new entry, or None to remove it
+
+
+def _merge(entries: tuple[TreeEntry, ...] | list[TreeEntry], changes: Changes) -> list[TreeEntry]:
+    out = {e.name: e for e in entries}
+    for name, entry in changes.items():
+        if entry is None:
+            out.pop(name, None)
+        else:
+            out[name] = entry
+    return [out[n] for n in sorted(out)]
+
+
+def update_dir(
+    store: Store, old: ObjectId | None, changes: Changes, out: NewObjects
+) -> tuple[ObjectId, int]:
+    """The directory `old` (None: empty) with `changes` applied: (its id, its entry count)."""
+    obj = None if old is None else store.get_object(old)
+    if obj is None or isinstance(obj, Tree):
+        entries = _merge(obj.entries if obj is not None else [], changes)
+        return build_dir(entries, out), len(entries)
+    assert isinstance(obj, TreeIndex)
+    if not changes:
+        return old, obj.count  # type: ignore[return-value]
+    pages = obj.pages
+    firsts = [p.first for p in pages]
+    hit: dict[int, dict[bytes, TreeEntry | None]] = {}
+    for name, entry in changes.items():
+        i = max(0, bisect.bisect_right(firsts, name) - 1)
+        hit.setdefault(i, {})[name] = entry
+    total = obj.count + sum(
+        (e is not None) - (_has(store, pages, firsts, n)) for n, e in changes.items()
+    )
+    if total <= PAGE_LIMIT:
+        # Small again: one Tree, exactly as build_dir makes it.
+        merged: list[TreeEntry] = []
+        for i, p in enumerate(pages):
+            merged.extend(_merge(store.get(p.page, Tree).entries, hit.get(i, {})))
+        return build_dir(merged, out), len(merged)
+    new_pages: list[PageRef] = []
+    pending: list[TreeEntry] = []
+    i = 0
+    while i < len(pages):
+        if i not in hit and not pending:
+            new_pages.append(pages[i])
+            i += 1
+            continue
+        entries = _merge(store.get(pages[i].page, Tree).entries, hit.get(i, {}))
+        last_page = i + 1 == len(pages)
+        for j, e in enumerate(entries):
+            pending.append(e)
+            end = last_page and j + 1 == len(entries)
+            if is_boundary(e.name) or len(pending) >= MAX_PAGE or end:
+                new_pages.append(_page(pending, out))
+                pending = []
+        i += 1
+    if pending:  # the last old page lost all its entries
+        new_pages.append(_page(pending, out))
+    oid, data = object_id(TreeIndex(tuple(new_pages)))
+    out.append((oid, data))
+    return oid, sum(p.count for p in new_pages)
+
+
+def _page(entries: list[TreeEntry], out: NewObjects) -> PageRef:
+    page = Tree(tuple(entries))
+    pid, data = object_id(page)
+    out.append((pid, data))
+    return PageRef(entries[0].name, pid, len(entries))
+
+
+def _has(store: Store, pages: tuple[PageRef, ...], firsts: list[bytes], name: bytes) -> bool:
+    i = bisect.bisect_right(firsts, name) - 1
+    if i < 0:
+        return False
+    entries = store.get(pages[i].page, Tree).entries
+    k = bisect.bisect_left([e.name for e in entries], name)
+    return k < len(entries) and entries[k].name == name

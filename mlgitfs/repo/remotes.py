@@ -77,9 +77,7 @@ def check_config(store: Store, rec_url: str, t: RemoteTransport, create: bool) -
         )
 
 
-def add(
-    store: Store, name: str, url: str, endpoint_url: str | None = None
-) -> RemoteRecord:
+def add(store: Store, name: str, url: str, endpoint_url: str | None = None) -> RemoteRecord:
     """Check the remote answers and enforces preconditions, then record it."""
     check_remote_name(name)
     parse_remote_url(url)

@@ -62,6 +62,7 @@ def _meta(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         "git_head": _git_head(),
         "euid": os.geteuid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "loadavg_start": os.getloadavg(),
     }
 
 
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             ctx.meta.setdefault("case_seconds", {})[c.name] = round(time.monotonic() - t0, 2)
+            # Other work on the machine skews ratios: record the load after each case.
+            ctx.meta.setdefault("loadavg_after", {})[c.name] = os.getloadavg()
     finally:
         ctx.meta["total_seconds"] = round(time.monotonic() - t_start, 2)
         ctx.meta["caches_dropped"] = bool(ctx.caches_dropped)

@@ -11,3 +11,13 @@ def register(group: click.Group) -> None:
 
     for cmd in mountcmds.COMMANDS:
         group.add_command(cmd)
+
+    from . import checkoutcmds
+
+    for cmd in checkoutcmds.COMMANDS:
+        group.add_command(cmd)
+
+    from . import remotecmds
+
+    for cmd in remotecmds.COMMANDS:
+        group.add_command(cmd)

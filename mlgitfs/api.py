@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgitfs.errors import PathNotFound, UsageError
+from mlgitfs.errors import MountError, PathNotFound, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ObjectId, to_hex
@@ -22,7 +22,7 @@ from mlgitfs.repo import diff as diff_mod
 from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import history, ingest, lineage, refs
-from mlgitfs.repo.commits import CommitRequest
+from mlgitfs.repo.commits import CommitRequest, default_author
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import DirView, file_chunks
 
@@ -459,19 +459,25 @@ def mount(
     r = refs.resolve(store, revspec)
     if r.spec.path:
         raise UsageError("mount a whole version (REPO@REF), not a path inside it")
-    # Branch mounts become writable with the overlay (issue 4); until then all are read-only.
-    writable = False
+    # A branch mounts writable (a checkout with its overlay) unless --read-only.
+    writable = r.branch is not None and not read_only
     cache_bytes = parse_size(cache_size) if cache_size else 256 << 20
     fsname = f"mlgitfs:{r.repo}@{r.spec.ref}" + (f"~{r.spec.back}" if r.spec.back else "")
+    home_str = str(store.home.resolve())
+    factory, view_arg = "mlgitfs.vfs.factory:snapshot_view", {
+        "home": home_str,
+        "commit": to_hex(r.commit_id),
+        "cache_bytes": cache_bytes,
+    }
+    if writable:
+        factory = "mlgitfs.vfs.factory:checkout_view"
+        view_arg = {"home": home_str, "repo": r.repo, "branch": r.branch,
+                    "cache_bytes": cache_bytes}  # fmt: skip
     result = mount_mod.mount(
-        "mlgitfs.vfs.factory:snapshot_view",
+        factory,
         mountpoint,
         fsname,
-        view_arg={
-            "home": str(store.home.resolve()),
-            "commit": to_hex(r.commit_id),
-            "cache_bytes": cache_bytes,
-        },
+        view_arg=view_arg,
         read_only=not writable,
         foreground=foreground,
         allow_other=allow_other,
@@ -504,6 +510,162 @@ def mounts(home: Path | None) -> list[MountInfo]:
 def fsck(home: Path | None, repo: str | None = None) -> fsck_mod.FsckReport:
     store = open_store(home)
     return fsck_mod.fsck(store, repo)
+
+
+# --- checkouts -------------------------------------------------------------------------------
+# Writable branch mounts: commit, status, restore and unlock go to the mount's daemon over its
+# control socket (mlgitfs/vfs/control.py); the daemon owns the checkout (design §5).
+
+
+@dataclass(frozen=True, slots=True)
+class StatusItem:
+    change: str  # added, modified, deleted, renamed
+    path: str
+    kind: str  # file, dir, symlink
+    old_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    mountpoint: str
+    repo: str
+    branch: str
+    base: str
+    mutability: str
+    changes: tuple[StatusItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutCommitResult:
+    mountpoint: str
+    repo: str
+    branch: str
+    commit: CommitInfo | None  # None: nothing to commit, or a dry run
+    dry_run: bool
+    files_hashed: int
+    bytes_hashed: int
+    bytes_stored: int
+    seconds: float
+    changes: tuple[StatusItem, ...]  # what a dry run would commit
+
+
+@dataclass(frozen=True, slots=True)
+class PathsResult:
+    mountpoint: str
+    paths: tuple[str, ...]
+
+
+def _writable_mount(home: Path | None, where: Path | None) -> tuple[Store, MountInfo, str]:
+    """The writable mount containing `where` (default: the current directory) and its
+    control socket."""
+    import os as _os
+
+    from mlgitfs.daemon import registry
+
+    store = open_store(home)
+    target = _os.path.abspath(where if where is not None else _os.getcwd())
+    best = None
+    for m in registry.list_mounts(store.run_dir):
+        if target == m.mountpoint or target.startswith(m.mountpoint.rstrip("/") + "/"):
+            if best is None or len(m.mountpoint) > len(best.mountpoint):
+                best = m
+    if best is None:
+        raise MountError(f"{target} is not inside a mount of this store (see 'mlgitfs mounts')")
+    if best.read_only or not best.control_socket:
+        raise MountError(f"{best.mountpoint} is a read-only mount ({best.revspec}): "
+                         "mount a branch without --read-only to change it")  # fmt: skip
+    info = MountInfo(best.revspec, best.commit, best.mountpoint, best.pid, best.read_only,
+                     best.fsname)  # fmt: skip
+    return store, info, best.control_socket
+
+
+def _mount_paths(paths: list[Path], mountpoint: str) -> list[str]:
+    import os as _os
+
+    out = []
+    for p in paths:
+        full = _os.path.abspath(p)
+        if full == mountpoint:
+            out.append("")
+        elif full.startswith(mountpoint.rstrip("/") + "/"):
+            out.append(full[len(mountpoint.rstrip("/")) + 1 :])
+        else:
+            raise UsageError(f"{p} is not inside the mount at {mountpoint}")
+    return out
+
+
+def _status_items(raw: list[list[str]]) -> tuple[StatusItem, ...]:
+    return tuple(StatusItem(*item) for item in raw)
+
+
+def _repo_branch(revspec: str) -> tuple[str, str]:
+    repo, _, ref = revspec.partition("@")
+    return repo, ref
+
+
+def commit(
+    home: Path | None,
+    mountpoint: Path | None,
+    message: str,
+    meta: list[str] | None = None,
+    inputs: list[str] | None = None,
+    dry_run: bool = False,
+) -> CheckoutCommitResult:
+    """Commit what the writable mount changed; the branch moves (CAS on the mount's base)."""
+    from mlgitfs.vfs import control
+
+    store, m, sock = _writable_mount(home, mountpoint)
+    args = {
+        "message": message,
+        "meta": sorted(_parse_meta(meta or []).items()),
+        "inputs": [[r, to_hex(c)] for r, c in _parse_inputs(store, inputs or [])],
+        "dry_run": dry_run,
+        "author": default_author(),
+    }
+    v = control.call(sock, "commit", args)
+    cid = str(v.get("commit", ""))
+    info = None
+    if cid:
+        oid = ObjectId(bytes.fromhex(cid))
+        info = _commit_info(oid, store.commit(oid))
+    repo, branch = _repo_branch(m.revspec)
+    return CheckoutCommitResult(
+        m.mountpoint, repo, branch, info, dry_run, int(v.get("files_hashed", 0)),
+        int(v.get("bytes_hashed", 0)), int(v.get("bytes_stored", 0)),
+        float(v.get("seconds", 0.0)), _status_items(v.get("changes", [])),
+    )  # fmt: skip
+
+
+def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
+    """What the writable mount changed against its base commit (O(changes))."""
+    from mlgitfs.vfs import control
+
+    _, m, sock = _writable_mount(home, mountpoint)
+    v = control.call(sock, "status", {})
+    return StatusResult(m.mountpoint, str(v["repo"]), str(v["branch"]), str(v["base"]),
+                        str(v["mutability"]), _status_items(v.get("changes", [])))  # fmt: skip
+
+
+def restore(home: Path | None, paths: list[Path], source: str | None = None) -> PathsResult:
+    """Put paths of a writable mount back as they are in `source` (default: its base commit);
+    no path: the whole tree."""
+    from mlgitfs.vfs import control
+
+    _, m, sock = _writable_mount(home, paths[0] if paths else None)
+    rel = _mount_paths(paths, m.mountpoint) if paths else []
+    v = control.call(sock, "restore", {"paths": rel, "source": source or ""})
+    return PathsResult(m.mountpoint, tuple(v.get("paths", [])))
+
+
+def unlock(home: Path | None, paths: list[Path]) -> PathsResult:
+    """Let committed files of a flexible repo change until the next commit."""
+    from mlgitfs.vfs import control
+
+    if not paths:
+        raise UsageError("name the files to unlock")
+    _, m, sock = _writable_mount(home, paths[0])
+    v = control.call(sock, "unlock", {"paths": _mount_paths(paths, m.mountpoint)})
+    return PathsResult(m.mountpoint, tuple(v.get("paths", [])))
 
 
 # --- remotes ----------------------------------------------------------------------------------

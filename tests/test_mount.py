@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import hashlib
 import os
 import signal
@@ -255,3 +256,24 @@ def test_mount_errors(dataset: Path, home: Path, tmp_path: Path) -> None:
     assert mlgitfs(home, "mount", "ds@nope", str(tmp_path), check=False).returncode == 4
     assert mlgitfs(home, "mount", "nope@v1", str(tmp_path), check=False).returncode == 3
     assert mlgitfs(home, "unmount", str(tmp_path), check=False).returncode == 11
+
+
+def test_second_epoch_is_served_by_the_page_cache(dataset: Path, home: Path,
+                                                   mount: Mounter) -> None:
+    from mlgitfs.daemon.fuse_ops import NO_OPEN
+
+    mp = mount("ds@v1")
+    files = sorted(p for p in (mp / "train").rglob("*.jpg"))
+    first = {p: p.read_bytes() for p in files}
+    assert all(first[p] == (dataset / p.relative_to(mp)).read_bytes() for p in files)
+    assert {p: p.read_bytes() for p in files} == first
+    [rec] = api.mounts(home)
+    log = home / "mounts" / "daemon.log"
+    before = log.read_text()
+    os.kill(rec.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while log.read_text() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counts = json.loads(log.read_text().rsplit("request counts: ", 1)[1].splitlines()[0])
+    assert counts["read"] == len(files)  # the second pass sent no read
+    assert counts.get("open", 0) == (1 if NO_OPEN else 2 * len(files))

@@ -10,10 +10,12 @@ Caching is fitted to immutable data (design §5, §8): long entry and attribute 
 negative lookups cached (st_ino 0), readdirplus, `keep_cache` on open, and `flush`, `getxattr`
 and `listxattr` answered with ENOSYS so the kernel stops sending them (no xattrs: EOPNOTSUPP).
 
-Open is *not* answered with ENOSYS: under pyfuse3 3.5 the kernel then sends every read with
-fh 0, and pyfuse3 does not pass the inode to `read`, so a read could not tell which file it is
-for (checked on kernel 6.18). Files are opened with fh = inode and keep_cache instead: pages
-stay cached across opens, at the cost of one open and one (asynchronous) release per open.
+Open: under stock pyfuse3 3.5, answering ENOSYS makes the kernel send every read with fh 0,
+and pyfuse3 does not pass the inode to `read`, so a read could not tell which file it is for
+(checked on kernel 6.18). Files are then opened with fh = inode and keep_cache: pages stay
+cached across opens, at the cost of one open and one (asynchronous) release per open. With the
+pyfuse3 that packaging/pyfuse3/build.sh patches (the inode replaces fh 0 in `read`), a
+read-only mount answers open with ENOSYS once and the kernel sends no open or release again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+S = TypeVar("S", bound="FuseOps")
+
+# A pyfuse3 built by packaging/pyfuse3/build.sh passes the inode to `read` when the kernel runs
+# without open (fh 0); only then can a read-only mount answer open with ENOSYS.
+NO_OPEN = pyfuse3.__version__.endswith("mlgitfs.noopen")
 
 DAY = 86400.0
 # What a read-only mount never shows: write bits, setuid and setgid.
@@ -55,13 +62,13 @@ def _describe(args: tuple[Any, ...]) -> str:
 
 
 def _guarded(
-    fn: Callable[Concatenate[FuseOps, P], Awaitable[T]],
-) -> Callable[Concatenate[FuseOps, P], Coroutine[Any, Any, T]]:
+    fn: Callable[Concatenate[S, P], Awaitable[T]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
     """Count the request, and turn any exception into a FUSEError plus a log line."""
     name = fn.__name__
 
     @functools.wraps(fn)
-    async def wrapper(self: FuseOps, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         self.counts[name] += 1
         try:
             return await fn(self, *args, **kwargs)
@@ -85,7 +92,7 @@ def _guarded(
 
 
 class FuseOps(pyfuse3.Operations):
-    """pyfuse3 `Operations` serving one `FsView` (read-only; writable views come with issue 4)."""
+    """pyfuse3 `Operations` serving one read-only `FsView` (writable: fuse_write.py)."""
 
     # No NFS export: the kernel then never asks us to look up "..".
     supports_dot_lookup = False
@@ -105,8 +112,6 @@ class FuseOps(pyfuse3.Operations):
         on_init: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
-        if not read_only:
-            raise ValueError("writable mounts are not supported yet: FsView is read-only")
         self.view = view
         self.read_only = read_only
         self.uid = os.getuid() if uid is None else uid
@@ -225,6 +230,10 @@ class FuseOps(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         if self.read_only and (flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC):
             raise pyfuse3.FUSEError(errno.EROFS)
+        if self.read_only and NO_OPEN:
+            # Once per mount: the kernel stops sending open and release and keeps file pages
+            # cached; the patched pyfuse3 passes the inode to `read` in place of fh 0.
+            raise pyfuse3.FUSEError(errno.ENOSYS)
         # fh is the inode: reads need nothing else. keep_cache: the data never changes.
         return pyfuse3.FileInfo(fh=inode, keep_cache=True)
 

@@ -158,8 +158,6 @@ def mount(
     logs to `log_file` (default `<run_dir>/daemon.log`). With `foreground=True`, the daemon
     stays attached, logs to stderr, and this returns None once it is unmounted.
     """
-    if not read_only:
-        raise MountError("writable mounts are not supported yet")
     check_fuse()
     check_fsname(fsname)
     path = check_mountpoint(mountpoint)
@@ -224,7 +222,7 @@ def _spawn(config: DaemonConfig, timeout: float) -> MountResult:
     except subprocess.TimeoutExpired:
         raise MountError(f"the daemon for {config.mountpoint} did not start in time") from None
     out = proc.stdout.decode(errors="replace").strip()
-    err = proc.stderr.decode(errors="replace").strip()
+    err = proc.stderr.decode(errors="replace").strip().removeprefix("mlgitfs: ")
     if proc.returncode != 0 or not out.isdigit():
         raise MountError(err or f"the mount daemon exited with status {proc.returncode}")
     return MountResult(config.mountpoint, config.fsname, int(out), config.log_file)

@@ -29,7 +29,9 @@ import pyfuse3
 import trio
 
 from mlgitfs.daemon import registry
+from mlgitfs.daemon.control import serve_control
 from mlgitfs.daemon.fuse_ops import FuseOps
+from mlgitfs.daemon.fuse_write import WritableFuseOps
 from mlgitfs.daemon.mount import (
     DEFAULT_TIMEOUT,
     DaemonConfig,
@@ -39,6 +41,7 @@ from mlgitfs.daemon.mount import (
     detach,
 )
 from mlgitfs.errors import MlgitError, MountError
+from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.types import FsView
 
 log = logging.getLogger(__name__)
@@ -174,6 +177,10 @@ async def _serve_async(
         attach = getattr(ops.view, "attach", None)
         if callable(attach):
             attach(nursery)
+        if isinstance(ops, WritableFuseOps) and config.run_dir:
+            # The control socket answers before the record naming it is written.
+            path = str(registry.control_socket_path(Path(config.run_dir), os.getpid()))
+            await nursery.start(serve_control, path, ops.wview, ops.invalidate)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
 
@@ -195,7 +202,12 @@ def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
     try:
         view = load_factory(config.view_factory)(config.view_arg)
         initialized = trio.Event()
-        ops = FuseOps(view, read_only=config.read_only, on_init=initialized.set)
+        if config.read_only:
+            ops = FuseOps(view, read_only=True, on_init=initialized.set)
+        elif isinstance(view, WritableView):
+            ops = WritableFuseOps(view, on_init=initialized.set)
+        else:
+            raise MountError(f"the view of {config.fsname} is read-only: mount it read-only")
         _init_fuse(ops, config)
     except Exception as exc:
         if isinstance(exc, MlgitError):
@@ -239,7 +251,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[DaemonConfig, bool, float]:
     p.add_argument("--run-dir", help="the store's mounts/ directory (registry records)")
     p.add_argument("--log-file")
     p.add_argument("--allow-other", action="store_true")
-    p.add_argument("--writable", action="store_true", help="not supported yet")
+    p.add_argument("--writable", action="store_true", help="serve a writable view (a branch)")
     p.add_argument("--foreground", action="store_true", help="stay attached, log to stderr")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
@@ -351,8 +363,6 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
     """`python -m mlgitfs.daemon MOUNTPOINT --fsname ... --view-factory mod:func [...]`."""
     try:
         config, foreground, timeout = _parse(argv)
-        if not config.read_only:
-            raise MountError("writable mounts are not supported yet")
         check_fuse()
         check_fsname(config.fsname)
         check_mountpoint(config.mountpoint)

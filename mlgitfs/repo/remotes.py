@@ -52,8 +52,20 @@ def no_conditional_writes(rec: RemoteRecord) -> RemoteError:
     )
 
 
+_checked: set[tuple[str, str]] = set()  # (store home, remote) pairs already checked here
+
+
 def check_config(store: Store, rec_url: str, t: RemoteTransport, create: bool) -> None:
-    """Check the remote's `mlgitfs.toml` against the store; write it if absent and `create`."""
+    """Check the remote's `mlgitfs.toml` against the store; write it if absent and `create`.
+
+    Once per process and remote: the file is written once and never changes."""
+    if (str(store.home), t.describe()) in _checked:
+        return
+    _check_config(store, rec_url, t, create)
+    _checked.add((str(store.home), t.describe()))
+
+
+def _check_config(store: Store, rec_url: str, t: RemoteTransport, create: bool) -> None:
     got = t.get_with_etag(packs.CONFIG_KEY)
     if got is None:
         if not create:

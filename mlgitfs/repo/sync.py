@@ -305,7 +305,7 @@ def push(
     t = store.remote.transport(rec)
     remote_repo = rec.remote_repo(repo)
     remotes.check_config(store, rec.url, t, create=True)
-    _check_remote_repo(t, remote_repo, repo_rec)
+    has_repo = _check_remote_repo(t, remote_repo, repo_rec)
     out = SyncOutcome(rec.name, repo)
     todo: list[tuple[str, bytes, bytes | None, str | None]] = []
     for ref, new in local:
@@ -328,10 +328,11 @@ def push(
         up = _Uploader(store, rec, t, progress)
         up.run(plan, pack_target)
         out.stats = up.stats
-        _write_remote_repo(t, remote_repo, repo_rec)
-        for ref, head, old, etag in todo:
+        if not has_repo:
+            _write_remote_repo(t, remote_repo, repo_rec)
+        for ref, new_head, old, etag in todo:
             out.updates.append(
-                _move_ref(store, t, repo, remote_repo, rec.name, ref, head, old, etag)
+                _move_ref(store, t, repo, remote_repo, rec.name, ref, new_head, old, etag)
             )
     out.stats.seconds = time.perf_counter() - t0
     rejected = [u for u in out.updates if u.status == "rejected"]
@@ -375,17 +376,19 @@ def _move_ref(
     return RefUpdate(ref, old, new, "created" if old is None else "updated")
 
 
-def _check_remote_repo(t: RemoteTransport, remote_repo: str, rec: RepoRecord) -> None:
+def _check_remote_repo(t: RemoteTransport, remote_repo: str, rec: RepoRecord) -> bool:
+    """Whether the remote has the repo's record; ConflictError if it is another kind of repo."""
     key = packs.repo_key(remote_repo)
     try:
         kind, mut, _ = packs.parse_repo(t.get(key), key)
     except RemoteKeyMissing:
-        return
+        return False
     if (kind, mut) != (rec.kind.value, rec.mutability.value):
         raise ConflictError(
             f"the remote's {remote_repo} is a {kind} repo ({mut}); the local {rec.name} is a "
             f"{rec.kind.value} repo ({rec.mutability.value}): refusing to mix them"
         )
+    return True
 
 
 def _write_remote_repo(t: RemoteTransport, remote_repo: str, rec: RepoRecord) -> None:

@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 PARALLEL = 16  # concurrent GETs: S3 latency, not bandwidth, bounds one connection
 GAP = 256 << 10  # neighbouring ranges closer than this are read in one request
 MAX_REQUEST = 16 << 20
-REFRESH_INTERVAL = 5.0  # seconds between index refreshes triggered by unknown ids
 
 Progress = Callable[[int, int], None]
 
@@ -102,6 +101,7 @@ class RemoteFetcher:
     def refresh(self, rec: RemoteRecord, kind: str) -> int:
         """Read and cache every index of `kind` on the remote not read yet; how many were new."""
         t = self.transport(rec)
+        started = time.monotonic()
         with self.env.read() as txn:
             known = remotedb.known_packs(txn, rec.name, kind)
         new = {p for p in map(lambda k: parse_index_key(kind, k), t.list(kind + "/")) if p}
@@ -119,7 +119,7 @@ class RemoteFetcher:
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-idx") as pool:
             list(pool.map(one, sorted(new)))
         with self._lock:
-            self._refreshed[(rec.name, kind)] = time.monotonic()
+            self._refreshed[(rec.name, kind)] = started
         if new:
             log.debug("read %d new %s indexes of %s", len(new), kind, rec.name)
         return len(new)
@@ -133,17 +133,17 @@ class RemoteFetcher:
     def locate(
         self, kind: str, oids: Iterable[bytes]
     ) -> dict[bytes, tuple[RemoteRecord, PackLocation]]:
-        """One location per id, refreshing the indexes (at most every few seconds) for ids
-        no cached index knows; MissingObject for an id no remote has."""
+        """One location per id, refreshing the indexes for ids no cached index knows (unless
+        another thread's refresh began after we looked); MissingObject for an id no remote has."""
         wanted = list(dict.fromkeys(oids))
+        looked = time.monotonic()
         found = self._locate(kind, wanted)
         missing = [o for o, locs in found.items() if not locs]
         if missing:
-            now = time.monotonic()
             for rec in self.remotes():
                 with self._lock:
-                    last = self._refreshed.get((rec.name, kind), -REFRESH_INTERVAL)
-                if now - last >= REFRESH_INTERVAL:
+                    last = self._refreshed.get((rec.name, kind))
+                if last is None or last < looked:
                     self.refresh(rec, kind)
             found.update(self._locate(kind, missing))
         recs = {r.name: r for r in self.remotes()}

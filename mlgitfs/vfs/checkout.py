@@ -248,3 +248,10 @@ class CheckoutLock:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def has_changes(txn: ReadTxn, checkout_id: int) -> bool:
+    prefix = u64(checkout_id)
+    return any(True for _ in txn.scan("inodes", prefix + b"d")) or any(
+        True for _ in txn.scan("inodes", prefix + b"n")
+    )

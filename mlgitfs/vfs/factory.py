@@ -1,17 +1,26 @@
 """Builds the view a mount daemon serves, inside the daemon process (after its fork).
 
-The daemon calls `snapshot_view(arg)` with the JSON argument `api.mount` passed: the store is
-opened here, in the process that serves it, never before a fork (LMDB).
+The daemon calls `snapshot_view(arg)` or `checkout_view(arg)` with the JSON argument
+`api.mount` passed: the store is opened here, in the process that serves it, never before a
+fork (LMDB).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-from mlgitfs.model.ids import ObjectId, from_hex
+from mlgitfs.errors import UnknownRef
+from mlgitfs.meta import db
+from mlgitfs.model.ids import ObjectId, from_hex, short_hex
+from mlgitfs.repo.commits import branch_ref
 from mlgitfs.repo.store import Store
+from mlgitfs.vfs import checkout
+from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.snapshot import SnapshotView
+
+log = logging.getLogger(__name__)
 
 
 def snapshot_view(arg: dict[str, Any]) -> SnapshotView:
@@ -22,4 +31,49 @@ def snapshot_view(arg: dict[str, Any]) -> SnapshotView:
         commit.tree,
         time_ns=commit.time_ns,
         cache_bytes=int(arg.get("cache_bytes", 256 << 20)),
+    )
+
+
+def open_checkout_view(store: Store, repo: str, branch: str, cache_bytes: int) -> WritableView:
+    """The writable view of repo@branch: its checkout (made at the first mount), locked."""
+    with store.env.write() as txn:
+        rec_repo = db.get_repo(txn, repo)
+        head = db.get_ref(txn, repo, branch_ref(branch))
+        if head is None:
+            raise UnknownRef(f"{repo} has no branch {branch!r}")
+        rec = checkout.get_checkout(txn, repo, branch)
+        if rec is None:
+            rec = checkout.new_checkout(txn, repo, branch, head)
+    overlay = checkout.overlay_dir(store.home, rec.id)
+    lock = checkout.CheckoutLock(overlay / "lock", f"{repo}@{branch}")
+    try:
+        with store.env.write() as txn:
+            rec = checkout.get_checkout(txn, repo, branch) or rec
+            head = db.get_ref(txn, repo, branch_ref(branch)) or head
+            if rec.base != head and not checkout.has_changes(txn, rec.id):
+                # Nothing uncommitted: follow the branch (an import or another mount moved it).
+                log.info("checkout of %s@%s follows the branch to %s", repo, branch,
+                         short_hex(head))  # fmt: skip
+                rec.base = head
+                checkout.InodeTable(rec.id).clear(txn, b"bu")
+                checkout.put_checkout(txn, repo, branch, rec)
+            elif rec.base != head:
+                log.warning("%s@%s moved to %s since this checkout's base %s: commits will be "
+                            "refused until the overlay is restored", repo, branch,
+                            short_hex(head), short_hex(rec.base))  # fmt: skip
+        commit = store.commit(rec.base)
+        view = WritableView(
+            store, repo, branch, rec, overlay, mutability=rec_repo.mutability,
+            base_tree=commit.tree, base_time_ns=commit.time_ns, cache_bytes=cache_bytes, lock=lock,
+        )  # fmt: skip
+    except BaseException:
+        lock.release()
+        raise
+    return view
+
+
+def checkout_view(arg: dict[str, Any]) -> WritableView:
+    store = Store.open(Path(arg["home"]))
+    return open_checkout_view(
+        store, str(arg["repo"]), str(arg["branch"]), int(arg.get("cache_bytes", 256 << 20))
     )

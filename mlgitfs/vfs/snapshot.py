@@ -22,6 +22,7 @@ import stat
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import trio
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
 READAHEAD_CHUNKS = 4
+_R = TypeVar("_R")
 INLINE_CHUNK = 256 << 10
 
 
@@ -186,7 +188,7 @@ class SnapshotView:
         st = os.statvfs(self.store.home)
         return StatFs(st.f_frsize, st.f_blocks, 0, len(self._nodes), 0, 255)
 
-    def _guard(self, fn: Callable[[], object], node: _Node) -> object:
+    def _guard(self, fn: Callable[[], _R], node: _Node) -> _R:
         try:
             return fn()
         except FsError:

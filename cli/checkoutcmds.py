@@ -1,0 +1,91 @@
+"""Checkout commands of writable branch mounts: commit, status, restore, unlock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlgitfs import api
+
+from . import render
+from .render import Ctx
+
+pass_ctx = click.make_pass_decorator(Ctx)
+_SIGN = {"added": "A", "modified": "M", "deleted": "D", "renamed": "R"}
+
+
+def _show_changes(items: tuple[api.StatusItem, ...]) -> None:
+    for c in items:
+        suffix = "/" if c.kind == "dir" else ""
+        if c.change == "renamed":
+            click.echo(f"{_SIGN[c.change]}  {c.old_path}{suffix} -> {c.path}{suffix}")
+        else:
+            click.echo(f"{_SIGN[c.change]}  {c.path}{suffix}")
+
+
+@click.command()
+@click.argument("mountpoint", required=False, type=click.Path(path_type=Path))
+@click.option("-m", "--message", required=True, help="The commit message.")
+@click.option("--meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
+@click.option("--input", "inputs", multiple=True, help="REPO@REF this version was made from.")
+@click.option("--dry-run", is_flag=True, help="Show what would be committed; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def commit(c: Ctx, mountpoint: Path | None, message: str, meta: tuple[str, ...],
+           inputs: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Commit what a writable mount changed (default: the mount around the current directory)."""
+    r = api.commit(c.home, mountpoint, message, list(meta), list(inputs), dry_run)
+    if as_json:
+        render.emit_json(r)
+        return
+    if dry_run:
+        _show_changes(r.changes)
+        render.message(f"dry run: {len(r.changes)} changes would be committed to "
+                       f"{r.repo}@{r.branch}")
+    elif r.commit is None:
+        render.message(f"nothing to commit in {r.mountpoint}")
+    else:
+        click.echo(r.commit.id)
+        render.message(f"committed {r.commit.id[:12]} to {r.repo}@{r.branch}: "
+                       f"{r.files_hashed} files hashed ({render.human(r.bytes_hashed)}), "
+                       f"{render.human(r.bytes_stored)} stored, {r.seconds:.2f}s")
+
+
+@click.command()
+@click.argument("mountpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(c: Ctx, mountpoint: Path | None, as_json: bool) -> None:
+    """What a writable mount changed against its base commit."""
+    r = api.status(c.home, mountpoint)
+    if as_json:
+        render.emit_json(r)
+        return
+    render.message(f"{r.repo}@{r.branch} ({r.mutability}) at {r.mountpoint}, "
+                   f"base {r.base[:12]}")
+    if not r.changes:
+        render.message("nothing changed")
+    _show_changes(r.changes)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--source", help="The version to restore from (REPO@REF; default: the base).")
+@pass_ctx
+def restore(c: Ctx, paths: tuple[Path, ...], source: str | None) -> None:
+    """Put PATHs of a writable mount back as in a version (no PATH: the whole tree)."""
+    r = api.restore(c.home, list(paths), source)
+    render.message(f"restored {len(r.paths)} paths in {r.mountpoint}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_ctx
+def unlock(c: Ctx, paths: tuple[Path, ...]) -> None:
+    """Allow changes to committed files of a flexible repo until the next commit."""
+    r = api.unlock(c.home, list(paths))
+    render.message(f"unlocked {len(r.paths)} files in {r.mountpoint}")
+
+
+COMMANDS: list[click.Command] = [commit, status, restore, unlock]

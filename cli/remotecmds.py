@@ -1,0 +1,158 @@
+"""Remote commands: remote add/list/remove, push, fetch, pull, clone, prefetch."""
+
+from __future__ import annotations
+
+import click
+
+from mlgitfs import api
+
+from . import render
+from .render import Ctx
+
+pass_ctx = click.make_pass_decorator(Ctx)
+json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+endpoint_opt = click.option(
+    "--endpoint-url",
+    help="S3-compatible endpoint (default: the AWS chain, e.g. AWS_ENDPOINT_URL).",
+)
+
+
+@click.group()
+def remote() -> None:
+    """Manage remotes: s3://BUCKET/PREFIX or file:///DIR."""
+
+
+@remote.command("add")
+@click.argument("name")
+@click.argument("url")
+@endpoint_opt
+@pass_ctx
+def remote_add(c: Ctx, name: str, url: str, endpoint_url: str | None) -> None:
+    """Add remote NAME at URL after checking it answers and enforces conditional writes."""
+    r = api.remote_add(c.home, name, url, endpoint_url)
+    render.message(f"added remote {r.name} ({r.url})")
+    if not r.conditional_writes:
+        render.message(
+            f"warning: {r.url} ignores conditional writes (If-None-Match/If-Match): "
+            "two pushers could lose commits, so pushes to it will be refused"
+        )
+
+
+@remote.command("list")
+@json_opt
+@pass_ctx
+def remote_list(c: Ctx, as_json: bool) -> None:
+    """List the remotes of the store."""
+    items = api.remote_list(c.home)
+    if as_json:
+        render.emit_json(items)
+        return
+    for r in items:
+        extra = f"\tendpoint {r.endpoint_url}" if r.endpoint_url else ""
+        flag = "" if r.conditional_writes else "\t(no conditional writes: push refused)"
+        click.echo(f"{r.name}\t{r.url}{extra}{flag}")
+
+
+@remote.command("remove")
+@click.argument("name")
+@pass_ctx
+def remote_remove(c: Ctx, name: str) -> None:
+    """Forget remote NAME (its contents are left alone)."""
+    r = api.remote_remove(c.home, name)
+    render.message(f"removed remote {r.name} ({r.url})")
+
+
+def _updates(r: api.SyncResult, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(r)
+        return
+    for u in r.updates:
+        old = (u.old or "")[:12] or "-"
+        new = (u.new or "")[:12] or "-"
+        click.echo(f"{u.status}\t{r.repo}@{u.ref.split('/', 1)[1]}\t{old} -> {new}")
+    if r.verb == "push":
+        render.message(
+            f"{r.remote}: uploaded {r.chunks} chunks in {r.packs} packs and {r.objects} objects "
+            f"in {r.meta_packs} packs ({render.human(r.bytes)}) in {r.seconds:.2f}s"
+        )
+
+
+@click.command()
+@click.argument("target")
+@click.argument("remote_name", required=False)
+@click.option("--all", "all_refs", is_flag=True, help="Push every branch and tag of REPO.")
+@json_opt
+@pass_ctx
+def push(c: Ctx, target: str, remote_name: str | None, all_refs: bool, as_json: bool) -> None:
+    """Upload REPO[@BRANCH] to REMOTE (default: the only remote, or origin)."""
+    with render.progress(c, "pushing") as bar:
+        r = api.push(c.home, target, remote_name, all_refs, bar)
+    _updates(r, as_json)
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("remote_name", required=False)
+@json_opt
+@pass_ctx
+def fetch(c: Ctx, repo: str, remote_name: str | None, as_json: bool) -> None:
+    """Fetch the refs of REPO and the history they name (not file contents)."""
+    _updates(api.fetch(c.home, repo, remote_name), as_json)
+
+
+@click.command()
+@click.argument("target")
+@click.argument("remote_name", required=False)
+@json_opt
+@pass_ctx
+def pull(c: Ctx, target: str, remote_name: str | None, as_json: bool) -> None:
+    """Fetch, then fast-forward REPO[@BRANCH] to the remote's branch."""
+    _updates(api.pull(c.home, target, remote_name), as_json)
+
+
+@click.command()
+@click.argument("url")
+@click.argument("repo")
+@click.argument("local_name", required=False)
+@endpoint_opt
+@click.option("--remote", "remote_name", default="origin", show_default=True)
+@json_opt
+@pass_ctx
+def clone(
+    c: Ctx,
+    url: str,
+    repo: str,
+    local_name: str | None,
+    endpoint_url: str | None,
+    remote_name: str,
+    as_json: bool,
+) -> None:
+    """Clone REPO from URL: refs and history now, file contents on demand."""
+    r = api.clone(c.home, url, repo, local_name, endpoint_url, remote_name)
+    if as_json:
+        render.emit_json(r)
+        return
+    render.message(
+        f"cloned {repo} from {url} as {r.repo.name} ({r.repo.kind}, {r.repo.mutability}): "
+        f"{r.repo.branches} branches, {r.repo.tags} tags, remote {r.remote}"
+    )
+
+
+@click.command()
+@click.argument("revspec")
+@json_opt
+@pass_ctx
+def prefetch(c: Ctx, revspec: str, as_json: bool) -> None:
+    """Download the contents of REVSPEC[:PATH] into the local cache ahead of a job."""
+    with render.progress(c, "prefetching") as bar:
+        r = api.prefetch(c.home, revspec, bar)
+    if as_json:
+        render.emit_json(r)
+        return
+    render.message(
+        f"fetched {r.chunks} chunks ({render.human(r.bytes)}) in {r.requests} requests, "
+        f"{r.seconds:.2f}s"
+    )
+
+
+COMMANDS: list[click.Command] = [remote, push, fetch, pull, clone, prefetch]

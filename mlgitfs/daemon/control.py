@@ -1,0 +1,90 @@
+"""The control socket server of a writable mount (trio): one request per connection.
+
+Frames and errors are vfs/control.py's; the verbs are vfs/checkout_ops.py's. Each
+connection runs in its own task, so a long commit does not stop `status` from answering
+(status waits for nothing; commit and restore take the view's exclusive lock). Any
+exception is answered as an error and logged: a bad request never ends the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from mlgitfs.errors import DaemonError, MlgitError
+from mlgitfs.vfs import checkout_ops, control
+from mlgitfs.vfs.overlay import WritableView
+
+log = logging.getLogger(__name__)
+
+Invalidate = Callable[[list[tuple[int, bytes]], list[int]], Awaitable[None]]
+
+
+async def _recv_exact(stream: trio.SocketStream, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        part = await stream.receive_some(n - len(buf))
+        if not part:
+            raise DaemonError("the client closed the connection")
+        buf += part
+    return bytes(buf)
+
+
+async def _serve_one(
+    stream: trio.SocketStream, view: WritableView, invalidate: Invalidate
+) -> None:
+    async with stream:
+        try:
+            n = control.frame_length(await _recv_exact(stream, 4))
+            request = control.decode(await _recv_exact(stream, n))
+        except (MlgitError, trio.BrokenResourceError) as exc:
+            log.warning("bad control request: %s", exc)
+            return
+        op = str(request.get("op", ""))
+        args = request.get("args") or {}
+        reply: dict[str, Any]
+        try:
+            if not isinstance(args, dict):
+                raise DaemonError("control arguments must be a map")
+            out = await checkout_ops.handle(view, op, args)
+            reply = {"ok": True, "value": out.value}
+            if out.entries or out.inodes:
+                await invalidate(out.entries, out.inodes)
+        except MlgitError as exc:
+            log.info("control %s refused: %s", op, exc.message)
+            reply = control.error_reply(exc)
+        except Exception as exc:
+            log.error("control %s failed", op, exc_info=True)
+            reply = control.error_reply(DaemonError(f"{op} failed in the daemon: {exc!r}"))
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(control.frame(reply))
+
+
+async def serve_control(
+    path: str,
+    view: WritableView,
+    invalidate: Invalidate,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on the Unix socket `path` (mode 0600) until cancelled."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    await sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    listener = trio.SocketListener(sock)
+    task_status.started()
+    try:
+        async with trio.open_nursery() as nursery:
+            while True:
+                stream = await listener.accept()
+                nursery.start_soon(_serve_one, stream, view, invalidate, name="control-request")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -1,0 +1,245 @@
+"""Commit from the overlay: turn a frozen checkout's materialized inodes into a new commit.
+
+Three steps (docs/overlay.md, "commit protocol"):
+1. `plan` (event loop, no checkpoint): copy what changed — the materialized directories with
+   their deltas, overlay files, renamed or chmod'ed entries — into an immutable plan, O(changes);
+2. `build` (worker thread): chunk and hash the overlay files on a thread pool, rebuild the
+   changed directories bottom-up with `update_dir` (untouched subtrees and pages keep their
+   ids), then `write_commit`: chunks fsynced, then ONE transaction with the objects, the
+   commit, the branch CAS on the checkout's base, and (`also`) the checkout moved to the new
+   base with its overlay records cleared;
+3. `dematerialize` (event loop, no checkpoint): every materialized inode keeps its number and
+   is served from the new commit; overlay files are deleted afterwards (a crash in between
+   leaves files no record names, removed at the next mount).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from mlgitfs.errors import ConflictError
+from mlgitfs.meta import db
+from mlgitfs.meta.env import WriteTxn
+from mlgitfs.model.ids import ChunkId, ObjectId
+from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo import filedata
+from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
+from mlgitfs.repo.filedata import EncodedChunk
+from mlgitfs.repo.treeedit import update_dir
+from mlgitfs.store.chunker import Chunker
+from mlgitfs.vfs.checkout import get_checkout, put_checkout
+from mlgitfs.vfs.nodes import Node
+from mlgitfs.vfs.overlay import WritableView
+from mlgitfs.vfs.types import ROOT_INODE, Kind
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One materialized inode as it will be committed."""
+
+    ino: int
+    name: bytes
+    kind: Kind
+    mode: int
+    mtime_ns: int
+    base: TreeEntry | None
+    overlay: str | None = None  # path of the overlay file with the content
+    target: bytes = b""
+    changes: dict[bytes, Item | None] | None = None  # dirs: delta (None = whiteout)
+
+
+@dataclass
+class Plan:
+    root: Item
+    base_commit: ObjectId
+    overrides: list[tuple[int, bytes, int]] = field(default_factory=list)
+    whiteouts: list[tuple[int, bytes]] = field(default_factory=list)
+    files: list[Item] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    commit: ObjectId | None
+    tree: ObjectId
+    entries: dict[int, TreeEntry]  # ino → its entry in the new tree
+    files_hashed: int = 0
+    bytes_hashed: int = 0
+    bytes_stored: int = 0
+
+
+def plan(view: WritableView) -> Plan:
+    """Copy the overlay's changes (call with the gate frozen; no checkpoint inside)."""
+    root = view.nodes[ROOT_INODE]
+    out = Plan(root=_item(view, root, None), base_commit=view.record.base)
+
+    def walk(d: Node) -> dict[bytes, Item | None]:
+        changes: dict[bytes, Item | None] = {}
+        for name in d.whiteouts:
+            changes[name] = None
+            out.whiteouts.append((d.ino, name))
+        for name in d.overrides:
+            child = view.nodes[d.children[name]]
+            out.overrides.append((d.ino, name, child.ino))
+            item = _item(view, child, walk(child) if child.kind is Kind.DIR else None)
+            if item.overlay is not None:
+                out.files.append(item)
+            changes[name] = item
+        return changes
+
+    out.root = _item(view, root, walk(root))
+    return out
+
+
+def _item(view: WritableView, n: Node, changes: dict[bytes, Item | None] | None) -> Item:
+    target = n.target or (n.base.ref if n.kind is Kind.SYMLINK and n.base else b"")
+    overlay = str(view.files / str(n.ino)) if n.overlay else None
+    return Item(n.ino, n.name, n.kind, n.mode, n.mtime_ns, n.base, overlay, target, changes)
+
+
+def _encode_file(path: str, chunker: Chunker, known: object) -> list[EncodedChunk]:
+    assert callable(known)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if size <= filedata.WHOLE_FILE_LIMIT:
+            data = os.pread(fd, size, 0)
+            return filedata.encode_buffer(data, list(chunker.cut(data)), known)
+        buf = filedata.map_file(fd, size)
+    finally:
+        os.close(fd)
+    view = memoryview(buf)
+    cuts = list(chunker.cut(view))
+    return filedata.encode_buffer(view, cuts, known)
+
+
+def build(
+    view: WritableView, p: Plan, req: CommitRequest, dry_run: bool, threads: int | None = None
+) -> Outcome:
+    """Worker thread: hash the overlay files, rebuild the changed trees, write the commit."""
+    store = view.store
+    chunker = Chunker(store.params)
+    writer = store.chunks.writer()
+    new_objects: list[tuple[ObjectId, bytes]] = []
+    entries: dict[int, TreeEntry] = {}
+
+    def known(cid: ChunkId) -> bool:
+        return writer.pending(cid) or store.chunks.has(cid)
+
+    out = Outcome(None, ObjectId(b""), entries)
+    try:
+        encoded: dict[int, list[EncodedChunk]] = {}
+        workers = threads or min(8, os.cpu_count() or 2)
+        with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-commit") as pool:
+            futures: dict[int, Future[list[EncodedChunk]]] = {
+                it.ino: pool.submit(_encode_file, it.overlay, chunker, known)
+                for it in p.files
+                if it.overlay is not None
+            }
+            for ino, fut in futures.items():
+                encoded[ino] = fut.result()
+
+        def entry_of(it: Item) -> TreeEntry:
+            if it.kind is Kind.DIR:
+                base_ref = ObjectId(it.base.ref) if it.base is not None else None
+                changes = {
+                    n: (None if c is None else entry_of(c)) for n, c in (it.changes or {}).items()
+                }
+                tree, count = update_dir(store, base_ref, changes, new_objects)
+                e = TreeEntry(it.name, EntryKind.DIR, it.mode, count, it.mtime_ns, bytes(tree))
+            elif it.kind is Kind.SYMLINK:
+                e = TreeEntry(it.name, EntryKind.SYMLINK, 0o777, len(it.target), it.mtime_ns,
+                              it.target)  # fmt: skip
+            elif it.overlay is not None:
+                kind, fref, size = filedata.finish_file(encoded[it.ino], writer, new_objects)
+                out.files_hashed += 1
+                out.bytes_hashed += size
+                e = TreeEntry(it.name, kind, it.mode, size, it.mtime_ns, fref)
+            else:
+                assert it.base is not None
+                b = it.base
+                e = TreeEntry(it.name, b.kind, it.mode, b.size, it.mtime_ns, b.ref)
+            entries[it.ino] = e
+            return e
+
+        root = entry_of(p.root)
+        out.tree = ObjectId(root.ref)
+        base_tree = store.commit(p.base_commit).tree
+        if dry_run or out.tree == base_tree:
+            writer.discard()
+            return out
+        out.bytes_stored = writer.bytes_written
+
+        def also(txn: WriteTxn) -> None:
+            rec = get_checkout(txn, view.repo, view.branch)
+            if rec is None or rec.base != p.base_commit or rec.id != view.record.id:
+                raise ConflictError(
+                    f"the checkout of {view.repo}@{view.branch} changed under this mount; "
+                    "nothing was committed"
+                )
+            view._write_base(txn)
+            for parent, name in p.whiteouts:
+                view.table.del_base_ino(txn, parent, name)
+            for parent, name, ino in p.overrides:
+                view.table.put_base_ino(txn, parent, name, ino)
+            view.table.clear(txn, b"dnu")
+            # write_commit moved the branch earlier in this very transaction: its head is the
+            # new commit, which becomes the checkout's base atomically with it.
+            head = db.get_ref(txn, view.repo, branch_ref(view.branch))
+            assert head is not None
+            rec.base = head
+            put_checkout(txn, view.repo, view.branch, rec)
+
+        cid, _ = write_commit(store, req, out.tree, p.base_commit, writer, new_objects, also)
+        writer.reset()
+        out.commit = cid
+        return out
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def dematerialize(view: WritableView, p: Plan, out: Outcome) -> list[str]:
+    """After the commit: serve every changed inode from the new commit (same numbers).
+
+    Runs in the event loop with the gate frozen, no checkpoint inside. Returns the overlay
+    files to delete (after this returns; a crash before leaves orphans the next mount removes).
+    """
+    assert out.commit is not None
+    view.record.base = out.commit
+    doomed: list[str] = []
+
+    def visit(it: Item) -> None:
+        node = view.nodes[it.ino]
+        entry = out.entries[it.ino]
+        if node.ino == ROOT_INODE:
+            node.base = entry
+        else:
+            node.set_base(entry)
+        node.recorded = False
+        node.origin = None
+        if it.overlay is not None:
+            node.overlay = False
+            node.layout = None
+            if node.fd >= 0:
+                os.close(node.fd)
+                node.fd = -1
+            doomed.append(it.overlay)
+        if it.changes is not None:
+            node.whiteouts.clear()
+            node.overrides.clear()
+            for child in it.changes.values():
+                if child is not None:
+                    visit(child)
+
+    visit(p.root)
+    view.unlocked.clear()
+    return doomed
+
+
+def remove_files(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

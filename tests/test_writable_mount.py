@@ -1,0 +1,175 @@
+"""Writable branch mounts for real: POSIX through the kernel, commit/status/restore/unlock CLI."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlgitfs import api
+from tests.conftest import write_tree
+from tests.fusehelpers import fuse_skip_reason
+from tests.wmount import OLD, Mounter, daemon_pid, mlgitfs, mounter, snapshot
+
+pytestmark = [
+    pytest.mark.fuse,
+    pytest.mark.skipif(fuse_skip_reason() is not None, reason=str(fuse_skip_reason())),
+]
+__all__ = ["mounter"]
+
+
+def make(home: Path, tmp_path: Path, mutability: str = "mutable") -> Path:
+    mlgitfs(home, "init", "ds", "--kind", "dataset", "--mutability", mutability)
+    src = write_tree(
+        tmp_path / "src",
+        {
+            "train/a.txt": b"a\n",
+            "train/b.bin": os.urandom(700_000),
+            "labels.csv": b"id,label\n1,cat\n",
+            "empty/": b"",
+            "link": "->labels.csv",
+        },
+        mtime_ns=OLD,
+    )
+    mlgitfs(home, "import", "ds@main", str(src), "-m", "first")
+    return src
+
+
+def test_posix_basics(home: Path, tmp_path: Path, mounter: Mounter) -> None:
+    make(home, tmp_path)
+    mp = mounter("ds@main")
+    (mp / "train" / "a.txt").write_bytes(b"changed\n")
+    with open(mp / "train" / "b.bin", "r+b") as f:
+        f.seek(100_000)
+        f.write(b"XYZ")
+        f.flush()
+        os.fsync(f.fileno())
+        os.fdatasync(f.fileno())
+    fd = os.open(mp / "new.txt", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640)
+    os.write(fd, b"hello")
+    os.close(fd)
+    assert (os.stat(mp / "new.txt").st_mode & 0o777) == 0o640
+    os.truncate(mp / "labels.csv", 3)
+    assert (mp / "labels.csv").read_bytes() == b"id,"
+    os.mkdir(mp / "d")
+    os.rename(mp / "train", mp / "d" / "train2")
+    os.symlink("d/train2/a.txt", mp / "sl")
+    os.chmod(mp / "new.txt", 0o600)
+    os.utime(mp / "new.txt", ns=(OLD, OLD))
+    assert os.stat(mp / "new.txt").st_mtime_ns == OLD
+    (mp / "over.txt").write_bytes(b"over")
+    os.rename(mp / "over.txt", mp / "new.txt")
+    assert (mp / "new.txt").read_bytes() == b"over"
+    os.rmdir(mp / "empty")
+    with pytest.raises(OSError) as e:
+        os.rmdir(mp / "d")
+    assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as e:
+        os.open(mp / ("x" * 256), os.O_CREAT | os.O_WRONLY)
+    assert e.value.errno == errno.ENAMETOOLONG
+    with pytest.raises(OSError) as e:
+        os.link(mp / "new.txt", mp / "hard")
+    assert e.value.errno == errno.EPERM
+    with pytest.raises(OSError) as e:
+        os.setxattr(mp / "new.txt", "user.x", b"1")
+    assert e.value.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)
+    # unlink of an open file: still readable and writable through its descriptor
+    with open(mp / "d" / "train2" / "a.txt", "r+b") as f:
+        os.unlink(mp / "d" / "train2" / "a.txt")
+        f.write(b"still")
+        f.seek(0)
+        assert f.read() == b"stilled\n"
+    # O_DIRECT with an odd size never reaches the overlay file as O_DIRECT
+    subprocess.run(
+        ["dd", "if=/dev/urandom", f"of={mp}/direct.bin", "bs=4608", "count=3", "oflag=direct"],
+        check=True,
+        capture_output=True,
+    )
+    assert os.path.getsize(mp / "direct.bin") == 3 * 4608
+    st = os.statvfs(mp)
+    assert st.f_blocks > 0 and st.f_bavail > 0 and st.f_namemax == 255
+    expect = snapshot(mp)
+    out = mlgitfs(home, "commit", str(mp), "-m", "second", "--meta", "k=v")
+    cid = out.stdout.strip()
+    assert api.show(home, "ds@main").meta == {"k": "v"}
+    ro = mounter(f"ds@{cid[:12]}", "ro")
+    got = snapshot(ro)
+    assert got.keys() == expect.keys()
+    for k, v in expect.items():
+        assert (got[k][0], got[k][1], got[k][2]) == (v[0], v[1] & 0o555, v[2]), k
+    assert snapshot(mp) == expect
+    assert json.loads(mlgitfs(home, "status", str(mp), "--json").stdout)["changes"] == []
+
+
+def test_status_restore_and_cwd_default(home: Path, tmp_path: Path, mounter: Mounter) -> None:
+    make(home, tmp_path)
+    mp = mounter("ds@main")
+    (mp / "train" / "a.txt").write_bytes(b"x")
+    os.unlink(mp / "labels.csv")
+    os.rename(mp / "link", mp / "link2")
+    (mp / "added").write_bytes(b"+")
+    st = json.loads(mlgitfs(home, "status", "--json", cwd=mp / "train").stdout)
+    got = {(c["change"], c["path"]) for c in st["changes"]}
+    assert got == {("modified", "train/a.txt"), ("deleted", "labels.csv"),
+                   ("renamed", "link2"), ("added", "added")}  # fmt: skip
+    mlgitfs(home, "restore", str(mp / "train" / "a.txt"), str(mp / "labels.csv"))
+    assert (mp / "train" / "a.txt").read_bytes() == b"a\n"
+    assert (mp / "labels.csv").read_bytes() == b"id,label\n1,cat\n"
+    mlgitfs(home, "restore", cwd=mp)
+    assert not (mp / "added").exists()
+    assert os.readlink(mp / "link") == "labels.csv"
+    assert json.loads(mlgitfs(home, "status", "--json", cwd=mp).stdout)["changes"] == []
+    dry = mlgitfs(home, "commit", str(mp), "-m", "nothing", "--dry-run")
+    assert "0 changes" in dry.stderr
+
+
+def test_policies_through_the_kernel(home: Path, tmp_path: Path, mounter: Mounter) -> None:
+    make(home, tmp_path, "flexible")
+    mp = mounter("ds@main")
+    with pytest.raises(PermissionError):
+        (mp / "labels.csv").write_bytes(b"no")
+    assert "mlgitfs unlock" in open(home / "mounts" / "daemon.log").read()
+    (mp / "new.csv").write_bytes(b"yes")
+    mlgitfs(home, "unlock", str(mp / "labels.csv"))
+    (mp / "labels.csv").write_bytes(b"now yes")
+    mlgitfs(home, "commit", str(mp), "-m", "labels")
+    assert b"".join(api.cat(home, "ds@main:labels.csv")) == b"now yes"
+
+
+def test_second_writable_mount_refused(home: Path, tmp_path: Path, mounter: Mounter) -> None:
+    make(home, tmp_path)
+    mp = mounter("ds@main")
+    (tmp_path / "two").mkdir()
+    proc = mlgitfs(home, "mount", "ds@main", str(tmp_path / "two"), check=False)
+    assert proc.returncode != 0 and "already mounted writable" in proc.stderr
+    ro = mounter("ds@main", "ro", "--read-only")
+    assert (ro / "labels.csv").read_bytes() == b"id,label\n1,cat\n"
+    assert daemon_pid(home, mp) != daemon_pid(home, ro)
+
+
+def test_conflict_when_branch_moved(home: Path, tmp_path: Path, mounter: Mounter) -> None:
+    src = make(home, tmp_path)
+    mp = mounter("ds@main")
+    (mp / "mine").write_bytes(b"mine")
+    (src / "other").write_bytes(b"other")
+    mlgitfs(home, "import", "ds@main", str(src), "-m", "elsewhere")
+    proc = mlgitfs(home, "commit", str(mp), "-m", "late", check=False)
+    assert proc.returncode == 14 and "moved" in proc.stderr
+    assert (mp / "mine").read_bytes() == b"mine"
+
+
+def test_overlay_survives_remount(home: Path, tmp_path: Path, mounter: Mounter) -> None:
+    make(home, tmp_path)
+    mp = mounter("ds@main")
+    (mp / "kept.txt").write_bytes(b"kept")
+    ino = os.stat(mp / "kept.txt").st_ino
+    ino_b = os.stat(mp / "train" / "b.bin").st_ino
+    mlgitfs(home, "unmount", str(mp))
+    mp = mounter("ds@main")
+    assert (mp / "kept.txt").read_bytes() == b"kept"
+    assert os.stat(mp / "kept.txt").st_ino == ino
+    assert os.stat(mp / "train" / "b.bin").st_ino == ino_b

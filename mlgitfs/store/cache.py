@@ -12,9 +12,11 @@ then the stored bytes; the header lets fsck and recovery scan a segment without 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mlgitfs.errors import CorruptObject, MissingObject, StoreError
@@ -27,6 +29,7 @@ MAGIC = b"MGC1"
 _HEADER = struct.Struct("<4s32sBII")
 _LOC = struct.Struct("<IQIIB")  # segment, offset of stored bytes, stored len, raw len, codec
 SEGMENT_TARGET = 256 << 20
+WRITE_BUFFER = 4 << 20
 
 
 class Location:
@@ -112,6 +115,17 @@ class ChunkCache:
             self._fds.clear()
 
 
+def _write_all(fd: int, data: bytearray) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise StoreError(f"cannot write the chunk cache: {exc.strerror}") from exc
+    finally:
+        view.release()
+
+
 class SegmentWriter:
     """Appends chunks to segments owned by this writer alone; see the module note on order."""
 
@@ -123,6 +137,9 @@ class SegmentWriter:
         self._size = 0
         self._dirty: list[int] = []
         self._created: list[Path] = []
+        self._buffer = bytearray()
+        self._writer: ThreadPoolExecutor | None = None
+        self._write: Future[None] | None = None
         self.bytes_written = 0
 
     def _open_segment(self) -> None:
@@ -139,6 +156,7 @@ class SegmentWriter:
 
     def _close_file(self) -> None:
         if self._file is not None:
+            self._write_buffer()
             self._dirty.append(self._file)
             self._file = None
 
@@ -150,23 +168,39 @@ class SegmentWriter:
             return
         if self._file is None or self._size >= SEGMENT_TARGET:
             self._open_segment()
-        assert self._file is not None
         header = _HEADER.pack(MAGIC, bytes(cid), codec, raw_len, len(stored))
-        try:
-            os.write(self._file, header)
-            n = os.write(self._file, stored)
-            while n < len(stored):
-                n += os.write(self._file, memoryview(stored)[n:])
-        except OSError as exc:
-            raise StoreError(f"cannot write the chunk cache: {exc.strerror}") from exc
+        # Small records are gathered so that a directory of small files costs a few large
+        # writes, not two system calls per file.
+        self._buffer += header
+        self._buffer += stored
         offset = self._size + len(header)
         self._size = offset + len(stored)
         self.bytes_written += len(header) + len(stored)
         self._pending[bytes(cid)] = Location(self._segment, offset, len(stored), raw_len, codec)
+        if len(self._buffer) >= WRITE_BUFFER:
+            self._write_buffer()
+
+    def _write_buffer(self) -> None:
+        """Hand the gathered records to the writer thread, which overlaps the disk with the
+        caller's hashing; one thread keeps the records in file order."""
+        if not self._buffer:
+            return
+        assert self._file is not None
+        self._wait_writes()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="mlgitfs-segment")
+        self._write = self._writer.submit(_write_all, self._file, self._buffer)
+        self._buffer = bytearray()
+
+    def _wait_writes(self) -> None:
+        if self._write is not None:
+            write, self._write = self._write, None
+            write.result()
 
     def flush(self) -> None:
         """fsync every segment written so far: chunks are durable before LMDB names them."""
         self._close_file()
+        self._wait_writes()
         try:
             for fd in self._dirty:
                 os.fsync(fd)
@@ -216,6 +250,10 @@ class SegmentWriter:
     def reset(self) -> None:
         """After the transaction that recorded the chunks committed: start afresh."""
         self._close_file()
+        self._wait_writes()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
         for fd in self._dirty:
             os.close(fd)
         self._dirty = []
@@ -224,14 +262,9 @@ class SegmentWriter:
 
     def discard(self) -> None:
         """The chunks will never be recorded (failed import or commit): delete our segments."""
-        self.reset_files()
-
-    def reset_files(self) -> None:
-        self._close_file()
-        for fd in self._dirty:
-            os.close(fd)
-        self._dirty = []
-        for path in self._created:
+        self._buffer = bytearray()
+        created = self._created
+        with contextlib.suppress(StoreError):
+            self.reset()
+        for path in created:
             path.unlink(missing_ok=True)
-        self._created = []
-        self._pending.clear()

@@ -32,8 +32,15 @@ def _show_changes(items: tuple[api.StatusItem, ...]) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be committed; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
-def commit(c: Ctx, mountpoint: Path | None, message: str, meta: tuple[str, ...],
-           inputs: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+def commit(
+    c: Ctx,
+    mountpoint: Path | None,
+    message: str,
+    meta: tuple[str, ...],
+    inputs: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Commit what a writable mount changed (default: the mount around the current directory)."""
     r = api.commit(c.home, mountpoint, message, list(meta), list(inputs), dry_run)
     if as_json:
@@ -41,15 +48,18 @@ def commit(c: Ctx, mountpoint: Path | None, message: str, meta: tuple[str, ...],
         return
     if dry_run:
         _show_changes(r.changes)
-        render.message(f"dry run: {len(r.changes)} changes would be committed to "
-                       f"{r.repo}@{r.branch}")
+        render.message(
+            f"dry run: {len(r.changes)} changes would be committed to {r.repo}@{r.branch}"
+        )
     elif r.commit is None:
         render.message(f"nothing to commit in {r.mountpoint}")
     else:
         click.echo(r.commit.id)
-        render.message(f"committed {r.commit.id[:12]} to {r.repo}@{r.branch}: "
-                       f"{r.files_hashed} files hashed ({render.human(r.bytes_hashed)}), "
-                       f"{render.human(r.bytes_stored)} stored, {r.seconds:.2f}s")
+        render.message(
+            f"committed {r.commit.id[:12]} to {r.repo}@{r.branch}: "
+            f"{r.files_hashed} files hashed ({render.human(r.bytes_hashed)}), "
+            f"{render.human(r.bytes_stored)} stored, {r.seconds:.2f}s"
+        )
 
 
 @click.command()
@@ -62,8 +72,7 @@ def status(c: Ctx, mountpoint: Path | None, as_json: bool) -> None:
     if as_json:
         render.emit_json(r)
         return
-    render.message(f"{r.repo}@{r.branch} ({r.mutability}) at {r.mountpoint}, "
-                   f"base {r.base[:12]}")
+    render.message(f"{r.repo}@{r.branch} ({r.mutability}) at {r.mountpoint}, base {r.base[:12]}")
     if not r.changes:
         render.message("nothing changed")
     _show_changes(r.changes)

@@ -22,15 +22,31 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @click.option("--cache-size", help="Decoded-chunk memory cache of the daemon (e.g. 512M).")
 @click.option("--read-only", is_flag=True, help="Mount a branch read-only.")
 @pass_ctx
-def mount(c: Ctx, revspec: str, mountpoint: Path, foreground: bool, allow_other: bool,
-          cache_size: str | None, read_only: bool) -> None:
+def mount(
+    c: Ctx,
+    revspec: str,
+    mountpoint: Path,
+    foreground: bool,
+    allow_other: bool,
+    cache_size: str | None,
+    read_only: bool,
+) -> None:
     """Mount REVSPEC (REPO@REF) at MOUNTPOINT; returns once the mount answers."""
-    info = api.mount(c.home, revspec, mountpoint, foreground=foreground,
-                     allow_other=allow_other, cache_size=cache_size, read_only=read_only)
+    info = api.mount(
+        c.home,
+        revspec,
+        mountpoint,
+        foreground=foreground,
+        allow_other=allow_other,
+        cache_size=cache_size,
+        read_only=read_only,
+    )
     if info is not None:
         mode = "read-only" if info.read_only else "writable"
-        render.message(f"mounted {info.revspec} ({info.commit[:12]}, {mode}) at "
-                       f"{info.mountpoint}, daemon pid {info.pid}")
+        render.message(
+            f"mounted {info.revspec} ({info.commit[:12]}, {mode}) at "
+            f"{info.mountpoint}, daemon pid {info.pid}"
+        )
 
 
 @click.command()

@@ -29,7 +29,7 @@ table and tests/test_cli.py keeps the two together.
     │   ├── RemoteDenied            exit 19  credentials missing, wrong, or without permission
     │   ├── RemoteUnreachable       exit 20  the endpoint did not answer (refused, timed out, DNS)
     │   └── RemoteKeyMissing        exit 21  no object at that key of an existing remote
-    ├── ConflictError               exit 14  the branch moved since the checkout's base; a merge conflict
+    ├── ConflictError               exit 14  the branch moved since the checkout's base
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
     └── DaemonError                 exit 16  the mount's daemon did not answer or refused
 """

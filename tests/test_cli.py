@@ -19,8 +19,13 @@ OLD = 1_600_000_000_000_000_000
 def ds(tmp_path: Path, cli: Cli) -> Path:
     src = write_tree(
         tmp_path / "src",
-        {"train/a.jpg": os.urandom(3000), "train/b.jpg": os.urandom(3000), "labels.csv": "x,y\n",
-         "README": "hello\n", "latest": "->labels.csv"},
+        {
+            "train/a.jpg": os.urandom(3000),
+            "train/b.jpg": os.urandom(3000),
+            "labels.csv": "x,y\n",
+            "README": "hello\n",
+            "latest": "->labels.csv",
+        },
     )
     set_mtimes(src, OLD)
     cli("init", "ds", "--kind", "dataset", "--mutability", "strict", "--category", "vision")
@@ -85,7 +90,10 @@ def test_branches_and_tags(cli: Cli, ds: Path) -> None:
     cli("branch", "ds@dev")
     cli("branch", "ds@feature/x", "ds@main")
     assert [b["name"] for b in json.loads(cli("branch", "ds", "--json").stdout)] == [
-        "dev", "feature/x", "main"]
+        "dev",
+        "feature/x",
+        "main",
+    ]
     cli("branch", "ds@dev", code=8)
     cli("tag", "ds@v1")
     cli("tag", "ds@v1", code=8)  # a tag never moves
@@ -116,10 +124,28 @@ def test_export(tmp_path: Path, cli: Cli, ds: Path) -> None:
 def test_lineage(tmp_path: Path, cli: Cli, ds: Path) -> None:
     cli("init", "lbl", "--kind", "labels", "--mutability", "flexible")
     cli("init", "net", "--kind", "model", "--mutability", "mutable")
-    cli("import", "lbl", str(write_tree(tmp_path / "l", {"l.csv": "a"})), "-m", "labels",
-        "--input", "ds@main")
-    cli("import", "net", str(write_tree(tmp_path / "m", {"w.pt": "w"})), "-m", "model",
-        "--input", "ds", "--input", "lbl@main", "--meta", "code=abc123")
+    cli(
+        "import",
+        "lbl",
+        str(write_tree(tmp_path / "l", {"l.csv": "a"})),
+        "-m",
+        "labels",
+        "--input",
+        "ds@main",
+    )
+    cli(
+        "import",
+        "net",
+        str(write_tree(tmp_path / "m", {"w.pt": "w"})),
+        "-m",
+        "model",
+        "--input",
+        "ds",
+        "--input",
+        "lbl@main",
+        "--meta",
+        "code=abc123",
+    )
     up = json.loads(cli("lineage", "net", "--json", "--direction", "up").stdout)["upstream"]
     assert up["repo"] == "net"
     assert sorted(c["repo"] for c in up["children"]) == ["ds", "lbl"]

@@ -1,4 +1,4 @@
-"""Import and export through the library: same bytes, modes, symlinks and mtimes; bad input refused."""
+"""Import and export through the library: same bytes, modes, symlinks, mtimes; bad input refused."""
 
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ def trees(draw: st.DrawFn) -> dict[str, bytes | str]:
     return files
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(files=trees(), modes=st.lists(st.sampled_from([0o644, 0o600, 0o755, 0o444]), min_size=8))
 def test_import_then_export_is_identity(
     tmp_path_factory: pytest.TempPathFactory, files: dict[str, bytes | str], modes: list[int]
@@ -132,7 +134,9 @@ def test_special_files_are_refused(tmp_path: Path, home: Path, kind: str) -> Non
         sock = socket.socket(socket.AF_UNIX)
         sock.bind(str(special))
     api.init(home, "ds", "dataset", "mutable")
-    with pytest.raises(SourceError, match=f"sub/special: it is a {'FIFO' if kind == 'fifo' else 'socket'}"):
+    with pytest.raises(
+        SourceError, match=f"sub/special: it is a {'FIFO' if kind == 'fifo' else 'socket'}"
+    ):
         api.import_dir(home, "ds", src, "v1")
     assert api.branch_list(home, "ds") == []
     assert not list((home / "chunks").glob("*.seg"))
@@ -140,7 +144,9 @@ def test_special_files_are_refused(tmp_path: Path, home: Path, kind: str) -> Non
 
 def test_symlinks_are_not_followed(tmp_path: Path, home: Path) -> None:
     outside = write_tree(tmp_path / "outside", {"secret": b"s"})
-    src = write_tree(tmp_path / "src", {"a": b"x", "out": "->" + str(outside), "dangling": "->nope"})
+    src = write_tree(
+        tmp_path / "src", {"a": b"x", "out": "->" + str(outside), "dangling": "->nope"}
+    )
     api.init(home, "ds", "dataset", "mutable")
     api.import_dir(home, "ds", src, "v1")
     listing = {e.path: e for e in api.ls(home, "ds", recursive=True)}
@@ -166,13 +172,16 @@ def test_unreadable_file_stops_import_with_nothing_committed(tmp_path: Path) -> 
     api.init(home, "ds", "dataset", "mutable")
     api.import_dir(home, "ds", write_tree(tmp_path / "first", {"a": b"1"}), "v1")
     code = (
-        "import sys; from mlgitfs import api; from pathlib import Path; from mlgitfs.errors import *\n"
+        "import sys; from pathlib import Path\n"
+        "from mlgitfs import api; from mlgitfs.errors import SourceError, StoreFull\n"
         "try:\n api.import_dir(Path(sys.argv[1]),'ds',Path(sys.argv[2]),'m')\n"
         "except SourceError as e: print('ERR', e); sys.exit(9)\n"
     )
     proc = subprocess.run(
         [*_without_dac_override(), sys.executable, "-c", code, str(home), str(src)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 9, proc.stderr
     assert "b/secret" in proc.stdout and "Permission denied" in proc.stdout
@@ -191,7 +200,8 @@ def test_store_full_changes_nothing(tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {f"f{i}": os.urandom(24) for i in range(15000)})
     home = tmp_path / "store"
     script = (
-        "import sys; from mlgitfs import api; from pathlib import Path; from mlgitfs.errors import *\n"
+        "import sys; from pathlib import Path\n"
+        "from mlgitfs import api; from mlgitfs.errors import SourceError, StoreFull\n"
         "h=Path(sys.argv[1])\n"
         "if sys.argv[3] == 'init': api.init(h,'ds','dataset','mutable'); sys.exit(0)\n"
         "try:\n api.import_dir(h,'ds',Path(sys.argv[2]),'m')\n"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import errno
-import json
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -32,8 +32,9 @@ Mounter = Callable[..., Path]
 
 
 def mlgitfs(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([MLGITFS, "--home", str(home), *args], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [MLGITFS, "--home", str(home), *args], capture_output=True, text=True, timeout=120
+    )
     if check:
         assert proc.returncode == 0, f"mlgitfs {args}: {proc.stdout}{proc.stderr}"
     return proc
@@ -76,12 +77,20 @@ def with_kill(pid: int) -> None:
 @pytest.fixture
 def dataset(tmp_path: Path, home: Path) -> Path:
     files: dict[str, bytes | str] = {
-        f"train/{c}/{i:03d}.jpg": os.urandom(1000 + 137 * i) for c in ("cat", "dog")
+        f"train/{c}/{i:03d}.jpg": os.urandom(1000 + 137 * i)
+        for c in ("cat", "dog")
         for i in range(40)
     }
-    files.update({"big.bin": os.urandom(5 << 20) + bytes(3 << 20), "empty": b"",
-                  "labels.csv": "".join(f"{i},{i % 2}\n" for i in range(1000)),
-                  "latest": "->labels.csv", "nested/deeper/x.txt": "x", "emptydir/": b""})
+    files.update(
+        {
+            "big.bin": os.urandom(5 << 20) + bytes(3 << 20),
+            "empty": b"",
+            "labels.csv": "".join(f"{i},{i % 2}\n" for i in range(1000)),
+            "latest": "->labels.csv",
+            "nested/deeper/x.txt": "x",
+            "emptydir/": b"",
+        }
+    )
     src = write_tree(tmp_path / "src", files)
     (src / "train/cat/000.jpg").chmod(0o600)
     set_mtimes(src, OLD)
@@ -92,8 +101,13 @@ def dataset(tmp_path: Path, home: Path) -> Path:
 
 
 def sha_tree(root: Path) -> dict[str, str]:
-    out = subprocess.run(f"cd {root} && find . -type f -print0 | sort -z | xargs -0 sha256sum",
-                         shell=True, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        f"cd {root} && find . -type f -print0 | sort -z | xargs -0 sha256sum",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(reversed(line.split("  ", 1)) for line in out.splitlines())  # type: ignore[misc]
 
 
@@ -102,14 +116,17 @@ def test_every_byte_and_tool_agree(dataset: Path, mount: Mounter) -> None:
     assert sha_tree(mp) == sha_tree(dataset)
 
     def run(cmd: str, root: Path) -> str:
-        return subprocess.run(f"cd {root} && {cmd}", shell=True, capture_output=True,
-                              text=True, check=True).stdout
+        return subprocess.run(
+            f"cd {root} && {cmd}", shell=True, capture_output=True, text=True, check=True
+        ).stdout
 
     assert run("find . | sort", mp) == run("find . | sort", dataset)
     assert run("find . -type f -printf '%P %s %T@\\n' | sort", mp) == run(
-        "find . -type f -printf '%P %s %T@\\n' | sort", dataset)
+        "find . -type f -printf '%P %s %T@\\n' | sort", dataset
+    )
     assert run("du -ab --apparent-size . | sort -k2", mp).count("\n") == run(
-        "du -ab --apparent-size . | sort -k2", dataset).count("\n")
+        "du -ab --apparent-size . | sort -k2", dataset
+    ).count("\n")
     tar_mount = run("tar cf - --sort=name --owner=0 --group=0 --mode=a-w . | tar tvf - ", mp)
     tar_src = run("tar cf - --sort=name --owner=0 --group=0 --mode=a-w . | tar tvf - ", dataset)
     strip = lambda s: sorted(" ".join(line.split()[2:]) for line in s.splitlines())  # noqa: E731
@@ -140,8 +157,10 @@ def test_parallel_readers_and_ranges(dataset: Path, mount: Mounter) -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(reader, range(4)))
-    procs = [subprocess.Popen(["sha256sum", str(mp / "big.bin")], stdout=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(["sha256sum", str(mp / "big.bin")], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     sums = {p.communicate(timeout=60)[0].split()[0] for p in procs}
     assert sums == {hashlib.sha256(want).hexdigest()}
 
@@ -163,8 +182,8 @@ def test_two_versions_at_once(dataset: Path, home: Path, mount: Mounter) -> None
 def test_mutations_get_erofs(dataset: Path, mount: Mounter) -> None:
     mp = mount("ds@v1")
     attempts: list[Callable[[], object]] = [
-        lambda: open(mp / "labels.csv", "r+b"),
-        lambda: open(mp / "new.txt", "wb"),
+        lambda: os.open(mp / "labels.csv", os.O_RDWR),
+        lambda: os.open(mp / "new.txt", os.O_WRONLY | os.O_CREAT),
         lambda: os.truncate(mp / "labels.csv", 0),
         lambda: os.unlink(mp / "labels.csv"),
         lambda: os.rename(mp / "labels.csv", mp / "x.csv"),
@@ -183,8 +202,9 @@ def test_mutations_get_erofs(dataset: Path, mount: Mounter) -> None:
         assert info.value.errno == errno.EROFS, attempt
 
 
-def test_corrupt_chunk_gives_eio_for_that_file_only(dataset: Path, home: Path,
-                                                     mount: Mounter) -> None:
+def test_corrupt_chunk_gives_eio_for_that_file_only(
+    dataset: Path, home: Path, mount: Mounter
+) -> None:
     store = api.open_store(home)
     from mlgitfs.repo.refs import resolve
     from mlgitfs.repo.trees import file_chunks
@@ -216,8 +236,9 @@ def test_corrupt_chunk_gives_eio_for_that_file_only(dataset: Path, home: Path,
             f.write(good)
 
 
-def test_killed_daemon_gives_enotconn_then_remount(dataset: Path, home: Path,
-                                                   mount: Mounter) -> None:
+def test_killed_daemon_gives_enotconn_then_remount(
+    dataset: Path, home: Path, mount: Mounter
+) -> None:
     mp = mount("ds@v1")
     [rec] = api.mounts(home)
     os.kill(rec.pid, signal.SIGKILL)
@@ -235,7 +256,7 @@ def test_killed_daemon_gives_enotconn_then_remount(dataset: Path, home: Path,
 
 def test_unmount_while_a_file_is_open(dataset: Path, home: Path, mount: Mounter) -> None:
     mp = mount("ds@v1")
-    f = open(mp / "big.bin", "rb")
+    f = open(mp / "big.bin", "rb")  # noqa: SIM115 - held open across the unmount
     try:
         busy = mlgitfs(home, "unmount", str(mp), check=False)
         assert busy.returncode == 11 and "busy" in busy.stderr
@@ -258,8 +279,9 @@ def test_mount_errors(dataset: Path, home: Path, tmp_path: Path) -> None:
     assert mlgitfs(home, "unmount", str(tmp_path), check=False).returncode == 11
 
 
-def test_second_epoch_is_served_by_the_page_cache(dataset: Path, home: Path,
-                                                   mount: Mounter) -> None:
+def test_second_epoch_is_served_by_the_page_cache(
+    dataset: Path, home: Path, mount: Mounter
+) -> None:
     from mlgitfs.daemon.fuse_ops import NO_OPEN
 
     mp = mount("ds@v1")

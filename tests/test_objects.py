@@ -166,7 +166,9 @@ BAD_OBJECTS = {
     "one-chunk manifest": _raw("manifest", 1, [[b"c" * 32, 5]]),
     "zero-length chunk": _raw("manifest", 1, [[b"c" * 32, 0], [b"d" * 32, 1]]),
     "commit missing fields": _raw("commit", 1, b"t" * 32, []),
-    "commit unsorted meta": _raw("commit", 1, b"t" * 32, [], "a", 0, "m", [["b", ""], ["a", ""]], []),
+    "commit unsorted meta": _raw(
+        "commit", 1, b"t" * 32, [], "a", 0, "m", [["b", ""], ["a", ""]], []
+    ),
     "empty tree index": _raw("tidx", 1, []),
     "huge array header": b"\xdd\xff\xff\xff\xff",
     "non-canonical int": b"\x93\xa4tree\xcd\x00\x01\x90",

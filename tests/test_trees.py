@@ -16,8 +16,16 @@ def entries(n: int, changed: int | None = None) -> list[TreeEntry]:
     out = []
     for i in range(n):
         content = b"changed" if i == changed else str(i).encode()
-        out.append(TreeEntry(f"img{i:07d}.jpg".encode(), EntryKind.FILE, 0o644, len(content), 0,
-                             hash_bytes(content)))
+        out.append(
+            TreeEntry(
+                f"img{i:07d}.jpg".encode(),
+                EntryKind.FILE,
+                0o644,
+                len(content),
+                0,
+                hash_bytes(content),
+            )
+        )
     return sorted(out, key=lambda e: e.name)
 
 

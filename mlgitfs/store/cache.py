@@ -218,6 +218,9 @@ class SegmentWriter:
     def sync(self) -> None:
         """Like `flush`, but keep the open segment open: a long-lived writer (chunks fetched
         from a remote, a few at a time) then appends to one segment, not one per batch."""
+        if self._file is not None:
+            self._write_buffer()
+        self._wait_writes()
         try:
             for fd in self._dirty:
                 os.fsync(fd)

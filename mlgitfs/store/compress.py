@@ -1,4 +1,4 @@
-"""Chunk compression with zstd, kept only where it shrinks the chunk; the only importer of zstandard."""
+"""Chunk compression with zstd, kept only where it shrinks the chunk; sole zstandard importer."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ chunk and the path.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno
 import logging
 import os
@@ -140,16 +141,48 @@ class SnapshotView:
     def _attr(self, node: _Node) -> Attr:
         e = node.entry
         if e is None:
-            return Attr(ROOT_INODE, Kind.DIR, stat.S_IFDIR | 0o755 & self._mode_mask, 0,
-                        self.time_ns, 2, self.uid, self.gid)
+            return Attr(
+                ROOT_INODE,
+                Kind.DIR,
+                stat.S_IFDIR | 0o755 & self._mode_mask,
+                0,
+                self.time_ns,
+                2,
+                self.uid,
+                self.gid,
+            )
         if e.kind is EntryKind.DIR:
-            return Attr(node.ino, Kind.DIR, stat.S_IFDIR | (e.mode & self._mode_mask), e.size,
-                        e.mtime_ns, 2, self.uid, self.gid)
+            return Attr(
+                node.ino,
+                Kind.DIR,
+                stat.S_IFDIR | (e.mode & self._mode_mask),
+                e.size,
+                e.mtime_ns,
+                2,
+                self.uid,
+                self.gid,
+            )
         if e.kind is EntryKind.SYMLINK:
-            return Attr(node.ino, Kind.SYMLINK, stat.S_IFLNK | 0o777, e.size, e.mtime_ns, 1,
-                        self.uid, self.gid)
-        return Attr(node.ino, Kind.FILE, stat.S_IFREG | (e.mode & self._mode_mask), e.size,
-                    e.mtime_ns, 1, self.uid, self.gid)
+            return Attr(
+                node.ino,
+                Kind.SYMLINK,
+                stat.S_IFLNK | 0o777,
+                e.size,
+                e.mtime_ns,
+                1,
+                self.uid,
+                self.gid,
+            )
+        return Attr(
+            node.ino,
+            Kind.FILE,
+            stat.S_IFREG | (e.mode & self._mode_mask),
+            e.size,
+            e.mtime_ns,
+            1,
+            self.uid,
+            self.gid,
+        )
 
     def getattr(self, ino: InodeNo) -> Attr:
         return self._attr(self._node(ino))
@@ -274,7 +307,5 @@ class SnapshotView:
                 self._nursery.start_soon(self._prefetch, cid, node, name="read-ahead")
 
     async def _prefetch(self, cid: ChunkId, node: _Node) -> None:
-        try:
+        with contextlib.suppress(FsError):  # the reader's own read reports it
             await self._chunk(cid, node)
-        except FsError:
-            pass  # the reader's own read reports it

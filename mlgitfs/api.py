@@ -42,6 +42,16 @@ def open_store(home: Path | None) -> Store:
     return store
 
 
+def close_store(home: Path) -> None:
+    """Forget and close this process's Store for `home` (long-lived processes, tests)."""
+    from mlgitfs.meta.env import close_env
+
+    store = _stores.pop(str(home.resolve()), None)
+    if store is not None:
+        store.close()
+    close_env(home / "meta")
+
+
 # --- results --------------------------------------------------------------------------------
 
 
@@ -566,9 +576,9 @@ def _writable_mount(home: Path | None, where: Path | None) -> tuple[Store, Mount
     target = _os.path.abspath(where if where is not None else _os.getcwd())
     best = None
     for m in registry.list_mounts(store.run_dir):
-        if target == m.mountpoint or target.startswith(m.mountpoint.rstrip("/") + "/"):
-            if best is None or len(m.mountpoint) > len(best.mountpoint):
-                best = m
+        inside = target == m.mountpoint or target.startswith(m.mountpoint.rstrip("/") + "/")
+        if inside and (best is None or len(m.mountpoint) > len(best.mountpoint)):
+            best = m
     if best is None:
         raise MountError(f"{target} is not inside a mount of this store (see 'mlgitfs mounts')")
     if best.read_only or not best.control_socket:

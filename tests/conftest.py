@@ -37,6 +37,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     yield h
     if (h / "meta").exists():
         report = api.fsck(h)
+        api.close_store(h)
         assert report.clean, f"fsck found damage: {report.damage}"
 
 

@@ -34,7 +34,10 @@ DATABASES = (
     "remote_locs",  # kind letter + id + remote name → pack location (store/remotedb.py)
 )
 
-DEFAULT_MAP_SIZE = 1 << 40  # address space only: the file grows as data is written
+# Address space only: the file grows as data is written. 64 GiB holds the metadata of
+# hundreds of millions of files while leaving room for many stores in one process (a
+# process has 128 TiB of address space; tests open hundreds of stores).
+DEFAULT_MAP_SIZE = 64 << 30
 
 
 class ReadTxn:

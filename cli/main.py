@@ -216,11 +216,17 @@ def lineage(c: Ctx, revspec: str, direction: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("repo", required=False)
+@click.option(
+    "--remote",
+    "check_remote",
+    is_flag=True,
+    help="Also fetch and check chunks that are only on a remote.",
+)
 @json_opt
 @pass_ctx
-def fsck(c: Ctx, repo: str | None, as_json: bool) -> None:
+def fsck(c: Ctx, repo: str | None, check_remote: bool, as_json: bool) -> None:
     """Check every object reachable from every ref. Exit 1 when damage is found."""
-    report = api.fsck(c.home, repo)
+    report = api.fsck(c.home, repo, check_remote)
     render.fsck(report, as_json)
     if not report.clean:
         sys.exit(1)

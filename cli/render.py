@@ -227,5 +227,7 @@ def fsck(report: FsckReport, as_json: bool) -> None:
     state = "clean" if report.clean else f"{len(report.damage)} problems"
     message(
         f"checked {report.repos} repos, {report.commits} commits, {report.trees} trees, "
-        f"{report.files} files, {report.chunks} chunks ({human(report.bytes)}): {state}"
+        f"{report.files} files, {report.chunks} chunks ({human(report.bytes)})"
+        + (f", {report.remote_chunks} chunks only on a remote" if report.remote_chunks else "")
+        + f": {state}"
     )

@@ -171,15 +171,14 @@ def _commit_info(oid: ObjectId, c: Commit, ref_names: tuple[str, ...] = ()) -> C
 def _repo_result(store: Store, rec: RepoRecord) -> RepoResult:
     with store.env.read() as txn:
         all_refs = list(db.list_refs(txn, rec.name))
-    b = sum(1 for r, _ in all_refs if r.startswith("heads/"))
     return RepoResult(
         rec.name,
         rec.kind.value,
         rec.mutability.value,
         rec.categories,
         rec.created_ns,
-        b,
-        len(all_refs) - b,
+        sum(1 for r, _ in all_refs if r.startswith("heads/")),
+        sum(1 for r, _ in all_refs if r.startswith("tags/")),
     )
 
 
@@ -276,8 +275,16 @@ def _ref_index(store: Store, repo: str) -> dict[bytes, list[str]]:
     out: dict[bytes, list[str]] = {}
     with store.env.read() as txn:
         for ref, oid in db.list_refs(txn, repo):
-            out.setdefault(bytes(oid), []).append(ref.split("/", 1)[1])
+            out.setdefault(bytes(oid), []).append(_ref_label(ref))
     return out
+
+
+def _ref_label(ref: str) -> str:
+    """heads/main → main, tags/v1 → v1, remotes/origin/heads/main → origin/main."""
+    parts = ref.split("/")
+    if parts[0] == "remotes" and len(parts) >= 4:
+        return f"{parts[1]}/{'/'.join(parts[3:])}"
+    return "/".join(parts[1:])
 
 
 def log(
@@ -517,9 +524,11 @@ def mounts(home: Path | None) -> list[MountInfo]:
     ]
 
 
-def fsck(home: Path | None, repo: str | None = None) -> fsck_mod.FsckReport:
+def fsck(
+    home: Path | None, repo: str | None = None, check_remote: bool = False
+) -> fsck_mod.FsckReport:
     store = open_store(home)
-    return fsck_mod.fsck(store, repo)
+    return fsck_mod.fsck(store, repo, check_remote=check_remote)
 
 
 # --- checkouts -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ class FsckReport:
     files: int = 0
     chunks: int = 0
     bytes: int = 0
+    remote_chunks: int = 0  # not in the local cache; on a remote
     damage: list[Damage] = field(default_factory=list)
 
     @property
@@ -39,8 +40,17 @@ class FsckReport:
 
 
 class _Checker:
-    def __init__(self, store: Store, report: FsckReport, progress: Callable[[int], None] | None):
+    def __init__(
+        self,
+        store: Store,
+        report: FsckReport,
+        progress: Callable[[int], None] | None,
+        check_remote: bool,
+    ) -> None:
         self.store = store
+        self.check_remote = check_remote
+        with store.env.read() as txn:
+            self.has_remotes = txn.count("remotes") > 0
         self.report = report
         self.progress = progress
         self.seen: set[bytes] = set()
@@ -67,6 +77,12 @@ class _Checker:
                 self.damage(cid, self.bad[cid], path)
             return
         self.seen.add(cid)
+        if self.has_remotes and not self.store.chunks.has(ChunkId(cid)):
+            # Not in the local cache of a store with remotes: pushed or cloned, fetched on
+            # demand and checked then (or here with `fsck --remote`), not damage.
+            self.report.remote_chunks += 1
+            if not self.check_remote:
+                return
         try:
             data = self.store.read_chunk(ChunkId(cid))
             if len(data) != length:
@@ -144,10 +160,15 @@ class _Checker:
 
 
 def fsck(
-    store: Store, repo: str | None = None, progress: Callable[[int], None] | None = None
+    store: Store,
+    repo: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    check_remote: bool = False,
 ) -> FsckReport:
+    """Check what every ref reaches; with `check_remote`, also fetch and check the chunks that
+    are only on a remote."""
     report = FsckReport()
-    checker = _Checker(store, report, progress)
+    checker = _Checker(store, report, progress, check_remote)
     with store.env.read() as txn:
         repos = [db.get_repo(txn, repo)] if repo else db.list_repos(txn)
         refs = {r.name: list(db.list_refs(txn, r.name)) for r in repos}

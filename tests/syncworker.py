@@ -34,15 +34,11 @@ def pusher(home: Path, repo: str, wid: int, rounds: int, work: Path, out: Path) 
         (src / f"w{wid}-r{r}").write_bytes(f"worker {wid} round {r}\n".encode())
         lost_in_row = 0
         while True:  # back off a little after each loss, as a real client would
-            t0 = time.perf_counter()
             api.fetch(home, repo)
-            t1 = time.perf_counter()
             reset_to_remote(home, repo)
             res = api.import_dir(home, repo, src, f"w{wid} r{r}")
-            t2 = time.perf_counter()
             try:
                 api.push(home, repo)
-                print(f"TIMING fetch {t1-t0:.3f} import {t2-t1:.3f} push {time.perf_counter()-t2:.3f}", file=sys.stderr)
             except NotFastForward:
                 losses += 1
                 time.sleep(random.uniform(0, 0.05 * min(lost_in_row := lost_in_row + 1, 8)))

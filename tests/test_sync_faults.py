@@ -30,7 +30,7 @@ __all__ = ["remote"]  # the parametrized fixture, shared with test_sync
 
 
 def _pack_keys(r: Remote, kind: str) -> list[str]:
-    return sorted(k for k in r.keys() if k.startswith(kind + "/") and k.endswith(".pack"))
+    return sorted(k for k in r.remote_keys() if k.startswith(kind + "/") and k.endswith(".pack"))
 
 
 def _one_file_repo(cli: Cli, r: Remote, tmp_path: Path) -> tuple[Path, bytes]:
@@ -167,9 +167,19 @@ def _cli_proc(home: Path, env: dict[str, str], *args: str) -> subprocess.Popen[b
     )
 
 
-def _kill_at_random(proc: subprocess.Popen[bytes], rnd: random.Random, limit: float) -> bool:
-    """SIGKILL after a random delay; True if it was still running."""
-    time.sleep(rnd.uniform(0.2, limit))
+def _startup(env: dict[str, str]) -> float:
+    """Seconds for the CLI to start (imports): kills aim at the work after it."""
+    t0 = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "mlgitfs_cli.main", "remote", "--help"],
+        cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return time.monotonic() - t0
+
+
+def _kill_at_random(proc: subprocess.Popen[bytes], rnd: random.Random, start: float) -> bool:
+    """SIGKILL at a random point of the work after start-up; True if it was still running."""
+    time.sleep(start + rnd.uniform(-0.05, 0.4))
     alive = proc.poll() is None
     if alive:
         proc.send_signal(signal.SIGKILL)
@@ -179,7 +189,7 @@ def _kill_at_random(proc: subprocess.Popen[bytes], rnd: random.Random, limit: fl
 
 def _check_remote_consistent(r: Remote, tmp_path: Path, tag: str) -> None:
     """A fresh clone of whatever the remote's ref names reads completely and fscks clean."""
-    if "refs/ds/heads/main" not in r.keys():
+    if "refs/ds/heads/main" not in r.remote_keys():
         return
     home = tmp_path / f"check-{tag}"
     api.clone(home, r.url, "ds", endpoint_url=r.endpoint)
@@ -198,20 +208,23 @@ def test_kill_push_fetch_clone(cli: Cli, remote: Remote, tmp_path: Path) -> None
     cli("import", "ds", str(src), "-m", "v1")
     cli("remote", "add", "origin", remote.url, *remote.add_args())
     env = {**os.environ, **remote.env, "MLGITFS_PACK_TARGET": str(1 << 20)}
+    start = _startup(env)
     kills = 0
-    for i in range(4):  # each round: a new version, pushes killed at random points
-        write_tree(src, {f"d{i}/new{i}.bin": gen.randbytes(3_000_000)})
+    for i in range(8):  # each round: a new version, its push killed at a random point
+        if i >= 3 and kills >= 2:
+            break
+        write_tree(src, {f"d{i}/new{i}.bin": gen.randbytes(8_000_000)})
         cli("import", "ds", str(src), "-m", f"v{i + 2}")
         p = _cli_proc(cli.home, env, "push", "ds")
-        kills += _kill_at_random(p, rnd, 1.5)
+        kills += _kill_at_random(p, rnd, start)
         _check_remote_consistent(remote, tmp_path, f"push{i}")
     cli("push", "ds")  # the rerun uploads what is missing and moves the ref
-    assert kills >= 1
+    assert kills >= 1, "no push was still running when killed"
 
     home2 = tmp_path / "store2"
-    for i in range(3):  # kill clones; reruns finish them
+    for _ in range(3):  # kill clones; reruns finish them
         p = _cli_proc(home2, env, "clone", remote.url, "ds", *remote.add_args())
-        _kill_at_random(p, rnd, 1.0)
+        _kill_at_random(p, rnd, start)
     if "ds" not in json_repos(home2):
         Cli(home2)("clone", remote.url, "ds", *remote.add_args())
     write_tree(src, {"later.bin": b"later"})
@@ -219,9 +232,9 @@ def test_kill_push_fetch_clone(cli: Cli, remote: Remote, tmp_path: Path) -> None
     cli("push", "ds")
     for _ in range(3):
         p = _cli_proc(home2, env, "pull", "ds")
-        _kill_at_random(p, rnd, 1.0)
+        _kill_at_random(p, rnd, start)
     p = _cli_proc(home2, env, "prefetch", "ds")
-    _kill_at_random(p, rnd, 1.5)
+    _kill_at_random(p, rnd, start)
     Cli(home2)("pull", "ds")
     assert api.show(home2, "ds").id == api.show(cli.home, "ds").id
     Cli(home2)("export", "ds", str(tmp_path / "out"))

@@ -37,6 +37,7 @@ from mlgitfs.store.chunker import Chunker
 # A file modified this recently may change again within its mtime granularity ("racy git"):
 # do not trust its stat for the next import.
 RACY_NS = 2_000_000_000
+BATCH_FILES = 32
 
 ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
 
@@ -66,7 +67,9 @@ class _Pending:
 
     key: bytes
     st: os.stat_result
-    futures: list[Future[list[EncodedChunk]]]
+    # (future, index): the future's result holds the chunks of several files (a batch of
+    # small files) or several batches of one large file's chunks.
+    parts: list[tuple[Future[list[list[EncodedChunk]]], int]]
     owner: list[TreeEntry | _DirNode]
     slot: int
     name: bytes
@@ -86,6 +89,8 @@ class _Walk:
     in_flight: int = 0
     new_objects: list[tuple[ObjectId, bytes]] = field(default_factory=list)
     stat_updates: list[tuple[bytes, bytes]] = field(default_factory=list)
+    batch: list[_Pending] = field(default_factory=list)
+    batch_bytes: int = 0
     known_cache: set[bytes] = field(default_factory=set)
 
 
@@ -217,32 +222,56 @@ def _add_file(
         kind, ref = cached
         owner.append(TreeEntry(name, kind, mode, st.st_size, st.st_mtime_ns, ref))
         return
-    known = _known_fn(w)
-    futures: list[Future[list[EncodedChunk]]]
-    if st.st_size <= filedata.WHOLE_FILE_LIMIT:
-        futures = [w.pool.submit(_read_small, full, w.chunker, known)]
-    else:
-        futures = _submit_large(w, full, known)
-    w.pending.append(_Pending(full, st, futures, owner, len(owner), name, mode, st.st_mtime_ns))
-    w.in_flight += st.st_size
+    pending = _Pending(full, st, [], owner, len(owner), name, mode, st.st_mtime_ns)
     owner.append(TreeEntry(name, EntryKind.FILE, mode, st.st_size, st.st_mtime_ns, b"\0" * 32))
-    if w.in_flight > 64 << 20 or len(w.pending) > 256:
+    w.pending.append(pending)
+    w.in_flight += st.st_size
+    if st.st_size <= filedata.WHOLE_FILE_LIMIT:
+        # Small files go to the workers in batches: one task per file made the walk, the
+        # futures and the GIL hand-offs cost more than hashing (18 futex calls per file).
+        w.batch.append(pending)
+        w.batch_bytes += st.st_size
+        if len(w.batch) >= BATCH_FILES or w.batch_bytes >= filedata.BATCH_BYTES:
+            _submit_batch(w)
+    else:
+        pending.parts = _submit_large(w, full, _known_fn(w))
+    if w.in_flight > 64 << 20 or len(w.pending) > 1024:
         _drain(w, 32 << 20)
 
 
-def _read_small(
-    full: bytes, chunker: Chunker, known: Callable[[ChunkId], bool]
-) -> list[EncodedChunk]:
-    try:
-        chunks, _ = filedata.read_whole(full, chunker, known)
-    except OSError as exc:
-        raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
-    return chunks
+def _submit_batch(w: _Walk) -> None:
+    if not w.batch:
+        return
+    paths = [p.key for p in w.batch]
+    future = w.pool.submit(_read_small_files, paths, w.chunker, _known_fn(w))
+    for i, p in enumerate(w.batch):
+        p.parts = [(future, i)]
+    w.batch = []
+    w.batch_bytes = 0
+
+
+def _read_small_files(
+    paths: list[bytes], chunker: Chunker, known: Callable[[ChunkId], bool]
+) -> list[list[EncodedChunk]]:
+    out = []
+    for full in paths:
+        try:
+            chunks, _ = filedata.read_whole(full, chunker, known)
+        except OSError as exc:
+            raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
+        out.append(chunks)
+    return out
+
+
+def _encode_batch(
+    view: memoryview, cuts: list[tuple[int, int]], known: Callable[[ChunkId], bool]
+) -> list[list[EncodedChunk]]:
+    return [filedata.encode_buffer(view, cuts, known)]
 
 
 def _submit_large(
     w: _Walk, full: bytes, known: Callable[[ChunkId], bool]
-) -> list[Future[list[EncodedChunk]]]:
+) -> list[tuple[Future[list[list[EncodedChunk]]], int]]:
     try:
         fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as exc:
@@ -257,8 +286,7 @@ def _submit_large(
     view = memoryview(buf)
     cuts = list(w.chunker.cut(view))
     return [
-        w.pool.submit(filedata.encode_buffer, view, batch, known)
-        for batch in filedata.batches(cuts)
+        (w.pool.submit(_encode_batch, view, batch, known), 0) for batch in filedata.batches(cuts)
     ]
 
 
@@ -293,9 +321,11 @@ def _drain(w: _Walk, keep_bytes: int) -> None:
     """Complete pending files, oldest first, until at most `keep_bytes` are in flight."""
     while w.pending and (w.in_flight > keep_bytes or keep_bytes == 0):
         p = w.pending.popleft()
+        if not p.parts:
+            _submit_batch(w)  # p waits in the batch being gathered: send it now
         chunks: list[EncodedChunk] = []
-        for f in p.futures:
-            chunks.extend(f.result())
+        for future, index in p.parts:
+            chunks.extend(future.result()[index])
         w.in_flight -= p.st.st_size
         _complete(w, p, chunks)
 

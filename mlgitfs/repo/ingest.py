@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +23,6 @@ from pathlib import Path
 from mlgitfs.errors import SourceError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
-from mlgitfs.model import codec
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.names import entry_name_problem
 from mlgitfs.model.objects import MAX_SYMLINK, PERM_MASK, EntryKind, TreeEntry
@@ -94,10 +94,6 @@ class _Walk:
     known_cache: set[bytes] = field(default_factory=set)
 
 
-def _stat_sig(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-
-
 def import_directory(
     store: Store,
     req: CommitRequest,
@@ -165,7 +161,7 @@ def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
             items = sorted(it, key=lambda d: os.fsencode(d.name))
     except OSError as exc:
         raise SourceError(f"cannot list {os.fsdecode(path)}: {exc.strerror}") from exc
-    entries: list[TreeEntry | _DirNode] = []
+    seen: list[tuple[bytes, bytes, os.stat_result]] = []
     for item in items:
         name = os.fsencode(item.name)
         full = os.path.join(path, name)
@@ -176,6 +172,16 @@ def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
             st = item.stat(follow_symlinks=False)
         except OSError as exc:
             raise SourceError(f"cannot stat {os.fsdecode(full)}: {exc.strerror}") from exc
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise SourceError(
+                f"cannot import {os.fsdecode(full)}: it is a {_special_kind(st.st_mode)}; "
+                "only files, directories and symlinks can be versioned"
+            )
+        seen.append((name, full, st))
+    files = [(full, st) for _, full, st in seen if stat.S_ISREG(st.st_mode)]
+    hits = iter(_stat_cache_lookup(w, [f for f, _ in files], [st for _, st in files]))
+    entries: list[TreeEntry | _DirNode] = []
+    for name, full, st in seen:
         mode = stat.S_IMODE(st.st_mode) & PERM_MASK
         if stat.S_ISDIR(st.st_mode):
             entries.append(_DirNode(name, mode, st.st_mtime_ns, _walk_dir(w, full)))
@@ -188,21 +194,15 @@ def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
                 TreeEntry(name, EntryKind.SYMLINK, 0o777, len(target), st.st_mtime_ns, target)
             )
             w.stats.symlinks += 1
-        elif stat.S_ISREG(st.st_mode):
-            _add_file(w, full, name, st, mode, entries)
         else:
-            kind = (
-                "socket"
-                if stat.S_ISSOCK(st.st_mode)
-                else "FIFO"
-                if stat.S_ISFIFO(st.st_mode)
-                else "device"
-            )
-            raise SourceError(
-                f"cannot import {os.fsdecode(full)}: it is a {kind}; only files, directories "
-                "and symlinks can be versioned"
-            )
+            _add_file(w, full, name, st, mode, entries, next(hits))
     return entries
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "FIFO" if stat.S_ISFIFO(mode) else "device"
 
 
 def _add_file(
@@ -212,12 +212,12 @@ def _add_file(
     st: os.stat_result,
     mode: int,
     owner: list[TreeEntry | _DirNode],
+    cached: tuple[EntryKind, bytes] | None,
 ) -> None:
     """Append the file's entry to `owner`: final when the stat cache knows it, else a placeholder
     that `_complete` replaces once its chunks are stored."""
     w.stats.files += 1
     w.stats.bytes += st.st_size
-    cached = _from_stat_cache(w, full, st)
     if cached is not None:
         kind, ref = cached
         owner.append(TreeEntry(name, kind, mode, st.st_size, st.st_mtime_ns, ref))
@@ -302,19 +302,32 @@ def _known_fn(w: _Walk) -> Callable[[ChunkId], bool]:
     return known
 
 
-def _from_stat_cache(w: _Walk, full: bytes, st: os.stat_result) -> tuple[EntryKind, bytes] | None:
+_STAT = struct.Struct("<QqQqB")  # size, mtime_ns, inode, ctime_ns, entry kind; then the ref
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+
+
+def _stat_cache_lookup(
+    w: _Walk, paths: list[bytes], stats: list[os.stat_result]
+) -> list[tuple[EntryKind, bytes] | None]:
+    """The stat cache's answer for each file of one directory, in one read transaction."""
+    out: list[tuple[EntryKind, bytes] | None] = []
     with w.store.env.read() as txn:
-        value = txn.get("statcache", full)
-        if value is None:
-            return None
-        sig, kind, ref = codec.unpack(value, "stat cache entry")
-        if sig != _stat_sig(st):
-            return None
-        entry_kind = EntryKind(kind)
-        present = (
-            txn.has("chunks", ref) if entry_kind is EntryKind.FILE else txn.has("objects", ref)
-        )
-    return (entry_kind, bytes(ref)) if present else None
+        for full, st in zip(paths, stats, strict=True):
+            value = txn.get("statcache", full)
+            hit = None
+            if value is not None and len(value) > _STAT.size:
+                size, mtime, ino, ctime, kind = _STAT.unpack_from(value)
+                ref = value[_STAT.size :]
+                if (size, mtime, ino, ctime) == _stat_key(st) and kind in (1, 2):
+                    entry_kind = EntryKind(kind)
+                    db_name = "chunks" if entry_kind is EntryKind.FILE else "objects"
+                    if txn.has(db_name, ref):
+                        hit = (entry_kind, ref)
+            out.append(hit)
+    return out
 
 
 def _drain(w: _Walk, keep_bytes: int) -> None:
@@ -338,6 +351,6 @@ def _complete(w: _Walk, p: _Pending, chunks: list[EncodedChunk]) -> None:
     w.stats.files_read += 1
     w.stats.bytes_read += size
     if time.time_ns() - p.st.st_mtime_ns > RACY_NS and size == p.st.st_size:
-        w.stat_updates.append((p.key, codec.pack([_stat_sig(p.st), int(kind), ref])))
+        w.stat_updates.append((p.key, _STAT.pack(*_stat_key(p.st), int(kind)) + ref))
     if w.progress is not None:
         w.progress(w.stats.files_read, w.stats.bytes_read)

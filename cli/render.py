@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlgitfs import api
+
+if TYPE_CHECKING:
+    from rich.console import Console
 from mlgitfs.repo.fsck import FsckReport
 from mlgitfs.repo.lineage import LineageNode
 
@@ -30,6 +31,8 @@ class Ctx:
 
 
 def _stderr() -> Console:
+    from rich.console import Console  # imported when drawn: it is a third of the start-up time
+
     return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
 
 
@@ -68,6 +71,8 @@ def progress(c: Ctx, what: str) -> Iterator[Callable[[int, int], None] | None]:
     if c.quiet or not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn(f"{what} {{task.fields[files]}} files"),
         BarColumn(),

@@ -10,6 +10,10 @@ pkgs=(fuse3 libfuse3-dev pkg-config gcc patch)
 python3 -c 'import ensurepip, sysconfig, os, sys
 sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
     2>/dev/null || pkgs+=(python3-venv python3-dev)
+# Test tools: stress-ng and fio run against writable mounts (tests/test_writable_stress.py).
+if [ "${1:-}" = "--test" ]; then
+    pkgs+=(stress-ng fio)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

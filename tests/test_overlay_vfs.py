@@ -288,4 +288,3 @@ def test_update_dir_matches_build_dir(home: Path) -> None:
         got, count = update_dir(store, old, changes, [])
         assert got == expect and count == len(merged)
         names = sorted(merged)
-

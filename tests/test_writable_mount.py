@@ -132,7 +132,7 @@ def test_policies_through_the_kernel(home: Path, tmp_path: Path, mounter: Mounte
     mp = mounter("ds@main")
     with pytest.raises(PermissionError):
         (mp / "labels.csv").write_bytes(b"no")
-    assert "mlgitfs unlock" in open(home / "mounts" / "daemon.log").read()
+    assert "mlgitfs unlock" in (home / "mounts" / "daemon.log").read_text()
     (mp / "new.csv").write_bytes(b"yes")
     mlgitfs(home, "unlock", str(mp / "labels.csv"))
     (mp / "labels.csv").write_bytes(b"now yes")

@@ -35,9 +35,7 @@ async def _recv_exact(stream: trio.SocketStream, n: int) -> bytes:
     return bytes(buf)
 
 
-async def _serve_one(
-    stream: trio.SocketStream, view: WritableView, invalidate: Invalidate
-) -> None:
+async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: Invalidate) -> None:
     async with stream:
         try:
             n = control.frame_length(await _recv_exact(stream, 4))

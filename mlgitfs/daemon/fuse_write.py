@@ -153,7 +153,9 @@ class WritableFuseOps(FuseOps):
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self.entry(await self.wview.link(InodeNo(inode), InodeNo(new_parent_inode), new_name))
+        return self.entry(
+            await self.wview.link(InodeNo(inode), InodeNo(new_parent_inode), new_name)
+        )
 
     @_guarded
     async def setattr(

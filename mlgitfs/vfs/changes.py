@@ -43,7 +43,8 @@ def status(view: WritableView) -> list[Change]:
 
     def walk(d: Node, path: bytes, under_new: bool) -> None:
         for name in sorted(d.whiteouts):
-            deleted[join(path, name)] = "file"
+            entry = view.base_entry(d, name)
+            deleted[join(path, name)] = "dir" if entry is not None and entry.is_dir else "file"
         for name in sorted(d.overrides):
             child = view.nodes[d.children[name]]
             cpath = join(path, name)

@@ -193,6 +193,10 @@ class InodeTable:
         v = txn.get("inodes", self._k(b"b", u64(parent), name))
         return None if v is None else int(_U64.unpack(v)[0])
 
+    def base_inos(self, txn: ReadTxn, parent: int) -> dict[bytes, int]:
+        p = self._k(b"b", u64(parent))
+        return {k[len(p) :]: int(_U64.unpack(v)[0]) for k, v in txn.scan("inodes", p)}
+
     # unlocked files
     def put_unlocked(self, txn: WriteTxn, ino: int) -> None:
         txn.put("inodes", self._k(b"u", u64(ino)), b"")

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from mlgitfs.errors import UsageError
+from mlgitfs.errors import ConflictError, UsageError
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex, to_hex
 from mlgitfs.model.names import split_path
 from mlgitfs.repo import refs
@@ -53,9 +53,16 @@ async def do_commit(view: WritableView, args: dict[str, Any]) -> Reply:
         # and land in the next commit.
         plan = commit.plan(view)
         view.flush_base()
-        out = await trio.to_thread.run_sync(
-            commit.build, view, plan, req, dry_run, limiter=_commit_limiter
-        )
+        try:
+            out = await trio.to_thread.run_sync(
+                commit.build, view, plan, req, dry_run, limiter=_commit_limiter
+            )
+        except ConflictError as exc:
+            raise ConflictError(
+                f"{exc.message}. Your changes are kept in the mount; to build on the new head, "
+                "copy them out, run `mlgitfs restore` in the mount, unmount and mount the "
+                "branch again (an unchanged checkout follows the branch), then copy them back"
+            ) from exc
         doomed: list[str] = []
         if out.commit is not None:
             # No checkpoint between the commit's transaction (done) and the in-memory switch.

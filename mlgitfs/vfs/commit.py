@@ -179,7 +179,7 @@ def build(
                     f"the checkout of {view.repo}@{view.branch} changed under this mount; "
                     "nothing was committed"
                 )
-            view._write_base(txn)
+            # (base inode numbers allocated before the freeze were flushed by the caller)
             for parent, name in p.whiteouts:
                 view.table.del_base_ino(txn, parent, name)
             for parent, name, ino in p.overrides:

@@ -71,7 +71,9 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def call(path: str, op: str, args: dict[str, Any], timeout: float | None = 3600.0) -> dict[str, Any]:
+def call(
+    path: str, op: str, args: dict[str, Any], timeout: float | None = 3600.0
+) -> dict[str, Any]:
     """One request to the daemon listening at `path`; its reply value or its error raised."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)

@@ -115,9 +115,7 @@ class BaseReader:
                 break
         event = self._loading[cid] = trio.Event()
         try:
-            data = await trio.to_thread.run_sync(
-                self.store.read_chunk, cid, limiter=self._limiter
-            )
+            data = await trio.to_thread.run_sync(self.store.read_chunk, cid, limiter=self._limiter)
         except MlgitError as exc:
             log.error("cannot load chunk %s of %r: %s", short_hex(cid), what, exc)
             raise FsError(errno.EIO, str(exc)) from exc

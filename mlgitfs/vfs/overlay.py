@@ -19,541 +19,36 @@ attributes are not versioned. See docs/overlay.md.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import stat
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import trio
 
 from mlgitfs.errors import FsError, MlgitError
-from mlgitfs.meta.db import Mutability
-from mlgitfs.model.ids import InodeNo, ObjectId
+from mlgitfs.model.ids import InodeNo
 from mlgitfs.model.names import MAX_NAME
-from mlgitfs.model.objects import PERM_MASK, EntryKind, TreeEntry
-from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import DirView, file_chunks
-from mlgitfs.vfs.checkout import (
-    INO_BLOCK,
-    CheckoutLock,
-    CheckoutRecord,
-    InodeTable,
-    NodeRecord,
-    put_checkout,
+from mlgitfs.model.objects import PERM_MASK, TreeEntry
+from mlgitfs.repo.trees import file_chunks
+from mlgitfs.vfs.nodes import Node
+from mlgitfs.vfs.overlay_base import (
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    Batch,
+    Handle,
+    OverlayBase,
+    now_ns,
 )
-from mlgitfs.vfs.nodes import KIND_OF_ENTRY, TYPE_BITS, BaseReader, Node
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
+from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind
 
 log = logging.getLogger(__name__)
 
-BASE_FLUSH = 512  # inode numbers of base entries are written in batches of this many
-RENAME_NOREPLACE = 1
-RENAME_EXCHANGE = 2
+__all__ = ["Batch", "Handle", "WritableView", "now_ns"]
 
 
-@dataclass
-class Batch:
-    """What one namespace operation changes in LMDB, written in one transaction."""
-
-    nodes: dict[int, Node] = field(default_factory=dict)
-    deltas: dict[tuple[int, bytes], int] = field(default_factory=dict)  # 0: whiteout
-    undeltas: set[tuple[int, bytes]] = field(default_factory=set)
-    drop_nodes: set[int] = field(default_factory=set)
-
-    def delta(self, parent: int, name: bytes, ino: int) -> None:
-        self.undeltas.discard((parent, name))
-        self.deltas[(parent, name)] = ino
-
-    def undelta(self, parent: int, name: bytes) -> None:
-        self.deltas.pop((parent, name), None)
-        self.undeltas.add((parent, name))
-
-
-@dataclass(slots=True)
-class Handle:
-    ino: int
-    write: bool
-
-
-def now_ns() -> int:
-    return time.time_ns()
-
-
-class WritableView:
+class WritableView(OverlayBase):
     """A read-write `FsView` of one checkout (repo@branch)."""
-
-    def __init__(
-        self,
-        store: Store,
-        repo: str,
-        branch: str,
-        record: CheckoutRecord,
-        overlay: Path,
-        *,
-        mutability: Mutability,
-        base_tree: ObjectId,
-        base_time_ns: int,
-        cache_bytes: int = 256 << 20,
-        uid: int | None = None,
-        gid: int | None = None,
-        lock: CheckoutLock | None = None,
-    ) -> None:
-        self.store = store
-        self.lock = lock  # released by close()
-        self.repo = repo
-        self.branch = branch
-        self.record = record
-        self.table = InodeTable(record.id)
-        self.overlay = overlay
-        self.files = overlay / "files"
-        self.files.mkdir(parents=True, exist_ok=True)
-        self.mutability = mutability
-        self.uid = os.getuid() if uid is None else uid
-        self.gid = os.getgid() if gid is None else gid
-        self.reader = BaseReader(store, cache_bytes)
-        root_entry = TreeEntry(b"", EntryKind.DIR, 0o755, 0, base_time_ns, bytes(base_tree))
-        root = Node(ROOT_INODE, Kind.DIR, 0o755, base_time_ns, 0, b"", root_entry)
-        root.origin = b""
-        self.nodes: dict[int, Node] = {ROOT_INODE: root}
-        self.unlocked: set[int] = set()
-        self._next_ino = record.ino_hwm
-        self._pending_base: list[tuple[int, bytes, int]] = []
-        self._handles: dict[int, Handle] = {}
-        self._next_fh = 1
-        self._dir_handles: dict[int, tuple[int, list[tuple[bytes, int]]]] = {}
-        self._frozen: trio.Event | None = None
-        self._inflight = 0
-        self._drained: trio.Event | None = None
-        self.exclusive = trio.Lock()  # one commit or restore at a time
-        self.io_limiter = trio.CapacityLimiter(4)
-        self._load()
-
-    # --- loading ----------------------------------------------------------------------------
-
-    def _load(self) -> None:
-        with self.store.env.write() as txn:
-            # Reserve a fresh block of inode numbers: none handed out before a crash is reused.
-            self.record.ino_hwm = self._next_ino + INO_BLOCK
-            put_checkout(txn, self.repo, self.branch, self.record)
-            records = self.table.nodes(txn)
-            deltas = self.table.deltas(txn)
-            self.unlocked = self.table.unlocked(txn)
-        for rec in records:
-            if rec.ino == ROOT_INODE:
-                continue
-            node = Node(rec.ino, rec.kind, rec.mode, rec.mtime_ns, rec.parent, rec.name, None)
-            node.set_base(rec.base)
-            node.overlay, node.target, node.origin, node.recorded = (
-                rec.overlay, rec.target, rec.origin, True
-            )  # fmt: skip
-            if node.overlay:
-                try:
-                    st = os.stat(self._path(node.ino))
-                    node.size, node.mtime_ns = st.st_size, st.st_mtime_ns
-                except FileNotFoundError:
-                    log.error("overlay file of inode %d is missing: serving it empty", rec.ino)
-                    self._path(node.ino).touch()
-            self.nodes[rec.ino] = node
-        for parent, name, ino in deltas:
-            p = self.nodes.get(parent)
-            if p is None or (ino and ino not in self.nodes):
-                log.error("dropping a dangling overlay entry %r of inode %d", name, parent)
-                continue
-            p.overrides.add(name) if ino else p.whiteouts.add(name)
-            if ino:
-                p.children[name] = ino
-        self._collect_orphans()
-
-    def _collect_orphans(self) -> None:
-        """Overlay files no record names (unlinked while open, or a crash mid-way): delete."""
-        for entry in os.scandir(self.files):
-            ino = int(entry.name) if entry.name.isdigit() else -1
-            node = self.nodes.get(ino)
-            if node is None or not node.overlay:
-                log.info("removing orphan overlay file %s", entry.name)
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-
-    def _path(self, ino: int) -> Path:
-        return self.files / str(ino)
-
-    def base_tree(self) -> ObjectId:
-        """The tree of the base commit (the root's tree until a restore changes it)."""
-        return self.store.commit(self.record.base).tree
-
-    def resolve(self, parts: list[bytes]) -> Node | None:
-        node = self.nodes[ROOT_INODE]
-        for part in parts:
-            if node.kind is not Kind.DIR:
-                return None
-            found = self.find(node, part)
-            if found is None:
-                return None
-            node = found
-        return node
-
-    def attach(self, nursery: trio.Nursery) -> None:
-        self.reader.attach(nursery)
-
-    def close(self) -> None:
-        with contextlib.suppress(MlgitError):
-            self.flush_base()
-        for node in self.nodes.values():
-            if node.fd >= 0:
-                os.close(node.fd)
-                node.fd = -1
-        if self.lock is not None:
-            self.lock.release()
-
-    # --- the gate ---------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def mutating(self) -> AsyncIterator[None]:
-        while self._frozen is not None:
-            await self._frozen.wait()
-        self._inflight += 1
-        try:
-            yield
-        finally:
-            self._inflight -= 1
-            if self._inflight == 0 and self._drained is not None:
-                self._drained.set()
-
-    @asynccontextmanager
-    async def frozen(self) -> AsyncIterator[None]:
-        """Writes wait while the block runs; entered once the ones in flight are done."""
-        async with self.exclusive:
-            self._frozen = trio.Event()
-            try:
-                while self._inflight:
-                    self._drained = trio.Event()
-                    await self._drained.wait()
-                self._drained = None
-                yield
-            finally:
-                event, self._frozen = self._frozen, None
-                event.set()
-
-    # --- inode numbers and persistence --------------------------------------------------------
-
-    def alloc(self) -> int:
-        if self._next_ino >= self.record.ino_hwm:
-            with self.store.env.write() as txn:
-                self.record.ino_hwm = self._next_ino + INO_BLOCK
-                put_checkout(txn, self.repo, self.branch, self.record)
-        ino = self._next_ino
-        self._next_ino += 1
-        return ino
-
-    def flush_base(self) -> None:
-        if self._pending_base:
-            with self.store.env.write() as txn:
-                self._write_base(txn)
-
-    def _write_base(self, txn: object) -> None:
-        from mlgitfs.meta.env import WriteTxn
-
-        assert isinstance(txn, WriteTxn)
-        for parent, name, ino in self._pending_base:
-            self.table.put_base_ino(txn, parent, name, ino)
-        self._pending_base = []
-
-    def node_record(self, n: Node) -> NodeRecord:
-        return NodeRecord(
-            n.ino, n.kind, n.mode, n.mtime_ns, n.parent, n.name, n.overlay, n.base, n.target,
-            n.origin,
-        )  # fmt: skip
-
-    def apply(self, batch: Batch) -> None:
-        """Write one operation's records in one transaction (after its overlay data)."""
-        try:
-            with self.store.env.write() as txn:
-                self._write_base(txn)
-                for ino in batch.drop_nodes:
-                    self.table.del_node(txn, ino)
-                for n in batch.nodes.values():
-                    if n.recorded:
-                        self.table.put_node(txn, self.node_record(n))
-                for parent, name in batch.undeltas:
-                    self.table.del_delta(txn, parent, name)
-                for (parent, name), ino in batch.deltas.items():
-                    self.table.put_delta(txn, parent, name, ino)
-        except MlgitError as exc:
-            log.error("cannot record an overlay change: %s", exc)
-            raise FsError(errno.EIO, str(exc)) from exc
-
-    # --- namespace helpers --------------------------------------------------------------------
-
-    def node(self, ino: int) -> Node:
-        node = self.nodes.get(ino)
-        if node is None:
-            raise FsError(errno.ENOENT, f"inode {ino} is unknown")
-        return node
-
-    def dir(self, ino: int) -> Node:
-        node = self.node(ino)
-        if node.kind is not Kind.DIR:
-            raise FsError(errno.ENOTDIR)
-        if node.unlinked:
-            raise FsError(errno.ENOENT)
-        return node
-
-    def path_of(self, node: Node) -> bytes:
-        parts = []
-        while node.ino != ROOT_INODE:
-            if node.parent == 0:
-                return b""
-            parts.append(node.name)
-            node = self.nodes[node.parent]
-        return b"/".join(reversed(parts))
-
-    def base_path(self, node: Node) -> bytes | None:
-        """The path this node had in the base commit, or None if it did not come from it."""
-        if node.ino == ROOT_INODE:
-            return b""
-        if node.recorded or node.parent == 0:
-            return node.origin
-        parent = self.base_path(self.nodes[node.parent])
-        return None if parent is None else (parent + b"/" if parent else b"") + node.name
-
-    def _base_lookup(self, d: Node, name: bytes) -> TreeEntry | None:
-        if d.base is None:
-            return None
-        try:
-            return DirView(self.store, ObjectId(d.base.ref)).lookup(name)
-        except MlgitError as exc:
-            log.error("cannot read directory %r: %s", self.path_of(d), exc)
-            raise FsError(errno.EIO, str(exc)) from exc
-
-    def _adopt(self, d: Node, entry: TreeEntry) -> Node:
-        """A node for an unchanged base entry, with its inode number from the table if any."""
-        with self.store.env.read() as txn:
-            ino = self.table.base_ino(txn, d.ino, entry.name)
-        if ino is None or ino in self.nodes:
-            ino = self.alloc()
-            self._pending_base.append((d.ino, entry.name, ino))
-            if len(self._pending_base) >= BASE_FLUSH:
-                self.flush_base()
-        node = Node(ino, KIND_OF_ENTRY[entry.kind], entry.mode, entry.mtime_ns, d.ino, entry.name,
-                    None)  # fmt: skip
-        node.set_base(entry)
-        self.nodes[ino] = node
-        d.children[entry.name] = ino
-        return node
-
-    def find(self, d: Node, name: bytes) -> Node | None:
-        ino = d.children.get(name)
-        if ino is not None:
-            return self.nodes[ino]
-        if len(name) > MAX_NAME:
-            raise FsError(errno.ENAMETOOLONG)
-        if name in d.whiteouts:
-            return None
-        entry = self._base_lookup(d, name)
-        return None if entry is None else self._adopt(d, entry)
-
-    def child_names(self, d: Node) -> Iterator[tuple[bytes, int]]:
-        """The merged listing of a directory, in name order."""
-        merged: dict[bytes, int] = {}
-        if d.base is not None:
-            try:
-                entries = list(DirView(self.store, ObjectId(d.base.ref)).entries())
-            except MlgitError as exc:
-                raise FsError(errno.EIO, str(exc)) from exc
-            for e in entries:
-                if e.name in d.whiteouts:
-                    continue
-                ino = d.children.get(e.name)
-                merged[e.name] = ino if ino is not None else self._adopt(d, e).ino
-        for name, ino in d.children.items():
-            merged.setdefault(name, ino)
-        for name in sorted(merged):
-            yield name, merged[name]
-
-    def is_empty(self, d: Node) -> bool:
-        if d.children:
-            return False
-        if d.base is None:
-            return True
-        try:
-            entries = DirView(self.store, ObjectId(d.base.ref)).entries()
-            return all(e.name in d.whiteouts for e in entries)
-        except MlgitError as exc:
-            raise FsError(errno.EIO, str(exc)) from exc
-
-    def materialize(self, node: Node, batch: Batch) -> None:
-        """Record the node and every ancestor not yet recorded (their parents' deltas too)."""
-        batch.nodes[node.ino] = node
-        while node.ino != ROOT_INODE and not node.recorded:
-            node.origin = self.base_path(node)
-            node.recorded = True
-            batch.nodes[node.ino] = node
-            parent = self.nodes[node.parent]
-            parent.overrides.add(node.name)
-            batch.delta(parent.ino, node.name, node.ino)
-            node = parent
-
-    def unlink_name(self, d: Node, name: bytes, batch: Batch) -> None:
-        """Remove `name` from d's listing (whiteout if the base has it)."""
-        d.children.pop(name, None)
-        d.overrides.discard(name)
-        if self._base_lookup(d, name) is not None:
-            d.whiteouts.add(name)
-            batch.delta(d.ino, name, 0)
-        else:
-            batch.undelta(d.ino, name)
-
-    def link_name(self, d: Node, name: bytes, node: Node, batch: Batch) -> None:
-        node.parent, node.name = d.ino, name
-        d.children[name] = node.ino
-        d.whiteouts.discard(name)
-        d.overrides.add(name)
-        node.recorded = True
-        batch.nodes[node.ino] = node
-        batch.delta(d.ino, name, node.ino)
-        self.touch_dir(d, batch)
-
-    def touch_dir(self, d: Node, batch: Batch) -> None:
-        d.mtime_ns = now_ns()
-        self.materialize(d, batch)
-
-    def orphan(self, node: Node, batch: Batch) -> None:
-        """The node left the namespace: its record goes; open handles keep its data."""
-        node.parent = 0
-        if node.recorded:
-            node.recorded = False
-            batch.drop_nodes.add(node.ino)
-            batch.nodes.pop(node.ino, None)
-        for name in node.whiteouts | node.overrides:
-            batch.undelta(node.ino, name)
-        if node.handles == 0:
-            self.drop_data(node)
-
-    def drop_data(self, node: Node) -> None:
-        if node.fd >= 0:
-            os.close(node.fd)
-            node.fd = -1
-        if node.overlay:
-            node.overlay = False
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path(node.ino))
-
-    # --- attributes -------------------------------------------------------------------------
-
-    def attr(self, node: Node) -> Attr:
-        mode = TYPE_BITS[node.kind] | (0o777 if node.kind is Kind.SYMLINK else node.mode)
-        if node.kind is Kind.DIR:
-            size, nlink = 0, 2
-        elif node.kind is Kind.SYMLINK:
-            size, nlink = len(self.readlink(InodeNo(node.ino))), 1
-        else:
-            size, nlink = node.size, 1
-        if node.unlinked:
-            nlink = 0
-        return Attr(InodeNo(node.ino), node.kind, mode, size, node.mtime_ns, nlink,
-                    self.uid, self.gid)  # fmt: skip
-
-    def getattr(self, ino: InodeNo) -> Attr:
-        return self.attr(self.node(ino))
-
-    def lookup(self, parent: InodeNo, name: bytes) -> Attr:
-        d = self.dir(parent)
-        if name == b".":
-            return self.attr(d)
-        if name == b"..":
-            return self.attr(self.nodes[d.parent or ROOT_INODE])
-        node = self.find(d, name)
-        if node is None:
-            raise FsError(errno.ENOENT)
-        return self.attr(node)
-
-    def readlink(self, ino: InodeNo) -> bytes:
-        node = self.node(ino)
-        if node.kind is not Kind.SYMLINK:
-            raise FsError(errno.EINVAL)
-        if node.target:
-            return node.target
-        assert node.base is not None
-        return node.base.ref
-
-    def statfs(self) -> StatFs:
-        st = os.statvfs(self.files)
-        return StatFs(st.f_frsize, st.f_blocks, st.f_bavail, st.f_files, st.f_favail, MAX_NAME)
-
-    # --- directories --------------------------------------------------------------------------
-
-    def opendir(self, ino: InodeNo) -> int:
-        self.dir(ino)
-        fh = self._next_fh
-        self._next_fh += 1
-        self._dir_handles[fh] = (ino, [])
-        return fh
-
-    def readdir(self, fh: int, offset: int) -> Iterator[tuple[bytes, Attr, int]]:
-        """Entries of an open directory; the listing is taken when the first batch is read."""
-        ino, listing = self._dir_handles.get(fh) or (fh, [])
-        if offset == 0 or fh not in self._dir_handles:
-            listing = list(self.child_names(self.dir(ino)))
-            self._dir_handles[fh] = (ino, listing)
-        for i in range(offset, len(listing)):
-            name, child = listing[i]
-            node = self.nodes.get(child)
-            # Skip what was removed or renamed since: a stale name would become a dentry.
-            if node is None or node.parent != ino or node.name != name:
-                continue
-            yield name, self.attr(node), i + 1
-
-    def releasedir(self, fh: int) -> None:
-        self._dir_handles.pop(fh, None)
-
-    # --- reads --------------------------------------------------------------------------------
-
-    def handle(self, fh: int) -> tuple[Handle, Node]:
-        h = self._handles.get(fh)
-        if h is None:
-            raise FsError(errno.EBADF)
-        return h, self.nodes[h.ino]
-
-    def fd(self, node: Node) -> int:
-        if node.fd < 0:
-            node.fd = os.open(self._path(node.ino), os.O_RDWR | os.O_CLOEXEC)
-        return node.fd
-
-    async def read(self, fh: int, offset: int, size: int) -> bytes:
-        _, node = self.handle(fh)
-        if node.overlay:
-            fd = self.fd(node)
-            if size > 256 << 10:
-                return await trio.to_thread.run_sync(os.pread, fd, size, offset)
-            return os.pread(fd, size, offset)
-        if node.base is None:
-            return b""
-        return await self.reader.read(node, offset, size)
-
-    # --- the mutability policy ----------------------------------------------------------------
-
-    def check_policy(self, node: Node) -> None:
-        """Content changes of committed files: allowed, or EPERM naming the policy."""
-        if node.kind is not Kind.FILE or node.overlay or node.base is None:
-            return
-        if self.mutability is Mutability.MUTABLE:
-            return
-        if self.mutability is Mutability.FLEXIBLE and node.ino in self.unlocked:
-            return
-        path = self.path_of(node).decode("utf-8", "surrogateescape")
-        if self.mutability is Mutability.STRICT:
-            how = "add a new file or remove this one instead (strict repos never change a file)"
-        else:
-            how = f"run `mlgitfs unlock {path}` first"
-        message = f"{self.repo} is {self.mutability.value}: {path} is committed; {how}"
-        log.warning("refused a change: %s", message)
-        raise FsError(errno.EPERM, message)
 
     # --- copy-up and writes -------------------------------------------------------------------
 
@@ -621,11 +116,15 @@ class WritableView:
             if not node.overlay:
                 self.check_policy(node)
                 await self.copy_up(node)
-            fd = self.fd(node)
             view = memoryview(data)
             done = 0
-            while done < len(data):
-                done += os.pwrite(fd, view[done:], offset + done)
+            try:
+                fd = self.fd(node)
+                while done < len(data):
+                    done += os.pwrite(fd, view[done:], offset + done)
+            except OSError as exc:  # EFBIG, ENOSPC, EDQUOT: the caller's error, not ours
+                if not done:
+                    raise FsError(exc.errno or errno.EIO, f"overlay write: {exc.strerror}") from exc
             node.size = max(node.size, offset + done)
             node.mtime_ns = now_ns()
             return done
@@ -640,7 +139,10 @@ class WritableView:
                 return
             self.check_policy(node)
             await self.copy_up(node, size)
-        os.truncate(self._path(node.ino), size)
+        try:
+            os.truncate(self._path(node.ino), size)
+        except OSError as exc:
+            raise FsError(exc.errno or errno.EIO, f"overlay truncate: {exc.strerror}") from exc
         node.size = size
         node.mtime_ns = now_ns()
 

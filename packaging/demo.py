@@ -37,6 +37,64 @@ def make_dataset(root: Path) -> None:
     (root / "labels.csv").write_text("".join(f"{i},{i % 2}\n" for i in range(200)))
 
 
+def edit_in_a_mount(work: Path) -> None:
+    """Change files where the data is: a writable branch mount, status, commit, new version."""
+    if not os.path.exists("/dev/fuse"):
+        print("(no /dev/fuse here: skipping the mount steps)")
+        return
+    mnt, ro = work / "mnt", work / "v3"
+    mnt.mkdir()
+    ro.mkdir()
+    run("mount", "pets@main", str(mnt))
+    try:
+        (mnt / "train" / "dog" / "0100.jpg").write_bytes(b"a new dog")
+        (mnt / "train" / "cat" / "0000.jpg").unlink()
+        os.rename(mnt / "val", mnt / "validation")
+        print("$ (wrote train/dog/0100.jpg, removed train/cat/0000.jpg, renamed val/)")
+        run("unlock", str(mnt / "labels.csv"))  # pets is flexible: committed files are locked
+        with open(mnt / "labels.csv", "a") as f:
+            f.write("201,0\n")
+        run("status", str(mnt))
+        run("commit", str(mnt), "-m", "edited in the mount", "--meta", "by=demo")
+        run("tag", "pets@v3")
+        run("mount", "pets@v3", str(ro))
+        print(f"$ tail -1 {ro}/labels.csv\n  " + (ro / "labels.csv").read_text().splitlines()[-1])
+        run("unmount", str(ro))
+    finally:
+        run("unmount", str(mnt), check=False)
+        if os.path.ismount(ro):
+            run("unmount", str(ro), check=False)
+
+
+def share_through_a_remote(work: Path) -> None:
+    """Push to a file:// remote, clone into a second store, read a file through a mount of the
+    clone: its chunks stream from the remote on first read."""
+    remote = (work / "remote").as_uri()
+    run("remote", "add", "origin", remote)
+    run("push", "pets", "--all")
+    store2 = str(work / "store2")
+    run("--home", store2, "clone", remote, "pets")
+    run("--home", store2, "fsck")
+    if not os.path.exists("/dev/fuse"):
+        print("(no /dev/fuse here: skipping the mount of the clone)")
+        return
+    mnt = work / "clone-mnt"
+    mnt.mkdir()
+    run("--home", store2, "mount", "pets@v1", str(mnt))
+    try:
+        rel = "train/cat/0001.jpg"
+        cmd = ["sha256sum", str(mnt / rel), str(work / "pets" / rel)]
+        print("$ " + " ".join(cmd), flush=True)
+        out = subprocess.run(cmd, text=True, capture_output=True, check=True).stdout
+        print("  " + out.rstrip().replace("\n", "\n  "), flush=True)
+        through_mount, source = (line.split()[0] for line in out.splitlines())
+        if through_mount != source:
+            sys.exit("demo failed: the clone's mount served other bytes than the source")
+        print("  same bytes: read through the clone's mount, fetched from the remote")
+    finally:
+        run("--home", store2, "unmount", str(mnt), check=False)
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mlgitfs-demo-"))
     os.environ["MLGITFS_HOME"] = str(work / "store")
@@ -62,8 +120,10 @@ def main() -> None:
         run("import", "pets-labels", str(labels), "-m", "boxes", "--input", "pets@v1")
         run("lineage", "pets@v1")
         run("export", "pets@v1:val", str(work / "exported"))
+        edit_in_a_mount(work)
         run("repos")
         run("fsck")
+        share_through_a_remote(work)
         print("\ndemo finished: every step above ran for real")
     finally:
         shutil.rmtree(work, ignore_errors=True)

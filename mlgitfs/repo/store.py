@@ -3,10 +3,15 @@
 Everything above this layer reaches objects and chunks through `Store`, which verifies what
 it loads: objects against their id (and canonical form), chunks against their hash. What is
 not local is fetched from the store's remotes on demand (store/fetcher.py) and cached.
+
+The chunk cache's byte budget: `MLGITFS_CACHE_SIZE` (e.g. "20G"), else the store's config
+key "cache_size" (bytes), else unbounded. Over budget, whole segments of chunks a remote has
+are evicted (store/cache.py); chunks not yet pushed are pinned and never evicted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -14,16 +19,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from mlgitfs.errors import CorruptObject, StoreError
+from mlgitfs.errors import CorruptObject, MissingObject, StoreError, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import MetaEnv, WriteTxn, open_env
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex, decode
+from mlgitfs.store import remotedb
 from mlgitfs.store.cache import ChunkCache
 from mlgitfs.store.chunker import DEFAULT_PARAMS, ChunkerParams
-from mlgitfs.store.fetcher import RemoteFetcher
+from mlgitfs.store.fetcher import RemoteFetcher, TransportFactory
+from mlgitfs.store.packs import CHUNKS
 
 STORE_FORMAT = 1
+CACHE_SIZE_ENV = "MLGITFS_CACHE_SIZE"
+CACHE_SIZE_KEY = "cache_size"
+log = logging.getLogger(__name__)
 T = TypeVar("T", Tree, TreeIndex, Manifest, Commit)
 
 
@@ -60,23 +70,25 @@ class _LRU:
 
 
 class Store:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, transport_factory: TransportFactory | None = None) -> None:
         self.home = home
         self.env: MetaEnv = open_env(home / "meta")
         self.chunks = ChunkCache(home / "chunks", self.env)
         self.params = self._check_format()
         self._objects = _LRU(16384)
         # built from the store's own remote records, read when something is not local
-        self.remote = RemoteFetcher(self.env, self.chunks)
+        self.remote = RemoteFetcher(self.env, self.chunks, self._cache_budget(), transport_factory)
 
     @classmethod
-    def open(cls, home: Path | None = None) -> Store:
+    def open(
+        cls, home: Path | None = None, transport_factory: TransportFactory | None = None
+    ) -> Store:
         home = home or default_home()
         try:
             home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the store at {home}: {exc.strerror}") from exc
-        return cls(home)
+        return cls(home, transport_factory)
 
     def _check_format(self) -> ChunkerParams:
         with self.env.write() as txn:
@@ -93,6 +105,20 @@ class Store:
             if not isinstance(raw, list) or len(raw) != 4:
                 raise StoreError(f"store at {self.home} has no valid chunker parameters")
             return ChunkerParams(*raw)
+
+    def _cache_budget(self) -> int | None:
+        env = os.environ.get(CACHE_SIZE_ENV)
+        if env:
+            return parse_size(env)
+        with self.env.read() as txn:
+            value = db.get_config(txn, CACHE_SIZE_KEY)
+        return value if isinstance(value, int) and value > 0 else None
+
+    def set_cache_budget(self, size: int | None) -> None:
+        """Store the cache's byte budget in the store's config (None: unbounded)."""
+        with self.env.write() as txn:
+            db.set_config(txn, CACHE_SIZE_KEY, size or 0)
+        self.remote.budget = size
 
     @property
     def run_dir(self) -> Path:
@@ -129,13 +155,54 @@ class Store:
 
     # --- chunks ---------------------------------------------------------------------------
 
+    def chunk_is_local(self, cid: ChunkId) -> bool:
+        """Whether the chunk is in the local cache (a read of it needs no network)."""
+        return self.chunks.has(cid)
+
     def read_chunk(self, cid: ChunkId) -> bytes:
         with self.env.read() as txn:
             loc = self.chunks.location(txn, cid)
         if loc is None:
             return self.remote.fetch_chunk(cid)
-        return self.chunks.read_at(cid, loc)
+        try:
+            return self.chunks.read_at(cid, loc)
+        except (CorruptObject, MissingObject):
+            # A fetched chunk may be torn by a crash (written without fsync) or its segment
+            # evicted since we looked: when a remote has it and it is not pinned, drop the
+            # local copy and fetch it again. Anything else is real damage: report it.
+            with self.env.read() as txn:
+                refetch = not txn.has("pins", cid) and remotedb.on_any_remote(txn, CHUNKS, cid)
+            if not refetch:
+                raise
+            log.warning("local copy of chunk %s is gone or damaged: fetching it again",
+                        short_hex(cid))  # fmt: skip
+            self.chunks.forget(cid, loc)
+            return self.remote.fetch_chunk(cid)
+
+    def fetch_chunks(self, cids: Iterable[ChunkId]) -> dict[bytes, bytes]:
+        """Raw bytes of chunks not in the local cache, fetched from the remotes (neighbours of
+        one pack in one ranged GET, several GETs in parallel) and cached in the background
+        (a mount's read-ahead: the reader does not wait for the disk)."""
+        keep: dict[bytes, bytes] = {}
+        with self.env.read() as txn:  # some may have arrived meanwhile (another reader)
+            missing = [bytes(c) for c in cids if not txn.has("chunks", bytes(c))]
+        self.remote.fetch_chunks(missing, keep=keep, background=True)
+        return keep
 
     def close(self) -> None:
         self.remote.close()
         self.chunks.close()
+
+
+def parse_size(text: str) -> int:
+    """'512M', '20G', '1024' → bytes (for the cache budget)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1] if t and t[-1] in units else ""
+    try:
+        value = float(t[: len(t) - len(unit)] if unit else t)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a size (examples: 512M, 20G)") from exc
+    if value < 0:
+        raise UsageError(f"{text!r} is not a size")
+    return int(value * units[unit])

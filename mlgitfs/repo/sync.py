@@ -7,13 +7,16 @@ Push ordering (design §4; docs/remotes.md has the crash states):
 3. walk from the local heads, stopping at commits and subtrees the remote already has, so
    the cost follows what changed; the walk lists children before parents;
 4. upload chunk packs (pack, then its index) in parallel, and only when all are up, the
-   metadata packs one after another in walk order. A metadata object therefore becomes
+   metadata packs one after another in walk order, each with its chunk locator (pack,
+   locator, then index: store/packs.py). A metadata object therefore becomes
    visible (its index written) only after every chunk and object it names: whatever an
    interrupted push leaves visible is complete, which is what makes step 3's "stop at what
    the remote has" safe;
 5. write `repos/REPO` if absent, then move each ref by compare-and-swap: If-Match the ETag
    read in step 2, If-None-Match: * to create. A lost race re-reads the ref: still a
    fast-forward → retry; otherwise NotFastForward. Tags never move.
+6. unpin the chunks the remote now has (local imports and commits pin theirs), so the
+   cache budget may evict them; they are fetched again on demand.
 An interrupted push leaves every remote ref where it was; a rerun uploads only what is
 missing (its index refresh sees the packs that made it).
 
@@ -53,7 +56,7 @@ from mlgitfs.repo.history import is_ancestor
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store import compress, packs, remotedb
-from mlgitfs.store.cache import Location
+from mlgitfs.store.cache import Location, unpin
 from mlgitfs.store.packs import CHUNKS, META
 from mlgitfs.store.remote import RemoteTransport
 from mlgitfs.store.remotedb import RemoteRecord
@@ -103,6 +106,8 @@ class _Plan:
         self.seen: set[bytes] = set()
         self.chunks: list[tuple[bytes, Location]] = []
         self.meta: list[tuple[bytes, bytes]] = []
+        self.chunk_refs: dict[bytes, list[bytes]] = {}  # tree or manifest → chunks it names
+        self.present: list[bytes] = []  # chunks the remote had already
 
     def _remote_has(self, kind: str, ids: Iterable[bytes]) -> set[bytes]:
         with self.store.env.read() as txn:
@@ -139,6 +144,8 @@ class _Plan:
         elif isinstance(obj, Tree):
             files = [e for e in obj.entries if e.kind is EntryKind.FILE]
             on_remote = self._remote_has(CHUNKS, [e.ref for e in files])
+            self.chunk_refs[oid] = [e.ref for e in files]
+            self.present.extend(on_remote)
             for e in obj.entries:
                 if e.kind is EntryKind.DIR:
                     self.tree(e.ref)
@@ -156,6 +163,8 @@ class _Plan:
         self.seen.add(oid)
         m = self.store.get(ObjectId(oid), Manifest)
         on_remote = self._remote_has(CHUNKS, [bytes(c.id) for c in m.chunks])
+        self.chunk_refs[oid] = [bytes(c.id) for c in m.chunks]
+        self.present.extend(on_remote)
         for c in m.chunks:
             if bytes(c.id) not in on_remote:
                 self.chunk(bytes(c.id))
@@ -206,12 +215,25 @@ class _Uploader:
             raise CorruptObject(short_hex(cid), "local chunk does not hash to its id; run fsck")
         return cid, loc.codec, stored, loc.raw_len
 
-    def upload(self, kind: str, items: list[tuple[bytes, int, bytes, int]]) -> None:
+    def upload(
+        self,
+        kind: str,
+        items: list[tuple[bytes, int, bytes, int]],
+        chunk_refs: dict[bytes, list[bytes]] | None = None,
+    ) -> None:
         index, data, idx = packs.build_pack(kind, items)
         self.t.put(packs.pack_key(kind, index.pack), data)
+        sections: dict[bytes, packs.Section] = {}
+        if chunk_refs is not None:  # a meta pack: its locator goes up before its index
+            loc, lidx = self._locator(index.pack, [it[0] for it in items], chunk_refs)
+            self.t.put(packs.locator_key(index.pack), loc)
+            self.t.put(packs.locator_index_key(index.pack), lidx)
+            sections = packs.decode_locator_index(index.pack, lidx)
         self.t.put(packs.index_key(kind, index.pack), idx)  # after the pack: see packs.py
         with self.store.env.write() as txn:
             remotedb.record_index(txn, self.rec.name, index)
+            if chunk_refs is not None:
+                remotedb.record_locator_index(txn, self.rec.name, index.pack, sections)
         with self._lock:
             s = self.stats
             if kind == CHUNKS:
@@ -225,6 +247,23 @@ class _Uploader:
             if self.progress is not None:
                 self.progress(s.chunks + s.objects, s.bytes)
 
+    def _locator(
+        self, pack: bytes, oids: list[bytes], chunk_refs: dict[bytes, list[bytes]]
+    ) -> tuple[bytes, bytes]:
+        """The locator of a meta pack: where this remote keeps the chunks of its objects
+        (all uploaded or found on the remote before any meta pack goes up)."""
+        name = self.rec.name
+        sections = []
+        with self.store.env.read() as txn:
+            for oid in oids:
+                found = []
+                for cid in dict.fromkeys(chunk_refs.get(oid, ())):
+                    locs = [loc for r, loc in remotedb.locate(txn, CHUNKS, cid) if r == name]
+                    if locs:
+                        found.append((cid, locs[0]))
+                sections.append((oid, found))
+        return packs.build_locator(pack, sections)
+
     def chunk_pack(self, group: list[tuple[bytes, Location]]) -> None:
         self.upload(CHUNKS, [self._stored_chunk(cid, loc) for cid, loc in group])
 
@@ -234,7 +273,8 @@ class _Uploader:
             list(pool.map(lambda g: self.chunk_pack([plan.chunks[i] for i in g]), groups))
         items = [packs.meta_item(oid, data) for oid, data in plan.meta]
         for g in _groups(((i, len(it[2])) for i, it in enumerate(items)), target):
-            self.upload(META, [items[i] for i in g])  # in order: children before parents
+            # in order: children before parents
+            self.upload(META, [items[i] for i in g], plan.chunk_refs)
 
 
 def _read_ref(t: RemoteTransport, key: str) -> tuple[bytes | None, str | None]:
@@ -334,6 +374,11 @@ def push(
             out.updates.append(
                 _move_ref(store, t, repo, remote_repo, rec.name, ref, new_head, old, etag)
             )
+        # the remote has them now (indexed, so durable there): the budget may evict them
+        with store.env.write() as txn:
+            unpin(txn, [cid for cid, _ in plan.chunks])
+            unpin(txn, plan.present)
+        store.remote.enforce_budget(force=True)
     out.stats.seconds = time.perf_counter() - t0
     rejected = [u for u in out.updates if u.status == "rejected"]
     if rejected:
@@ -581,7 +626,7 @@ def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> Tr
         raise UsageError(f"{revspec} is a symlink: nothing to prefetch")
     with store.env.read() as txn:
         missing = [c for c in dict.fromkeys(chunk_ids) if not txn.has("chunks", c)]
-    got = store.remote.fetch_chunks(missing, progress)
+    got = store.remote.fetch_chunks(missing, progress)  # enforces the cache budget
     stats.chunks, stats.bytes, stats.requests = got.items, got.bytes, got.requests
     stats.seconds = time.perf_counter() - t0
     return stats

@@ -6,6 +6,18 @@ the ref that need them. A crash before that transaction leaves unreferenced byte
 segment (reclaimed by gc), never a location that points at nothing. Every chunk read from
 disk is hash-checked before use: LMDB and the page cache have no checksums of their own.
 
+Chunks fetched from a remote are the exception to that order: their writer skips the fsync
+(`write_out`), because they can be fetched again. A crash may then leave a location naming
+bytes that never reached the disk; the read's hash check catches it and the store fetches
+the chunk again (repo/store.py).
+
+Pins and the byte budget: a chunk recorded by an import or a commit is pinned ("pins") until
+a push has put it on a remote; fetched chunks are never pinned. `evict` deletes whole
+segments, oldest first, while the cache is over its budget, and only segments every chunk
+of which is unpinned and known to a remote: evicted chunks are fetched again on demand.
+A writer holds an exclusive flock on the segment it appends to, so eviction (which takes the
+same lock, non-blocking) never deletes a segment still being written, even by another process.
+
 Record layout in a segment: MAGIC, chunk id (32), codec (1), raw length (4), stored length (4),
 then the stored bytes; the header lets fsck and recovery scan a segment without the index.
 """
@@ -13,9 +25,12 @@ then the stored bytes; the header lets fsck and recovery scan a segment without 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import struct
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,11 +40,14 @@ from mlgitfs.meta.env import MetaEnv, ReadTxn, WriteTxn
 from mlgitfs.model.ids import ChunkId, hash_bytes, short_hex
 from mlgitfs.store import compress
 
+log = logging.getLogger(__name__)
+
 MAGIC = b"MGC1"
 _HEADER = struct.Struct("<4s32sBII")
 _LOC = struct.Struct("<IQIIB")  # segment, offset of stored bytes, stored len, raw len, codec
 SEGMENT_TARGET = 256 << 20
 WRITE_BUFFER = 4 << 20
+FETCH_SEGMENT_TARGET = 64 << 20  # fetched chunks: smaller segments evict more finely
 
 
 class Location:
@@ -105,14 +123,117 @@ class ChunkCache:
             raise CorruptObject(short_hex(cid), "chunk does not hash to its id (bit rot?)")
         return raw
 
-    def writer(self) -> SegmentWriter:
-        return SegmentWriter(self)
+    def writer(self, *, pin: bool = True, target: int = SEGMENT_TARGET) -> SegmentWriter:
+        """A writer whose new chunks are pinned (imports, commits) unless `pin` is False
+        (chunks fetched from a remote)."""
+        return SegmentWriter(self, pin=pin, target=target)
+
+    def forget(self, cid: ChunkId, loc: Location) -> bool:
+        """Drop the chunk's location if it is still `loc` (a damaged or vanished copy of a
+        chunk a remote has); True if dropped."""
+        with self.env.write() as txn:
+            cur = txn.get("chunks", bytes(cid))
+            if cur is None or cur != loc.pack():
+                return False
+            txn.delete("chunks", bytes(cid))
+            return True
+
+    # --- budget ---------------------------------------------------------------------------
+
+    def segments(self) -> list[tuple[int, int]]:
+        """(segment number, bytes on disk) of every segment file, oldest first."""
+        out = []
+        with os.scandir(self.root) as it:
+            for e in it:
+                if e.name.endswith(".seg") and e.name[:-4].isdigit():
+                    with contextlib.suppress(FileNotFoundError):
+                        out.append((int(e.name[:-4]), e.stat().st_size))
+        out.sort()
+        return out
+
+    def usage(self) -> int:
+        return sum(size for _, size in self.segments())
+
+    def evict(self, budget: int, on_remote: Callable[[ReadTxn, bytes], bool]) -> int:
+        """Delete whole segments, oldest first, until the cache fits in `budget` bytes.
+
+        A segment goes only if it is not being written (its flock is free) and every chunk
+        recorded in it is unpinned and `on_remote`. Its locations are deleted in one LMDB
+        transaction before the file is unlinked; a reader that looked a location up just
+        before finds the file gone and fetches the chunk again. Returns bytes freed."""
+        segments = self.segments()
+        total = sum(size for _, size in segments)
+        freed = 0
+        for seg, size in segments:
+            if total - freed <= budget:
+                break
+            if self._evict_segment(seg, on_remote):
+                freed += size
+        if freed:
+            log.info("evicted %d MiB of chunks (budget %d MiB)", freed >> 20, budget >> 20)
+        return freed
+
+    def _evict_segment(self, seg: int, on_remote: Callable[[ReadTxn, bytes], bool]) -> bool:
+        path = self.segment_path(seg)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a writer appends to it
+            with self.env.write() as txn:
+                mine = []
+                for cid, offset in scan_segment(fd):
+                    data = txn.get("chunks", cid)
+                    if data is None:
+                        continue  # a duplicate, a discarded batch, or evicted before
+                    loc = Location.unpack(data)
+                    if loc.segment != seg or loc.offset != offset:
+                        continue
+                    if txn.has("pins", cid) or not on_remote(txn, cid):
+                        return False  # nothing was deleted yet: the transaction is empty
+                    mine.append(cid)
+                if not mine:
+                    return False  # maybe just created, its writer not yet holding the lock
+                for cid in mine:
+                    txn.delete("chunks", cid)
+            path.unlink(missing_ok=True)
+            with self._lock:
+                old = self._fds.pop(seg, None)
+            if old is not None:
+                os.close(old)
+            return True
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         with self._lock:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def scan_segment(fd: int) -> Iterator[tuple[bytes, int]]:
+    """(chunk id, offset of its stored bytes) of each whole record of a segment, in order."""
+    size = os.fstat(fd).st_size
+    pos = 0
+    while pos + _HEADER.size <= size:
+        magic, cid, _, _, stored_len = _HEADER.unpack(os.pread(fd, _HEADER.size, pos))
+        if magic != MAGIC or pos + _HEADER.size + stored_len > size:
+            return  # a torn tail
+        yield cid, pos + _HEADER.size
+        pos += _HEADER.size + stored_len
+
+
+def pin(txn: WriteTxn, cid: bytes) -> None:
+    txn.put("pins", cid, b"")
+
+
+def unpin(txn: WriteTxn, cids: Iterable[bytes]) -> int:
+    return sum(1 for cid in cids if txn.delete("pins", cid))
 
 
 def _write_all(fd: int, data: bytearray) -> None:
@@ -129,8 +250,10 @@ def _write_all(fd: int, data: bytearray) -> None:
 class SegmentWriter:
     """Appends chunks to segments owned by this writer alone; see the module note on order."""
 
-    def __init__(self, cache: ChunkCache) -> None:
+    def __init__(self, cache: ChunkCache, *, pin: bool = True, target: int = SEGMENT_TARGET):
         self.cache = cache
+        self.pin = pin
+        self.target = target
         self._pending: dict[bytes, Location] = {}
         self._file: int | None = None
         self._segment = 0
@@ -151,6 +274,8 @@ class SegmentWriter:
             self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StoreError(f"cannot create chunk segment {path}: {exc.strerror}") from exc
+        # held while we append: eviction in any process skips a segment being written
+        fcntl.flock(self._file, fcntl.LOCK_EX)
         self._created.append(path)
         self._size = 0
 
@@ -166,7 +291,7 @@ class SegmentWriter:
     def add(self, cid: ChunkId, codec: int, stored: bytes, raw_len: int) -> None:
         if bytes(cid) in self._pending:
             return
-        if self._file is None or self._size >= SEGMENT_TARGET:
+        if self._file is None or self._size >= self.target:
             self._open_segment()
         header = _HEADER.pack(MAGIC, bytes(cid), codec, raw_len, len(stored))
         # Small records are gathered so that a directory of small files costs a few large
@@ -238,6 +363,17 @@ class SegmentWriter:
         except OSError as exc:
             raise StoreError(f"cannot sync the chunk cache: {exc.strerror}") from exc
 
+    def write_out(self) -> None:
+        """Hand every gathered record to the kernel (readable by pread) without fsync: for
+        chunks fetched from a remote, which can be fetched again (see the module note)."""
+        if self._file is not None:
+            self._write_buffer()
+        self._wait_writes()
+        for fd in self._dirty:
+            os.close(fd)
+        self._dirty = []
+        self._created = []
+
     def forget_recorded(self) -> None:
         """After `sync` and the transaction that recorded the chunks: keep the open segment."""
         self._pending.clear()
@@ -248,6 +384,8 @@ class SegmentWriter:
         for cid, loc in self._pending.items():
             if txn.put_new("chunks", cid, loc.pack()):
                 new += 1
+                if self.pin:  # not on any remote yet: never evicted until pushed
+                    pin(txn, cid)
         return new
 
     def reset(self) -> None:

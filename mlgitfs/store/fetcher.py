@@ -3,12 +3,18 @@
 The store's fallback when something is not local (`Store.read_chunk`, `Store.get_object`) and
 the download half of fetch and prefetch. Locations come from the pack indexes cached in LMDB
 (store/remotedb.py); an id no index knows triggers one refresh of the remotes' indexes.
+Chunk locations come first from chunk locators (store/packs.py): fetching a tree page or a
+manifest also fetches its locator section (one coalesced ranged GET), which locates the
+chunks of its files, so reading one file of a fresh clone never reads every chunk index.
 
 Trust boundary: every byte range read from a remote is checked against its id
 (`packs.open_entry`), and objects are also decoded (names, types, canonical form) before they
 are written to the store. A bad entry raises CorruptObject naming it, is not cached, and
-nothing else changes. Fetched chunks go to a long-lived SegmentWriter: appended, fsynced, then
-their locations recorded in LMDB, so a location never names bytes that are not durable.
+nothing else changes. Fetched chunks go to a long-lived, unpinned SegmentWriter: appended,
+then their locations recorded in LMDB, without fsync: they can be fetched again, and a chunk
+torn by a crash fails its hash check on read and is fetched again (repo/store.py). An fsync
+per batch cost more than the GET on a cold sequential read. After the writes, the cache is
+brought back under its byte budget when it has grown past it (`enforce_budget`).
 
 Thread-safe: network reads run in parallel; appends to the cache are serialized by a lock.
 Single flight (two readers of one missing chunk, one GET) is the daemon's business.
@@ -24,12 +30,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mlgitfs.errors import MissingObject, RemoteKeyMissing
+from mlgitfs.errors import MissingObject, MlgitError, RemoteKeyMissing
 from mlgitfs.meta.env import MetaEnv
 from mlgitfs.model.ids import ChunkId, short_hex
-from mlgitfs.model.objects import Object, decode
-from mlgitfs.store import remotedb
-from mlgitfs.store.cache import ChunkCache, SegmentWriter
+from mlgitfs.model.objects import EntryKind, Manifest, Object, Tree, decode
+from mlgitfs.store import packs, remotedb
+from mlgitfs.store.cache import FETCH_SEGMENT_TARGET, ChunkCache, SegmentWriter
 from mlgitfs.store.packs import (
     CHUNKS,
     META,
@@ -47,8 +53,10 @@ log = logging.getLogger(__name__)
 PARALLEL = 16  # concurrent GETs: S3 latency, not bandwidth, bounds one connection
 GAP = 256 << 10  # neighbouring ranges closer than this are read in one request
 MAX_REQUEST = 16 << 20
+BACKLOG = 8  # batches of fetched chunks (≤ MAX_REQUEST each) waiting to be written
 
 Progress = Callable[[int, int], None]
+TransportFactory = Callable[[RemoteRecord], RemoteTransport]
 
 
 @dataclass
@@ -58,6 +66,7 @@ class _Request:
     start: int
     end: int
     items: list[tuple[bytes, PackLocation]] = field(default_factory=list)
+    sections: list[packs.Section] = field(default_factory=list)  # locator requests only
 
 
 @dataclass
@@ -70,9 +79,24 @@ class FetchStats:
 class RemoteFetcher:
     """Downloads from the store's configured remotes into its LMDB and chunk cache."""
 
-    def __init__(self, env: MetaEnv, cache: ChunkCache) -> None:
+    def __init__(
+        self,
+        env: MetaEnv,
+        cache: ChunkCache,
+        budget: int | None = None,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
         self.env = env
         self.cache = cache
+        # how a remote record becomes a transport: tests pass a counting or failing double
+        self._open = transport_factory or (lambda rec: open_transport(rec.url, rec.endpoint_url))
+        self.budget = budget  # bytes of chunk cache; None: unbounded
+        self._since_check = 0
+        self._evicting = threading.Lock()
+        # background cache writes (see fetch_chunks): one thread keeps segment order; at most
+        # BACKLOG batches wait, so a slow disk slows the fetches instead of filling memory
+        self._bg: ThreadPoolExecutor | None = None
+        self._backlog = threading.BoundedSemaphore(BACKLOG)
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writer: SegmentWriter | None = None
@@ -90,7 +114,7 @@ class RemoteFetcher:
             cached = self._transports.get(rec.name)
             if cached is not None and cached[0] == rec:
                 return cached[1]
-            t = open_transport(rec.url, rec.endpoint_url)
+            t = self._open(rec)
             self._transports[rec.name] = (rec, t)
             return t
 
@@ -118,11 +142,86 @@ class RemoteFetcher:
 
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-idx") as pool:
             list(pool.map(one, sorted(new)))
+        if kind == META:
+            self._refresh_locators(rec, t)
         with self._lock:
             self._refreshed[(rec.name, kind)] = started
         if new:
             log.debug("read %d new %s indexes of %s", len(new), kind, rec.name)
         return len(new)
+
+    def _refresh_locators(self, rec: RemoteRecord, t: RemoteTransport) -> None:
+        """Read the `.lidx` of every meta pack whose index is known and whose locator is not."""
+        with self.env.read() as txn:
+            todo = remotedb.known_packs(txn, rec.name, META) - remotedb.known_packs(
+                txn, rec.name, remotedb.LOCATORS
+            )
+
+        def one(pack: bytes) -> None:
+            try:
+                sections = packs.decode_locator_index(pack, t.get(packs.locator_index_key(pack)))
+            except RemoteKeyMissing:
+                sections = {}  # pushed by an older mlgitfs: its chunks are found by the indexes
+            with self.env.write() as txn:
+                remotedb.record_locator_index(txn, rec.name, pack, sections)
+
+        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-lidx") as pool:
+            list(pool.map(one, sorted(todo)))
+
+    def _load_sections(self, objs: dict[bytes, Object]) -> None:
+        """Fetch the locator sections of fetched trees and manifests; record their chunks'
+        locations. Best effort: without them, a chunk miss reads the chunk indexes instead."""
+        wanted: list[tuple[bytes, str, packs.Section]] = []
+        with self.env.read() as txn:
+            for oid, obj in objs.items():
+                names_chunks = isinstance(obj, Manifest) or (
+                    isinstance(obj, Tree) and any(e.kind is EntryKind.FILE for e in obj.entries)
+                )
+                if names_chunks:
+                    wanted.extend((oid, name, sec) for name, sec in remotedb.sections(txn, oid))
+        if not wanted:
+            return
+        recs = {r.name: r for r in self.remotes()}
+        requests: list[_Request] = []
+        done: set[bytes] = set()
+        for oid, name, sec in sorted(wanted, key=lambda w: (w[1], w[2].pack, w[2].offset)):
+            if oid in done or name not in recs:
+                continue  # one remote's section is enough
+            done.add(oid)
+            key = packs.locator_key(sec.pack)
+            end = sec.offset + sec.length
+            cur = requests[-1] if requests else None
+            if (
+                cur is None
+                or cur.key != key
+                or cur.rec.name != name
+                or sec.offset - cur.end > GAP
+                or end - cur.start > MAX_REQUEST
+            ):
+                cur = _Request(recs[name], key, sec.offset, end)
+                requests.append(cur)
+            cur.end = max(cur.end, end)
+            cur.items.append((oid, PackLocation(META, sec.pack, sec.offset, sec.length, 0, 0)))
+            cur.sections.append(sec)
+
+        def one(req: _Request) -> None:
+            try:
+                data = self.transport(req.rec).get_range(req.key, req.start, req.end - req.start)
+                found = []
+                for (oid, _), sec in zip(req.items, req.sections, strict=True):
+                    part = data[sec.offset - req.start : sec.offset - req.start + sec.length]
+                    found.extend(packs.decode_section(oid, sec, part))
+            except MlgitError as exc:
+                log.warning("cannot read chunk locator %s: %s", req.key, exc)
+                return
+            with self.env.write() as txn:
+                remotedb.record_chunk_locations(txn, req.rec.name, found)
+
+        if len(requests) == 1:
+            one(requests[0])
+        else:
+            with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-loc") as pool:
+                list(pool.map(one, requests))
 
     def _locate(
         self, kind: str, oids: Iterable[bytes]
@@ -207,8 +306,20 @@ class RemoteFetcher:
             for got in pool.map(self._get, requests):
                 each(got)
 
-    def fetch_chunks(self, cids: Iterable[bytes], progress: Progress | None = None) -> FetchStats:
-        """Download chunks into the local cache, neighbours in one request, many in parallel."""
+    def fetch_chunks(
+        self,
+        cids: Iterable[bytes],
+        progress: Progress | None = None,
+        keep: dict[bytes, bytes] | None = None,
+        background: bool = False,
+    ) -> FetchStats:
+        """Download chunks into the local cache, neighbours in one request, many in parallel;
+        their raw bytes go to `keep` too when given (a mount's read-ahead uses them at once).
+
+        With `background`, the cache writes happen on a writer thread after this returns:
+        a mount's reader gets verified bytes without waiting for the disk (on a cold
+        sequential read the writes cost as much as the GETs). A failed background write
+        only means the chunks are not cached; they are fetched again when needed."""
         stats = FetchStats()
         wanted = list(dict.fromkeys(cids))
         if not wanted:
@@ -221,13 +332,19 @@ class RemoteFetcher:
                 raw = open_entry(oid, loc, stored)
                 items.append((oid, loc.codec, stored, len(raw)))
                 stats.bytes += len(raw)
-            self._cache_chunks(items)
+                if keep is not None:
+                    keep[oid] = raw
+            if background:
+                self._cache_later(items)
+            else:
+                self._cache_chunks(items)
             stats.items += len(items)
             stats.requests += 1
             if progress is not None:
                 progress(stats.items, stats.bytes)
 
         self._run(requests, each)
+        self.enforce_budget()
         return stats
 
     def fetch_chunk(self, cid: bytes) -> bytes:
@@ -238,6 +355,7 @@ class RemoteFetcher:
         )
         raw = open_entry(cid, loc, stored)
         self._cache_chunks([(cid, loc.codec, stored, len(raw))])
+        self.enforce_budget()
         return raw
 
     def fetch_objects(self, oids: Iterable[bytes]) -> dict[bytes, Object]:
@@ -258,6 +376,7 @@ class RemoteFetcher:
             out.update((oid, obj) for oid, _, obj in decoded)
 
         self._run(self._plan(self.locate(META, wanted)), each)
+        self._load_sections(out)
         return out
 
     def fetch_object(self, oid: bytes) -> Object:
@@ -266,22 +385,67 @@ class RemoteFetcher:
     def _cache_chunks(self, items: list[tuple[bytes, int, bytes, int]]) -> None:
         with self._write_lock:
             if self._writer is None:
-                self._writer = self.cache.writer()
+                self._writer = self.cache.writer(pin=False, target=FETCH_SEGMENT_TARGET)
             w = self._writer
             try:
                 for cid, codec_, stored, raw_len in items:
                     w.add(ChunkId(cid), codec_, stored, raw_len)
-                w.sync()
+                    self._since_check += len(stored)
+                w.write_out()  # no fsync: see the module note
                 with self.env.write() as txn:
                     w.record(txn)
             except BaseException:
                 # the segment may be torn: drop what this batch created, never append again
                 self._writer = None
-                w.reset_files()
+                w.discard()
                 raise
             w.forget_recorded()
 
+    def _cache_later(self, items: list[tuple[bytes, int, bytes, int]]) -> None:
+        self._backlog.acquire()
+        with self._lock:
+            if self._bg is None:
+                self._bg = ThreadPoolExecutor(1, thread_name_prefix="mlgitfs-cache")
+            bg = self._bg
+
+        def write() -> None:
+            try:
+                self._cache_chunks(items)
+                self.enforce_budget()
+            except MlgitError as exc:
+                log.warning("could not cache %d fetched chunks: %s", len(items), exc)
+            finally:
+                self._backlog.release()
+
+        bg.submit(write)
+
+    def drain(self) -> None:
+        """Wait for the background cache writes started so far."""
+        with self._lock:
+            bg, self._bg = self._bg, None
+        if bg is not None:
+            bg.shutdown(wait=True)
+
+    def enforce_budget(self, force: bool = False) -> int:
+        """Evict whole segments of chunks known to a remote (never pinned ones) while the
+        cache is over its budget. Checked only after the cache grew by a slice of the budget
+        (or when `force`d, after a push), so most fetches pay nothing; one thread at a time."""
+        if self.budget is None:
+            return 0
+        if not force and self._since_check < min(64 << 20, max(self.budget // 8, 1 << 20)):
+            return 0
+        if not self._evicting.acquire(blocking=False):
+            return 0
+        try:
+            self._since_check = 0
+            return self.cache.evict(
+                self.budget, lambda txn, cid: remotedb.on_any_remote(txn, CHUNKS, cid)
+            )
+        finally:
+            self._evicting.release()
+
     def close(self) -> None:
+        self.drain()
         with self._lock:
             for _, t in self._transports.values():
                 t.close()

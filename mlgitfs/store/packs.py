@@ -14,12 +14,24 @@ Layout under the remote prefix (keys relative to it):
     mlgitfs.toml                    format and chunker parameters
     packs/<pack id>.pack|.idx       chunk packs and their indexes
     meta/<pack id>.pack|.idx        packs of manifests, trees, tree indexes and commits
+    meta/<pack id>.loc|.lidx        the meta pack's chunk locator (optional, see below)
     refs/REPO/heads/BRANCH          a commit id in hex (and a newline)
     refs/REPO/tags/TAG
     repos/REPO                      the repo's kind, mutability and categories (TOML)
 
 An index is written after its pack, so an index never names a pack that is not there; a pack
 without an index (an interrupted push) is invisible and harmless.
+
+Chunk locators: a reader that has a tree page or manifest must find the chunk packs of its
+files without reading every chunk pack index (that is O(dataset)). So a push writes, next to
+each meta pack P, `meta/P.loc`: for each tree or manifest of P, one section of fixed-size
+records (chunk id, chunk pack id, offset, length, raw length, codec) for the chunks it names
+directly; and `meta/P.lidx`: msgpack `["lidx", 1, P, loc size, [[object id, offset, count,
+BLAKE3 of the section], ...]]` plus a BLAKE3 trailer. Both are written before P's index, so
+a visible meta pack has its locator (or none: pushes by older versions, which readers treat
+as "read the chunk indexes"). The remote format stays 1: old readers ignore both keys.
+A lying locator cannot make a reader serve bad bytes (every chunk is checked against its
+id); at worst the chunk is reported corrupt.
 """
 
 from __future__ import annotations
@@ -47,6 +59,8 @@ PACK_TARGET = 32 << 20
 MAX_RAW = 64 << 20  # no entry decompresses to more than this (chunks are at most a few MiB)
 CONFIG_KEY = "mlgitfs.toml"
 _LOC = struct.Struct("<32sQIIB")  # pack id, offset, length, raw length, codec
+_SEC = struct.Struct("<32s32sQIIB")  # chunk id, then a chunk's _LOC
+LOCATOR_TAG = "lidx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +139,14 @@ def parse_index_key(kind: str, key: str) -> bytes | None:
         return from_hex(key[len(prefix) : -4])
     except CorruptObject:
         return None
+
+
+def locator_key(pack: bytes) -> str:
+    return f"{META}/{to_hex(pack)}.loc"
+
+
+def locator_index_key(pack: bytes) -> str:
+    return f"{META}/{to_hex(pack)}.lidx"
 
 
 def ref_key(repo: str, ref: str) -> str:
@@ -240,6 +262,95 @@ def open_entry(oid: bytes, loc: PackLocation, stored: bytes) -> bytes:
     if len(raw) != loc.raw_len or hash_bytes(raw) != oid:
         raise CorruptObject(short_hex(oid), f"{what} {where} does not hash to its id")
     return raw
+
+
+# --- chunk locators ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Where the locator records of one meta object are: a byte range of `meta/P.loc`."""
+
+    pack: bytes  # the meta pack P
+    offset: int
+    count: int
+    digest: bytes
+
+    def pack_bytes(self) -> bytes:
+        return self.pack + struct.pack("<QI", self.offset, self.count) + self.digest
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Section:
+        offset, count = struct.unpack("<QI", data[ID_LEN : ID_LEN + 12])
+        return cls(data[:ID_LEN], offset, count, data[ID_LEN + 12 :])
+
+    @property
+    def length(self) -> int:
+        return self.count * _SEC.size
+
+
+def build_locator(
+    pack: bytes, sections: Iterable[tuple[bytes, Iterable[tuple[bytes, PackLocation]]]]
+) -> tuple[bytes, bytes]:
+    """(loc bytes, lidx bytes) of meta pack `pack` from (object id, [(chunk id, location)])."""
+    parts: list[bytes] = []
+    table: list[list[Any]] = []
+    offset = 0
+    for oid, chunks in sections:
+        body = b"".join(_SEC.pack(cid, *_LOC.unpack(loc.pack_bytes())) for cid, loc in chunks)
+        if not body:
+            continue
+        table.append([oid, offset, len(body) // _SEC.size, hash_bytes(body)])
+        parts.append(body)
+        offset += len(body)
+    index = codec.pack([LOCATOR_TAG, REMOTE_FORMAT, pack, offset, table])
+    return b"".join(parts), index + hash_bytes(index)
+
+
+def decode_locator_index(pack: bytes, data: bytes) -> dict[bytes, Section]:
+    """Verify and decode `meta/P.lidx`: object id → its section."""
+    what = f"locator index {locator_index_key(pack)}"
+    if len(data) < ID_LEN or hash_bytes(data[:-ID_LEN]) != data[-ID_LEN:]:
+        raise CorruptObject(what, "locator index does not match its checksum")
+    value: Any = codec.unpack(data[:-ID_LEN], what)
+    try:
+        tag, fmt, pack_id, size, table = value
+        out: dict[bytes, Section] = {}
+        offset = 0
+        for oid, off, count, digest in table:
+            ok = (
+                isinstance(oid, bytes)
+                and len(oid) == ID_LEN
+                and off == offset
+                and isinstance(count, int)
+                and 0 < count <= MAX_RAW // _SEC.size
+                and isinstance(digest, bytes)
+                and len(digest) == ID_LEN
+            )
+            if not ok:
+                raise ValueError("bad section")
+            out[oid] = Section(pack, off, count, digest)
+            offset += count * _SEC.size
+    except (TypeError, ValueError) as exc:
+        raise CorruptObject(what, "malformed locator index") from exc
+    if tag != LOCATOR_TAG or fmt != REMOTE_FORMAT or pack_id != pack or size != offset:
+        raise CorruptObject(what, "locator index names another pack or format")
+    return out
+
+
+def decode_section(oid: bytes, sec: Section, data: bytes) -> list[tuple[bytes, PackLocation]]:
+    """The (chunk id, location) records of one object's section, checked against its digest."""
+    if len(data) != sec.length or hash_bytes(data) != sec.digest:
+        raise CorruptObject(
+            f"locator of {short_hex(oid)}", f"section in {locator_key(sec.pack)} is damaged"
+        )
+    out = []
+    for i in range(sec.count):
+        cid, pack, off, length, raw_len, codec_ = _SEC.unpack_from(data, i * _SEC.size)
+        if codec_ not in (compress.RAW, compress.ZSTD) or length > MAX_RAW or raw_len > MAX_RAW:
+            raise CorruptObject(f"locator of {short_hex(oid)}", "record out of bounds")
+        out.append((cid, PackLocation(CHUNKS, pack, off, length, raw_len, codec_)))
+    return out
 
 
 # --- remote config and repo records -----------------------------------------------------------

@@ -5,6 +5,8 @@
   read, so a second push or fetch reads only indexes it has not seen.
 - "remote_locs": kind letter + id + remote name → the pack range holding that chunk or
   object. The id comes first so a reader finds every remote holding an id with one scan.
+  Letter "s": a tree or manifest id → its chunk locator section (store/packs.py), from the
+  meta packs' `.lidx`, so the chunks of one directory are located with one ranged GET.
 
 These are caches of the remote's own indexes: losing them costs a re-read, never data.
 """
@@ -17,9 +19,11 @@ from dataclasses import dataclass
 from mlgitfs.errors import AlreadyExists, CorruptObject, UnknownRemote
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.model import codec
-from mlgitfs.store.packs import CHUNKS, META, PackIndex, PackLocation
+from mlgitfs.store.packs import CHUNKS, META, PackIndex, PackLocation, Section
 
 _KIND_LETTER = {CHUNKS: b"c", META: b"m"}
+_SECTION = b"s"
+LOCATORS = "loc"  # "remote_packs" kind of a meta pack whose .lidx was read (or is absent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,38 @@ def locate(txn: ReadTxn, kind: str, oid: bytes) -> list[tuple[str, PackLocation]
 
 def remote_has(txn: ReadTxn, remote: str, kind: str, oid: bytes) -> bool:
     return txn.has("remote_locs", _KIND_LETTER[kind] + oid + remote.encode())
+
+
+def record_locator_index(
+    txn: WriteTxn, remote: str, pack: bytes, sections: dict[bytes, Section]
+) -> None:
+    name = remote.encode()
+    for oid, sec in sections.items():
+        txn.put("remote_locs", _SECTION + oid + name, sec.pack_bytes())
+    txn.put("remote_packs", _pack_key(remote, LOCATORS, pack), b"%d" % len(sections))
+
+
+def sections(txn: ReadTxn, oid: bytes) -> list[tuple[str, Section]]:
+    """(remote name, locator section) of a tree or manifest, on every remote that has one."""
+    prefix = _SECTION + oid
+    return [
+        (key[len(prefix) :].decode(), Section.unpack(value))
+        for key, value in txn.scan("remote_locs", prefix)
+    ]
+
+
+def record_chunk_locations(
+    txn: WriteTxn, remote: str, items: Iterable[tuple[bytes, PackLocation]]
+) -> None:
+    name = remote.encode()
+    for cid, loc in items:
+        txn.put("remote_locs", _KIND_LETTER[CHUNKS] + cid + name, loc.pack_bytes())
+
+
+def on_any_remote(txn: ReadTxn, kind: str, oid: bytes) -> bool:
+    for _ in txn.scan("remote_locs", _KIND_LETTER[kind] + oid):
+        return True
+    return False
 
 
 def all_remote_names(txn: ReadTxn) -> Iterable[str]:

@@ -10,6 +10,14 @@ single-flight per chunk so two readers of one chunk cause one load, and keep dec
 in a bounded LRU. A file read sequentially gets its next chunks loaded in the background.
 A chunk that fails its hash check gives EIO for that file's read only, logged with the
 chunk and the path.
+
+Chunks only on a remote (a fresh clone) never load on the trio thread: a small chunk is
+loaded inline only when the cache has it (a cheap LMDB lookup says so), anything else goes
+to a worker thread, so a read waiting for the network never holds up other requests. A
+sequential reader of remote chunks gets a read-ahead window of REMOTE_WINDOW bytes, fetched
+in groups of about REMOTE_GROUP bytes (one ranged GET per group and pack, coalesced by the
+fetcher), at most REMOTE_GROUPS of them in flight: big GETs in parallel are what keep up
+with one S3 connection's bandwidth several times over.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified byte
 READAHEAD_CHUNKS = 4
 _R = TypeVar("_R")
 INLINE_CHUNK = 256 << 10
+REMOTE_GROUP = 16 << 20
+REMOTE_WINDOW = 128 << 20
+REMOTE_GROUPS = 4
 
 
 @dataclass(slots=True)
@@ -52,6 +63,7 @@ class _Node:
     offsets: list[int] | None = None  # cumulative chunk ends, for files
     chunk_ids: list[ChunkId] | None = None
     next_read: int = 0  # where a sequential reader would read next
+    ahead: int = 0  # chunks below this index were already considered for read-ahead
 
 
 class ChunkLRU:
@@ -105,6 +117,7 @@ class SnapshotView:
         self._chunks = ChunkLRU(cache_bytes)
         self._loading: dict[bytes, trio.Event] = {}
         self._limiter = trio.CapacityLimiter(8)
+        self._remote_limiter = trio.CapacityLimiter(REMOTE_GROUPS)
         self._nursery: trio.Nursery | None = None
 
     def attach(self, nursery: trio.Nursery) -> None:
@@ -232,12 +245,18 @@ class SnapshotView:
 
     # --- reads ----------------------------------------------------------------------------
 
-    def _layout(self, node: _Node) -> tuple[list[int], list[ChunkId]]:
+    async def _layout(self, node: _Node) -> tuple[list[int], list[ChunkId]]:
         if node.offsets is None or node.chunk_ids is None:
             e = node.entry
             if e is None or not e.is_file:
                 raise FsError(errno.EISDIR if e is None or e.is_dir else errno.EINVAL)
-            refs = self._guard(lambda: file_chunks(self.store, e), node)
+            if e.kind is EntryKind.CHUNKED and not self.store.has_object(ObjectId(e.ref)):
+                # the manifest is on a remote: fetch it off the trio thread
+                refs = await trio.to_thread.run_sync(
+                    self._guard, lambda: file_chunks(self.store, e), node, limiter=self._limiter
+                )
+            else:
+                refs = self._guard(lambda: file_chunks(self.store, e), node)
             assert isinstance(refs, tuple)
             ends, total = [], 0
             for r in refs:
@@ -278,7 +297,7 @@ class SnapshotView:
 
     async def read(self, ino: InodeNo, offset: int, size: int) -> bytes:
         node = self._node(ino)
-        ends, ids = self._layout(node)
+        ends, ids = await self._layout(node)
         total = ends[-1] if ends else 0
         if offset >= total or size <= 0:
             return b""
@@ -290,21 +309,83 @@ class SnapshotView:
             start = ends[i - 1] if i else 0
             if start >= end:
                 break
-            length = ends[i] - start
-            data = await self._chunk(ids[i], node, length <= INLINE_CHUNK)
-            parts.append(data[max(0, offset - start) : end - start])
             i += 1
-        if offset == node.next_read and i < len(ids):
-            self._read_ahead(node, ids[i : i + READAHEAD_CHUNKS])
+        last = i  # the chunks this read needs are ids[first:last]
+        if offset == node.next_read and last < len(ids):
+            # continue where the last read-ahead stopped, unless the reader jumped back
+            ahead = node.ahead
+            resume = last <= ahead < len(ids) and ends[ahead - 1] - end <= REMOTE_WINDOW
+            # before waiting for our own chunks, so their GETs and the next ones overlap
+            self._read_ahead(node, ends, ids, ahead if resume else last, end)
+        for i in range(first, last):
+            start = ends[i - 1] if i else 0
+            cid = ids[i]
+            inline = ends[i] - start <= INLINE_CHUNK and (
+                self._chunks.get(cid) is not None or self.store.chunk_is_local(cid)
+            )
+            data = await self._chunk(cid, node, inline)
+            parts.append(data[max(0, offset - start) : end - start])
         node.next_read = end
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _read_ahead(self, node: _Node, ids: list[ChunkId]) -> None:
+    def _read_ahead(
+        self, node: _Node, ends: list[int], ids: list[ChunkId], i: int, at: int
+    ) -> None:
+        """Load the chunks after a sequential read: the next READAHEAD_CHUNKS local ones, or a
+        window of REMOTE_WINDOW bytes of remote ones in groups (see the module note)."""
         if self._nursery is None:
             return
-        for cid in ids:
-            if self._chunks.get(cid) is None and cid not in self._loading:
+        group: list[ChunkId] = []
+        group_bytes = 0
+        group_start = i
+        local = 0
+        while i < len(ids) and (ends[i - 1] if i else 0) - at < REMOTE_WINDOW:
+            cid = ids[i]
+            size = ends[i] - (ends[i - 1] if i else 0)
+            if self._chunks.get(cid) is not None or cid in self._loading:
+                pass
+            elif self.store.chunk_is_local(cid):
+                if local >= READAHEAD_CHUNKS:
+                    break  # local chunks are cheap: no need to run far ahead
+                local += 1
                 self._nursery.start_soon(self._prefetch, cid, node, name="read-ahead")
+            else:
+                if group and group_bytes + size > REMOTE_GROUP:
+                    self._start_group(group, node)
+                    group, group_bytes = [], 0
+                if not group:
+                    group_start = i
+                group.append(cid)
+                group_bytes += size
+            i += 1
+        if group and (i == len(ids) or group_bytes >= REMOTE_GROUP // 2):
+            self._start_group(group, node)
+        elif group:
+            i = group_start  # a small group at the window's edge: wait until it fills up
+        node.ahead = i
+
+    def _start_group(self, cids: list[ChunkId], node: _Node) -> None:
+        """Fetch remote chunks in one task; single flight: readers of them wait for it."""
+        assert self._nursery is not None
+        events = {cid: trio.Event() for cid in dict.fromkeys(cids)}
+        for cid, event in events.items():
+            self._loading[cid] = event
+        self._nursery.start_soon(self._fetch_group, events, node, name="read-ahead-remote")
+
+    async def _fetch_group(self, events: dict[ChunkId, trio.Event], node: _Node) -> None:
+        try:
+            got = await trio.to_thread.run_sync(
+                self.store.fetch_chunks, list(events), limiter=self._remote_limiter
+            )
+            for cid, data in got.items():
+                self._chunks.put(ChunkId(cid), data)
+        except MlgitError as exc:  # the readers of these chunks load them and report it
+            log.debug("read-ahead of %d chunks of %r failed: %s", len(events), node.path, exc)
+        finally:
+            for cid, event in events.items():
+                if self._loading.get(cid) is event:
+                    del self._loading[cid]
+                event.set()
 
     async def _prefetch(self, cid: ChunkId, node: _Node) -> None:
         with contextlib.suppress(FsError):  # the reader's own read reports it

@@ -215,6 +215,21 @@ def lineage(c: Ctx, revspec: str, direction: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+@json_opt
+@pass_ctx
+def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
+    """Show settings, or set KEY to VALUE (cache-size: the chunk cache budget, e.g. 20G)."""
+    items = api.config(c.home, key, value)
+    if as_json:
+        render.emit_json(items)
+        return
+    for item in items:
+        click.echo(f"{item.key}\t{item.value or '(unset)'}")
+
+
+@cli.command()
 @click.argument("repo", required=False)
 @click.option(
     "--remote",

@@ -23,7 +23,7 @@ from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import history, ingest, lineage, refs
 from mlgitfs.repo.commits import CommitRequest, default_author
-from mlgitfs.repo.store import Store
+from mlgitfs.repo.store import Store, parse_size
 from mlgitfs.repo.trees import DirView, file_chunks
 
 Progress = Callable[[int, int], None]
@@ -432,6 +432,33 @@ def lineage_of(home: Path | None, revspec: str, direction: str = "both") -> list
     return out
 
 
+# --- config ---------------------------------------------------------------------------------
+
+CONFIG_KEYS = ("cache-size",)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigResult:
+    key: str
+    value: str  # "" when unset
+
+
+def config(
+    home: Path | None, key: str | None = None, value: str | None = None
+) -> list[ConfigResult]:
+    """Read every setting, one, or set one. `cache-size`: the chunk cache's byte budget
+    (e.g. 20G; 0 or "none" for no budget); $MLGITFS_CACHE_SIZE overrides it."""
+    store = open_store(home)
+    if key is not None and key not in CONFIG_KEYS:
+        raise UsageError(f"unknown setting {key!r}; settings: {', '.join(CONFIG_KEYS)}")
+    if key is not None and value is not None:
+        size = 0 if value.lower() in ("none", "0") else parse_size(value)
+        store.set_cache_budget(size or None)
+    budget = store.remote.budget
+    current = [ConfigResult("cache-size", str(budget) if budget else "")]
+    return [c for c in current if key is None or c.key == key]
+
+
 # --- mounts ---------------------------------------------------------------------------------
 
 
@@ -443,20 +470,6 @@ class MountInfo:
     pid: int
     read_only: bool
     fsname: str
-
-
-def parse_size(text: str) -> int:
-    """'512M', '2G', '1024' → bytes."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = t[-1] if t and t[-1] in units else ""
-    try:
-        value = float(t[: len(t) - len(unit)] if unit else t)
-    except ValueError as exc:
-        raise UsageError(f"{text!r} is not a size (examples: 512M, 2G)") from exc
-    if value < 0:
-        raise UsageError(f"{text!r} is not a size")
-    return int(value * units[unit])
 
 
 def mount(
@@ -481,11 +494,14 @@ def mount(
     cache_bytes = parse_size(cache_size) if cache_size else 256 << 20
     fsname = f"mlgitfs:{r.repo}@{r.spec.ref}" + (f"~{r.spec.back}" if r.spec.back else "")
     home_str = str(store.home.resolve())
-    factory, view_arg = "mlgitfs.vfs.factory:snapshot_view", {
-        "home": home_str,
-        "commit": to_hex(r.commit_id),
-        "cache_bytes": cache_bytes,
-    }
+    factory, view_arg = (
+        "mlgitfs.vfs.factory:snapshot_view",
+        {
+            "home": home_str,
+            "commit": to_hex(r.commit_id),
+            "cache_bytes": cache_bytes,
+        },
+    )
     if writable:
         factory = "mlgitfs.vfs.factory:checkout_view"
         view_arg = {"home": home_str, "repo": r.repo, "branch": r.branch,

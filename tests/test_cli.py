@@ -192,3 +192,15 @@ def test_exit_code_table_matches_docs() -> None:
             continue
         assert rows.get(cls.__name__) == str(cls.exit_code), f"{cls.__name__} missing in docs"
     assert issubclass(MlgitError, Exception)
+
+
+def test_config_cache_size(cli: Cli) -> None:
+    assert "cache-size\t(unset)" in cli("config").stdout
+    cli("config", "cache-size", "2G")
+    assert json.loads(cli("config", "cache-size", "--json").stdout) == [
+        {"key": "cache-size", "value": str(2 << 30)}
+    ]
+    cli("config", "cache-size", "none")
+    assert "(unset)" in cli("config").stdout
+    cli("config", "cache-size", "lots", code=2)
+    cli("config", "colour", code=2)

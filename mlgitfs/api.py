@@ -6,6 +6,7 @@ only `MlgitError`s. The CLI in `mlgitfs_cli` parses, calls one of these and rend
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,9 +23,14 @@ from mlgitfs.repo import diff as diff_mod
 from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import history, ingest, lineage, refs
+from mlgitfs.repo import prefetch as prefetch_mod
+from mlgitfs.repo import remotes as remotes_mod
+from mlgitfs.repo import sync as sync_mod
 from mlgitfs.repo.commits import CommitRequest, default_author
 from mlgitfs.repo.store import Store, parse_size
 from mlgitfs.repo.trees import DirView, file_chunks
+from mlgitfs.store import packs as packs_mod
+from mlgitfs.store import remotedb as remotedb_mod
 
 Progress = Callable[[int, int], None]
 
@@ -704,15 +710,7 @@ def unlock(home: Path | None, paths: list[Path]) -> PathsResult:
 
 
 # --- remotes ----------------------------------------------------------------------------------
-# Remotes, push, fetch, pull, clone, prefetch (mlgitfs/repo/remotes.py and sync.py).
-# Imported here rather than at the top so this section stays self-contained.
-
-import os  # noqa: E402
-
-from mlgitfs.repo import remotes as remotes_mod  # noqa: E402
-from mlgitfs.repo import sync as sync_mod  # noqa: E402
-from mlgitfs.store import packs as packs_mod  # noqa: E402
-from mlgitfs.store import remotedb as remotedb_mod  # noqa: E402
+# Remotes, push, fetch, pull, clone, prefetch (mlgitfs/repo/remotes.py, sync.py, prefetch.py).
 
 
 @dataclass(frozen=True, slots=True)
@@ -854,5 +852,5 @@ def clone(
 
 
 def prefetch(home: Path | None, revspec: str, progress: Progress | None = None) -> PrefetchResult:
-    s = sync_mod.prefetch(open_store(home), revspec, progress)
+    s = prefetch_mod.prefetch(open_store(home), revspec, progress)
     return PrefetchResult(revspec, s.chunks, s.objects, s.bytes, s.requests, s.seconds)

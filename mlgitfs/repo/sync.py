@@ -43,18 +43,15 @@ from mlgitfs.errors import (
     RemoteKeyMissing,
     UnknownRef,
     UnknownRepo,
-    UsageError,
 )
 from mlgitfs.meta import db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
-from mlgitfs.repo import refs as refs_mod
 from mlgitfs.repo import remotes
 from mlgitfs.repo.history import is_ancestor
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store import compress, packs, remotedb
 from mlgitfs.store.cache import Location, unpin
 from mlgitfs.store.packs import CHUNKS, META
@@ -457,7 +454,7 @@ def _remote_refs(t: RemoteTransport, remote_repo: str) -> dict[str, bytes]:
         return {ref: oid for ref, oid in pool.map(read, names) if oid is not None}
 
 
-def _missing_objects(store: Store, ids: Iterable[bytes]) -> list[bytes]:
+def missing_objects(store: Store, ids: Iterable[bytes]) -> list[bytes]:
     with store.env.read() as txn:
         return [i for i in dict.fromkeys(ids) if not txn.has("objects", i)]
 
@@ -465,7 +462,7 @@ def _missing_objects(store: Store, ids: Iterable[bytes]) -> list[bytes]:
 def _fetch_history(store: Store, heads: Iterable[bytes], stats: TransferStats) -> None:
     """Commits reachable from `heads` (and their inputs and root trees) into the store."""
     heads = list(heads)
-    frontier = _missing_objects(store, heads)
+    frontier = missing_objects(store, heads)
     inputs: list[bytes] = []
     while frontier:
         got = store.remote.fetch_objects(frontier)
@@ -476,9 +473,9 @@ def _fetch_history(store: Store, heads: Iterable[bytes], stats: TransferStats) -
                 raise CorruptObject(short_hex(oid), f"a ref or parent names a {obj.TAG}")
             nxt.extend(bytes(p) for p in obj.parents)
             inputs.extend(bytes(i) for _, i in obj.inputs)
-        frontier = _missing_objects(store, nxt)
+        frontier = missing_objects(store, nxt)
     roots = [bytes(store.commit(ObjectId(h)).tree) for h in heads]
-    stats.objects += len(store.remote.fetch_objects(_missing_objects(store, inputs + roots)))
+    stats.objects += len(store.remote.fetch_objects(missing_objects(store, inputs + roots)))
 
 
 def fetch(
@@ -585,48 +582,3 @@ def clone(
             db.set_ref(txn, local, name[len(prefix) :], oid, None, f"clone {url}")
     out.stats.seconds = time.perf_counter() - t0
     return record, out
-
-
-# --- prefetch ---------------------------------------------------------------------------------
-
-
-def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> TransferStats:
-    """Download the contents of every file below REVSPEC[:PATH] that is not in the cache."""
-    t0 = time.perf_counter()
-    r = refs_mod.resolve(store, revspec)
-    stats = TransferStats()
-    chunk_ids: list[bytes] = []
-    if r.entry is not None and r.entry.is_file:
-        chunk_ids.extend(bytes(c.id) for c in file_chunks(store, r.entry))
-    elif r.entry is None or r.entry.is_dir:
-        frontier = [bytes(r.commit.tree if r.entry is None else r.entry.ref)]
-        while frontier:  # one batch of (coalesced) object GETs per level
-            stats.objects += len(store.remote.fetch_objects(_missing_objects(store, frontier)))
-            nxt: list[bytes] = []
-            manifests: list[bytes] = []
-            for oid in frontier:
-                obj = store.get_object(ObjectId(oid))
-                if isinstance(obj, TreeIndex):
-                    nxt.extend(bytes(p.page) for p in obj.pages)
-                    continue
-                if not isinstance(obj, Tree):
-                    raise CorruptObject(short_hex(oid), f"expected a tree, found a {obj.TAG}")
-                for e in obj.entries:
-                    if e.kind is EntryKind.DIR:
-                        nxt.append(e.ref)
-                    elif e.kind is EntryKind.FILE:
-                        chunk_ids.append(e.ref)
-                    elif e.kind is EntryKind.CHUNKED:
-                        manifests.append(e.ref)
-            stats.objects += len(store.remote.fetch_objects(_missing_objects(store, manifests)))
-            for m in manifests:
-                chunk_ids.extend(bytes(c.id) for c in store.get(ObjectId(m), Manifest).chunks)
-            frontier = nxt
-    else:
-        raise UsageError(f"{revspec} is a symlink: nothing to prefetch")
-    with store.env.read() as txn:
-        missing = [c for c in dict.fromkeys(chunk_ids) if not txn.has("chunks", c)]
-    got = store.remote.fetch_chunks(missing, progress)  # enforces the cache budget
-    stats.chunks, stats.bytes, stats.requests = got.items, got.bytes, got.requests
-    stats.seconds = time.perf_counter() - t0
-    return stats

@@ -1,0 +1,59 @@
+"""Prefetch: download the contents of a version (or a path of it) ahead of a job.
+
+Metadata is fetched level by level (one batch of coalesced GETs per directory depth), then
+every chunk not in the local cache in coalesced ranged GETs; the cache budget is enforced.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mlgitfs.errors import CorruptObject, UsageError
+from mlgitfs.model.ids import ObjectId, short_hex
+from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
+from mlgitfs.repo import refs as refs_mod
+from mlgitfs.repo.store import Store
+from mlgitfs.repo.sync import Progress, TransferStats, missing_objects
+from mlgitfs.repo.trees import file_chunks
+
+
+def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> TransferStats:
+    """Download the contents of every file below REVSPEC[:PATH] that is not in the cache."""
+    t0 = time.perf_counter()
+    r = refs_mod.resolve(store, revspec)
+    stats = TransferStats()
+    chunk_ids: list[bytes] = []
+    if r.entry is not None and r.entry.is_file:
+        chunk_ids.extend(bytes(c.id) for c in file_chunks(store, r.entry))
+    elif r.entry is None or r.entry.is_dir:
+        frontier = [bytes(r.commit.tree if r.entry is None else r.entry.ref)]
+        while frontier:  # one batch of (coalesced) object GETs per level
+            stats.objects += len(store.remote.fetch_objects(missing_objects(store, frontier)))
+            nxt: list[bytes] = []
+            manifests: list[bytes] = []
+            for oid in frontier:
+                obj = store.get_object(ObjectId(oid))
+                if isinstance(obj, TreeIndex):
+                    nxt.extend(bytes(p.page) for p in obj.pages)
+                    continue
+                if not isinstance(obj, Tree):
+                    raise CorruptObject(short_hex(oid), f"expected a tree, found a {obj.TAG}")
+                for e in obj.entries:
+                    if e.kind is EntryKind.DIR:
+                        nxt.append(e.ref)
+                    elif e.kind is EntryKind.FILE:
+                        chunk_ids.append(e.ref)
+                    elif e.kind is EntryKind.CHUNKED:
+                        manifests.append(e.ref)
+            stats.objects += len(store.remote.fetch_objects(missing_objects(store, manifests)))
+            for m in manifests:
+                chunk_ids.extend(bytes(c.id) for c in store.get(ObjectId(m), Manifest).chunks)
+            frontier = nxt
+    else:
+        raise UsageError(f"{revspec} is a symlink: nothing to prefetch")
+    with store.env.read() as txn:
+        missing = [c for c in dict.fromkeys(chunk_ids) if not txn.has("chunks", c)]
+    got = store.remote.fetch_chunks(missing, progress)  # enforces the cache budget
+    stats.chunks, stats.bytes, stats.requests = got.items, got.bytes, got.requests
+    stats.seconds = time.perf_counter() - t0
+    return stats

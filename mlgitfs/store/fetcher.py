@@ -91,6 +91,7 @@ class RemoteFetcher:
         # how a remote record becomes a transport: tests pass a counting or failing double
         self._open = transport_factory or (lambda rec: open_transport(rec.url, rec.endpoint_url))
         self.budget = budget  # bytes of chunk cache; None: unbounded
+        self.skipped_batches = 0  # fetched batches not cached because the disk fell behind
         self._since_check = 0
         self._evicting = threading.Lock()
         # background cache writes (see fetch_chunks): one thread keeps segment order; at most
@@ -402,7 +403,12 @@ class RemoteFetcher:
             w.forget_recorded()
 
     def _cache_later(self, items: list[tuple[bytes, int, bytes, int]]) -> None:
-        self._backlog.acquire()
+        # A reader never waits for the disk: when the writes fall BACKLOG batches behind,
+        # this batch is not cached (it can be fetched again; the reader has its bytes).
+        if not self._backlog.acquire(blocking=False):
+            self.skipped_batches += 1
+            log.debug("cache writes behind: %d fetched chunks not cached", len(items))
+            return
         with self._lock:
             if self._bg is None:
                 self._bg = ThreadPoolExecutor(1, thread_name_prefix="mlgitfs-cache")

@@ -139,7 +139,9 @@ class FuseOps(pyfuse3.Operations):
         e.generation = 0
         e.entry_timeout = self.entry_timeout
         e.attr_timeout = self.attr_timeout
-        e.st_mode = attr.mode & _RO_MASK if self.read_only else attr.mode
+        # Symlinks keep rwxrwxrwx, as on every Linux filesystem (their mode is never used).
+        ro = self.read_only and not stat.S_ISLNK(attr.mode)
+        e.st_mode = attr.mode & _RO_MASK if ro else attr.mode
         e.st_nlink = attr.nlink
         e.st_uid = self.uid
         e.st_gid = self.gid

@@ -83,7 +83,8 @@ class Store:
     def open(
         cls, home: Path | None = None, transport_factory: TransportFactory | None = None
     ) -> Store:
-        home = home or default_home()
+        # Absolute: a mount daemon changes directory to / and must find the same store.
+        home = (home or default_home()).absolute()
         try:
             home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

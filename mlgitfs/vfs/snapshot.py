@@ -18,6 +18,12 @@ sequential reader of remote chunks gets a read-ahead window of REMOTE_WINDOW byt
 in groups of about REMOTE_GROUP bytes (one ranged GET per group and pack, coalesced by the
 fetcher), at most REMOTE_GROUPS of them in flight: big GETs in parallel are what keep up
 with one S3 connection's bandwidth several times over.
+
+A training loader reads small files in shuffled order, so nothing is sequential within a
+file; but it reads every file of every directory within the epoch. The first remote miss
+in a directory therefore fetches that directory's single-chunk files ahead (up to
+DIR_PREFETCH bytes, in the same groups), at most DIR_SLOTS directories at a time: the epoch
+becomes a few large coalesced GETs per directory instead of one round trip per file.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ INLINE_CHUNK = 256 << 10
 REMOTE_GROUP = 16 << 20
 REMOTE_WINDOW = 128 << 20
 REMOTE_GROUPS = 4
+DIR_PREFETCH = 256 << 20
+DIR_SLOTS = 2
 
 
 @dataclass(slots=True)
@@ -115,9 +123,11 @@ class SnapshotView:
         self._nodes: dict[int, _Node] = {ROOT_INODE: _Node(ROOT_INODE, ROOT_INODE, None, "")}
         self._next_ino = ROOT_INODE + 1
         self._chunks = ChunkLRU(cache_bytes)
-        self._loading: dict[bytes, trio.Event] = {}
+        self._loading: dict[ChunkId, trio.Event] = {}
         self._limiter = trio.CapacityLimiter(8)
         self._remote_limiter = trio.CapacityLimiter(REMOTE_GROUPS)
+        self._dir_slots = trio.CapacityLimiter(DIR_SLOTS)
+        self._dirs_ahead: set[int] = set()  # directories whose files were fetched ahead
         self._nursery: trio.Nursery | None = None
 
     def attach(self, nursery: trio.Nursery) -> None:
@@ -320,9 +330,10 @@ class SnapshotView:
         for i in range(first, last):
             start = ends[i - 1] if i else 0
             cid = ids[i]
-            inline = ends[i] - start <= INLINE_CHUNK and (
-                self._chunks.get(cid) is not None or self.store.chunk_is_local(cid)
-            )
+            local = self._chunks.get(cid) is not None or self.store.chunk_is_local(cid)
+            if not local:
+                self._fetch_dir_ahead(node)
+            inline = ends[i] - start <= INLINE_CHUNK and local
             data = await self._chunk(cid, node, inline)
             parts.append(data[max(0, offset - start) : end - start])
         node.next_read = end
@@ -386,6 +397,58 @@ class SnapshotView:
                 if self._loading.get(cid) is event:
                     del self._loading[cid]
                 event.set()
+
+    def _fetch_dir_ahead(self, node: _Node) -> None:
+        """On the first remote miss in a directory, fetch its other small files ahead."""
+        if self._nursery is None or node.parent in self._dirs_ahead:
+            return
+        self._dirs_ahead.add(node.parent)
+        self._nursery.start_soon(self._dir_ahead, self._nodes[node.parent], name="dir-ahead")
+
+    async def _dir_ahead(self, parent: _Node) -> None:
+        try:
+            self._dir_slots.acquire_nowait()
+        except trio.WouldBlock:
+            self._dirs_ahead.discard(parent.ino)  # busy: a later miss there tries again
+            return
+        try:
+            ref = self._dir_ref(parent)
+
+            def remote_chunks() -> list[tuple[ChunkId, int]]:
+                out, total = [], 0
+                for e in DirView(self.store, ref).entries():
+                    if e.kind is EntryKind.FILE and not self.store.chunk_is_local(ChunkId(e.ref)):
+                        out.append((ChunkId(e.ref), e.size))
+                        total += e.size
+                        if total >= DIR_PREFETCH:
+                            break
+                return out
+
+            todo = await trio.to_thread.run_sync(remote_chunks, limiter=self._limiter)
+            group: list[ChunkId] = []
+            size = 0
+            for cid, length in todo:
+                if self._chunks.get(cid) is not None or cid in self._loading:
+                    continue
+                group.append(cid)
+                size += length
+                if size >= REMOTE_GROUP:
+                    await self._fetch_now(group, parent)
+                    group, size = [], 0
+            if group:
+                await self._fetch_now(group, parent)
+        except MlgitError as exc:  # the readers' own reads report problems
+            log.debug("fetching ahead in %r failed: %s", parent.path, exc)
+        finally:
+            self._dir_slots.release()
+
+    async def _fetch_now(self, cids: list[ChunkId], node: _Node) -> None:
+        """One group, awaited: registered for single flight only while it is being fetched,
+        so a reader of a later group's chunk never waits behind this one."""
+        events = {cid: trio.Event() for cid in cids if cid not in self._loading}
+        self._loading.update(events)
+        if events:
+            await self._fetch_group(events, node)
 
     async def _prefetch(self, cid: ChunkId, node: _Node) -> None:
         with contextlib.suppress(FsError):  # the reader's own read reports it

@@ -85,6 +85,7 @@ def repos(c: Ctx, as_json: bool) -> None:
 @click.option("-m", "--message", required=True)
 @click.option("--meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
 @click.option("--input", "inputs", multiple=True, help="REPO@REF this version was made from.")
+@click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
 @json_opt
 @pass_ctx
 def import_(
@@ -94,11 +95,14 @@ def import_(
     message: str,
     meta: tuple[str, ...],
     inputs: tuple[str, ...],
+    allow_empty: bool,
     as_json: bool,
 ) -> None:
     """Import directory SOURCE as a new commit on TARGET (NAME[@BRANCH], default branch main)."""
     with render.progress(c, "importing") as bar:
-        r = api.import_dir(c.home, target, source, message, list(meta), list(inputs), bar)
+        r = api.import_dir(
+            c.home, target, source, message, list(meta), list(inputs), bar, allow_empty
+        )
     render.import_result(r, as_json)
 
 

@@ -106,6 +106,12 @@ def import_result(r: api.ImportResult, as_json: bool) -> None:
         emit_json(r)
         return
     click.echo(r.commit.id)
+    if not r.changed:
+        message(
+            f"nothing changed: {r.repo}@{r.branch} stays at {r.commit.id[:12]} "
+            f"({r.files} files checked, {r.files_read} read); --allow-empty commits anyway"
+        )
+        return
     message(
         f"{r.repo}@{r.branch} {r.commit.id[:12]}: {r.files} files ({human(r.bytes)}), "
         f"{r.files_read} read, {human(r.bytes_stored)} new in the store, {r.seconds:.2f}s"

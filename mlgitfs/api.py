@@ -98,6 +98,7 @@ class ImportResult:
     bytes_read: int
     bytes_stored: int
     seconds: float
+    changed: bool = True  # False: nothing changed, the branch did not move
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,14 +245,16 @@ def import_dir(
     meta: list[str] | None = None,
     inputs: list[str] | None = None,
     progress: Progress | None = None,
+    allow_empty: bool = False,
 ) -> ImportResult:
+    """Import SOURCE as a new commit; when nothing changed, no commit unless `allow_empty`."""
     repo, branch = parse_repo_branch(target)
     store = open_store(home)
     req = CommitRequest(
         repo, branch, message, _parse_meta(meta or []), _parse_inputs(store, inputs or [])
     )
     t0 = time.perf_counter()
-    out = ingest.import_directory(store, req, source, progress)
+    out = ingest.import_directory(store, req, source, progress, allow_empty=allow_empty)
     s = out.stats
     return ImportResult(
         repo,
@@ -265,6 +268,7 @@ def import_dir(
         s.bytes_read,
         s.bytes_stored,
         time.perf_counter() - t0,
+        out.changed,
     )
 
 
@@ -611,7 +615,10 @@ def _writable_mount(home: Path | None, where: Path | None) -> tuple[Store, Mount
         if inside and (best is None or len(m.mountpoint) > len(best.mountpoint)):
             best = m
     if best is None:
-        raise MountError(f"{target} is not inside a mount of this store (see 'mlgitfs mounts')")
+        raise MountError(
+            f"{target} is not inside a mount of this store (see 'mlgitfs mounts'; a mount of "
+            "another store needs its --home or MLGITFS_HOME)"
+        )
     if best.read_only or not best.control_socket:
         raise MountError(f"{best.mountpoint} is a read-only mount ({best.revspec}): "
                          "mount a branch without --read-only to change it")  # fmt: skip

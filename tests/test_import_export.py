@@ -106,7 +106,11 @@ def test_reimport_reads_only_changed_files(tmp_path: Path, home: Path) -> None:
     assert sorted(i.path for i in d.items) == ["d0/f50", "d3/f3"]
     assert all(i.change == "modified" for i in d.items)
     third = api.import_dir(home, "ds", src, "v3 no change")
-    assert third.files_read == 0 and third.commit.tree == second.commit.tree
+    assert third.files_read == 0 and not third.changed
+    assert third.commit.id == second.commit.id  # like git: no empty commit
+    forced = api.import_dir(home, "ds", src, "forced", allow_empty=True)
+    assert forced.changed and forced.commit.parents == (second.commit.id,)
+    assert forced.commit.tree == second.commit.tree
 
 
 def test_dedup_across_versions_and_repos(tmp_path: Path, home: Path) -> None:

@@ -59,6 +59,7 @@ class ImportOutcome:
     tree: ObjectId
     parent: ObjectId | None
     stats: ImportStats
+    changed: bool = True  # False: the tree equals the head's, no commit was made
 
 
 @dataclass
@@ -100,6 +101,7 @@ def import_directory(
     source: Path,
     progress: ProgressFn | None = None,
     threads: int | None = None,
+    allow_empty: bool = False,
 ) -> ImportOutcome:
     if not source.is_dir():
         raise SourceError(f"{source} is not a directory")
@@ -120,6 +122,13 @@ def import_directory(
             for key, value in w.stat_updates:
                 txn.put("statcache", key, value)
 
+        if head is not None and not allow_empty and store.commit(head).tree == tree:
+            # Nothing changed: like git, no empty commit; the stat cache still learns.
+            with store.env.write() as txn:
+                writer.record(txn)
+                also(txn)
+            writer.reset()
+            return ImportOutcome(head, tree, head, w.stats, changed=False)
         cid, _ = write_commit(store, req, tree, head, writer, w.new_objects, also)
     except BaseException:
         writer.discard()

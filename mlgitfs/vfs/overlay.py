@@ -75,6 +75,10 @@ class WritableView(OverlayBase):
             os.fsync(fd)
         finally:
             os.close(fd)
+        self._sync_files_dir()
+
+    def _sync_files_dir(self) -> None:
+        """fsync the overlay's files/ directory: a new file's name is durable too."""
         dfd = os.open(self.files, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)
@@ -202,11 +206,7 @@ class WritableView(OverlayBase):
             os.fsync(fd)
         finally:
             os.close(fd)
-        dfd = os.open(self.files, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        self._sync_files_dir()
 
     async def create(self, parent: InodeNo, name: bytes, mode: int, flags: int) -> tuple[int, Attr]:
         async with self.mutating():

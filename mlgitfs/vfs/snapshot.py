@@ -98,6 +98,49 @@ class ChunkLRU:
             self.size -= len(old)
 
 
+class ChunkLoader:
+    """Decoded chunks for the views of one mount: an LRU, and single flight per chunk (two
+    readers of one missing chunk cause one load). A failed load is EIO, logged with the
+    chunk and the path; the next reader of that chunk tries again."""
+
+    def __init__(self, read_chunk: ChunkReader, cache_bytes: int) -> None:
+        self.read_chunk = read_chunk
+        self.lru = ChunkLRU(cache_bytes)
+        self.loading: dict[ChunkId, trio.Event] = {}
+        self.limiter = trio.CapacityLimiter(8)
+
+    async def load(self, cid: ChunkId, what: object, inline: bool = False) -> bytes:
+        """The chunk's bytes; `inline` loads on the trio thread (small, local chunks only)."""
+        while True:
+            data = self.lru.get(cid)
+            if data is not None:
+                return data
+            pending = self.loading.get(cid)
+            if pending is None:
+                break
+            await pending.wait()  # another task is loading it: single flight
+            if cid not in self.loading and self.lru.get(cid) is None:
+                break  # its load failed or did not fit in the cache: load it ourselves
+        event = self.loading[cid] = trio.Event()
+        try:
+            if inline:
+                # A small chunk costs less to load here than a hop to a worker thread and back.
+                data = self.read_chunk(cid)
+            else:
+                data = await trio.to_thread.run_sync(self.read_chunk, cid, limiter=self.limiter)
+        except CorruptObject as exc:
+            log.error("chunk %s of %r failed its check: %s", short_hex(cid), what, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+        except MlgitError as exc:
+            log.error("cannot load chunk %s of %r: %s", short_hex(cid), what, exc)
+            raise FsError(errno.EIO, str(exc)) from exc
+        finally:
+            del self.loading[cid]
+            event.set()
+        self.lru.put(cid, data)
+        return data
+
+
 class SnapshotView:
     """A read-only `FsView` of the tree of one commit."""
 
@@ -122,9 +165,10 @@ class SnapshotView:
         self._mode_mask = 0o777 if writable_bits else 0o555
         self._nodes: dict[int, _Node] = {ROOT_INODE: _Node(ROOT_INODE, ROOT_INODE, None, "")}
         self._next_ino = ROOT_INODE + 1
-        self._chunks = ChunkLRU(cache_bytes)
-        self._loading: dict[ChunkId, trio.Event] = {}
-        self._limiter = trio.CapacityLimiter(8)
+        self._loader = ChunkLoader(self.read_chunk, cache_bytes)
+        self._chunks = self._loader.lru
+        self._loading = self._loader.loading
+        self._limiter = self._loader.limiter
         self._remote_limiter = trio.CapacityLimiter(REMOTE_GROUPS)
         self._dir_slots = trio.CapacityLimiter(DIR_SLOTS)
         self._dirs_ahead: set[int] = set()  # directories whose files were fetched ahead
@@ -276,34 +320,7 @@ class SnapshotView:
         return node.offsets, node.chunk_ids
 
     async def _chunk(self, cid: ChunkId, node: _Node, small: bool = False) -> bytes:
-        while True:
-            data = self._chunks.get(cid)
-            if data is not None:
-                return data
-            pending = self._loading.get(cid)
-            if pending is None:
-                break
-            await pending.wait()  # another task is loading it: single flight
-            if cid not in self._loading and self._chunks.get(cid) is None:
-                break  # its load failed or did not fit in the cache: load it ourselves
-        event = self._loading[cid] = trio.Event()
-        try:
-            if small:
-                # A small chunk costs less to load here than a hop to a worker thread and back.
-                data = self.read_chunk(cid)
-            else:
-                data = await trio.to_thread.run_sync(self.read_chunk, cid, limiter=self._limiter)
-        except CorruptObject as exc:
-            log.error("chunk %s of %r failed its check: %s", short_hex(cid), node.path, exc)
-            raise FsError(errno.EIO, str(exc)) from exc
-        except MlgitError as exc:
-            log.error("cannot load chunk %s of %r: %s", short_hex(cid), node.path, exc)
-            raise FsError(errno.EIO, str(exc)) from exc
-        finally:
-            del self._loading[cid]
-            event.set()
-        self._chunks.put(cid, data)
-        return data
+        return await self._loader.load(cid, node.path, small)
 
     async def read(self, ino: InodeNo, offset: int, size: int) -> bytes:
         node = self._node(ino)

@@ -123,3 +123,8 @@ class Context:
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+def loadavg() -> list[float]:
+    """The machine's load averages, recorded with each case: these machines are shared."""
+    return [round(x, 2) for x in os.getloadavg()]

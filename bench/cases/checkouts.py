@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.checkouts_synth import dir_name, file_name
-from bench.context import QUICK_FACTOR, Context
+from bench.context import QUICK_FACTOR, Context, loadavg
 from bench.mounting import (
     MlgitfsMount,
     clear_mounts_under,
@@ -59,10 +59,6 @@ def _shrink(ctx: Context, n: int) -> int:
     return n // QUICK_FACTOR if ctx.quick else n
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def _root(ctx: Context) -> Path:
     root = ctx.work / "checkouts"
     root.mkdir(parents=True, exist_ok=True)
@@ -85,7 +81,7 @@ class _Start:
     def extra(self, **more: Any) -> dict[str, Any]:
         return {
             "loadavg_start": self.load_start,
-            "loadavg_end": _load(),
+            "loadavg_end": loadavg(),
             "caches_dropped": all(self.drops) if self.drops else None,
             # cache drops by anyone (this case's own included) while the case ran: other
             # benchmarks on a shared machine turn warm runs cold
@@ -99,7 +95,7 @@ def _begin(ctx: Context) -> _Start:
     stale = clear_mounts_under(_root(ctx))
     if stale:
         ctx.log(f"detached stale mounts: {', '.join(map(str, stale))}")
-    return _Start(_load())
+    return _Start(loadavg())
 
 
 def _cli_json(store: Mlgitfs, *args: str, timeout: float = 600) -> tuple[float, Any]:

@@ -11,7 +11,6 @@ the limit of the Python FUSE stack.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 from bench import datagen
 from bench.cases import fixtures
-from bench.context import QUICK_FACTOR, Context
+from bench.context import QUICK_FACTOR, Context, loadavg
 from bench.mounting import (
     WarmRuns,
     clear_mounts_under,
@@ -57,10 +56,6 @@ def _shrink(ctx: Context, n: int) -> int:
     return n // QUICK_FACTOR if ctx.quick else n
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 @dataclass
 class _Start:
     """What every row of a case records: the load average and whether caches could be dropped."""
@@ -71,7 +66,7 @@ class _Start:
     def extra(self, **more: Any) -> dict[str, Any]:
         return {
             "loadavg_start": self.load_start,
-            "loadavg_end": _load(),
+            "loadavg_end": loadavg(),
             "caches_dropped": all(self.drops) if self.drops else None,
             **more,
         }
@@ -81,7 +76,7 @@ def _begin(ctx: Context) -> _Start:
     stale = clear_mounts_under(ctx.work)
     if stale:
         ctx.log(f"detached stale mounts: {', '.join(map(str, stale))}")
-    return _Start(_load(), [])
+    return _Start(loadavg(), [])
 
 
 def _drop(ctx: Context, st: _Start) -> None:

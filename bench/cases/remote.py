@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 from bench import seaweed
 from bench.cases import fixtures
-from bench.context import QUICK_FACTOR, Context
+from bench.context import QUICK_FACTOR, Context, loadavg
 from bench.dvc import DVC_ENV, Dvc, copy_tree
 from bench.mounting import clear_mounts_under, mount_once, run_reader
 from bench.ours import Mlgitfs
@@ -60,16 +59,12 @@ SCALE_RUNS = 2
 RCLONE_MODES = ("full", "off")
 
 
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 @dataclass
 class _Case:
     """Per-case bookkeeping: load average at start and end, whether caches were dropped."""
 
     ctx: Context
-    load_start: list[float] = field(default_factory=_load)
+    load_start: list[float] = field(default_factory=loadavg)
     drops: list[bool] = field(default_factory=list)
 
     def drop(self) -> None:
@@ -78,7 +73,7 @@ class _Case:
     def extra(self, **more: Any) -> dict[str, Any]:
         return {
             "loadavg_start": self.load_start,
-            "loadavg_end": _load(),
+            "loadavg_end": loadavg(),
             "caches_dropped": all(self.drops) if self.drops else None,
             **more,
         }

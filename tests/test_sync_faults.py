@@ -192,6 +192,16 @@ def _kill_at_random(proc: subprocess.Popen[bytes], rnd: random.Random, start: fl
     return alive
 
 
+def _kill_within(proc: subprocess.Popen[bytes], rnd: random.Random, span: float) -> bool:
+    """SIGKILL at a random point within `span` seconds of starting; True if it was running."""
+    time.sleep(rnd.uniform(0.3, 0.9) * span)
+    alive = proc.poll() is None
+    if alive:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return alive
+
+
 def _check_remote_consistent(r: Remote, tmp_path: Path, tag: str) -> None:
     """A fresh clone of whatever the remote's ref names reads completely and fscks clean."""
     if "refs/ds/heads/main" not in r.remote_keys():
@@ -214,6 +224,14 @@ def test_kill_push_fetch_clone(cli: Cli, remote: Remote, tmp_path: Path) -> None
     cli("remote", "add", "origin", remote.url, *remote.add_args())
     env = {**os.environ, **remote.env, "MLGITFS_PACK_TARGET": str(1 << 20)}
     start = _startup(env)
+    # One push of a round's size, uninterrupted: later kills aim inside that duration, so a
+    # fast machine or remote cannot make every push finish before its kill.
+    write_tree(src, {"d0/base.bin": gen.randbytes(8_000_000)})
+    cli("import", "ds", str(src), "-m", "v1b")
+    p = _cli_proc(cli.home, env, "push", "ds")
+    t0 = time.monotonic()
+    p.wait()
+    span = time.monotonic() - t0
     kills = 0
     for i in range(8):  # each round: a new version, its push killed at a random point
         if i >= 3 and kills >= 2:
@@ -221,7 +239,7 @@ def test_kill_push_fetch_clone(cli: Cli, remote: Remote, tmp_path: Path) -> None
         write_tree(src, {f"d{i}/new{i}.bin": gen.randbytes(8_000_000)})
         cli("import", "ds", str(src), "-m", f"v{i + 2}")
         p = _cli_proc(cli.home, env, "push", "ds")
-        kills += _kill_at_random(p, rnd, start)
+        kills += _kill_within(p, rnd, span)
         _check_remote_consistent(remote, tmp_path, f"push{i}")
     cli("push", "ds")  # the rerun uploads what is missing and moves the ref
     assert kills >= 1, "no push was still running when killed"

@@ -356,6 +356,7 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
         raise PathNotFound(f"{revspec} is a symlink to {r.entry.ref.decode(errors='replace')}")
     for c in file_chunks(store, r.entry):
         yield store.read_chunk(c.id)
+    store.remote.drain()  # what was fetched is cached once the last bytes are out
 
 
 def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> DiffResult:

@@ -331,11 +331,12 @@ def _stat_cache_lookup(
             if value is not None and len(value) > _STAT.size:
                 size, mtime, ino, ctime, kind = _STAT.unpack_from(value)
                 ref = value[_STAT.size :]
+                # No check that the chunk or manifest is still here: a store never drops
+                # one that no remote holds (eviction takes only pushed chunks), and one
+                # lookup per file at random places of the chunk index cost a cold
+                # re-import as much as its lstat calls.
                 if (size, mtime, ino, ctime) == _stat_key(st) and kind in (1, 2):
-                    entry_kind = EntryKind(kind)
-                    db_name = "chunks" if entry_kind is EntryKind.FILE else "objects"
-                    if txn.has(db_name, ref):
-                        hit = (entry_kind, ref)
+                    hit = (EntryKind(kind), ref)
             out.append(hit)
     return out
 

@@ -240,7 +240,9 @@ class FuseOps(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=inode, keep_cache=True)
 
     @_guarded
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    # pyfuse3's stub says bytes; its handler takes any contiguous buffer (PyObject_GetBuffer),
+    # so a view of a cached chunk goes to the kernel without a copy.
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
         return await self.view.read(InodeNo(fh), off, size)
 
     @_guarded

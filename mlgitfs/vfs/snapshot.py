@@ -51,7 +51,7 @@ from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 log = logging.getLogger(__name__)
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
-READAHEAD_CHUNKS = 4
+READAHEAD_CHUNKS = 8  # local chunks loaded ahead of a sequential reader
 _R = TypeVar("_R")
 INLINE_CHUNK = 256 << 10
 LOCAL_LRU = 32 << 20
@@ -125,7 +125,10 @@ class ChunkLoader:
         self.read_chunk = read_chunk
         self.lru = ChunkLRU(cache_bytes)
         self.loading: dict[ChunkId, trio.Event] = {}
-        self.limiter = trio.CapacityLimiter(8)
+        self.limiter = trio.CapacityLimiter(8)  # loads that may wait for the network
+        # Local loads are CPU work (pread from the page cache, BLAKE3, zstd): more threads
+        # than cores only add GIL hand-offs and per-thread malloc arenas (fresh pages).
+        self.local_limiter = trio.CapacityLimiter((os.cpu_count() or 2) + 1)
 
     async def load(
         self, cid: ChunkId, what: object, inline: bool = False, local: bool = False
@@ -148,7 +151,8 @@ class ChunkLoader:
                 # A small chunk costs less to load here than a hop to a worker thread and back.
                 data = self.read_chunk(cid)
             else:
-                data = await trio.to_thread.run_sync(self.read_chunk, cid, limiter=self.limiter)
+                limiter = self.local_limiter if local else self.limiter
+                data = await trio.to_thread.run_sync(self.read_chunk, cid, limiter=limiter)
         except CorruptObject as exc:
             log.error("chunk %s of %r failed its check: %s", short_hex(cid), what, exc)
             raise FsError(errno.EIO, str(exc)) from exc

@@ -22,6 +22,12 @@ def _verdict(row: Row) -> str:
     return {True: "pass", False: "FAIL", None: "info"}[row.passed]
 
 
+def _reclaim(meta: dict[str, Any]) -> str:
+    if meta.get("damon_reclaim_paused"):
+        return "paused for the run"
+    return "active" if meta.get("damon_reclaim_active") else "off"
+
+
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     head = [
         "| case | metric | ours | baseline | ratio | target | result |",
@@ -39,7 +45,8 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         )
     notes = [
         f"mode: {'quick' if meta.get('quick') else 'full'}; cpus: {meta.get('cpu_count')}; "
-        f"page caches dropped: {meta.get('caches_dropped')}",
+        f"page caches dropped: {meta.get('caches_dropped')}; "
+        f"DAMON page reclaim: {_reclaim(meta)}",
     ]
     notes += [f"- {r.case}: {r.error}" for r in rows if r.error]
     return "\n".join(head + lines) + "\n\n" + "\n".join(notes) + "\n"

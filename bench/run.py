@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import platform
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import bench.cases  # noqa: F401 - registers the cases
-from bench import report
+from bench import report, vm
 from bench.context import DEFAULT_OUT, DEFAULT_WORK, QUICK_FACTOR, Context, Sizes, cpu_count
 from bench.ours import find_script
 from bench.proc import run_output
@@ -36,6 +37,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep generated data and stores")
     p.add_argument("--no-dvc", action="store_true", help="skip the DVC baselines")
     p.add_argument("--warm", action="store_true", help="do not drop page caches before runs")
+    p.add_argument(
+        "--pause-reclaim",
+        action="store_true",
+        help="turn the machine's DAMON page reclaim off during the run (see bench/vm.py)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p.parse_args(argv)
@@ -116,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     errors = 0
     t_start = time.monotonic()
+    ctx.meta["damon_reclaim_active"] = vm.reclaim_active()
+    ctx.meta["damon_reclaim_paused"] = False
+    stack = contextlib.ExitStack()
     try:
+        if args.pause_reclaim:
+            ctx.meta["damon_reclaim_paused"] = stack.enter_context(vm.reclaim_paused())
         for c in cases:
             ctx.log(f"== {c.name}")
             t0 = time.monotonic()
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             # Other work on the machine skews ratios: record the load after each case.
             ctx.meta.setdefault("loadavg_after", {})[c.name] = os.getloadavg()
     finally:
+        stack.close()
         ctx.meta["total_seconds"] = round(time.monotonic() - t_start, 2)
         ctx.meta["caches_dropped"] = bool(ctx.caches_dropped)
         ctx.meta["drop_caches_attempted"] = ctx.cold

@@ -1,0 +1,138 @@
+"""The porcelain: one function per user verb, returning `*Result` dataclasses. Never prints.
+
+Every function takes the store home (None: $MLGITFS_HOME or the XDG data dir) and raises
+only `MlgitError`s. The CLI in `mlgitfs_cli` parses, calls one of these and renders.
+
+The verbs live in modules by subject; this package re-exports them, so callers write
+`from mlgitfs import api` and `api.import_dir(...)`.
+"""
+
+from __future__ import annotations
+
+from mlgitfs.api._common import (
+    Progress,
+    close_store,
+    open_store,
+)
+from mlgitfs.api.checkouts import (
+    CheckoutCommitResult,
+    PathsResult,
+    StatusItem,
+    StatusResult,
+    commit,
+    restore,
+    status,
+    unlock,
+)
+from mlgitfs.api.mounts import (
+    MountInfo,
+    mount,
+    mounts,
+    unmount,
+)
+from mlgitfs.api.remotes import (
+    CloneResult,
+    PrefetchResult,
+    RefUpdateResult,
+    RemoteResult,
+    SyncResult,
+    clone,
+    fetch,
+    prefetch,
+    pull,
+    push,
+    remote_add,
+    remote_list,
+    remote_remove,
+)
+from mlgitfs.api.results import (
+    CommitInfo,
+    DiffItem,
+    DiffResult,
+    ExportResult,
+    ImportResult,
+    LineageResult,
+    LsEntry,
+    RefResult,
+    RepoResult,
+)
+from mlgitfs.api.verbs import (
+    CONFIG_KEYS,
+    ConfigResult,
+    branch_create,
+    branch_delete,
+    branch_list,
+    cat,
+    config,
+    diff,
+    export,
+    fsck,
+    import_dir,
+    init,
+    lineage_of,
+    log,
+    ls,
+    repos,
+    show,
+    tag_create,
+    tag_list,
+)
+
+__all__ = [
+    "CONFIG_KEYS",
+    "CheckoutCommitResult",
+    "CloneResult",
+    "CommitInfo",
+    "ConfigResult",
+    "DiffItem",
+    "DiffResult",
+    "ExportResult",
+    "ImportResult",
+    "LineageResult",
+    "LsEntry",
+    "MountInfo",
+    "PathsResult",
+    "PrefetchResult",
+    "Progress",
+    "RefResult",
+    "RefUpdateResult",
+    "RemoteResult",
+    "RepoResult",
+    "StatusItem",
+    "StatusResult",
+    "SyncResult",
+    "branch_create",
+    "branch_delete",
+    "branch_list",
+    "cat",
+    "clone",
+    "close_store",
+    "commit",
+    "config",
+    "diff",
+    "export",
+    "fetch",
+    "fsck",
+    "import_dir",
+    "init",
+    "lineage_of",
+    "log",
+    "ls",
+    "mount",
+    "mounts",
+    "open_store",
+    "prefetch",
+    "pull",
+    "push",
+    "remote_add",
+    "remote_list",
+    "remote_remove",
+    "repos",
+    "restore",
+    "show",
+    "status",
+    "tag_create",
+    "tag_list",
+    "unlock",
+    "unmount",
+]

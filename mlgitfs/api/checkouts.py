@@ -1,0 +1,172 @@
+"""Writable branch mounts: commit, status, restore, unlock (over the daemon's control socket)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta
+from mlgitfs.api.mounts import MountInfo
+from mlgitfs.api.results import CommitInfo
+from mlgitfs.errors import MountError, UsageError
+from mlgitfs.model.ids import ObjectId, to_hex
+from mlgitfs.repo.commits import default_author
+from mlgitfs.repo.store import Store
+
+# --- checkouts -------------------------------------------------------------------------------
+# Writable branch mounts: commit, status, restore and unlock go to the mount's daemon over its
+# control socket (mlgitfs/vfs/control.py); the daemon owns the checkout (design §5).
+
+
+@dataclass(frozen=True, slots=True)
+class StatusItem:
+    change: str  # added, modified, deleted, renamed
+    path: str
+    kind: str  # file, dir, symlink
+    old_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    mountpoint: str
+    repo: str
+    branch: str
+    base: str
+    mutability: str
+    changes: tuple[StatusItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutCommitResult:
+    mountpoint: str
+    repo: str
+    branch: str
+    commit: CommitInfo | None  # None: nothing to commit, or a dry run
+    dry_run: bool
+    files_hashed: int
+    bytes_hashed: int
+    bytes_stored: int
+    seconds: float
+    changes: tuple[StatusItem, ...]  # what a dry run would commit
+
+
+@dataclass(frozen=True, slots=True)
+class PathsResult:
+    mountpoint: str
+    paths: tuple[str, ...]
+
+
+def _writable_mount(home: Path | None, where: Path | None) -> tuple[Store, MountInfo, str]:
+    """The writable mount containing `where` (default: the current directory) and its
+    control socket."""
+    import os as _os
+
+    from mlgitfs.daemon import registry
+
+    store = open_store(home)
+    target = _os.path.abspath(where if where is not None else _os.getcwd())
+    best = None
+    for m in registry.list_mounts(store.run_dir):
+        inside = target == m.mountpoint or target.startswith(m.mountpoint.rstrip("/") + "/")
+        if inside and (best is None or len(m.mountpoint) > len(best.mountpoint)):
+            best = m
+    if best is None:
+        raise MountError(
+            f"{target} is not inside a mount of this store (see 'mlgitfs mounts'; a mount of "
+            "another store needs its --home or MLGITFS_HOME)"
+        )
+    if best.read_only or not best.control_socket:
+        raise MountError(f"{best.mountpoint} is a read-only mount ({best.revspec}): "
+                         "mount a branch without --read-only to change it")  # fmt: skip
+    info = MountInfo(best.revspec, best.commit, best.mountpoint, best.pid, best.read_only,
+                     best.fsname)  # fmt: skip
+    return store, info, best.control_socket
+
+
+def _mount_paths(paths: list[Path], mountpoint: str) -> list[str]:
+    import os as _os
+
+    out = []
+    for p in paths:
+        full = _os.path.abspath(p)
+        if full == mountpoint:
+            out.append("")
+        elif full.startswith(mountpoint.rstrip("/") + "/"):
+            out.append(full[len(mountpoint.rstrip("/")) + 1 :])
+        else:
+            raise UsageError(f"{p} is not inside the mount at {mountpoint}")
+    return out
+
+
+def _status_items(raw: list[list[str]]) -> tuple[StatusItem, ...]:
+    return tuple(StatusItem(*item) for item in raw)
+
+
+def _repo_branch(revspec: str) -> tuple[str, str]:
+    repo, _, ref = revspec.partition("@")
+    return repo, ref
+
+
+def commit(
+    home: Path | None,
+    mountpoint: Path | None,
+    message: str,
+    meta: list[str] | None = None,
+    inputs: list[str] | None = None,
+    dry_run: bool = False,
+) -> CheckoutCommitResult:
+    """Commit what the writable mount changed; the branch moves (CAS on the mount's base)."""
+    from mlgitfs.vfs import control
+
+    store, m, sock = _writable_mount(home, mountpoint)
+    args = {
+        "message": message,
+        "meta": sorted(parse_meta(meta or []).items()),
+        "inputs": [[r, to_hex(c)] for r, c in parse_inputs(store, inputs or [])],
+        "dry_run": dry_run,
+        "author": default_author(),
+    }
+    v = control.call(sock, "commit", args)
+    cid = str(v.get("commit", ""))
+    info = None
+    if cid:
+        oid = ObjectId(bytes.fromhex(cid))
+        info = commit_info(oid, store.commit(oid))
+    repo, branch = _repo_branch(m.revspec)
+    return CheckoutCommitResult(
+        m.mountpoint, repo, branch, info, dry_run, int(v.get("files_hashed", 0)),
+        int(v.get("bytes_hashed", 0)), int(v.get("bytes_stored", 0)),
+        float(v.get("seconds", 0.0)), _status_items(v.get("changes", [])),
+    )  # fmt: skip
+
+
+def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
+    """What the writable mount changed against its base commit (O(changes))."""
+    from mlgitfs.vfs import control
+
+    _, m, sock = _writable_mount(home, mountpoint)
+    v = control.call(sock, "status", {})
+    return StatusResult(m.mountpoint, str(v["repo"]), str(v["branch"]), str(v["base"]),
+                        str(v["mutability"]), _status_items(v.get("changes", [])))  # fmt: skip
+
+
+def restore(home: Path | None, paths: list[Path], source: str | None = None) -> PathsResult:
+    """Put paths of a writable mount back as they are in `source` (default: its base commit);
+    no path: the whole tree."""
+    from mlgitfs.vfs import control
+
+    _, m, sock = _writable_mount(home, paths[0] if paths else None)
+    rel = _mount_paths(paths, m.mountpoint) if paths else []
+    v = control.call(sock, "restore", {"paths": rel, "source": source or ""})
+    return PathsResult(m.mountpoint, tuple(v.get("paths", [])))
+
+
+def unlock(home: Path | None, paths: list[Path]) -> PathsResult:
+    """Let committed files of a flexible repo change until the next commit."""
+    from mlgitfs.vfs import control
+
+    if not paths:
+        raise UsageError("name the files to unlock")
+    _, m, sock = _writable_mount(home, paths[0])
+    v = control.call(sock, "unlock", {"paths": _mount_paths(paths, m.mountpoint)})
+    return PathsResult(m.mountpoint, tuple(v.get("paths", [])))

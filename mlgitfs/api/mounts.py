@@ -1,0 +1,92 @@
+"""Mounting versions: mount, unmount, mounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlgitfs.api._common import open_store
+from mlgitfs.errors import UsageError
+from mlgitfs.model.ids import to_hex
+from mlgitfs.repo import refs
+from mlgitfs.repo.store import parse_size
+
+# --- mounts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MountInfo:
+    revspec: str
+    commit: str
+    mountpoint: str
+    pid: int
+    read_only: bool
+    fsname: str
+
+
+def mount(
+    home: Path | None,
+    revspec: str,
+    mountpoint: Path,
+    *,
+    foreground: bool = False,
+    allow_other: bool = False,
+    cache_size: str | None = None,
+    read_only: bool = False,
+) -> MountInfo | None:
+    """Mount a version; returns once the mount answers (None after a foreground run ends)."""
+    from mlgitfs.daemon import mount as mount_mod
+
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    if r.spec.path:
+        raise UsageError("mount a whole version (REPO@REF), not a path inside it")
+    # A branch mounts writable (a checkout with its overlay) unless --read-only.
+    writable = r.branch is not None and not read_only
+    cache_bytes = parse_size(cache_size) if cache_size else 256 << 20
+    fsname = f"mlgitfs:{r.repo}@{r.spec.ref}" + (f"~{r.spec.back}" if r.spec.back else "")
+    home_str = str(store.home.resolve())
+    factory, view_arg = (
+        "mlgitfs.vfs.factory:snapshot_view",
+        {
+            "home": home_str,
+            "commit": to_hex(r.commit_id),
+            "cache_bytes": cache_bytes,
+        },
+    )
+    if writable:
+        factory = "mlgitfs.vfs.factory:checkout_view"
+        view_arg = {"home": home_str, "repo": r.repo, "branch": r.branch,
+                    "cache_bytes": cache_bytes}  # fmt: skip
+    result = mount_mod.mount(
+        factory,
+        mountpoint,
+        fsname,
+        view_arg=view_arg,
+        read_only=not writable,
+        foreground=foreground,
+        allow_other=allow_other,
+        run_dir=store.run_dir,
+        revspec=str(r.spec),
+        commit=to_hex(r.commit_id),
+    )
+    if result is None:
+        return None
+    return MountInfo(
+        str(r.spec), to_hex(r.commit_id), result.mountpoint, result.pid, not writable, result.fsname
+    )
+
+
+def unmount(home: Path | None, mountpoint: Path, lazy: bool = False) -> None:
+    from mlgitfs.daemon import mount as mount_mod
+
+    mount_mod.unmount(mountpoint, lazy=lazy, run_dir=open_store(home).run_dir)
+
+
+def mounts(home: Path | None) -> list[MountInfo]:
+    from mlgitfs.daemon import registry
+
+    return [
+        MountInfo(m.revspec, m.commit, m.mountpoint, m.pid, m.read_only, m.fsname)
+        for m in registry.list_mounts(open_store(home).run_dir)
+    ]

@@ -1,0 +1,165 @@
+"""Remotes: remote add/list/remove, push, fetch, pull, clone, prefetch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlgitfs.api._common import Progress, open_store, repo_result
+from mlgitfs.api.results import RepoResult
+from mlgitfs.errors import UsageError
+from mlgitfs.model.ids import to_hex
+from mlgitfs.model.names import check_ref_name, check_repo_name
+from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
+from mlgitfs.repo import prefetch as prefetch_mod
+from mlgitfs.repo import remotes as remotes_mod
+from mlgitfs.repo import sync as sync_mod
+from mlgitfs.store import packs as packs_mod
+from mlgitfs.store import remotedb as remotedb_mod
+
+# --- remotes ----------------------------------------------------------------------------------
+# Remotes, push, fetch, pull, clone, prefetch (mlgitfs/repo/remotes.py, sync.py, prefetch.py).
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteResult:
+    name: str
+    url: str
+    endpoint_url: str | None
+    conditional_writes: bool  # False: the remote ignores preconditions and is refused for push
+
+
+@dataclass(frozen=True, slots=True)
+class RefUpdateResult:
+    ref: str  # "heads/main" or "tags/v1"
+    old: str | None
+    new: str | None
+    status: str  # created, updated, up to date, rejected, deleted
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    verb: str  # push, fetch, pull
+    remote: str
+    repo: str
+    updates: tuple[RefUpdateResult, ...]
+    packs: int  # chunk packs uploaded
+    meta_packs: int
+    chunks: int
+    objects: int
+    bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CloneResult:
+    repo: RepoResult
+    remote: str
+    url: str
+    fetch: SyncResult
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchResult:
+    revspec: str
+    chunks: int
+    objects: int
+    bytes: int
+    requests: int
+    seconds: float
+
+
+def _remote_result(r: remotedb_mod.RemoteRecord) -> RemoteResult:
+    return RemoteResult(r.name, r.url, r.endpoint_url, r.conditional_writes)
+
+
+def _sync_result(verb: str, out: sync_mod.SyncOutcome) -> SyncResult:
+    s = out.stats
+    updates = tuple(
+        RefUpdateResult(
+            u.ref,
+            to_hex(u.old) if u.old else None,
+            to_hex(u.new) if u.new else None,
+            u.status,
+            u.message,
+        )
+        for u in out.updates
+    )
+    return SyncResult(
+        verb,
+        out.remote,
+        out.repo,
+        updates,
+        s.packs,
+        s.meta_packs,
+        s.chunks,
+        s.objects,
+        s.bytes,
+        s.seconds,
+    )
+
+
+def remote_add(
+    home: Path | None, name: str, url: str, endpoint_url: str | None = None
+) -> RemoteResult:
+    return _remote_result(remotes_mod.add(open_store(home), name, url, endpoint_url))
+
+
+def remote_list(home: Path | None) -> list[RemoteResult]:
+    return [_remote_result(r) for r in remotes_mod.list_all(open_store(home))]
+
+
+def remote_remove(home: Path | None, name: str) -> RemoteResult:
+    return _remote_result(remotes_mod.remove(open_store(home), name))
+
+
+def push(
+    home: Path | None,
+    target: str,
+    remote: str | None = None,
+    all_refs: bool = False,
+    progress: Progress | None = None,
+) -> SyncResult:
+    """Push REPO[@BRANCH] (or every branch and tag with `all_refs`) to a remote.
+
+    MLGITFS_PACK_TARGET (bytes) overrides the pack size, for tests and tuning."""
+    spec = parse_revspec(target)
+    if spec.back or spec.path:
+        raise UsageError(f"{target!r}: expected REPO[@BRANCH]")
+    if all_refs and spec.explicit_ref:
+        raise UsageError("--all pushes every branch and tag: name just the repo")
+    check_ref_name(spec.ref)
+    pack_target = int(os.environ.get("MLGITFS_PACK_TARGET", packs_mod.PACK_TARGET))
+    out = sync_mod.push(
+        open_store(home), spec.repo, spec.ref, remote, all_refs, progress, pack_target
+    )
+    return _sync_result("push", out)
+
+
+def fetch(home: Path | None, repo: str, remote: str | None = None) -> SyncResult:
+    return _sync_result("fetch", sync_mod.fetch(open_store(home), check_repo_name(repo), remote))
+
+
+def pull(home: Path | None, target: str, remote: str | None = None) -> SyncResult:
+    repo, branch = parse_repo_branch(target)
+    return _sync_result("pull", sync_mod.pull(open_store(home), repo, branch, remote))
+
+
+def clone(
+    home: Path | None,
+    url: str,
+    repo: str,
+    local_name: str | None = None,
+    endpoint_url: str | None = None,
+    remote: str = "origin",
+) -> CloneResult:
+    store = open_store(home)
+    rec, out = sync_mod.clone(store, url, repo, local_name, endpoint_url, remote)
+    return CloneResult(repo_result(store, rec), out.remote, url, _sync_result("fetch", out))
+
+
+def prefetch(home: Path | None, revspec: str, progress: Progress | None = None) -> PrefetchResult:
+    s = prefetch_mod.prefetch(open_store(home), revspec, progress)
+    return PrefetchResult(revspec, s.chunks, s.objects, s.bytes, s.requests, s.seconds)

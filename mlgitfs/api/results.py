@@ -1,0 +1,106 @@
+"""The results the verbs return: frozen dataclasses the CLI renders (and `--json` dumps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlgitfs.repo import lineage
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepoResult:
+    name: str
+    kind: str
+    mutability: str
+    categories: tuple[str, ...]
+    created_ns: int
+    branches: int
+    tags: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    id: str
+    tree: str
+    parents: tuple[str, ...]
+    author: str
+    time_ns: int
+    message: str
+    meta: dict[str, str]
+    inputs: tuple[tuple[str, str], ...]
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    repo: str
+    branch: str
+    commit: CommitInfo
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int
+    files_read: int
+    bytes_read: int
+    bytes_stored: int
+    seconds: float
+    changed: bool = True  # False: nothing changed, the branch did not move
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    files: int
+    dirs: int
+    symlinks: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class LsEntry:
+    path: str
+    kind: str
+    mode: int
+    size: int
+    mtime_ns: int
+    id: str  # chunk, manifest or tree id in hex; the target for symlinks
+
+
+@dataclass(frozen=True, slots=True)
+class DiffItem:
+    change: str
+    path: str
+    old_size: int
+    new_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    a: str
+    b: str
+    items: tuple[DiffItem, ...]
+
+    @property
+    def added(self) -> int:
+        return sum(1 for i in self.items if i.change == "added")
+
+    @property
+    def removed(self) -> int:
+        return sum(1 for i in self.items if i.change == "removed")
+
+    @property
+    def modified(self) -> int:
+        return sum(1 for i in self.items if i.change == "modified")
+
+
+@dataclass(frozen=True, slots=True)
+class RefResult:
+    name: str
+    commit: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineageResult:
+    root: lineage.LineageNode
+    direction: str

@@ -1,0 +1,307 @@
+"""Repositories, import and export, history, refs, lineage, fsck and config."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlgitfs.api._common import (
+    Progress,
+    commit_info,
+    open_store,
+    parse_inputs,
+    parse_meta,
+    repo_result,
+)
+from mlgitfs.api.results import (
+    CommitInfo,
+    DiffItem,
+    DiffResult,
+    ExportResult,
+    ImportResult,
+    LineageResult,
+    LsEntry,
+    RefResult,
+    RepoResult,
+)
+from mlgitfs.errors import PathNotFound, UsageError
+from mlgitfs.meta import db
+from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
+from mlgitfs.model.ids import ObjectId, to_hex
+from mlgitfs.model.names import check_ref_name, check_repo_name
+from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
+from mlgitfs.repo import diff as diff_mod
+from mlgitfs.repo import export as export_mod
+from mlgitfs.repo import fsck as fsck_mod
+from mlgitfs.repo import history, ingest, lineage, refs
+from mlgitfs.repo.commits import CommitRequest
+from mlgitfs.repo.store import Store, parse_size
+from mlgitfs.repo.trees import DirView, file_chunks
+
+# --- verbs ----------------------------------------------------------------------------------
+
+
+def init(
+    home: Path | None, name: str, kind: str, mutability: str, categories: list[str] | None = None
+) -> RepoResult:
+    check_repo_name(name)
+    try:
+        rec = RepoRecord(
+            name, RepoKind(kind), Mutability(mutability), tuple(categories or ()), time.time_ns()
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    store = open_store(home)
+    with store.env.write() as txn:
+        db.create_repo(txn, rec)
+    return repo_result(store, rec)
+
+
+def repos(home: Path | None) -> list[RepoResult]:
+    store = open_store(home)
+    with store.env.read() as txn:
+        recs = db.list_repos(txn)
+    return [repo_result(store, r) for r in recs]
+
+
+def import_dir(
+    home: Path | None,
+    target: str,
+    source: Path,
+    message: str,
+    meta: list[str] | None = None,
+    inputs: list[str] | None = None,
+    progress: Progress | None = None,
+    allow_empty: bool = False,
+) -> ImportResult:
+    """Import SOURCE as a new commit; when nothing changed, no commit unless `allow_empty`."""
+    repo, branch = parse_repo_branch(target)
+    store = open_store(home)
+    req = CommitRequest(
+        repo, branch, message, parse_meta(meta or []), parse_inputs(store, inputs or [])
+    )
+    t0 = time.perf_counter()
+    out = ingest.import_directory(store, req, source, progress, allow_empty=allow_empty)
+    s = out.stats
+    return ImportResult(
+        repo,
+        branch,
+        commit_info(out.commit, store.commit(out.commit)),
+        s.files,
+        s.dirs,
+        s.symlinks,
+        s.bytes,
+        s.files_read,
+        s.bytes_read,
+        s.bytes_stored,
+        time.perf_counter() - t0,
+        out.changed,
+    )
+
+
+def export(
+    home: Path | None, revspec: str, dest: Path, progress: Progress | None = None
+) -> ExportResult:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    s = export_mod.export_entry(store, r.entry, r.commit.tree, dest, progress)
+    return ExportResult(s.files, s.dirs, s.symlinks, s.bytes)
+
+
+def _ref_index(store: Store, repo: str) -> dict[bytes, list[str]]:
+    out: dict[bytes, list[str]] = {}
+    with store.env.read() as txn:
+        for ref, oid in db.list_refs(txn, repo):
+            out.setdefault(bytes(oid), []).append(_ref_label(ref))
+    return out
+
+
+def _ref_label(ref: str) -> str:
+    """heads/main → main, tags/v1 → v1, remotes/origin/heads/main → origin/main."""
+    parts = ref.split("/")
+    if parts[0] == "remotes" and len(parts) >= 4:
+        return f"{parts[1]}/{'/'.join(parts[3:])}"
+    return "/".join(parts[1:])
+
+
+def log(
+    home: Path | None, revspec: str, path: str | None = None, limit: int | None = None
+) -> list[CommitInfo]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    parts = r.spec.path
+    if path:
+        parts = parts + tuple(parse_revspec(f"x:{path}").path)
+    names = _ref_index(store, r.repo)
+    return [
+        commit_info(oid, c, tuple(names.get(bytes(oid), [])))
+        for oid, c in history.log(store, r.commit_id, parts, limit)
+    ]
+
+
+def show(home: Path | None, revspec: str) -> CommitInfo:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    return commit_info(
+        r.commit_id, r.commit, tuple(_ref_index(store, r.repo).get(bytes(r.commit_id), []))
+    )
+
+
+def _ls_entry(path: str, e: TreeEntry) -> LsEntry:
+    kind = {EntryKind.DIR: "dir", EntryKind.SYMLINK: "symlink"}.get(e.kind, "file")
+    ident = (
+        e.ref.decode("utf-8", "surrogateescape") if e.kind is EntryKind.SYMLINK else to_hex(e.ref)
+    )
+    return LsEntry(path, kind, e.mode, e.size, e.mtime_ns, ident)
+
+
+def ls(home: Path | None, revspec: str, recursive: bool = False) -> Iterator[LsEntry]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    if r.entry is not None and not r.entry.is_dir:
+        yield _ls_entry(r.spec.path_str, r.entry)
+        return
+    ref = r.commit.tree if r.entry is None else ObjectId(r.entry.ref)
+    base = r.spec.path_str + "/" if r.spec.path else ""
+
+    def rec(ref: ObjectId, prefix: str) -> Iterator[LsEntry]:
+        for e in DirView(store, ref).entries():
+            path = prefix + e.name.decode("utf-8", "surrogateescape")
+            yield _ls_entry(path, e)
+            if recursive and e.is_dir:
+                yield from rec(ObjectId(e.ref), path + "/")
+
+    yield from rec(ref, base)
+
+
+def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    if r.entry is None or r.entry.is_dir:
+        raise PathNotFound(f"{revspec} is a directory; use 'mlgitfs ls'")
+    if r.entry.kind is EntryKind.SYMLINK:
+        raise PathNotFound(f"{revspec} is a symlink to {r.entry.ref.decode(errors='replace')}")
+    for c in file_chunks(store, r.entry):
+        yield store.read_chunk(c.id)
+    store.remote.drain()  # what was fetched is cached once the last bytes are out
+
+
+def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> DiffResult:
+    store = open_store(home)
+    ra, rb = refs.resolve(store, a), refs.resolve(store, b)
+
+    def tree_of(r: refs.Resolved) -> ObjectId | None:
+        if r.entry is None:
+            return r.commit.tree
+        return ObjectId(r.entry.ref) if r.entry.is_dir else None
+
+    ta, tb = tree_of(ra), tree_of(rb)
+    if ta is None or tb is None:
+        raise UsageError(
+            "diff compares directories: name a commit or a directory path on both sides"
+        )
+    items = [
+        DiffItem(d.change.value, d.path, d.old_size, d.new_size)
+        for d in diff_mod.diff_trees(store, ta, tb)
+    ]
+    if paths:
+        prefixes = [p.strip("/") for p in paths]
+        items = [
+            i for i in items if any(i.path == p or i.path.startswith(p + "/") for p in prefixes)
+        ]
+    return DiffResult(to_hex(ra.commit_id), to_hex(rb.commit_id), tuple(items))
+
+
+def branch_create(home: Path | None, repo_branch: str, start: str | None = None) -> RefResult:
+    store = open_store(home)
+    spec = parse_revspec(repo_branch)
+    check_ref_name(spec.ref)
+    r = refs.resolve(store, start or f"{spec.repo}@main")
+    if r.repo != spec.repo:
+        raise UsageError(
+            f"a branch of {spec.repo} must start at a commit of {spec.repo}, not of {r.repo}"
+        )
+    refs.create_ref(store, spec.repo, "heads", spec.ref, r.commit_id)
+    return RefResult(spec.ref, to_hex(r.commit_id))
+
+
+def branch_list(home: Path | None, repo: str) -> list[RefResult]:
+    store = open_store(home)
+    return [
+        RefResult(n, to_hex(o)) for n, o in refs.list_refs(store, check_repo_name(repo), "heads")
+    ]
+
+
+def branch_delete(home: Path | None, repo_branch: str) -> RefResult:
+    store = open_store(home)
+    spec = parse_revspec(repo_branch)
+    if not spec.explicit_ref:
+        raise UsageError("name the branch to delete as REPO@BRANCH")
+    return RefResult(spec.ref, to_hex(refs.delete_branch(store, spec.repo, spec.ref)))
+
+
+def tag_create(home: Path | None, repo_tag: str, target: str | None = None) -> RefResult:
+    store = open_store(home)
+    spec = parse_revspec(repo_tag)
+    if not spec.explicit_ref:
+        raise UsageError("name the tag as REPO@TAG")
+    r = refs.resolve(store, target or f"{spec.repo}@main")
+    if r.repo != spec.repo:
+        raise UsageError(f"a tag of {spec.repo} must name a commit of {spec.repo}")
+    refs.create_ref(store, spec.repo, "tags", spec.ref, r.commit_id)
+    return RefResult(spec.ref, to_hex(r.commit_id))
+
+
+def tag_list(home: Path | None, repo: str) -> list[RefResult]:
+    store = open_store(home)
+    return [
+        RefResult(n, to_hex(o)) for n, o in refs.list_refs(store, check_repo_name(repo), "tags")
+    ]
+
+
+def lineage_of(home: Path | None, revspec: str, direction: str = "both") -> list[LineageResult]:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    out = []
+    if direction in ("up", "both"):
+        out.append(LineageResult(lineage.upstream(store, r.repo, r.commit_id), "upstream"))
+    if direction in ("down", "both"):
+        out.append(LineageResult(lineage.downstream(store, r.repo, r.commit_id), "downstream"))
+    return out
+
+
+def fsck(
+    home: Path | None, repo: str | None = None, check_remote: bool = False
+) -> fsck_mod.FsckReport:
+    store = open_store(home)
+    return fsck_mod.fsck(store, repo, check_remote=check_remote)
+
+
+# --- config ---------------------------------------------------------------------------------
+
+CONFIG_KEYS = ("cache-size",)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigResult:
+    key: str
+    value: str  # "" when unset
+
+
+def config(
+    home: Path | None, key: str | None = None, value: str | None = None
+) -> list[ConfigResult]:
+    """Read every setting, one, or set one. `cache-size`: the chunk cache's byte budget
+    (e.g. 20G; 0 or "none" for no budget); $MLGITFS_CACHE_SIZE overrides it."""
+    store = open_store(home)
+    if key is not None and key not in CONFIG_KEYS:
+        raise UsageError(f"unknown setting {key!r}; settings: {', '.join(CONFIG_KEYS)}")
+    if key is not None and value is not None:
+        size = 0 if value.lower() in ("none", "0") else parse_size(value)
+        store.set_cache_budget(size or None)
+    budget = store.remote.budget
+    current = [ConfigResult("cache-size", str(budget) if budget else "")]
+    return [c for c in current if key is None or c.key == key]

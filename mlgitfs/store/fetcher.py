@@ -119,6 +119,15 @@ class RemoteFetcher:
             self._transports[rec.name] = (rec, t)
             return t
 
+    def warm_up(self) -> None:
+        """Open a transport to every remote now (for S3, importing boto3 and building a
+        client costs about 0.3 s), so that a mount's first read does not wait for it."""
+        for rec in self.remotes():
+            try:
+                self.transport(rec)
+            except MlgitError as exc:  # the first real request reports it
+                log.debug("could not open remote %s ahead of use: %s", rec.name, exc)
+
     def remotes(self) -> list[RemoteRecord]:
         with self.env.read() as txn:
             return remotedb.list_remotes(txn)

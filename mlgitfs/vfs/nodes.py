@@ -84,6 +84,9 @@ class BaseReader:
 
     def attach(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
+        nursery.start_soon(
+            trio.to_thread.run_sync, self.store.remote.warm_up, name="remote-warm-up"
+        )
 
     def _layout(self, node: Node) -> tuple[list[int], list[ChunkId]]:
         if node.layout is None:

@@ -202,6 +202,10 @@ class SnapshotView:
     def attach(self, nursery: trio.Nursery) -> None:
         """Give the view a nursery for background read-ahead (the daemon's)."""
         self._nursery = nursery
+        nursery.start_soon(self._warm_up, name="remote-warm-up")
+
+    async def _warm_up(self) -> None:
+        await trio.to_thread.run_sync(self.store.remote.warm_up, limiter=self._limiter)
 
     # --- inodes and attributes ------------------------------------------------------------
 

@@ -22,7 +22,7 @@ with one S3 connection's bandwidth several times over.
 A training loader reads small files in shuffled order, so nothing is sequential within a
 file; but it reads every file of every directory within the epoch. The first remote miss
 in a directory therefore fetches that directory's single-chunk files ahead (up to
-DIR_PREFETCH bytes, in the same groups), at most DIR_SLOTS directories at a time: the epoch
+DIR_PREFETCH bytes, in groups of DIR_GROUP), at most DIR_SLOTS directories at a time: the epoch
 becomes a few large coalesced GETs per directory instead of one round trip per file.
 """
 
@@ -55,10 +55,11 @@ READAHEAD_CHUNKS = 8  # local chunks loaded ahead of a sequential reader
 _R = TypeVar("_R")
 INLINE_CHUNK = 256 << 10
 LOCAL_LRU = 32 << 20
-REMOTE_GROUP = 16 << 20
+REMOTE_GROUP = 32 << 20  # two GETs of MAX_REQUEST: 1.1x the throughput of 16 MiB groups
 REMOTE_WINDOW = 128 << 20
 REMOTE_GROUPS = 4
 DIR_PREFETCH = 256 << 20
+DIR_GROUP = 16 << 20  # a shuffled reader waits for the group holding its file: keep it small
 DIR_SLOTS = 2
 
 
@@ -483,7 +484,7 @@ class SnapshotView:
                     continue
                 group.append(cid)
                 size += length
-                if size >= REMOTE_GROUP:
+                if size >= DIR_GROUP:
                     await self._fetch_now(group, parent)
                     group, size = [], 0
             if group:

@@ -244,7 +244,17 @@ def test_second_epoch_is_served_by_the_page_cache(
     files = sorted(p for p in (mp / "train").rglob("*.jpg"))
     first = {p: p.read_bytes() for p in files}
     assert all(first[p] == (dataset / p.relative_to(mp)).read_bytes() for p in files)
+    after_first = request_counts(home)
+    # at most one read per file: files pushed into the page cache ahead send none
+    assert 0 < after_first["read"] <= len(files)
     assert {p: p.read_bytes() for p in files} == first
+    counts = request_counts(home)
+    assert counts["read"] == after_first["read"]  # the second pass sent no read
+    assert counts.get("open", 0) == (1 if NO_OPEN else 2 * len(files))
+
+
+def request_counts(home: Path) -> dict[str, int]:
+    """The mount daemon's request counts so far (it logs them on SIGUSR1)."""
     [rec] = api.mounts(home)
     log = home / "mounts" / "daemon.log"
     before = log.read_text()
@@ -252,6 +262,42 @@ def test_second_epoch_is_served_by_the_page_cache(
     deadline = time.monotonic() + 10
     while log.read_text() == before and time.monotonic() < deadline:
         time.sleep(0.05)
-    counts = json.loads(log.read_text().rsplit("request counts: ", 1)[1].splitlines()[0])
-    assert counts["read"] == len(files)  # the second pass sent no read
-    assert counts.get("open", 0) == (1 if NO_OPEN else 2 * len(files))
+    counts: dict[str, int] = json.loads(
+        log.read_text().rsplit("request counts: ", 1)[1].splitlines()[0]
+    )
+    return counts
+
+
+def resident_bytes(path: Path) -> int:
+    """Bytes of the file in the page cache, in whole pages (util-linux fincore)."""
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--raw", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out.split()[0])
+
+
+def test_reading_one_small_file_pushes_its_directory(
+    dataset: Path, home: Path, mounter: Mounter
+) -> None:
+    mp = mounter("ds@v1")
+    names = sorted(os.listdir(mp / "train" / "dog"))  # the kernel learns the inodes
+    assert len(names) > 2
+    first = mp / "train" / "dog" / names[0]
+    reads_before = request_counts(home).get("read", 0)
+    assert first.read_bytes() == (dataset / "train" / "dog" / names[0]).read_bytes()
+    others = [mp / "train" / "dog" / n for n in names[1:]]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if all(resident_bytes(p) >= p.stat().st_size for p in others):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the directory's other files were not pushed into the page cache")
+    reads_pushed = request_counts(home)["read"]
+    for p in others:  # served from the page cache: no read reaches the daemon
+        assert p.read_bytes() == (dataset / p.relative_to(mp)).read_bytes()
+    assert request_counts(home)["read"] == reads_pushed
+    assert reads_pushed - reads_before <= 2  # the first file's own read(s)

@@ -178,12 +178,20 @@ async def _serve_async(
         attach = getattr(ops.view, "attach", None)
         if callable(attach):
             attach(nursery)
+        set_pusher = getattr(ops.view, "set_pusher", None)
+        if ops.read_only and callable(set_pusher):
+            set_pusher(_push_pages)
         if isinstance(ops, WritableFuseOps) and config.run_dir:
             # The control socket answers before the record naming it is written.
             path = str(registry.control_socket_path(Path(config.run_dir), os.getpid()))
             await nursery.start(serve_control, path, ops.wview, ops.invalidate)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
+
+
+def _push_pages(ino: int, data: bytes) -> None:
+    """A whole file's bytes into the kernel's page cache (FUSE_NOTIFY_STORE); thread-safe."""
+    pyfuse3.notify_store(ino, 0, data)
 
 
 def _close_view(view: FsView) -> None:

@@ -46,6 +46,7 @@ from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import DirView, file_chunks
+from mlgitfs.vfs.push import DIR_PUSH, PUSH_FILE_MAX, DirPusher, Push
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 
 log = logging.getLogger(__name__)
@@ -199,11 +200,16 @@ class SnapshotView:
         self._dir_slots = trio.CapacityLimiter(DIR_SLOTS)
         self._dirs_ahead: set[int] = set()  # directories whose files were fetched ahead
         self._nursery: trio.Nursery | None = None
+        self._pusher: DirPusher | None = None
 
     def attach(self, nursery: trio.Nursery) -> None:
         """Give the view a nursery for background read-ahead (the daemon's)."""
         self._nursery = nursery
         nursery.start_soon(self._warm_up, name="remote-warm-up")
+
+    def set_pusher(self, push: Push) -> None:
+        """Let the view push small files into the kernel's page cache (vfs/push.py)."""
+        self._pusher = DirPusher(self.store, self.read_chunk, push)
 
     async def _warm_up(self) -> None:
         await trio.to_thread.run_sync(self.store.remote.warm_up, limiter=self._limiter)
@@ -389,7 +395,27 @@ class SnapshotView:
             # next await; the view keeps the chunk alive).
             parts.append(memoryview(data)[max(0, offset - start) : end - start])
         node.next_read = end
+        if self._pusher is not None and self._nursery is not None and total <= PUSH_FILE_MAX:
+            parent = self._nodes[node.parent]
+            self._pusher.start(self._nursery, parent.ino, lambda: self._push_list(parent))
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _push_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId]]:
+        """The small single-chunk files of a directory the kernel knows and no one has read
+        yet, in listing order, up to DIR_PUSH bytes."""
+        out, total = [], 0
+        for ino in parent.children.values():
+            child = self._nodes[ino]
+            e = child.entry
+            if e is None or e.kind is not EntryKind.FILE or child.next_read:
+                continue
+            if not 0 < e.size <= PUSH_FILE_MAX:
+                continue
+            out.append((ino, ChunkId(e.ref)))
+            total += e.size
+            if total >= DIR_PUSH:
+                break
+        return out
 
     def _read_ahead(
         self, node: _Node, ends: list[int], ids: list[ChunkId], i: int, at: int

@@ -1,0 +1,88 @@
+"""Pushing a directory's small files into the kernel's page cache before they are read.
+
+A loader that reads small files costs one FUSE round trip per file: the kernel asks, the
+daemon loads and answers, the reader waits in between. Its next files are predictable
+enough: a training epoch reads every file of every directory, a copy or a checksum walks a
+directory in order. So the first read of a small file in a directory makes the daemon load
+that directory's other small files (listing order, up to DIR_PUSH bytes, local chunks
+only) on a worker thread and hand them to the kernel with FUSE_NOTIFY_STORE. A reader then
+finds their pages cached and never asks; the daemon's work is the same, without the waits.
+
+Only read-only views push (a version never changes, so a pushed page is never stale), and
+only to inodes the kernel was told about (listed or looked up). A push that fails (an inode
+the kernel has forgotten, a chunk that fails its check) is skipped: the reader's own read
+then loads the file and reports any error as usual. Which bytes reach the page cache first,
+a push or a read reply, does not matter: they are the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+
+from mlgitfs.errors import MlgitError
+from mlgitfs.model.ids import ChunkId, InodeNo
+from mlgitfs.repo.store import Store
+
+log = logging.getLogger(__name__)
+
+Push = Callable[[InodeNo, bytes], None]  # raises OSError when the kernel refuses
+PUSH_FILE_MAX = 1 << 20  # files at most this large (one chunk) are pushed whole
+DIR_PUSH = 128 << 20  # bytes pushed ahead per directory
+PUSH_SLOTS = 2  # directories being pushed at once
+
+
+class DirPusher:
+    def __init__(self, store: Store, read_chunk: Callable[[ChunkId], bytes], push: Push) -> None:
+        self.store = store
+        self.read_chunk = read_chunk
+        self.push = push
+        self.pushed = 0  # files handed to the kernel (tests, logs)
+        self._started: set[int] = set()  # directories already pushed (or being pushed)
+        self._slots = trio.CapacityLimiter(PUSH_SLOTS)
+        self._broken = False  # the kernel does not support it: stop trying
+
+    def start(
+        self,
+        nursery: trio.Nursery,
+        directory: InodeNo,
+        candidates: Callable[[], list[tuple[InodeNo, ChunkId]]],
+    ) -> None:
+        """Push `directory`'s files once; `candidates` names them (called now, on the trio
+        thread, which owns the inode table)."""
+        if self._broken or directory in self._started:
+            return
+        try:
+            self._slots.acquire_on_behalf_of_nowait(directory)
+        except trio.WouldBlock:
+            return  # busy: a later read in that directory tries again
+        self._started.add(directory)
+        files = candidates()
+        nursery.start_soon(self._run, directory, files, name="push-dir")
+
+    async def _run(self, directory: InodeNo, files: list[tuple[InodeNo, ChunkId]]) -> None:
+        try:
+            await trio.to_thread.run_sync(self._push_all, files, abandon_on_cancel=True)
+        finally:
+            self._slots.release_on_behalf_of(directory)
+
+    def _push_all(self, files: list[tuple[InodeNo, ChunkId]]) -> None:
+        for ino, cid in files:
+            if not self.store.chunk_is_local(cid):
+                continue  # remote: the directory fetch-ahead gets those
+            try:
+                data = self.read_chunk(cid)
+            except MlgitError as exc:
+                log.debug("not pushing inode %d: %s", ino, exc)
+                continue
+            try:
+                self.push(ino, data)
+            except OSError as exc:
+                if exc.errno in (None, 38):  # ENOSYS: this kernel cannot store pages
+                    self._broken = True
+                    log.info("the kernel does not accept pushed pages: %s", exc)
+                    return
+                continue  # ENOENT: the kernel forgot the inode
+            self.pushed += 1

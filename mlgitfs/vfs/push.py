@@ -17,6 +17,7 @@ a push or a read reply, does not matter: they are the same bytes.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 
@@ -80,7 +81,7 @@ class DirPusher:
             try:
                 self.push(ino, data)
             except OSError as exc:
-                if exc.errno in (None, 38):  # ENOSYS: this kernel cannot store pages
+                if exc.errno == errno.ENOSYS:  # this kernel cannot store pages
                     self._broken = True
                     log.info("the kernel does not accept pushed pages: %s", exc)
                     return

@@ -72,18 +72,30 @@ class DirPusher:
     def _push_all(self, files: list[tuple[InodeNo, ChunkId]]) -> None:
         for ino, cid in files:
             if not self.store.chunk_is_local(cid):
-                continue  # remote: the directory fetch-ahead gets those
+                continue  # remote: the directory fetch-ahead pushes those it fetches
             try:
                 data = self.read_chunk(cid)
             except MlgitError as exc:
                 log.debug("not pushing inode %d: %s", ino, exc)
                 continue
-            try:
-                self.push(ino, data)
-            except OSError as exc:
-                if exc.errno == errno.ENOSYS:  # this kernel cannot store pages
-                    self._broken = True
-                    log.info("the kernel does not accept pushed pages: %s", exc)
-                    return
-                continue  # ENOENT: the kernel forgot the inode
-            self.pushed += 1
+            if not self._hand(ino, data):
+                return
+
+    def push_fetched(self, files: list[tuple[InodeNo, bytes]]) -> None:
+        """Push files whose (verified) bytes were just fetched from a remote; blocking."""
+        for ino, data in files:
+            if self._broken or not self._hand(ino, data):
+                return
+
+    def _hand(self, ino: InodeNo, data: bytes) -> bool:
+        """Give one file to the kernel; False when the kernel cannot take any."""
+        try:
+            self.push(ino, data)
+        except OSError as exc:
+            if exc.errno == errno.ENOSYS:  # this kernel cannot store pages
+                self._broken = True
+                log.info("the kernel does not accept pushed pages: %s", exc)
+                return False
+            return True  # ENOENT: the kernel forgot the inode
+        self.pushed += 1
+        return True

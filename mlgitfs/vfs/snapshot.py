@@ -512,13 +512,33 @@ class SnapshotView:
                 size += length
                 if size >= DIR_GROUP:
                     await self._fetch_now(group, parent)
+                    await self._push_fetched(group, parent)
                     group, size = [], 0
             if group:
                 await self._fetch_now(group, parent)
+                await self._push_fetched(group, parent)
         except MlgitError as exc:  # the readers' own reads report problems
             log.debug("fetching ahead in %r failed: %s", parent.path, exc)
         finally:
             self._dir_slots.release()
+
+    async def _push_fetched(self, cids: list[ChunkId], parent: _Node) -> None:
+        """Hand the files of a fetched group to the kernel's page cache (vfs/push.py)."""
+        if self._pusher is None:
+            return
+        wanted = set(cids)
+        files = []
+        for ino in parent.children.values():
+            child = self._nodes[ino]
+            e = child.entry
+            if e is None or e.kind is not EntryKind.FILE or child.next_read:
+                continue
+            cid = ChunkId(e.ref)
+            data = self._chunks.get(cid) if cid in wanted else None
+            if data is not None and 0 < len(data) <= PUSH_FILE_MAX:
+                files.append((ino, data))
+        if files:
+            await trio.to_thread.run_sync(self._pusher.push_fetched, files, limiter=self._limiter)
 
     async def _fetch_now(self, cids: list[ChunkId], node: _Node) -> None:
         """One group, awaited: registered for single flight only while it is being fetched,

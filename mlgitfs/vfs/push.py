@@ -4,9 +4,11 @@ A loader that reads small files costs one FUSE round trip per file: the kernel a
 daemon loads and answers, the reader waits in between. Its next files are predictable
 enough: a training epoch reads every file of every directory, a copy or a checksum walks a
 directory in order. So the first read of a small file in a directory makes the daemon load
-that directory's other small files (listing order, up to DIR_PUSH bytes, local chunks
-only) on a worker thread and hand them to the kernel with FUSE_NOTIFY_STORE. A reader then
-finds their pages cached and never asks; the daemon's work is the same, without the waits.
+that directory's other small files (listing order, up to DIR_PUSH bytes, those in the local
+cache) on a worker thread and hand them to the kernel with FUSE_NOTIFY_STORE; on a clone,
+the view's directory fetch-ahead pushes the files of each group it fetches (`push_fetched`).
+A reader then finds their pages cached and never asks; the daemon's work is the same,
+without the waits.
 
 Only read-only views push (a version never changes, so a pushed page is never stale), and
 only to inodes the kernel was told about (listed or looked up). A push that fails (an inode

@@ -400,19 +400,23 @@ class SnapshotView:
             self._pusher.start(self._nursery, parent.ino, lambda: self._push_list(parent))
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _push_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId]]:
-        """The small single-chunk files of a directory the kernel knows and no one has read
-        yet, in listing order, up to DIR_PUSH bytes."""
-        out, total = [], 0
+    def _unread_small_files(self, parent: _Node) -> Iterator[tuple[InodeNo, ChunkId, int]]:
+        """(inode, chunk, size) of the small single-chunk files of a directory that the
+        kernel knows and no one has read yet, in listing order: what may be pushed."""
         for ino in parent.children.values():
             child = self._nodes[ino]
             e = child.entry
             if e is None or e.kind is not EntryKind.FILE or child.next_read:
                 continue
-            if not 0 < e.size <= PUSH_FILE_MAX:
-                continue
-            out.append((ino, ChunkId(e.ref)))
-            total += e.size
+            if 0 < e.size <= PUSH_FILE_MAX:
+                yield InodeNo(ino), ChunkId(e.ref), e.size
+
+    def _push_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId]]:
+        """The directory's pushable files, up to DIR_PUSH bytes."""
+        out, total = [], 0
+        for ino, cid, size in self._unread_small_files(parent):
+            out.append((ino, cid))
+            total += size
             if total >= DIR_PUSH:
                 break
         return out
@@ -528,14 +532,9 @@ class SnapshotView:
             return
         wanted = set(cids)
         files = []
-        for ino in parent.children.values():
-            child = self._nodes[ino]
-            e = child.entry
-            if e is None or e.kind is not EntryKind.FILE or child.next_read:
-                continue
-            cid = ChunkId(e.ref)
+        for ino, cid, _ in self._unread_small_files(parent):
             data = self._chunks.get(cid) if cid in wanted else None
-            if data is not None and 0 < len(data) <= PUSH_FILE_MAX:
+            if data is not None:
                 files.append((ino, data))
         if files:
             await trio.to_thread.run_sync(self._pusher.push_fetched, files, limiter=self._limiter)

@@ -289,15 +289,19 @@ def test_reading_one_small_file_pushes_its_directory(
     reads_before = request_counts(home).get("read", 0)
     assert first.read_bytes() == (dataset / "train" / "dog" / names[0]).read_bytes()
     others = [mp / "train" / "dog" / n for n in names[1:]]
+    # The kernel may drop pushed pages again at any time (this VM's DAMON pages out idle
+    # page cache within seconds), so each file must have been seen whole once, not all
+    # of them at the same moment.
+    seen: set[Path] = set()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if all(resident_bytes(p) >= p.stat().st_size for p in others):
-            break
+    while time.monotonic() < deadline and len(seen) < len(others):
+        seen.update(p for p in others if resident_bytes(p) >= p.stat().st_size)
         time.sleep(0.05)
-    else:
-        pytest.fail("the directory's other files were not pushed into the page cache")
-    reads_pushed = request_counts(home)["read"]
-    for p in others:  # served from the page cache: no read reaches the daemon
+    missing = sorted(p.name for p in set(others) - seen)
+    assert not missing, f"never pushed into the page cache: {missing}"
+    assert request_counts(home)["read"] - reads_before <= 2  # the first file's own read(s)
+    reads, evicted = request_counts(home)["read"], 0
+    for p in others:  # served from the page cache: no read reaches the daemon...
+        evicted += resident_bytes(p) < p.stat().st_size  # ...unless reclaimed since
         assert p.read_bytes() == (dataset / p.relative_to(mp)).read_bytes()
-    assert request_counts(home)["read"] == reads_pushed
-    assert reads_pushed - reads_before <= 2  # the first file's own read(s)
+    assert request_counts(home)["read"] - reads <= 2 * evicted

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
@@ -28,7 +28,7 @@ class EncodedChunk:
     id: ChunkId
     raw_len: int
     codec: int  # compress.RAW or compress.ZSTD; -1 when the store already had it
-    stored: bytes
+    stored: bytes | memoryview  # a view of the source when stored raw: written, not copied
 
 
 def encode_buffer(
@@ -46,16 +46,20 @@ def encode_buffer(
     return out
 
 
-def batches(cuts: list[tuple[int, int]], limit: int = BATCH_BYTES) -> list[list[tuple[int, int]]]:
-    out: list[list[tuple[int, int]]] = [[]]
+def batches(
+    cuts: Iterable[tuple[int, int]], limit: int = BATCH_BYTES
+) -> Iterator[list[tuple[int, int]]]:
+    """Consecutive cuts in groups of about `limit` bytes, yielded as the cuts come: a large
+    file's first batches are hashed while the chunker is still cutting the rest."""
+    batch: list[tuple[int, int]] = []
     size = 0
     for cut in cuts:
         if size >= limit:
-            out.append([])
-            size = 0
-        out[-1].append(cut)
+            yield batch
+            batch, size = [], 0
+        batch.append(cut)
         size += cut[1]
-    return out
+    yield batch
 
 
 def read_whole(

@@ -108,7 +108,7 @@ def import_directory(
     with store.env.read() as txn:
         db.get_repo(txn, req.repo)
         head = db.get_ref(txn, req.repo, branch_ref(req.branch))
-    writer = store.chunks.writer()
+    writer = store.chunks.writer(direct=True)  # write-once bulk: bypass the page cache
     chunker = Chunker(store.params)
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).
     workers = threads or min(2 * (os.cpu_count() or 2), 16)
@@ -294,10 +294,19 @@ def _submit_large(
     finally:
         os.close(fd)
     view = memoryview(buf)
-    cuts = list(w.chunker.cut(view))
-    return [
-        (w.pool.submit(_encode_batch, view, batch, known), 0) for batch in filedata.batches(cuts)
-    ]
+    parts: list[tuple[Future[list[list[EncodedChunk]]], int]] = []
+    written = 0
+    for batch in filedata.batches(w.chunker.cut(view)):
+        parts.append((w.pool.submit(_encode_batch, view, batch, known), 0))
+        # Hand finished leading batches to the segment writer while the chunker cuts the
+        # rest, so the disk works from the start, not after the last cut (`_complete` adds
+        # them again: the writer ignores chunks it already has).
+        while written < len(parts) and parts[written][0].done():
+            for ch in parts[written][0].result()[0]:
+                if ch.codec >= 0:
+                    w.writer.add(ch.id, ch.codec, ch.stored, ch.raw_len)
+            written += 1
+    return parts
 
 
 def _known_fn(w: _Walk) -> Callable[[ChunkId], bool]:

@@ -30,6 +30,7 @@ import logging
 import os
 import struct
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +40,7 @@ from mlgitfs.meta import db
 from mlgitfs.meta.env import MetaEnv, ReadTxn, WriteTxn
 from mlgitfs.model.ids import ChunkId, hash_bytes, short_hex
 from mlgitfs.store import compress
+from mlgitfs.store.segfile import Buffer, SegmentFile
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ _HEADER = struct.Struct("<4s32sBII")
 _LOC = struct.Struct("<IQIIB")  # segment, offset of stored bytes, stored len, raw len, codec
 SEGMENT_TARGET = 256 << 20
 WRITE_BUFFER = 4 << 20
+WRITES_QUEUED = 4  # buffers handed to the writer thread and not yet written
 SYNC_EVERY = 64 << 20
 FETCH_SEGMENT_TARGET = 64 << 20  # fetched chunks: smaller segments evict more finely
 
@@ -124,10 +127,13 @@ class ChunkCache:
             raise CorruptObject(short_hex(cid), "chunk does not hash to its id (bit rot?)")
         return raw
 
-    def writer(self, *, pin: bool = True, target: int = SEGMENT_TARGET) -> SegmentWriter:
+    def writer(
+        self, *, pin: bool = True, target: int = SEGMENT_TARGET, direct: bool = False
+    ) -> SegmentWriter:
         """A writer whose new chunks are pinned (imports, commits) unless `pin` is False
-        (chunks fetched from a remote)."""
-        return SegmentWriter(self, pin=pin, target=target)
+        (chunks fetched from a remote); `direct` bypasses the page cache (bulk imports,
+        see store/segfile.py)."""
+        return SegmentWriter(self, pin=pin, target=target, direct=direct)
 
     def forget(self, cid: ChunkId, loc: Location) -> bool:
         """Drop the chunk's location if it is still `loc` (a damaged or vanished copy of a
@@ -237,35 +243,31 @@ def unpin(txn: WriteTxn, cids: Iterable[bytes]) -> int:
     return sum(1 for cid in cids if txn.delete("pins", cid))
 
 
-def _write_all(fd: int, data: bytearray, sync: bool) -> None:
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-        if sync:
-            os.fdatasync(fd)
-    except OSError as exc:
-        raise StoreError(f"cannot write the chunk cache: {exc.strerror}") from exc
-    finally:
-        view.release()
-
-
 class SegmentWriter:
     """Appends chunks to segments owned by this writer alone; see the module note on order."""
 
-    def __init__(self, cache: ChunkCache, *, pin: bool = True, target: int = SEGMENT_TARGET):
+    def __init__(
+        self,
+        cache: ChunkCache,
+        *,
+        pin: bool = True,
+        target: int = SEGMENT_TARGET,
+        direct: bool = False,
+    ):
         self.cache = cache
         self.pin = pin
         self.target = target
+        self.direct = direct
         self._pending: dict[bytes, Location] = {}
-        self._file: int | None = None
+        self._file: SegmentFile | None = None
         self._segment = 0
         self._size = 0
-        self._dirty: list[int] = []
+        self._dirty: list[SegmentFile] = []
         self._created: list[Path] = []
-        self._buffer = bytearray()
+        self._parts: list[Buffer] = []
+        self._buffered = 0
         self._writer: ThreadPoolExecutor | None = None
-        self._write: Future[None] | None = None
+        self._writes: deque[Future[None]] = deque()
         self._unsynced = 0
         self.bytes_written = 0
 
@@ -274,72 +276,71 @@ class SegmentWriter:
         with self.cache.env.write() as txn:
             self._segment = db.next_counter(txn, "segment")
         path = self.cache.segment_path(self._segment)
-        try:
-            self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise StoreError(f"cannot create chunk segment {path}: {exc.strerror}") from exc
+        self._file = SegmentFile(path, self.direct)
         # held while we append: eviction in any process skips a segment being written
-        fcntl.flock(self._file, fcntl.LOCK_EX)
+        fcntl.flock(self._file.fd, fcntl.LOCK_EX)
         self._created.append(path)
         self._size = 0
 
     def _close_file(self) -> None:
         if self._file is not None:
             self._write_buffer()
+            self._wait_writes()
+            self._file.finish()
             self._dirty.append(self._file)
             self._file = None
 
     def pending(self, cid: ChunkId) -> bool:
         return bytes(cid) in self._pending
 
-    def add(self, cid: ChunkId, codec: int, stored: bytes, raw_len: int) -> None:
+    def add(self, cid: ChunkId, codec: int, stored: Buffer, raw_len: int) -> None:
         if bytes(cid) in self._pending:
             return
         if self._file is None or self._size >= self.target:
             self._open_segment()
         header = _HEADER.pack(MAGIC, bytes(cid), codec, raw_len, len(stored))
-        # Small records are gathered so that a directory of small files costs a few large
-        # writes, not two system calls per file.
-        self._buffer += header
-        self._buffer += stored
+        # Records are gathered so that a directory of small files costs a few large writes,
+        # not two system calls per file; `stored` is kept, not copied (see _write_all).
+        self._parts += (header, stored)
+        self._buffered += len(header) + len(stored)
         offset = self._size + len(header)
         self._size = offset + len(stored)
         self.bytes_written += len(header) + len(stored)
         self._pending[bytes(cid)] = Location(self._segment, offset, len(stored), raw_len, codec)
-        if len(self._buffer) >= WRITE_BUFFER:
+        if self._buffered >= WRITE_BUFFER:
             self._write_buffer()
 
     def _write_buffer(self) -> None:
         """Hand the gathered records to the writer thread, which overlaps the disk with the
         caller's hashing; one thread keeps the records in file order."""
-        if not self._buffer:
+        if not self._parts:
             return
         assert self._file is not None
-        self._wait_writes()
+        while len(self._writes) >= WRITES_QUEUED:  # bounds the memory the queue holds
+            self._writes.popleft().result()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="mlgitfs-segment")
         # Durable writers sync as they go, on the writer thread: the disk then works while
         # the caller hashes, and the fsync before the commit has little left to do.
-        self._unsynced += len(self._buffer)
+        self._unsynced += self._buffered
         sync = self.pin and self._unsynced >= SYNC_EVERY
         if sync:
             self._unsynced = 0
-        self._write = self._writer.submit(_write_all, self._file, self._buffer, sync)
-        self._buffer = bytearray()
+        self._writes.append(self._writer.submit(self._file.write, self._parts, sync))
+        self._parts, self._buffered = [], 0
 
     def _wait_writes(self) -> None:
-        if self._write is not None:
-            write, self._write = self._write, None
-            write.result()
+        while self._writes:
+            self._writes.popleft().result()
 
     def flush(self) -> None:
         """fsync every segment written so far: chunks are durable before LMDB names them."""
         self._close_file()
         self._wait_writes()
         try:
-            for fd in self._dirty:
-                os.fsync(fd)
-                os.close(fd)
+            for f in self._dirty:
+                os.fsync(f.fd)
+                f.close()
             if self._dirty:
                 fd = os.open(self.cache.root, os.O_RDONLY)
                 try:
@@ -353,16 +354,17 @@ class SegmentWriter:
     def sync(self) -> None:
         """Like `flush`, but keep the open segment open: a long-lived writer (chunks fetched
         from a remote, a few at a time) then appends to one segment, not one per batch."""
+        assert not self.direct, "a direct writer's staged bytes reach the file at flush"
         if self._file is not None:
             self._write_buffer()
         self._wait_writes()
         try:
-            for fd in self._dirty:
-                os.fsync(fd)
-                os.close(fd)
+            for f in self._dirty:
+                os.fsync(f.fd)
+                f.close()
             self._dirty = []
             if self._file is not None:
-                os.fsync(self._file)
+                os.fsync(self._file.fd)
             if self._created:  # a new segment's directory entry must be durable too
                 fd = os.open(self.cache.root, os.O_RDONLY)
                 try:
@@ -376,11 +378,12 @@ class SegmentWriter:
     def write_out(self) -> None:
         """Hand every gathered record to the kernel (readable by pread) without fsync: for
         chunks fetched from a remote, which can be fetched again (see the module note)."""
+        assert not self.direct, "a direct writer's staged bytes reach the file at flush"
         if self._file is not None:
             self._write_buffer()
         self._wait_writes()
-        for fd in self._dirty:
-            os.close(fd)
+        for f in self._dirty:
+            f.close()
         self._dirty = []
         self._created = []
 
@@ -405,15 +408,15 @@ class SegmentWriter:
         if self._writer is not None:
             self._writer.shutdown()
             self._writer = None
-        for fd in self._dirty:
-            os.close(fd)
+        for f in self._dirty:
+            f.close()
         self._dirty = []
         self._pending.clear()
         self._created = []
 
     def discard(self) -> None:
         """The chunks will never be recorded (failed import or commit): delete our segments."""
-        self._buffer = bytearray()
+        self._parts, self._buffered = [], 0
         created = self._created
         with contextlib.suppress(StoreError):
             self.reset()

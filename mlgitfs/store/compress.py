@@ -31,14 +31,15 @@ def _dctx() -> zstandard.ZstdDecompressor:
     return ctx
 
 
-def compress(raw: bytes | memoryview) -> tuple[int, bytes]:
-    """(codec, stored bytes): zstd when it saves at least 1/32 of the chunk, raw otherwise."""
+def compress(raw: bytes | memoryview) -> tuple[int, bytes | memoryview]:
+    """(codec, stored bytes): zstd when it saves at least 1/32 of the chunk, else `raw`
+    itself, uncopied (a view of a mapped file stays one: the segment writer writes from it)."""
     if len(raw) < 64:
-        return RAW, bytes(raw)
+        return RAW, raw
     packed = _cctx().compress(raw)
     if len(packed) <= len(raw) - len(raw) // 32:
         return ZSTD, packed
-    return RAW, bytes(raw)
+    return RAW, raw
 
 
 def decompress(codec: int, stored: bytes, raw_len: int, what: str) -> bytes:

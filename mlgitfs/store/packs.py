@@ -204,7 +204,7 @@ def build_pack(
 def meta_item(oid: bytes, data: bytes) -> tuple[bytes, int, bytes, int]:
     """A metadata object as a pack item: compressed like chunks when that helps."""
     codec_, stored = compress.compress(data)
-    return oid, codec_, stored, len(data)
+    return oid, codec_, bytes(stored), len(data)  # no copy: `data` is bytes
 
 
 # --- reading and verifying --------------------------------------------------------------------

@@ -56,6 +56,7 @@ EPOCH_PROCS = (1, 4)  # 1 reader (the issue's rclone/s3fs measurement) is the ta
 SCALE_SMALL = 1_000
 SCALE_BIG = 1_000_000
 SCALE_RUNS = 2
+SEQ_ROUNDS = 2  # remote_cold_seq: rounds, best of each reader
 RCLONE_MODES = ("full", "off")
 
 
@@ -575,28 +576,37 @@ def remote_cold_seq(ctx: Context) -> list[Row]:
     data = _dataset(ctx)
     srv = _pushed(ctx).srv
     _raw(ctx)
-    secs: dict[str, float] = {}
-    with _fresh_mount(ctx, srv, "seq") as root:
-        st.drop()
-        r = run_reader(["seq", str(root / LARGE_PATH)])
-        _check_bytes("mlgitfs seq", int(r["bytes"]), data.large_bytes)
-        secs["mlgitfs"] = float(r["seconds"])
-    for label, mount in _baseline_mounts(ctx, srv):
-        if label == "rclone off":
-            continue  # the issue compares with --vfs-cache-mode full
-        with mount(_mnt(ctx, label.replace(" ", "-"))) as m:
+    # Two rounds, each reader once per round, best of the two for every reader alike: one
+    # cold read is at the mercy of this VM's noise (in a probe the same first read of ours
+    # ran at 349 and then 497 MB/s, a boto3 GET at 273 and 582).
+    runs: dict[str, list[float]] = {}
+    for rnd in range(SEQ_ROUNDS):
+        with _fresh_mount(ctx, srv, f"seq{rnd}") as root:
             st.drop()
-            r = run_reader(["seq", str(m.path / LARGE_PATH)])
-        _check_bytes(f"{label} seq", int(r["bytes"]), data.large_bytes)
-        secs[label] = float(r["seconds"])
-    for how in ("get", "download"):
-        st.drop()
-        r = _reader([how, srv.endpoint_url, RAW_BUCKET, LARGE_PATH])
-        _check_bytes(f"boto3 {how}", int(r["bytes"]), data.large_bytes)
-        secs[f"boto3 {how}"] = float(r["seconds"])
+            r = run_reader(["seq", str(root / LARGE_PATH)])
+            _check_bytes("mlgitfs seq", int(r["bytes"]), data.large_bytes)
+            runs.setdefault("mlgitfs", []).append(float(r["seconds"]))
+        for label, mount in _baseline_mounts(ctx, srv):  # fresh cache dirs each round
+            if label == "rclone off":
+                continue  # the issue compares with --vfs-cache-mode full
+            with mount(_mnt(ctx, label.replace(" ", "-"))) as m:
+                st.drop()
+                r = run_reader(["seq", str(m.path / LARGE_PATH)])
+            _check_bytes(f"{label} seq", int(r["bytes"]), data.large_bytes)
+            runs.setdefault(label, []).append(float(r["seconds"]))
+        for how in ("get", "download"):
+            st.drop()
+            r = _reader([how, srv.endpoint_url, RAW_BUCKET, LARGE_PATH])
+            _check_bytes(f"boto3 {how}", int(r["bytes"]), data.large_bytes)
+            runs.setdefault(f"boto3 {how}", []).append(float(r["seconds"]))
+        ctx.log(
+            f"  round {rnd + 1}/{SEQ_ROUNDS} s: "
+            + ", ".join(f"{k} {v[-1]:.2f}" for k, v in runs.items())
+        )
+    secs = {k: min(v) for k, v in runs.items()}
     mbps = {k: data.large_bytes / v / MB for k, v in secs.items()}
     ctx.log("  MB/s: " + ", ".join(f"{k} {v:.0f}" for k, v in mbps.items()))
-    extra = st.extra(bytes=data.large_bytes, seconds=secs, mbps=mbps)
+    extra = st.extra(bytes=data.large_bytes, seconds=runs, mbps=mbps)
     ours = mbps["mlgitfs"]
     rows = []
 

@@ -59,3 +59,24 @@ def test_large_unaligned_file_imports_and_exports(tmp_path: Path, home: Path) ->
     out = tmp_path / "out"
     api.export(home, "ds@main", out)
     assert (out / "big.bin").read_bytes() == data
+
+
+def test_published_records_are_readable_before_finish(tmp_path: Path) -> None:
+    """A fetcher's segment: after each publishing write, every record appended so far can
+    be read back from the file (a reader may pread it at once); the end is exact after
+    `finish`."""
+    path = tmp_path / "seg"
+    f = SegmentFile(path, True)
+    rng = random.Random(11)
+    expected = b""
+    try:
+        for n in (100, 5000, 4096, 1, 70_000, 3):
+            part = rng.randbytes(n)
+            f.write([part], sync=False, publish=True)
+            expected += part
+            with path.open("rb") as r:
+                assert r.read(len(expected)) == expected  # beyond it: zero padding at most
+        f.finish()
+    finally:
+        f.close()
+    assert path.read_bytes() == expected

@@ -310,10 +310,11 @@ class SegmentWriter:
         if self._buffered >= WRITE_BUFFER:
             self._write_buffer()
 
-    def _write_buffer(self) -> None:
+    def _write_buffer(self, publish: bool = False) -> None:
         """Hand the gathered records to the writer thread, which overlaps the disk with the
-        caller's hashing; one thread keeps the records in file order."""
-        if not self._parts:
+        caller's hashing; one thread keeps the records in file order. `publish`: see
+        SegmentFile.write (a direct writer's last partial block)."""
+        if not self._parts and not (publish and self.direct and self._file is not None):
             return
         assert self._file is not None
         while len(self._writes) >= WRITES_QUEUED:  # bounds the memory the queue holds
@@ -326,7 +327,7 @@ class SegmentWriter:
         sync = self.pin and self._unsynced >= SYNC_EVERY
         if sync:
             self._unsynced = 0
-        self._writes.append(self._writer.submit(self._file.write, self._parts, sync))
+        self._writes.append(self._writer.submit(self._file.write, self._parts, sync, publish))
         self._parts, self._buffered = [], 0
 
     def _wait_writes(self) -> None:
@@ -378,9 +379,8 @@ class SegmentWriter:
     def write_out(self) -> None:
         """Hand every gathered record to the kernel (readable by pread) without fsync: for
         chunks fetched from a remote, which can be fetched again (see the module note)."""
-        assert not self.direct, "a direct writer's staged bytes reach the file at flush"
         if self._file is not None:
-            self._write_buffer()
+            self._write_buffer(publish=True)
         self._wait_writes()
         for f in self._dirty:
             f.close()

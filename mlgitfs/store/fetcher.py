@@ -10,11 +10,12 @@ chunks of its files, so reading one file of a fresh clone never reads every chun
 Trust boundary: every byte range read from a remote is checked against its id
 (`packs.open_entry`), and objects are also decoded (names, types, canonical form) before they
 are written to the store. A bad entry raises CorruptObject naming it, is not cached, and
-nothing else changes. Fetched chunks go to a long-lived, unpinned SegmentWriter: appended,
-then their locations recorded in LMDB, without fsync: they can be fetched again, and a chunk
-torn by a crash fails its hash check on read and is fetched again (repo/store.py). An fsync
-per batch cost more than the GET on a cold sequential read. After the writes, the cache is
-brought back under its byte budget when it has grown past it (`enforce_budget`).
+nothing else changes. Fetched chunks go to a long-lived, unpinned SegmentWriter (direct:
+store/segfile.py): appended, then their locations recorded in LMDB, without fsync: they
+can be fetched again, and a chunk torn by a crash fails its hash check on read and is
+fetched again (repo/store.py). An fsync per batch cost more than the GET on a cold
+sequential read. After the writes, the cache is brought back under its byte budget when it
+has grown past it (`enforce_budget`).
 
 Thread-safe: network reads run in parallel; appends to the cache are serialized by a lock.
 Single flight (two readers of one missing chunk, one GET) is the daemon's business.
@@ -396,7 +397,9 @@ class RemoteFetcher:
     def _cache_chunks(self, items: list[tuple[bytes, int, bytes, int]]) -> None:
         with self._write_lock:
             if self._writer is None:
-                self._writer = self.cache.writer(pin=False, target=FETCH_SEGMENT_TARGET)
+                self._writer = self.cache.writer(
+                    pin=False, target=FETCH_SEGMENT_TARGET, direct=True
+                )
             w = self._writer
             try:
                 for cid, codec_, stored, raw_len in items:

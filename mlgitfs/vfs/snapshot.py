@@ -22,8 +22,9 @@ with one S3 connection's bandwidth several times over.
 A training loader reads small files in shuffled order, so nothing is sequential within a
 file; but it reads every file of every directory within the epoch. The first remote miss
 in a directory therefore fetches that directory's single-chunk files ahead (up to
-DIR_PREFETCH bytes, in groups of DIR_GROUP), at most DIR_SLOTS directories at a time: the epoch
-becomes a few large coalesced GETs per directory instead of one round trip per file.
+DIR_PREFETCH bytes, in groups of DIR_GROUP, DIR_GROUPS of them in flight), at most DIR_SLOTS
+directories at a time: the epoch becomes a few large coalesced GETs per directory instead of
+one round trip per file.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ REMOTE_GROUPS = 4
 DIR_PREFETCH = 256 << 20
 DIR_GROUP = 16 << 20  # a shuffled reader waits for the group holding its file: keep it small
 DIR_SLOTS = 2
+DIR_GROUPS = 4  # groups of one directory in flight (clone + tree read: 1 -> 3, 1.35x; 6 ~ 3)
 
 
 @dataclass(slots=True)
@@ -507,24 +509,38 @@ class SnapshotView:
                 return out
 
             todo = await trio.to_thread.run_sync(remote_chunks, limiter=self._limiter)
-            group: list[ChunkId] = []
+            groups: list[list[ChunkId]] = [[]]
             size = 0
             for cid, length in todo:
                 if self._chunks.get(cid) is not None or cid in self._loading:
                     continue
-                group.append(cid)
-                size += length
                 if size >= DIR_GROUP:
-                    await self._fetch_now(group, parent)
-                    await self._push_fetched(group, parent)
-                    group, size = [], 0
-            if group:
-                await self._fetch_now(group, parent)
-                await self._push_fetched(group, parent)
+                    groups.append([])
+                    size = 0
+                groups[-1].append(cid)
+                size += length
+            # Several groups in flight: one at a time, a reader walking the directory in
+            # order waited on each GET's latency (130 MB/s where a large file streams at
+            # 400); trio's limiter is fair, so they start in listing order.
+            slots = trio.CapacityLimiter(DIR_GROUPS)
+            async with trio.open_nursery() as nursery:
+                for group in groups:
+                    if group:
+                        nursery.start_soon(self._dir_group, group, parent, slots)
         except MlgitError as exc:  # the readers' own reads report problems
             log.debug("fetching ahead in %r failed: %s", parent.path, exc)
         finally:
             self._dir_slots.release()
+
+    async def _dir_group(
+        self, group: list[ChunkId], parent: _Node, slots: trio.CapacityLimiter
+    ) -> None:
+        async with slots:
+            try:
+                await self._fetch_now(group, parent)
+                await self._push_fetched(group, parent)
+            except MlgitError as exc:  # the readers' own reads report problems
+                log.debug("fetching ahead in %r failed: %s", parent.path, exc)
 
     async def _push_fetched(self, cids: list[ChunkId], parent: _Node) -> None:
         """Hand the files of a fetched group to the kernel's page cache (vfs/push.py)."""

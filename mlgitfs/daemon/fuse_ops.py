@@ -43,7 +43,7 @@ S = TypeVar("S", bound="FuseOps")
 
 # A pyfuse3 built by packaging/pyfuse3/build.sh passes the inode to `read` when the kernel runs
 # without open (fh 0); only then can a read-only mount answer open with ENOSYS.
-NO_OPEN = pyfuse3.__version__.endswith("mlgitfs.noopen")
+NO_OPEN = "+mlgitfs.noopen" in pyfuse3.__version__
 
 DAY = 86400.0
 # What a read-only mount never shows: write bits, setuid and setgid.

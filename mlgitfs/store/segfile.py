@@ -17,8 +17,9 @@ segment stops there as at any torn tail. A rewrite never changes a byte of a pub
 record, and a record's location is recorded only after its publishing write returned, so
 a reader racing a rewrite reads the same bytes either way. (Measured on a cold sequential
 read from a remote: the same speed as through the page cache, at 12% less daemon CPU.)
-A file system that refuses O_DIRECT (at open or at the first
-write, EINVAL) gets the same bytes written through the page cache.
+
+A file system that refuses O_DIRECT (at open or at the first write, EINVAL) gets the same
+bytes written through the page cache.
 """
 
 from __future__ import annotations
@@ -47,16 +48,24 @@ class SegmentFile:
             if direct:
                 try:
                     self.fd = os.open(path, flags | os.O_DIRECT, 0o644)
-                    self._stage = mmap.mmap(-1, STAGE)
+                    direct_fd = True
                 except OSError as exc:
                     if exc.errno != errno.EINVAL:
                         raise
                     # the open may have created the file before refusing O_DIRECT
                     self.fd = os.open(path, flags & ~os.O_EXCL, 0o644)
+                    direct_fd = False
             else:
                 self.fd = os.open(path, flags, 0o644)
+                direct_fd = False
         except OSError as exc:
             raise StoreError(f"cannot create chunk segment {path}: {exc.strerror}") from exc
+        if direct_fd:
+            try:
+                self._stage = mmap.mmap(-1, STAGE)  # page-aligned, as O_DIRECT wants
+            except OSError as exc:
+                os.close(self.fd)
+                raise StoreError(f"cannot allocate a segment buffer: {exc.strerror}") from exc
         self._base = 0  # file offset of the stage's first byte (block-aligned)
         self._fill = 0  # bytes in the stage
 

@@ -185,7 +185,12 @@ async def _serve_async(
             attach(nursery)
         set_pusher = getattr(ops.view, "set_pusher", None)
         if ops.read_only and callable(set_pusher):
-            set_pusher(_push_pages)
+
+            def push(ino: int, data: bytes) -> None:
+                _push_pages(ino, data)
+                ops.counts["pushed"] += 1  # files pushed, logged with the request counts
+
+            set_pusher(push)
         if isinstance(ops, WritableFuseOps) and config.run_dir:
             # The control socket answers before the record naming it is written.
             path = str(registry.control_socket_path(Path(config.run_dir), os.getpid()))

@@ -300,7 +300,7 @@ class SegmentWriter:
             self._open_segment()
         header = _HEADER.pack(MAGIC, bytes(cid), codec, raw_len, len(stored))
         # Records are gathered so that a directory of small files costs a few large writes,
-        # not two system calls per file; `stored` is kept, not copied (see _write_all).
+        # not two system calls per file; `stored` is kept, not copied (SegmentFile.write).
         self._parts += (header, stored)
         self._buffered += len(header) + len(stored)
         offset = self._size + len(header)
@@ -352,30 +352,6 @@ class SegmentWriter:
             raise StoreError(f"cannot sync the chunk cache: {exc.strerror}") from exc
         self._dirty = []
 
-    def sync(self) -> None:
-        """Like `flush`, but keep the open segment open: a long-lived writer (chunks fetched
-        from a remote, a few at a time) then appends to one segment, not one per batch."""
-        assert not self.direct, "a direct writer's staged bytes reach the file at flush"
-        if self._file is not None:
-            self._write_buffer()
-        self._wait_writes()
-        try:
-            for f in self._dirty:
-                os.fsync(f.fd)
-                f.close()
-            self._dirty = []
-            if self._file is not None:
-                os.fsync(self._file.fd)
-            if self._created:  # a new segment's directory entry must be durable too
-                fd = os.open(self.cache.root, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                self._created = []
-        except OSError as exc:
-            raise StoreError(f"cannot sync the chunk cache: {exc.strerror}") from exc
-
     def write_out(self) -> None:
         """Hand every gathered record to the kernel (readable by pread) without fsync: for
         chunks fetched from a remote, which can be fetched again (see the module note)."""
@@ -388,7 +364,8 @@ class SegmentWriter:
         self._created = []
 
     def forget_recorded(self) -> None:
-        """After `sync` and the transaction that recorded the chunks: keep the open segment."""
+        """After `write_out` and the transaction that recorded the chunks: keep the open
+        segment (a long-lived writer appends to one segment, not one per batch)."""
         self._pending.clear()
 
     def record(self, txn: WriteTxn) -> int:

@@ -10,6 +10,7 @@ import mmap
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import ChunkRef, EntryKind, Manifest, object_id
@@ -21,6 +22,7 @@ from mlgitfs.store.chunker import Chunker
 WHOLE_FILE_LIMIT = 8 << 20
 BATCH_BYTES = 8 << 20
 POPULATE_LIMIT = 4 << 30
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +49,19 @@ def encode_buffer(
 
 
 def batches(
-    cuts: Iterable[tuple[int, int]], limit: int = BATCH_BYTES
-) -> Iterator[list[tuple[int, int]]]:
-    """Consecutive cuts in groups of about `limit` bytes, yielded as the cuts come: a large
-    file's first batches are hashed while the chunker is still cutting the rest."""
-    batch: list[tuple[int, int]] = []
+    items: Iterable[tuple[_T, int]], limit: int = BATCH_BYTES
+) -> Iterator[list[tuple[_T, int]]]:
+    """Consecutive (item, length) pairs in groups of about `limit` bytes, yielded as the
+    items come (a large file's first batches are hashed while the chunker is still cutting
+    the rest); one empty group for no items."""
+    batch: list[tuple[_T, int]] = []
     size = 0
-    for cut in cuts:
+    for item in items:
         if size >= limit:
             yield batch
             batch, size = [], 0
-        batch.append(cut)
-        size += cut[1]
+        batch.append(item)
+        size += item[1]
     yield batch
 
 

@@ -45,6 +45,7 @@ import trio
 from mlgitfs.errors import CorruptObject, FsError, MlgitError
 from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import DirView, file_chunks
 from mlgitfs.vfs.push import DIR_PUSH, PUSH_FILE_MAX, DirPusher, Push
@@ -509,24 +510,20 @@ class SnapshotView:
                 return out
 
             todo = await trio.to_thread.run_sync(remote_chunks, limiter=self._limiter)
-            groups: list[list[ChunkId]] = [[]]
-            size = 0
-            for cid, length in todo:
-                if self._chunks.get(cid) is not None or cid in self._loading:
-                    continue
-                if size >= DIR_GROUP:
-                    groups.append([])
-                    size = 0
-                groups[-1].append(cid)
-                size += length
+            wanted = (
+                (cid, length)
+                for cid, length in todo
+                if self._chunks.get(cid) is None and cid not in self._loading
+            )
             # Several groups in flight: one at a time, a reader walking the directory in
             # order waited on each GET's latency (130 MB/s where a large file streams at
             # 400); trio's limiter is fair, so they start in listing order.
             slots = trio.CapacityLimiter(DIR_GROUPS)
             async with trio.open_nursery() as nursery:
-                for group in groups:
+                for group in batches(wanted, DIR_GROUP):
                     if group:
-                        nursery.start_soon(self._dir_group, group, parent, slots)
+                        cids = [cid for cid, _ in group]
+                        nursery.start_soon(self._dir_group, cids, parent, slots)
         except MlgitError as exc:  # the readers' own reads report problems
             log.debug("fetching ahead in %r failed: %s", parent.path, exc)
         finally:

@@ -113,6 +113,32 @@ def test_reimport_reads_only_changed_files(tmp_path: Path, home: Path) -> None:
     assert forced.commit.tree == second.commit.tree
 
 
+def _stat_cache(home: Path) -> dict[bytes, bytes]:
+    with api.open_store(home).env.read() as txn:
+        return dict(txn.scan("statcache"))
+
+
+def test_stat_cache_follows_the_source(tmp_path: Path, home: Path) -> None:
+    """Removed files leave the stat cache; a path too long for an LMDB key is re-read each time
+    instead of failing the import; an old-layout cache (one key per path) is dropped."""
+    deep = "/".join(["d" * 120] * 4)  # the stat cache key would exceed LMDB's 511 bytes
+    src = write_tree(tmp_path / "src", {"a/x": b"1", "a/y": b"2", f"{deep}/z": b"3"})
+    set_mtimes(src, OLD)
+    api.init(home, "ds", "dataset", "mutable")
+    with api.open_store(home).env.write() as txn:
+        txn.put("statcache", os.fsencode(src / "a" / "x"), b"old layout")
+    first = api.import_dir(home, "ds", src, "v1")
+    assert first.files_read == 3
+    cache = _stat_cache(home)
+    assert sorted(k.rsplit(b"\0", 1)[1] for k in cache) == [b"x", b"y"]
+    (src / "a" / "y").unlink()
+    second = api.import_dir(home, "ds", src, "v2")
+    assert second.files_read == 1  # only the file whose path cannot be a key
+    assert sorted(k.rsplit(b"\0", 1)[1] for k in _stat_cache(home)) == [b"x"]
+    assert b"".join(api.cat(home, f"ds:{deep}/z")) == b"3"
+    assert api.fsck(home).clean
+
+
 def test_dedup_across_versions_and_repos(tmp_path: Path, home: Path) -> None:
     big = os.urandom(5 << 20)
     src = write_tree(tmp_path / "src", {"big.bin": big})

@@ -77,6 +77,10 @@ class WriteTxn(ReadTxn):
     def delete(self, db: str, key: bytes) -> bool:
         return bool(self._txn.delete(key, db=self._dbs[db]))
 
+    def clear(self, db: str) -> None:
+        """Delete every key of `db` (the database itself stays)."""
+        self._txn.drop(self._dbs[db], delete=False)
+
 
 class MetaEnv:
     """One LMDB environment with the named databases of `DATABASES`."""

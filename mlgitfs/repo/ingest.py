@@ -1,18 +1,17 @@
 """Import: a directory becomes a new commit on a branch, reading only what changed.
 
-The walk is single-threaded and cheap (scandir + lstat); reading, chunking, hashing and
-compressing run on a thread pool sized to the cores. A stat cache keyed by source path
-(size, mtime, inode, ctime → tree entry reference) lets a re-import skip files that did not
-change, so its cost follows the changes. Anything that cannot be imported (a socket, device
-or FIFO, an unreadable file) stops the import before any ref moves; segment bytes written
-so far are deleted, so nothing partial remains.
+Directories are listed and lstat'ed one thread ahead of the walk (`listing`); reading,
+chunking, hashing and compressing run on a thread pool sized to the cores. A stat cache
+(`statcache`: size, mtime, inode, ctime → tree entry reference) lets a re-import skip files
+that did not change, so its cost follows the changes. Anything that cannot be imported (a
+socket, device or FIFO, an unreadable file) stops the import before any ref moves; segment
+bytes written so far are deleted, so nothing partial remains.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,9 +23,8 @@ from mlgitfs.errors import SourceError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
-from mlgitfs.model.names import entry_name_problem
 from mlgitfs.model.objects import MAX_SYMLINK, PERM_MASK, EntryKind, TreeEntry
-from mlgitfs.repo import filedata
+from mlgitfs.repo import filedata, listing, statcache
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.store import Store
@@ -66,7 +64,8 @@ class ImportOutcome:
 class _Pending:
     """A file whose chunks are being encoded; its tree entry is completed when they are."""
 
-    key: bytes
+    path: bytes
+    key: bytes | None  # in the stat cache; None: the path is too long to be cached
     st: os.stat_result
     # (future, index): the future's result holds the chunks of several files (a batch of
     # small files) or several batches of one large file's chunks.
@@ -85,11 +84,13 @@ class _Walk:
     pool: ThreadPoolExecutor
     writer: SegmentWriter
     progress: ProgressFn | None
+    lister: listing.Lister
     stats: ImportStats = field(default_factory=ImportStats)
     pending: deque[_Pending] = field(default_factory=deque)
     in_flight: int = 0
     new_objects: list[tuple[ObjectId, bytes]] = field(default_factory=list)
     stat_updates: list[tuple[bytes, bytes]] = field(default_factory=list)
+    stat_deletes: list[bytes] = field(default_factory=list)
     batch: list[_Pending] = field(default_factory=list)
     batch_bytes: int = 0
     known_cache: set[bytes] = field(default_factory=set)
@@ -112,16 +113,17 @@ def import_directory(
     chunker = Chunker(store.params)
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).
     workers = threads or min(2 * (os.cpu_count() or 2), 16)
+    top = os.fsencode(source.resolve())
+    lister = listing.Lister(top)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-import") as pool:
-            w = _Walk(store, chunker, pool, writer, progress)
-            root = _walk_dir(w, os.fsencode(source.resolve()))
+            w = _Walk(store, chunker, pool, writer, progress, lister)
+            root = _walk_dir(w, top)
             _drain(w, 0)
         tree = build_dir(_build(w, root), w.new_objects)
 
         def also(txn: WriteTxn) -> None:
-            for key, value in w.stat_updates:
-                txn.put("statcache", key, value)
+            statcache.write(txn, w.stat_updates, w.stat_deletes)
 
         if head is not None and not allow_empty and store.commit(head).tree == tree:
             # Nothing changed: like git, no empty commit; the stat cache still learns.
@@ -134,6 +136,8 @@ def import_directory(
     except BaseException:
         writer.discard()
         raise
+    finally:
+        lister.close()
     writer.reset()
     w.stats.bytes_stored = writer.bytes_written
     return ImportOutcome(cid, tree, head, w.stats)
@@ -166,74 +170,52 @@ def _build(w: _Walk, items: list[TreeEntry | _DirNode]) -> list[TreeEntry]:
 
 
 def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
-    try:
-        with os.scandir(path) as it:
-            items = sorted(it, key=lambda d: os.fsencode(d.name))
-    except OSError as exc:
-        raise SourceError(f"cannot list {os.fsdecode(path)}: {exc.strerror}") from exc
-    seen: list[tuple[bytes, bytes, os.stat_result]] = []
-    for item in items:
-        name = os.fsencode(item.name)
-        full = os.path.join(path, name)
-        problem = entry_name_problem(name)
-        if problem:
-            raise SourceError(f"cannot import {os.fsdecode(full)}: {problem}")
-        try:
-            st = item.stat(follow_symlinks=False)
-        except OSError as exc:
-            raise SourceError(f"cannot stat {os.fsdecode(full)}: {exc.strerror}") from exc
-        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode) or stat.S_ISREG(st.st_mode)):
-            raise SourceError(
-                f"cannot import {os.fsdecode(full)}: it is a {_special_kind(st.st_mode)}; "
-                "only files, directories and symlinks can be versioned"
-            )
-        seen.append((name, full, st))
-    files = [(full, st) for _, full, st in seen if stat.S_ISREG(st.st_mode)]
-    hits = iter(_stat_cache_lookup(w, [f for f, _ in files], [st for _, st in files]))
+    here = w.lister.next(path)
+    files = [(e.name, e.st) for e in here.entries if stat.S_ISREG(e.st.st_mode)]
+    with w.store.env.read() as txn:
+        found, gone = statcache.lookup(txn, path, files)
+    w.stat_deletes.extend(gone)
+    hits = iter(found)
     entries: list[TreeEntry | _DirNode] = []
-    for name, full, st in seen:
+    for e in here.entries:
+        st = e.st
         mode = stat.S_IMODE(st.st_mode) & PERM_MASK
         if stat.S_ISDIR(st.st_mode):
-            entries.append(_DirNode(name, mode, st.st_mtime_ns, _walk_dir(w, full)))
+            entries.append(_DirNode(e.name, mode, st.st_mtime_ns, _walk_dir(w, e.path)))
             w.stats.dirs += 1
         elif stat.S_ISLNK(st.st_mode):
-            target = os.readlink(full)
+            target = os.readlink(e.path)
             if not target or len(target) > MAX_SYMLINK:
-                raise SourceError(f"cannot import symlink {os.fsdecode(full)}: target too long")
+                raise SourceError(f"cannot import symlink {os.fsdecode(e.path)}: target too long")
             entries.append(
-                TreeEntry(name, EntryKind.SYMLINK, 0o777, len(target), st.st_mtime_ns, target)
+                TreeEntry(e.name, EntryKind.SYMLINK, 0o777, len(target), st.st_mtime_ns, target)
             )
             w.stats.symlinks += 1
         else:
-            _add_file(w, full, name, st, mode, entries, next(hits))
+            _add_file(w, path, e, mode, entries, next(hits))
     return entries
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "FIFO" if stat.S_ISFIFO(mode) else "device"
 
 
 def _add_file(
     w: _Walk,
-    full: bytes,
-    name: bytes,
-    st: os.stat_result,
+    directory: bytes,
+    e: listing.Entry,
     mode: int,
     owner: list[TreeEntry | _DirNode],
-    cached: tuple[EntryKind, bytes] | None,
+    cached: statcache.Hit | None,
 ) -> None:
     """Append the file's entry to `owner`: final when the stat cache knows it, else a placeholder
     that `_complete` replaces once its chunks are stored."""
+    st = e.st
     w.stats.files += 1
     w.stats.bytes += st.st_size
     if cached is not None:
         kind, ref = cached
-        owner.append(TreeEntry(name, kind, mode, st.st_size, st.st_mtime_ns, ref))
+        owner.append(TreeEntry(e.name, kind, mode, st.st_size, st.st_mtime_ns, ref))
         return
-    pending = _Pending(full, st, [], owner, len(owner), name, mode, st.st_mtime_ns)
-    owner.append(TreeEntry(name, EntryKind.FILE, mode, st.st_size, st.st_mtime_ns, b"\0" * 32))
+    key = statcache.key(directory, e.name)
+    pending = _Pending(e.path, key, st, [], owner, len(owner), e.name, mode, st.st_mtime_ns)
+    owner.append(TreeEntry(e.name, EntryKind.FILE, mode, st.st_size, st.st_mtime_ns, b"\0" * 32))
     w.pending.append(pending)
     w.in_flight += st.st_size
     if st.st_size <= filedata.WHOLE_FILE_LIMIT:
@@ -244,7 +226,7 @@ def _add_file(
         if len(w.batch) >= BATCH_FILES or w.batch_bytes >= filedata.BATCH_BYTES:
             _submit_batch(w)
     else:
-        pending.parts = _submit_large(w, full, _known_fn(w))
+        pending.parts = _submit_large(w, e.path, _known_fn(w))
     if w.in_flight > 64 << 20 or len(w.pending) > 1024:
         _drain(w, 32 << 20)
 
@@ -252,7 +234,7 @@ def _add_file(
 def _submit_batch(w: _Walk) -> None:
     if not w.batch:
         return
-    paths = [p.key for p in w.batch]
+    paths = [p.path for p in w.batch]
     future = w.pool.submit(_read_small_files, paths, w.chunker, _known_fn(w))
     for i, p in enumerate(w.batch):
         p.parts = [(future, i)]
@@ -321,35 +303,6 @@ def _known_fn(w: _Walk) -> Callable[[ChunkId], bool]:
     return known
 
 
-_STAT = struct.Struct("<QqQqB")  # size, mtime_ns, inode, ctime_ns, entry kind; then the ref
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
-
-
-def _stat_cache_lookup(
-    w: _Walk, paths: list[bytes], stats: list[os.stat_result]
-) -> list[tuple[EntryKind, bytes] | None]:
-    """The stat cache's answer for each file of one directory, in one read transaction."""
-    out: list[tuple[EntryKind, bytes] | None] = []
-    with w.store.env.read() as txn:
-        for full, st in zip(paths, stats, strict=True):
-            value = txn.get("statcache", full)
-            hit = None
-            if value is not None and len(value) > _STAT.size:
-                size, mtime, ino, ctime, kind = _STAT.unpack_from(value)
-                ref = value[_STAT.size :]
-                # No check that the chunk or manifest is still here: a store never drops
-                # one that no remote holds (eviction takes only pushed chunks), and one
-                # lookup per file at random places of the chunk index cost a cold
-                # re-import as much as its lstat calls.
-                if (size, mtime, ino, ctime) == _stat_key(st) and kind in (1, 2):
-                    hit = (EntryKind(kind), ref)
-            out.append(hit)
-    return out
-
-
 def _drain(w: _Walk, keep_bytes: int) -> None:
     """Complete pending files, oldest first, until at most `keep_bytes` are in flight."""
     while w.pending and (w.in_flight > keep_bytes or keep_bytes == 0):
@@ -370,7 +323,8 @@ def _complete(w: _Walk, p: _Pending, chunks: list[EncodedChunk]) -> None:
     p.owner[p.slot] = TreeEntry(p.name, kind, p.mode, size, p.mtime_ns, ref)
     w.stats.files_read += 1
     w.stats.bytes_read += size
-    if time.time_ns() - p.st.st_mtime_ns > RACY_NS and size == p.st.st_size:
-        w.stat_updates.append((p.key, _STAT.pack(*_stat_key(p.st), int(kind)) + ref))
+    racy = time.time_ns() - p.st.st_mtime_ns <= RACY_NS
+    if p.key is not None and not racy and size == p.st.st_size:
+        w.stat_updates.append((p.key, statcache.value(p.st, kind, ref)))
     if w.progress is not None:
         w.progress(w.stats.files_read, w.stats.bytes_read)

@@ -536,6 +536,9 @@ class OverlayBase:
             return b""
         return await self.reader.read(node, offset, size)
 
+    async def read_parts(self, fh: int, offset: int, size: int) -> list[memoryview]:
+        return [memoryview(await self.read(fh, offset, size))]
+
     # --- the mutability policy ----------------------------------------------------------------
 
     def check_policy(self, node: Node) -> None:

@@ -364,11 +364,17 @@ class SnapshotView:
         return await self._loader.load(cid, node.path, small, local)
 
     async def read(self, ino: InodeNo, offset: int, size: int) -> bytes | memoryview:
+        parts = await self.read_parts(ino, offset, size)
+        if not parts:
+            return b""
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def read_parts(self, ino: InodeNo, offset: int, size: int) -> list[memoryview]:
         node = self._node(ino)
         ends, ids = await self._layout(node)
         total = ends[-1] if ends else 0
         if offset >= total or size <= 0:
-            return b""
+            return []
         end = min(offset + size, total)
         first = bisect.bisect_right(ends, offset)
         parts: list[memoryview] = []
@@ -401,7 +407,7 @@ class SnapshotView:
         if self._pusher is not None and self._nursery is not None and total <= PUSH_FILE_MAX:
             parent = self._nodes[node.parent]
             self._pusher.start(self._nursery, parent.ino, lambda: self._push_list(parent))
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return parts
 
     def _unread_small_files(self, parent: _Node) -> Iterator[tuple[InodeNo, ChunkId, int]]:
         """(inode, chunk, size) of the small single-chunk files of a directory that the

@@ -96,6 +96,8 @@ def test_posix_basics(home: Path, tmp_path: Path, mounter: Mounter) -> None:
     out = mlgitfs(home, "commit", str(mp), "-m", "second", "--meta", "k=v")
     cid = out.stdout.strip()
     assert api.show(home, "ds@main").meta == {"k": "v"}
+    listed = json.loads(mlgitfs(home, "mounts", "--json").stdout)
+    assert [m["commit"] for m in listed if m["mountpoint"] == str(mp)] == [cid]
     ro = mounter(f"ds@{cid[:12]}", "ro")
     got = snapshot(ro)
     assert got.keys() == expect.keys()

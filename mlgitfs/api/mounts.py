@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgitfs.api._common import open_store
-from mlgitfs.errors import UsageError
+from mlgitfs.errors import MlgitError, UsageError
 from mlgitfs.model.ids import to_hex
+from mlgitfs.model.revspec import parse_repo_branch
 from mlgitfs.repo import refs
-from mlgitfs.repo.store import parse_size
+from mlgitfs.repo.store import Store, parse_size
 
 # --- mounts ---------------------------------------------------------------------------------
 
@@ -86,7 +87,24 @@ def unmount(home: Path | None, mountpoint: Path, lazy: bool = False) -> None:
 def mounts(home: Path | None) -> list[MountInfo]:
     from mlgitfs.daemon import registry
 
-    return [
-        MountInfo(m.revspec, m.commit, m.mountpoint, m.pid, m.read_only, m.fsname)
-        for m in registry.list_mounts(open_store(home).run_dir)
-    ]
+    store = open_store(home)
+    out = []
+    for m in registry.list_mounts(store.run_dir):
+        commit = m.commit
+        if not m.read_only:  # a commit from the mount moved its base since the record
+            commit = _checkout_base(store, m.revspec) or commit
+        out.append(MountInfo(m.revspec, commit, m.mountpoint, m.pid, m.read_only, m.fsname))
+    return out
+
+
+def _checkout_base(store: Store, revspec: str) -> str | None:
+    """The commit a writable mount of `revspec` (a branch) now serves: its checkout's base."""
+    from mlgitfs.vfs.checkout import get_checkout
+
+    try:
+        repo, branch = parse_repo_branch(revspec)
+        with store.env.read() as txn:
+            rec = get_checkout(txn, repo, branch)
+    except MlgitError:  # a record this version cannot read: show it as written
+        return None
+    return None if rec is None else to_hex(rec.base)

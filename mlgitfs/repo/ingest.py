@@ -1,7 +1,7 @@
 """Import: a directory becomes a new commit on a branch, reading only what changed.
 
-Directories are listed and lstat'ed one thread ahead of the walk (`listing`); reading,
-chunking, hashing and compressing run on a thread pool sized to the cores. A stat cache
+The walk is single-threaded and cheap (`listing`: scandir + lstat); reading, chunking,
+hashing and compressing run on a thread pool sized to the cores. A stat cache
 (`statcache`: size, mtime, inode, ctime → tree entry reference) lets a re-import skip files
 that did not change, so its cost follows the changes. Anything that cannot be imported (a
 socket, device or FIFO, an unreadable file) stops the import before any ref moves; segment
@@ -84,7 +84,6 @@ class _Walk:
     pool: ThreadPoolExecutor
     writer: SegmentWriter
     progress: ProgressFn | None
-    lister: listing.Lister
     stats: ImportStats = field(default_factory=ImportStats)
     pending: deque[_Pending] = field(default_factory=deque)
     in_flight: int = 0
@@ -114,10 +113,9 @@ def import_directory(
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).
     workers = threads or min(2 * (os.cpu_count() or 2), 16)
     top = os.fsencode(source.resolve())
-    lister = listing.Lister(top)
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-import") as pool:
-            w = _Walk(store, chunker, pool, writer, progress, lister)
+            w = _Walk(store, chunker, pool, writer, progress)
             root = _walk_dir(w, top)
             _drain(w, 0)
         tree = build_dir(_build(w, root), w.new_objects)
@@ -136,8 +134,6 @@ def import_directory(
     except BaseException:
         writer.discard()
         raise
-    finally:
-        lister.close()
     writer.reset()
     w.stats.bytes_stored = writer.bytes_written
     return ImportOutcome(cid, tree, head, w.stats)
@@ -170,7 +166,7 @@ def _build(w: _Walk, items: list[TreeEntry | _DirNode]) -> list[TreeEntry]:
 
 
 def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
-    here = w.lister.next(path)
+    here = listing.list_dir(path)
     files = [(e.name, e.st) for e in here.entries if stat.S_ISREG(e.st.st_mode)]
     with w.store.env.read() as txn:
         found, gone = statcache.lookup(txn, path, files)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -85,14 +86,45 @@ def read_whole(
 
 
 def map_file(fd: int, size: int) -> mmap.mmap | bytes:
+    """The file mapped read-only. A cached file is populated up front: one call maps every
+    page (5 ms for 1 GiB) where faults would cost one per 16 pages. An uncached one is not:
+    populating it would read it all before the first cut (0.35 s per GiB here); instead
+    the kernel is told to read it ahead on a helper thread while the chunker follows.
+    Files over POPULATE_LIMIT are faulted in as read: they need not fit in memory."""
     if size == 0:
         return b""
-    # Populating the mapping up front avoids a page fault per 4 KiB (3.5x faster for 1 GiB);
-    # files larger than that are faulted in as read so they need not fit in memory.
-    flags = mmap.MAP_SHARED | (mmap.MAP_POPULATE if size <= POPULATE_LIMIT else 0)
+    small = size <= POPULATE_LIMIT
+    cached = small and _looks_cached(fd, size)
+    flags = mmap.MAP_SHARED | (mmap.MAP_POPULATE if cached else 0)
     m = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ)
     m.madvise(mmap.MADV_SEQUENTIAL)
+    if small and not cached:
+        ahead = os.dup(fd)  # the caller may close `fd` as soon as the mapping exists
+        threading.Thread(target=_read_ahead, args=(ahead, size), daemon=True).start()
     return m
+
+
+def _looks_cached(fd: int, size: int) -> bool:
+    """Whether 8 pages spread over the file are in the page cache (RWF_NOWAIT reads fail
+    with EAGAIN otherwise). Unknown (no RWF_NOWAIT here) counts as cached: the old way."""
+    probe = bytearray(1)
+    for i in range(8):
+        try:
+            os.preadv(fd, [probe], size * i // 8, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+    return True
+
+
+def _read_ahead(fd: int, size: int) -> None:
+    try:
+        os.posix_fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)  # drops the GIL while it reads
+    except OSError:
+        pass  # only a hint: the chunker's page faults read the file anyway
+    finally:
+        os.close(fd)
 
 
 def finish_file(

@@ -66,23 +66,19 @@ def batches(
     yield batch
 
 
-def read_whole(
-    path: str | bytes, chunker: Chunker, known: Callable[[ChunkId], bool]
-) -> tuple[list[EncodedChunk], os.stat_result]:
-    """Read and encode a small file in one go; returns the fstat taken before reading."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    try:
-        st = os.fstat(fd)
-        parts = []
-        while True:
-            b = os.read(fd, max(st.st_size + 1, 1 << 16))
-            if not b:
-                break
-            parts.append(b)
-        data = b"".join(parts)
-    finally:
-        os.close(fd)
-    return encode_buffer(data, list(chunker.cut(data)), known), st
+def read_whole(fd: int, chunker: Chunker, known: Callable[[ChunkId], bool]) -> list[EncodedChunk]:
+    """Read and encode a small file in one go, from its start."""
+    size = os.fstat(fd).st_size
+    parts = []
+    offset = 0
+    while True:
+        b = os.pread(fd, max(size + 1, 1 << 16), offset)
+        if not b:
+            break
+        parts.append(b)
+        offset += len(b)
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
+    return encode_buffer(data, list(chunker.cut(data)), known)
 
 
 def map_file(fd: int, size: int) -> mmap.mmap | bytes:

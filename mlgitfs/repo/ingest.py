@@ -10,6 +10,7 @@ bytes written so far are deleted, so nothing partial remains.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -241,14 +242,28 @@ def _submit_batch(w: _Walk) -> None:
 def _read_small_files(
     paths: list[bytes], chunker: Chunker, known: Callable[[ChunkId], bool]
 ) -> list[list[EncodedChunk]]:
-    out = []
-    for full in paths:
-        try:
-            chunks, _ = filedata.read_whole(full, chunker, known)
-        except OSError as exc:
-            raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
-        out.append(chunks)
-    return out
+    # The whole batch is opened and its pages asked for before the first read: a cold source
+    # then has up to a batch of reads in flight per worker, not one (20,000 files of 100 KiB,
+    # caches dropped: 5.05 -> 4.1 s; warm unchanged).
+    fds: list[int] = []
+    try:
+        for full in paths:
+            try:
+                fds.append(os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW))
+            except OSError as exc:
+                raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
+            with contextlib.suppress(OSError):  # only a hint
+                os.posix_fadvise(fds[-1], 0, 0, os.POSIX_FADV_WILLNEED)
+        out = []
+        for full, fd in zip(paths, fds, strict=True):
+            try:
+                out.append(filedata.read_whole(fd, chunker, known))
+            except OSError as exc:
+                raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
+        return out
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _encode_batch(

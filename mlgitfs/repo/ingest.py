@@ -168,13 +168,13 @@ def _build(w: _Walk, items: list[TreeEntry | _DirNode]) -> list[TreeEntry]:
 
 def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
     here = listing.list_dir(path)
-    files = [(e.name, e.st) for e in here.entries if stat.S_ISREG(e.st.st_mode)]
+    files = [(e.name, e.st) for e in here if stat.S_ISREG(e.st.st_mode)]
     with w.store.env.read() as txn:
         found, gone = statcache.lookup(txn, path, files)
     w.stat_deletes.extend(gone)
     hits = iter(found)
     entries: list[TreeEntry | _DirNode] = []
-    for e in here.entries:
+    for e in here:
         st = e.st
         mode = stat.S_IMODE(st.st_mode) & PERM_MASK
         if stat.S_ISDIR(st.st_mode):
@@ -244,7 +244,7 @@ def _read_small_files(
 ) -> list[list[EncodedChunk]]:
     # The whole batch is opened and its pages asked for before the first read: a cold source
     # then has up to a batch of reads in flight per worker, not one (20,000 files of 100 KiB,
-    # caches dropped: 5.05 -> 4.1 s; warm unchanged).
+    # caches dropped: 5.28 -> 4.06 s; warm unchanged).
     fds: list[int] = []
     try:
         for full in paths:

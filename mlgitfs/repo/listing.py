@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from mlgitfs.errors import SourceError
@@ -23,13 +22,7 @@ class Entry(NamedTuple):  # one per file: a tuple is 3x cheaper to make than a d
     st: os.stat_result
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
-    path: bytes
-    entries: list[Entry]  # in name (byte) order
-
-
-def list_dir(path: bytes) -> Listing:
+def list_dir(path: bytes) -> list[Entry]:
     """One directory's entries in byte order with their lstat; refuses what cannot be
     versioned, naming the path."""
     try:
@@ -56,7 +49,7 @@ def list_dir(path: bytes) -> Listing:
                 "only files, directories and symlinks can be versioned"
             )
         entries.append(Entry(name, item.path, st))
-    return Listing(path, entries)
+    return entries
 
 
 def _name(item: os.DirEntry[bytes]) -> bytes:

@@ -84,7 +84,9 @@ class WritableFuseOps(FuseOps):
         return pyfuse3.FileInfo(fh=fh, keep_cache=True), self.entry(attr)
 
     @_guarded
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(  # type: ignore[override]
+        self, fh: int, off: int, size: int
+    ) -> bytes | memoryview:  # a buffer, as FuseOps.read says
         return await self.wview.read(fh, off, size)
 
     @_guarded

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyfuse3
 import trio
@@ -202,9 +202,10 @@ async def _serve_async(
         nursery.cancel_scope.cancel()
 
 
-def _push_pages(ino: int, data: bytes) -> None:
+def _push_pages(ino: int, data: bytes | memoryview) -> None:
     """A whole file's bytes into the kernel's page cache (FUSE_NOTIFY_STORE); thread-safe."""
-    pyfuse3.notify_store(ino, 0, data)
+    # pyfuse3 takes any contiguous buffer (PyObject_GetBuffer); its stub says bytes
+    pyfuse3.notify_store(ino, 0, cast(bytes, data))
 
 
 def _close_view(view: FsView) -> None:

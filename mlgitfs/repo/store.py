@@ -27,7 +27,7 @@ from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex, dec
 from mlgitfs.store import remotedb
 from mlgitfs.store.cache import ChunkCache
 from mlgitfs.store.chunker import DEFAULT_PARAMS, ChunkerParams
-from mlgitfs.store.fetcher import RemoteFetcher, TransportFactory
+from mlgitfs.store.fetcher import Deliver, RemoteFetcher, TransportFactory
 from mlgitfs.store.packs import CHUNKS
 
 STORE_FORMAT = 1
@@ -180,15 +180,14 @@ class Store:
             self.chunks.forget(cid, loc)
             return self.remote.fetch_chunk(cid)
 
-    def fetch_chunks(self, cids: Iterable[ChunkId]) -> dict[bytes, bytes]:
-        """Raw bytes of chunks not in the local cache, fetched from the remotes (neighbours of
-        one pack in one ranged GET, several GETs in parallel) and cached in the background
-        (a mount's read-ahead: the reader does not wait for the disk)."""
-        keep: dict[bytes, bytes] = {}
+    def fetch_chunks(self, cids: Iterable[ChunkId], deliver: Deliver | None = None) -> None:
+        """Fetch chunks not in the local cache from the remotes (neighbours of one pack in one
+        ranged GET, several GETs in parallel), handing each GET's verified raw bytes to
+        `deliver`, and cache them in the background (a mount's read-ahead: the reader does
+        not wait for the disk)."""
         with self.env.read() as txn:  # some may have arrived meanwhile (another reader)
             missing = [bytes(c) for c in cids if not txn.has("chunks", bytes(c))]
-        self.remote.fetch_chunks(missing, keep=keep, background=True)
-        return keep
+        self.remote.fetch_chunks(missing, deliver=deliver, background=True)
 
     def close(self) -> None:
         self.remote.close()

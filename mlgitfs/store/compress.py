@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import overload
 
 import zstandard
 
@@ -56,7 +57,14 @@ def compress(raw: bytes | memoryview) -> tuple[int, bytes | memoryview]:
     return RAW, raw
 
 
-def decompress(codec: int, stored: bytes, raw_len: int, what: str) -> bytes:
+@overload
+def decompress(codec: int, stored: bytes, raw_len: int, what: str) -> bytes: ...
+@overload
+def decompress(codec: int, stored: memoryview, raw_len: int, what: str) -> bytes | memoryview: ...
+def decompress(
+    codec: int, stored: bytes | memoryview, raw_len: int, what: str
+) -> bytes | memoryview:
+    """The chunk's raw bytes: `stored` itself (uncopied) when it was not compressed."""
     if codec == RAW:
         return stored
     if codec != ZSTD:

@@ -48,6 +48,7 @@ from mlgitfs.store.packs import (
 )
 from mlgitfs.store.remote import RemoteTransport, open_transport
 from mlgitfs.store.remotedb import RemoteRecord
+from mlgitfs.store.segfile import Buffer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ MAX_REQUEST = 16 << 20
 BACKLOG = 8  # batches of fetched chunks (≤ MAX_REQUEST each) waiting to be written
 
 Progress = Callable[[int, int], None]
+Deliver = Callable[[list[tuple[bytes, Buffer]]], None]  # (chunk id, raw bytes) of one request
 TransportFactory = Callable[[RemoteRecord], RemoteTransport]
 
 
@@ -290,7 +292,7 @@ class RemoteFetcher:
                 cur.items.append((oid, loc))
         return out
 
-    def _get(self, req: _Request) -> list[tuple[bytes, PackLocation, bytes]]:
+    def _get(self, req: _Request) -> list[tuple[bytes, PackLocation, memoryview]]:
         """The stored bytes of each item of one ranged GET (lengths checked by open_entry)."""
         t = self.transport(req.rec)
         try:
@@ -300,15 +302,16 @@ class RemoteFetcher:
             raise MissingObject(
                 short_hex(oid), f"pack {req.key} is missing on remote {req.rec.name}"
             ) from exc
+        body = memoryview(data)  # views: the chunks of a 16 MiB GET are not copied out
         return [
-            (oid, loc, data[loc.offset - req.start : loc.offset - req.start + loc.length])
+            (oid, loc, body[loc.offset - req.start : loc.offset - req.start + loc.length])
             for oid, loc in req.items
         ]
 
     def _run(
         self,
         requests: list[_Request],
-        each: Callable[[list[tuple[bytes, PackLocation, bytes]]], None],
+        each: Callable[[list[tuple[bytes, PackLocation, memoryview]]], None],
     ) -> None:
         if len(requests) == 1:
             each(self._get(requests[0]))
@@ -321,11 +324,12 @@ class RemoteFetcher:
         self,
         cids: Iterable[bytes],
         progress: Progress | None = None,
-        keep: dict[bytes, bytes] | None = None,
+        deliver: Deliver | None = None,
         background: bool = False,
     ) -> FetchStats:
         """Download chunks into the local cache, neighbours in one request, many in parallel;
-        their raw bytes go to `keep` too when given (a mount's read-ahead uses them at once).
+        with `deliver`, each request's raw bytes are handed to it as soon as that request is
+        verified (a mount's read-ahead serves them at once, before the rest of the batch).
 
         With `background`, the cache writes happen on a writer thread after this returns:
         a mount's reader gets verified bytes without waiting for the disk (on a cold
@@ -337,14 +341,16 @@ class RemoteFetcher:
             return stats
         requests = self._plan(self.locate(CHUNKS, wanted))
 
-        def each(got: list[tuple[bytes, PackLocation, bytes]]) -> None:
-            items = []
+        def each(got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
+            items: list[tuple[bytes, int, Buffer, int]] = []
+            arrived: list[tuple[bytes, Buffer]] = []
             for oid, loc, stored in got:
                 raw = open_entry(oid, loc, stored)
                 items.append((oid, loc.codec, stored, len(raw)))
                 stats.bytes += len(raw)
-                if keep is not None:
-                    keep[oid] = raw
+                arrived.append((oid, raw))
+            if deliver is not None:
+                deliver(arrived)
             if background:
                 self._cache_later(items)
             else:
@@ -368,7 +374,7 @@ class RemoteFetcher:
         # The reader has its bytes: caching them must not add a write transaction's fsync
         # to every on-demand read (a shuffled epoch is one such read per file).
         self._cache_later([(cid, loc.codec, stored, len(raw))])
-        return raw
+        return bytes(raw)
 
     def fetch_objects(self, oids: Iterable[bytes]) -> dict[bytes, Object]:
         """Download, verify, decode and store metadata objects; neighbours in one request."""
@@ -377,10 +383,11 @@ class RemoteFetcher:
         if not wanted:
             return out
 
-        def each(got: list[tuple[bytes, PackLocation, bytes]]) -> None:
+        def each(got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
             decoded = []
             for oid, loc, stored in got:
                 raw = open_entry(oid, loc, stored)
+                raw = bytes(raw)  # kept in LMDB and the object cache: not a view of the GET
                 decoded.append((oid, raw, decode(raw, oid)))  # names, types, canonical form
             with self.env.write() as txn:
                 for oid, raw, _ in decoded:
@@ -394,7 +401,7 @@ class RemoteFetcher:
     def fetch_object(self, oid: bytes) -> Object:
         return self.fetch_objects([oid])[oid]
 
-    def _cache_chunks(self, items: list[tuple[bytes, int, bytes, int]]) -> None:
+    def _cache_chunks(self, items: list[tuple[bytes, int, Buffer, int]]) -> None:
         with self._write_lock:
             if self._writer is None:
                 self._writer = self.cache.writer(
@@ -415,7 +422,7 @@ class RemoteFetcher:
                 raise
             w.forget_recorded()
 
-    def _cache_later(self, items: list[tuple[bytes, int, bytes, int]]) -> None:
+    def _cache_later(self, items: list[tuple[bytes, int, Buffer, int]]) -> None:
         # A reader never waits for the disk: when the writes fall BACKLOG batches behind,
         # this batch is not cached (it can be fetched again; the reader has its bytes).
         if not self._backlog.acquire(blocking=False):

@@ -248,8 +248,9 @@ def decode_index(kind: str, pack: bytes, data: bytes) -> PackIndex:
     return PackIndex(kind, pack, size, tuple(entries))
 
 
-def open_entry(oid: bytes, loc: PackLocation, stored: bytes) -> bytes:
-    """The raw bytes of one entry read from a pack, verified against its id.
+def open_entry(oid: bytes, loc: PackLocation, stored: memoryview) -> bytes | memoryview:
+    """The raw bytes of one entry read from a pack, verified against its id (a view of
+    `stored` when it was not compressed: a ranged GET's body is not copied chunk by chunk).
 
     Objects are not decoded here (that is the model's job); their raw bytes must hash to
     their id like chunks, which is what both checks share.

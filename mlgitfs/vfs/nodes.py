@@ -23,6 +23,7 @@ from mlgitfs.model.ids import ChunkId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks
+from mlgitfs.store.segfile import Buffer
 from mlgitfs.vfs.snapshot import ChunkLoader
 from mlgitfs.vfs.types import Kind
 
@@ -105,10 +106,10 @@ class BaseReader:
             node.layout = (ends, [r.id for r in refs])
         return node.layout
 
-    async def _chunk(self, cid: ChunkId, what: bytes) -> bytes:
+    async def _chunk(self, cid: ChunkId, what: bytes) -> Buffer:
         return await self._loader.load(cid, what)
 
-    async def read(self, node: Node, offset: int, size: int) -> bytes:
+    async def read(self, node: Node, offset: int, size: int) -> bytes | memoryview:
         ends, ids = self._layout(node)
         total = ends[-1] if ends else 0
         if offset >= total or size <= 0:
@@ -121,7 +122,7 @@ class BaseReader:
             if start >= end:
                 break
             data = await self._chunk(ids[i], node.name)
-            parts.append(data[max(0, offset - start) : end - start])
+            parts.append(memoryview(data)[max(0, offset - start) : end - start])
             i += 1
         if offset == node.next_read and i < len(ids) and self._nursery is not None:
             for cid in ids[i : i + self._readahead]:

@@ -525,7 +525,7 @@ class OverlayBase:
             node.fd = os.open(self._path(node.ino), os.O_RDWR | os.O_CLOEXEC)
         return node.fd
 
-    async def read(self, fh: int, offset: int, size: int) -> bytes:
+    async def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:
         _, node = self.handle(fh)
         if node.overlay:
             fd = self.fd(node)

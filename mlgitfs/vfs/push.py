@@ -28,10 +28,11 @@ import trio
 from mlgitfs.errors import MlgitError
 from mlgitfs.model.ids import ChunkId, InodeNo
 from mlgitfs.repo.store import Store
+from mlgitfs.store.segfile import Buffer
 
 log = logging.getLogger(__name__)
 
-Push = Callable[[InodeNo, bytes], None]  # raises OSError when the kernel refuses
+Push = Callable[[InodeNo, Buffer], None]  # raises OSError when the kernel refuses
 PUSH_FILE_MAX = 1 << 20  # files at most this large (one chunk) are pushed whole
 DIR_PUSH = 128 << 20  # bytes pushed ahead per directory
 PUSH_SLOTS = 2  # directories being pushed at once
@@ -83,13 +84,13 @@ class DirPusher:
             if not self._hand(ino, data):
                 return
 
-    def push_fetched(self, files: list[tuple[InodeNo, bytes]]) -> None:
+    def push_fetched(self, files: list[tuple[InodeNo, Buffer]]) -> None:
         """Push files whose (verified) bytes were just fetched from a remote; blocking."""
         for ino, data in files:
             if self._broken or not self._hand(ino, data):
                 return
 
-    def _hand(self, ino: InodeNo, data: bytes) -> bool:
+    def _hand(self, ino: InodeNo, data: Buffer) -> bool:
         """Give one file to the kernel; False when the kernel cannot take any."""
         try:
             self.push(ino, data)

@@ -48,13 +48,16 @@ from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import DirView, file_chunks
+from mlgitfs.store.segfile import Buffer
 from mlgitfs.vfs.push import DIR_PUSH, PUSH_FILE_MAX, DirPusher, Push
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 
 log = logging.getLogger(__name__)
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
-READAHEAD_CHUNKS = 8  # local chunks loaded ahead of a sequential reader
+READAHEAD_CHUNKS = int(
+    os.environ.get("EXPR", 8)
+)  # local chunks loaded ahead of a sequential reader
 _R = TypeVar("_R")
 INLINE_CHUNK = 256 << 10
 LOCAL_LRU = 32 << 20
@@ -91,11 +94,11 @@ class ChunkLRU:
         self._fetched = _Lru(budget)
         self._local = _Lru(min(budget, local_budget))
 
-    def get(self, cid: ChunkId) -> bytes | None:
+    def get(self, cid: ChunkId) -> Buffer | None:
         data = self._local.get(cid)
         return self._fetched.get(cid) if data is None else data
 
-    def put(self, cid: ChunkId, data: bytes, local: bool = False) -> None:
+    def put(self, cid: ChunkId, data: Buffer, local: bool = False) -> None:
         (self._local if local else self._fetched).put(cid, data)
 
 
@@ -103,15 +106,15 @@ class _Lru:
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.size = 0
-        self._data: OrderedDict[bytes, bytes] = OrderedDict()
+        self._data: OrderedDict[bytes, Buffer] = OrderedDict()
 
-    def get(self, cid: ChunkId) -> bytes | None:
+    def get(self, cid: ChunkId) -> Buffer | None:
         data = self._data.get(cid)
         if data is not None:
             self._data.move_to_end(cid)
         return data
 
-    def put(self, cid: ChunkId, data: bytes) -> None:
+    def put(self, cid: ChunkId, data: Buffer) -> None:
         if cid in self._data or len(data) > self.budget:
             return
         self._data[cid] = data
@@ -133,11 +136,13 @@ class ChunkLoader:
         self.limiter = trio.CapacityLimiter(8)  # loads that may wait for the network
         # Local loads are CPU work (pread from the page cache, BLAKE3, zstd): more threads
         # than cores only add GIL hand-offs and per-thread malloc arenas (fresh pages).
-        self.local_limiter = trio.CapacityLimiter((os.cpu_count() or 2) + 1)
+        self.local_limiter = trio.CapacityLimiter(
+            int(os.environ.get("EXPL", (os.cpu_count() or 2) + 1))
+        )
 
     async def load(
         self, cid: ChunkId, what: object, inline: bool = False, local: bool = False
-    ) -> bytes:
+    ) -> Buffer:
         """The chunk's bytes; `inline` loads on the trio thread (small, local chunks only);
         `local`: the local cache has it (kept in the LRU's small part)."""
         while True:
@@ -360,7 +365,7 @@ class SnapshotView:
 
     async def _chunk(
         self, cid: ChunkId, node: _Node, small: bool = False, local: bool = False
-    ) -> bytes:
+    ) -> Buffer:
         return await self._loader.load(cid, node.path, small, local)
 
     async def read(self, ino: InodeNo, offset: int, size: int) -> bytes | memoryview:
@@ -475,19 +480,36 @@ class SnapshotView:
         self._nursery.start_soon(self._fetch_group, events, node, name="read-ahead-remote")
 
     async def _fetch_group(self, events: dict[ChunkId, trio.Event], node: _Node) -> None:
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(batch: list[tuple[bytes, Buffer]]) -> None:
+            # from the fetching thread, once per GET: its readers go on before the group ends
+            trio.from_thread.run_sync(self._arrived, batch, events, trio_token=token)
+
         try:
-            got = await trio.to_thread.run_sync(
-                self.store.fetch_chunks, list(events), limiter=self._remote_limiter
+            await trio.to_thread.run_sync(
+                self.store.fetch_chunks, list(events), deliver, limiter=self._remote_limiter
             )
-            for cid, data in got.items():
-                self._chunks.put(ChunkId(cid), data)
         except MlgitError as exc:  # the readers of these chunks load them and report it
             log.debug("read-ahead of %d chunks of %r failed: %s", len(events), node.path, exc)
         finally:
-            for cid, event in events.items():
-                if self._loading.get(cid) is event:
-                    del self._loading[cid]
-                event.set()
+            self._arrived([], events)  # chunks that did not come: their readers load them
+
+    def _arrived(
+        self, batch: list[tuple[bytes, Buffer]], events: dict[ChunkId, trio.Event]
+    ) -> None:
+        """Chunks of a group are in the LRU: wake their readers (all of the group's when
+        `batch` is empty, at its end). On the trio thread, so no reader sees a gap."""
+        cids = [ChunkId(cid) for cid, _ in batch] if batch else list(events)
+        for cid, data in batch:
+            self._chunks.put(ChunkId(cid), data)
+        for cid in cids:
+            event = events.get(cid)
+            if event is None:
+                continue
+            if self._loading.get(cid) is event:
+                del self._loading[cid]
+            event.set()
 
     def _fetch_dir_ahead(self, node: _Node) -> None:
         """On the first remote miss in a directory, fetch its other small files ahead."""

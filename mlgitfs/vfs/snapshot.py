@@ -15,9 +15,10 @@ Chunks only on a remote (a fresh clone) never load on the trio thread: a small c
 loaded inline only when the cache has it (a cheap LMDB lookup says so), anything else goes
 to a worker thread, so a read waiting for the network never holds up other requests. A
 sequential reader of remote chunks gets a read-ahead window of REMOTE_WINDOW bytes, fetched
-in groups of about REMOTE_GROUP bytes (one ranged GET per group and pack, coalesced by the
+in groups of about REMOTE_GROUP bytes (ranged GETs of up to 16 MiB, coalesced by the
 fetcher), at most REMOTE_GROUPS of them in flight: big GETs in parallel are what keep up
-with one S3 connection's bandwidth several times over.
+with one S3 connection's bandwidth several times over. Each GET's chunks wake their readers
+as soon as that GET is verified (`_arrived`), not when the whole group is in.
 
 A training loader reads small files in shuffled order, so nothing is sequential within a
 file; but it reads every file of every directory within the epoch. The first remote miss

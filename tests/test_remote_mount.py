@@ -33,6 +33,7 @@ from mlgitfs.store import remotedb
 from mlgitfs.store.packs import CHUNKS
 from mlgitfs.store.remote import RemoteTransport, open_transport
 from mlgitfs.store.remotedb import RemoteRecord
+from mlgitfs.vfs import snapshot
 from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import ROOT_INODE
 from tests.conftest import Cli, write_tree
@@ -330,6 +331,35 @@ async def test_two_readers_of_one_missing_chunk_cause_one_get(cli: Cli, tmp_path
         want = (src / "train/1/img001.bin").read_bytes()
         assert results == [want, want]
         assert len([r for r in counter.ranges if r[0].startswith("packs/")]) == 1
+    finally:
+        store.close()
+    fsck_clean(tmp_path / "clone")
+    api.close_store(tmp_path / "clone")
+
+
+async def test_sequential_reader_drops_fetched_chunks_behind_it(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "DROP_BEHIND", 1 << 20)
+    remote = Remote((tmp_path / "remote").as_uri(), None)
+    src = dataset(tmp_path / "src")
+    push_v1(cli, remote, src)
+    store, _ = counting_clone(tmp_path, remote)
+    try:
+        view = view_of(store, "ds@v1")
+        ino = lookup(view, "big/weights.bin")
+        want = (src / "big/weights.bin").read_bytes()
+        got = b"".join(
+            [await view.read(ino, at, 128 << 10) for at in range(0, len(want), 128 << 10)]  # type: ignore[arg-type]
+        )
+        assert got == want
+        refs = file_chunks(store, view._node(ino).entry)  # type: ignore[arg-type]
+        ends = [sum(r.length for r in refs[: i + 1]) for i in range(len(refs))]
+        behind = [r.id for r, end in zip(refs, ends, strict=True) if end <= len(want) - (2 << 20)]
+        assert behind and all(view._chunks.get(cid) is None for cid in behind)
+        assert view._chunks.get(refs[-1].id) is not None  # what is near the reader stays
+        # a reader going back still gets the right bytes
+        assert await view.read(ino, 0, 1 << 20) == want[: 1 << 20]  # type: ignore[arg-type]
     finally:
         store.close()
     fsck_clean(tmp_path / "clone")

@@ -221,6 +221,8 @@ def _close_view(view: FsView) -> None:
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+_ARENA_MAX = 2
 _MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts; above the largest chunk (2 MiB)
 _TRIM_THRESHOLD = 512 << 20
 
@@ -231,11 +233,16 @@ def _keep_freed_memory() -> None:
     By default a chunk-sized buffer is mmap'ed and unmapped each time, so every chunk read
     touches fresh pages: a page fault per 4 KiB, which in a VM cost the daemon more system
     time than the reads themselves (1.7 s of sys time for one 1 GiB sequential read).
+    Two arenas, not one per thread: a thread's arena lives in 64 MiB heaps that glibc
+    unmaps as soon as they are free, so a fetch thread's 16 MiB GET bodies were fresh
+    memory every time (a cold 1 GiB read from a remote: 188k page faults, 92k with two
+    arenas, 5% faster; 4 interleaved rounds). Must run before any thread starts.
     """
     try:
         libc = ctypes.CDLL(None)
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+        libc.mallopt(_M_ARENA_MAX, _ARENA_MAX)
     except (OSError, AttributeError):  # not glibc: its allocator decides
         log.debug("mallopt is not available; leaving the allocator as it is")
 

@@ -65,6 +65,7 @@ LOCAL_LRU = 32 << 20
 REMOTE_GROUP = 32 << 20  # two GETs of MAX_REQUEST: 1.1x the throughput of 16 MiB groups
 REMOTE_WINDOW = 128 << 20
 REMOTE_GROUPS = 4
+DROP_BEHIND = 32 << 20  # fetched chunks this far behind a sequential reader leave the LRU
 DIR_PREFETCH = 256 << 20
 DIR_GROUP = 16 << 20  # a shuffled reader waits for the group holding its file: keep it small
 DIR_SLOTS = 2
@@ -82,6 +83,7 @@ class _Node:
     chunk_ids: list[ChunkId] | None = None
     next_read: int = 0  # where a sequential reader would read next
     ahead: int = 0  # chunks below this index were already considered for read-ahead
+    behind: int = 0  # chunks below this index were dropped behind a sequential reader
 
 
 class ChunkLRU:
@@ -102,6 +104,9 @@ class ChunkLRU:
     def put(self, cid: ChunkId, data: Buffer, local: bool = False) -> None:
         (self._local if local else self._fetched).put(cid, data)
 
+    def drop_fetched(self, cid: ChunkId) -> None:
+        self._fetched.drop(cid)
+
 
 class _Lru:
     def __init__(self, budget: int) -> None:
@@ -114,6 +119,11 @@ class _Lru:
         if data is not None:
             self._data.move_to_end(cid)
         return data
+
+    def drop(self, cid: ChunkId) -> None:
+        data = self._data.pop(cid, None)
+        if data is not None:
+            self.size -= len(data)
 
     def put(self, cid: ChunkId, data: Buffer) -> None:
         if cid in self._data or len(data) > self.budget:
@@ -397,6 +407,8 @@ class SnapshotView:
             resume = last <= ahead < len(ids) and ends[ahead - 1] - end <= REMOTE_WINDOW
             # before waiting for our own chunks, so their GETs and the next ones overlap
             self._read_ahead(node, ends, ids, ahead if resume else last, end)
+        if offset == node.next_read:
+            self._drop_behind(node, ends, ids, first, offset)
         for i in range(first, last):
             start = ends[i - 1] if i else 0
             cid = ids[i]
@@ -414,6 +426,18 @@ class SnapshotView:
             parent = self._nodes[node.parent]
             self._pusher.start(self._nursery, parent.ino, lambda: self._push_list(parent))
         return parts
+
+    def _drop_behind(
+        self, node: _Node, ends: list[int], ids: list[ChunkId], first: int, at: int
+    ) -> None:
+        """Let go of the fetched chunks well behind a sequential reader (the kernel's page
+        cache has their bytes): the read-ahead window then reuses their memory, where a
+        full LRU of them made every window fresh memory (a page fault per 4 KiB)."""
+        j = node.behind
+        while j < first and ends[j] <= at - DROP_BEHIND:
+            self._chunks.drop_fetched(ids[j])
+            j += 1
+        node.behind = max(node.behind, j)
 
     def _unread_small_files(self, parent: _Node) -> Iterator[tuple[InodeNo, ChunkId, int]]:
         """(inode, chunk, size) of the small single-chunk files of a directory that the

@@ -56,9 +56,7 @@ from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 log = logging.getLogger(__name__)
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
-READAHEAD_CHUNKS = int(
-    os.environ.get("EXPR", 8)
-)  # local chunks loaded ahead of a sequential reader
+READAHEAD_CHUNKS = 8  # local chunks loaded ahead of a sequential reader
 _R = TypeVar("_R")
 INLINE_CHUNK = 256 << 10
 LOCAL_LRU = 32 << 20
@@ -147,9 +145,7 @@ class ChunkLoader:
         self.limiter = trio.CapacityLimiter(8)  # loads that may wait for the network
         # Local loads are CPU work (pread from the page cache, BLAKE3, zstd): more threads
         # than cores only add GIL hand-offs and per-thread malloc arenas (fresh pages).
-        self.local_limiter = trio.CapacityLimiter(
-            int(os.environ.get("EXPL", (os.cpu_count() or 2) + 1))
-        )
+        self.local_limiter = trio.CapacityLimiter((os.cpu_count() or 2) + 1)
 
     async def load(
         self, cid: ChunkId, what: object, inline: bool = False, local: bool = False

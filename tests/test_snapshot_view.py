@@ -1,0 +1,52 @@
+"""The read-only view without a kernel: what a sequential reader of a local file makes it load."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from pathlib import Path
+
+import trio
+
+from mlgitfs import api
+from mlgitfs.model.ids import ChunkId, InodeNo
+from mlgitfs.repo.refs import resolve
+from mlgitfs.repo.trees import file_chunks
+from mlgitfs.vfs.snapshot import SnapshotView
+from mlgitfs.vfs.types import ROOT_INODE
+from tests.conftest import Cli, write_tree
+
+
+async def test_sequential_reader_loads_each_local_chunk_once(
+    cli: Cli, home: Path, tmp_path: Path
+) -> None:
+    data = random.Random(7).randbytes(48 << 20)  # more than the local LRU holds
+    write_tree(tmp_path / "src", {"big.bin": data})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "strict")
+    cli("import", "ds", str(tmp_path / "src"), "-m", "v1")
+    store = api.open_store(home)
+    commit = resolve(store, "ds@main").commit
+    loads: Counter[ChunkId] = Counter()
+    lock = threading.Lock()
+
+    def counting(cid: ChunkId) -> bytes:
+        with lock:
+            loads[cid] += 1
+        return store.read_chunk(cid)
+
+    view = SnapshotView(store, commit.tree, time_ns=commit.time_ns, chunk_reader=counting)
+    ino = InodeNo(view.lookup(ROOT_INODE, b"big.bin").ino)
+    async with trio.open_nursery() as nursery:
+        view.attach(nursery)  # read-ahead on
+        got = bytearray()
+        while len(got) < len(data):
+            got += await view.read(ino, len(got), 128 << 10)
+            await trio.sleep(0)  # let read-ahead tasks run between the reader's requests
+        nursery.cancel_scope.cancel()
+    assert got == data
+    refs = file_chunks(store, view._node(ino).entry)  # type: ignore[arg-type]
+    assert len(refs) > 20
+    # every chunk loaded, none twice: read-ahead runs ahead only as far as its cache holds
+    assert set(loads) == {r.id for r in refs}
+    assert max(loads.values()) == 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import mmap
 import os
 import struct
 import threading
@@ -268,6 +269,7 @@ class SegmentWriter:
         self._buffered = 0
         self._writer: ThreadPoolExecutor | None = None
         self._writes: deque[Future[None]] = deque()
+        self._stage: mmap.mmap | None = None  # a finished segment's staging buffer, reused
         self._unsynced = 0
         self.bytes_written = 0
 
@@ -276,7 +278,8 @@ class SegmentWriter:
         with self.cache.env.write() as txn:
             self._segment = db.next_counter(txn, "segment")
         path = self.cache.segment_path(self._segment)
-        self._file = SegmentFile(path, self.direct)
+        self._file = SegmentFile(path, self.direct, self._stage)
+        self._stage = None
         # held while we append: eviction in any process skips a segment being written
         fcntl.flock(self._file.fd, fcntl.LOCK_EX)
         self._created.append(path)
@@ -286,7 +289,7 @@ class SegmentWriter:
         if self._file is not None:
             self._write_buffer()
             self._wait_writes()
-            self._file.finish()
+            self._stage = self._file.finish()
             self._dirty.append(self._file)
             self._file = None
 
@@ -390,6 +393,7 @@ class SegmentWriter:
         self._dirty = []
         self._pending.clear()
         self._created = []
+        self._stage = None
 
     def discard(self) -> None:
         """The chunks will never be recorded (failed import or commit): delete our segments."""

@@ -41,7 +41,9 @@ IOV_MAX = 1024  # writev's limit on buffers per call (Linux)
 class SegmentFile:
     """One segment file being appended to; `write` runs on the segment writer's thread."""
 
-    def __init__(self, path: Path, direct: bool) -> None:
+    def __init__(self, path: Path, direct: bool, stage: mmap.mmap | None = None) -> None:
+        """`stage`: the staging buffer of a finished segment, reused (its pages are already
+        faulted in: a fresh 8 MiB stage per 64 MiB segment was 2,048 page faults)."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._stage: mmap.mmap | None = None
         try:
@@ -60,7 +62,9 @@ class SegmentFile:
                 direct_fd = False
         except OSError as exc:
             raise StoreError(f"cannot create chunk segment {path}: {exc.strerror}") from exc
-        if direct_fd:
+        if direct_fd and stage is not None and len(stage) == STAGE and not stage.closed:
+            self._stage = stage
+        elif direct_fd:
             try:
                 self._stage = mmap.mmap(-1, STAGE)  # page-aligned, as O_DIRECT wants
             except OSError as exc:
@@ -86,18 +90,19 @@ class SegmentFile:
         except OSError as exc:
             raise StoreError(f"cannot write the chunk cache: {exc.strerror}") from exc
 
-    def finish(self) -> None:
-        """Write what is still staged; the file then holds exactly what was appended."""
+    def finish(self) -> mmap.mmap | None:
+        """Write what is still staged; the file then holds exactly what was appended. Returns
+        the staging buffer, for the writer's next segment."""
         if self._stage is None:
-            return
+            return None
         try:
             self._write_blocks()
             self._write_tail()
             os.ftruncate(self.fd, self._base + self._fill)
         except OSError as exc:
             raise StoreError(f"cannot write the chunk cache: {exc.strerror}") from exc
-        self._stage.close()
-        self._stage = None
+        stage, self._stage = self._stage, None
+        return stage
 
     def close(self) -> None:
         if self._stage is not None:

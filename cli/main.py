@@ -262,6 +262,7 @@ _register_extensions()
 
 
 def main() -> None:
+    api.keep_freed_memory()  # a process-wide policy: this program's, not the library's
     cli(prog_name="mlgitfs")
 
 

@@ -1,8 +1,12 @@
-"""The read-only view without a kernel: what a sequential reader of a local file makes it load."""
+"""The read-only view without a kernel: what a sequential reader of a local file makes it
+load; and the allocator policy of mlgitfs processes (mlgitfs/memory.py)."""
 
 from __future__ import annotations
 
+import platform
 import random
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -50,3 +54,10 @@ async def test_sequential_reader_loads_each_local_chunk_once(
     # every chunk loaded, none twice: read-ahead runs ahead only as far as its cache holds
     assert set(loads) == {r.id for r in refs}
     assert max(loads.values()) == 1
+
+
+def test_processes_keep_freed_memory() -> None:
+    # in a child: the setting is process-wide, and the library never applies it by itself
+    code = "from mlgitfs import memory; print(memory.keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("True" if platform.libc_ver()[0] == "glibc" else "False")

@@ -77,6 +77,7 @@ from mlgitfs.api.verbs import (
     tag_create,
     tag_list,
 )
+from mlgitfs.memory import keep_freed_memory
 
 __all__ = [
     "CONFIG_KEYS",
@@ -115,6 +116,7 @@ __all__ = [
     "fsck",
     "import_dir",
     "init",
+    "keep_freed_memory",
     "lineage_of",
     "log",
     "ls",

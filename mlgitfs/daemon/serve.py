@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import importlib
 import json
 import logging
@@ -29,6 +28,7 @@ from typing import Any, cast
 import pyfuse3
 import trio
 
+from mlgitfs import memory
 from mlgitfs.daemon import registry
 from mlgitfs.daemon.control import serve_control
 from mlgitfs.daemon.fuse_ops import FuseOps
@@ -218,39 +218,10 @@ def _close_view(view: FsView) -> None:
             log.warning("closing the view failed", exc_info=True)
 
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-_ARENA_MAX = 2
-_MMAP_THRESHOLD = 32 << 20  # the largest glibc accepts; above the largest chunk (2 MiB)
-_TRIM_THRESHOLD = 512 << 20
-
-
-def _keep_freed_memory() -> None:
-    """Make glibc reuse freed chunk buffers instead of returning them to the kernel.
-
-    By default a chunk-sized buffer is mmap'ed and unmapped each time, so every chunk read
-    touches fresh pages: a page fault per 4 KiB, which in a VM cost the daemon more system
-    time than the reads themselves (1.7 s of sys time for one 1 GiB sequential read).
-    Two arenas, not one per thread: a thread's arena lives in 64 MiB heaps that glibc
-    unmaps as soon as they are free, so a fetch thread's 16 MiB GET bodies were fresh
-    memory every time (a cold 1 GiB read from a remote: 188k page faults, 92k with two
-    arenas, 5% faster; 4 interleaved rounds). Must run before any thread starts.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-        libc.mallopt(_M_ARENA_MAX, _ARENA_MAX)
-    except (OSError, AttributeError):  # not glibc: its allocator decides
-        log.debug("mallopt is not available; leaving the allocator as it is")
-
-
 def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
     """Build the view, mount it and serve until unmounted; the exit status (0 = clean)."""
     ready = _Ready(ready_fd)
-    _keep_freed_memory()
+    memory.keep_freed_memory()  # before any thread starts
     view: FsView | None = None
     try:
         view = load_factory(config.view_factory)(config.view_arg)

@@ -514,23 +514,25 @@ class SnapshotView:
         except MlgitError as exc:  # the readers of these chunks load them and report it
             log.debug("read-ahead of %d chunks of %r failed: %s", len(events), node.path, exc)
         finally:
-            self._arrived([], events)  # chunks that did not come: their readers load them
+            for cid in events:  # chunks that did not come: their readers load them
+                self._release(ChunkId(cid), events)
 
     def _arrived(
         self, batch: list[tuple[bytes, Buffer]], events: dict[ChunkId, trio.Event]
     ) -> None:
-        """Chunks of a group are in the LRU: wake their readers (all of the group's when
-        `batch` is empty, at its end). On the trio thread, so no reader sees a gap."""
-        cids = [ChunkId(cid) for cid, _ in batch] if batch else list(events)
+        """Chunks of a group are in the LRU: wake their readers. On the trio thread, so a
+        reader never finds a chunk neither loading nor cached."""
         for cid, data in batch:
             self._chunks.put(ChunkId(cid), data)
-        for cid in cids:
-            event = events.get(cid)
-            if event is None:
-                continue
-            if self._loading.get(cid) is event:
-                del self._loading[cid]
-            event.set()
+            self._release(ChunkId(cid), events)
+
+    def _release(self, cid: ChunkId, events: dict[ChunkId, trio.Event]) -> None:
+        event = events.get(cid)
+        if event is None:
+            return
+        if self._loading.get(cid) is event:
+            del self._loading[cid]
+        event.set()
 
     def _fetch_dir_ahead(self, node: _Node) -> None:
         """On the first remote miss in a directory, fetch its other small files ahead."""

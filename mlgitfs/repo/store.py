@@ -29,6 +29,7 @@ from mlgitfs.store.cache import ChunkCache
 from mlgitfs.store.chunker import DEFAULT_PARAMS, ChunkerParams
 from mlgitfs.store.fetcher import Deliver, RemoteFetcher, TransportFactory
 from mlgitfs.store.packs import CHUNKS
+from mlgitfs.store.segfile import Buffer
 
 STORE_FORMAT = 1
 CACHE_SIZE_ENV = "MLGITFS_CACHE_SIZE"
@@ -179,6 +180,13 @@ class Store:
                         short_hex(cid))  # fmt: skip
             self.chunks.forget(cid, loc)
             return self.remote.fetch_chunk(cid)
+
+    def read_local_chunks(self, cids: list[ChunkId]) -> list[tuple[ChunkId, Buffer]]:
+        """Those of `cids` that the local cache has and that pass their check, read together
+        (a mount's read-ahead of a local file); the others are left to their readers."""
+        with self.env.read() as txn:
+            found = [(cid, self.chunks.location(txn, cid)) for cid in cids]
+        return self.chunks.read_run([(cid, loc) for cid, loc in found if loc is not None])
 
     def fetch_chunks(self, cids: Iterable[ChunkId], deliver: Deliver | None = None) -> None:
         """Fetch chunks not in the local cache from the remotes (neighbours of one pack in one

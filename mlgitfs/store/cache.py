@@ -128,6 +128,35 @@ class ChunkCache:
             raise CorruptObject(short_hex(cid), "chunk does not hash to its id (bit rot?)")
         return raw
 
+    def read_run(self, items: list[tuple[ChunkId, Location]]) -> list[tuple[ChunkId, Buffer]]:
+        """Several chunks, verified, read with one pread per run of neighbouring records (a
+        file's chunks were appended one after the other); a raw chunk is a view of the read
+        buffer. A chunk that fails its check is left out: its reader loads it alone and
+        reports it."""
+        out: list[tuple[ChunkId, Buffer]] = []
+        i = 0
+        while i < len(items):
+            j = i + 1
+            while j < len(items) and _follows(items[j - 1][1], items[j][1]):
+                j += 1
+            run, i = items[i:j], j
+            first, last = run[0][1], run[-1][1]
+            size = last.offset + last.stored_len - first.offset
+            try:
+                data = memoryview(os.pread(self._fd(first.segment), size, first.offset))
+            except (OSError, MissingObject):
+                continue
+            for cid, loc in run:
+                at = loc.offset - first.offset
+                stored = data[at : at + loc.stored_len]
+                if len(stored) != loc.stored_len:
+                    continue  # truncated segment
+                with contextlib.suppress(CorruptObject):
+                    raw = compress.decompress(loc.codec, stored, loc.raw_len, "chunk")
+                    if len(raw) == loc.raw_len and hash_bytes(raw) == cid:
+                        out.append((cid, raw))
+        return out
+
     def writer(
         self, *, pin: bool = True, target: int = SEGMENT_TARGET, direct: bool = False
     ) -> SegmentWriter:
@@ -222,6 +251,11 @@ class ChunkCache:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def _follows(a: Location, b: Location) -> bool:
+    """Whether record `b` comes right after record `a` in the same segment."""
+    return b.segment == a.segment and b.offset == a.offset + a.stored_len + _HEADER.size
 
 
 def scan_segment(fd: int) -> Iterator[tuple[bytes, int]]:

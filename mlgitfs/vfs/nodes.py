@@ -24,7 +24,7 @@ from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store.segfile import Buffer
-from mlgitfs.vfs.snapshot import ChunkLoader
+from mlgitfs.vfs.snapshot import ChunkLoader, follows
 from mlgitfs.vfs.types import Kind
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ class BaseReader:
         if offset >= total or size <= 0:
             return b""
         end = min(offset + size, total)
+        sequential = follows(node.next_read, offset)
+        node.next_read = max(node.next_read, end) if sequential else end
         parts = []
         i = bisect.bisect_right(ends, offset)
         while i < len(ids):
@@ -124,11 +126,10 @@ class BaseReader:
             data = await self._chunk(ids[i], node.name)
             parts.append(memoryview(data)[max(0, offset - start) : end - start])
             i += 1
-        if offset == node.next_read and i < len(ids) and self._nursery is not None:
+        if sequential and i < len(ids) and self._nursery is not None:
             for cid in ids[i : i + self._readahead]:
                 if self._chunks.get(cid) is None and cid not in self._loading:
                     self._nursery.start_soon(self._prefetch, cid, node.name, name="read-ahead")
-        node.next_read = end
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _prefetch(self, cid: ChunkId, what: bytes) -> None:

@@ -31,7 +31,6 @@ one round trip per file.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import errno
 import logging
 import os
@@ -56,7 +55,11 @@ from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 log = logging.getLogger(__name__)
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
-READAHEAD_CHUNKS = 8  # local chunks loaded ahead of a sequential reader
+# Local chunks are loaded this far past a sequential read (the kernel's own read-ahead
+# already asks up to 4 MiB ahead of the reader).
+LOCAL_WINDOW = 8 << 20
+LOCAL_RUN = 2 << 20  # local read-ahead chunks loaded by one worker thread at a time
+SEQ_WINDOW = 8 << 20  # twice the kernel read-ahead the daemon sets (daemon/serve.py)
 _R = TypeVar("_R")
 INLINE_CHUNK = 256 << 10
 LOCAL_LRU = 32 << 20
@@ -70,6 +73,16 @@ DIR_SLOTS = 2
 DIR_GROUPS = 4  # groups of one directory in flight (clone + tree read: 1 -> 3, 1.35x; 6 ~ 3)
 
 
+def follows(next_read: int, offset: int) -> bool:
+    """Whether a read at `offset` continues a sequential run that has reached `next_read`.
+
+    The kernel's read-ahead sends a window of requests at once; they are served
+    concurrently and arrive in any order, so "sequential" means near the run's end, not at
+    it. (Counting only `offset == next_read`, 15 of the 285 requests of a 1 GiB sequential
+    read qualified: read-ahead hardly ran, and requests waited for their own chunks.)"""
+    return abs(offset - next_read) <= SEQ_WINDOW
+
+
 @dataclass(slots=True)
 class _Node:
     ino: InodeNo
@@ -79,7 +92,7 @@ class _Node:
     children: dict[bytes, InodeNo] = field(default_factory=dict)
     offsets: list[int] | None = None  # cumulative chunk ends, for files
     chunk_ids: list[ChunkId] | None = None
-    next_read: int = 0  # where a sequential reader would read next
+    next_read: int = 0  # the furthest end of a sequential run of reads (see `follows`)
     ahead: int = 0  # chunks below this index were already considered for read-ahead
     behind: int = 0  # chunks below this index were dropped behind a sequential reader
 
@@ -397,13 +410,15 @@ class SnapshotView:
                 break
             i += 1
         last = i  # the chunks this read needs are ids[first:last]
-        if offset == node.next_read and last < len(ids):
+        sequential = follows(node.next_read, offset)
+        node.next_read = max(node.next_read, end) if sequential else end
+        if sequential and last < len(ids):
             # continue where the last read-ahead stopped, unless the reader jumped back
             ahead = node.ahead
             resume = last <= ahead < len(ids) and ends[ahead - 1] - end <= REMOTE_WINDOW
             # before waiting for our own chunks, so their GETs and the next ones overlap
             self._read_ahead(node, ends, ids, ahead if resume else last, end)
-        if offset == node.next_read:
+        if sequential:
             self._drop_behind(node, ends, ids, first, offset)
         for i in range(first, last):
             start = ends[i - 1] if i else 0
@@ -417,7 +432,6 @@ class SnapshotView:
             # in a VM a page fault costs more than the copy (the reply is sent before the
             # next await; the view keeps the chunk alive).
             parts.append(memoryview(data)[max(0, offset - start) : end - start])
-        node.next_read = end
         if self._pusher is not None and self._nursery is not None and total <= PUSH_FILE_MAX:
             parent = self._nodes[node.parent]
             self._pusher.start(self._nursery, parent.ino, lambda: self._push_list(parent))
@@ -459,24 +473,30 @@ class SnapshotView:
     def _read_ahead(
         self, node: _Node, ends: list[int], ids: list[ChunkId], i: int, at: int
     ) -> None:
-        """Load the chunks after a sequential read: the next READAHEAD_CHUNKS local ones, or a
+        """Load the chunks after a sequential read: local ones up to LOCAL_WINDOW past it, or a
         window of REMOTE_WINDOW bytes of remote ones in groups (see the module note)."""
         if self._nursery is None:
             return
         group: list[ChunkId] = []
         group_bytes = 0
         group_start = i
-        local = 0
+        run: list[ChunkId] = []  # neighbouring local chunks, loaded by one thread
+        run_bytes = 0
         while i < len(ids) and (ends[i - 1] if i else 0) - at < REMOTE_WINDOW:
             cid = ids[i]
             size = ends[i] - (ends[i - 1] if i else 0)
             if self._chunks.get(cid) is not None or cid in self._loading:
                 pass
             elif self.store.chunk_is_local(cid):
-                if local >= READAHEAD_CHUNKS:
+                if (ends[i - 1] if i else 0) - at >= LOCAL_WINDOW:
                     break  # local chunks are cheap: no need to run far ahead
-                local += 1
-                self._nursery.start_soon(self._prefetch, cid, node, True, name="read-ahead")
+                run.append(cid)
+                run_bytes += size
+                if run_bytes >= LOCAL_RUN:
+                    self._start_local_run(run, node)
+                    run, run_bytes = [], 0
+                i += 1
+                continue
             else:
                 if group and group_bytes + size > REMOTE_GROUP:
                     self._start_group(group, node)
@@ -486,11 +506,36 @@ class SnapshotView:
                 group.append(cid)
                 group_bytes += size
             i += 1
+        if run:
+            self._start_local_run(run, node)
         if group and (i == len(ids) or group_bytes >= REMOTE_GROUP // 2):
             self._start_group(group, node)
         elif group:
             i = group_start  # a small group at the window's edge: wait until it fills up
         node.ahead = i
+
+    def _start_local_run(self, cids: list[ChunkId], node: _Node) -> None:
+        """Load local chunks in one worker thread, one pread for neighbouring records; single
+        flight as for a remote group. One thread hop per run, not per chunk: a 1 GiB read
+        from segments in the page cache went from 1,334 to 1,563 MB/s (median of 5), the
+        daemon's CPU from 0.92 to 0.85 s (with `follows` and LOCAL_WINDOW)."""
+        assert self._nursery is not None
+        events = {cid: trio.Event() for cid in dict.fromkeys(cids)}
+        self._loading.update(events)
+        self._nursery.start_soon(self._load_local_run, events, node, name="read-ahead")
+
+    async def _load_local_run(self, events: dict[ChunkId, trio.Event], node: _Node) -> None:
+        try:
+            loaded = await trio.to_thread.run_sync(
+                self.store.read_local_chunks, list(events), limiter=self._loader.local_limiter
+            )
+            for cid, data in loaded:
+                self._chunks.put(cid, data, local=True)
+        except MlgitError as exc:  # the readers of these chunks load them and report it
+            log.debug("read-ahead of %d chunks of %r failed: %s", len(events), node.path, exc)
+        finally:
+            for cid in events:  # the readers of chunks left out load them themselves
+                self._release(cid, events)
 
     def _start_group(self, cids: list[ChunkId], node: _Node) -> None:
         """Fetch remote chunks in one task; single flight: readers of them wait for it."""
@@ -610,7 +655,3 @@ class SnapshotView:
         self._loading.update(events)
         if events:
             await self._fetch_group(events, node)
-
-    async def _prefetch(self, cid: ChunkId, node: _Node, local: bool = False) -> None:
-        with contextlib.suppress(FsError):  # the reader's own read reports it
-            await self._chunk(cid, node, local=local)

@@ -124,8 +124,7 @@ class ChunkCache:
     def read_at(self, cid: ChunkId, loc: Location) -> bytes:
         what = f"chunk {short_hex(cid)}"
         raw = compress.decompress(loc.codec, self.read_stored(loc), loc.raw_len, what)
-        if len(raw) != loc.raw_len or hash_bytes(raw) != cid:
-            raise CorruptObject(short_hex(cid), "chunk does not hash to its id (bit rot?)")
+        _check(cid, loc, raw)
         return raw
 
     def read_run(self, items: list[tuple[ChunkId, Location]]) -> list[tuple[ChunkId, Buffer]]:
@@ -153,8 +152,8 @@ class ChunkCache:
                     continue  # truncated segment
                 with contextlib.suppress(CorruptObject):
                     raw = compress.decompress(loc.codec, stored, loc.raw_len, "chunk")
-                    if len(raw) == loc.raw_len and hash_bytes(raw) == cid:
-                        out.append((cid, raw))
+                    _check(cid, loc, raw)
+                    out.append((cid, raw))
         return out
 
     def writer(
@@ -251,6 +250,11 @@ class ChunkCache:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+
+
+def _check(cid: ChunkId, loc: Location, raw: Buffer) -> None:
+    if len(raw) != loc.raw_len or hash_bytes(raw) != cid:
+        raise CorruptObject(short_hex(cid), "chunk does not hash to its id (bit rot?)")
 
 
 def _follows(a: Location, b: Location) -> bool:

@@ -482,13 +482,16 @@ class SnapshotView:
         group_start = i
         run: list[ChunkId] = []  # neighbouring local chunks, loaded by one thread
         run_bytes = 0
-        while i < len(ids) and (ends[i - 1] if i else 0) - at < REMOTE_WINDOW:
+        while i < len(ids):
+            start = ends[i - 1] if i else 0
+            if start - at >= REMOTE_WINDOW:
+                break
             cid = ids[i]
-            size = ends[i] - (ends[i - 1] if i else 0)
+            size = ends[i] - start
             if self._chunks.get(cid) is not None or cid in self._loading:
                 pass
             elif self.store.chunk_is_local(cid):
-                if (ends[i - 1] if i else 0) - at >= LOCAL_WINDOW:
+                if start - at >= LOCAL_WINDOW:
                     break  # local chunks are cheap: no need to run far ahead
                 run.append(cid)
                 run_bytes += size

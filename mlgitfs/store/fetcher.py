@@ -348,7 +348,8 @@ class RemoteFetcher:
                 raw = open_entry(oid, loc, stored)
                 items.append((oid, loc.codec, stored, len(raw)))
                 stats.bytes += len(raw)
-                arrived.append((oid, raw))
+                if deliver is not None:
+                    arrived.append((oid, raw))
             if deliver is not None:
                 deliver(arrived)
             if background:

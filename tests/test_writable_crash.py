@@ -3,8 +3,10 @@
 The workload writes files and fsyncs them, overwrites parts, renames, unlinks and commits.
 After each kill the branch is mounted again and: every commit that returned success is in
 the branch's history, every fsynced byte is there (namespace operations are durable when
-they return), and fsck is clean (no half-made commit). 30 kills by default;
-MLGITFS_CRASH_ROUNDS=200 (or `-m slow`, which runs 200) for the full run.
+they return), and fsck is clean (no half-made commit). The suite kills 200 times, as the
+crash-test issue asks; MLGITFS_CRASH_ROUNDS sets another number. Unlinks take over from
+creates above LIVE_FILES, so that each round's check of everything promised so far costs
+the same in round 200 as in round 20.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from mlgitfs.errors import MlgitError
 from tests.conftest import write_tree
 from tests.fusehelpers import fuse_skip_reason
 from tests.wmount import OLD, daemon_pid, detach, kill
+
+LIVE_FILES = 150
 
 pytestmark = [
     pytest.mark.fuse,
@@ -63,6 +67,8 @@ def run_rounds(home: Path, tmp_path: Path, rounds: int, seed: int) -> None:
                     serial += 1
                     op = rnd.random()
                     names = sorted(journal)
+                    if len(names) > LIVE_FILES and op < 0.4:
+                        op = 0.8  # unlink instead of create
                     if op < 0.4 or not names:
                         path = f"r{round_no}-{serial}.bin"
                         data = rnd.randbytes(rnd.choice([0, 10, 5000, 200_000]))
@@ -114,11 +120,5 @@ def run_rounds(home: Path, tmp_path: Path, rounds: int, seed: int) -> None:
 
 @pytest.mark.timeout(1800)
 def test_kill_daemon_during_workload(home: Path, tmp_path: Path) -> None:
-    rounds = int(os.environ.get("MLGITFS_CRASH_ROUNDS", "30"))
+    rounds = int(os.environ.get("MLGITFS_CRASH_ROUNDS", "200"))
     run_rounds(home, tmp_path, rounds, seed=rounds)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_kill_daemon_200_times(home: Path, tmp_path: Path) -> None:
-    run_rounds(home, tmp_path, 200, seed=200)

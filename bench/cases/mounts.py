@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -33,7 +34,7 @@ from bench.mounting import (
     timed_command,
 )
 from bench.ours import Mlgitfs
-from bench.proc import CommandFailed
+from bench.proc import CommandFailed, children_cpu_seconds, cpu_seconds
 from bench.registry import Row, case
 
 MB = 1e6
@@ -247,6 +248,22 @@ def _seq(path: Path) -> float:
     return float(r["bytes"]) / float(r["seconds"])
 
 
+@dataclass
+class _Cpu:
+    """CPU seconds per GiB read of a cold read: the FUSE daemon's and the reader's."""
+
+    daemon: list[float]
+    reader: list[float]
+
+    def measure(self, pid: int | None, read: Callable[[], float], gib: float) -> float:
+        d0, r0 = (cpu_seconds(pid) if pid else 0.0), children_cpu_seconds()
+        result = read()
+        if pid:
+            self.daemon.append((cpu_seconds(pid) - d0) / gib)
+        self.reader.append((children_cpu_seconds() - r0) / gib)
+        return result
+
+
 @case("seq_read", "mount")
 def seq_read(ctx: Context) -> list[Row]:
     """Sequential read of a 1 GiB file through a tag mount vs pyfuse3 passthrough and ext4."""
@@ -265,6 +282,8 @@ def seq_read(ctx: Context) -> list[Row]:
     info: dict[str, Any] = {"bytes": data.bytes}
     warm_reads = 3
     runs = WarmRuns()
+    gib = data.bytes / 2**30
+    pt_cpu, ours_cpu = _Cpu([], []), _Cpu([], [])
     for r in range(rounds):
         # Both mounts fresh and up at once; each cold read after its own cache drop (the
         # passthrough reads the very ext4 file, so ext4 must be cold for it too); then the
@@ -278,9 +297,17 @@ def seq_read(ctx: Context) -> list[Row]:
             info["passthrough_read_ahead_kb"] = pt.read_ahead_kb
             info["mlgitfs_read_ahead_kb"] = m.read_ahead_kb
             _drop(ctx, st)
-            pt_cold.append(runs.cold("pt", lambda: _seq(pt.path / name)))
+            pt_cold.append(
+                runs.cold(
+                    "pt", lambda: pt_cpu.measure(pt.proc.pid, partial(_seq, pt.path / name), gib)
+                )
+            )
             _drop(ctx, st)
-            ours_first.append(runs.cold("ours", lambda: _seq(m.path / name)))
+            ours_first.append(
+                runs.cold(
+                    "ours", lambda: ours_cpu.measure(m.pid, partial(_seq, m.path / name), gib)
+                )
+            )
             _drop(ctx, st)
             ext_cold.append(runs.cold("ext4", lambda: _seq(plain)))
             warm = runs.warm(
@@ -309,7 +336,13 @@ def seq_read(ctx: Context) -> list[Row]:
         "ours_first": [x / MB for x in ours_first],
         "ours_second": [x / MB for x in ours_second],
     }
-    extra = st.extra(mb_per_s=mbps, rounds=rounds, **info, **runs.info())
+    cpu = {
+        "passthrough_daemon": pt_cpu.daemon,
+        "passthrough_reader": pt_cpu.reader,
+        "ours_daemon": ours_cpu.daemon,
+        "ours_reader": ours_cpu.reader,
+    }
+    extra = st.extra(mb_per_s=mbps, cpu_s_per_gib_cold=cpu, rounds=rounds, **info, **runs.info())
     of, os_, ec, ew, pc, pw = (
         max(ours_first),
         max(ours_second),
@@ -331,6 +364,19 @@ def seq_read(ctx: Context) -> list[Row]:
             baseline_name="passthrough cold",
             note=note + "; fresh mount, page cache dropped",
             extra=extra,
+        ),
+        Row(
+            "seq_read",
+            "daemon CPU seconds per GiB of a first read, ours vs passthrough",
+            min(ours_cpu.daemon, default=0.0),
+            min(pt_cpu.daemon, default=0.0),
+            min(ours_cpu.daemon, default=0.0) / max(min(pt_cpu.daemon, default=0.0), 1e-9),
+            None,
+            unit="CPU-s",
+            baseline_name="passthrough daemon",
+            note=f"least of {rounds}; the reader used "
+            f"{min(ours_cpu.reader, default=0.0):.2f} (ours) and "
+            f"{min(pt_cpu.reader, default=0.0):.2f} (passthrough) CPU-s per GiB",
         ),
         Row(
             "seq_read",

@@ -308,7 +308,7 @@ def push_clone_vs_dvc(ctx: Context) -> list[Row]:
     # clone + mount + read every file through the mount of the tag, the chunks streaming in
     # (the product's path); then the same with `mlgitfs prefetch` first, as an info row
     st.drop()
-    ours = _clone_and_read(ctx, srv, data, "clone-full", prefetch=False)
+    ours: dict[str, Any] = dict(_clone_and_read(ctx, srv, data, "clone-full", prefetch=False))
     st.drop()
     ours_pf = _clone_and_read(ctx, srv, data, "clone-prefetch", prefetch=True)
     ours["push_seconds"] = pushed.seconds

@@ -174,6 +174,9 @@ class MemView:
         data = await self.read(ino, offset, size)
         return [memoryview(data[i : i + PART]) for i in range(0, len(data), PART)]
 
+    def forget(self, items: Iterable[tuple[InodeNo, int]]) -> None:
+        """Nothing to let go: the whole tree is built up front and kept."""
+
     def statfs(self) -> StatFs:
         blocks = sum((n.attr.size + BLOCK - 1) // BLOCK for n in self.nodes.values())
         return StatFs(BLOCK, blocks, 0, len(self.nodes), 0)

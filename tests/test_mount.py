@@ -302,3 +302,34 @@ def test_reading_one_small_file_pushes_its_directory(
         evicted += resident_bytes(p) < p.stat().st_size  # ...unless reclaimed since
         assert p.read_bytes() == (dataset / p.relative_to(mp)).read_bytes()
     assert request_counts(home)["read"] - reads <= 2 * evicted
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping the kernel's inode cache needs root")
+def test_inodes_the_kernel_forgets_are_let_go(home: Path, tmp_path: Path, mounter: Mounter) -> None:
+    files = {f"d{d:02d}/f{i:03d}.txt": f"{d}/{i}\n" for d in range(20) for i in range(150)}
+    src = write_tree(tmp_path / "many", files)
+    api.init(home, "many", "dataset", "strict")
+    api.import_dir(home, "many", src, "v1")
+    api.tag_create(home, "many@v1")
+    mp = mounter("many@v1")
+    walked = subprocess.run(["find", str(mp), "-type", "f", "-printf", "%i %P\n"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    numbers = dict(reversed(line.split(" ", 1)) for line in walked.splitlines())
+    assert len(numbers) == len(files)
+    assert os.statvfs(mp).f_files >= len(files)  # the nodes the daemon holds
+    open(mp / "d03/f007.txt", "rb").close()
+    pinned = os.open(mp / "d04/f008.txt", os.O_RDONLY)  # an open file stays held
+    try:
+        deadline = time.monotonic() + 30
+        while os.statvfs(mp).f_files > 100:
+            assert time.monotonic() < deadline, os.statvfs(mp).f_files
+            Path("/proc/sys/vm/drop_caches").write_text("2\n")  # dentries and inodes
+            time.sleep(0.2)
+        assert os.read(pinned, 100) == b"4/8\n"
+        # Looked up again: the same inode numbers and bytes as before the kernel forgot.
+        again = subprocess.run(["find", str(mp), "-type", "f", "-printf", "%i %P\n"],
+                               capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert dict(reversed(line.split(" ", 1)) for line in again.splitlines()) == numbers
+        assert (mp / "d19/f149.txt").read_text() == "19/149\n"
+    finally:
+        os.close(pinned)

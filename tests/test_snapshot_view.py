@@ -77,3 +77,50 @@ def test_processes_keep_freed_memory() -> None:
     code = "from mlgitfs import memory; print(memory.keep_freed_memory())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ("True" if platform.libc_ver()[0] == "glibc" else "False")
+
+
+def test_forgotten_nodes_are_dropped_and_come_back_with_their_numbers(
+    cli: Cli, home: Path, tmp_path: Path
+) -> None:
+    tree = {f"d{d}/f{i}.bin": f"{d}-{i}".encode() for d in range(3) for i in range(50)}
+    write_tree(tmp_path / "src", tree)
+    cli("init", "ds", "--kind", "dataset", "--mutability", "strict")
+    cli("import", "ds", str(tmp_path / "src"), "-m", "v1")
+    store = api.open_store(home)
+    commit = resolve(store, "ds@main").commit
+    view = SnapshotView(store, commit.tree, time_ns=commit.time_ns)
+
+    def held() -> int:
+        return view.statfs().files
+
+    d0 = view.lookup(ROOT_INODE, b"d0").ino
+    listed = {name: attr.ino for name, attr, _ in view.readdir(InodeNo(d0), 0)}
+    assert len(listed) == 50 and held() == 1 + 1 + 50  # root, d0, its files
+    again = view.lookup(InodeNo(d0), b"f7.bin")  # a second lookup of a listed file
+    assert again.ino == listed[b"f7.bin"]
+
+    # Each file's lookups given back: all go but f7.bin, which was given out twice.
+    view.forget([(InodeNo(ino), 1) for ino in listed.values()])
+    assert held() == 1 + 1 + 1
+    assert view.getattr(InodeNo(listed[b"f7.bin"])).size == len(b"0-7")
+    # A parent forgotten before its last child stays until the child goes, then both go.
+    view.forget([(InodeNo(d0), 1)])
+    assert held() == 3
+    view.forget([(InodeNo(listed[b"f7.bin"]), 1)])
+    assert held() == 1
+    # Made again: the same numbers, the same bytes.
+    d0_again = view.lookup(ROOT_INODE, b"d0").ino
+    assert d0_again == d0
+    f3 = view.lookup(InodeNo(d0), b"f3.bin")
+    assert f3.ino == listed[b"f3.bin"]
+    assert trio.run(view.read, InodeNo(f3.ino), 0, 100) == b"0-3"
+    # Forgets of unknown inodes, of the root, or more than were given change nothing else.
+    view.forget([(InodeNo(123456789), 5), (ROOT_INODE, 1)])
+    assert held() == 3
+    # Every number is distinct across the whole tree.
+    numbers = {ROOT_INODE}
+    for d in range(3):
+        dino = view.lookup(ROOT_INODE, f"d{d}".encode()).ino
+        numbers.add(dino)
+        numbers.update(attr.ino for _, attr, _ in view.readdir(InodeNo(dino), 0))
+    assert len(numbers) == 1 + 3 + 150

@@ -199,10 +199,21 @@ class FuseOps(pyfuse3.Operations):
 
     @_guarded
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        # readdirplus: full attributes go with each name, so a walk sends no lookups.
+        # readdirplus: full attributes go with each name, so a walk sends no lookups; each
+        # entry the reply takes counts as a lookup, the one it has no room for is given back.
         for name, attr, next_id in self.view.readdir(InodeNo(fh), start_id):
             if not pyfuse3.readdir_reply(token, name, self.entry(attr), next_id):
+                self.view.forget([(InodeNo(attr.ino), 1)])
                 break
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        # No reply goes back for a FORGET, so nothing may escape: log and keep serving.
+        self.counts["forget"] += 1
+        try:
+            self.view.forget([(InodeNo(ino), n) for ino, n in inode_list])
+        except Exception:
+            log.error("forget of %d inodes failed; they stay held", len(inode_list),
+                      exc_info=True)  # fmt: skip
 
     @_guarded
     async def releasedir(self, fh: int) -> None:

@@ -12,7 +12,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -481,6 +481,11 @@ class OverlayBase:
             return node.target
         assert node.base is not None
         return node.base.ref
+
+    def forget(self, items: Iterable[tuple[InodeNo, int]]) -> None:
+        """Kept: a writable view's nodes carry the overlay's state and the inode numbers
+        recorded for the checkout; letting go of unchanged base nodes is not built yet, so a
+        branch mount holds every node it has shown (about 1 KiB each)."""
 
     def statfs(self) -> StatFs:
         st = os.statvfs(self.files)

@@ -1,8 +1,14 @@
 """A read-only view of one commit: inodes allocated lazily, file bytes served chunk by chunk.
 
 Nothing is decoded at mount time but the root tree; lookups and listings decode one tree
-page at a time (through the store's object cache). Inode numbers are handed out on first
-sight of a (parent, name) and never reused while the view lives.
+page at a time (through the store's object cache). The view holds a node only while the
+kernel does: each entry given to the kernel (a lookup reply or a readdirplus entry) counts
+one lookup, and the kernel's FORGETs take them back; a node at zero with no known children
+is dropped, so a walk over millions of files does not grow the daemon for good (1,000,000
+files listed held 665 MB before). Inode numbers are a hash of the path, so a node made
+again after a forget gets the number it had: they are stable for the life of the mount
+without a table of every path seen. (Two paths hashing alike, odds about n^2 / 2^63, get
+a spare number for the second, which may differ after a forget.)
 
 Reads map an offset range to the chunks that cover it (the manifest's cumulative offsets),
 load the missing ones in worker threads (decompression and hash checks release the GIL),
@@ -32,12 +38,14 @@ from __future__ import annotations
 
 import bisect
 import errno
+import hashlib
 import logging
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import trio
@@ -71,6 +79,7 @@ DIR_PREFETCH = 256 << 20
 DIR_GROUP = 16 << 20  # a shuffled reader waits for the group holding its file: keep it small
 DIR_SLOTS = 2
 DIR_GROUPS = 4  # groups of one directory in flight (clone + tree read: 1 -> 3, 1.35x; 6 ~ 3)
+_HASHED_INOS = 1 << 62  # path-hash inode numbers are below, spares (collisions) above
 
 
 def follows(next_read: int, offset: int) -> bool:
@@ -89,7 +98,8 @@ class _Node:
     parent: InodeNo
     entry: TreeEntry | None  # None for the root
     path: str
-    children: dict[bytes, InodeNo] = field(default_factory=dict)
+    children: dict[bytes, InodeNo] = field(default_factory=dict)  # the ones the view holds
+    lookups: int = 0  # entries the kernel was given and has not forgotten
     offsets: list[int] | None = None  # cumulative chunk ends, for files
     chunk_ids: list[ChunkId] | None = None
     next_read: int = 0  # the furthest end of a sequential run of reads (see `follows`)
@@ -219,7 +229,7 @@ class SnapshotView:
         self.gid = os.getgid() if gid is None else gid
         self._mode_mask = 0o777 if writable_bits else 0o555
         self._nodes: dict[int, _Node] = {ROOT_INODE: _Node(ROOT_INODE, ROOT_INODE, None, "")}
-        self._next_ino = ROOT_INODE + 1
+        self._spare_ino = _HASHED_INOS
         self._loader = ChunkLoader(self.read_chunk, cache_bytes)
         self._chunks = self._loader.lru
         self._loading = self._loader.loading
@@ -257,17 +267,44 @@ class SnapshotView:
             raise FsError(errno.ENOTDIR)
         return ObjectId(node.entry.ref)
 
-    def _child(self, parent: _Node, entry: TreeEntry) -> _Node:
+    def _enter(self, parent: _Node, entry: TreeEntry) -> _Node:
+        """The child's node, made if the view does not hold it, with one more lookup: call
+        only for an entry that goes to the kernel."""
         ino = parent.children.get(entry.name)
         if ino is not None:
-            return self._nodes[ino]
-        ino = InodeNo(self._next_ino)
-        self._next_ino += 1
-        sep = "/" if parent.path else ""
-        node = _Node(ino, parent.ino, entry, parent.path + sep + os.fsdecode(entry.name))
-        self._nodes[ino] = node
-        parent.children[entry.name] = ino
+            node = self._nodes[ino]
+        else:
+            sep = "/" if parent.path else ""
+            path = parent.path + sep + os.fsdecode(entry.name)
+            node = _Node(self._ino_for(path), parent.ino, entry, path)
+            self._nodes[node.ino] = node
+            parent.children[entry.name] = node.ino
+        node.lookups += 1
         return node
+
+    def _ino_for(self, path: str) -> InodeNo:
+        digest = hashlib.blake2b(os.fsencode(path), digest_size=8).digest()
+        ino = int.from_bytes(digest, "little") % _HASHED_INOS
+        if ino <= ROOT_INODE or ino in self._nodes:  # taken: by another path, as it was new
+            self._spare_ino += 1
+            ino = self._spare_ino
+        return InodeNo(ino)
+
+    def forget(self, items: Iterable[tuple[InodeNo, int]]) -> None:
+        """The kernel's FORGET: it dropped `n` lookups of each inode. A node left with none
+        and no held children goes, and so may its parent (the kernel forgets children
+        first, but one batch may list a parent before its child)."""
+        for ino, n in items:
+            node = self._nodes.get(ino)
+            if node is None or ino == ROOT_INODE:
+                continue
+            node.lookups -= n
+            while node.lookups <= 0 and not node.children and node.ino != ROOT_INODE:
+                del self._nodes[node.ino]
+                parent = self._nodes[node.parent]
+                assert node.entry is not None  # only the root has none
+                del parent.children[node.entry.name]
+                node = parent
 
     def _attr(self, node: _Node) -> Attr:
         e = node.entry
@@ -320,27 +357,31 @@ class SnapshotView:
 
     def lookup(self, parent: InodeNo, name: bytes) -> Attr:
         pnode = self._node(parent)
-        if name == b".":
-            return self._attr(pnode)
-        if name == b"..":
-            return self._attr(self._node(pnode.parent))
+        if name in (b".", b".."):  # counted like any other entry the kernel is given
+            node = pnode if name == b"." else self._node(pnode.parent)
+            node.lookups += 1
+            return self._attr(node)
         ino = pnode.children.get(name)
         if ino is not None:
-            return self._attr(self._nodes[ino])
+            node = self._nodes[ino]
+            node.lookups += 1
+            return self._attr(node)
         if len(name) > 255:
             raise FsError(errno.ENAMETOOLONG)
         entry = self._guard(lambda: DirView(self.store, self._dir_ref(pnode)).lookup(name), pnode)
         if entry is None:
             raise FsError(errno.ENOENT)
-        return self._attr(self._child(pnode, entry))
+        return self._attr(self._enter(pnode, entry))
 
     def readdir(self, ino: InodeNo, offset: int) -> Iterator[tuple[bytes, Attr, int]]:
         node = self._node(ino)
         entries = self._guard(
             lambda: list(DirView(self.store, self._dir_ref(node)).entries(offset)), node
         )
+        # Each entry counts as a lookup (readdirplus): a caller that does not pass one on to
+        # the kernel gives it back with forget.
         for i, entry in enumerate(entries, start=offset + 1):
-            yield entry.name, self._attr(self._child(node, entry)), i
+            yield entry.name, self._attr(self._enter(node, entry)), i
 
     def readlink(self, ino: InodeNo) -> bytes:
         e = self._node(ino).entry
@@ -433,8 +474,9 @@ class SnapshotView:
             # next await; the view keeps the chunk alive).
             parts.append(memoryview(data)[max(0, offset - start) : end - start])
         if self._pusher is not None and self._nursery is not None and total <= PUSH_FILE_MAX:
-            parent = self._nodes[node.parent]
-            self._pusher.start(self._nursery, parent.ino, lambda: self._push_list(parent))
+            parent = self._nodes.get(node.parent)  # None: forgotten while this read waited
+            if parent is not None:
+                self._pusher.start(self._nursery, parent.ino, partial(self._push_list, parent))
         return parts
 
     def _drop_behind(
@@ -586,8 +628,11 @@ class SnapshotView:
         """On the first remote miss in a directory, fetch its other small files ahead."""
         if self._nursery is None or node.parent in self._dirs_ahead:
             return
+        parent = self._nodes.get(node.parent)
+        if parent is None:  # forgotten while the read waited
+            return
         self._dirs_ahead.add(node.parent)
-        self._nursery.start_soon(self._dir_ahead, self._nodes[node.parent], name="dir-ahead")
+        self._nursery.start_soon(self._dir_ahead, parent, name="dir-ahead")
 
     async def _dir_ahead(self, parent: _Node) -> None:
         try:

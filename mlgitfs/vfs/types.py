@@ -8,7 +8,7 @@ without a kernel. Errors are `FsError(errno)`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +59,11 @@ class FsView(Protocol):
         ...
 
     def readlink(self, ino: InodeNo) -> bytes: ...
+
+    def forget(self, items: Iterable[tuple[InodeNo, int]]) -> None:
+        """The kernel dropped `n` lookups of each inode (every entry of a lookup reply or a
+        readdirplus listing counts one)."""
+        ...
 
     async def read(self, ino: InodeNo, offset: int, size: int) -> bytes | memoryview:
         """Up to `size` bytes at `offset`; a memoryview may share a cached chunk's memory

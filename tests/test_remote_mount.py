@@ -33,7 +33,7 @@ from mlgitfs.store import remotedb
 from mlgitfs.store.packs import CHUNKS
 from mlgitfs.store.remote import RemoteTransport, open_transport
 from mlgitfs.store.remotedb import RemoteRecord
-from mlgitfs.vfs import snapshot
+from mlgitfs.vfs import reader
 from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import ROOT_INODE
 from tests.conftest import Cli, write_tree
@@ -340,7 +340,7 @@ async def test_two_readers_of_one_missing_chunk_cause_one_get(cli: Cli, tmp_path
 async def test_sequential_reader_drops_fetched_chunks_behind_it(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "DROP_BEHIND", 1 << 20)
+    monkeypatch.setattr(reader, "DROP_BEHIND", 1 << 20)
     remote = Remote((tmp_path / "remote").as_uri(), None)
     src = dataset(tmp_path / "src")
     push_v1(cli, remote, src)

@@ -94,6 +94,16 @@ def _guarded(
     return wrapper
 
 
+def reply_of(parts: list[memoryview]) -> bytes | memoryview | list[memoryview]:
+    """What `read` answers for these parts of the bytes asked for."""
+    if len(parts) == 1:
+        return parts[0]
+    # A 1 MiB read spans two 512 KiB chunks on average: joining them cost a fresh 1 MiB
+    # (256 page faults in a VM) and a copy per read.
+    # (More parts than the patch sends by writev are joined there.)
+    return parts if REPLY_IOV and parts else b"".join(parts)
+
+
 class FuseOps(pyfuse3.Operations):
     """pyfuse3 `Operations` serving one read-only `FsView` (writable: fuse_write.py)."""
 
@@ -263,13 +273,7 @@ class FuseOps(pyfuse3.Operations):
     async def read(  # type: ignore[override]
         self, fh: int, off: int, size: int
     ) -> bytes | memoryview | list[memoryview]:
-        parts = await self.view.read_parts(InodeNo(fh), off, size)
-        if len(parts) == 1:
-            return parts[0]
-        # A 1 MiB read spans two 512 KiB chunks on average: joining them cost a fresh 1 MiB
-        # (256 page faults in a VM) and a copy per read.
-        # (More parts than the patch sends by writev are joined there.)
-        return parts if REPLY_IOV and parts else b"".join(parts)
+        return reply_of(await self.view.read_parts(InodeNo(fh), off, size))
 
     @_guarded
     async def flush(self, fh: int) -> None:

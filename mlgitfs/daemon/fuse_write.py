@@ -21,7 +21,7 @@ import stat
 import pyfuse3
 import trio
 
-from mlgitfs.daemon.fuse_ops import FuseOps, _guarded
+from mlgitfs.daemon.fuse_ops import FuseOps, _guarded, reply_of
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.vfs.overlay import WritableView
 
@@ -86,8 +86,8 @@ class WritableFuseOps(FuseOps):
     @_guarded
     async def read(  # type: ignore[override]
         self, fh: int, off: int, size: int
-    ) -> bytes | memoryview:  # a buffer, as FuseOps.read says
-        return await self.wview.read(fh, off, size)
+    ) -> bytes | memoryview | list[memoryview]:  # buffers, as FuseOps.read says
+        return reply_of(await self.wview.read_parts(fh, off, size))
 
     @_guarded
     async def write(self, fh: int, off: int, buf: bytes) -> int:

@@ -222,7 +222,7 @@ def dematerialize(view: WritableView, p: Plan, out: Outcome) -> list[str]:
         node.origin = None
         if it.overlay is not None:
             node.overlay = False
-            node.layout = None
+            node.read = None
             if node.fd >= 0:
                 os.close(node.fd)
                 node.fd = -1

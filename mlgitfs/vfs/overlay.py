@@ -104,7 +104,7 @@ class WritableView(OverlayBase):
             # No checkpoint from here to the end of apply(): memory and record change together.
             node.overlay = True
             node.size = keep if size is None else size
-            node.layout = None
+            node.read = None
             if node.unlinked:
                 return
             batch = Batch()

@@ -537,12 +537,17 @@ class OverlayBase:
             if size > 256 << 10:
                 return await trio.to_thread.run_sync(os.pread, fd, size, offset)
             return os.pread(fd, size, offset)
-        if node.base is None:
-            return b""
-        return await self.reader.read(node, offset, size)
+        parts = await self.read_parts(fh, offset, size)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def read_parts(self, fh: int, offset: int, size: int) -> list[memoryview]:
-        return [memoryview(await self.read(fh, offset, size))]
+        """The same bytes as `read`; base content as views of its chunks (no join)."""
+        _, node = self.handle(fh)
+        if node.overlay:
+            return [memoryview(await self.read(fh, offset, size))]
+        if node.base is None:
+            return []
+        return await self.reader.read_parts(node, offset, size)
 
     # --- the mutability policy ----------------------------------------------------------------
 

@@ -47,6 +47,8 @@ NO_OPEN = "+mlgitfs.noopen" in pyfuse3.__version__
 # Its read handler also takes a list of buffers (one writev, no join) and lets other threads
 # run while the kernel copies a reply.
 REPLY_IOV = ".iov" in pyfuse3.__version__
+# And its opendir takes a FileInfo whose keep_cache makes the kernel cache the listing.
+CACHE_DIR = ".cachedir" in pyfuse3.__version__
 
 DAY = 86400.0
 # What a read-only mount never shows: write bits, setuid and setgid.
@@ -203,8 +205,14 @@ class FuseOps(pyfuse3.Operations):
         return self.view.readlink(InodeNo(inode))
 
     @_guarded
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+    async def opendir(  # type: ignore[override]  # our pyfuse3 also takes a FileInfo
+        self, inode: int, ctx: pyfuse3.RequestContext
+    ) -> int | pyfuse3.FileInfo:
         # Not ENOSYS: readdir would then get fh 0 and could not tell which directory.
+        if self.read_only and CACHE_DIR:
+            # A version's directories never change: the kernel keeps each listing
+            # (FOPEN_CACHE_DIR), so a second walk sends no readdir at all.
+            return pyfuse3.FileInfo(fh=inode, keep_cache=True)
         return inode
 
     @_guarded

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from mlgitfs.errors import FsError, MlgitError
-from mlgitfs.model.ids import ObjectId
-from mlgitfs.model.objects import ChunkRef, EntryKind, TreeEntry
+from mlgitfs.errors import FsError
+from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import file_chunks
 from mlgitfs.vfs.reader import FileReader, ReadState
 from mlgitfs.vfs.types import Kind
 
@@ -74,7 +72,6 @@ class BaseReader:
     def __init__(self, store: Store, cache_bytes: int) -> None:
         self.store = store
         self.files = FileReader(store, store.read_chunk, cache_bytes)
-        self._limiter = self.files.loader.limiter
 
     def attach(self, nursery: trio.Nursery) -> None:
         self.files.attach(nursery)
@@ -82,32 +79,16 @@ class BaseReader:
             trio.to_thread.run_sync, self.store.remote.warm_up, name="remote-warm-up"
         )
 
-    def _chunks_of(self, node: Node) -> tuple[ChunkRef, ...]:
+    async def _layout(self, node: Node) -> ReadState:
+        if node.read is not None:
+            return node.read
         e = node.base
         if e is None or not e.is_file:
             raise FsError(errno.EISDIR if node.kind is Kind.DIR else errno.EINVAL)
-        try:
-            return file_chunks(self.store, e)
-        except MlgitError as exc:
-            log.error("cannot read the manifest of %r: %s", node.name, exc)
-            raise FsError(errno.EIO, str(exc)) from exc
-
-    async def _layout(self, node: Node) -> ReadState:
-        if node.read is None:
-            e = node.base
-            if (
-                e is not None
-                and e.kind is EntryKind.CHUNKED
-                and not self.store.has_object(ObjectId(e.ref))
-            ):  # the manifest is on a remote: fetch it off the trio thread
-                refs = await trio.to_thread.run_sync(self._chunks_of, node, limiter=self._limiter)
-            else:
-                refs = self._chunks_of(node)
-            if node.read is None and node.base is e:  # unchanged while this read waited
-                node.read = ReadState.of([r.length for r in refs], [r.id for r in refs])
-            else:
-                return ReadState.of([r.length for r in refs], [r.id for r in refs])
-        return node.read
+        state = await self.files.layout(e, node.name)
+        if node.read is None and node.base is e:  # unchanged while the manifest was fetched
+            node.read = state
+        return state
 
     async def read_parts(self, node: Node, offset: int, size: int) -> list[memoryview]:
         """The base content at `offset`, as views of the chunks it comes from."""

@@ -34,8 +34,10 @@ from dataclasses import dataclass
 import trio
 
 from mlgitfs.errors import CorruptObject, FsError, MlgitError
-from mlgitfs.model.ids import ChunkId, short_hex
+from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
+from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
+from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store.segfile import Buffer
 
 log = logging.getLogger(__name__)
@@ -196,6 +198,22 @@ class FileReader:
     def attach(self, nursery: trio.Nursery) -> None:
         """A nursery for background read-ahead (the daemon's); without one, none runs."""
         self._nursery = nursery
+
+    async def layout(self, entry: TreeEntry, what: object) -> ReadState:
+        """The chunks of a file's tree entry; a manifest only on a remote is fetched off the
+        trio thread. A manifest that cannot be read is EIO, logged with `what`."""
+
+        def chunks() -> ReadState:
+            try:
+                refs = file_chunks(self.store, entry)
+            except MlgitError as exc:
+                log.error("cannot read the manifest of %r: %s", what, exc)
+                raise FsError(errno.EIO, str(exc)) from exc
+            return ReadState.of([r.length for r in refs], [r.id for r in refs])
+
+        if entry.kind is EntryKind.CHUNKED and not self.store.has_object(ObjectId(entry.ref)):
+            return await trio.to_thread.run_sync(chunks, limiter=self.loader.limiter)
+        return chunks()
 
     def wanted(self, cid: ChunkId) -> bool:
         """Neither cached nor being loaded."""

@@ -40,7 +40,7 @@ from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import DirView, file_chunks
+from mlgitfs.repo.trees import DirView
 from mlgitfs.vfs.push import DIR_PUSH, PUSH_FILE_MAX, DirPusher, Push
 from mlgitfs.vfs.reader import ChunkReader, FileReader, ReadState
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
@@ -268,16 +268,9 @@ class SnapshotView:
             e = node.entry
             if e is None or not e.is_file:
                 raise FsError(errno.EISDIR if e is None or e.is_dir else errno.EINVAL)
-            if e.kind is EntryKind.CHUNKED and not self.store.has_object(ObjectId(e.ref)):
-                # the manifest is on a remote: fetch it off the trio thread
-                refs = await trio.to_thread.run_sync(
-                    self._guard, lambda: file_chunks(self.store, e), node, limiter=self._limiter
-                )
-            else:
-                refs = self._guard(lambda: file_chunks(self.store, e), node)
-            assert isinstance(refs, tuple)
+            state = await self._reader.layout(e, node.path)
             if node.read is None:  # not made by another reader while this one waited
-                node.read = ReadState.of([r.length for r in refs], [r.id for r in refs])
+                node.read = state
         return node.read
 
     async def read(self, ino: InodeNo, offset: int, size: int) -> bytes | memoryview:

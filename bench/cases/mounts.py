@@ -352,6 +352,7 @@ def seq_read(ctx: Context) -> list[Row]:
         max(pt_warm),
     )
     note = f"best of {rounds} first reads / {warm_reads * rounds} warm reads; 1 MiB reads"
+    ours_d, pt_d = min(ours_cpu.daemon, default=0.0), min(pt_cpu.daemon, default=0.0)
     return [
         Row(
             "seq_read",
@@ -368,9 +369,9 @@ def seq_read(ctx: Context) -> list[Row]:
         Row(
             "seq_read",
             "daemon CPU seconds per GiB of a first read, ours vs passthrough",
-            min(ours_cpu.daemon, default=0.0),
-            min(pt_cpu.daemon, default=0.0),
-            min(ours_cpu.daemon, default=0.0) / max(min(pt_cpu.daemon, default=0.0), 1e-9),
+            ours_d,
+            pt_d,
+            ours_d / max(pt_d, 1e-9),
             None,
             unit="CPU-s",
             baseline_name="passthrough daemon",

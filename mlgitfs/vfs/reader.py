@@ -295,7 +295,7 @@ class FileReader:
                 break
             cid = ids[i]
             size = ends[i] - start
-            if self.chunks.get(cid) is not None or cid in self._loading:
+            if not self.wanted(cid):
                 pass
             elif self.store.chunk_is_local(cid):
                 if start - at >= LOCAL_WINDOW:

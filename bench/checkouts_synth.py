@@ -69,7 +69,9 @@ def build(home: Path, repo: str, files: int) -> dict[str, object]:
         tid = build_dir(entries, objs)
         top.append(TreeEntry(dir_name(d).encode(), EntryKind.DIR, 0o755, per_dir, 0, bytes(tid)))
     root = build_dir(top, objs)
-    write_commit(store, CommitRequest(repo, "main", "synthetic", {}, []), root, None, writer, objs)
+    write_commit(
+        store, CommitRequest(repo, "main", "synthetic", {}, []), root, (), None, writer, objs
+    )
     writer.reset()
     return {
         "repo": repo,

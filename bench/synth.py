@@ -63,6 +63,7 @@ def build(home: Path, repo: str, files: int, flat: bool) -> dict[str, object]:
         store,
         CommitRequest(repo, "main", "synthetic", {}, []),
         root,
+        (),
         None,
         writer,
         objs,

@@ -12,16 +12,15 @@ from . import render
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
-_SIGN = {"added": "A", "modified": "M", "deleted": "D", "renamed": "R"}
 
 
 def _show_changes(items: tuple[api.StatusItem, ...]) -> None:
     for c in items:
         suffix = "/" if c.kind == "dir" else ""
         if c.change == "renamed":
-            click.echo(f"{_SIGN[c.change]}  {c.old_path}{suffix} -> {c.path}{suffix}")
+            click.echo(f"{render.CHANGE_SIGN[c.change]}  {c.old_path}{suffix} -> {c.path}{suffix}")
         else:
-            click.echo(f"{_SIGN[c.change]}  {c.path}{suffix}")
+            click.echo(f"{render.CHANGE_SIGN[c.change]}  {c.path}{suffix}")
 
 
 @click.command()

@@ -164,6 +164,9 @@ def ls(items: Iterable[api.LsEntry], as_json: bool) -> None:
         )
 
 
+CHANGE_SIGN = {"added": "A", "modified": "M", "renamed": "R", "deleted": "D"}
+
+
 def diff(d: api.DiffResult, stat: bool, as_json: bool) -> None:
     if as_json:
         emit_json(
@@ -172,23 +175,24 @@ def diff(d: api.DiffResult, stat: bool, as_json: bool) -> None:
                 "b": d.b,
                 "items": d.items,
                 "added": d.added,
-                "removed": d.removed,
                 "modified": d.modified,
+                "renamed": d.renamed,
+                "deleted": d.deleted,
             }
         )
         return
     if not stat:
-        sign = {"added": "A", "removed": "D", "modified": "M"}
         for i in d.items:
             sizes = {
                 "added": human(i.new_size),
-                "removed": human(i.old_size),
+                "deleted": human(i.old_size),
                 "modified": f"{human(i.old_size)} -> {human(i.new_size)}",
+                "renamed": f"from {i.old_path}",
             }[i.change]
-            click.echo(f"{sign[i.change]}  {i.path}  ({sizes})")
+            click.echo(f"{CHANGE_SIGN[i.change]}  {i.path}  ({sizes})")
     grow = sum(i.new_size - i.old_size for i in d.items)
     click.echo(
-        f"{d.added} added, {d.removed} removed, {d.modified} modified, "
+        f"{d.added} added, {d.modified} modified, {d.renamed} renamed, {d.deleted} deleted, "
         f"{'+' if grow >= 0 else '-'}{human(abs(grow))}"
     )
 

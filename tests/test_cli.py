@@ -74,16 +74,26 @@ def test_diff(cli: Cli, ds: Path) -> None:
     cli("import", "ds", str(ds), "-m", "v2")
     d = json.loads(cli("diff", "ds~1", "ds", "--json").stdout)
     changes = {i["path"]: i["change"] for i in d["items"]}
-    assert changes == {"README": "modified", "train/a.jpg": "removed", "train/c.jpg": "added"}
-    assert (d["added"], d["removed"], d["modified"]) == (1, 1, 1)
+    assert changes == {"README": "modified", "train/a.jpg": "deleted", "train/c.jpg": "added"}
+    assert (d["added"], d["deleted"], d["modified"]) == (1, 1, 1)
     text = cli("diff", "ds~1", "ds").stdout
     assert "A  train/c.jpg" in text and "D  train/a.jpg" in text and "M  README" in text
-    assert "1 added, 1 removed, 1 modified" in cli("diff", "ds~1", "ds", "--stat").stdout
+    assert "1 added, 1 modified, 0 renamed, 1 deleted" in cli("diff", "ds~1", "ds", "--stat").stdout
     only = json.loads(cli("diff", "ds~1", "ds", "train", "--json").stdout)
     assert {i["path"] for i in only["items"]} == {"train/a.jpg", "train/c.jpg"}
     sub = json.loads(cli("diff", "ds~1:train", "ds:train", "--json").stdout)
     assert {i["path"] for i in sub["items"]} == {"a.jpg", "c.jpg"}
     assert json.loads(cli("diff", "ds", "ds", "--json").stdout)["items"] == []
+    # an exact rename (same content id) is one "renamed" item, in diff as in status
+    (ds / "train/b.jpg").rename(ds / "moved.jpg")
+    cli("import", "ds", str(ds), "-m", "v3")
+    d = json.loads(cli("diff", "ds~1", "ds", "--json").stdout)
+    assert [(i["change"], i["path"], i["old_path"]) for i in d["items"]] == [
+        ("renamed", "moved.jpg", "train/b.jpg")
+    ]
+    assert "R  moved.jpg  (from train/b.jpg)" in cli("diff", "ds~1", "ds").stdout
+    only = json.loads(cli("diff", "ds~1", "ds", "train", "--json").stdout)
+    assert [i["path"] for i in only["items"]] == ["moved.jpg"]  # its old path is under train
 
 
 def test_branches_and_tags(cli: Cli, ds: Path) -> None:

@@ -69,10 +69,11 @@ class LsEntry:
 
 @dataclass(frozen=True, slots=True)
 class DiffItem:
-    change: str
+    change: str  # added, modified, renamed, deleted (model/changes.py)
     path: str
     old_size: int
     new_size: int
+    old_path: str = ""  # renamed: where it was
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,12 @@ class DiffResult:
         return sum(1 for i in self.items if i.change == "added")
 
     @property
-    def removed(self) -> int:
-        return sum(1 for i in self.items if i.change == "removed")
+    def deleted(self) -> int:
+        return sum(1 for i in self.items if i.change == "deleted")
+
+    @property
+    def renamed(self) -> int:
+        return sum(1 for i in self.items if i.change == "renamed")
 
     @property
     def modified(self) -> int:

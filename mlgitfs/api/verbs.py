@@ -204,13 +204,17 @@ def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> D
             "diff compares directories: name a commit or a directory path on both sides"
         )
     items = [
-        DiffItem(d.change.value, d.path, d.old_size, d.new_size)
-        for d in diff_mod.diff_trees(store, ta, tb)
+        DiffItem(d.change.value, d.path, d.old_size, d.new_size, d.old_path)
+        for d in diff_mod.with_renames(diff_mod.diff_trees(store, ta, tb))
     ]
     if paths:
         prefixes = [p.strip("/") for p in paths]
         items = [
-            i for i in items if any(i.path == p or i.path.startswith(p + "/") for p in prefixes)
+            i
+            for i in items
+            if any(
+                x == p or x.startswith(p + "/") for p in prefixes for x in (i.path, i.old_path) if x
+            )
         ]
     return DiffResult(to_hex(ra.commit_id), to_hex(rb.commit_id), tuple(items))
 

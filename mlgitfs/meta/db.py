@@ -137,6 +137,21 @@ def get_object_bytes(txn: ReadTxn, oid: ObjectId) -> bytes | None:
     return txn.get("objects", bytes(oid))
 
 
+# --- commit generations -----------------------------------------------------------------
+# A commit's generation is 1 + the largest generation of its parents (1 for a root). It is
+# derived data, kept beside the commit object (never inside it: the object format is
+# unchanged), written with the commit or computed on first need for fetched commits.
+
+
+def get_generation(txn: ReadTxn, oid: ObjectId) -> int | None:
+    value = txn.get("generations", bytes(oid))
+    return None if value is None else int.from_bytes(value, "big")
+
+
+def put_generation(txn: WriteTxn, oid: ObjectId, generation: int) -> None:
+    txn.put("generations", bytes(oid), generation.to_bytes(8, "big"))
+
+
 # --- config ---------------------------------------------------------------------------------
 
 

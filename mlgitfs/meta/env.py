@@ -32,6 +32,7 @@ DATABASES = (
     "pins",  # chunk id → pinned (not yet pushed)
     "remote_packs",  # remote NUL kind NUL pack id → entry count (indexes already read)
     "remote_locs",  # kind letter + id + remote name → pack location (store/remotedb.py)
+    "generations",  # commit id → generation number, 8 bytes big-endian (repo/graph.py)
 )
 
 # Address space only: the file grows as data is written. 64 GiB holds the metadata of

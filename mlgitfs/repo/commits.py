@@ -5,7 +5,9 @@ Order (design §4, conventions "children before parents"):
 2. one write transaction records the chunk locations, puts manifests, trees and the commit,
    and moves the branch with a compare-and-swap on the head the caller started from;
 3. anything the caller must change with it (stat cache, checkout base) goes in that same
-   transaction through `also`.
+   transaction through `also`; the commit's generation number (repo/graph.py) too;
+4. a `validate` callable, if given, reads the staged result (repo/staged.py) last, inside
+   the transaction: raising refuses the commit and aborts everything.
 A crash before 2 commits leaves only unreferenced segment bytes; a failed CAS aborts the
 whole transaction, so no object, location or ref changes.
 """
@@ -19,11 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlgitfs.errors import ConflictError, UnknownRef
+from mlgitfs.errors import ConflictError, UnknownRef, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit, make_commit, object_id
+from mlgitfs.repo.graph import ensure_generations
+from mlgitfs.repo.staged import StagedView, Validator
 from mlgitfs.repo.store import Store
 from mlgitfs.store.cache import SegmentWriter
 
@@ -57,12 +61,19 @@ def write_commit(
     store: Store,
     req: CommitRequest,
     tree: ObjectId,
+    parents: tuple[ObjectId, ...],
     expected_head: ObjectId | None,
     writer: SegmentWriter,
     new_objects: list[tuple[ObjectId, bytes]],
     also: Callable[[WriteTxn], None] | None = None,
+    validate: Validator | None = None,
 ) -> tuple[ObjectId, Commit]:
-    parents = (expected_head,) if expected_head is not None else ()
+    """Make a commit of `tree` with `parents` and move the branch from `expected_head` (None:
+    the branch must not exist yet) to it, in one transaction. A merge passes two parents;
+    an import or an overlay commit passes its head (or nothing for a first commit)."""
+    if len(set(parents)) != len(parents):
+        raise UsageError("a commit cannot name the same parent twice")
+    parent_gens = ensure_generations(store, parents)
     commit = make_commit(
         tree,
         parents,
@@ -81,6 +92,7 @@ def write_commit(
         writer.record(txn)
         store.put_objects(txn, new_objects)
         db.put_object(txn, cid, data)
+        db.put_generation(txn, cid, 1 + max(parent_gens.values(), default=0))
         try:
             db.set_ref(
                 txn,
@@ -97,4 +109,7 @@ def write_commit(
             ) from exc
         if also is not None:
             also(txn)
+        if validate is not None:
+            staged = {bytes(oid) for oid, _ in new_objects} | {bytes(cid)}
+            validate(StagedView(store, txn, req.repo, req.branch, cid, commit, frozenset(staged)))
     return cid, commit

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 
+from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import Tree, TreeEntry
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import DirView, walk
 
 
-class Change(enum.StrEnum):
-    ADDED = "added"
-    REMOVED = "removed"
-    MODIFIED = "modified"
-
-
 @dataclass(frozen=True, slots=True)
 class DiffEntry:
-    change: Change
+    change: ChangeKind
     path: str
     old: TreeEntry | None
     new: TreeEntry | None
+    old_path: str = ""  # where a renamed entry was
 
     @property
     def old_size(self) -> int:
@@ -45,9 +40,11 @@ def _differing_entries(
     return ea, eb
 
 
-def _all_below(store: Store, change: Change, entry: TreeEntry, path: str) -> Iterator[DiffEntry]:
+def _all_below(
+    store: Store, change: ChangeKind, entry: TreeEntry, path: str
+) -> Iterator[DiffEntry]:
     """Files and symlinks at or below `entry` (directories themselves are not listed)."""
-    removed = change is Change.REMOVED
+    removed = change is ChangeKind.DELETED
     if not entry.is_dir:
         yield DiffEntry(change, path, entry if removed else None, None if removed else entry)
         return
@@ -68,13 +65,13 @@ def diff_trees(store: Store, a: ObjectId, b: ObjectId, prefix: str = "") -> Iter
         if y is None or (x is not None and x.name < y.name):
             assert x is not None
             yield from _all_below(
-                store, Change.REMOVED, x, prefix + x.name.decode("utf-8", "surrogateescape")
+                store, ChangeKind.DELETED, x, prefix + x.name.decode("utf-8", "surrogateescape")
             )
             i += 1
             continue
         if x is None or y.name < x.name:
             yield from _all_below(
-                store, Change.ADDED, y, prefix + y.name.decode("utf-8", "surrogateescape")
+                store, ChangeKind.ADDED, y, prefix + y.name.decode("utf-8", "surrogateescape")
             )
             j += 1
             continue
@@ -86,7 +83,55 @@ def diff_trees(store: Store, a: ObjectId, b: ObjectId, prefix: str = "") -> Iter
         if x.is_dir and y.is_dir:
             yield from diff_trees(store, ObjectId(x.ref), ObjectId(y.ref), path + "/")
         elif x.is_dir or y.is_dir:
-            yield from _all_below(store, Change.REMOVED, x, path)
-            yield from _all_below(store, Change.ADDED, y, path)
+            yield from _all_below(store, ChangeKind.DELETED, x, path)
+            yield from _all_below(store, ChangeKind.ADDED, y, path)
         elif (x.kind, x.ref, x.mode) != (y.kind, y.ref, y.mode):
-            yield DiffEntry(Change.MODIFIED, path, x, y)
+            yield DiffEntry(ChangeKind.MODIFIED, path, x, y)
+
+
+def content_key(e: TreeEntry) -> tuple[int, bytes]:
+    """What an exact rename keeps: the kind of content and its id (or a symlink's target)."""
+    return (1 if e.is_file else int(e.kind), e.ref)
+
+
+def find_renames(
+    deleted: Iterable[tuple[str, TreeEntry]], added: Iterable[tuple[str, TreeEntry]]
+) -> dict[str, str]:
+    """Exact renames, old path → new path: a deleted and an added file or symlink with the
+    same content id, paired only when that id is deleted once and added once (so a rename is
+    never a guess among copies)."""
+    gone: dict[tuple[int, bytes], list[str]] = {}
+    new: dict[tuple[int, bytes], list[str]] = {}
+    for path, e in deleted:
+        gone.setdefault(content_key(e), []).append(path)
+    for path, e in added:
+        new.setdefault(content_key(e), []).append(path)
+    return {
+        olds[0]: new[k][0]
+        for k, olds in gone.items()
+        if len(olds) == 1 and len(new.get(k, ())) == 1
+    }
+
+
+def with_renames(entries: Iterable[DiffEntry]) -> list[DiffEntry]:
+    """A diff's entries with each exact rename as one RENAMED entry at its new path."""
+    items = list(entries)
+    moves = find_renames(
+        ((d.path, d.old) for d in items if d.change is ChangeKind.DELETED and d.old),
+        ((d.path, d.new) for d in items if d.change is ChangeKind.ADDED and d.new),
+    )
+    if not moves:
+        return items
+    targets = {new: old for old, new in moves.items()}
+    old_entries = {d.path: d.old for d in items if d.path in moves}
+    out = []
+    for d in items:
+        if d.change is ChangeKind.DELETED and d.path in moves:
+            continue
+        if d.change is ChangeKind.ADDED and d.path in targets:
+            d = replace(
+                d, change=ChangeKind.RENAMED, old=old_entries[targets[d.path]],
+                old_path=targets[d.path],
+            )  # fmt: skip
+        out.append(d)
+    return out

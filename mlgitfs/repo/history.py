@@ -1,4 +1,4 @@
-"""History walks: log (optionally limited to a path) and ancestry tests."""
+"""History walks: log, optionally limited to a path (ancestry and merge bases: graph.py)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,3 @@ def log(
         if limit is not None and len(out) >= limit:
             break
     return out
-
-
-def is_ancestor(store: Store, ancestor: ObjectId, descendant: ObjectId) -> bool:
-    return any(oid == ancestor for oid, _ in walk_commits(store, [descendant]))

@@ -131,7 +131,9 @@ def import_directory(
                 also(txn)
             writer.reset()
             return ImportOutcome(head, tree, head, w.stats, changed=False)
-        cid, _ = write_commit(store, req, tree, head, writer, w.new_objects, also)
+        cid, _ = write_commit(
+            store, req, tree, (head,) if head else (), head, writer, w.new_objects, also
+        )
     except BaseException:
         writer.discard()
         raise

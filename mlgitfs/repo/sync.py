@@ -50,7 +50,7 @@ from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo import remotes
-from mlgitfs.repo.history import is_ancestor
+from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.store import Store
 from mlgitfs.store import compress, packs, remotedb
 from mlgitfs.store.cache import Location, unpin
@@ -476,6 +476,7 @@ def _fetch_history(store: Store, heads: Iterable[bytes], stats: TransferStats) -
         frontier = missing_objects(store, nxt)
     roots = [bytes(store.commit(ObjectId(h)).tree) for h in heads]
     stats.objects += len(store.remote.fetch_objects(missing_objects(store, inputs + roots)))
+    ensure_generations(store, [ObjectId(h) for h in heads])  # while the history is at hand
 
 
 def fetch(

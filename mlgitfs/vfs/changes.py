@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlgitfs.errors import PathNotFound
+from mlgitfs.model.changes import ORDER, ChangeKind
 from mlgitfs.repo.trees import resolve_path
 from mlgitfs.vfs.nodes import Node
 from mlgitfs.vfs.overlay import WritableView
@@ -19,7 +20,7 @@ from mlgitfs.vfs.types import ROOT_INODE, Kind
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    change: str  # added, modified, deleted, renamed
+    change: ChangeKind
     path: str
     kind: str  # file, dir, symlink
     old_path: str = ""  # for renamed
@@ -50,24 +51,23 @@ def status(view: WritableView) -> list[Change]:
             cpath = join(path, name)
             kind = _kind(child)
             if under_new or child.origin is None:
-                out.append(Change("added", _s(cpath), kind))
+                out.append(Change(ChangeKind.ADDED, _s(cpath), kind))
                 if child.kind is Kind.DIR:
                     walk(child, cpath, True)
                 continue
             if child.origin != cpath:
                 moved_from.add(child.origin)
-                out.append(Change("renamed", _s(cpath), kind, _s(child.origin)))
+                out.append(Change(ChangeKind.RENAMED, _s(cpath), kind, _s(child.origin)))
             if child.kind is Kind.DIR:
                 walk(child, cpath, False)
             elif _modified(view, child, child.origin):
-                out.append(Change("modified", _s(cpath), kind))
+                out.append(Change(ChangeKind.MODIFIED, _s(cpath), kind))
 
     walk(view.nodes[ROOT_INODE], b"", False)
     for path in sorted(deleted):
         if path not in moved_from:
-            out.append(Change("deleted", _s(path), deleted[path]))
-    order = {"added": 0, "modified": 1, "renamed": 2, "deleted": 3}
-    out.sort(key=lambda c: (order[c.change], c.path))
+            out.append(Change(ChangeKind.DELETED, _s(path), deleted[path]))
+    out.sort(key=lambda c: (ORDER[c.change], c.path))
     return out
 
 

@@ -91,7 +91,7 @@ async def do_commit(view: WritableView, args: dict[str, Any]) -> Reply:
 
 
 def _change(c: changes.Change) -> list[str]:
-    return [c.change, c.path, c.kind, c.old_path]
+    return [c.change.value, c.path, c.kind, c.old_path]
 
 
 def do_status(view: WritableView) -> Reply:

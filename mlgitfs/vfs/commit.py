@@ -192,7 +192,9 @@ def build(
             rec.base = head
             put_checkout(txn, view.repo, view.branch, rec)
 
-        cid, _ = write_commit(store, req, out.tree, p.base_commit, writer, new_objects, also)
+        cid, _ = write_commit(
+            store, req, out.tree, (p.base_commit,), p.base_commit, writer, new_objects, also
+        )
         writer.reset()
         out.commit = cid
         return out

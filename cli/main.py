@@ -177,16 +177,27 @@ def diff(c: Ctx, a: str, b: str, paths: tuple[str, ...], stat: bool, as_json: bo
 @click.argument("target")
 @click.argument("start", required=False)
 @click.option("-d", "--delete", is_flag=True, help="Delete the branch REPO@BRANCH.")
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="With -d: delete even the default branch, a branch with uncommitted changes in its "
+    "checkout, or one holding commits no other ref or remote holds.",
+)
 @click.option("-l", "--list", "list_", is_flag=True, help="List the branches of REPO.")
 @json_opt
 @pass_ctx
 def branch(
-    c: Ctx, target: str, start: str | None, delete: bool, list_: bool, as_json: bool
+    c: Ctx, target: str, start: str | None, delete: bool, force: bool, list_: bool, as_json: bool
 ) -> None:
-    """Create REPO@BRANCH at START (default REPO@main), list (REPO or -l) or delete (-d)."""
+    """Create REPO@BRANCH at START (default REPO@main; @REF is a ref of REPO), list the
+    branches of REPO (REPO or -l), or delete one (-d)."""
     if delete:
-        r = api.branch_delete(c.home, target)
-        render.message(f"deleted branch {r.name} (was {r.commit[:12]})")
+        d = api.branch_delete(c.home, target, force)
+        dropped = ", its checkout with it" if d.checkout_dropped else ""
+        render.message(f"deleted branch {d.name} (was {d.commit[:12]}{dropped})")
+    elif force:
+        raise click.UsageError("--force goes with -d")
     elif list_ or "@" not in target:
         render.refs(api.branch_list(c.home, target.split("@")[0]), as_json)
     else:
@@ -197,11 +208,16 @@ def branch(
 @cli.command()
 @click.argument("target")
 @click.argument("revspec", required=False)
+@click.option("-d", "--delete", is_flag=True, help="Delete the tag REPO@TAG.")
 @json_opt
 @pass_ctx
-def tag(c: Ctx, target: str, revspec: str | None, as_json: bool) -> None:
-    """Create tag REPO@TAG at REVSPEC (default REPO@main), or list the tags of REPO."""
-    if "@" not in target:
+def tag(c: Ctx, target: str, revspec: str | None, delete: bool, as_json: bool) -> None:
+    """Create tag REPO@TAG at REVSPEC (default REPO@main; @REF is a ref of REPO), list the
+    tags of REPO, or delete one (-d). Tags never move."""
+    if delete:
+        r = api.tag_delete(c.home, target)
+        render.message(f"deleted tag {r.name} (was {r.commit[:12]})")
+    elif "@" not in target:
         render.refs(api.tag_list(c.home, target), as_json)
     else:
         r = api.tag_create(c.home, target, revspec)

@@ -31,7 +31,8 @@ table and tests/test_cli.py keeps the two together.
     │   └── RemoteKeyMissing        exit 21  no object at that key of an existing remote
     ├── ConflictError               exit 14  the branch moved since the checkout's base
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
-    └── DaemonError                 exit 16  the mount's daemon did not answer or refused
+    ├── DaemonError                 exit 16  the mount's daemon did not answer or refused
+    └── UnsafeOperation             exit 22  refused without --force: it would lose work or data
 """
 
 from __future__ import annotations
@@ -162,6 +163,10 @@ class PolicyError(MlgitError):
 
 class DaemonError(MlgitError):
     exit_code = 16
+
+
+class UnsafeOperation(MlgitError):
+    exit_code = 22
 
 
 def all_error_classes() -> list[type[MlgitError]]:

@@ -112,7 +112,8 @@ def test_branches_and_tags(cli: Cli, ds: Path) -> None:
     assert cli("cat", "ds@dev:README").stdout == "v2\n"
     assert cli("cat", "ds@v1:README").stdout == "hello\n"
     assert [t["name"] for t in json.loads(cli("tag", "ds", "--json").stdout)] == ["v1"]
-    cli("branch", "-d", "ds@dev")
+    cli("branch", "-d", "ds@dev", code=22)  # "on dev" is on no other ref
+    cli("branch", "-d", "ds@dev", "--force")
     cli("branch", "-d", "ds@dev", code=4)
     cli("log", "ds@dev", code=4)
     cli("branch", "ds@bad..name", code=17)

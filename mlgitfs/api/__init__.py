@@ -14,6 +14,15 @@ from mlgitfs.api._common import (
     close_store,
     open_store,
 )
+from mlgitfs.api.branches import (
+    DeleteResult,
+    branch_create,
+    branch_delete,
+    branch_list,
+    tag_create,
+    tag_delete,
+    tag_list,
+)
 from mlgitfs.api.checkouts import (
     CheckoutCommitResult,
     PathsResult,
@@ -59,9 +68,6 @@ from mlgitfs.api.results import (
 from mlgitfs.api.verbs import (
     CONFIG_KEYS,
     ConfigResult,
-    branch_create,
-    branch_delete,
-    branch_list,
     cat,
     config,
     diff,
@@ -74,8 +80,6 @@ from mlgitfs.api.verbs import (
     ls,
     repos,
     show,
-    tag_create,
-    tag_list,
 )
 from mlgitfs.memory import keep_freed_memory
 
@@ -85,6 +89,7 @@ __all__ = [
     "CloneResult",
     "CommitInfo",
     "ConfigResult",
+    "DeleteResult",
     "DiffItem",
     "DiffResult",
     "ExportResult",
@@ -134,6 +139,7 @@ __all__ = [
     "show",
     "status",
     "tag_create",
+    "tag_delete",
     "tag_list",
     "unlock",
     "unmount",

@@ -84,10 +84,13 @@ def parse_meta(items: list[str]) -> dict[str, str]:
     return out
 
 
-def parse_inputs(store: Store, items: list[str]) -> list[tuple[str, ObjectId]]:
+def parse_inputs(
+    store: Store, items: list[str], repo: str | None = None
+) -> list[tuple[str, ObjectId]]:
+    """`--input` revspecs as (repo, commit); `@REF` alone means a ref of `repo`."""
     out = []
     for item in items:
-        r = refs.resolve(store, parse_revspec(item))
+        r = refs.resolve(store, parse_revspec(item, default_repo=repo))
         if r.spec.path:
             raise UsageError(f"--input {item!r}: name a commit, not a path")
         out.append((r.repo, r.commit_id))

@@ -10,6 +10,7 @@ from mlgitfs.api.mounts import MountInfo
 from mlgitfs.api.results import CommitInfo
 from mlgitfs.errors import MountError, UsageError
 from mlgitfs.model.ids import ObjectId, to_hex
+from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo.commits import default_author
 from mlgitfs.repo.store import Store
 
@@ -119,10 +120,11 @@ def commit(
     from mlgitfs.vfs import control
 
     store, m, sock = _writable_mount(home, mountpoint)
+    repo, branch = _repo_branch(m.revspec)
     args = {
         "message": message,
         "meta": sorted(parse_meta(meta or []).items()),
-        "inputs": [[r, to_hex(c)] for r, c in parse_inputs(store, inputs or [])],
+        "inputs": [[r, to_hex(c)] for r, c in parse_inputs(store, inputs or [], repo)],
         "dry_run": dry_run,
         "author": default_author(),
     }
@@ -132,7 +134,6 @@ def commit(
     if cid:
         oid = ObjectId(bytes.fromhex(cid))
         info = commit_info(oid, store.commit(oid))
-    repo, branch = _repo_branch(m.revspec)
     return CheckoutCommitResult(
         m.mountpoint, repo, branch, info, dry_run, int(v.get("files_hashed", 0)),
         int(v.get("bytes_hashed", 0)), int(v.get("bytes_stored", 0)),
@@ -157,8 +158,23 @@ def restore(home: Path | None, paths: list[Path], source: str | None = None) -> 
 
     _, m, sock = _writable_mount(home, paths[0] if paths else None)
     rel = _mount_paths(paths, m.mountpoint) if paths else []
-    v = control.call(sock, "restore", {"paths": rel, "source": source or ""})
+    v = control.call(sock, "restore", {"paths": rel, "source": _source(source, m)})
     return PathsResult(m.mountpoint, tuple(v.get("paths", [])))
+
+
+def _source(source: str | None, m: MountInfo) -> str:
+    """restore's --source as a full revspec: the mount's repo is implied, so `@v1` is its
+    ref v1; a bare word is a repo, as everywhere, and one not the mount's is refused here."""
+    if source is None:
+        return ""
+    repo = _repo_branch(m.revspec)[0]
+    spec = parse_revspec(source, default_repo=repo)
+    if spec.repo != repo and not spec.explicit_ref:
+        raise UsageError(
+            f"--source {source!r} names the repo {spec.repo}, but the mount is of {repo}: "
+            f"for a ref of {repo} write @{source} or {repo}@{source}"
+        )
+    return str(spec)
 
 
 def unlock(home: Path | None, paths: list[Path]) -> PathsResult:

@@ -45,7 +45,9 @@ def mount(
     # A branch mounts writable (a checkout with its overlay) unless --read-only.
     writable = r.branch is not None and not read_only
     cache_bytes = parse_size(cache_size) if cache_size else 256 << 20
-    fsname = f"mlgitfs:{r.repo}@{r.spec.ref}" + (f"~{r.spec.back}" if r.spec.back else "")
+    # A writable mount is recorded under its branch's plain name (not `heads/NAME`).
+    shown = f"{r.repo}@{r.branch}" if writable else str(r.spec)
+    fsname = f"mlgitfs:{shown}"
     home_str = str(store.home.resolve())
     factory, view_arg = (
         "mlgitfs.vfs.factory:snapshot_view",
@@ -68,13 +70,13 @@ def mount(
         foreground=foreground,
         allow_other=allow_other,
         run_dir=store.run_dir,
-        revspec=str(r.spec),
+        revspec=shown,
         commit=to_hex(r.commit_id),
     )
     if result is None:
         return None
     return MountInfo(
-        str(r.spec), to_hex(r.commit_id), result.mountpoint, result.pid, not writable, result.fsname
+        shown, to_hex(r.commit_id), result.mountpoint, result.pid, not writable, result.fsname
     )
 
 

@@ -10,8 +10,8 @@ from mlgitfs.api._common import Progress, open_store, repo_result
 from mlgitfs.api.results import RepoResult
 from mlgitfs.errors import UsageError
 from mlgitfs.model.ids import to_hex
-from mlgitfs.model.names import check_ref_name, check_repo_name
-from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
+from mlgitfs.model.names import check_repo_name
+from mlgitfs.model.revspec import branch_name, parse_repo_branch, parse_revspec
 from mlgitfs.repo import prefetch as prefetch_mod
 from mlgitfs.repo import remotes as remotes_mod
 from mlgitfs.repo import sync as sync_mod
@@ -126,14 +126,14 @@ def push(
 
     MLGITFS_PACK_TARGET (bytes) overrides the pack size, for tests and tuning."""
     spec = parse_revspec(target)
-    if spec.back or spec.path:
+    if spec.back is not None or spec.path:
         raise UsageError(f"{target!r}: expected REPO[@BRANCH]")
     if all_refs and spec.explicit_ref:
         raise UsageError("--all pushes every branch and tag: name just the repo")
-    check_ref_name(spec.ref)
+    branch = branch_name(spec.ref)
     pack_target = int(os.environ.get("MLGITFS_PACK_TARGET", packs_mod.PACK_TARGET))
     out = sync_mod.push(
-        open_store(home), spec.repo, spec.ref, remote, all_refs, progress, pack_target
+        open_store(home), spec.repo, branch, remote, all_refs, progress, pack_target
     )
     return _sync_result("push", out)
 

@@ -23,14 +23,13 @@ from mlgitfs.api.results import (
     ImportResult,
     LineageResult,
     LsEntry,
-    RefResult,
     RepoResult,
 )
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ObjectId, to_hex
-from mlgitfs.model.names import check_ref_name, check_repo_name
+from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
 from mlgitfs.repo import diff as diff_mod
@@ -81,7 +80,7 @@ def import_dir(
     repo, branch = parse_repo_branch(target)
     store = open_store(home)
     req = CommitRequest(
-        repo, branch, message, parse_meta(meta or []), parse_inputs(store, inputs or [])
+        repo, branch, message, parse_meta(meta or []), parse_inputs(store, inputs or [], repo)
     )
     t0 = time.perf_counter()
     out = ingest.import_directory(store, req, source, progress, allow_empty=allow_empty)
@@ -115,16 +114,8 @@ def _ref_index(store: Store, repo: str) -> dict[bytes, list[str]]:
     out: dict[bytes, list[str]] = {}
     with store.env.read() as txn:
         for ref, oid in db.list_refs(txn, repo):
-            out.setdefault(bytes(oid), []).append(_ref_label(ref))
+            out.setdefault(bytes(oid), []).append(refs.ref_label(ref))
     return out
-
-
-def _ref_label(ref: str) -> str:
-    """heads/main → main, tags/v1 → v1, remotes/origin/heads/main → origin/main."""
-    parts = ref.split("/")
-    if parts[0] == "remotes" and len(parts) >= 4:
-        return f"{parts[1]}/{'/'.join(parts[3:])}"
-    return "/".join(parts[1:])
 
 
 def log(
@@ -217,53 +208,6 @@ def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> D
             )
         ]
     return DiffResult(to_hex(ra.commit_id), to_hex(rb.commit_id), tuple(items))
-
-
-def branch_create(home: Path | None, repo_branch: str, start: str | None = None) -> RefResult:
-    store = open_store(home)
-    spec = parse_revspec(repo_branch)
-    check_ref_name(spec.ref)
-    r = refs.resolve(store, start or f"{spec.repo}@main")
-    if r.repo != spec.repo:
-        raise UsageError(
-            f"a branch of {spec.repo} must start at a commit of {spec.repo}, not of {r.repo}"
-        )
-    refs.create_ref(store, spec.repo, "heads", spec.ref, r.commit_id)
-    return RefResult(spec.ref, to_hex(r.commit_id))
-
-
-def branch_list(home: Path | None, repo: str) -> list[RefResult]:
-    store = open_store(home)
-    return [
-        RefResult(n, to_hex(o)) for n, o in refs.list_refs(store, check_repo_name(repo), "heads")
-    ]
-
-
-def branch_delete(home: Path | None, repo_branch: str) -> RefResult:
-    store = open_store(home)
-    spec = parse_revspec(repo_branch)
-    if not spec.explicit_ref:
-        raise UsageError("name the branch to delete as REPO@BRANCH")
-    return RefResult(spec.ref, to_hex(refs.delete_branch(store, spec.repo, spec.ref)))
-
-
-def tag_create(home: Path | None, repo_tag: str, target: str | None = None) -> RefResult:
-    store = open_store(home)
-    spec = parse_revspec(repo_tag)
-    if not spec.explicit_ref:
-        raise UsageError("name the tag as REPO@TAG")
-    r = refs.resolve(store, target or f"{spec.repo}@main")
-    if r.repo != spec.repo:
-        raise UsageError(f"a tag of {spec.repo} must name a commit of {spec.repo}")
-    refs.create_ref(store, spec.repo, "tags", spec.ref, r.commit_id)
-    return RefResult(spec.ref, to_hex(r.commit_id))
-
-
-def tag_list(home: Path | None, repo: str) -> list[RefResult]:
-    store = open_store(home)
-    return [
-        RefResult(n, to_hex(o)) for n, o in refs.list_refs(store, check_repo_name(repo), "tags")
-    ]
 
 
 def lineage_of(home: Path | None, revspec: str, direction: str = "both") -> list[LineageResult]:

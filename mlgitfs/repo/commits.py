@@ -26,6 +26,7 @@ from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit, make_commit, object_id
+from mlgitfs.repo import refs
 from mlgitfs.repo.graph import ensure_generations
 from mlgitfs.repo.staged import StagedView, Validator
 from mlgitfs.repo.store import Store
@@ -89,6 +90,8 @@ def write_commit(
         for repo, input_id in req.inputs:
             if not txn.has("objects", bytes(input_id)):
                 raise UnknownRef(f"input {repo}@{short_hex(input_id)} is not in this store")
+        if expected_head is None:  # a new branch: never beside a tag of the same name
+            refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
         writer.record(txn)
         store.put_objects(txn, new_objects)
         db.put_object(txn, cid, data)

@@ -25,7 +25,7 @@ from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import MAX_SYMLINK, PERM_MASK, EntryKind, TreeEntry
-from mlgitfs.repo import filedata, listing, statcache
+from mlgitfs.repo import filedata, listing, refs, statcache
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.store import Store
@@ -109,6 +109,8 @@ def import_directory(
     with store.env.read() as txn:
         db.get_repo(txn, req.repo)
         head = db.get_ref(txn, req.repo, branch_ref(req.branch))
+        if head is None:  # refused before reading the source, and again at the commit
+            refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
     writer = store.chunks.writer(direct=True)  # write-once bulk: bypass the page cache
     chunker = Chunker(store.params)
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.history import walk_commits
+from mlgitfs.repo.refs import ref_label
 from mlgitfs.repo.store import Store
 
 
@@ -24,7 +25,7 @@ def _ref_names(store: Store) -> dict[tuple[str, bytes], list[str]]:
     with store.env.read() as txn:
         for rec in db.list_repos(txn):
             for ref, oid in db.list_refs(txn, rec.name):
-                out.setdefault((rec.name, bytes(oid)), []).append(ref.split("/", 1)[1])
+                out.setdefault((rec.name, bytes(oid)), []).append(ref_label(ref))
     return out
 
 

@@ -8,11 +8,18 @@ from mlgitfs.errors import AlreadyExists, AmbiguousRef, UnknownRef
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model.ids import HEX_LEN, ObjectId, is_hex_prefix, short_hex
-from mlgitfs.model.names import check_ref_name
 from mlgitfs.model.objects import Commit, TreeEntry
-from mlgitfs.model.revspec import Revspec, parse_revspec
+from mlgitfs.model.revspec import (
+    BRANCH_QUALIFIER,
+    TAG_QUALIFIER,
+    Revspec,
+    check_new_ref_name,
+    parse_revspec,
+)
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import resolve_path
+
+TRACKING_PREFIX = "remotes/"  # remote-tracking refs: remotes/REMOTE/heads/B, remotes/REMOTE/tags/T
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +54,37 @@ def _commit_in_repo(store: Store, txn: ReadTxn, repo: str, prefix: str) -> Objec
     return ObjectId(matches.pop()) if matches else None
 
 
+def _candidates(ref: str) -> list[tuple[str, bool]]:
+    """The stored refs `ref` may name, in order, each with whether it is a local branch."""
+    if ref.startswith(BRANCH_QUALIFIER):
+        return [(ref, True)]
+    if ref.startswith(TAG_QUALIFIER) or ref.startswith(TRACKING_PREFIX):
+        return [(ref, False)]
+    out = [("heads/" + ref, True), ("tags/" + ref, False)]
+    remote, sep, rest = ref.partition("/")
+    if sep:  # REMOTE/BRANCH or REMOTE/tags/TAG: a remote-tracking ref
+        kind_ref = rest if rest.startswith(TAG_QUALIFIER) else "heads/" + rest
+        out.append((f"{TRACKING_PREFIX}{remote}/{kind_ref}", False))
+    return out
+
+
 def resolve_ref(store: Store, repo: str, ref: str) -> tuple[ObjectId, str | None]:
-    """(commit id, branch name or None) for a branch, tag, or commit id (prefix)."""
+    """(commit id, branch name or None) for a branch, tag, remote-tracking ref or commit id
+    (prefix). `heads/NAME` and `tags/NAME` name a branch or a tag alone."""
     with store.env.read() as txn:
         db.get_repo(txn, repo)
-        branch = db.get_ref(txn, repo, "heads/" + ref)
-        tag = db.get_ref(txn, repo, "tags/" + ref)
-        if branch is not None and tag is not None:
-            raise AmbiguousRef(f"{repo}@{ref} is both a branch and a tag")
-        if branch is not None:
-            return branch, ref
-        if tag is not None:
-            return tag, None
+        found = [(name, is_branch, db.get_ref(txn, repo, name)) for name, is_branch in
+                 _candidates(ref)]  # fmt: skip
+        found = [(n, b, o) for n, b, o in found if o is not None]
+        if len(found) > 1 and found[0][1] and found[1][0].startswith(TAG_QUALIFIER):
+            raise AmbiguousRef(
+                f"{repo}@{ref} is both a branch and a tag: write {repo}@heads/{ref} or "
+                f"{repo}@tags/{ref}"
+            )
+        if found:
+            name, is_branch, oid = found[0]
+            assert oid is not None
+            return oid, (name[len(BRANCH_QUALIFIER) :] if is_branch else None)
         if is_hex_prefix(ref) and len(ref) >= 4:
             oid = _commit_in_repo(store, txn, repo, ref)
             if oid is not None:
@@ -72,15 +98,30 @@ def resolve(store: Store, spec: Revspec | str) -> Resolved:
         spec = parse_revspec(spec)
     oid, branch = resolve_ref(store, spec.repo, spec.ref)
     commit = store.commit(oid)
-    for i in range(spec.back):
+    for i in range(spec.back or 0):
         if not commit.parents:
-            raise UnknownRef(f"{spec.repo}@{spec.ref}~{i + 1}: history has only {i + 1} commits")
+            raise UnknownRef(
+                f"{spec.repo}@{spec.ref}~{spec.back}: the first-parent history of "
+                f"{spec.repo}@{spec.ref} has {i + 1} commits, so ~{i} is the oldest"
+            )
         oid = commit.parents[0]
         commit = store.commit(oid)
-    if spec.back:
+    if spec.names_commit:  # ~N, ~0 included, names a commit: never a (writable) branch
         branch = None
     entry = resolve_path(store, commit.tree, spec.path)
     return Resolved(spec, oid, commit, branch, entry)
+
+
+def ref_label(ref: str) -> str:
+    """How output names a stored ref, spelled as a revspec's REF resolves it:
+    heads/main → main, tags/v1 → v1, remotes/origin/heads/main → origin/main,
+    remotes/origin/tags/v1 → origin/tags/v1."""
+    if ref.startswith(TRACKING_PREFIX):
+        remote, _, rest = ref[len(TRACKING_PREFIX) :].partition("/")
+        if rest.startswith(BRANCH_QUALIFIER):
+            rest = rest[len(BRANCH_QUALIFIER) :]
+        return f"{remote}/{rest}"
+    return ref.split("/", 1)[1]
 
 
 def list_refs(store: Store, repo: str, kind: str) -> list[tuple[str, ObjectId]]:
@@ -91,22 +132,37 @@ def list_refs(store: Store, repo: str, kind: str) -> list[tuple[str, ObjectId]]:
 
 
 def create_ref(store: Store, repo: str, kind: str, name: str, target: ObjectId) -> None:
-    check_ref_name(name, "branch" if kind == "heads" else "tag")
+    what = "branch" if kind == "heads" else "tag"
+    check_new_ref_name(name, what)
     with store.env.write() as txn:
         db.get_repo(txn, repo)
         if db.get_ref(txn, repo, f"{kind}/{name}") is not None:
-            what = "branch" if kind == "heads" else "tag"
             raise AlreadyExists(f"{what} {repo}@{name} already exists")
+        check_no_other_kind(txn, repo, kind, name)
         db.set_ref(txn, repo, f"{kind}/{name}", target, None, f"create {kind}/{name}")
 
 
-def delete_branch(store: Store, repo: str, name: str) -> ObjectId:
+def check_no_other_kind(txn: ReadTxn, repo: str, kind: str, name: str) -> None:
+    """Refuse a branch beside a tag of the same name (or a tag beside a branch): `REPO@NAME`
+    would name both."""
+    other = "tags" if kind == "heads" else "heads"
+    if db.get_ref(txn, repo, f"{other}/{name}") is not None:
+        what, there = ("branch", "tag") if kind == "heads" else ("tag", "branch")
+        raise AlreadyExists(
+            f"{repo} has a {there} named {name!r}: a {what} of the same name would make "
+            f"{repo}@{name} ambiguous; choose another name"
+        )
+
+
+def delete_ref(store: Store, repo: str, kind: str, name: str) -> ObjectId:
+    """Delete branch (kind "heads") or tag ("tags") `name`; returns the commit it named."""
+    what = "branch" if kind == "heads" else "tag"
     with store.env.write() as txn:
         db.get_repo(txn, repo)
-        current = db.get_ref(txn, repo, "heads/" + name)
+        current = db.get_ref(txn, repo, f"{kind}/{name}")
         if current is None:
-            raise UnknownRef(f"{repo} has no branch {name!r}")
-        db.set_ref(txn, repo, "heads/" + name, None, current, f"delete heads/{name}")
+            raise UnknownRef(f"{repo} has no {what} {name!r}")
+        db.set_ref(txn, repo, f"{kind}/{name}", None, current, f"delete {kind}/{name}")
     return current
 
 

@@ -259,3 +259,22 @@ def has_changes(txn: ReadTxn, checkout_id: int) -> bool:
     return any(True for _ in txn.scan("inodes", prefix + b"d")) or any(
         True for _ in txn.scan("inodes", prefix + b"n")
     )
+
+
+def drop_checkout(txn: WriteTxn, repo: str, branch: str) -> CheckoutRecord | None:
+    """Delete a checkout's record and every key of its inode table (a deleted branch's state
+    goes with it); the caller removes its overlay directory after the transaction commits."""
+    rec = get_checkout(txn, repo, branch)
+    if rec is None:
+        return None
+    InodeTable(rec.id).clear(txn, b"nbdu")
+    txn.delete("checkouts", checkout_key(repo, branch))
+    return rec
+
+
+def try_lock(home: Path, rec: CheckoutRecord, what: str) -> CheckoutLock | None:
+    """The checkout's lock when no daemon holds it (None: a writable mount is live)."""
+    try:
+        return CheckoutLock(overlay_dir(home, rec.id) / "lock", what)
+    except MountError:
+        return None

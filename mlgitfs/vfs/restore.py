@@ -50,8 +50,15 @@ def orphan_tree(view: WritableView, node: Node, batch: Batch) -> None:
 def restore(
     view: WritableView, paths: list[list[bytes]], source: ObjectId, out: RestoreOutcome
 ) -> None:
-    """Sync, with no checkpoint: call inside `view.mutating()`."""
+    """Sync, with no checkpoint: call inside `view.mutating()`. A named path that neither the
+    source nor the checkout has is refused before anything changes (a typo, not a no-op)."""
     base = view.base_tree()
+    for parts in paths:
+        if parts and _lookup(view, source, parts) is None and view.resolve(parts) is None:
+            shown = b"/".join(parts).decode("utf-8", "surrogateescape")
+            raise PathNotFound(
+                f"{shown}: no such path in the source version nor in the mount; nothing restored"
+            )
     todo: list[list[bytes]] = []
     for parts in paths:
         if parts:

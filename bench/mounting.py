@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 
 from bench.ours import QUIET_ENV, Mlgitfs
 from bench.proc import CommandFailed, tail
+from testsupport.mounts import detach, mount_dev, pid_alive, stop_pid, wait_until
 
 T = TypeVar("T")
 
@@ -31,33 +31,6 @@ READ_AHEAD_KB = 4096  # what mlgitfs.daemon.serve raises a mount's read-ahead to
 
 
 # -- mountinfo ---------------------------------------------------------------------------------
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mount_dev(mountpoint: Path) -> str | None:
-    """``MAJOR:MINOR`` of the mount at ``mountpoint`` (None if nothing is mounted there)."""
-    target = os.path.abspath(mountpoint)
-    found = None
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            fields = line.split(" - ", 1)[0].split()
-            if len(fields) >= 5 and _unescape(fields[4]) == target:
-                found = fields[2]  # the last (top) mount wins
-    return found
-
-
-def mounts_under(root: Path) -> list[Path]:
-    prefix = os.path.abspath(root).rstrip("/") + "/"
-    out = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            fields = line.split(" - ", 1)[0].split()
-            if len(fields) >= 5 and _unescape(fields[4]).startswith(prefix):
-                out.append(Path(_unescape(fields[4])))
-    return out
 
 
 def read_ahead_path(dev: str) -> Path:
@@ -86,63 +59,12 @@ def raise_read_ahead(mountpoint: Path, kb: int = READ_AHEAD_KB) -> bool:
     return True
 
 
-def lazy_unmount(mountpoint: Path) -> None:
-    subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
-
-
-def clear_mounts_under(root: Path) -> list[Path]:
-    """Detach mounts a previous (crashed) run left under the work directory."""
-    stale = mounts_under(root)
-    for m in sorted(stale, key=lambda p: len(str(p)), reverse=True):
-        lazy_unmount(m)
-    return stale
-
-
 def mountpoint(path: Path) -> Path:
     """An empty directory to mount on (whatever was mounted there is detached first)."""
     if mount_dev(path) is not None:
-        lazy_unmount(path)
+        detach(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-# -- process helpers ---------------------------------------------------------------------------
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.02)
-    return not _alive(pid)
-
-
-def _stop_pid(pid: int, timeout: float = 5.0) -> None:
-    """Stop a daemon we started, by its pid: SIGTERM, then SIGKILL."""
-    if not _alive(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not _wait_gone(pid, timeout):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, timeout)
 
 
 # -- mlgitfs mounts ----------------------------------------------------------------------------
@@ -171,9 +93,10 @@ class MlgitfsMount:
             with self.store.log.open("a") as log:
                 log.write(f"$ mlgitfs unmount {self.path}\n{proc.stdout}{proc.stderr}")
             if mount_dev(self.path) is not None:
-                lazy_unmount(self.path)
-        if self.pid is not None and not _wait_gone(self.pid, 10.0):
-            _stop_pid(self.pid)
+                detach(self.path)
+        pid = self.pid
+        if pid is not None and not wait_until(lambda: not pid_alive(pid), 10.0):
+            stop_pid(pid)
 
 
 def mount_once(store: Mlgitfs, revspec: str, path: Path) -> MlgitfsMount:
@@ -268,7 +191,7 @@ def passthrough_mount(
                 proc.kill()
                 proc.wait()
         if mount_dev(path) is not None:
-            lazy_unmount(path)
+            detach(path)
 
 
 # -- readers (bench/readers.py in a subprocess: a stuck mount cannot hang the runner) -----------

@@ -17,9 +17,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.mounting import lazy_unmount, mount_dev, mountpoint
+from bench.mounting import mountpoint
 from bench.proc import CommandFailed, tail
-from tests.s3server import S3Server
+from testsupport.mounts import detach, mount_dev
+from testsupport.s3server import S3Server
 
 MOUNT_TIMEOUT = 60.0
 
@@ -95,7 +96,7 @@ def _fuse_process(
         if mount_dev(path) is not None:
             subprocess.run(["fusermount3", "-u", str(path)], capture_output=True, check=False)
         if mount_dev(path) is not None:
-            lazy_unmount(path)
+            detach(path)
         _stop(proc)
 
 

@@ -1,6 +1,6 @@
 """One SeaweedFS (``weed mini``) for the whole bench run, on 127.0.0.1 only.
 
-The server itself is started and stopped by tests/s3server.py (every port free and explicit,
+The server itself is started and stopped by testsupport/s3server.py (every port free and explicit,
 ``-master.telemetry=false``, WebDAV and admin UI off, a temporary data dir, readiness polled with
 a real S3 call, stopped by its PID, killed with the runner through PR_SET_PDEATHSIG). Here: it is
 started once per run (``server(ctx)``, memoized), stopped at interpreter exit even when a case
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import Context
-from tests.s3server import CLEARED_ENV, S3Server, client_env, run_seaweedfs, weed_binary
+from testsupport.s3server import CLEARED_ENV, S3Server, client_env, run_seaweedfs, weed_binary
 
 _STACK = contextlib.ExitStack()
 _SAVED_ENV: dict[str, str | None] = {}

@@ -1,7 +1,7 @@
 """The ``s3_server`` session fixture: one SeaweedFS for the whole test session.
 
 Load it from tests/conftest.py with ``pytest_plugins = ["tests.conftest_s3"]``. Tests get an
-:class:`tests.s3server.S3Server` (``endpoint_url``, ``new_bucket()``, ``bucket_name()``,
+:class:`testsupport.s3server.S3Server` (``endpoint_url``, ``new_bucket()``, ``bucket_name()``,
 ``env``, ``client()``); while it runs, the test process's AWS environment points at it
 (credentials, region; no profiles, no IMDS), so code under test finds credentials through the
 standard chain. The endpoint is not put in the environment: pass ``endpoint_url`` explicitly,
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.s3server import CLEARED_ENV, S3Server, client_env, run_seaweedfs, weed_binary
+from testsupport.s3server import CLEARED_ENV, S3Server, client_env, run_seaweedfs, weed_binary
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,8 @@ its mount, so teardown leaves nothing behind even when a test failed half-way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -21,19 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from mlgitfs.daemon import registry
+from testsupport.mounts import kill_and_detach
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
-
-
-def fuse_skip_reason() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing: FUSE is not available on this machine"
-    if os.geteuid() != 0:
-        return "real FUSE mount tests run as root (CI does); not root here"
-    if shutil.which("fusermount3") is None:
-        return "fusermount3 is not installed (Debian package fuse3)"
-    return None
 
 
 def daemon_env() -> dict[str, str]:
@@ -125,30 +114,6 @@ def daemon_cmd(
     return subprocess.run(
         cmd, capture_output=True, text=True, env=daemon_env(), timeout=timeout + 15, check=False
     )
-
-
-def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def kill_and_detach(pid: int, mountpoint: Path) -> None:
-    """Teardown: the daemon gone (TERM, then KILL) and nothing left mounted at mountpoint."""
-    if registry.pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not wait_until(lambda: not registry.pid_alive(pid), timeout=5):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: not registry.pid_alive(pid), timeout=5)
-    for _ in range(5):
-        if registry.mount_at(mountpoint) is None:
-            break
-        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=10)
 
 
 def run(cmd: list[str], timeout: float = 60.0, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:

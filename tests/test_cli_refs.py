@@ -10,8 +10,8 @@ import pytest
 
 from mlgitfs import api
 from tests.conftest import Cli, set_mtimes, write_tree
-from tests.fusehelpers import fuse_skip_reason
 from tests.wmount import Mounter, mlgitfs, mounter
+from testsupport.mounts import fuse_skip_reason
 
 __all__ = ["mounter"]
 OLD = 1_600_000_000_000_000_000

@@ -30,18 +30,9 @@ from mlgitfs.daemon.fuse_ops import NO_OPEN, FuseOps
 from mlgitfs.daemon.mount import mount, unmount
 from mlgitfs.errors import MountError
 from mlgitfs.vfs.types import ROOT_INODE
-from tests.fusehelpers import (
-    Daemon,
-    daemon_cmd,
-    daemon_env,
-    fuse_skip_reason,
-    kill_and_detach,
-    make_source_tree,
-    run,
-    start_daemon,
-    wait_until,
-)
+from tests.fusehelpers import Daemon, daemon_cmd, daemon_env, make_source_tree, run, start_daemon
 from tests.memview import File, MemView, Symlink
+from testsupport.mounts import fuse_skip_reason, kill_and_detach, wait_until
 
 # -- the adapter, no kernel -------------------------------------------------------------------
 

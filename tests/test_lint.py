@@ -24,7 +24,7 @@ def _tool(name: str) -> str:
 
 def test_ruff_check() -> None:
     proc = subprocess.run(
-        [_tool("ruff"), "check", "mlgitfs", "cli", "tests", "bench"],
+        [_tool("ruff"), "check", "mlgitfs", "cli", "tests", "bench", "testsupport"],
         cwd=ROOT,
         capture_output=True,
         text=True,

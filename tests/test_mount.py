@@ -18,8 +18,8 @@ import pytest
 from mlgitfs import api
 from mlgitfs.daemon import registry
 from tests.conftest import set_mtimes, write_tree
-from tests.fusehelpers import fuse_skip_reason
 from tests.wmount import Mounter, mlgitfs, mounter
+from testsupport.mounts import fuse_skip_reason
 
 __all__ = ["mounter"]  # a fixture
 

@@ -37,10 +37,9 @@ from mlgitfs.vfs import reader
 from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import ROOT_INODE
 from tests.conftest import Cli, write_tree
-from tests.fusehelpers import fuse_skip_reason
-from tests.s3server import S3Server
 from tests.test_mount import sha_tree
-from tests.wmount import kill
+from testsupport.mounts import detach, fuse_skip_reason, stop_pid
+from testsupport.s3server import S3Server
 
 MLGITFS = str(Path(sys.executable).parent / "mlgitfs")
 fuse = pytest.mark.skipif(fuse_skip_reason() is not None, reason=str(fuse_skip_reason()))
@@ -91,9 +90,8 @@ def mount(tmp_path: Path) -> Iterator[Mounter]:
     for home, mp in made:
         for rec in registry.list_mounts(home / "mounts"):
             if rec.mountpoint == str(mp):
-                kill(rec.pid)
-        if registry.mount_at(str(mp)) is not None:
-            subprocess.run(["fusermount3", "-u", "-z", str(mp)], capture_output=True)
+                stop_pid(rec.pid)
+        detach(mp)
     assert not [m for m in registry.kernel_mounts() if m.mountpoint.startswith(str(tmp_path))]
 
 

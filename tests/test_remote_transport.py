@@ -32,7 +32,7 @@ from mlgitfs.store.remote import (
     parse_remote_url,
     run_probe,
 )
-from tests.s3server import SECRET_KEY, S3Server
+from testsupport.s3server import SECRET_KEY, S3Server
 
 MANY = 1100  # more than one S3 listing page (1000)
 

@@ -25,7 +25,7 @@ from mlgitfs.store import remotedb
 from mlgitfs.store.remote import RemoteTransport, open_transport
 from mlgitfs.store.remotedb import RemoteRecord
 from tests.conftest import Cli, write_tree
-from tests.s3server import S3Server
+from testsupport.s3server import S3Server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

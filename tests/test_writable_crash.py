@@ -24,8 +24,8 @@ import pytest
 from mlgitfs import api
 from mlgitfs.errors import MlgitError
 from tests.conftest import write_tree
-from tests.fusehelpers import fuse_skip_reason
-from tests.wmount import OLD, daemon_pid, detach, kill
+from tests.wmount import OLD, daemon_pid
+from testsupport.mounts import detach, fuse_skip_reason, stop_pid
 
 LIVE_FILES = 150
 
@@ -107,14 +107,14 @@ def run_rounds(home: Path, tmp_path: Path, rounds: int, seed: int) -> None:
                 pass  # the daemon was killed under us
             finally:
                 killer.cancel()
-                kill(pid, signal.SIGKILL)
+                stop_pid(pid, signal.SIGKILL)
                 detach(mp)
         report = api.fsck(home)
         assert report.clean, report.damage
     finally:
         with contextlib.suppress(MlgitError, AssertionError):
             for rec in api.mounts(home):
-                kill(rec.pid)
+                stop_pid(rec.pid)
         detach(mp)
 
 

@@ -19,8 +19,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from mlgitfs import api
 from tests.conftest import write_tree
-from tests.fusehelpers import fuse_skip_reason
 from tests.wmount import OLD, Mounter, mounter, snapshot
+from testsupport.mounts import fuse_skip_reason
 
 pytestmark = [
     pytest.mark.fuse,

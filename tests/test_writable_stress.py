@@ -18,8 +18,8 @@ import pytest
 from mlgitfs import api
 from mlgitfs.daemon import registry
 from tests.conftest import write_tree
-from tests.fusehelpers import fuse_skip_reason
 from tests.wmount import OLD, Mounter, daemon_pid, mounter
+from testsupport.mounts import fuse_skip_reason
 
 pytestmark = [
     pytest.mark.fuse,

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mlgitfs.daemon import registry
+from testsupport.mounts import detach, stop_pid
 
 MLGITFS = str(Path(sys.executable).parent / "mlgitfs")
 OLD = 1_650_000_000_000_000_000
@@ -34,27 +33,6 @@ def mlgitfs(
     if check:
         assert proc.returncode == 0, f"mlgitfs {args}: {proc.stdout}{proc.stderr}"
     return proc
-
-
-def kill(pid: int, sig: int = signal.SIGTERM) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while registry.pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if registry.pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        while registry.pid_alive(pid) and time.monotonic() < deadline + 5:
-            time.sleep(0.02)
-
-
-def detach(mp: Path) -> None:
-    for _ in range(5):
-        if registry.mount_at(str(mp)) is None:
-            return
-        subprocess.run(["umount", "-l", str(mp)], capture_output=True, timeout=10)
 
 
 def daemon_pid(home: Path, mp: Path) -> int:
@@ -80,7 +58,7 @@ def mounter(home: Path, tmp_path: Path) -> Iterator[Mounter]:
     for mp in made:
         for rec in registry.list_mounts(home / "mounts"):
             if rec.mountpoint == str(mp):
-                kill(rec.pid)
+                stop_pid(rec.pid)
         detach(mp)
     assert not [m for m in registry.kernel_mounts() if m.mountpoint.startswith(str(tmp_path))]
 

@@ -17,17 +17,14 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.checkouts_synth import dir_name, file_name
 from bench.context import QUICK_FACTOR, Context, loadavg
 from bench.mounting import (
     MlgitfsMount,
-    clear_mounts_under,
     drop_count,
     mlgitfs_mount,
     mount_once,
@@ -35,6 +32,8 @@ from bench.mounting import (
 from bench.ours import QUIET_ENV, Mlgitfs
 from bench.proc import CommandFailed
 from bench.registry import Row, case
+from testsupport.mounts import clear_under
+from testsupport.synth import Synth, dir_name, file_name, synthesize
 
 SCALE_TARGET = 2.0
 SEQ_WRITE_TARGET = 0.3
@@ -45,6 +44,7 @@ SCALE_SMALL = 1_000
 SCALE_MID = 100_000
 SCALE_BIG = 1_000_000
 SCALE_CHANGES = 10
+MIN_DIRS = 10
 SCALE_ROUNDS = 5
 SEQ_ROUNDS = 3
 
@@ -92,7 +92,7 @@ class _Start:
 
 
 def _begin(ctx: Context) -> _Start:
-    stale = clear_mounts_under(_root(ctx))
+    stale = clear_under(_root(ctx))
     if stale:
         ctx.log(f"detached stale mounts: {', '.join(map(str, stale))}")
     return _Start(loadavg())
@@ -120,21 +120,11 @@ def _cli_json(store: Mlgitfs, *args: str, timeout: float = 600) -> tuple[float, 
     return secs, json.loads(proc.stdout)
 
 
-def _synthesize(ctx: Context, home: Path, repo: str, files: int) -> dict[str, Any]:
-    """A synthetic repo built through the library, in a subprocess (bench/checkouts_synth.py)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.checkouts_synth", str(home), repo, str(files)],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CommandFailed(
-            f"checkouts_synth {repo} {files} exited {proc.returncode}: {proc.stderr}"
-        )
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    ctx.log(f"  synthetic {repo}: {out['files']:,} files in {out['seconds']:.1f}s")
+def _synthesize(ctx: Context, home: Path, repo: str, files: int) -> Synth:
+    """A synthetic repo (testsupport/synth.py) of 10 or more directories, so 10 changes can
+    fall in 10 different ones."""
+    out = synthesize(home, repo, files, min_dirs=MIN_DIRS)
+    ctx.log(f"  synthetic {repo}: {out.files:,} files in {out.seconds:.1f}s")
     return out
 
 
@@ -175,14 +165,14 @@ def _scaling(ctx: Context) -> _Scaling:
         }
         ctx.log(f"synthetic repos: {', '.join(f'{n:,}' for n in sizes.values())} files")
         stores: dict[str, Mlgitfs] = {}
-        shapes: dict[str, dict[str, Any]] = {}
+        shapes: dict[str, Synth] = {}
         for name, n in sizes.items():
             home = ctx.fresh_dir("checkouts", f"scale-{name}")
             stores[name] = Mlgitfs(home, ctx.path("logs", "mlgitfs-checkouts.log"))
             shapes[name] = _synthesize(ctx, home, "ds", n)
         res = _Scaling(
             st,
-            {k: int(v["files"]) for k, v in shapes.items()},
+            {k: v.files for k, v in shapes.items()},
             {k: [] for k in sizes},
             {k: [] for k in sizes},
             {k: [] for k in sizes},
@@ -197,8 +187,8 @@ def _scaling(ctx: Context) -> _Scaling:
             for r in range(SCALE_ROUNDS):
                 for name, store in stores.items():
                     shape, mnt = shapes[name], mnts[name]
-                    for d, i in _spread(shape["dirs"], shape["per_dir"], SCALE_CHANGES, r):
-                        path = mnt / dir_name(d) / file_name(d, i, shape["per_dir"])
+                    for d, i in _spread(shape.dirs, shape.per_dir, SCALE_CHANGES, r):
+                        path = mnt / dir_name(d) / file_name(d, i, shape.per_dir)
                         _write(path, b"changed in round %d of %s\n" % (r, name.encode()))
                     secs, out = _cli_json(store, "status", str(mnt))
                     changed = [c for c in out["changes"] if c["change"] == "modified"]

@@ -10,7 +10,6 @@ the limit of the Python FUSE stack.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from bench.cases import fixtures
 from bench.context import QUICK_FACTOR, Context, loadavg
 from bench.mounting import (
     WarmRuns,
-    clear_mounts_under,
     mlgitfs_mount,
     mount_once,
     passthrough_mount,
@@ -34,8 +32,10 @@ from bench.mounting import (
     timed_command,
 )
 from bench.ours import Mlgitfs
-from bench.proc import CommandFailed, children_cpu_seconds, cpu_seconds
+from bench.proc import children_cpu_seconds, cpu_seconds
 from bench.registry import Row, case
+from testsupport.mounts import clear_under
+from testsupport.synth import Synth, synthesize
 
 MB = 1e6
 SCALE_TARGET = 1.5
@@ -74,7 +74,7 @@ class _Start:
 
 
 def _begin(ctx: Context) -> _Start:
-    stale = clear_mounts_under(ctx.work)
+    stale = clear_under(ctx.work)
     if stale:
         ctx.log(f"detached stale mounts: {', '.join(map(str, stale))}")
     return _Start(loadavg(), [])
@@ -117,34 +117,13 @@ def _mnt(ctx: Context, name: str) -> Path:
 # -- mount_scale ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Synth:
-    repo: str
-    files: int
-    flat: bool
-    sample: str
-    content: bytes
+def _synthesize(ctx: Context, home: Path, repo: str, files: int, flat: bool) -> Synth:
+    out = synthesize(home, repo, files, flat=flat)
+    ctx.log(f"  synthetic {repo}: {out.files} files in {out.seconds:.1f}s")
+    return out
 
 
-def _synthesize(ctx: Context, home: Path, repo: str, files: int, flat: bool) -> _Synth:
-    argv = [sys.executable, "-m", "bench.synth", str(home), repo, str(files)]
-    if flat:
-        argv.append("--flat")
-    proc = subprocess.run(
-        argv,
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CommandFailed(f"bench.synth {repo} {files} exited {proc.returncode}: {proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    ctx.log(f"  synthetic {repo}: {out['files']} files in {out['seconds']:.1f}s")
-    return _Synth(repo, int(out["files"]), flat, str(out["sample"]), str(out["content"]).encode())
-
-
-def _first_read(ctx: Context, st: _Start, store: Mlgitfs, s: _Synth) -> tuple[float, float]:
+def _first_read(ctx: Context, st: _Start, store: Mlgitfs, s: Synth) -> tuple[float, float]:
     """Drop caches, ``mlgitfs mount REPO@v1`` and read one file: (total, read-only) seconds."""
     mnt = _mnt(ctx, f"scale-{s.repo}")
     _drop(ctx, st)
@@ -157,7 +136,7 @@ def _first_read(ctx: Context, st: _Start, store: Mlgitfs, s: _Synth) -> tuple[fl
         t2 = time.perf_counter()
     finally:
         mounted.unmount()
-    if data != s.content:
+    if data != s.content.encode():
         raise AssertionError(f"{s.repo}: {s.sample} read {data!r}, expected {s.content!r}")
     return t2 - t0, t2 - t1
 

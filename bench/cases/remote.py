@@ -31,12 +31,14 @@ from bench import seaweed
 from bench.cases import fixtures
 from bench.context import QUICK_FACTOR, Context, loadavg
 from bench.dvc import DVC_ENV, Dvc, copy_tree
-from bench.mounting import clear_mounts_under, mount_once, run_reader
+from bench.mounting import mount_once, run_reader
 from bench.ours import Mlgitfs
 from bench.proc import CommandFailed, run_output, run_timed
 from bench.registry import Row, case
 from bench.s3mounts import ProcMount, rclone_mount, s3fs_mount, tool, tool_version
-from tests.s3server import S3Server
+from testsupport.mounts import clear_under
+from testsupport.s3server import S3Server
+from testsupport.synth import Synth, synthesize
 
 MB = 1e6
 DVC_TARGET = 3.0
@@ -81,7 +83,7 @@ class _Case:
 
 
 def _begin(ctx: Context) -> _Case:
-    stale = clear_mounts_under(ctx.work)
+    stale = clear_under(ctx.work)
     if stale:
         ctx.log(f"detached stale mounts: {', '.join(map(str, stale))}")
     return _Case(ctx)
@@ -638,40 +640,23 @@ def remote_cold_seq(ctx: Context) -> list[Row]:
 # -- clone_mount_first_read ------------------------------------------------------------------------
 
 
-@dataclass
-class _Synth:
-    repo: str
-    files: int
-    sample: str
-    content: bytes
-
-
-def _synth_pushed(ctx: Context, srv: S3Server, files: int) -> _Synth:
-    """A synthetic version of ``files`` files (bench/synth.py, in a subprocess), pushed to
+def _synth_pushed(ctx: Context, srv: S3Server, files: int) -> Synth:
+    """A synthetic version of ``files`` files (testsupport/synth.py), pushed to
     ``s3://bench-mlgitfs/synth``."""
     repo = f"synth{files}"
     home = ctx.fresh_dir("homes", f"remote-{repo}")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.synth", str(home), repo, str(files)],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CommandFailed(f"bench.synth {repo} {files} exited {proc.returncode}: {proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = synthesize(home, repo, files)
     store = Mlgitfs(home, _log(ctx))
     seaweed.bucket(ctx, srv, OURS_BUCKET)
     store.run("remote", "add", "origin", _url("synth"), "--endpoint-url", srv.endpoint_url)
     push = store.run("push", repo, "--all", "origin")
-    ctx.log(f"  {repo}: built in {out['seconds']:.1f}s, pushed in {push:.1f}s")
+    ctx.log(f"  {repo}: built in {out.seconds:.1f}s, pushed in {push:.1f}s")
     shutil.rmtree(home, ignore_errors=True)
-    return _Synth(repo, int(out["files"]), str(out["sample"]), str(out["content"]).encode())
+    return out
 
 
 def _clone_mount_read(
-    ctx: Context, st: _Case, srv: S3Server, s: _Synth
+    ctx: Context, st: _Case, srv: S3Server, s: Synth
 ) -> tuple[float, dict[str, float]]:
     st.drop()
     t0 = time.perf_counter()
@@ -686,7 +671,7 @@ def _clone_mount_read(
     finally:
         mounted.unmount()
         shutil.rmtree(store.home, ignore_errors=True)
-    if got != s.content:
+    if got != s.content.encode():
         raise AssertionError(f"{s.repo}: {s.sample} read {got!r}, expected {s.content!r}")
     return total, {"clone": clone_s, "mount": mounted.seconds, "read": read_s}
 

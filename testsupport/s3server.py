@@ -6,7 +6,7 @@ SigV4 with one identity made from ``ACCESS_KEY``/``SECRET_KEY`` (``weed mini`` c
 its environment), so wrong credentials are refused as on AWS. Buckets are never created
 implicitly (``-s3.autoCreateBucket=false``), so a missing bucket is an error as on AWS.
 
-Used through the session fixture ``s3_server`` of tests/conftest_s3.py.
+Used by the session fixture ``s3_server`` of tests/conftest_s3.py and by bench/seaweed.py.
 """
 
 from __future__ import annotations

@@ -103,6 +103,28 @@ def test_bad_metadata_refuses_clone(cli: Cli, remote: Remote, tmp_path: Path, wh
     fsck_clean(home2)
 
 
+def test_truncated_index_left_by_a_killed_push_is_skipped(
+    cli: Cli, remote: Remote, tmp_path: Path
+) -> None:
+    """A PUT cut off mid-body can leave a truncated index (SeaweedFS keeps what it got). The
+    next push and every clone must treat that pack as not there, not fail on it forever."""
+    src = write_tree(tmp_path / "src", {"f.bin": os.urandom(300_000)})
+    setup_pushed(cli, remote, src)
+    t = remote.transport()
+    (good_key,) = _pack_keys(remote, packs.CHUNKS)
+    idx = t.get(good_key[: -len(".pack")] + ".idx")
+    stray = packs.index_key(packs.CHUNKS, bytes(range(32)))
+    t.put(stray, idx[: len(idx) // 2])  # the first half of an index, as a cut-off PUT leaves
+    write_tree(src, {"g.bin": os.urandom(300_000)})
+    cli("import", "ds", str(src), "-m", "v2")
+    cli("push", "ds")
+    home2 = tmp_path / "store2"
+    Cli(home2)("clone", remote.url, "ds", *remote.add_args())
+    Cli(home2)("export", "ds", str(tmp_path / "out"))
+    same_tree(src, tmp_path / "out")
+    fsck_clean(home2)
+
+
 def json_repos(home: Path) -> list[str]:
     return [r.name for r in api.repos(home)]
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mlgitfs.errors import MissingObject, MlgitError, RemoteKeyMissing
+from mlgitfs.errors import CorruptObject, MissingObject, MlgitError, RemoteKeyMissing
 from mlgitfs.meta.env import MetaEnv
 from mlgitfs.model.ids import ChunkId, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Object, Tree, decode
@@ -106,6 +106,7 @@ class RemoteFetcher:
         self._writer: SegmentWriter | None = None
         self._transports: dict[str, tuple[RemoteRecord, RemoteTransport]] = {}
         self._refreshed: dict[tuple[str, str], float] = {}
+        self._damaged: set[str] = set()  # "remote: index key" of indexes skipped as damaged
         self._pid = os.getpid()
 
     # --- transports and indexes ---------------------------------------------------------
@@ -149,9 +150,20 @@ class RemoteFetcher:
                 data = t.get(index_key(kind, pack))
             except RemoteKeyMissing:
                 return  # removed since the listing
-            index = decode_index(kind, pack, data)
+            try:
+                index = decode_index(kind, pack, data)
+            except CorruptObject as exc:
+                # An interrupted upload can leave a truncated index (SeaweedFS keeps the part
+                # of a PUT it received). Its pack is not visible, so a push uploads what it
+                # holds again; not recording it makes the next refresh read it afresh.
+                log.warning("ignoring a damaged index on %s: %s", rec.name, exc)
+                with self._lock:
+                    self._damaged.add(f"{rec.name}: {index_key(kind, pack)}")
+                return
             with self.env.write() as txn:
                 remotedb.record_index(txn, rec.name, index)
+            with self._lock:
+                self._damaged.discard(f"{rec.name}: {index_key(kind, pack)}")
 
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-idx") as pool:
             list(pool.map(one, sorted(new)))
@@ -264,7 +276,12 @@ class RemoteFetcher:
             usable = [(recs[name], loc) for name, loc in locs if name in recs]
             if not usable:
                 what = "chunk" if kind == CHUNKS else "object"
-                raise MissingObject(short_hex(oid), f"{what} not in the store nor on any remote")
+                with self._lock:
+                    damaged = sorted(self._damaged)
+                why = f" (damaged indexes were skipped: {', '.join(damaged)})" if damaged else ""
+                raise MissingObject(
+                    short_hex(oid), f"{what} not in the store nor on any remote{why}"
+                )
             out[oid] = usable[0]
         return out
 

@@ -14,6 +14,10 @@ from mlgitfs.model.ids import ChunkId, ObjectId, from_hex, hash_bytes
 from mlgitfs.model.names import check_ref_name, check_repo_name
 from mlgitfs.model.objects import (
     FORMAT,
+    MAX_CHUNK,
+    MAX_SIZE,
+    MAX_TIME_NS,
+    MIN_TIME_NS,
     ChunkRef,
     Commit,
     EntryKind,
@@ -85,12 +89,17 @@ def entries(draw: st.DrawFn) -> TreeEntry:
     if kind is EntryKind.SYMLINK:
         target = draw(st.binary(min_size=1, max_size=100).filter(lambda b: b"\0" not in b))
         return TreeEntry(name, kind, 0o777, len(target), draw(st.integers(0, 2**62)), target)
+    sizes = {
+        EntryKind.FILE: st.integers(0, MAX_CHUNK),
+        EntryKind.CHUNKED: st.integers(2, MAX_SIZE),
+        EntryKind.DIR: st.integers(0, 2**40),
+    }[kind]
     return TreeEntry(
         name,
         kind,
         draw(st.integers(0, 0o777)),
-        draw(st.integers(0, 2**40)),
-        draw(st.integers(-(2**62), 2**62)),
+        draw(sizes),
+        draw(st.integers(MIN_TIME_NS, MAX_TIME_NS)),
         draw(ids),
     )
 
@@ -124,7 +133,7 @@ def test_commit_round_trip(
     assert decode(data, oid) == commit
 
 
-@given(st.lists(st.tuples(ids, st.integers(1, 2**31)), min_size=2, max_size=50))
+@given(st.lists(st.tuples(ids, st.integers(1, MAX_CHUNK)), min_size=2, max_size=50))
 def test_manifest_round_trip(chunks: list[tuple[bytes, int]]) -> None:
     m = Manifest(tuple(ChunkRef(ChunkId(c), n) for c, n in chunks))
     oid, data = object_id(m)

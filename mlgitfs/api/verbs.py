@@ -38,7 +38,7 @@ from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import history, ingest, lineage, refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.repo.store import Store, parse_size
-from mlgitfs.repo.trees import DirView, file_chunks
+from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
 
 # --- verbs ----------------------------------------------------------------------------------
 
@@ -157,15 +157,12 @@ def ls(home: Path | None, revspec: str, recursive: bool = False) -> Iterator[LsE
         return
     ref = r.commit.tree if r.entry is None else ObjectId(r.entry.ref)
     base = r.spec.path_str + "/" if r.spec.path else ""
-
-    def rec(ref: ObjectId, prefix: str) -> Iterator[LsEntry]:
-        for e in DirView(store, ref).entries():
-            path = prefix + e.name.decode("utf-8", "surrogateescape")
-            yield _ls_entry(path, e)
-            if recursive and e.is_dir:
-                yield from rec(ObjectId(e.ref), path + "/")
-
-    yield from rec(ref, base)
+    if recursive:
+        for path, e in walk(store, ref):
+            yield _ls_entry(base + path.decode("utf-8", "surrogateescape"), e)
+        return
+    for e in DirView(store, ref).entries():
+        yield _ls_entry(base + e.name.decode("utf-8", "surrogateescape"), e)
 
 
 def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
@@ -176,7 +173,7 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
     if r.entry.kind is EntryKind.SYMLINK:
         raise PathNotFound(f"{revspec} is a symlink to {r.entry.ref.decode(errors='replace')}")
     for c in file_chunks(store, r.entry):
-        yield store.read_chunk(c.id)
+        yield chunk_bytes(store, c)
     store.remote.drain()  # what was fetched is cached once the last bytes are out
 
 

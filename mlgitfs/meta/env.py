@@ -112,7 +112,14 @@ class MetaEnv:
     def read(self) -> Iterator[ReadTxn]:
         try:
             with self._env.begin(write=False, buffers=False) as txn:
-                yield ReadTxn(txn, self._dbs)
+                rt = ReadTxn(txn, self._dbs)
+                try:
+                    yield rt
+                finally:
+                    # lmdb keeps a reader slot while its Transaction object lives, even
+                    # after the block ends: a caller's `txn` variable left in a frame of a
+                    # recursive walk held one slot per level (MDB_READERS_FULL at 512).
+                    del rt._txn
         except lmdb.Error as exc:
             raise StoreError(f"store database error: {exc}") from exc
 

@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from mlgitfs.errors import CorruptObject
+from mlgitfs.errors import CorruptObject, UsageError
 from mlgitfs.model import codec
 from mlgitfs.model.ids import ID_LEN, ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import entry_name_problem
@@ -21,6 +21,24 @@ from mlgitfs.model.names import entry_name_problem
 FORMAT = 1
 MAX_SYMLINK = 4096
 PERM_MASK = 0o777  # setuid, setgid and sticky bits are never stored
+# The ranges the format holds; decoding refuses anything outside them and encoding
+# (`object_id`) never writes it (callers clamp or refuse first, see `clamp_time_ns`).
+MIN_TIME_NS = -(1 << 62)  # about 1823-11-12
+MAX_TIME_NS = (1 << 63) - 1  # about 2262-04-11
+MAX_SIZE = (1 << 63) - 1
+MAX_CHUNK = 64 << 20  # no chunk holds more (the chunker's maximum is a few MiB)
+MAX_PAGE = 4096  # entries of one tree or tree-index page
+MAX_PAGES = 1 << 20  # pages of one tree index (a directory of about 10^9 entries)
+MAX_TEXT = 1 << 20  # bytes of a commit's author, message, metadata key or value
+MAX_LIST = 1 << 20  # parents, inputs or metadata items of a commit
+MAX_CHUNKS = 10_000_000  # chunks of a manifest (a file of several TiB)
+
+
+def clamp_time_ns(t: int) -> int:
+    """A file time the format can hold: times before MIN_TIME_NS or after MAX_TIME_NS are
+    stored as the nearest end of the range (like the kernel clamps times to what a file
+    system's inodes hold)."""
+    return MIN_TIME_NS if t < MIN_TIME_NS else MAX_TIME_NS if t > MAX_TIME_NS else t
 
 
 class EntryKind(enum.IntEnum):
@@ -150,8 +168,54 @@ Object = Tree | TreeIndex | Manifest | Commit
 
 
 def object_id(obj: Object) -> tuple[ObjectId, bytes]:
+    """The id and canonical bytes of `obj`; ValueError for an object the decoder would
+    refuse (callers validate user input first: this guard means a bug, not bad input)."""
+    problem = _encode_problem(obj)
+    if problem:
+        raise ValueError(f"refusing to write a {obj.TAG} the format cannot hold: {problem}")
     data = obj.encode()
     return ObjectId(hash_bytes(data)), data
+
+
+def _encode_problem(obj: Object) -> str | None:
+    """The ranges `decode` checks, on the fields of an object about to be written (sorting,
+    names and canonical form hold by construction: trees are built from sorted listings)."""
+    if isinstance(obj, Tree):
+        if len(obj.entries) > MAX_PAGE:
+            return f"{len(obj.entries)} entries in one tree"
+        for e in obj.entries:
+            if not MIN_TIME_NS <= e.mtime_ns <= MAX_TIME_NS:
+                return f"mtime {e.mtime_ns} of {e.name[:40]!r} out of range"
+            if not 0 <= e.size <= MAX_SIZE or (e.kind is EntryKind.FILE and e.size > MAX_CHUNK):
+                return f"size {e.size} of {e.name[:40]!r} out of range"
+            if not 0 <= e.mode <= PERM_MASK or entry_name_problem(e.name):
+                return f"mode or name of {e.name[:40]!r} invalid"
+        return None
+    if isinstance(obj, TreeIndex):
+        if not 0 < len(obj.pages) <= MAX_PAGES:
+            return f"{len(obj.pages)} pages"
+        if any(not 0 < p.count <= MAX_PAGE for p in obj.pages):
+            return "a page count out of range"
+        return None
+    if isinstance(obj, Manifest):
+        if not 2 <= len(obj.chunks) <= MAX_CHUNKS:
+            return f"{len(obj.chunks)} chunks"
+        if any(not 0 < c.length <= MAX_CHUNK for c in obj.chunks):
+            return "a chunk length out of range"
+        return None
+    return commit_problem(obj)
+
+
+def commit_problem(c: Commit) -> str | None:
+    """Why the format cannot hold this commit, or None (shared with make_commit's callers)."""
+    if not 0 <= c.time_ns <= MAX_TIME_NS:
+        return f"commit time {c.time_ns} out of range"
+    texts = [c.author, c.message, *(t for kv in c.meta for t in kv), *(r for r, _ in c.inputs)]
+    if any(len(t.encode("utf-8", "surrogatepass")) > MAX_TEXT for t in texts):
+        return f"an author, message, metadata key or value longer than {MAX_TEXT} bytes"
+    if max(len(c.parents), len(c.inputs), len(c.meta)) > MAX_LIST:
+        return "too many parents, inputs or metadata items"
+    return None
 
 
 # --- decoding -----------------------------------------------------------------------------
@@ -205,7 +269,11 @@ def _entry(c: _Check, raw: Any) -> TreeEntry:
         k = EntryKind(c.integer(kind, 1, 5))
     except ValueError as exc:  # pragma: no cover - c.int bounds it
         raise c.fail("unknown entry kind") from exc
-    size = c.integer(size)
+    size = c.integer(size, 0, MAX_SIZE + 1)
+    if k is EntryKind.FILE and size > MAX_CHUNK:
+        raise c.fail(f"a one-chunk file of {size} bytes (a chunk holds at most {MAX_CHUNK})")
+    if k is EntryKind.CHUNKED and size < 2:
+        raise c.fail("a file with a manifest has at least two bytes")
     if k is EntryKind.SYMLINK:
         target = c.blob(ref, MAX_SYMLINK)
         if not target or b"\0" in target or size != len(target):
@@ -217,7 +285,7 @@ def _entry(c: _Check, raw: Any) -> TreeEntry:
         k,
         c.integer(mode, 0, PERM_MASK + 1),
         size,
-        c.integer(mtime_ns, -(1 << 62)),
+        c.integer(mtime_ns, MIN_TIME_NS, MAX_TIME_NS + 1),
         ref,
     )
 
@@ -243,15 +311,21 @@ def decode(data: bytes, oid: bytes | None = None) -> Object:
         raise c.fail(f"unsupported format {fmt!r}")
     if tag == Tree.TAG:
         _, _, entries = c.seq(value, 3)
-        out = tuple(_entry(c, e) for e in c.seq(entries))
+        if len(c.seq(entries)) > MAX_PAGE:
+            raise c.fail(f"more than {MAX_PAGE} entries in one tree")
+        out = tuple(_entry(c, e) for e in entries)
         _sorted_unique(c, [e.name for e in out])
         return Tree(out)
     if tag == TreeIndex.TAG:
         _, _, pages = c.seq(value, 3)
         refs = []
-        for p in c.seq(pages):
+        if len(c.seq(pages)) > MAX_PAGES:
+            raise c.fail(f"more than {MAX_PAGES} pages in one tree index")
+        for p in pages:
             first, page, count = c.seq(p, 3)
-            refs.append(PageRef(c.name(first), ObjectId(c.oid(page)), c.integer(count, 1)))
+            refs.append(
+                PageRef(c.name(first), ObjectId(c.oid(page)), c.integer(count, 1, MAX_PAGE + 1))
+            )
         if not refs:
             raise c.fail("empty tree index")
         _sorted_unique(c, [r.first for r in refs])
@@ -259,9 +333,11 @@ def decode(data: bytes, oid: bytes | None = None) -> Object:
     if tag == Manifest.TAG:
         _, _, chunks = c.seq(value, 3)
         crefs = []
-        for ch in c.seq(chunks):
+        if len(c.seq(chunks)) > MAX_CHUNKS:
+            raise c.fail(f"more than {MAX_CHUNKS} chunks in one manifest")
+        for ch in chunks:
             cid, length = c.seq(ch, 2)
-            crefs.append(ChunkRef(ChunkId(c.oid(cid)), c.integer(length, 1)))
+            crefs.append(ChunkRef(ChunkId(c.oid(cid)), c.integer(length, 1, MAX_CHUNK + 1)))
         if len(crefs) < 2:
             raise c.fail("a manifest lists at least two chunks")
         return Manifest(tuple(crefs))
@@ -283,7 +359,7 @@ def decode(data: bytes, oid: bytes | None = None) -> Object:
             ObjectId(c.oid(tree)),
             tuple(ObjectId(c.oid(p)) for p in c.seq(parents)),
             c.text(author),
-            c.integer(time_ns),
+            c.integer(time_ns, 0, MAX_TIME_NS + 1),
             c.text(message),
             tuple(metas),
             tuple(ins),
@@ -300,8 +376,9 @@ def make_commit(
     meta: dict[str, str] | None = None,
     inputs: list[tuple[str, ObjectId]] | None = None,
 ) -> Commit:
-    """A commit with its metadata and inputs put in canonical order."""
-    return Commit(
+    """A commit with its metadata and inputs put in canonical order; UsageError for one the
+    format cannot hold (a message over MAX_TEXT bytes, a time before 1970)."""
+    commit = Commit(
         tree,
         parents,
         author,
@@ -310,3 +387,7 @@ def make_commit(
         tuple(sorted((meta or {}).items())),
         tuple(sorted(set(inputs or []))),
     )
+    problem = commit_problem(commit)
+    if problem:
+        raise UsageError(f"cannot make this commit: {problem}")
+    return commit

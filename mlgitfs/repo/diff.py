@@ -1,15 +1,19 @@
-"""Differences between two trees, skipping identical subtrees and pages by id."""
+"""Differences between two trees, skipping identical subtrees and pages by id.
+
+Iterative: one generator per directory level being compared, at most MAX_DEPTH of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
+from mlgitfs.errors import CorruptObject
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.model.objects import Tree, TreeEntry
+from mlgitfs.model.objects import TreeEntry
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import DirView, walk
+from mlgitfs.repo.trees import MAX_DEPTH, DirView, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +37,10 @@ def _differing_entries(
     store: Store, a: ObjectId, b: ObjectId
 ) -> tuple[list[TreeEntry], list[TreeEntry]]:
     """Entries of the pages that differ: a page present on both sides holds the same entries."""
-    pa, pb = DirView(store, a).pages(), DirView(store, b).pages()
-    common = set(pa) & set(pb)
-    ea = [e for p in pa if p not in common for e in store.get(p, Tree).entries]
-    eb = [e for p in pb if p not in common for e in store.get(p, Tree).entries]
+    va, vb = DirView(store, a), DirView(store, b)
+    common = frozenset(va.pages()) & frozenset(vb.pages())
+    ea = [e for t in va.page_trees(common) for e in t.entries]
+    eb = [e for t in vb.page_trees(common) for e in t.entries]
     return ea, eb
 
 
@@ -54,7 +58,26 @@ def _all_below(
             yield DiffEntry(change, p, e if removed else None, None if removed else e)
 
 
+_Sub = tuple[ObjectId, ObjectId, str]  # two directories to compare, and their path
+
+
 def diff_trees(store: Store, a: ObjectId, b: ObjectId, prefix: str = "") -> Iterator[DiffEntry]:
+    stack = [_diff_level(store, a, b, prefix)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, DiffEntry):
+            yield item
+        else:
+            if len(stack) >= MAX_DEPTH:
+                raise CorruptObject(item[2][:80], f"deeper than {MAX_DEPTH} levels")
+            stack.append(_diff_level(store, *item))
+
+
+def _diff_level(store: Store, a: ObjectId, b: ObjectId, prefix: str) -> Iterator[DiffEntry | _Sub]:
+    """The differences of one directory level; subdirectories on both sides are handed back
+    to `diff_trees` to compare (no recursion)."""
     if a == b:
         return
     ea, eb = _differing_entries(store, a, b)
@@ -81,7 +104,7 @@ def diff_trees(store: Store, a: ObjectId, b: ObjectId, prefix: str = "") -> Iter
         if x == y:
             continue
         if x.is_dir and y.is_dir:
-            yield from diff_trees(store, ObjectId(x.ref), ObjectId(y.ref), path + "/")
+            yield ObjectId(x.ref), ObjectId(y.ref), path + "/"
         elif x.is_dir or y.is_dir:
             yield from _all_below(store, ChangeKind.DELETED, x, path)
             yield from _all_below(store, ChangeKind.ADDED, y, path)

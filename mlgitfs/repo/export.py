@@ -1,4 +1,10 @@
-"""Export: materialize a version, or a path of it, into a plain directory (hosts without FUSE)."""
+"""Export: materialize a version, or a path of it, into a plain directory (hosts without FUSE).
+
+Bytes come through the same checks as a mount's and `cat`'s (trees.file_chunks and
+trees.chunk_bytes): a file whose manifest or chunks disagree with its size stops the export
+with CorruptObject, and the partly written file is removed. The walk is iterative
+(trees.walk), so a deep tree exports as long as its paths fit the OS's limit.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from mlgitfs.errors import SourceError, UsageError
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import DirView, file_chunks
+from mlgitfs.repo.trees import chunk_bytes, file_chunks, walk
 
 
 @dataclass
@@ -23,15 +29,18 @@ class ExportStats:
 
 
 def write_file(store: Store, entry: TreeEntry, dest: Path) -> int:
+    refs = file_chunks(store, entry)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        for ref in file_chunks(store, entry):
-            data = store.read_chunk(ref.id)
-            view = memoryview(data)
+        for ref in refs:
+            view = memoryview(chunk_bytes(store, ref))
             while view:
                 view = view[os.write(fd, view) :]
-    finally:
+    except BaseException:
         os.close(fd)
+        dest.unlink(missing_ok=True)  # no partial file left behind
+        raise
+    os.close(fd)
     os.chmod(dest, entry.mode)
     os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
     return entry.size
@@ -91,14 +100,17 @@ def _export_dir(
     stats: ExportStats,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    for e in DirView(store, ref).entries():
-        path = dest / os.fsdecode(e.name)
+    dirs: list[tuple[Path, TreeEntry]] = []
+    for sub, e in walk(store, ref):
+        path = dest / os.fsdecode(sub)
         if e.is_dir:
             path.mkdir()
-            _export_dir(store, ObjectId(e.ref), path, stats, progress)
-            # Mode and mtime last: writing children changes the mtime and may need write access.
-            os.chmod(path, e.mode)
-            os.utime(path, ns=(e.mtime_ns, e.mtime_ns))
+            dirs.append((path, e))
             stats.dirs += 1
         else:
             _export_one(store, e, path, stats, progress)
+    # Modes and mtimes last, deepest first: writing children changes a directory's mtime
+    # and may need write access to it.
+    for path, e in reversed(dirs):
+        os.chmod(path, e.mode)
+        os.utime(path, ns=(e.mtime_ns, e.mtime_ns))

@@ -1,7 +1,13 @@
 """fsck: every object reachable from every ref is present, hashes to its id and is valid.
 
-Each object and chunk is checked once however many commits share it; damage is reported
-with the object, the reason and the first path (repo@commit:path) that reaches it.
+Each object and chunk is loaded and hash-checked once however many commits share it; damage
+is reported with the object, the reason and the first path (repo@commit:path) that reaches
+it. What an entry says about what it names is checked per entry, not cached per object: a
+file whose size disagrees with its manifest or chunk is blamed, never another file that
+shares the chunk honestly. Tree indexes are checked against their pages (counts, first
+names, order across pages), and the history of every input commit is walked like a ref's.
+The walk is iterative; a tree deeper than trees.MAX_DEPTH or MAX_PATH is reported, not
+followed.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from mlgitfs.meta import db
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo.store import Store
+from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, DirView
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +61,10 @@ class _Checker:
         self.report = report
         self.progress = progress
         self.seen: set[bytes] = set()
-        self.bad: dict[bytes, str] = {}
+        self.bad: dict[bytes, str] = {}  # objects that do not load, and why
+        self.chunk_len: dict[bytes, int | str | None] = {}  # length, why bad, None: remote
+        # (repo, commit, via) still to walk; trees are walked as they are met
+        self.commits: list[tuple[str, bytes, str]] = []
 
     def damage(self, oid: bytes, reason: str, path: str) -> None:
         self.report.damage.append(Damage(short_hex(oid), reason, path))
@@ -72,58 +82,82 @@ class _Checker:
             return None
 
     def chunk(self, cid: bytes, length: int, path: str) -> None:
-        if cid in self.seen:
-            if cid in self.bad:
-                self.damage(cid, self.bad[cid], path)
-            return
-        self.seen.add(cid)
+        """Check the chunk once; check the length this entry gives it every time."""
+        if cid not in self.chunk_len:
+            self.chunk_len[cid] = self._read_chunk(cid)
+        got = self.chunk_len[cid]
+        if isinstance(got, str):
+            self.damage(cid, got, path)
+        elif got is not None and got != length:
+            self.damage(cid, f"chunk has {got} bytes, the file's entry says {length}", path)
+
+    def _read_chunk(self, cid: bytes) -> int | str | None:
         if self.has_remotes and not self.store.chunks.has(ChunkId(cid)):
             # Not in the local cache of a store with remotes: pushed or cloned, fetched on
             # demand and checked then (or here with `fsck --remote`), not damage.
             self.report.remote_chunks += 1
             if not self.check_remote:
-                return
+                return None
         try:
-            data = self.store.read_chunk(ChunkId(cid))
-            if len(data) != length:
-                raise CorruptObject(
-                    short_hex(cid), f"chunk has {len(data)} bytes, expected {length}"
-                )
+            n = len(self.store.read_chunk(ChunkId(cid)))
         except CorruptObject as exc:
-            self.bad[cid] = exc.reason
-            self.damage(cid, exc.reason, path)
-            return
+            return exc.reason
         self.report.chunks += 1
-        self.report.bytes += length
+        self.report.bytes += n
         if self.progress:
             self.progress(self.report.chunks)
+        return n
 
-    def tree(self, oid: bytes, path: str) -> None:
-        if oid in self.seen and oid not in self.bad:
-            return
-        self.seen.add(oid)
+    def tree(self, root: bytes, label: str) -> None:
+        """Every directory below `root`, depth first without recursion."""
+        stack: list[tuple[bytes, str, int]] = [(root, label + ":", 0)]
+        while stack:
+            oid, path, depth = stack.pop()
+            if oid in self.seen:
+                if oid in self.bad:  # reported once per path that reaches it
+                    self.damage(oid, self.bad[oid], path)
+                continue
+            self.seen.add(oid)
+            for page in self._pages(oid, path):
+                self.report.trees += 1
+                subdirs = []
+                for e in page.entries:
+                    sep = "" if path.endswith(":") else "/"
+                    sub = path + sep + e.name.decode("utf-8", "replace")
+                    if e.kind is EntryKind.DIR:
+                        if depth + 1 > MAX_DEPTH or len(sub) - len(label) > MAX_PATH:
+                            self.damage(e.ref, f"deeper than {MAX_DEPTH} levels or "
+                                        f"{MAX_PATH} bytes; not followed", sub[:200])  # fmt: skip
+                        else:
+                            subdirs.append((e.ref, sub, depth + 1))
+                    elif e.kind is EntryKind.FILE:
+                        self.report.files += 1
+                        self.chunk(e.ref, e.size, sub)
+                    elif e.kind is EntryKind.CHUNKED:
+                        self.report.files += 1
+                        self.manifest(e.ref, e.size, sub)
+                stack.extend(reversed(subdirs))  # popped in name order
+
+    def _pages(self, oid: bytes, path: str) -> list[Tree]:
+        """The directory's pages that load and agree with its index; the rest reported."""
         obj = self.load(oid, path)
         if obj is None:
-            return
-        if isinstance(obj, TreeIndex):
-            for p in obj.pages:
-                self.tree(bytes(p.page), path)
-            return
-        if not isinstance(obj, Tree):
+            return []
+        if isinstance(obj, Tree):
+            return [obj]
+        if not isinstance(obj, TreeIndex):
             self.damage(oid, f"expected a tree, found a {type(obj).__name__}", path)
-            return
-        self.report.trees += 1
-        for e in obj.entries:
-            sep = "" if path.endswith(":") else "/"
-            sub = path + sep + e.name.decode("utf-8", "replace")
-            if e.kind is EntryKind.DIR:
-                self.tree(e.ref, sub)
-            elif e.kind is EntryKind.FILE:
-                self.report.files += 1
-                self.chunk(e.ref, e.size, sub)
-            elif e.kind is EntryKind.CHUNKED:
-                self.report.files += 1
-                self.manifest(e.ref, e.size, sub)
+            return []
+        view, out = DirView(self.store, ObjectId(oid)), []
+        for i, p in enumerate(obj.pages):
+            if bytes(p.page) in self.bad:
+                self.damage(p.page, self.bad[bytes(p.page)], path)
+                continue
+            try:
+                out.append(view.page(obj, i))
+            except CorruptObject as exc:
+                self.report.damage.append(Damage(exc.object_id, exc.reason, path))
+        return out
 
     def manifest(self, oid: bytes, size: int, path: str) -> None:
         obj = self.load(oid, path)
@@ -137,7 +171,13 @@ class _Checker:
         for c in obj.chunks:
             self.chunk(bytes(c.id), c.length, path)
 
-    def commit(self, repo: str, oid: bytes, via: str) -> None:
+    def run(self) -> None:
+        """Walk the queued commits' histories, and the histories of their inputs."""
+        while self.commits:
+            repo, oid, via = self.commits.pop()
+            self._history(repo, oid, via)
+
+    def _history(self, repo: str, oid: bytes, via: str) -> None:
         while oid not in self.seen:
             self.seen.add(oid)
             label = f"{repo}@{short_hex(oid)}"
@@ -148,12 +188,14 @@ class _Checker:
                 self.damage(oid, f"{via} names a {type(obj).__name__}, not a commit", label)
                 return
             self.report.commits += 1
-            self.tree(bytes(obj.tree), label + ":")
+            self.tree(bytes(obj.tree), label)
             for name, input_id in obj.inputs:
                 if not self.store.has_object(input_id):
                     self.damage(bytes(input_id), f"input commit of {name} is missing", label)
+                else:
+                    self.commits.append((name, bytes(input_id), f"input of {label}"))
             for extra in obj.parents[1:]:
-                self.commit(repo, bytes(extra), via)
+                self.commits.append((repo, bytes(extra), via))
             if not obj.parents:
                 return
             oid = bytes(obj.parents[0])
@@ -175,5 +217,6 @@ def fsck(
     for rec in repos:
         report.repos += 1
         for ref, oid in refs[rec.name]:
-            checker.commit(rec.name, bytes(oid), ref)
+            checker.commits.append((rec.name, bytes(oid), ref))
+        checker.run()
     return report

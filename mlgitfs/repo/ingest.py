@@ -24,12 +24,12 @@ from mlgitfs.errors import SourceError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
-from mlgitfs.model.objects import MAX_SYMLINK, PERM_MASK, EntryKind, TreeEntry
+from mlgitfs.model.objects import MAX_SYMLINK, PERM_MASK, EntryKind, TreeEntry, clamp_time_ns
 from mlgitfs.repo import filedata, listing, refs, statcache
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import build_dir
+from mlgitfs.repo.trees import MAX_DEPTH, build_dir
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
 
@@ -154,47 +154,87 @@ class _DirNode:
     items: list[TreeEntry | _DirNode]
 
 
+@dataclass
+class _Frame:
+    """One directory being built by `_build`: its items and the entries made so far."""
+
+    items: list[TreeEntry | _DirNode]
+    node: _DirNode | None  # None for the root
+    next: int = 0
+    out: list[TreeEntry] = field(default_factory=list)
+
+
 def _build(w: _Walk, items: list[TreeEntry | _DirNode]) -> list[TreeEntry]:
-    out = []
-    for item in items:
-        if isinstance(item, _DirNode):
-            children = _build(w, item.items)
-            ref = build_dir(children, w.new_objects)
-            out.append(
-                TreeEntry(
-                    item.name, EntryKind.DIR, item.mode, len(children), item.mtime_ns, bytes(ref)
-                )
-            )
-        else:
-            out.append(item)
-    return out
+    """The root's entries, every directory below encoded children first (no recursion)."""
+    frames = [_Frame(items, None)]
+    while True:
+        f = frames[-1]
+        if f.next < len(f.items):
+            item = f.items[f.next]
+            f.next += 1
+            if isinstance(item, _DirNode):
+                frames.append(_Frame(item.items, item))
+            else:
+                f.out.append(item)
+            continue
+        frames.pop()
+        if f.node is None:
+            return f.out
+        ref = build_dir(f.out, w.new_objects)
+        d = f.node
+        frames[-1].out.append(
+            TreeEntry(d.name, EntryKind.DIR, d.mode, len(f.out), d.mtime_ns, bytes(ref))
+        )
 
 
-def _walk_dir(w: _Walk, path: bytes) -> list[TreeEntry | _DirNode]:
-    here = listing.list_dir(path)
+def _walk_dir(w: _Walk, top: bytes) -> list[TreeEntry | _DirNode]:
+    """The entries of `top`; directories below are listed depth first without recursion,
+    each filling the item list of its `_DirNode`."""
+    root: list[TreeEntry | _DirNode] = []
+    stack: list[tuple[bytes, list[TreeEntry | _DirNode], int]] = [(top, root, 0)]
+    while stack:
+        path, entries, depth = stack.pop()
+        subdirs = _list_one(w, path, entries)
+        if subdirs and depth + 1 > MAX_DEPTH:
+            raise SourceError(f"cannot import {os.fsdecode(path)}: deeper than {MAX_DEPTH} levels")
+        stack.extend((sub, node.items, depth + 1) for sub, node in reversed(subdirs))
+    return root
+
+
+def _cached(w: _Walk, path: bytes, here: list[listing.Entry]) -> list[statcache.Hit | None]:
     files = [(e.name, e.st) for e in here if stat.S_ISREG(e.st.st_mode)]
     with w.store.env.read() as txn:
         found, gone = statcache.lookup(txn, path, files)
     w.stat_deletes.extend(gone)
-    hits = iter(found)
-    entries: list[TreeEntry | _DirNode] = []
+    return found
+
+
+def _list_one(
+    w: _Walk, path: bytes, entries: list[TreeEntry | _DirNode]
+) -> list[tuple[bytes, _DirNode]]:
+    """Append one directory's entries to `entries`; its subdirectories, to be listed next.
+    Times the format cannot hold are clamped (objects.clamp_time_ns)."""
+    here = listing.list_dir(path)
+    hits = iter(_cached(w, path, here))
+    subdirs = []
     for e in here:
         st = e.st
         mode = stat.S_IMODE(st.st_mode) & PERM_MASK
         if stat.S_ISDIR(st.st_mode):
-            entries.append(_DirNode(e.name, mode, st.st_mtime_ns, _walk_dir(w, e.path)))
+            node = _DirNode(e.name, mode, clamp_time_ns(st.st_mtime_ns), [])
+            entries.append(node)
+            subdirs.append((e.path, node))
             w.stats.dirs += 1
         elif stat.S_ISLNK(st.st_mode):
             target = os.readlink(e.path)
             if not target or len(target) > MAX_SYMLINK:
                 raise SourceError(f"cannot import symlink {os.fsdecode(e.path)}: target too long")
-            entries.append(
-                TreeEntry(e.name, EntryKind.SYMLINK, 0o777, len(target), st.st_mtime_ns, target)
-            )
+            mtime = clamp_time_ns(st.st_mtime_ns)
+            entries.append(TreeEntry(e.name, EntryKind.SYMLINK, 0o777, len(target), mtime, target))
             w.stats.symlinks += 1
         else:
             _add_file(w, path, e, mode, entries, next(hits))
-    return entries
+    return subdirs
 
 
 def _add_file(
@@ -210,13 +250,14 @@ def _add_file(
     st = e.st
     w.stats.files += 1
     w.stats.bytes += st.st_size
+    mtime = clamp_time_ns(st.st_mtime_ns)
     if cached is not None:
         kind, ref = cached
-        owner.append(TreeEntry(e.name, kind, mode, st.st_size, st.st_mtime_ns, ref))
+        owner.append(TreeEntry(e.name, kind, mode, st.st_size, mtime, ref))
         return
     key = statcache.key(directory, e.name)
-    pending = _Pending(e.path, key, st, [], owner, len(owner), e.name, mode, st.st_mtime_ns)
-    owner.append(TreeEntry(e.name, EntryKind.FILE, mode, st.st_size, st.st_mtime_ns, b"\0" * 32))
+    pending = _Pending(e.path, key, st, [], owner, len(owner), e.name, mode, mtime)
+    owner.append(TreeEntry(e.name, EntryKind.FILE, mode, st.st_size, mtime, b"\0" * 32))
     w.pending.append(pending)
     w.in_flight += st.st_size
     if st.st_size <= filedata.WHOLE_FILE_LIMIT:

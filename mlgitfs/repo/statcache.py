@@ -28,7 +28,13 @@ Hit = tuple[EntryKind, bytes]  # (FILE or CHUNKED, manifest or chunk reference)
 
 
 def stat_key(st: os.stat_result) -> bytes:
-    return _STAT.pack(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    # Times are clamped to what "q" holds (tmpfs takes times past 2262): a file at an end
+    # of the range is told apart by its size, inode and ctime, and at worst read again.
+    return _STAT.pack(st.st_size, _q(st.st_mtime_ns), st.st_ino, _q(st.st_ctime_ns))
+
+
+def _q(t: int) -> int:
+    return max(-(1 << 63), min(t, (1 << 63) - 1))
 
 
 def key(directory: bytes, name: bytes) -> bytes | None:

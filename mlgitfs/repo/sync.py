@@ -52,6 +52,7 @@ from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo import remotes
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.store import Store
+from mlgitfs.repo.trees import MAX_DEPTH
 from mlgitfs.store import compress, packs, remotedb
 from mlgitfs.store.cache import Location, unpin
 from mlgitfs.store.packs import CHUNKS, META
@@ -130,29 +131,40 @@ class _Plan:
             self.tree(bytes(c.tree))
             self.meta.append((oid, c.encode()))
 
-    def tree(self, oid: bytes) -> None:
-        if oid in self.seen or self._remote_has(META, [oid]):
-            return
-        self.seen.add(oid)
-        obj = self.store.get_object(ObjectId(oid))
-        if isinstance(obj, TreeIndex):
-            for p in obj.pages:
-                self.tree(bytes(p.page))
-        elif isinstance(obj, Tree):
-            files = [e for e in obj.entries if e.kind is EntryKind.FILE]
-            on_remote = self._remote_has(CHUNKS, [e.ref for e in files])
-            self.chunk_refs[oid] = [e.ref for e in files]
-            self.present.extend(on_remote)
-            for e in obj.entries:
-                if e.kind is EntryKind.DIR:
-                    self.tree(e.ref)
-                elif e.kind is EntryKind.CHUNKED:
-                    self.manifest(e.ref)
-                elif e.kind is EntryKind.FILE and e.ref not in on_remote:
-                    self.chunk(e.ref)
-        else:
-            raise CorruptObject(short_hex(oid), "a directory entry names a non-tree object")
-        self.meta.append((oid, obj.encode()))
+    def tree(self, root: bytes) -> None:
+        """The directories below `root` the remote lacks, each after everything it names
+        (iterative: a deep tree does not exhaust the stack)."""
+        stack: list[tuple[bytes, Tree | TreeIndex | None, int]] = [(root, None, 0)]
+        while stack:
+            oid, expanded, depth = stack.pop()
+            if expanded is not None:  # its children are planned: now the object itself
+                self.meta.append((oid, expanded.encode()))
+                continue
+            if oid in self.seen or self._remote_has(META, [oid]):
+                continue
+            if depth > 2 * MAX_DEPTH:  # pages count as a level
+                raise CorruptObject(short_hex(oid), f"a tree deeper than {MAX_DEPTH} levels")
+            self.seen.add(oid)
+            obj = self.store.get_object(ObjectId(oid))
+            children: list[bytes] = []
+            if isinstance(obj, TreeIndex):
+                children = [bytes(p.page) for p in obj.pages]
+            elif isinstance(obj, Tree):
+                files = [e for e in obj.entries if e.kind is EntryKind.FILE]
+                on_remote = self._remote_has(CHUNKS, [e.ref for e in files])
+                self.chunk_refs[oid] = [e.ref for e in files]
+                self.present.extend(on_remote)
+                for e in obj.entries:
+                    if e.kind is EntryKind.DIR:
+                        children.append(e.ref)
+                    elif e.kind is EntryKind.CHUNKED:
+                        self.manifest(e.ref)
+                    elif e.kind is EntryKind.FILE and e.ref not in on_remote:
+                        self.chunk(e.ref)
+            else:
+                raise CorruptObject(short_hex(oid), "a directory entry names a non-tree object")
+            stack.append((oid, obj, depth))
+            stack.extend((c, None, depth + 1) for c in reversed(children))
 
     def manifest(self, oid: bytes) -> None:
         if oid in self.seen or self._remote_has(META, [oid]):

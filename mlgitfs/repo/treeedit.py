@@ -14,9 +14,9 @@ import bisect
 from collections.abc import Mapping
 
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.model.objects import PageRef, Tree, TreeEntry, TreeIndex, object_id
+from mlgitfs.model.objects import MAX_PAGE, PageRef, Tree, TreeEntry, TreeIndex, object_id
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import MAX_PAGE, PAGE_LIMIT, NewObjects, build_dir, is_boundary
+from mlgitfs.repo.trees import PAGE_LIMIT, NewObjects, build_dir, is_boundary
 
 Changes = Mapping[bytes, TreeEntry | None]  # name → new entry, or None to remove it
 

@@ -5,6 +5,13 @@ pages split after each entry whose name hashes to a boundary (crc32 & MASK == 0,
 hold ~1,024 entries), or at MAX_PAGE entries: boundaries depend only on the names, so
 changing one file of a 1,000,000-entry directory rewrites one page and the index, and
 adding a name rewrites the page it falls in. Lookups are binary searches.
+
+What a tree index says about its pages (first name, entry count) is checked against each
+page when it is loaded, and a page's last name must sort before the next page's first: a
+lying index is CorruptObject for that directory, never a listing that repeats or loses
+entries. A file's size is checked against its manifest here (`file_chunks`) and against
+each chunk's length where the bytes are served (`chunk_bytes`, and the mount's reader).
+Walks are iterative and refuse trees deeper than MAX_DEPTH or paths longer than MAX_PATH.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from mlgitfs.errors import CorruptObject, PathNotFound
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import (
+    MAX_PAGE,
     ChunkRef,
     EntryKind,
     Manifest,
@@ -27,10 +35,12 @@ from mlgitfs.model.objects import (
     object_id,
 )
 from mlgitfs.repo.store import Store
+from mlgitfs.store.segfile import Buffer
 
 PAGE_LIMIT = 2048
-MAX_PAGE = 4096
 _MASK = 1023
+MAX_DEPTH = 16384  # directory levels below a walk's root
+MAX_PATH = 64 << 10  # bytes of a path below a walk's root
 
 NewObjects = list[tuple[ObjectId, bytes]]
 
@@ -81,6 +91,24 @@ class DirView:
             raise CorruptObject(short_hex(self.ref), "a directory entry names a non-tree object")
         return obj
 
+    def page(self, index: TreeIndex, i: int) -> Tree:
+        """Page `i` of `index`, checked against what the index says of it."""
+        ref = index.pages[i]
+        page = self.store.get(ref.page, Tree)
+        entries = page.entries
+        problem = None
+        if len(entries) != ref.count:
+            problem = f"has {len(entries)} entries, the index says {ref.count}"
+        elif entries[0].name != ref.first:
+            problem = "does not start with the name the index gives"
+        elif i + 1 < len(index.pages) and not entries[-1].name < index.pages[i + 1].first:
+            problem = "overlaps the next page"
+        if problem:
+            raise CorruptObject(
+                short_hex(self.ref), f"page {short_hex(ref.page)} of this tree index {problem}"
+            )
+        return page
+
     def lookup(self, name: bytes) -> TreeEntry | None:
         obj = self._index()
         if isinstance(obj, TreeIndex):
@@ -88,7 +116,7 @@ class DirView:
             i = bisect.bisect_right(firsts, name) - 1
             if i < 0:
                 return None
-            obj = self.store.get(obj.pages[i].page, Tree)
+            obj = self.page(obj, i)
         entries = obj.entries
         lo, hi = 0, len(entries)
         while lo < hi:
@@ -109,6 +137,17 @@ class DirView:
         obj = self._index()
         return [self.ref] if isinstance(obj, Tree) else [p.page for p in obj.pages]
 
+    def page_trees(self, skip: frozenset[ObjectId] = frozenset()) -> Iterator[Tree]:
+        """Each page not in `skip`, in order, checked (the tree itself when not paged)."""
+        obj = self._index()
+        if isinstance(obj, Tree):
+            if self.ref not in skip:
+                yield obj
+            return
+        for i, p in enumerate(obj.pages):
+            if p.page not in skip:
+                yield self.page(obj, i)
+
     def entries(self, start: int = 0) -> Iterator[TreeEntry]:
         """Entries in name order from position `start`, loading only the pages needed."""
         obj = self._index()
@@ -116,11 +155,11 @@ class DirView:
             yield from obj.entries[start:]
             return
         pos = 0
-        for p in obj.pages:
+        for i, p in enumerate(obj.pages):
             if pos + p.count <= start:
                 pos += p.count
                 continue
-            page = self.store.get(p.page, Tree)
+            page = self.page(obj, i)
             yield from page.entries[max(0, start - pos) :]
             pos += p.count
 
@@ -140,17 +179,59 @@ def resolve_path(store: Store, root: ObjectId, path: Sequence[bytes]) -> TreeEnt
 
 
 def file_chunks(store: Store, entry: TreeEntry) -> tuple[ChunkRef, ...]:
+    """The chunks of a file's entry; CorruptObject when its manifest disagrees with its size."""
     if entry.kind is EntryKind.FILE:
         return (ChunkRef(ChunkId(entry.ref), entry.size),)
     if entry.kind is EntryKind.CHUNKED:
-        return store.get(ObjectId(entry.ref), Manifest).chunks
+        m = store.get(ObjectId(entry.ref), Manifest)
+        if m.size != entry.size:
+            raise CorruptObject(
+                short_hex(entry.ref), f"manifest lists {m.size} bytes, the tree says {entry.size}"
+            )
+        return m.chunks
     raise PathNotFound(f"{entry.name.decode(errors='replace')} is not a file")
 
 
+def check_chunk_length(ref: ChunkRef, data: Buffer) -> None:
+    """CorruptObject unless `data` is as long as the tree or manifest says the chunk is (the
+    chunk hashes right: the object that names it lies)."""
+    if len(data) != ref.length:
+        raise CorruptObject(
+            short_hex(ref.id), f"chunk has {len(data)} bytes, the file's entry says {ref.length}"
+        )
+
+
+def chunk_bytes(store: Store, ref: ChunkRef) -> bytes:
+    """One chunk of a file, verified against its id and the length its file gives it."""
+    data = store.read_chunk(ref.id)
+    check_chunk_length(ref, data)
+    return data
+
+
 def walk(store: Store, ref: ObjectId, prefix: bytes = b"") -> Iterator[tuple[bytes, TreeEntry]]:
-    """(path, entry) of every entry below the directory `ref`, depth first, in name order."""
-    for e in DirView(store, ref).entries():
-        path = prefix + e.name
+    """(path, entry) of every entry below the directory `ref`, depth first, in name order.
+
+    Iterative, holding one page iterator and one name per level (not one path per level:
+    a deep tree would make that quadratic); CorruptObject below MAX_DEPTH or MAX_PATH."""
+    names: list[bytes] = []
+    length = 0
+    stack = [DirView(store, ref).entries()]
+    while stack:
+        e = next(stack[-1], None)
+        if e is None:
+            stack.pop()
+            if names:
+                length -= len(names.pop()) + 1
+            continue
+        path = prefix + b"".join(n + b"/" for n in names) + e.name
         yield path, e
         if e.is_dir:
-            yield from walk(store, ObjectId(e.ref), path + b"/")
+            if len(stack) >= MAX_DEPTH or length + len(e.name) + 1 > MAX_PATH:
+                raise CorruptObject(
+                    short_hex(e.ref),
+                    f"directory {path[:80]!r}... is deeper than {MAX_DEPTH} levels "
+                    f"or {MAX_PATH} bytes",
+                )
+            names.append(e.name)
+            length += len(e.name) + 1
+            stack.append(DirView(store, ObjectId(e.ref)).entries())

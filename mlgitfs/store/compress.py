@@ -18,6 +18,8 @@ ZSTD = 1
 # emits raw blocks), faster than two 16 KiB trial compressions per chunk cost; on text-like
 # small files the trials added 38% to the compression time (measured with zstd 1.5.7).
 _local = threading.local()
+MAX_RAW = 64 << 20  # no chunk or object decompresses to more (chunks are a few MiB at most)
+STREAM_WINDOW = 8 << 20
 
 
 def _cctx() -> zstandard.ZstdCompressor:
@@ -32,6 +34,15 @@ def _dctx() -> zstandard.ZstdDecompressor:
     ctx = getattr(_local, "d", None)
     if ctx is None:
         ctx = _local.d = zstandard.ZstdDecompressor()
+    return ctx
+
+
+def _stream_dctx() -> zstandard.ZstdDecompressor:
+    # For frames that do not declare their size (never ours): a bounded window, so the
+    # decoder's own buffer cannot grow past it whatever the frame header asks for.
+    ctx = getattr(_local, "s", None)
+    if ctx is None:
+        ctx = _local.s = zstandard.ZstdDecompressor(max_window_size=STREAM_WINDOW)
     return ctx
 
 
@@ -53,12 +64,41 @@ def decompress(codec: int, stored: memoryview, raw_len: int, what: str) -> bytes
 def decompress(
     codec: int, stored: bytes | memoryview, raw_len: int, what: str
 ) -> bytes | memoryview:
-    """The chunk's raw bytes: `stored` itself (uncopied) when it was not compressed."""
+    """The chunk's raw bytes: `stored` itself (uncopied) when it was not compressed.
+
+    Memory is bounded by `raw_len` (the length the index or segment record expects, itself
+    at most MAX_RAW), never by what the frame declares: python-zstandard ignores
+    `max_output_size` when a frame declares its size, so a frame declaring more than
+    `raw_len` is refused before anything is allocated, and one that declares nothing is
+    streamed with a hard cap. Any other length is CorruptObject too."""
     if codec == RAW:
+        if len(stored) != raw_len:
+            raise CorruptObject(what, f"stored chunk has {len(stored)} bytes, expected {raw_len}")
         return stored
     if codec != ZSTD:
         raise CorruptObject(what, f"unknown chunk codec {codec}")
+    if not 0 <= raw_len <= MAX_RAW:
+        raise CorruptObject(what, f"declared raw length {raw_len} is out of bounds")
     try:
-        return bytes(_dctx().decompress(stored, max_output_size=raw_len))
+        declared = zstandard.frame_content_size(stored)
+        if declared >= 0:
+            if declared != raw_len:
+                raise CorruptObject(
+                    what, f"zstd frame declares {declared} bytes, expected {raw_len}"
+                )
+            out = bytes(_dctx().decompress(stored, max_output_size=raw_len))
+        else:
+            parts, got = [], 0
+            with _stream_dctx().stream_reader(stored, read_across_frames=True) as reader:
+                while got <= raw_len:
+                    part = reader.read(raw_len + 1 - got)
+                    if not part:
+                        break
+                    parts.append(part)
+                    got += len(part)
+            out = b"".join(parts)
     except zstandard.ZstdError as exc:
         raise CorruptObject(what, "chunk does not decompress") from exc
+    if len(out) != raw_len:
+        raise CorruptObject(what, f"chunk decompresses to {len(out)} bytes, expected {raw_len}")
+    return out

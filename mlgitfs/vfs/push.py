@@ -52,7 +52,7 @@ class DirPusher:
         self,
         nursery: trio.Nursery,
         directory: InodeNo,
-        candidates: Callable[[], list[tuple[InodeNo, ChunkId]]],
+        candidates: Callable[[], list[tuple[InodeNo, ChunkId, int]]],
     ) -> None:
         """Push `directory`'s files once; `candidates` names them (called now, on the trio
         thread, which owns the inode table)."""
@@ -66,20 +66,22 @@ class DirPusher:
         files = candidates()
         nursery.start_soon(self._run, directory, files, name="push-dir")
 
-    async def _run(self, directory: InodeNo, files: list[tuple[InodeNo, ChunkId]]) -> None:
+    async def _run(self, directory: InodeNo, files: list[tuple[InodeNo, ChunkId, int]]) -> None:
         try:
             await trio.to_thread.run_sync(self._push_all, files, abandon_on_cancel=True)
         finally:
             self._slots.release_on_behalf_of(directory)
 
-    def _push_all(self, files: list[tuple[InodeNo, ChunkId]]) -> None:
-        for ino, cid in files:
+    def _push_all(self, files: list[tuple[InodeNo, ChunkId, int]]) -> None:
+        for ino, cid, size in files:
             if not self.store.chunk_is_local(cid):
                 continue  # remote: the directory fetch-ahead pushes those it fetches
             try:
                 data = self.read_chunk(cid)
             except MlgitError as exc:
                 log.debug("not pushing inode %d: %s", ino, exc)
+                continue
+            if len(data) != size:  # its tree lies: the reader's own read reports it
                 continue
             if not self._hand(ino, data):
                 return

@@ -261,6 +261,10 @@ class FileReader:
                 on_remote_miss()
             inline = ends[i] - start <= INLINE_CHUNK and local
             data = await self.loader.load(cid, what, inline, local)
+            if len(data) != ends[i] - start:  # hashes right: the tree or manifest lies
+                log.error("chunk %s of %r has %d bytes, the file's entry says %d",
+                          short_hex(cid), what, len(data), ends[i] - start)  # fmt: skip
+                raise FsError(errno.EIO, f"chunk {short_hex(cid)} has the wrong length")
             # A view, not a copy: a fresh 1 MiB bytes per request costs 256 page faults, and
             # in a VM a page fault costs more than the copy (the reply is sent before the
             # next await; the view keeps the chunk alive).

@@ -303,11 +303,11 @@ class SnapshotView:
             if 0 < e.size <= PUSH_FILE_MAX:
                 yield InodeNo(ino), ChunkId(e.ref), e.size
 
-    def _push_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId]]:
+    def _push_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId, int]]:
         """The directory's pushable files, up to DIR_PUSH bytes."""
         out, total = [], 0
         for ino, cid, size in self._unread_small_files(parent):
-            out.append((ino, cid))
+            out.append((ino, cid, size))
             total += size
             if total >= DIR_PUSH:
                 break
@@ -374,9 +374,9 @@ class SnapshotView:
             return
         wanted = set(cids)
         files = []
-        for ino, cid, _ in self._unread_small_files(parent):
+        for ino, cid, size in self._unread_small_files(parent):
             data = self._chunks.get(cid) if cid in wanted else None
-            if data is not None:
+            if data is not None and len(data) == size:  # else its read reports the lie
                 files.append((ino, data))
         if files:
             await trio.to_thread.run_sync(self._pusher.push_fetched, files, limiter=self._limiter)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import errno
 import functools
+import inspect
 import logging
 import os
 import stat
@@ -55,15 +56,24 @@ DAY = 86400.0
 _RO_MASK = ~(stat.S_ISUID | stat.S_ISGID | 0o222)
 
 
-def _describe(args: tuple[Any, ...]) -> str:
-    # Inode numbers, offsets and names only: never file contents (conventions: logging).
+def _describe(args: tuple[Any, ...], names: frozenset[int]) -> str:
+    """Inode numbers, offsets and names: never file contents (conventions: logging). Only
+    the arguments at positions `names` are shown as bytes; any other buffer (a write's data,
+    an xattr value) by its length alone."""
     parts = []
-    for a in args:
-        if isinstance(a, int):
+    for i, a in enumerate(args):
+        if isinstance(a, bool | int):
             parts.append(str(a))
-        elif isinstance(a, bytes) and len(a) <= 255:
-            parts.append(repr(a))
+        elif isinstance(a, bytes | bytearray | memoryview):
+            shown = i in names and len(a) <= 255
+            parts.append(repr(bytes(a)) if shown else f"<{len(a)} bytes>")
     return ", ".join(parts)
+
+
+def _name_positions(fn: Callable[..., Any]) -> frozenset[int]:
+    """Positions (after self) of a handler's parameters that hold names, not contents."""
+    params = list(inspect.signature(fn).parameters)[1:]
+    return frozenset(i for i, p in enumerate(params) if "name" in p or p == "target")
 
 
 def _guarded(
@@ -71,6 +81,7 @@ def _guarded(
 ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
     """Count the request, and turn any exception into a FUSEError plus a log line."""
     name = fn.__name__
+    names = _name_positions(fn)
 
     @functools.wraps(fn)
     async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -81,16 +92,16 @@ def _guarded(
             raise
         except FsError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOSYS, errno.EROFS):
-                log.debug("%s(%s): %s", name, _describe(args), exc.message)
+                log.debug("%s(%s): %s", name, _describe(args, names), exc.message)
             else:
-                log.warning("%s(%s): %s", name, _describe(args), exc.message)
+                log.warning("%s(%s): %s", name, _describe(args, names), exc.message)
             raise pyfuse3.FUSEError(exc.errno) from None
         except OSError as exc:
             code = exc.errno if isinstance(exc.errno, int) and exc.errno > 0 else errno.EIO
-            log.error("%s(%s) failed: %r", name, _describe(args), exc, exc_info=True)
+            log.error("%s(%s) failed: %r", name, _describe(args, names), exc, exc_info=True)
             raise pyfuse3.FUSEError(code) from None
         except Exception:
-            log.error("%s(%s) failed, answering EIO", name, _describe(args), exc_info=True)
+            log.error("%s(%s) failed, answering EIO", name, _describe(args, names), exc_info=True)
             raise pyfuse3.FUSEError(errno.EIO) from None
 
     return wrapper

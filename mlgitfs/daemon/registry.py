@@ -131,7 +131,7 @@ def control_socket_path(run_dir: Path, pid: int) -> Path:
 
 def write_record(run_dir: Path, record: MountRecord) -> Path:
     """Write the record atomically (tmp + rename) so readers never see half a file."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = record_path(run_dir, record.pid)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(record), sort_keys=True), encoding="utf-8")

@@ -303,6 +303,17 @@ def _parse(argv: Sequence[str] | None) -> tuple[DaemonConfig, bool, float]:
     return config, a.foreground, a.timeout
 
 
+def open_log(path: str) -> int:
+    """The daemon's log, appended to: 0600 in a 0700 directory (a log line may name files of
+    its owner; it never holds their contents, see fuse_ops._describe)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)  # made by an older version, or by makedirs under a umask
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def _setup_logging(debug: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
@@ -405,9 +416,9 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
             os.setsid()
             os.chdir("/")  # a daemon's cwd must not keep any mount busy
             if config.log_file:
-                os.makedirs(os.path.dirname(config.log_file), exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-            sink = os.open(config.log_file or os.devnull, flags, 0o644)
+                sink = open_log(config.log_file)
+            else:
+                sink = os.open(os.devnull, os.O_WRONLY)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(sink, 1)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import lmdb
 
@@ -81,6 +82,15 @@ class WriteTxn(ReadTxn):
     def clear(self, db: str) -> None:
         """Delete every key of `db` (the database itself stays)."""
         self._txn.drop(self._dbs[db], delete=False)
+
+
+class Transactions(Protocol):
+    """What a user of short transactions needs of an environment: the seam a fault test
+    replaces with a double whose write transactions fail (and so abort)."""
+
+    def read(self) -> AbstractContextManager[ReadTxn]: ...
+
+    def write(self) -> AbstractContextManager[WriteTxn]: ...
 
 
 class MetaEnv:

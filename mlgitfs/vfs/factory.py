@@ -8,16 +8,19 @@ fork (LMDB).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mlgitfs.errors import UnknownRef
 from mlgitfs.meta import db
+from mlgitfs.meta.env import Transactions
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex
 from mlgitfs.repo.commits import branch_ref
 from mlgitfs.repo.store import Store
 from mlgitfs.vfs import checkout
 from mlgitfs.vfs.overlay import WritableView
+from mlgitfs.vfs.overlay_files import OverlayFiles
 from mlgitfs.vfs.snapshot import SnapshotView
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,19 @@ def snapshot_view(arg: dict[str, Any]) -> SnapshotView:
     )
 
 
-def open_checkout_view(store: Store, repo: str, branch: str, cache_bytes: int) -> WritableView:
-    """The writable view of repo@branch: its checkout (made at the first mount), locked."""
+def open_checkout_view(
+    store: Store,
+    repo: str,
+    branch: str,
+    cache_bytes: int,
+    *,
+    files: Callable[[Path], OverlayFiles] = OverlayFiles,
+    meta: Transactions | None = None,
+) -> WritableView:
+    """The writable view of repo@branch: its checkout (made at the first mount), locked.
+
+    `files` makes the overlay's file operations from its directory and `meta` is where its
+    records are written: the seams fault tests replace (tests/faultdoubles.py)."""
     with store.env.write() as txn:
         rec_repo = db.get_repo(txn, repo)
         head = db.get_ref(txn, repo, branch_ref(branch))
@@ -65,6 +79,7 @@ def open_checkout_view(store: Store, repo: str, branch: str, cache_bytes: int) -
         view = WritableView(
             store, repo, branch, rec, overlay, mutability=rec_repo.mutability,
             base_tree=commit.tree, base_time_ns=commit.time_ns, cache_bytes=cache_bytes, lock=lock,
+            files=files(overlay / "files"), meta=meta,
         )  # fmt: skip
     except BaseException:
         lock.release()

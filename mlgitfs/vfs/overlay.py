@@ -53,9 +53,9 @@ class WritableView(OverlayBase):
     # --- copy-up and writes -------------------------------------------------------------------
 
     def _write_copy(self, ino: int, entry: TreeEntry | None, size: int) -> None:
-        """Worker thread: the overlay file with the committed bytes (up to size), fsynced."""
-        path = self._path(ino)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        """Worker thread: the overlay file with the committed bytes (up to size), fsynced;
+        no file at all if that fails."""
+        fd = self.io.open(ino, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             done = 0
             if entry is not None and size > 0:
@@ -65,28 +65,33 @@ class WritableView(OverlayBase):
                     data = self.store.read_chunk(ref.id)[: size - done]
                     view = memoryview(data)
                     while view:
-                        n = os.write(fd, view)
+                        n = self.io.write(fd, view)
                         view = view[n:]
                     done += len(data)
             if done < size:
-                os.ftruncate(fd, size)
+                self.io.ftruncate(fd, size)
             if entry is not None:
-                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-            os.fsync(fd)
-        finally:
+                self.io.futime(fd, entry.mtime_ns)
+            self.io.fsync(fd)
             os.close(fd)
-        self._sync_files_dir()
+            fd = -1
+            self.io.sync_dir()
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            self.remove_file(ino)
+            raise
 
-    def _sync_files_dir(self) -> None:
-        """fsync the overlay's files/ directory: a new file's name is durable too."""
-        dfd = os.open(self.files, os.O_RDONLY | os.O_DIRECTORY)
+    def remove_file(self, ino: int) -> None:
+        """Delete an overlay file no record names (a failed operation's own new file)."""
         try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            self.io.unlink(ino)
+        except OSError as exc:  # the next mount's orphan collection deletes it
+            log.error("cannot delete the overlay file of inode %d: %s", ino, exc)
 
     async def copy_up(self, node: Node, size: int | None = None) -> None:
-        """Materialize a file's content: overlay file first, then its record (crash order)."""
+        """Materialize a file's content: overlay file first, then its record (crash order).
+        If either fails, the file stays served from the store and no overlay file remains."""
         while node.copying is not None:
             await node.copying.wait()
         if node.overlay or node.unlinked and node.base is None:
@@ -100,16 +105,20 @@ class WritableView(OverlayBase):
                 )
             except (OSError, MlgitError) as exc:
                 log.error("cannot copy %r into the overlay: %s", self.path_of(node), exc)
-                raise FsError(errno.EIO, str(exc)) from exc
-            # No checkpoint from here to the end of apply(): memory and record change together.
-            node.overlay = True
-            node.size = keep if size is None else size
-            node.read = None
-            if node.unlinked:
-                return
-            batch = Batch()
-            self.materialize(node, batch)
-            self.apply(batch)
+                code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EIO
+                raise FsError(code, f"copy into the overlay: {exc}") from exc
+            # No checkpoint from here to the end of the change: memory and record together.
+            try:
+                with self.change() as batch:
+                    batch.save(node)
+                    node.overlay = True
+                    node.size = keep if size is None else size
+                    node.read = None
+                    if not node.unlinked:
+                        self.materialize(node, batch)
+            except BaseException:
+                self.remove_file(node.ino)
+                raise
         finally:
             node.copying = None
             event.set()
@@ -125,12 +134,13 @@ class WritableView(OverlayBase):
             try:
                 fd = self.fd(node)
                 while done < len(data):
-                    done += os.pwrite(fd, view[done:], offset + done)
+                    done += self.io.pwrite(fd, view[done:], offset + done)
             except OSError as exc:  # EFBIG, ENOSPC, EDQUOT: the caller's error, not ours
                 if not done:
                     raise FsError(exc.errno or errno.EIO, f"overlay write: {exc.strerror}") from exc
             node.size = max(node.size, offset + done)
-            node.mtime_ns = now_ns()
+            # The file's own mtime, which a remount reads back (not a clock read of ours).
+            node.mtime_ns = os.fstat(fd).st_mtime_ns
             return done
 
     async def truncate(self, node: Node, size: int) -> None:
@@ -144,19 +154,22 @@ class WritableView(OverlayBase):
             self.check_policy(node)
             await self.copy_up(node, size)
         try:
-            os.truncate(self._path(node.ino), size)
+            self.io.truncate(node.ino, size)
         except OSError as exc:
             raise FsError(exc.errno or errno.EIO, f"overlay truncate: {exc.strerror}") from exc
         node.size = size
-        node.mtime_ns = now_ns()
+        node.mtime_ns = os.stat(self.io.path(node.ino)).st_mtime_ns
 
     async def fsync(self, fh: int, datasync: bool) -> None:
         async with self.mutating():
             _, node = self.handle(fh)
             if node.overlay:
                 fd = self.fd(node)
-                sync = os.fdatasync if datasync else os.fsync
-                await trio.to_thread.run_sync(sync, fd, limiter=self.io_limiter)
+                sync = self.io.fdatasync if datasync else self.io.fsync
+                try:
+                    await trio.to_thread.run_sync(sync, fd, limiter=self.io_limiter)
+                except OSError as exc:
+                    raise FsError(exc.errno or errno.EIO, f"overlay fsync: {exc.strerror}") from exc
 
     # --- opening and creating -----------------------------------------------------------------
 
@@ -201,12 +214,17 @@ class WritableView(OverlayBase):
             raise FsError(errno.EEXIST)
 
     def _sync_new_file(self, ino: int) -> None:
-        fd = os.open(self._path(ino), os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = self.io.open(ino, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
         try:
-            os.fsync(fd)
-        finally:
+            self.io.fsync(fd)
             os.close(fd)
-        self._sync_files_dir()
+            fd = -1
+            self.io.sync_dir()
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            self.remove_file(ino)
+            raise
 
     async def create(self, parent: InodeNo, name: bytes, mode: int, flags: int) -> tuple[int, Attr]:
         async with self.mutating():
@@ -217,12 +235,15 @@ class WritableView(OverlayBase):
                 await trio.to_thread.run_sync(self._sync_new_file, ino, limiter=self.io_limiter)
             except OSError as exc:
                 raise FsError(exc.errno or errno.EIO, f"overlay: {exc.strerror}") from exc
-            self._check_new(d, name)  # a checkpoint passed: check again before linking
             node = Node(ino, Kind.FILE, mode & PERM_MASK, now_ns(), 0, name, None, overlay=True)
-            self.nodes[ino] = node
-            batch = Batch()
-            self.link_name(d, name, node, batch)
-            self.apply(batch)
+            try:
+                self._check_new(d, name)  # a checkpoint passed: check again before linking
+                with self.change() as batch:
+                    batch.put(self.nodes, ino, node)
+                    self.link_name(d, name, node, batch)
+            except BaseException:
+                self.remove_file(ino)
+                raise
             write = flags & os.O_ACCMODE != os.O_RDONLY
             return self._new_handle(node, write), self.attr(node)
 
@@ -231,10 +252,9 @@ class WritableView(OverlayBase):
             d = self.dir(parent)
             self._check_new(d, name)
             node = Node(self.alloc(), Kind.DIR, mode & PERM_MASK, now_ns(), 0, name, None)
-            self.nodes[node.ino] = node
-            batch = Batch()
-            self.link_name(d, name, node, batch)
-            self.apply(batch)
+            with self.change() as batch:
+                batch.put(self.nodes, node.ino, node)
+                self.link_name(d, name, node, batch)
             return self.attr(node)
 
     async def symlink(self, parent: InodeNo, name: bytes, target: bytes) -> Attr:
@@ -245,10 +265,9 @@ class WritableView(OverlayBase):
                 raise FsError(errno.ENAMETOOLONG if len(target) > 4096 else errno.EINVAL)
             node = Node(self.alloc(), Kind.SYMLINK, 0o777, now_ns(), 0, name, None,
                         target=target)  # fmt: skip
-            self.nodes[node.ino] = node
-            batch = Batch()
-            self.link_name(d, name, node, batch)
-            self.apply(batch)
+            with self.change() as batch:
+                batch.put(self.nodes, node.ino, node)
+                self.link_name(d, name, node, batch)
             return self.attr(node)
 
     # --- removing and renaming ----------------------------------------------------------------
@@ -261,11 +280,10 @@ class WritableView(OverlayBase):
                 raise FsError(errno.ENOENT)
             if node.kind is Kind.DIR:
                 raise FsError(errno.EISDIR)
-            batch = Batch()
-            self.unlink_name(d, name, batch)
-            self.touch_dir(d, batch)
-            self.orphan(node, batch)
-            self.apply(batch)
+            with self.change() as batch:
+                self.unlink_name(d, name, batch)
+                self.touch_dir(d, batch)
+                self.orphan(node, batch)
 
     async def rmdir(self, parent: InodeNo, name: bytes) -> None:
         async with self.mutating():
@@ -277,11 +295,10 @@ class WritableView(OverlayBase):
                 raise FsError(errno.ENOTDIR)
             if not self.is_empty(node):
                 raise FsError(errno.ENOTEMPTY)
-            batch = Batch()
-            self.unlink_name(d, name, batch)
-            self.touch_dir(d, batch)
-            self.orphan(node, batch)
-            self.apply(batch)
+            with self.change() as batch:
+                self.unlink_name(d, name, batch)
+                self.touch_dir(d, batch)
+                self.orphan(node, batch)
 
     def _is_ancestor(self, a: Node, b: Node) -> bool:
         node = b
@@ -319,16 +336,16 @@ class WritableView(OverlayBase):
                 if dst.kind is Kind.DIR and not self.is_empty(dst):
                     raise FsError(errno.ENOTEMPTY)
             # No checkpoint from here on: the rename is atomic in memory and in one txn.
-            batch = Batch()
-            if not src.recorded:
-                src.origin = self.base_path(src)
-            self.unlink_name(d1, old, batch)
-            self.touch_dir(d1, batch)
-            if dst is not None:
-                self.unlink_name(d2, new, batch)
-                self.orphan(dst, batch)
-            self.link_name(d2, new, src, batch)
-            self.apply(batch)
+            with self.change() as batch:
+                batch.save(src)
+                if not src.recorded:
+                    src.origin = self.base_path(src)
+                self.unlink_name(d1, old, batch)
+                self.touch_dir(d1, batch)
+                if dst is not None:
+                    self.unlink_name(d2, new, batch)
+                    self.orphan(dst, batch)
+                self.link_name(d2, new, src, batch)
 
     async def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
         raise FsError(errno.EPERM, "hard links are not supported on mlgitfs mounts")
@@ -351,17 +368,29 @@ class WritableView(OverlayBase):
                 raise FsError(errno.EPERM, "files of a mount belong to the mount's owner")
             if size is not None:
                 await self.truncate(node, size)
-            batch = Batch()
-            if mode is not None and node.kind is not Kind.SYMLINK:
-                node.mode = stat.S_IMODE(mode) & PERM_MASK
-                if not node.unlinked:
-                    self.materialize(node, batch)
-            if mtime_ns is not None:
-                node.mtime_ns = mtime_ns
-                if node.overlay:
-                    os.utime(self._path(node.ino), ns=(mtime_ns, mtime_ns))
-                elif not node.unlinked:
-                    self.materialize(node, batch)
-            if batch.nodes and not node.unlinked:
-                self.apply(batch)
+            with self.change() as batch:
+                batch.save(node)
+                if mode is not None and node.kind is not Kind.SYMLINK:
+                    node.mode = stat.S_IMODE(mode) & PERM_MASK
+                    if not node.unlinked:
+                        self.materialize(node, batch)
+                if mtime_ns is not None:
+                    if node.overlay:
+                        before = node.mtime_ns
+                        try:
+                            self.io.utime(node.ino, mtime_ns)
+                        except OSError as exc:
+                            code = exc.errno or errno.EIO
+                            raise FsError(code, f"overlay utimens: {exc.strerror}") from exc
+                        batch.undo(lambda: self._set_file_mtime(node, before))
+                    elif not node.unlinked:
+                        self.materialize(node, batch)
+                    node.mtime_ns = mtime_ns
             return self.attr(node)
+
+    def _set_file_mtime(self, node: Node, mtime_ns: int) -> None:
+        """Undo of a utimens whose records failed: the overlay file's mtime back."""
+        try:
+            self.io.utime(node.ino, mtime_ns)
+        except OSError as exc:
+            log.error("cannot restore the mtime of inode %d: %s", node.ino, exc)

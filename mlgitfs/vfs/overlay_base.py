@@ -12,16 +12,17 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
-from mlgitfs.errors import FsError, MlgitError
+from mlgitfs.errors import FsError, MlgitError, StoreFull
 from mlgitfs.meta.db import Mutability
-from mlgitfs.meta.env import WriteTxn
+from mlgitfs.meta.env import Transactions, WriteTxn
 from mlgitfs.model.ids import InodeNo, ObjectId
 from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import EntryKind, TreeEntry
@@ -36,6 +37,7 @@ from mlgitfs.vfs.checkout import (
     put_checkout,
 )
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, TYPE_BITS, BaseReader, Node
+from mlgitfs.vfs.overlay_files import OverlayFiles
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 
 log = logging.getLogger(__name__)
@@ -45,16 +47,39 @@ log = logging.getLogger(__name__)
 BASE_FLUSH = 65536
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+_ABSENT = object()
+
+
+def _scalars(n: Node) -> tuple[object, ...]:
+    return (n.parent, n.name, n.mode, n.mtime_ns, n.origin, n.recorded, n.overlay, n.size, n.read)
+
+
+def _restore_scalars(n: Node, v: tuple[object, ...]) -> None:
+    (n.parent, n.name, n.mode, n.mtime_ns, n.origin, n.recorded, n.overlay, n.size,
+     n.read) = v  # type: ignore[assignment]  # fmt: skip
 
 
 @dataclass
 class Batch:
-    """What one namespace operation changes in LMDB, written in one transaction."""
+    """What one namespace operation changes in LMDB, written in one transaction, and how to
+    take back what it changed in memory if that transaction (or anything before it) fails.
+
+    Faults never destroy data: an operation changes nodes only through `save` (scalar
+    fields, saved once) and `put`/`pop`/`add`/`discard` (containers, journalled), and leaves
+    file deletions to `after`, which runs once the records are durable. `rollback` restores
+    memory exactly as it was (docs/overlay.md, fault states)."""
 
     nodes: dict[int, Node] = field(default_factory=dict)
     deltas: dict[tuple[int, bytes], int] = field(default_factory=dict)  # 0: whiteout
     undeltas: set[tuple[int, bytes]] = field(default_factory=set)
     drop_nodes: set[int] = field(default_factory=set)
+    after: list[Callable[[], None]] = field(default_factory=list)
+    _saved: dict[int, tuple[Node, tuple[object, ...]]] = field(default_factory=dict)
+    _undo: list[Callable[[], None]] = field(default_factory=list)
 
     def delta(self, parent: int, name: bytes, ino: int) -> None:
         self.undeltas.discard((parent, name))
@@ -63,6 +88,55 @@ class Batch:
     def undelta(self, parent: int, name: bytes) -> None:
         self.deltas.pop((parent, name), None)
         self.undeltas.add((parent, name))
+
+    # --- the undo journal ------------------------------------------------------------------
+
+    def save(self, node: Node) -> None:
+        """Keep node's scalar fields as they were before this operation's first change."""
+        if node.ino not in self._saved:
+            self._saved[node.ino] = (node, _scalars(node))
+
+    def put(self, d: dict[K, V], key: K, value: V) -> None:
+        old = d.get(key, _ABSENT)
+        d[key] = value
+        self._undo.append(lambda: _put_back(d, key, old))
+
+    def pop(self, d: dict[K, V], key: K) -> None:
+        if key in d:
+            old = d.pop(key)
+            self._undo.append(lambda: d.__setitem__(key, old))
+
+    def add(self, s: set[K], key: K) -> None:
+        if key not in s:
+            s.add(key)
+            self._undo.append(lambda: s.discard(key))
+
+    def discard(self, s: set[K], key: K) -> None:
+        if key in s:
+            s.discard(key)
+            self._undo.append(lambda: s.add(key))
+
+    def undo(self, action: Callable[[], None]) -> None:
+        """Run `action` if the operation fails (a change outside memory to take back)."""
+        self._undo.append(action)
+
+    def empty(self) -> bool:
+        return not (self.nodes or self.deltas or self.undeltas or self.drop_nodes)
+
+    def rollback(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        for node, fields in self._saved.values():
+            _restore_scalars(node, fields)
+        self._undo.clear()
+        self._saved.clear()
+
+
+def _put_back(d: dict[K, V], key: K, old: object) -> None:
+    if old is _ABSENT:
+        d.pop(key, None)
+    else:
+        d[key] = old  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -93,6 +167,8 @@ class OverlayBase:
         uid: int | None = None,
         gid: int | None = None,
         lock: CheckoutLock | None = None,
+        files: OverlayFiles | None = None,
+        meta: Transactions | None = None,
     ) -> None:
         self.store = store
         self.lock = lock  # released by close()
@@ -101,8 +177,10 @@ class OverlayBase:
         self.record = record
         self.table = InodeTable(record.id)
         self.overlay = overlay
-        self.files = overlay / "files"
-        self.files.mkdir(parents=True, exist_ok=True)
+        # The seams a fault test replaces: overlay file operations and record transactions.
+        self.io = files if files is not None else OverlayFiles(overlay / "files")
+        self.files = self.io.root
+        self.meta: Transactions = meta if meta is not None else store.env
         self.mutability = mutability
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
@@ -127,7 +205,7 @@ class OverlayBase:
     # --- loading ----------------------------------------------------------------------------
 
     def _load(self) -> None:
-        with self.store.env.write() as txn:
+        with self.meta.write() as txn:
             # Reserve a fresh block of inode numbers: none handed out before a crash is reused.
             self.record.ino_hwm = self._next_ino + INO_BLOCK
             put_checkout(txn, self.repo, self.branch, self.record)
@@ -148,7 +226,7 @@ class OverlayBase:
                     node.size, node.mtime_ns = st.st_size, st.st_mtime_ns
                 except FileNotFoundError:
                     log.error("overlay file of inode %d is missing: serving it empty", rec.ino)
-                    self._path(node.ino).touch()
+                    os.close(self.io.open(node.ino, os.O_WRONLY | os.O_CREAT))
             self.nodes[rec.ino] = node
         for parent, name, ino in deltas:
             p = self.nodes.get(parent)
@@ -234,7 +312,7 @@ class OverlayBase:
 
     def alloc(self) -> int:
         if self._next_ino >= self.record.ino_hwm:
-            with self.store.env.write() as txn:
+            with self.meta.write() as txn:
                 self.record.ino_hwm = self._next_ino + INO_BLOCK
                 put_checkout(txn, self.repo, self.branch, self.record)
         ino = self._next_ino
@@ -243,14 +321,15 @@ class OverlayBase:
 
     def flush_base(self) -> None:
         if self._pending_base:
-            with self.store.env.write() as txn:
+            with self.meta.write() as txn:
                 self._write_base(txn)
+            self._pending_base = []
 
     def _write_base(self, txn: WriteTxn) -> None:
-        # Event loop only: _adopt appends to the list from there too.
+        # Event loop only: _adopt appends to the list from there too. The caller empties the
+        # list once the transaction committed (a failed one keeps them for the next).
         for parent, name, ino in self._pending_base:
             self.table.put_base_ino(txn, parent, name, ino)
-        self._pending_base = []
 
     def node_record(self, n: Node) -> NodeRecord:
         return NodeRecord(
@@ -258,10 +337,27 @@ class OverlayBase:
             n.origin,
         )  # fmt: skip
 
+    @contextmanager
+    def change(self) -> Iterator[Batch]:
+        """One namespace operation: the block changes memory through the batch it gets; its
+        records are then written in one transaction. If the block or the transaction fails,
+        memory is rolled back and nothing on disk changed; file deletions the batch asked
+        for (`after`) happen only once the records are durable. No checkpoint inside."""
+        batch = Batch()
+        try:
+            yield batch
+            if not batch.empty():
+                self.apply(batch)
+        except BaseException:
+            batch.rollback()
+            raise
+        for action in batch.after:
+            action()
+
     def apply(self, batch: Batch) -> None:
         """Write one operation's records in one transaction (after its overlay data)."""
         try:
-            with self.store.env.write() as txn:
+            with self.meta.write() as txn:
                 self._write_base(txn)
                 for ino in batch.drop_nodes:
                     self.table.del_node(txn, ino)
@@ -272,9 +368,11 @@ class OverlayBase:
                     self.table.del_delta(txn, parent, name)
                 for (parent, name), ino in batch.deltas.items():
                     self.table.put_delta(txn, parent, name, ino)
+            self._pending_base = []
         except MlgitError as exc:
             log.error("cannot record an overlay change: %s", exc)
-            raise FsError(errno.EIO, str(exc)) from exc
+            raise FsError(errno.ENOSPC if isinstance(exc, StoreFull) else errno.EIO,
+                          str(exc)) from exc  # fmt: skip
 
     # --- namespace helpers --------------------------------------------------------------------
 
@@ -391,40 +489,45 @@ class OverlayBase:
         """Record the node and every ancestor not yet recorded (their parents' deltas too)."""
         batch.nodes[node.ino] = node
         while node.ino != ROOT_INODE and not node.recorded:
+            batch.save(node)
             node.origin = self.base_path(node)
             node.recorded = True
             batch.nodes[node.ino] = node
             parent = self.nodes[node.parent]
-            parent.overrides.add(node.name)
+            batch.add(parent.overrides, node.name)
             batch.delta(parent.ino, node.name, node.ino)
             node = parent
 
     def unlink_name(self, d: Node, name: bytes, batch: Batch) -> None:
         """Remove `name` from d's listing (whiteout if the base has it)."""
-        d.children.pop(name, None)
-        d.overrides.discard(name)
+        batch.pop(d.children, name)
+        batch.discard(d.overrides, name)
         if self._base_lookup(d, name) is not None:
-            d.whiteouts.add(name)
+            batch.add(d.whiteouts, name)
             batch.delta(d.ino, name, 0)
         else:
             batch.undelta(d.ino, name)
 
     def link_name(self, d: Node, name: bytes, node: Node, batch: Batch) -> None:
+        batch.save(node)
         node.parent, node.name = d.ino, name
-        d.children[name] = node.ino
-        d.whiteouts.discard(name)
-        d.overrides.add(name)
+        batch.put(d.children, name, node.ino)
+        batch.discard(d.whiteouts, name)
+        batch.add(d.overrides, name)
         node.recorded = True
         batch.nodes[node.ino] = node
         batch.delta(d.ino, name, node.ino)
         self.touch_dir(d, batch)
 
     def touch_dir(self, d: Node, batch: Batch) -> None:
+        batch.save(d)
         d.mtime_ns = now_ns()
         self.materialize(d, batch)
 
     def orphan(self, node: Node, batch: Batch) -> None:
-        """The node left the namespace: its record goes; open handles keep its data."""
+        """The node left the namespace: its record goes; open handles keep its data (deleted
+        once the records are durable, or at the last release)."""
+        batch.save(node)
         node.parent = 0
         if node.recorded:
             node.recorded = False
@@ -433,16 +536,19 @@ class OverlayBase:
         for name in node.whiteouts | node.overrides:
             batch.undelta(node.ino, name)
         if node.handles == 0:
-            self.drop_data(node)
+            batch.after.append(lambda: self.drop_data(node))
 
     def drop_data(self, node: Node) -> None:
+        """Delete an unlinked node's overlay file (its records are already gone)."""
         if node.fd >= 0:
             os.close(node.fd)
             node.fd = -1
-        if node.overlay:
+        if node.overlay and node.unlinked and node.handles == 0:
             node.overlay = False
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path(node.ino))
+            try:
+                self.io.unlink(node.ino)
+            except OSError as exc:  # the next mount's orphan collection deletes it
+                log.error("cannot delete the overlay file of inode %d: %s", node.ino, exc)
 
     # --- attributes -------------------------------------------------------------------------
 
@@ -527,7 +633,7 @@ class OverlayBase:
 
     def fd(self, node: Node) -> int:
         if node.fd < 0:
-            node.fd = os.open(self._path(node.ino), os.O_RDWR | os.O_CLOEXEC)
+            node.fd = self.io.open(node.ino, os.O_RDWR)
         return node.fd
 
     async def read(self, fh: int, offset: int, size: int) -> bytes | memoryview:

@@ -78,7 +78,20 @@ def _restore_one(
     view: WritableView, parts: list[bytes], source: ObjectId, base: ObjectId, out: RestoreOutcome
 ) -> None:
     entry = _lookup(view, source, parts)
-    batch = Batch()
+    # One change: if its transaction fails, memory is as it was and no file is deleted.
+    with view.change() as batch:
+        _restore_into(view, parts, entry, source, base, out, batch)
+
+
+def _restore_into(
+    view: WritableView,
+    parts: list[bytes],
+    entry: TreeEntry | None,
+    source: ObjectId,
+    base: ObjectId,
+    out: RestoreOutcome,
+    batch: Batch,
+) -> None:
     d = view.nodes[ROOT_INODE]
     for i, part in enumerate(parts[:-1]):
         child = view.find(d, part)
@@ -94,7 +107,7 @@ def _restore_one(
         src_dir = _lookup(view, source, parts[: i + 1])
         mode = src_dir.mode if src_dir is not None else 0o755
         node = Node(view.alloc(), Kind.DIR, mode, now_ns(), 0, part, None)
-        view.nodes[node.ino] = node
+        batch.put(view.nodes, node.ino, node)
         view.link_name(d, part, node, batch)
         out.entries.append((d.ino, part))
         d = node
@@ -110,18 +123,17 @@ def _restore_one(
         here = b"/".join(parts)
         if source == base and _is_base_dir(view, d, parts[:-1], base):
             # The parent is the base's own directory: dropping the change brings the base back.
-            d.whiteouts.discard(name)
-            d.overrides.discard(name)
+            batch.discard(d.whiteouts, name)
+            batch.discard(d.overrides, name)
             batch.undelta(d.ino, name)
         else:
             node = Node(view.alloc(), KIND_OF_ENTRY[entry.kind], entry.mode, entry.mtime_ns, 0,
                         name, None)  # fmt: skip
             node.set_base(entry)
             node.origin = here if _lookup(view, base, parts) is not None else None
-            view.nodes[node.ino] = node
+            batch.put(view.nodes, node.ino, node)
             view.link_name(d, name, node, batch)
     view.touch_dir(d, batch)
-    view.apply(batch)
 
 
 def _is_base_dir(view: WritableView, d: Node, parts: list[bytes], base: ObjectId) -> bool:

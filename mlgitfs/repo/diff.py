@@ -12,8 +12,7 @@ from mlgitfs.errors import CorruptObject
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import TreeEntry
-from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import MAX_DEPTH, DirView, walk
+from mlgitfs.repo.trees import MAX_DEPTH, DirView, ObjectReader, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +33,7 @@ class DiffEntry:
 
 
 def _differing_entries(
-    store: Store, a: ObjectId, b: ObjectId
+    store: ObjectReader, a: ObjectId, b: ObjectId
 ) -> tuple[list[TreeEntry], list[TreeEntry]]:
     """Entries of the pages that differ: a page present on both sides holds the same entries."""
     va, vb = DirView(store, a), DirView(store, b)
@@ -45,7 +44,7 @@ def _differing_entries(
 
 
 def _all_below(
-    store: Store, change: ChangeKind, entry: TreeEntry, path: str
+    store: ObjectReader, change: ChangeKind, entry: TreeEntry, path: str
 ) -> Iterator[DiffEntry]:
     """Files and symlinks at or below `entry` (directories themselves are not listed)."""
     removed = change is ChangeKind.DELETED
@@ -61,7 +60,9 @@ def _all_below(
 _Sub = tuple[ObjectId, ObjectId, str]  # two directories to compare, and their path
 
 
-def diff_trees(store: Store, a: ObjectId, b: ObjectId, prefix: str = "") -> Iterator[DiffEntry]:
+def diff_trees(
+    store: ObjectReader, a: ObjectId, b: ObjectId, prefix: str = ""
+) -> Iterator[DiffEntry]:
     stack = [_diff_level(store, a, b, prefix)]
     while stack:
         item = next(stack[-1], None)
@@ -75,7 +76,9 @@ def diff_trees(store: Store, a: ObjectId, b: ObjectId, prefix: str = "") -> Iter
             stack.append(_diff_level(store, *item))
 
 
-def _diff_level(store: Store, a: ObjectId, b: ObjectId, prefix: str) -> Iterator[DiffEntry | _Sub]:
+def _diff_level(
+    store: ObjectReader, a: ObjectId, b: ObjectId, prefix: str
+) -> Iterator[DiffEntry | _Sub]:
     """The differences of one directory level; subdirectories on both sides are handed back
     to `diff_trees` to compare (no recursion)."""
     if a == b:

@@ -15,8 +15,7 @@ from collections.abc import Mapping
 
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import MAX_PAGE, PageRef, Tree, TreeEntry, TreeIndex, object_id
-from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import PAGE_LIMIT, NewObjects, build_dir, is_boundary
+from mlgitfs.repo.trees import PAGE_LIMIT, NewObjects, ObjectReader, build_dir, is_boundary
 
 Changes = Mapping[bytes, TreeEntry | None]  # name → new entry, or None to remove it
 
@@ -32,7 +31,7 @@ def _merge(entries: tuple[TreeEntry, ...] | list[TreeEntry], changes: Changes) -
 
 
 def update_dir(
-    store: Store, old: ObjectId | None, changes: Changes, out: NewObjects
+    store: ObjectReader, old: ObjectId | None, changes: Changes, out: NewObjects
 ) -> tuple[ObjectId, int]:
     """The directory `old` (None: empty) with `changes` applied: (its id, its entry count)."""
     obj = None if old is None else store.get_object(old)
@@ -88,7 +87,7 @@ def _page(entries: list[TreeEntry], out: NewObjects) -> PageRef:
     return PageRef(entries[0].name, pid, len(entries))
 
 
-def _has(store: Store, pages: tuple[PageRef, ...], firsts: list[bytes], name: bytes) -> bool:
+def _has(store: ObjectReader, pages: tuple[PageRef, ...], firsts: list[bytes], name: bytes) -> bool:
     i = bisect.bisect_right(firsts, name) - 1
     if i < 0:
         return False

@@ -20,14 +20,17 @@ import bisect
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from mlgitfs.errors import CorruptObject, PathNotFound
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import (
     MAX_PAGE,
     ChunkRef,
+    Commit,
     EntryKind,
     Manifest,
+    Object,
     PageRef,
     Tree,
     TreeEntry,
@@ -43,6 +46,16 @@ MAX_DEPTH = 16384  # directory levels below a walk's root
 MAX_PATH = 64 << 10  # bytes of a path below a walk's root
 
 NewObjects = list[tuple[ObjectId, bytes]]
+T = TypeVar("T", Tree, TreeIndex, Manifest, Commit)
+
+
+class ObjectReader(Protocol):
+    """What reading trees needs: the Store, or a view that adds objects not yet written
+    (a staged commit, a merge's intermediate trees)."""
+
+    def get_object(self, oid: ObjectId) -> Object: ...
+
+    def get(self, oid: ObjectId, kind: type[T]) -> T: ...
 
 
 def is_boundary(name: bytes) -> bool:
@@ -69,7 +82,7 @@ def build_dir(entries: Sequence[TreeEntry], out: NewObjects) -> ObjectId:
     return oid
 
 
-def dir_count(store: Store, ref: ObjectId) -> int:
+def dir_count(store: ObjectReader, ref: ObjectId) -> int:
     obj = store.get_object(ref)
     if isinstance(obj, Tree):
         return len(obj.entries)
@@ -82,7 +95,7 @@ def dir_count(store: Store, ref: ObjectId) -> int:
 class DirView:
     """A decoded directory: either one Tree or an index of pages loaded on demand."""
 
-    store: Store
+    store: ObjectReader
     ref: ObjectId
 
     def _index(self) -> Tree | TreeIndex:
@@ -164,7 +177,7 @@ class DirView:
             pos += p.count
 
 
-def resolve_path(store: Store, root: ObjectId, path: Sequence[bytes]) -> TreeEntry | None:
+def resolve_path(store: ObjectReader, root: ObjectId, path: Sequence[bytes]) -> TreeEntry | None:
     """The entry at `path` under the tree `root`; None for the root itself."""
     ref = root
     entry: TreeEntry | None = None
@@ -178,7 +191,7 @@ def resolve_path(store: Store, root: ObjectId, path: Sequence[bytes]) -> TreeEnt
     return entry
 
 
-def file_chunks(store: Store, entry: TreeEntry) -> tuple[ChunkRef, ...]:
+def file_chunks(store: ObjectReader, entry: TreeEntry) -> tuple[ChunkRef, ...]:
     """The chunks of a file's entry; CorruptObject when its manifest disagrees with its size."""
     if entry.kind is EntryKind.FILE:
         return (ChunkRef(ChunkId(entry.ref), entry.size),)
@@ -208,7 +221,9 @@ def chunk_bytes(store: Store, ref: ChunkRef) -> bytes:
     return data
 
 
-def walk(store: Store, ref: ObjectId, prefix: bytes = b"") -> Iterator[tuple[bytes, TreeEntry]]:
+def walk(
+    store: ObjectReader, ref: ObjectId, prefix: bytes = b""
+) -> Iterator[tuple[bytes, TreeEntry]]:
     """(path, entry) of every entry below the directory `ref`, depth first, in name order.
 
     Iterative, holding one page iterator and one name per level (not one path per level:

@@ -1,0 +1,500 @@
+"""Three-way merge of trees: cost follows what differs, exact renames followed, conflicts named.
+
+An entry is "the same" on two sides when its kind, id (or symlink target) and mode are equal
+(mtimes are not compared). At each path:
+
+1. ours same as theirs, or base same as one side: the other side's entry is taken whole. A
+   directory decided here is never opened, whatever its size.
+2. Both sides directories (or one deleted a directory the other changed inside): merged
+   name by name, over the names that differ between base and theirs only, found page by
+   page (a page id on both sides holds the same entries); the result is ours' directory
+   with those names replaced (`update_dir`: only the pages they fall in are rewritten). A
+   directory deleted on one side survives only if something inside it survives.
+3. Files and symlinks: content (kind and id) and mode merge separately, so a mode change
+   on one side and an edit on the other both apply.
+4. Anything else is a conflict: modify/modify, modify/delete, add/add, file/directory, mode,
+   symlink (two different targets), rename/rename (one file renamed two ways).
+
+Renames: before the walk, each side's exact renames (`diff.find_renames`: a file deleted and
+added with the same content id, paired when unique) are found from its diff against the
+base. When one side renamed `p` to `q` and the other changed `p` in place (and has nothing
+at `q`), the base and the other side are rewritten to have that file at `q`: the change then
+lands on the renamed file. A directory moved whole is a set of such file renames. Files the
+other side added to a moved directory stay where they were added.
+
+A conflict is resolved by the first rule of the resolver that names its path (ours,
+theirs, union: keep whichever side still has the file; rows: a row-level merge of a table),
+or left as a conflict. The merged tree's objects are collected, not written: the caller
+writes them with the merge commit.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from mlgitfs.errors import CorruptObject, PathNotFound
+from mlgitfs.model.changes import ChangeKind
+from mlgitfs.model.ids import ObjectId, short_hex, to_hex
+from mlgitfs.model.objects import EntryKind, Object, Tree, TreeEntry, decode
+from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, find_renames
+from mlgitfs.repo.store import Store
+from mlgitfs.repo.treeedit import update_dir
+from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, T, build_dir, resolve_path
+
+DIR_MODE = 0o755  # a directory the rename step has to create
+
+
+class ConflictKind(enum.StrEnum):
+    MODIFY_MODIFY = "modify/modify"
+    MODIFY_DELETE = "modify/delete"
+    ADD_ADD = "add/add"
+    FILE_DIRECTORY = "file/directory"
+    MODE = "mode"
+    SYMLINK = "symlink"
+    RENAME_RENAME = "rename/rename"
+    ROWS = "rows"  # a row-level merge of a table found conflicting cells or rows
+
+
+class Strategy(enum.StrEnum):
+    OURS = "ours"
+    THEIRS = "theirs"
+    UNION = "union"
+    ROWS = "rows"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class SideInfo:
+    """One side's entry at a conflicted path."""
+
+    kind: str  # file, dir, symlink
+    id: str  # content id in hex; a symlink's target
+    size: int  # bytes; entries for a directory
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    path: str
+    kind: ConflictKind
+    base: SideInfo | None
+    ours: SideInfo | None
+    theirs: SideInfo | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    strategy: Strategy
+    key: tuple[str, ...] = ()  # rows: the key columns (none: the whole row)
+    source: str = ""  # where the rule came from, for messages
+
+
+Resolver = Callable[[str], Rule | None]
+
+
+class Blobs(Protocol):
+    """File contents for strategies that read and write them (rows)."""
+
+    def read(self, entry: TreeEntry) -> bytes: ...
+
+    def write(self, data: bytes, like: TreeEntry) -> TreeEntry: ...
+
+
+class TableMerge(Protocol):
+    def __call__(
+        self, base: bytes | None, ours: bytes, theirs: bytes, path: str, key: list[str]
+    ) -> TableResult: ...
+
+
+class TableResult(Protocol):
+    """What a row-level merge gives back (mlgitfs/merge/rows.py's TableMergeResult)."""
+
+    @property
+    def data(self) -> bytes | None: ...  # the merged table; None when it conflicted
+
+    @property
+    def conflicts(self) -> list[object]: ...
+
+
+@dataclass
+class TreeMerge:
+    tree: ObjectId
+    conflicts: list[Conflict] = field(default_factory=list)
+    resolved: list[tuple[str, ConflictKind, Strategy]] = field(default_factory=list)
+    renames: dict[str, str] = field(default_factory=dict)  # followed renames, old → new
+    new_objects: NewObjects = field(default_factory=list)
+
+
+def side_info(e: TreeEntry | None) -> SideInfo | None:
+    if e is None:
+        return None
+    if e.kind is EntryKind.SYMLINK:
+        return SideInfo("symlink", e.ref.decode("utf-8", "surrogateescape"), e.size, e.mode)
+    return SideInfo("dir" if e.is_dir else "file", to_hex(e.ref), e.size, e.mode)
+
+
+def _same(x: TreeEntry | None, y: TreeEntry | None) -> bool:
+    if x is None or y is None:
+        return x is y
+    return (x.kind, x.ref, x.mode) == (y.kind, y.ref, y.mode)
+
+
+def _three(b: object, o: object, t: object) -> tuple[bool, object]:
+    """(clean, value) of a three-way choice between plain values."""
+    if o == t or b == t:
+        return True, o
+    if b == o:
+        return True, t
+    return False, o
+
+
+def _text(path: bytes) -> str:
+    return path.decode("utf-8", "surrogateescape")
+
+
+class _Merger:
+    def __init__(
+        self,
+        store: Store,
+        resolve: Resolver,
+        blobs: Blobs | None,
+        table_merge: TableMerge | None,
+    ) -> None:
+        self.store = store
+        self.resolve = resolve
+        self.blobs = blobs
+        self.table_merge = table_merge
+        self.result = TreeMerge(ObjectId(b""))
+        self.out = self.result.new_objects
+        self.reader = PendingReader(store, self.out)
+
+    # --- conflicts ----------------------------------------------------------------------
+
+    def conflict(
+        self,
+        path: bytes,
+        kind: ConflictKind,
+        b: TreeEntry | None,
+        o: TreeEntry | None,
+        t: TreeEntry | None,
+        detail: str = "",
+    ) -> TreeEntry | None:
+        """The entry a rule resolves the conflict to, or ours after recording the conflict."""
+        text = _text(path)
+        rule = self.resolve(text)
+        strategy = rule.strategy if rule is not None else Strategy.FAIL
+        chosen: TreeEntry | None = o
+        ok = True
+        if strategy is Strategy.OURS:
+            chosen = o
+        elif strategy is Strategy.THEIRS:
+            chosen = t
+        elif strategy is Strategy.UNION and kind is ConflictKind.MODIFY_DELETE:
+            chosen = o if o is not None else t
+        elif strategy is Strategy.ROWS and rule is not None:
+            ok, chosen, detail = self.rows(text, kind, b, o, t, list(rule.key), detail)
+        else:
+            ok = False
+        if ok:
+            self.result.resolved.append((text, kind, strategy))
+            return chosen
+        self.result.conflicts.append(
+            Conflict(text, kind, side_info(b), side_info(o), side_info(t), detail)
+        )
+        return o
+
+    def rows(
+        self,
+        path: str,
+        kind: ConflictKind,
+        b: TreeEntry | None,
+        o: TreeEntry | None,
+        t: TreeEntry | None,
+        key: list[str],
+        detail: str,
+    ) -> tuple[bool, TreeEntry | None, str]:
+        if kind not in (ConflictKind.MODIFY_MODIFY, ConflictKind.ADD_ADD):
+            return False, o, detail
+        if o is None or t is None or not o.is_file or not t.is_file:
+            return False, o, detail
+        if self.table_merge is None or self.blobs is None:
+            return False, o, "the rows strategy is not available in this build"
+        base = self.blobs.read(b) if b is not None and b.is_file else None
+        got = self.table_merge(base, self.blobs.read(o), self.blobs.read(t), path, key)
+        if got.data is None or got.conflicts:
+            return False, o, f"{len(got.conflicts)} conflicting rows or cells"
+        return True, self.blobs.write(got.data, o), detail
+
+    # --- entries --------------------------------------------------------------------------
+
+    def entry(
+        self, path: bytes, b: TreeEntry | None, o: TreeEntry | None, t: TreeEntry | None
+    ) -> TreeEntry | None:
+        if _same(o, t) or _same(b, t):
+            return o
+        if _same(b, o):
+            return t
+        od = o is not None and o.is_dir
+        td = t is not None and t.is_dir
+        bd = b if b is not None and b.is_dir else None
+        if od and td:
+            return self.dirs(path, bd, o, t)
+        if (od and t is None) or (td and o is None):
+            return self.dirs(path, bd, o, t)
+        if od or td:
+            chosen = self.conflict(path, ConflictKind.FILE_DIRECTORY, b, o, t)
+            if self.result.conflicts and self.result.conflicts[-1].path == _text(path):
+                # unresolved: what conflicts below the directory side is reported too
+                self.dirs(path, bd, o if od else None, t if td else None)
+            return chosen
+        if o is None or t is None:
+            return self.conflict(path, ConflictKind.MODIFY_DELETE, b, o, t)
+        return self.files(path, None if bd is not None else b, o, t)
+
+    def files(
+        self, path: bytes, b: TreeEntry | None, o: TreeEntry, t: TreeEntry
+    ) -> TreeEntry | None:
+        bc = content_key(b) if b is not None else None
+        ok_c, content = _three(bc, content_key(o), content_key(t))
+        ok_m, mode = _three(b.mode if b is not None else None, o.mode, t.mode)
+        if not ok_c:
+            if b is None:
+                kind = ConflictKind.ADD_ADD
+            elif o.kind is EntryKind.SYMLINK and t.kind is EntryKind.SYMLINK:
+                kind = ConflictKind.SYMLINK
+            else:
+                kind = ConflictKind.MODIFY_MODIFY
+            return self.conflict(path, kind, b, o, t)
+        if not ok_m:
+            return self.conflict(path, ConflictKind.MODE, b, o, t)
+        winner = o if content == content_key(o) else t
+        assert isinstance(mode, int)
+        return winner if winner.mode == mode else replace(winner, mode=mode)
+
+    def dirs(
+        self, path: bytes, b: TreeEntry | None, o: TreeEntry | None, t: TreeEntry | None
+    ) -> TreeEntry | None:
+        """Merge directories (None: absent or not a directory); see rule 2 of the module."""
+        prefix = path + b"/" if path else b""
+        bo_b, bo_o = self.delta(b, o)
+        bt_b, bt_t = self.delta(b, t)
+        changes: dict[bytes, TreeEntry | None] = {}
+        for name in sorted(set(bt_b) | set(bt_t)):
+            be, te = bt_b.get(name), bt_t.get(name)
+            if be == te:
+                continue
+            oe = bo_o.get(name) if name in bo_b or name in bo_o else be
+            merged = self.entry(prefix + name, be, oe, te)
+            if merged != oe:
+                changes[name] = merged
+        keep_empty = o is not None and t is not None
+        if o is None:
+            entries = [e for _, e in sorted(changes.items()) if e is not None]
+            if not entries:
+                return None
+            ref, count = build_dir(entries, self.out), len(entries)
+        else:
+            ref, count = update_dir(self.reader, ObjectId(o.ref), changes, self.out)
+        if count == 0 and not keep_empty:
+            return None
+        mode = (o or t).mode if (o is None or t is None) else o.mode  # type: ignore[union-attr]
+        if o is not None and t is not None:
+            ok, m = _three(b.mode if b is not None else None, o.mode, t.mode)
+            if not ok:
+                chosen = self.conflict(path, ConflictKind.MODE, b, o, t)
+                m = chosen.mode if chosen is not None else o.mode
+            assert isinstance(m, int)
+            mode = m
+        like = o if o is not None else t
+        assert like is not None
+        return TreeEntry(like.name, EntryKind.DIR, mode, count, like.mtime_ns, bytes(ref))
+
+    def delta(
+        self, x: TreeEntry | None, y: TreeEntry | None
+    ) -> tuple[dict[bytes, TreeEntry], dict[bytes, TreeEntry]]:
+        """Entries of the pages that differ between directories x and y (None: empty)."""
+        px = DirView(self.reader, ObjectId(x.ref)).pages() if x is not None else []
+        py = DirView(self.reader, ObjectId(y.ref)).pages() if y is not None else []
+        common = set(px) & set(py)
+
+        def entries(pages: list[ObjectId]) -> dict[bytes, TreeEntry]:
+            return {
+                e.name: e
+                for p in pages
+                if p not in common
+                for e in self.reader.get(p, Tree).entries
+            }
+
+        return entries(px), entries(py)
+
+
+# --- renames ----------------------------------------------------------------------------
+
+
+def _files(entries: list[DiffEntry]) -> tuple[dict[str, TreeEntry], dict[str, TreeEntry]]:
+    deleted = {d.path: d.old for d in entries if d.change is ChangeKind.DELETED and d.old}
+    added = {d.path: d.new for d in entries if d.change is ChangeKind.ADDED and d.new}
+    return deleted, added
+
+
+def _split(path: str) -> tuple[bytes, ...]:
+    return tuple(path.encode("utf-8", "surrogateescape").split(b"/"))
+
+
+class PendingReader:
+    """The store plus the objects a merge has built and not written (an ObjectReader)."""
+
+    def __init__(self, store: Store, out: NewObjects) -> None:
+        self.store = store
+        self.out = out
+        self._mine: dict[bytes, Object] = {}
+        self._seen = 0
+
+    def get_object(self, oid: ObjectId) -> Object:
+        if self._seen < len(self.out):
+            for new_id, data in self.out[self._seen :]:
+                self._mine[bytes(new_id)] = decode(data, new_id)
+            self._seen = len(self.out)
+        obj = self._mine.get(bytes(oid))
+        return obj if obj is not None else self.store.get_object(oid)
+
+    def get(self, oid: ObjectId, kind: type[T]) -> T:
+        obj = self.get_object(oid)
+        if not isinstance(obj, kind):
+            raise CorruptObject(short_hex(oid), f"expected a {kind.TAG}, found a {type(obj).TAG}")
+        return obj
+
+
+def _at(reader: ObjectReader, root: ObjectId, path: str) -> tuple[bool, TreeEntry | None]:
+    """(reachable, entry): unreachable when an ancestor of `path` is not a directory."""
+    try:
+        return True, resolve_path(reader, root, _split(path))
+    except PathNotFound as exc:
+        return "not a directory" not in exc.message, None
+
+
+def edit_paths(
+    reader: ObjectReader,
+    root: ObjectId | None,
+    edits: dict[tuple[bytes, ...], TreeEntry | None],
+    out: NewObjects,
+) -> tuple[ObjectId, int]:
+    """`root` (None: empty) with entries put, or removed (None), at paths: (its id, entry
+    count). Missing directories are created with mode DIR_MODE; emptied ones stay. Only the
+    directories and pages on the edited paths are rewritten."""
+    direct: dict[bytes, TreeEntry | None] = {}
+    nested: dict[bytes, dict[tuple[bytes, ...], TreeEntry | None]] = {}
+    for path, e in edits.items():
+        if len(path) == 1:
+            direct[path[0]] = None if e is None else replace(e, name=path[0])
+        else:
+            nested.setdefault(path[0], {})[path[1:]] = e
+    for name, sub in nested.items():
+        cur = DirView(reader, root).lookup(name) if root is not None else None
+        if cur is not None and cur.is_dir:
+            ref, count = edit_paths(reader, ObjectId(cur.ref), sub, out)
+            mode, mtime = cur.mode, cur.mtime_ns
+        else:
+            ref, count = edit_paths(reader, None, sub, out)
+            mode, mtime = DIR_MODE, 0
+        direct[name] = TreeEntry(name, EntryKind.DIR, mode, count, mtime, bytes(ref))
+    return update_dir(reader, root, direct, out)
+
+
+def _follow_renames(
+    reader: ObjectReader,
+    base: ObjectId,
+    sides: tuple[ObjectId, ObjectId],
+    out: NewObjects,
+    conflicts: list[tuple[str, str, str]],
+) -> tuple[ObjectId, tuple[ObjectId, ObjectId], dict[str, str]]:
+    """Rewrite base and sides so that a change made on one side to a file the other side
+    renamed lands on the renamed file (see the module note). Returns the new base, sides,
+    the renames followed, and records rename/rename pairs (source, ours' target, theirs')."""
+    diffs = [list(diff_trees(reader, base, side)) for side in sides]
+    files = [_files(d) for d in diffs]
+    renames = [find_renames(gone.items(), new.items()) for gone, new in files]
+    modified = [
+        {d.path: d.new for d in diff if d.change is ChangeKind.MODIFIED and d.new} for diff in diffs
+    ]
+    for src in sorted(set(renames[0]) & set(renames[1])):
+        if renames[0][src] != renames[1][src]:
+            conflicts.append((src, renames[0][src], renames[1][src]))
+    base_edits: dict[tuple[bytes, ...], TreeEntry | None] = {}
+    side_edits: list[dict[tuple[bytes, ...], TreeEntry | None]] = [{}, {}]
+    followed: dict[str, str] = {}
+    for s in (0, 1):
+        other = 1 - s
+        for src, dst in sorted(renames[s].items()):
+            changed = modified[other].get(src)
+            if changed is None:
+                continue
+            reachable, there = _at(reader, sides[other], dst)
+            if not reachable or there is not None:
+                continue
+            base_entry = files[s][0][src]
+            base_edits[_split(src)] = None
+            base_edits[_split(dst)] = base_entry
+            side_edits[other][_split(src)] = None
+            side_edits[other][_split(dst)] = changed
+            followed[src] = dst
+    if not followed:
+        return base, sides, followed
+    new_base = edit_paths(reader, base, base_edits, out)[0]
+    new_sides = tuple(
+        edit_paths(reader, side, edits, out)[0] if edits else side
+        for side, edits in zip(sides, side_edits, strict=True)
+    )
+    return new_base, (new_sides[0], new_sides[1]), followed
+
+
+def _root(tree: ObjectId) -> TreeEntry:
+    return TreeEntry(b"", EntryKind.DIR, DIR_MODE, 0, 0, bytes(tree))
+
+
+def merge_trees(
+    store: Store,
+    base: ObjectId,
+    ours: ObjectId,
+    theirs: ObjectId,
+    resolve: Resolver | None = None,
+    blobs: Blobs | None = None,
+    table_merge: TableMerge | None = None,
+) -> TreeMerge:
+    """Merge the trees `ours` and `theirs` against `base`. With conflicts left, `tree` is
+    meaningless and nothing should be written; otherwise `new_objects` holds what `tree`
+    needs that the store may lack."""
+    m = _Merger(store, resolve or (lambda _path: None), blobs, table_merge)
+    reader = m.reader
+    pairs: list[tuple[str, str, str]] = []
+    base, (ours, theirs), m.result.renames = _follow_renames(
+        reader, base, (ours, theirs), m.out, pairs
+    )
+    drop: dict[tuple[bytes, ...], TreeEntry | None] = {}
+    for src, ours_dst, theirs_dst in pairs:
+        rule = m.resolve(src)
+        if rule is not None and rule.strategy in (Strategy.OURS, Strategy.THEIRS):
+            # one target wins: the other side's copy goes
+            drop[_split(theirs_dst if rule.strategy is Strategy.OURS else ours_dst)] = None
+            m.result.resolved.append((src, ConflictKind.RENAME_RENAME, rule.strategy))
+            continue
+        m.result.conflicts.append(
+            Conflict(
+                src,
+                ConflictKind.RENAME_RENAME,
+                side_info(_at(reader, base, src)[1]),
+                side_info(_at(reader, ours, ours_dst)[1]),
+                side_info(_at(reader, theirs, theirs_dst)[1]),
+                f"renamed to {ours_dst} on ours and to {theirs_dst} on theirs",
+            )
+        )
+    root = m.entry(b"", _root(base), _root(ours), _root(theirs))
+    tree = ObjectId(root.ref) if root is not None else build_dir([], m.out)
+    if drop and not m.result.conflicts:
+        tree = edit_paths(reader, tree, drop, m.out)[0]
+    m.result.tree = tree
+    return m.result

@@ -246,6 +246,15 @@ class _Merger:
         if (od and t is None) or (td and o is None):
             return self.dirs(path, bd, o, t)
         if od or td:
+            dir_side, file_side = (o, t) if od else (t, o)
+            assert dir_side is not None and file_side is not None
+            if bd is not None and dir_side.mode == bd.mode:
+                # The directory side changed only inside: the file replaces the directory
+                # unless something inside it survives the merge.
+                inner = self.dirs(path, bd, o if od else None, t if td else None)
+                if inner is None:
+                    return file_side
+                return self.conflict(path, ConflictKind.FILE_DIRECTORY, b, o, t)
             chosen = self.conflict(path, ConflictKind.FILE_DIRECTORY, b, o, t)
             if self.result.conflicts and self.result.conflicts[-1].path == _text(path):
                 # unresolved: what conflicts below the directory side is reported too

@@ -21,3 +21,8 @@ def register(group: click.Group) -> None:
 
     for cmd in remotecmds.COMMANDS:
         group.add_command(cmd)
+
+    from . import mergecmds
+
+    for cmd in mergecmds.COMMANDS:
+        group.add_command(cmd)

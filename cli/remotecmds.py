@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mlgitfs import api
+from mlgitfs.errors import MergeConflict
 
 from . import render
 from .render import Ctx
@@ -103,11 +104,32 @@ def fetch(c: Ctx, repo: str, remote_name: str | None, as_json: bool) -> None:
 @click.command()
 @click.argument("target")
 @click.argument("remote_name", required=False)
+@click.option("--ff-only", is_flag=True, help="Refuse instead of merging a diverged branch.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["ours", "theirs"]),
+    help="How a merge resolves conflicts that no rule of .mlgitfs/merge.toml covers.",
+)
 @json_opt
 @pass_ctx
-def pull(c: Ctx, target: str, remote_name: str | None, as_json: bool) -> None:
-    """Fetch, then fast-forward REPO[@BRANCH] to the remote's branch."""
-    _updates(api.pull(c.home, target, remote_name), as_json)
+def pull(
+    c: Ctx,
+    target: str,
+    remote_name: str | None,
+    ff_only: bool,
+    strategy: str | None,
+    as_json: bool,
+) -> None:
+    """Fetch, then fast-forward REPO[@BRANCH] to the remote's branch, or merge it in when
+    the two diverged (conflicts: listed, exit 23, nothing changed)."""
+    from .mergecmds import conflicts
+
+    try:
+        r = api.pull(c.home, target, remote_name, ff_only, strategy)
+    except MergeConflict as exc:
+        conflicts(exc.conflicts, as_json)
+        raise
+    _updates(r, as_json)
 
 
 @click.command()

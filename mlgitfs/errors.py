@@ -30,12 +30,19 @@ table and tests/test_cli.py keeps the two together.
     │   ├── RemoteUnreachable       exit 20  the endpoint did not answer (refused, timed out, DNS)
     │   └── RemoteKeyMissing        exit 21  no object at that key of an existing remote
     ├── ConflictError               exit 14  the branch moved since the checkout's base
+    ├── MergeConflict               exit 23  a merge found conflicts; nothing was changed
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
     ├── DaemonError                 exit 16  the mount's daemon did not answer or refused
     └── UnsafeOperation             exit 22  refused without --force: it would lose work or data
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlgitfs.model.conflicts import Conflict
 
 
 class MlgitError(Exception):
@@ -155,6 +162,16 @@ class RemoteKeyMissing(RemoteError):
 
 class ConflictError(MlgitError):
     exit_code = 14
+
+
+class MergeConflict(MlgitError):
+    """A merge left conflicts (listed in `conflicts`, model/conflicts.py): nothing changed."""
+
+    exit_code = 23
+
+    def __init__(self, message: str, conflicts: Sequence[Conflict] = ()) -> None:
+        super().__init__(message)
+        self.conflicts = tuple(conflicts)
 
 
 class PolicyError(MlgitError):

@@ -181,8 +181,18 @@ def test_not_fast_forward_and_diverged_pull(cli: Cli, remote: Remote, tmp_path: 
     head = api.show(cli.home, "ds").id
     res = cli2("push", "ds", code=12)
     assert "pull first" in res.stderr and head[:12] in res.stderr
-    res = cli2("pull", "ds", code=14)
+    res = cli2("pull", "ds", "--ff-only", code=12)
     assert "diverged" in res.stderr
+    # without --ff-only the pull merges: a.txt added both ways is a conflict, nothing moves
+    mine = api.show(home2, "ds").id
+    res = cli2("pull", "ds", code=23)
+    assert "C  a.txt  (add/add)" in res.stdout and api.show(home2, "ds").id == mine
+    # origin/main (as log prints it) is a revspec: the same merge, theirs winning
+    cli2("merge", "ds@origin/main", "--dry-run", "--strategy", "theirs")
+    r = json.loads(cli2("pull", "ds", "--strategy", "theirs", "--json").stdout)
+    assert r["updates"][0]["status"] == "merged"
+    assert api.show(home2, "ds").parents == (mine, head)
+    assert cli2("cat", "ds:a.txt").stdout == "A"
     # the remote kept the winner, and the loser's fetch sees it
     cli2("fetch", "ds")
     store2 = api.open_store(home2)

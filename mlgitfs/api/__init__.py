@@ -33,6 +33,17 @@ from mlgitfs.api.checkouts import (
     status,
     unlock,
 )
+from mlgitfs.api.merging import (
+    MergeBaseResult,
+    MergeResult,
+    ResetResult,
+    ResolvedItem,
+    cherry_pick,
+    merge,
+    merge_base,
+    reset,
+    revert,
+)
 from mlgitfs.api.mounts import (
     MountInfo,
     mount,
@@ -84,6 +95,15 @@ from mlgitfs.api.verbs import (
 from mlgitfs.memory import keep_freed_memory
 
 __all__ = [
+    "revert",
+    "reset",
+    "merge_base",
+    "merge",
+    "cherry_pick",
+    "ResolvedItem",
+    "ResetResult",
+    "MergeResult",
+    "MergeBaseResult",
     "CONFIG_KEYS",
     "CheckoutCommitResult",
     "CloneResult",

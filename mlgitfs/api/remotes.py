@@ -15,6 +15,7 @@ from mlgitfs.model.revspec import branch_name, parse_repo_branch, parse_revspec
 from mlgitfs.repo import prefetch as prefetch_mod
 from mlgitfs.repo import remotes as remotes_mod
 from mlgitfs.repo import sync as sync_mod
+from mlgitfs.repo.merge import Strategy
 from mlgitfs.store import packs as packs_mod
 from mlgitfs.store import remotedb as remotedb_mod
 
@@ -142,9 +143,21 @@ def fetch(home: Path | None, repo: str, remote: str | None = None) -> SyncResult
     return _sync_result("fetch", sync_mod.fetch(open_store(home), check_repo_name(repo), remote))
 
 
-def pull(home: Path | None, target: str, remote: str | None = None) -> SyncResult:
+def pull(
+    home: Path | None,
+    target: str,
+    remote: str | None = None,
+    ff_only: bool = False,
+    strategy: str | None = None,
+) -> SyncResult:
+    """Fetch, then fast-forward REPO@BRANCH, or merge the remote's branch into it when the
+    two diverged (unless `ff_only`): MergeConflict when that merge has conflicts."""
     repo, branch = parse_repo_branch(target)
-    return _sync_result("pull", sync_mod.pull(open_store(home), repo, branch, remote))
+    if strategy is not None and strategy not in ("ours", "theirs"):
+        raise UsageError(f"--strategy is ours or theirs, not {strategy!r}")
+    chosen = Strategy(strategy) if strategy is not None else None
+    out = sync_mod.pull(open_store(home), repo, branch, remote, None, ff_only, chosen)
+    return _sync_result("pull", out)
 
 
 def clone(

@@ -35,8 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from mlgitfs.errors import CorruptObject, PathNotFound
+from mlgitfs.errors import CorruptObject, PathNotFound, UsageError
 from mlgitfs.model.changes import ChangeKind
+from mlgitfs.model.conflicts import Conflict, ConflictKind, SideInfo
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.objects import EntryKind, Object, Tree, TreeEntry, decode
 from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, find_renames
@@ -47,43 +48,12 @@ from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, T, build_dir, 
 DIR_MODE = 0o755  # a directory the rename step has to create
 
 
-class ConflictKind(enum.StrEnum):
-    MODIFY_MODIFY = "modify/modify"
-    MODIFY_DELETE = "modify/delete"
-    ADD_ADD = "add/add"
-    FILE_DIRECTORY = "file/directory"
-    MODE = "mode"
-    SYMLINK = "symlink"
-    RENAME_RENAME = "rename/rename"
-    ROWS = "rows"  # a row-level merge of a table found conflicting cells or rows
-
-
 class Strategy(enum.StrEnum):
     OURS = "ours"
     THEIRS = "theirs"
     UNION = "union"
     ROWS = "rows"
     FAIL = "fail"
-
-
-@dataclass(frozen=True, slots=True)
-class SideInfo:
-    """One side's entry at a conflicted path."""
-
-    kind: str  # file, dir, symlink
-    id: str  # content id in hex; a symlink's target
-    size: int  # bytes; entries for a directory
-    mode: int
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    path: str
-    kind: ConflictKind
-    base: SideInfo | None
-    ours: SideInfo | None
-    theirs: SideInfo | None
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +192,11 @@ class _Merger:
         if o is None or t is None or not o.is_file or not t.is_file:
             return False, o, detail
         if self.table_merge is None or self.blobs is None:
-            return False, o, "the rows strategy is not available in this build"
+            # the seam: mlgitfs/merge/rows.py's merge_table (repo/mergebranch.table_merge)
+            raise UsageError(
+                f"{path}: the rows strategy (a row-level table merge) is not available in this "
+                "build; use ours, theirs or fail for it in .mlgitfs/merge.toml"
+            )
         base = self.blobs.read(b) if b is not None and b.is_file else None
         got = self.table_merge(base, self.blobs.read(o), self.blobs.read(t), path, key)
         if got.data is None or got.conflicts:

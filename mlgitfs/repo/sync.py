@@ -51,6 +51,8 @@ from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo import remotes
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
+from mlgitfs.repo.merge import Strategy
+from mlgitfs.repo.mergebranch import merge_into_branch
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import MAX_DEPTH
 from mlgitfs.store import compress, packs, remotedb
@@ -528,7 +530,11 @@ def pull(
     branch: str,
     remote: str | None = None,
     progress: Progress | None = None,
+    ff_only: bool = False,
+    strategy: Strategy | None = None,
 ) -> SyncOutcome:
+    """Fetch, then bring `repo@branch` to the remote's branch: a fast-forward, or (diverged,
+    unless `ff_only`) a merge commit (repo/mergebranch.py; conflicts change nothing)."""
     out = fetch(store, repo, remote, progress)
     theirs = _tracking(store, repo, out.remote, "heads/" + branch)
     if theirs is None:
@@ -542,12 +548,19 @@ def pull(
         with store.env.write() as txn:  # CAS: a commit made meanwhile wins over the pull
             db.set_ref(txn, repo, ref, ObjectId(theirs), ours, f"pull {out.remote}")
         update = RefUpdate(ref, ours, theirs, "updated")
-    else:
-        raise ConflictError(
+    elif ff_only:
+        raise NotFastForward(
             f"{repo}@{branch} ({short_hex(ours)}) and {out.remote}'s {branch} "
-            f"({short_hex(theirs)}) have diverged: each has commits the other lacks. Merge "
-            "them, or reset the branch to the remote's head"
+            f"({short_hex(theirs)}) have diverged: each has commits the other lacks. Pull "
+            "without --ff-only to merge them, or reset the branch to the remote's head"
         )
+    else:
+        label = f"{out.remote}/{branch}"
+        merged = merge_into_branch(
+            store, repo, branch, ObjectId(theirs), label, f"merge {label} into {branch}",
+            strategy=strategy,
+        )  # fmt: skip
+        update = RefUpdate(ref, ours, merged.commit, "merged")
     _adopt_tags(store, repo, out.remote)
     return SyncOutcome(out.remote, repo, [update], out.stats)
 

@@ -1,0 +1,167 @@
+"""Merge commands: merge, merge-base, reset, revert, cherry-pick (docs/merge.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import click
+
+from mlgitfs import api
+from mlgitfs.errors import MergeConflict
+from mlgitfs.model.conflicts import Conflict, SideInfo
+
+from . import render
+from .render import Ctx
+
+pass_ctx = click.make_pass_decorator(Ctx)
+json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+into_opt = click.option("--into", help="The branch to change, REPO@BRANCH (default REPO@main).")
+strategy_opt = click.option(
+    "--strategy",
+    type=click.Choice(["ours", "theirs"]),
+    help="How to resolve conflicts that no rule of .mlgitfs/merge.toml covers.",
+)
+dry_opt = click.option("--dry-run", is_flag=True, help="Report what would happen; change nothing.")
+
+
+def _side(s: SideInfo | None) -> str:
+    if s is None:
+        return "-"
+    ident = s.id if s.kind == "symlink" else s.id[:12]
+    return f"{s.kind} {ident} {render.human(s.size) if s.kind == 'file' else s.size} {s.mode:o}"
+
+
+def conflicts(items: Sequence[Conflict], as_json: bool) -> None:
+    """Each conflict on stdout: path, kind and the base, ours and theirs sides."""
+    if as_json:
+        render.emit_json({"status": "conflicts", "conflicts": list(items)})
+        return
+    for c in items:
+        click.echo(f"C  {c.path}  ({c.kind.value}{': ' + c.detail if c.detail else ''})")
+        for name, side in (("base", c.base), ("ours", c.ours), ("theirs", c.theirs)):
+            click.echo(f"     {name:<6} {_side(side)}")
+
+
+def _run(as_json: bool, call: Callable[[], api.MergeResult]) -> None:
+    try:
+        r = call()
+    except MergeConflict as exc:
+        conflicts(exc.conflicts, as_json)
+        raise
+    if as_json:
+        render.emit_json(r)
+        return
+    for old, new in r.renames:
+        click.echo(f"R  {new}  (from {old}, followed)")
+    for item in r.resolved:
+        click.echo(f"S  {item.path}  ({item.kind} resolved: {item.strategy})")
+    target = f"{r.repo}@{r.branch}"
+    if r.status == "up to date":
+        render.message(f"{target} is up to date with {r.source}")
+    elif r.dry_run:
+        render.message(f"{target}: {r.status} would be made (dry run, nothing changed)")
+    elif r.status == "fast-forward":
+        render.message(f"{target}: fast-forward {r.ours[:12]} -> {r.commit[:12]}")
+    else:
+        render.message(f"{target}: {r.status} {r.commit[:12]} (was {r.ours[:12]})")
+
+
+@click.command()
+@click.argument("source")
+@into_opt
+@click.option("-m", "--message")
+@click.option("--ff-only", is_flag=True, help="Refuse unless it is a fast-forward.")
+@click.option("--no-ff", is_flag=True, help="A merge commit even when a fast-forward would do.")
+@strategy_opt
+@dry_opt
+@json_opt
+@pass_ctx
+def merge(
+    c: Ctx,
+    source: str,
+    into: str | None,
+    message: str | None,
+    ff_only: bool,
+    no_ff: bool,
+    strategy: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Merge SOURCE (REPO@REF, e.g. ds@feature or ds@origin/main) into a branch.
+
+    Conflicts are listed and exit 23; a merge with conflicts changes nothing."""
+    _run(
+        as_json,
+        lambda: api.merge(c.home, source, into, message, ff_only, no_ff, strategy, dry_run),
+    )
+
+
+@click.command("merge-base")
+@click.argument("a")
+@click.argument("b")
+@click.option("--all", "all_", is_flag=True, help="Every best common ancestor (criss-cross).")
+@json_opt
+@pass_ctx
+def merge_base(c: Ctx, a: str, b: str, all_: bool, as_json: bool) -> None:
+    """The commit a merge of A and B is made against. Exit 1 when they share no history."""
+    r = api.merge_base(c.home, a, b)
+    if as_json:
+        render.emit_json(r)
+    else:
+        for oid in r.bases if all_ else r.bases[:1]:
+            click.echo(oid)
+    if not r.bases:
+        raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.argument("target")
+@click.argument("revspec")
+@click.option("--force", is_flag=True, help="Even when commits no other ref holds are left.")
+@json_opt
+@pass_ctx
+def reset(c: Ctx, target: str, revspec: str, force: bool, as_json: bool) -> None:
+    """Move branch TARGET (REPO@BRANCH) to REVSPEC."""
+    r = api.reset(c.home, target, revspec, force)
+    if as_json:
+        render.emit_json(r)
+        return
+    note = " (the commits it left are held by no ref now)" if r.dropped else ""
+    render.message(f"{r.repo}@{r.branch}: {r.old[:12]} -> {r.new[:12]}{note}")
+
+
+def _pick(name: str, doc: str, fn: Callable[..., api.MergeResult]) -> click.Command:
+    @click.command(name, help=doc)
+    @click.argument("revspec")
+    @into_opt
+    @click.option("-m", "--message")
+    @strategy_opt
+    @dry_opt
+    @json_opt
+    @pass_ctx
+    def cmd(
+        c: Ctx,
+        revspec: str,
+        into: str | None,
+        message: str | None,
+        strategy: str | None,
+        dry_run: bool,
+        as_json: bool,
+    ) -> None:
+        _run(as_json, lambda: fn(c.home, revspec, into, message, strategy, dry_run))
+
+    return cmd
+
+
+revert = _pick(
+    "revert",
+    "A new commit on a branch that undoes REVSPEC's changes (against its first parent).",
+    api.revert,
+)
+cherry_pick = _pick(
+    "cherry-pick",
+    "A new commit on a branch that makes REVSPEC's changes again (against its first parent).",
+    api.cherry_pick,
+)
+
+COMMANDS: list[click.Command] = [merge, merge_base, reset, revert, cherry_pick]

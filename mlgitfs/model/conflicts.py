@@ -1,0 +1,37 @@
+"""What a merge reports for each path it could not merge: the kind and the three sides."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ConflictKind(enum.StrEnum):
+    MODIFY_MODIFY = "modify/modify"
+    MODIFY_DELETE = "modify/delete"
+    ADD_ADD = "add/add"
+    FILE_DIRECTORY = "file/directory"
+    MODE = "mode"
+    SYMLINK = "symlink"  # two different targets
+    RENAME_RENAME = "rename/rename"  # one file renamed two ways
+    ROWS = "rows"  # a row-level merge of a table found conflicting cells or rows
+
+
+@dataclass(frozen=True, slots=True)
+class SideInfo:
+    """One side's entry at a conflicted path."""
+
+    kind: str  # file, dir, symlink
+    id: str  # content id in hex; a symlink's target
+    size: int  # bytes; entries for a directory
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    path: str
+    kind: ConflictKind
+    base: SideInfo | None
+    ours: SideInfo | None
+    theirs: SideInfo | None
+    detail: str = ""

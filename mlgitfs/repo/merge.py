@@ -39,13 +39,14 @@ from mlgitfs.errors import CorruptObject, PathNotFound, UsageError
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.conflicts import Conflict, ConflictKind, SideInfo
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
-from mlgitfs.model.objects import EntryKind, Object, Tree, TreeEntry, decode
+from mlgitfs.model.objects import EntryKind, Object, TreeEntry, decode
 from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, find_renames
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, T, build_dir, resolve_path
 
 DIR_MODE = 0o755  # a directory the rename step has to create
+MAX_MERGE_DEPTH = 256  # the walk recurses (two frames a level): well inside Python's limit
 
 
 class Strategy(enum.StrEnum):
@@ -208,6 +209,11 @@ class _Merger:
     def entry(
         self, path: bytes, b: TreeEntry | None, o: TreeEntry | None, t: TreeEntry | None
     ) -> TreeEntry | None:
+        if path.count(b"/") >= MAX_MERGE_DEPTH:
+            raise UsageError(
+                f"{_text(path)[:80]}...: deeper than {MAX_MERGE_DEPTH} levels; such trees "
+                "cannot be merged"
+            )
         if _same(o, t) or _same(b, t):
             return o
         if _same(b, o):
@@ -300,19 +306,16 @@ class _Merger:
         self, x: TreeEntry | None, y: TreeEntry | None
     ) -> tuple[dict[bytes, TreeEntry], dict[bytes, TreeEntry]]:
         """Entries of the pages that differ between directories x and y (None: empty)."""
-        px = DirView(self.reader, ObjectId(x.ref)).pages() if x is not None else []
-        py = DirView(self.reader, ObjectId(y.ref)).pages() if y is not None else []
-        common = set(px) & set(py)
+        vx = DirView(self.reader, ObjectId(x.ref)) if x is not None else None
+        vy = DirView(self.reader, ObjectId(y.ref)) if y is not None else None
+        common = frozenset(vx.pages() if vx else ()) & frozenset(vy.pages() if vy else ())
 
-        def entries(pages: list[ObjectId]) -> dict[bytes, TreeEntry]:
-            return {
-                e.name: e
-                for p in pages
-                if p not in common
-                for e in self.reader.get(p, Tree).entries
-            }
+        def entries(v: DirView | None) -> dict[bytes, TreeEntry]:
+            if v is None:
+                return {}
+            return {e.name: e for t in v.page_trees(common) for e in t.entries}
 
-        return entries(px), entries(py)
+        return entries(vx), entries(vy)
 
 
 # --- renames ----------------------------------------------------------------------------

@@ -126,6 +126,15 @@ def reflog(txn: ReadTxn, repo: str, ref: str) -> list[tuple[int, bytes, bytes, s
     return out
 
 
+def reflog_commits(txn: ReadTxn, repo: str) -> set[bytes]:
+    """Every commit any ref of `repo` has named (the old and new ids of its reflog)."""
+    out: set[bytes] = set()
+    for _, value in txn.scan("reflog", repo.encode() + b"\0"):
+        old, new, _reason = codec.unpack(value, "reflog entry")
+        out.update(v for v in (old, new) if v)
+    return out
+
+
 # --- objects --------------------------------------------------------------------------------
 
 

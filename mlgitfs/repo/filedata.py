@@ -13,15 +13,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from mlgitfs.errors import SourceError
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import ChunkRef, EntryKind, Manifest, object_id
 from mlgitfs.store import compress
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
 
-# A file at most this large is read whole in one worker; larger ones are mapped and split.
+# A file at most this large is read whole in one worker; larger ones are read in windows.
 WHOLE_FILE_LIMIT = 8 << 20
 BATCH_BYTES = 8 << 20
+WINDOW = 24 << 20  # below memory.py's mmap threshold: freed windows are reused, not faulted in
 POPULATE_LIMIT = 4 << 30
 _T = TypeVar("_T")
 
@@ -81,6 +83,57 @@ def read_whole(fd: int, chunker: Chunker, known: Callable[[ChunkId], bool]) -> l
     return encode_buffer(data, list(chunker.cut(data)), known)
 
 
+def windows(
+    fd: int, size: int, chunker: Chunker, name: str, window: int = WINDOW
+) -> Iterator[tuple[memoryview, list[tuple[int, int]]]]:
+    """A large file's bytes in windows read with pread, each with the chunks it completes
+    (offsets within the window): the same chunks as cutting the whole file at once.
+
+    A chunk's end depends only on the bytes from its start, so a chunk ending before its
+    window's end is final; the last one is cut again at the start of the next window (at
+    most one maximum chunk read twice per window). Reads, not a mapping: a file that
+    shrinks while it is read gives `SourceError`, where a mapping would kill the process
+    with SIGBUS (Python cannot catch it). Each window is a fresh buffer, so chunks stored
+    raw can stay views of it until written."""
+    offset = 0
+    while True:
+        want = min(window, size - offset)
+        data = os.pread(fd, want, offset)
+        while len(data) < want:  # a regular file reads short only at its end
+            more = os.pread(fd, want - len(data), offset + len(data))
+            if not more:
+                raise SourceError(
+                    f"{name} shrank while it was being imported (from {size} bytes to "
+                    f"{offset + len(data)}); nothing was imported"
+                )
+            data += more
+        last = offset + want >= size
+        view = memoryview(data)
+        cuts = []
+        for off, length in chunker.cut(view):
+            if not last and off + length >= want:
+                break
+            cuts.append((off, length))
+        assert cuts, "a window is larger than the largest chunk"
+        yield view, cuts
+        if last:
+            return
+        offset += cuts[-1][0] + cuts[-1][1]
+
+
+def read_ahead(fd: int, size: int) -> None:
+    """Ask the kernel to read a file that is not in the page cache ahead of the reader, on
+    a helper thread (cold 1 GiB import 2.3 to 1.7 s when it was mapped). Files over
+    POPULATE_LIMIT are left to the kernel's own read-ahead: they need not fit in memory."""
+    if 0 < size <= POPULATE_LIMIT and not _looks_cached(fd, size):
+        _start_read_ahead(fd, size)
+
+
+def _start_read_ahead(fd: int, size: int) -> None:
+    ahead = os.dup(fd)  # the caller may close `fd` while this runs
+    threading.Thread(target=_read_ahead, args=(ahead, size), daemon=True).start()
+
+
 def map_file(fd: int, size: int) -> mmap.mmap | bytes:
     """The file mapped read-only. A cached file is populated up front: one call maps every
     page (5 ms for 1 GiB) where faults would cost one per 16 pages. An uncached one is not:
@@ -95,8 +148,7 @@ def map_file(fd: int, size: int) -> mmap.mmap | bytes:
     m = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ)
     m.madvise(mmap.MADV_SEQUENTIAL)
     if small and not cached:
-        ahead = os.dup(fd)  # the caller may close `fd` as soon as the mapping exists
-        threading.Thread(target=_read_ahead, args=(ahead, size), daemon=True).start()
+        _start_read_ahead(fd, size)
     return m
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlgitfs.errors import AlreadyExists, AmbiguousRef, UnknownRef
+from mlgitfs.errors import AlreadyExists, AmbiguousRef, MlgitError, UnknownRef
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model.ids import HEX_LEN, ObjectId, is_hex_prefix, short_hex
@@ -16,6 +16,7 @@ from mlgitfs.model.revspec import (
     check_new_ref_name,
     parse_revspec,
 )
+from mlgitfs.repo import graph
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import resolve_path
 
@@ -35,23 +36,44 @@ class Resolved:
         return self.spec.repo
 
 
-def _commit_in_repo(store: Store, txn: ReadTxn, repo: str, prefix: str) -> ObjectId | None:
-    """A commit id from a hex prefix, among commits reachable from the repo's refs."""
-    matches: set[bytes] = set()
+def _commits_by_prefix(txn: ReadTxn, prefix: str) -> list[bytes]:
+    """The store's commit ids that start with a hex prefix (of any repo)."""
     if len(prefix) == HEX_LEN:
         raw = bytes.fromhex(prefix)
         data = txn.get("objects", raw)
-        return ObjectId(raw) if data is not None and data[1:8] == b"\xa6commit" else None
+        return [raw] if data is not None and data[1:8] == b"\xa6commit" else []
     key_prefix = bytes.fromhex(prefix[: len(prefix) // 2 * 2]) if len(prefix) >= 2 else b""
-    for key, value in txn.scan("objects", key_prefix):
-        # Only commits count: their encoding starts with a 9-item array and the tag.
-        if key.hex().startswith(prefix) and value[1:8] == b"\xa6commit":
-            matches.add(key)
-            if len(matches) > 1:
-                break
-    if len(matches) > 1:
+    # Only commits count: their encoding starts with a 9-item array and the tag.
+    return [
+        key
+        for key, value in txn.scan("objects", key_prefix)
+        if key.hex().startswith(prefix) and value[1:8] == b"\xa6commit"
+    ]
+
+
+def _roots(txn: ReadTxn, repo: str) -> set[bytes]:
+    """The commits a repo's history hangs from: what its refs name or ever named."""
+    return {bytes(oid) for _, oid in db.list_refs(txn, repo)} | db.reflog_commits(txn, repo)
+
+
+def _in_history(store: Store, oid: bytes, roots: set[bytes]) -> bool:
+    for root in roots:
+        try:
+            if graph.is_ancestor(store, ObjectId(oid), ObjectId(root)):
+                return True
+        except MlgitError:  # a root whose commits are not all here: not this one's proof
+            continue
+    return False
+
+
+def _commit_in_repo(store: Store, repo: str, prefix: str, found: list[bytes],
+                    roots: set[bytes]) -> ObjectId | None:  # fmt: skip
+    """The one commit of `found` (ids starting with `prefix`) in the repo's history: a
+    commit of another repo of the store is not this repo's, however its id starts."""
+    mine = [oid for oid in found if _in_history(store, oid, roots)]
+    if len(mine) > 1:
         raise AmbiguousRef(f"{repo}@{prefix} is ambiguous: give more characters of the commit id")
-    return ObjectId(matches.pop()) if matches else None
+    return ObjectId(mine[0]) if mine else None
 
 
 def _candidates(ref: str) -> list[tuple[str, bool]]:
@@ -85,11 +107,16 @@ def resolve_ref(store: Store, repo: str, ref: str) -> tuple[ObjectId, str | None
             name, is_branch, oid = found[0]
             assert oid is not None
             return oid, (name[len(BRANCH_QUALIFIER) :] if is_branch else None)
+        commits: list[bytes] = []
+        roots: set[bytes] = set()
         if is_hex_prefix(ref) and len(ref) >= 4:
-            oid = _commit_in_repo(store, txn, repo, ref)
-            if oid is not None:
-                store.commit(oid)  # raises CorruptObject when it is not a commit
-                return oid, None
+            commits = _commits_by_prefix(txn, ref)
+            roots = _roots(txn, repo) if commits else set()
+    # Outside the transaction: the history walk reads commits through the store.
+    oid = _commit_in_repo(store, repo, ref, commits, roots) if commits else None
+    if oid is not None:
+        store.commit(oid)  # raises CorruptObject when it is not a commit
+        return oid, None
     raise UnknownRef(f"{repo} has no branch, tag or commit {ref!r} (see 'mlgitfs branch {repo}')")
 
 

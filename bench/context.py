@@ -1,4 +1,5 @@
-"""Run-wide state shared by the cases: sizes, work directory, memoized fixtures, cache dropping."""
+"""Run-wide state shared by the cases: sizes, work directory, memoized fixtures, cache dropping,
+and the bookkeeping of the case that runs (`CaseRecord`, added to every row it returns)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,41 @@ QUICK_FACTOR = 20
 KEEP_ALWAYS = frozenset({"dvc-venv", "logs"})
 
 
+def drop_count() -> int | None:
+    """How many times anyone wrote to /proc/sys/vm/drop_caches since boot (``drop_pagecache``
+    in /proc/vmstat); None where the kernel does not count."""
+    try:
+        with open("/proc/vmstat", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("drop_pagecache "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class CaseRecord:
+    """What every row of a case records: the load average at the start and end of the case,
+    whether its own cache drops worked, and how often anyone dropped the page cache while it
+    ran (other benchmarks on a shared machine turn warm runs cold)."""
+
+    load_start: list[float] = field(default_factory=lambda: loadavg())
+    drop_count_start: int | None = field(default_factory=drop_count)
+    drops: list[bool] = field(default_factory=list)
+
+    def extra(self) -> dict[str, Any]:
+        now = drop_count()
+        start = self.drop_count_start
+        return {
+            "loadavg_start": self.load_start,
+            "loadavg_end": loadavg(),
+            "caches_dropped": all(self.drops) if self.drops else None,
+            "drop_pagecache_during_case": None if now is None or start is None else now - start,
+            "own_cache_drops": len(self.drops),
+        }
+
+
 @dataclass
 class Context:
     work: Path
@@ -55,11 +91,13 @@ class Context:
     keep: bool = False
     use_dvc: bool = True
     cold: bool = True
+    install_peers: bool = True  # install missing peer programs (bench/peers.py)
     seed: int = 20240601
     sizes: Sizes = field(default_factory=Sizes)
     caches_dropped: bool | None = None  # None: never tried; False: tried and could not
     drop_cache_error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    case: CaseRecord = field(default_factory=CaseRecord)  # the running case's (bench/harness.py)
     _memo: dict[str, Any] = field(default_factory=dict)
     _t0: float = field(default_factory=time.monotonic)
 
@@ -105,9 +143,11 @@ class Context:
         except OSError as e:
             self.caches_dropped = False
             self.drop_cache_error = f"{type(e).__name__}: {e}"
+            self.case.drops.append(False)
             return False
         if self.caches_dropped is None:
             self.caches_dropped = True
+        self.case.drops.append(True)
         return True
 
     def cleanup(self) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from bench.proc import run_output, run_timed
+from bench.proc import run
 
 DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1", "NO_COLOR": "1"}
 
@@ -15,13 +14,13 @@ DVC_ENV = {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1", "NO_COLOR": "1"}
 def ensure_dvc(venv: Path, log: Path) -> Path:
     """The ``dvc`` executable, installing DVC into ``venv`` first when it is missing."""
     dvc = venv / "bin" / "dvc"
-    if dvc.exists() and run_output([dvc, "--version"], env=DVC_ENV).returncode == 0:
+    if dvc.exists() and run([dvc, "--version"], env=DVC_ENV, check=False).returncode == 0:
         return dvc
     if venv.exists():
         shutil.rmtree(venv)
     base = getattr(sys, "_base_executable", sys.executable)
-    run_timed([base, "-m", "venv", venv], log=log)
-    run_timed(
+    run([base, "-m", "venv", venv], log=log)
+    run(
         [
             venv / "bin" / "python",
             "-m",
@@ -46,7 +45,7 @@ class Dvc:
         self.log = log
 
     def version(self) -> str:
-        return run_output([self.exe, "--version"], env=DVC_ENV).stdout.strip()
+        return run([self.exe, "--version"], capture=True, env=DVC_ENV, check=False).stdout.strip()
 
     def fresh(self) -> None:
         """Forget earlier runs: remove .dvc, *.dvc and .dvcignore, then ``dvc init``."""
@@ -61,7 +60,7 @@ class Dvc:
         self.run("config", "--local", "core.site_cache_dir", str(site))
 
     def run(self, *args: str) -> float:
-        return run_timed([self.exe, *args], log=self.log, cwd=self.root, env=DVC_ENV)
+        return run([self.exe, *args], log=self.log, cwd=self.root, env=DVC_ENV).seconds
 
     def add(self, *targets: str) -> float:
         return self.run("add", "--quiet", *targets)
@@ -76,4 +75,4 @@ def copy_tree(src: Path, dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    run(["cp", "-a", src, dst], capture=True)

@@ -1,40 +1,33 @@
-"""FUSE mounts for the mount cases: an ``mlgitfs mount`` of a tag and the bare pyfuse3
-passthrough (bench/passthrough.py), both as context managers that always unmount and stop their
-daemon, even when the body fails (``mlgitfs unmount``, then ``fusermount3 -u -z`` as fallback,
-then SIGTERM/SIGKILL of the daemon we started, by pid).
+"""FUSE mounts for the benchmarks, each a context manager that always unmounts and stops its
+daemon, even when the body fails: an ``mlgitfs mount`` (``mlgitfs unmount``, then a lazy
+detach, then SIGTERM/SIGKILL of the daemon by its pid from ``mounts --json``) and any FUSE
+program run in the foreground as our child (`fuse_process`: the bare pyfuse3 passthrough of
+bench/passthrough.py here, rclone and s3fs in bench/s3mounts.py).
 
-Also: the mount's bdi read-ahead (read from mountinfo without touching the mount) and the
-reader subprocesses of bench/readers.py.
+Also: a mount's bdi read-ahead (found from mountinfo without touching the mount), the timed
+"mount, read one file" of the scale cases, and the reader subprocesses (bench/readers.py,
+bench/s3readers.py), which time themselves so interpreter start-up is not in the numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from bench.ours import QUIET_ENV, Mlgitfs
-from bench.proc import CommandFailed, tail
+from bench.ours import Mlgitfs
+from bench.proc import CommandFailed, run, tail
 from testsupport.mounts import detach, mount_dev, pid_alive, stop_pid, wait_until
 
-T = TypeVar("T")
-
 READ_AHEAD_KB = 4096  # what mlgitfs.daemon.serve raises a mount's read-ahead to
-
-
-# -- mountinfo ---------------------------------------------------------------------------------
-
-
-def read_ahead_path(dev: str) -> Path:
-    return Path(f"/sys/class/bdi/{dev}/read_ahead_kb")
+ROOT = Path(__file__).resolve().parent.parent
+MOUNT_TIMEOUT = 60.0
 
 
 def read_ahead_kb(mountpoint: Path) -> int | None:
@@ -42,7 +35,7 @@ def read_ahead_kb(mountpoint: Path) -> int | None:
     if dev is None:
         return None
     try:
-        return int(read_ahead_path(dev).read_text().strip())
+        return int(Path(f"/sys/class/bdi/{dev}/read_ahead_kb").read_text().strip())
     except (OSError, ValueError):
         return None
 
@@ -53,7 +46,7 @@ def raise_read_ahead(mountpoint: Path, kb: int = READ_AHEAD_KB) -> bool:
     if dev is None:
         return False
     try:
-        read_ahead_path(dev).write_text(f"{kb}\n")
+        Path(f"/sys/class/bdi/{dev}/read_ahead_kb").write_text(f"{kb}\n")
     except OSError:
         return False
     return True
@@ -76,221 +69,169 @@ class MlgitfsMount:
     revspec: str
     path: Path
     seconds: float = 0.0  # wall time of `mlgitfs mount` (process start included)
-    pid: int | None = None
     read_ahead_kb: int | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    _pid: int | None = None
 
-    def unmount(self) -> None:
-        if mount_dev(self.path) is not None:
-            proc = subprocess.run(
-                [str(self.store.script), "--home", str(self.store.home), "unmount", str(self.path)],
-                env={**os.environ, **QUIET_ENV},
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            with self.store.log.open("a") as log:
-                log.write(f"$ mlgitfs unmount {self.path}\n{proc.stdout}{proc.stderr}")
-            if mount_dev(self.path) is not None:
-                detach(self.path)
+    @property
+    def pid(self) -> int | None:
+        """The daemon's pid (asked with ``mounts --json`` on first use, never while timed)."""
+        if self._pid is None and mount_dev(self.path) is not None:
+            self._pid = self.store.mount_pid(self.path)
+        return self._pid
+
+    def unmount(self, check: bool = False) -> float:
+        """``mlgitfs unmount``: its wall seconds; the fallbacks when it fails (``check``: raise
+        then, after cleaning up)."""
         pid = self.pid
+        secs = 0.0
+        failed: CommandFailed | None = None
+        if mount_dev(self.path) is not None:
+            try:
+                secs = self.store.call("unmount", self.path, timeout=120).seconds
+            except CommandFailed as e:
+                failed = e
+            detach(self.path)
         if pid is not None and not wait_until(lambda: not pid_alive(pid), 10.0):
             stop_pid(pid)
+        if check and failed is not None:
+            raise failed
+        return secs
 
 
 def mount_once(store: Mlgitfs, revspec: str, path: Path) -> MlgitfsMount:
     """``mlgitfs mount REVSPEC PATH``, timed; the caller must call ``unmount``."""
     mountpoint(path)
-    argv = [str(store.script), "--home", str(store.home), "mount", revspec, str(path)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        argv,
-        env={**os.environ, **QUIET_ENV},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    secs = time.perf_counter() - t0
-    with store.log.open("a") as log:
-        log.write(f"$ {' '.join(argv)}\n{proc.stdout}{proc.stderr}")
-    m = re.search(r"pid (\d+)", proc.stdout + proc.stderr)  # the CLI says it on stderr
-    mounted = MlgitfsMount(store, revspec, path, secs, int(m.group(1)) if m else None)
-    if proc.returncode != 0:
+    ran = store.call("mount", revspec, path, timeout=120, check=False)
+    mounted = MlgitfsMount(store, revspec, path, ran.seconds)
+    if ran.returncode != 0:
         mounted.unmount()
-        raise CommandFailed(
-            f"mlgitfs mount {revspec} exited {proc.returncode}; log tail:\n{tail(store.log)}"
-        )
+        raise CommandFailed(f"mlgitfs mount {revspec} exited {ran.returncode}: {ran.stderr}")
     mounted.read_ahead_kb = read_ahead_kb(path)
     return mounted
 
 
 @contextlib.contextmanager
 def mlgitfs_mount(store: Mlgitfs, revspec: str, path: Path) -> Iterator[MlgitfsMount]:
+    """A mount for a body that does not time the mount itself (its pid is known on entry)."""
     mounted = mount_once(store, revspec, path)
     try:
+        _ = mounted.pid
         yield mounted
     finally:
         mounted.unmount()
 
 
-# -- the bare pyfuse3 passthrough --------------------------------------------------------------
+@dataclass(frozen=True)
+class FirstRead:
+    total: float  # from `since` (default: the start of `mount`) to the bytes
+    mount: float  # `mlgitfs mount` alone
+    read: float  # after `mount` returned: lookups and one read
+
+
+def mount_and_read_one(
+    store: Mlgitfs, revspec: str, path: Path, sample: str, expect: bytes, since: float = 0.0
+) -> FirstRead:
+    """Mount REVSPEC, read ``sample`` whole, unmount; raises if it does not hold ``expect``."""
+    t0 = since or time.perf_counter()
+    mounted = mount_once(store, revspec, path)
+    try:
+        t1 = time.perf_counter()
+        with open(path / sample, "rb") as f:
+            data = f.read()
+        t2 = time.perf_counter()
+    finally:
+        mounted.unmount()
+    if data != expect:
+        raise AssertionError(f"{revspec}: {sample} read {data!r}, expected {expect!r}")
+    return FirstRead(t2 - t0, mounted.seconds, t2 - t1)
+
+
+# -- FUSE programs run as our children ---------------------------------------------------------
 
 
 @dataclass
-class PassthroughMount:
+class ProcMount:
+    name: str
     path: Path
     proc: subprocess.Popen[bytes]
-    read_ahead_raised: bool = False
+    seconds: float  # from start to the mount answering a stat
     read_ahead_kb: int | None = None
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a FUSE program to exit after its unmount; TERM, then KILL, when it does not."""
+    for signal_it in (None, proc.terminate, proc.kill):
+        if signal_it is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal_it()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+            return
+
+
 @contextlib.contextmanager
-def passthrough_mount(
-    backing: Path, path: Path, log: Path, no_open: bool = False
-) -> Iterator[PassthroughMount]:
-    """``python -m bench.passthrough BACKING PATH`` as a subprocess, read-ahead raised."""
+def fuse_process(
+    name: str,
+    argv: Sequence[str],
+    path: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    raise_ahead: bool = False,
+) -> Iterator[ProcMount]:
+    """Run a FUSE program in the foreground, wait until its mount answers, yield; then
+    ``fusermount3 -u``, a lazy detach if needed, and the process stopped by its pid."""
     mountpoint(path)
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "bench.passthrough", str(backing), str(path)]
-    if no_open:
-        argv.append("--no-open")
     with log.open("ab") as out:
+        out.write(f"$ {' '.join(argv)}\n".encode())
+        out.flush()
+        t0 = time.perf_counter()
         proc = subprocess.Popen(
-            argv,
-            cwd=Path(__file__).resolve().parent.parent,
+            list(argv),
+            cwd=ROOT,
+            env=dict(env) if env is not None else None,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
+            start_new_session=True,
         )
-    mounted = PassthroughMount(path, proc)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + MOUNT_TIMEOUT
         while mount_dev(path) is None:
             if proc.poll() is not None:
-                raise CommandFailed(f"the passthrough exited {proc.returncode}:\n{tail(log)}")
+                raise CommandFailed(f"{name} exited {proc.returncode}:\n{tail(log)}")
             if time.monotonic() > deadline:
-                raise CommandFailed(f"the passthrough did not mount in 30s:\n{tail(log)}")
+                raise CommandFailed(f"{name} did not mount in {MOUNT_TIMEOUT:.0f}s:\n{tail(log)}")
             time.sleep(0.02)
         os.stat(path)  # answered only once INIT is: the INIT reply resets the read-ahead
-        mounted.read_ahead_raised = raise_read_ahead(path)
-        mounted.read_ahead_kb = read_ahead_kb(path)
-        yield mounted
+        if raise_ahead:
+            raise_read_ahead(path)
+        yield ProcMount(name, path, proc, time.perf_counter() - t0, read_ahead_kb(path))
     finally:
         if mount_dev(path) is not None:
-            subprocess.run(["fusermount3", "-u", str(path)], capture_output=True, check=False)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if mount_dev(path) is not None:
-            detach(path)
+            run(["fusermount3", "-u", path], capture=True, check=False)
+        _stop(proc)
+        detach(path)
 
 
-# -- readers (bench/readers.py in a subprocess: a stuck mount cannot hang the runner) -----------
+def passthrough_mount(
+    backing: Path, path: Path, log: Path, no_open: bool = False
+) -> contextlib.AbstractContextManager[ProcMount]:
+    """``python -m bench.passthrough BACKING PATH``, read-ahead raised like the daemon's."""
+    argv = [sys.executable, "-m", "bench.passthrough", str(backing), str(path)]
+    argv += ["--no-open"] if no_open else []
+    return fuse_process("the passthrough", argv, path, log, raise_ahead=True)
 
 
-def run_reader(args: Sequence[str], timeout: float = 1800) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.readers", *args],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CommandFailed(f"reader {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+# -- readers (in a subprocess: a stuck mount cannot hang the runner) ---------------------------
+
+
+def reader(module: str, args: Sequence[str], timeout: float = 3600) -> dict[str, Any]:
+    """``python -m MODULE ARGS`` (bench.readers, bench.s3readers): its one JSON line."""
+    ran = run([sys.executable, "-m", module, *args], capture=True, cwd=ROOT, timeout=timeout)
+    out: dict[str, Any] = ran.json()
     return out
 
 
-def timed_command(argv: Sequence[str], timeout: float = 1800) -> float:
-    """Wall seconds of a command whose stdout goes to /dev/null (e.g. ``find``)."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        timeout=timeout,
-        check=False,
-    )
-    secs = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise CommandFailed(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr!r}")
-    return secs
-
-
-# -- warm runs on a machine where others drop caches ---------------------------------------------
-
-
-def drop_count() -> int | None:
-    """How many times anyone wrote to /proc/sys/vm/drop_caches since boot (``drop_pagecache``
-    in /proc/vmstat); None where the kernel does not count."""
-    try:
-        with open("/proc/vmstat", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("drop_pagecache "):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-class WarmRuns:
-    """Valid warm measurements only: a warm run counts when no cache drop (ours or another
-    process's: the machine is shared) happened since the last full read of the same thing
-    ended, nor during the run itself. Invalid runs still refill the cache for the next try."""
-
-    def __init__(self) -> None:
-        self.filled: dict[str, int | None] = {}
-        self.disturbed = 0  # runs during which a cache drop happened
-        self.invalid = 0  # warm runs thrown away
-
-    def run(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
-        before = drop_count()
-        result = fn()
-        after = drop_count()
-        valid = before is not None and before == after and self.filled.get(key) == before
-        if before != after:
-            self.disturbed += 1
-        self.filled[key] = after if before == after else None
-        return result, valid
-
-    def cold(self, key: str, fn: Callable[[], T]) -> T:
-        """A cold run (after the caller's own drop): it fills the cache for later warm runs."""
-        return self.run(key, fn)[0]
-
-    def warm(
-        self, jobs: dict[str, Callable[[], T]], want: int, max_tries: int
-    ) -> dict[str, list[T]]:
-        """``want`` valid warm results of each job, interleaved (load hits all alike); after
-        ``max_tries`` rounds, whatever was measured (valid first) so a run still reports."""
-        valid: dict[str, list[T]] = {k: [] for k in jobs}
-        spoiled: dict[str, list[T]] = {k: [] for k in jobs}
-        for _ in range(max_tries):
-            if all(len(v) >= want for v in valid.values()):
-                break
-            for key, fn in jobs.items():
-                if len(valid[key]) >= want:
-                    continue
-                result, ok = self.run(key, fn)
-                (valid if ok else spoiled)[key].append(result)
-                self.invalid += 0 if ok else 1
-        return {k: valid[k] or spoiled[k] for k in jobs}
-
-    def info(self) -> dict[str, int | None]:
-        return {
-            "drop_pagecache_count": drop_count(),
-            "runs_disturbed_by_a_cache_drop": self.disturbed,
-            "warm_runs_discarded": self.invalid,
-        }
+def run_reader(args: Sequence[str], timeout: float = 1800) -> dict[str, Any]:
+    return reader("bench.readers", args, timeout)

@@ -1,66 +1,92 @@
-"""Subprocess helpers: timed runs with output kept in a log file, and ``du -sb``."""
+"""The one way the benchmarks run a program: `run`, timed (wall seconds, process start included),
+its output captured, logged or discarded; plus CPU counters and ``du -sb``."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import resource
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 
 class CommandFailed(RuntimeError):
     pass
 
 
-def run_timed(
+@dataclass(frozen=True)
+class Ran:
+    """A finished command: wall seconds, exit status and what it printed (when captured)."""
+
+    argv: list[str]
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        """The last line of stdout as JSON (the readers and ``--json`` commands print one)."""
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
-    log: Path,
-    cwd: Path | None = None,
+    log: Path | None = None,
+    capture: bool = False,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
     timeout: float | None = None,
-) -> float:
-    """Run a command, stdout+stderr appended to ``log``; returns wall seconds; raises on failure."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        out.write(f"$ {' '.join(map(str, argv))}\n".encode())
-        out.flush()
+    check: bool = True,
+) -> Ran:
+    """Run ``argv`` (``env`` added to this process's environment, no stdin) and time it.
+
+    Output: with ``capture`` stdout and stderr are kept in the result (and appended to ``log``
+    afterwards when given); without it they go straight to ``log`` (nothing in this process
+    reads them while the clock runs), or stdout to /dev/null and stderr kept when there is no
+    log. ``check``: a non-zero exit raises `CommandFailed` with the tail of what it printed.
+    """
+    args = [os.fspath(a) for a in argv]
+    full_env = {**os.environ, **(env or {})}
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    to_log = log is not None and not capture
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open(log, "ab")) if to_log and log is not None else None
+        if sink is not None:
+            sink.write(f"$ {' '.join(args)}\n".encode())
+            sink.flush()
+        out: int | IO[bytes] = subprocess.PIPE if capture else sink or subprocess.DEVNULL
+        err: int | IO[bytes] = subprocess.PIPE if sink is None else sink
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [str(a) for a in argv],
+            args,
             cwd=cwd,
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=out,
-            stderr=out,
+            stderr=err,
             timeout=timeout,
             check=False,
         )
         secs = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise CommandFailed(
-            f"{' '.join(map(str, argv))} exited {proc.returncode}; log tail:\n{tail(log)}"
-        )
-    return secs
+    ran = Ran(args, secs, proc.returncode, _text(proc.stdout), _text(proc.stderr))
+    if log is not None and capture:
+        with log.open("a") as f:
+            f.write(f"$ {' '.join(args)}\n{ran.stdout[-2000:]}{ran.stderr}")
+    if check and ran.returncode != 0:
+        said = tail(log) if to_log and log is not None else ran.stderr.strip()[-3000:]
+        raise CommandFailed(f"{' '.join(args)} exited {ran.returncode}:\n{said}")
+    return ran
 
 
-def run_output(
-    argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run(
-        [str(a) for a in argv],
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def _text(data: bytes | None) -> str:
+    return data.decode(errors="replace") if data else ""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -86,5 +112,4 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def du_bytes(path: Path) -> int:
     """Apparent size in bytes of everything under ``path`` (``du -sb``)."""
-    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[0])
+    return int(run(["du", "-sb", path], capture=True).stdout.split()[0])

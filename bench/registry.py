@@ -1,8 +1,8 @@
 """The case registry and the row type every case returns.
 
-A case is a function ``(ctx: Context) -> list[Row]`` registered with ``@case("name")``.
-Cases run in registration order; later issues add modules under bench/cases/ and import them
-in bench/cases/__init__.py.
+A case is a function ``(ctx: Context) -> list[Row]`` registered with ``@case("name")``;
+bench/harness.py runs it. Cases run in registration order; a new module under bench/cases/ is
+imported in bench/cases/__init__.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ class Row:
     ``ratio`` is always ``ours / baseline`` expressed so that the target reads naturally:
     ``direction="min"`` means the ratio must be at least ``target`` (bigger is better),
     ``direction="max"`` means it must be at most ``target`` (smaller is better).
-    ``target=None`` marks an informational row.
+    ``target=None`` marks an informational row. ``error`` marks a failed measurement (the
+    report says ERROR, the run exits 1); ``skipped`` says why a row could not be measured here
+    (a peer program missing and not installable: the report says skip).
     """
 
     case: str
@@ -38,13 +40,14 @@ class Row:
     baseline_name: str = ""
     note: str = ""
     error: str | None = None
+    skipped: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool | None:
         if self.error is not None:
             return False
-        if self.target is None or self.ratio is None:
+        if self.skipped is not None or self.target is None or self.ratio is None:
             return None
         if self.direction == "min":
             return self.ratio >= self.target

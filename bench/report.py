@@ -19,6 +19,8 @@ def _num(x: float | None, unit: str = "") -> str:
 def _verdict(row: Row) -> str:
     if row.error is not None:
         return "ERROR"
+    if row.skipped is not None:
+        return "skip"
     return {True: "pass", False: "FAIL", None: "info"}[row.passed]
 
 
@@ -49,6 +51,7 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         f"DAMON page reclaim: {_reclaim(meta)}",
     ]
     notes += [f"- {r.case}: {r.error}" for r in rows if r.error]
+    notes += [f"- {r.case} ({r.metric}) skipped: {r.skipped}" for r in rows if r.skipped]
     return "\n".join(head + lines) + "\n\n" + "\n".join(notes) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""``python -m bench [--cases a,b] [--quick] [--out DIR] [--work DIR] [--keep] [--no-dvc]``."""
+"""``python -m bench [--cases a,b] [--quick] [--out DIR] [--work DIR] [--keep] [--no-dvc]``:
+parse the options, run the selected cases (bench/harness.py), write the report."""
 
 from __future__ import annotations
 
@@ -8,18 +9,25 @@ import contextlib
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import bench.cases  # noqa: F401 - registers the cases
 from bench import report, vm
-from bench.context import DEFAULT_OUT, DEFAULT_WORK, QUICK_FACTOR, Context, Sizes, cpu_count
+from bench.context import (
+    BENCH_DIR,
+    DEFAULT_OUT,
+    DEFAULT_WORK,
+    QUICK_FACTOR,
+    Context,
+    Sizes,
+    cpu_count,
+)
+from bench.harness import run_case
 from bench.ours import find_script
-from bench.proc import run_output
+from bench.proc import run
 from bench.registry import CASES, Row, select
 
 
@@ -36,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch directory for data")
     p.add_argument("--keep", action="store_true", help="keep generated data and stores")
     p.add_argument("--no-dvc", action="store_true", help="skip the DVC baselines")
+    p.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not install missing peers (rclone, s3fs, git, DVC): skip their rows",
+    )
     p.add_argument("--warm", action="store_true", help="do not drop page caches before runs")
     p.add_argument(
         "--pause-reclaim",
@@ -48,14 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _git_head() -> str | None:
-    proc = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        cwd=Path(__file__).resolve().parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip() or None
+    try:
+        ran = run(["git", "rev-parse", "HEAD"], capture=True, cwd=BENCH_DIR, check=False)
+    except OSError:
+        return None
+    return ran.stdout.strip() or None
 
 
 def _meta(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -92,10 +102,9 @@ def _describe_cli(ctx: Context) -> None:
     times = []
     out = ""
     for _ in range(3):
-        t0 = time.perf_counter()
-        proc = run_output([script, "--version"])
-        times.append(time.perf_counter() - t0)
-        out = (proc.stdout or proc.stderr).strip()
+        ran = run([script, "--version"], capture=True, check=False)
+        times.append(ran.seconds)
+        out = (ran.stdout or ran.stderr).strip()
     ctx.meta["mlgitfs"] = {"script": str(script), "version": out, "startup_seconds": min(times)}
 
 
@@ -113,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         use_dvc=not args.no_dvc,
         cold=not args.warm,
+        install_peers=not args.no_install,
         sizes=sizes,
     )
     ctx.work.mkdir(parents=True, exist_ok=True)
@@ -120,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     ctx.meta.update(_meta(args, ctx))
     _describe_cli(ctx)
     rows: list[Row] = []
-    errors = 0
     t_start = time.monotonic()
     ctx.meta["damon_reclaim_active"] = vm.reclaim_active()
     ctx.meta["damon_reclaim_paused"] = False
@@ -130,25 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx.meta["damon_reclaim_paused"] = stack.enter_context(vm.reclaim_paused())
         for c in cases:
             ctx.log(f"== {c.name}")
-            t0 = time.monotonic()
-            try:
-                rows.extend(c.fn(ctx))
-            except Exception as e:  # noqa: BLE001 - one broken case must not hide the others
-                errors += 1
-                traceback.print_exc()
-                rows.append(
-                    Row(
-                        c.name,
-                        "(case failed)",
-                        None,
-                        None,
-                        None,
-                        error=f"{type(e).__name__}: {e}".strip()[:2000],
-                    )
-                )
-            ctx.meta.setdefault("case_seconds", {})[c.name] = round(time.monotonic() - t0, 2)
-            # Other work on the machine skews ratios: record the load after each case.
-            ctx.meta.setdefault("loadavg_after", {})[c.name] = os.getloadavg()
+            rows.extend(run_case(ctx, c))
     finally:
         stack.close()
         ctx.meta["total_seconds"] = round(time.monotonic() - t_start, 2)
@@ -160,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     md_path, json_path = report.write(args.out, stamp, rows, ctx.meta)
     print(report.markdown(rows, ctx.meta))
     print(f"written: {md_path} and {json_path}")
-    if errors or any(r.error for r in rows):
+    if any(r.error for r in rows):
         return 1
     if args.strict and any(r.passed is False for r in rows):
         return 1

@@ -14,12 +14,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import peers
 from bench.context import Context
 from testsupport.s3server import CLEARED_ENV, S3Server, client_env, run_seaweedfs, weed_binary
 
@@ -82,9 +82,7 @@ def server(ctx: Context) -> S3Server:
 
 
 def _weed_version(weed: str) -> str:
-    proc = subprocess.run([weed, "version"], capture_output=True, text=True, check=False)
-    lines = (proc.stdout or proc.stderr).strip().splitlines()
-    return lines[0] if lines else ""
+    return peers.version([weed, "version"])
 
 
 def client(srv: S3Server) -> Any:

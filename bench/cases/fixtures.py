@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import datagen
-from bench.context import Context
+from bench.context import QUICK_FACTOR, Context
 from bench.dvc import Dvc, copy_tree, ensure_dvc
+from bench.harness import Skipped
 from bench.ours import Mlgitfs
+from bench.proc import CommandFailed
 
 
 def small_data(ctx: Context) -> datagen.Dataset:
@@ -77,12 +80,24 @@ def warm_import(ctx: Context, which: str, data: datagen.Dataset, runs: int = 2) 
 
 
 def dvc_exe(ctx: Context) -> Path:
-    def make() -> Path:
-        venv = ctx.work / "dvc-venv"
-        ctx.log(f"DVC: using or installing {venv}")
-        return ensure_dvc(venv, ctx.path("logs", "dvc-install.log"))
+    """DVC in the bench's virtualenv, installed from PyPI when missing (bench/dvc.py); raises
+    `Skipped` with the reason when it cannot be (``--no-install``, pip failed)."""
 
-    return ctx.once("dvc:exe", make)
+    def make() -> Path | Skipped:
+        venv = ctx.work / "dvc-venv"
+        log = ctx.path("logs", "dvc-install.log")
+        if not ctx.install_peers and not (venv / "bin" / "dvc").exists():
+            return Skipped("DVC is not installed and --no-install was given (pip install dvc)")
+        ctx.log(f"DVC: using or installing {venv}")
+        try:
+            return ensure_dvc(venv, log)
+        except (CommandFailed, OSError, subprocess.TimeoutExpired) as e:
+            return Skipped(f"DVC could not be installed with pip (see {log}): {e}")
+
+    found = ctx.once("dvc:exe", make)
+    if isinstance(found, Skipped):
+        raise found
+    return found
 
 
 def dvc_add_timed(ctx: Context, which: str, data: datagen.Dataset) -> float:
@@ -98,3 +113,33 @@ def dvc_add_timed(ctx: Context, which: str, data: datagen.Dataset) -> float:
     secs = repo.add(data.root.name)
     ctx.log(f"  {secs:.2f}s")
     return secs
+
+
+def tagged(ctx: Context, repo: str, root: Path) -> tuple[Mlgitfs, str]:
+    """The mount cases' store (one home for every data set): ``init``, ``import`` of ``root``
+    and ``tag REPO@v1`` with the CLI, once per run (not timed); returns it and the revspec."""
+
+    def store() -> Mlgitfs:
+        home = ctx.fresh_dir("homes", "mounts")
+        return Mlgitfs(home, ctx.path("logs", "mlgitfs-mounts.log"))
+
+    def make() -> tuple[Mlgitfs, str]:
+        s = ctx.once("mounts:store", store)
+        s.init(repo)
+        ctx.log(f"mlgitfs import {root} into {repo} (not timed)")
+        secs = s.import_dir(repo, root, f"bench mounts: {repo}")
+        ctx.log(f"  {secs:.2f}s")
+        s.tag(f"{repo}@v1")
+        return s, f"{repo}@v1"
+
+    return ctx.once(f"mounts:tagged:{repo}", make)
+
+
+def mnt(ctx: Context, name: str) -> Path:
+    """A mountpoint path under the work directory (bench/mounting.py empties it)."""
+    return ctx.path("mnt", name)
+
+
+def shrink(ctx: Context, n: int) -> int:
+    """``n`` divided by the quick factor under ``--quick``."""
+    return n // QUICK_FACTOR if ctx.quick else n

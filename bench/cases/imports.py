@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import datagen, raw
 from bench.cases import fixtures
 from bench.context import Context
+from bench.harness import Skipped
 from bench.registry import Row, case
 
 RAW_TARGET = 0.6
@@ -100,7 +101,8 @@ def _import_rows(
         return rows
     try:
         dvc_secs = fixtures.dvc_add_timed(ctx, which, data)
-    except Exception as e:  # noqa: BLE001 - reported as a failed row, the run goes on
+    except Exception as e:  # noqa: BLE001 - reported as a failed or skipped row, the run goes on
+        skipped = str(e) if isinstance(e, Skipped) else None
         rows.append(
             Row(
                 case_name,
@@ -111,7 +113,8 @@ def _import_rows(
                 DVC_TARGET,
                 unit="s",
                 baseline_name="dvc add",
-                error=f"{type(e).__name__}: {e}",
+                error=None if skipped else f"{type(e).__name__}: {e}",
+                skipped=skipped,
             )
         )
         return rows

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from bench import datagen
 from bench.cases import fixtures
 from bench.context import Context
 from bench.dvc import Dvc, copy_tree
-from bench.ours import Mlgitfs, commit_count
-from bench.proc import du_bytes
+from bench.harness import Skipped
+from bench.ours import Mlgitfs
+from bench.proc import du_bytes, run
 from bench.registry import Row, case
 
 VERSIONS_TARGET = 1.15
@@ -37,8 +37,7 @@ def _edit(ctx: Context, root: Path, version: int) -> None:
 
 
 def _allocated(path: Path) -> int:
-    out = subprocess.run(["du", "-sB1", str(path)], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[0])
+    return int(run(["du", "-sB1", path], capture=True).stdout.split()[0])
 
 
 @case("versions_storage", "storage")
@@ -57,6 +56,7 @@ def versions_storage(ctx: Context) -> list[Row]:
     dvc: Dvc | None = None
     dvc_root: Path | None = None
     dvc_error: str | None = None
+    dvc_skipped: str | None = None
     if ctx.use_dvc:
         try:
             exe = fixtures.dvc_exe(ctx)
@@ -65,6 +65,8 @@ def versions_storage(ctx: Context) -> list[Row]:
             dvc = Dvc(exe, dvc_root, ctx.path("logs", "dvc-versions.log"))
             ctx.meta.setdefault("dvc_version", dvc.version())
             dvc.fresh()
+        except Skipped as e:
+            dvc, dvc_skipped = None, str(e)
         except Exception as e:  # noqa: BLE001 - DVC rows fail, ours go on
             dvc, dvc_error = None, f"{type(e).__name__}: {e}"
 
@@ -93,15 +95,11 @@ def versions_storage(ctx: Context) -> list[Row]:
         )
 
     fsck_ok = store.fsck(name)
-    try:
-        commits = commit_count(store.log_json(name))
-    except Exception as e:  # noqa: BLE001 - informational only
-        commits = None
-        ctx.log(f"log --json failed: {e}")
+    commits = store.commits(name)
     errors = []
     if not fsck_ok:
         errors.append("mlgitfs fsck reported damage")
-    if commits is not None and commits != n:
+    if commits != n:
         errors.append(f"log shows {commits} commits, expected {n}")
     extra = {
         "versions": n,
@@ -159,12 +157,13 @@ def versions_storage(ctx: Context) -> list[Row]:
                     direction="max",
                     unit="MiB",
                     baseline_name="du -sb .dvc/cache",
-                    error=dvc_error or "DVC incomplete",
+                    error=None if dvc_skipped else dvc_error or "DVC incomplete",
+                    skipped=dvc_skipped,
                 )
             )
     if not ctx.keep:
         ctx.log("removing versions data")
         for p in (ours_root.parent, home, dvc_root):
             if p is not None:
-                subprocess.run(["rm", "-rf", str(p)], check=False)
+                run(["rm", "-rf", p], check=False)
     return rows

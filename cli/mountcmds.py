@@ -1,4 +1,4 @@
-"""Mount commands: mount, unmount, mounts."""
+"""Mount commands: mount, unmount, mounts, doctor."""
 
 from __future__ import annotations
 
@@ -73,4 +73,11 @@ def mounts(c: Ctx, as_json: bool) -> None:
         click.echo(f"{m.mountpoint}\t{m.revspec}\t{m.commit[:12]}\t{mode}\tpid {m.pid}")
 
 
-COMMANDS: list[click.Command] = [mount, unmount, mounts]
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(as_json: bool) -> None:
+    """Check what mounts need: the pyfuse3 build (patched or stock) and FUSE."""
+    render.doctor(api.doctor(), as_json)
+
+
+COMMANDS: list[click.Command] = [mount, unmount, mounts, doctor]

@@ -246,3 +246,27 @@ def fsck(report: FsckReport, as_json: bool) -> None:
         + (f", {report.remote_chunks} chunks only on a remote" if report.remote_chunks else "")
         + f": {state}"
     )
+
+
+def doctor(r: api.DoctorResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(r)
+        return
+    if r.pyfuse3_version is None:
+        click.echo("pyfuse3: not installed")
+    else:
+        kind = (
+            "patched"
+            if r.patched
+            else "stock"
+            if not any(p.present for p in r.patches)
+            else ("partly patched")
+        )
+        click.echo(f"pyfuse3: {r.pyfuse3_version} ({kind}; mlgitfs pins {r.pyfuse3_required})")
+    for p in r.patches:
+        mark = "yes" if p.present else "NO "
+        click.echo(f"  {mark} {p.name:9} {p.gives if p.present else 'without it: ' + p.without}")
+    click.echo(f"/dev/fuse: {'present' if r.fuse_device else 'missing'}")
+    click.echo(f"fusermount3: {r.fusermount or 'missing'}")
+    for line in r.advice:
+        click.echo(f"to do: {line}")

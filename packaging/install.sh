@@ -32,7 +32,7 @@ if [ "${1:-}" = "--test" ]; then
 else
     .venv/bin/python -m pip install -q -e .
 fi
-# pyfuse3 with the no-open patch: faster read-only mounts (see packaging/pyfuse3/build.sh).
+# pyfuse3 3.5.0 with mlgitfs's patches: faster mounts (packaging/pyfuse3/build.sh; `mlgitfs doctor`).
 bash packaging/pyfuse3/build.sh .venv/bin/python \
     || echo "warning: could not build the patched pyfuse3; mounts use stock pyfuse3" >&2
 echo "mlgitfs installed in .venv (.venv/bin/mlgitfs)" >&2

@@ -33,6 +33,7 @@ from mlgitfs.api.checkouts import (
     status,
     unlock,
 )
+from mlgitfs.api.doctor import DoctorResult, PatchStatus, doctor
 from mlgitfs.api.merging import (
     MergeBaseResult,
     MergeResult,
@@ -107,6 +108,9 @@ __all__ = [
     "CONFIG_KEYS",
     "CheckoutCommitResult",
     "CloneResult",
+    "DoctorResult",
+    "PatchStatus",
+    "doctor",
     "CommitInfo",
     "ConfigResult",
     "DeleteResult",

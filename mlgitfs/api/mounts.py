@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgitfs.api._common import open_store
+from mlgitfs.api.doctor import warn_if_stock
 from mlgitfs.errors import MlgitError, UsageError
 from mlgitfs.model.ids import to_hex
 from mlgitfs.model.revspec import parse_repo_branch
@@ -38,6 +39,7 @@ def mount(
     """Mount a version; returns once the mount answers (None after a foreground run ends)."""
     from mlgitfs.daemon import mount as mount_mod
 
+    warn_if_stock()
     store = open_store(home)
     r = refs.resolve(store, revspec)
     if r.spec.path:

@@ -32,6 +32,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
 
+from mlgitfs.daemon import pyfuse3_build
 from mlgitfs.errors import FsError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.vfs.types import Attr, FsView
@@ -42,14 +43,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 S = TypeVar("S", bound="FuseOps")
 
-# A pyfuse3 built by packaging/pyfuse3/build.sh passes the inode to `read` when the kernel runs
-# without open (fh 0); only then can a read-only mount answer open with ENOSYS.
-NO_OPEN = "+mlgitfs.noopen" in pyfuse3.__version__
-# Its read handler also takes a list of buffers (one writev, no join) and lets other threads
-# run while the kernel copies a reply.
-REPLY_IOV = ".iov" in pyfuse3.__version__
-# And its opendir takes a FileInfo whose keep_cache makes the kernel cache the listing.
-CACHE_DIR = ".cachedir" in pyfuse3.__version__
+# The patches of a pyfuse3 built by packaging/pyfuse3/build.sh (pyfuse3_build.PATCHES):
+_BUILD = pyfuse3_build.features(pyfuse3.__version__)
+# `read` gets the inode when the kernel runs without open (fh 0): only then can a read-only
+# mount answer open with ENOSYS.
+NO_OPEN = "noopen" in _BUILD
+# The read handler takes a list of buffers (one writev, no join) and lets other threads run
+# while the kernel copies a reply.
+REPLY_IOV = "iov" in _BUILD
+# opendir takes a FileInfo whose keep_cache makes the kernel cache the listing.
+CACHE_DIR = "cachedir" in _BUILD
 
 DAY = 86400.0
 # What a read-only mount never shows: write bits, setuid and setgid.

@@ -16,7 +16,7 @@ from typing import Any
 from mlgitfs.errors import CorruptObject, UsageError
 from mlgitfs.model import codec
 from mlgitfs.model.ids import ID_LEN, ChunkId, ObjectId, hash_bytes, short_hex
-from mlgitfs.model.names import entry_name_problem
+from mlgitfs.model.names import MAX_NAME, entry_name_problem
 
 FORMAT = 1
 MAX_SYMLINK = 4096
@@ -290,6 +290,44 @@ def _entry(c: _Check, raw: Any) -> TreeEntry:
     )
 
 
+_KINDS = {int(k): k for k in EntryKind}
+
+
+def _entries(c: _Check, raw: list[Any]) -> tuple[TreeEntry, ...]:
+    """`_entry` over a tree's entries, with the common case checked inline (a merge or diff
+    of a large version decodes millions of entries); anything unusual goes through `_entry`,
+    which accepts or refuses it exactly as before, naming the problem."""
+    out = []
+    kinds, file_, chunked, symlink = _KINDS, EntryKind.FILE, EntryKind.CHUNKED, EntryKind.SYMLINK
+    for e in raw:
+        if type(e) is list and len(e) == 6:
+            name, kind, mode, size, mtime, ref = e
+            k = kinds.get(kind) if type(kind) is int else None
+            if (
+                k is not None
+                and k is not symlink
+                and type(name) is bytes
+                and 0 < len(name) <= MAX_NAME
+                and b"/" not in name
+                and b"\0" not in name
+                and name != b"."
+                and name != b".."
+                and type(mode) is int
+                and 0 <= mode <= PERM_MASK
+                and type(size) is int
+                and 0 <= size <= (MAX_CHUNK if k is file_ else MAX_SIZE)
+                and (size >= 2 or k is not chunked)
+                and type(mtime) is int
+                and MIN_TIME_NS <= mtime <= MAX_TIME_NS
+                and type(ref) is bytes
+                and len(ref) == ID_LEN
+            ):
+                out.append(TreeEntry(name, k, mode, size, mtime, ref))
+                continue
+        out.append(_entry(c, e))
+    return tuple(out)
+
+
 def _sorted_unique(c: _Check, names: list[bytes]) -> None:
     for a, b in zip(names, names[1:], strict=False):
         if not a < b:
@@ -313,7 +351,7 @@ def decode(data: bytes, oid: bytes | None = None) -> Object:
         _, _, entries = c.seq(value, 3)
         if len(c.seq(entries)) > MAX_PAGE:
             raise c.fail(f"more than {MAX_PAGE} entries in one tree")
-        out = tuple(_entry(c, e) for e in entries)
+        out = _entries(c, entries)
         _sorted_unique(c, [e.name for e in out])
         return Tree(out)
     if tag == TreeIndex.TAG:

@@ -332,21 +332,29 @@ def _split(path: str) -> tuple[bytes, ...]:
 
 
 class PendingReader:
-    """The store plus the objects a merge has built and not written (an ObjectReader)."""
+    """The store plus the objects a merge has built and not written (an ObjectReader); a
+    pending object is decoded only when asked for."""
 
     def __init__(self, store: Store, out: NewObjects) -> None:
         self.store = store
         self.out = out
+        self._raw: dict[bytes, bytes] = {}
         self._mine: dict[bytes, Object] = {}
         self._seen = 0
 
     def get_object(self, oid: ObjectId) -> Object:
+        key = bytes(oid)
+        obj = self._mine.get(key)
+        if obj is not None:
+            return obj
         if self._seen < len(self.out):
-            for new_id, data in self.out[self._seen :]:
-                self._mine[bytes(new_id)] = decode(data, new_id)
+            self._raw.update((bytes(i), d) for i, d in self.out[self._seen :])
             self._seen = len(self.out)
-        obj = self._mine.get(bytes(oid))
-        return obj if obj is not None else self.store.get_object(oid)
+        data = self._raw.get(key)
+        if data is None:
+            return self.store.get_object(oid)
+        obj = self._mine[key] = decode(data, oid)
+        return obj
 
     def get(self, oid: ObjectId, kind: type[T]) -> T:
         obj = self.get_object(oid)

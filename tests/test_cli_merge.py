@@ -161,3 +161,35 @@ def test_reset_revert_cherry_pick(cli: Cli, repo: Path, tmp_path: Path) -> None:
     cli("revert", f"ds@{base[:12]}", code=2)  # a root commit
     cli("reset", "ds@main", "ds@keep", "--force")
     assert api.show(cli.home, "ds@main").id == api.show(cli.home, "ds@keep").id
+
+
+def test_rows_rule(cli: Cli, repo: Path, tmp_path: Path) -> None:
+    """A `rows` rule merges a labels table by key (when mlgitfs.merge.rows is in the build;
+    without it the rule fails with a clear error and nothing changes)."""
+    rules = '[[rule]]\npath = "*.csv"\nstrategy = "rows"\nkey = ["id"]\n'
+    commit_on(
+        cli,
+        tmp_path,
+        "main",
+        {".mlgitfs/merge.toml": rules, "labels.csv": "id,label\n1,cat\n2,dog\n"},
+    )
+    cli("branch", "ds@other", "ds@main")
+    commit_on(cli, tmp_path, "main", {"labels.csv": "id,label\n1,lion\n2,dog\n"})
+    commit_on(cli, tmp_path, "other", {"labels.csv": "id,label\n1,cat\n2,wolf\n3,emu\n"})
+    head = api.show(cli.home, "ds@main").id
+    try:
+        import mlgitfs.merge.rows  # noqa: F401
+    except ImportError:
+        res = cli("merge", "ds@other", code=2)
+        assert "rows strategy" in res.stderr and api.show(cli.home, "ds@main").id == head
+        return
+    r = json.loads(cli("merge", "ds@other", "--json").stdout)
+    assert [(i["path"], i["strategy"]) for i in r["resolved"]] == [("labels.csv", "rows")]
+    assert cat(cli, "ds:labels.csv") == b"id,label\n1,lion\n2,wolf\n3,emu\n"
+    # the same cell changed two ways: a rows conflict, nothing changes
+    cli("branch", "ds@third", "ds@other~1")  # where row 1 was still "cat"
+    commit_on(cli, tmp_path, "third", {"labels.csv": "id,label\n1,tiger\n2,dog\n"})
+    merged = api.show(cli.home, "ds@main").id
+    data = json.loads(cli("merge", "ds@third", "--json", code=23).stdout)
+    assert [(c["path"], c["kind"]) for c in data["conflicts"]] == [("labels.csv", "rows")]
+    assert api.show(cli.home, "ds@main").id == merged

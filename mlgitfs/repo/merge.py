@@ -31,7 +31,7 @@ writes them with the merge commit.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -77,7 +77,7 @@ class Blobs(Protocol):
 
 class TableMerge(Protocol):
     def __call__(
-        self, base: bytes | None, ours: bytes, theirs: bytes, path: str, key: list[str]
+        self, base: bytes | None, ours: bytes, theirs: bytes, path: str, key: Sequence[str]
     ) -> TableResult: ...
 
 
@@ -88,7 +88,7 @@ class TableResult(Protocol):
     def data(self) -> bytes | None: ...  # the merged table; None when it conflicted
 
     @property
-    def conflicts(self) -> list[object]: ...
+    def conflicts(self) -> Sequence[object]: ...
 
 
 @dataclass
@@ -168,6 +168,8 @@ class _Merger:
             chosen = o if o is not None else t
         elif strategy is Strategy.ROWS and rule is not None:
             ok, chosen, detail = self.rows(text, kind, b, o, t, list(rule.key), detail)
+            if not ok and detail:
+                kind = ConflictKind.ROWS
         else:
             ok = False
         if ok:
@@ -189,9 +191,9 @@ class _Merger:
         detail: str,
     ) -> tuple[bool, TreeEntry | None, str]:
         if kind not in (ConflictKind.MODIFY_MODIFY, ConflictKind.ADD_ADD):
-            return False, o, detail
+            return False, o, ""
         if o is None or t is None or not o.is_file or not t.is_file:
-            return False, o, detail
+            return False, o, ""
         if self.table_merge is None or self.blobs is None:
             # the seam: mlgitfs/merge/rows.py's merge_table (repo/mergebranch.table_merge)
             raise UsageError(
@@ -201,7 +203,9 @@ class _Merger:
         base = self.blobs.read(b) if b is not None and b.is_file else None
         got = self.table_merge(base, self.blobs.read(o), self.blobs.read(t), path, key)
         if got.data is None or got.conflicts:
-            return False, o, f"{len(got.conflicts)} conflicting rows or cells"
+            shown = "; ".join(str(c) for c in got.conflicts[:3])
+            more = f" and {len(got.conflicts) - 3} more" if len(got.conflicts) > 3 else ""
+            return False, o, f"{len(got.conflicts)} conflicting rows or cells: {shown}{more}"
         return True, self.blobs.write(got.data, o), detail
 
     # --- entries --------------------------------------------------------------------------

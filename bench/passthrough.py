@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import pyfuse3
 import trio
 
+from mlgitfs.daemon import pyfuse3_build
+
 TIMEOUT = 86400.0
 
 
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "which passes the inode to read): no open/release per file, as the mlgitfs daemon",
     )
     a = p.parse_args(argv)
-    if a.no_open and "+mlgitfs.noopen" not in pyfuse3.__version__:
+    if a.no_open and "noopen" not in pyfuse3_build.features(pyfuse3.__version__):
         p.error(f"--no-open needs the patched pyfuse3 (this is {pyfuse3.__version__})")
     ops = Passthrough(os.path.abspath(a.backing), a.no_open)
     options = {"fsname=bench-passthrough", "subtype=passthrough", "ro", "default_permissions"}

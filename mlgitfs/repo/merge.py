@@ -98,6 +98,9 @@ class TreeMerge:
     resolved: list[tuple[str, ConflictKind, Strategy]] = field(default_factory=list)
     renames: dict[str, str] = field(default_factory=dict)  # followed renames, old → new
     new_objects: NewObjects = field(default_factory=list)
+    # some of new_objects are intermediate trees the result does not keep (rewritten for
+    # renames, or a merged directory a file replaced): filter before writing
+    intermediate: bool = False
 
 
 def side_info(e: TreeEntry | None) -> SideInfo | None:
@@ -236,6 +239,7 @@ class _Merger:
                 # The directory side changed only inside: the file replaces the directory
                 # unless something inside it survives the merge.
                 inner = self.dirs(path, bd, o if od else None, t if td else None)
+                self.result.intermediate = True
                 if inner is None:
                     return file_side
                 return self.conflict(path, ConflictKind.FILE_DIRECTORY, b, o, t)
@@ -494,5 +498,6 @@ def merge_trees(
     tree = ObjectId(root.ref) if root is not None else build_dir([], m.out)
     if drop and not m.result.conflicts:
         tree = edit_paths(reader, tree, drop, m.out)[0]
+    m.result.intermediate |= bool(drop or m.result.renames)
     m.result.tree = tree
     return m.result

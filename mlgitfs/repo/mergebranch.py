@@ -222,7 +222,9 @@ def _commit_merge(
             writer.discard()
             return out
         req = CommitRequest(repo, branch, message, {}, [], author)
-        objects = needed_objects(tm.tree, tm.new_objects + blob_objects)
+        objects = tm.new_objects + blob_objects
+        if tm.intermediate:
+            objects = needed_objects(tm.tree, objects)
         out.commit, _ = write_commit(store, req, tm.tree, parents, ours, writer, objects)
     except BaseException:
         writer.discard()

@@ -51,7 +51,10 @@ def test_doctor_reports_the_installed_build(cli: Cli) -> None:
     r = json.loads(cli("doctor", "--json").stdout)
     version = _imported_version()
     assert r["pyfuse3_version"] == version == importlib.metadata.version("pyfuse3")
-    assert r["pyfuse3_required"] == version.partition("+")[0] == "3.5.0"
+    assert r["pyfuse3_required"] == version.partition("+")[0] == "3.5.0", (
+        "mlgitfs's installed metadata must pin pyfuse3==3.5.0 (an older editable install: "
+        "pip install -e .)"
+    )
     have = pyfuse3_build.features(version)
     assert [(p["name"], p["present"]) for p in r["patches"]] == [(n, n in have) for n in NAMES]
     assert r["patched"] is (have == set(NAMES))

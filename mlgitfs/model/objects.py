@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import stat
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mlgitfs.errors import CorruptObject, UsageError
 from mlgitfs.model import codec
@@ -165,6 +165,16 @@ class Commit:
 
 
 Object = Tree | TreeIndex | Manifest | Commit
+
+
+KindT = TypeVar("KindT", Tree, TreeIndex, Manifest, Commit)
+
+
+def of_kind(obj: Object, oid: bytes, kind: type[KindT]) -> KindT:
+    """`obj` (loaded as `oid`) when it is a `kind`; CorruptObject otherwise."""
+    if not isinstance(obj, kind):
+        raise CorruptObject(short_hex(oid), f"expected a {kind.TAG}, found a {type(obj).TAG}")
+    return obj
 
 
 def object_id(obj: Object) -> tuple[ObjectId, bytes]:

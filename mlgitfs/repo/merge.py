@@ -35,15 +35,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from mlgitfs.errors import CorruptObject, PathNotFound, UsageError
+from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.conflicts import Conflict, ConflictKind, SideInfo
-from mlgitfs.model.ids import ObjectId, short_hex, to_hex
-from mlgitfs.model.objects import EntryKind, Object, TreeEntry, decode
+from mlgitfs.model.ids import ObjectId, to_hex
+from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, decode, of_kind
 from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, find_renames
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.treeedit import update_dir
-from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, T, build_dir, resolve_path
+from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, build_dir, resolve_path
 
 DIR_MODE = 0o755  # a directory the rename step has to create
 MAX_MERGE_DEPTH = 256  # the walk recurses (two frames a level): well inside Python's limit
@@ -364,11 +364,8 @@ class PendingReader:
         obj = self._mine[key] = decode(data, oid)
         return obj
 
-    def get(self, oid: ObjectId, kind: type[T]) -> T:
-        obj = self.get_object(oid)
-        if not isinstance(obj, kind):
-            raise CorruptObject(short_hex(oid), f"expected a {kind.TAG}, found a {type(obj).TAG}")
-        return obj
+    def get(self, oid: ObjectId, kind: type[KindT]) -> KindT:
+        return of_kind(self.get_object(oid), oid, kind)
 
 
 def _at(reader: ObjectReader, root: ObjectId, path: str) -> tuple[bool, TreeEntry | None]:

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
-from mlgitfs.errors import CorruptObject
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn
-from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
-from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex, decode
+from mlgitfs.model.ids import ChunkId, ObjectId
+from mlgitfs.model.objects import Commit, KindT, Object, decode, of_kind
 from mlgitfs.repo.store import Store
-
-T = TypeVar("T", Tree, TreeIndex, Manifest, Commit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +39,8 @@ class StagedView:
             return self.store.get_object(oid)  # only on a remote: fetched on demand
         return decode(data, oid)
 
-    def get(self, oid: ObjectId, kind: type[T]) -> T:
-        obj = self.get_object(oid)
-        if not isinstance(obj, kind):
-            raise CorruptObject(short_hex(oid), f"expected a {kind.TAG}, found a {type(obj).TAG}")
-        return obj
+    def get(self, oid: ObjectId, kind: type[KindT]) -> KindT:
+        return of_kind(self.get_object(oid), oid, kind)
 
     def read_chunk(self, cid: ChunkId) -> bytes:
         loc = self.store.chunks.location(self.txn, cid)

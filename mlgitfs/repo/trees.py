@@ -20,15 +20,15 @@ import bisect
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from mlgitfs.errors import CorruptObject, PathNotFound
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import (
     MAX_PAGE,
     ChunkRef,
-    Commit,
     EntryKind,
+    KindT,
     Manifest,
     Object,
     PageRef,
@@ -46,7 +46,6 @@ MAX_DEPTH = 16384  # directory levels below a walk's root
 MAX_PATH = 64 << 10  # bytes of a path below a walk's root
 
 NewObjects = list[tuple[ObjectId, bytes]]
-T = TypeVar("T", Tree, TreeIndex, Manifest, Commit)
 
 
 class ObjectReader(Protocol):
@@ -55,7 +54,7 @@ class ObjectReader(Protocol):
 
     def get_object(self, oid: ObjectId) -> Object: ...
 
-    def get(self, oid: ObjectId, kind: type[T]) -> T: ...
+    def get(self, oid: ObjectId, kind: type[KindT]) -> KindT: ...
 
 
 def is_boundary(name: bytes) -> bool:

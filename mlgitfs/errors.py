@@ -33,7 +33,11 @@ table and tests/test_cli.py keeps the two together.
     ├── MergeConflict               exit 23  a merge found conflicts; nothing was changed
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
     ├── DaemonError                 exit 16  the mount's daemon did not answer or refused
-    └── UnsafeOperation             exit 22  refused without --force: it would lose work or data
+    ├── UnsafeOperation             exit 22  refused without --force: it would lose work or data
+    └── TableError                  exit 30  a table the rows merge strategy cannot merge
+        ├── TableParseError         exit 31  a table file that does not parse (or cannot be written)
+        ├── DuplicateKey            exit 32  two rows of one table with the same key
+        └── MissingKeyColumn        exit 33  a key column the merge rule names is not in the table
 """
 
 from __future__ import annotations
@@ -184,6 +188,24 @@ class DaemonError(MlgitError):
 
 class UnsafeOperation(MlgitError):
     exit_code = 22
+
+
+class TableError(MlgitError):
+    """A table the row-level merge (strategy ``rows``) refuses; nothing is changed."""
+
+    exit_code = 30
+
+
+class TableParseError(TableError):
+    exit_code = 31
+
+
+class DuplicateKey(TableError):
+    exit_code = 32
+
+
+class MissingKeyColumn(TableError):
+    exit_code = 33
 
 
 def all_error_classes() -> list[type[MlgitError]]:

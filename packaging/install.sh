@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mlgitfs needs on a fresh Debian/Ubuntu machine: the FUSE 3 system packages,
-# then a virtualenv in .venv with mlgitfs (and, with --test, its test tools).
+# then a virtualenv in .venv with mlgitfs and its `tables` extra (pyarrow, for row-level merges
+# of Parquet files), and, with --test, its test tools.
 # Usage: bash packaging/install.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +29,9 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 if [ "${1:-}" = "--test" ]; then
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[test,tables]'
 else
-    .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -q -e '.[tables]'
 fi
 # pyfuse3 3.5.0 with mlgitfs's patches: faster mounts (packaging/pyfuse3/build.sh; `mlgitfs doctor`).
 bash packaging/pyfuse3/build.sh .venv/bin/python \

@@ -1,0 +1,1 @@
+"""Merging file contents: the row-level three-way merge of tables (`rows`)."""

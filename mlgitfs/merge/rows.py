@@ -49,6 +49,14 @@ class RowConflict:
     ours: str | None
     theirs: str | None
 
+    def __str__(self) -> str:
+        def v(x: str | None) -> str:
+            return "(none)" if x is None else repr(x)
+
+        where = f"key {', '.join(self.key)}, column {self.column!r}" if self.key else self.column
+        sides = f"base {v(self.base)}, ours {v(self.ours)}, theirs {v(self.theirs)}"
+        return f"{where}: {sides} ({self.kind})"
+
 
 @dataclass(frozen=True, slots=True)
 class TableMergeResult:

@@ -162,3 +162,15 @@ def test_validator_reads_the_staged_commit_and_can_refuse(home: Path) -> None:
         assert db.get_ref(txn, "r", "heads/main") is None
         assert not txn.has("objects", bytes(tree))
         assert not txn.has("chunks", bytes(cid))
+
+
+def test_fsck_reports_a_wrong_generation(home: Path) -> None:
+    store = _store(home)
+    ids = _dag(store, [[], [0]])
+    with store.env.write() as txn:
+        db.put_generation(txn, ids[1], 7)
+    report = api.fsck(home)
+    assert [d.reason for d in report.damage] == ["generation number 7 recorded, 2 by its parents"]
+    with store.env.write() as txn:  # derived data: dropped, it is computed again
+        txn.delete("generations", bytes(ids[1]))
+    assert graph.generation(store, ids[1]) == 2 and api.fsck(home).clean

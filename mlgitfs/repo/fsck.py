@@ -171,6 +171,18 @@ class _Checker:
         for c in obj.chunks:
             self.chunk(bytes(c.id), c.length, path)
 
+    def generation(self, oid: bytes, commit: Commit, label: str) -> None:
+        """A recorded generation number must be 1 + the largest of its parents' (ancestry
+        walks stop on it: a wrong one would hide ancestors). Missing ones are computed later."""
+        with self.store.env.read() as txn:
+            gen = db.get_generation(txn, ObjectId(oid))
+            parents = [db.get_generation(txn, p) for p in commit.parents]
+        if gen is None or any(p is None for p in parents):
+            return
+        want = 1 + max((p for p in parents if p is not None), default=0)
+        if gen != want:
+            self.damage(oid, f"generation number {gen} recorded, {want} by its parents", label)
+
     def run(self) -> None:
         """Walk the queued commits' histories, and the histories of their inputs."""
         while self.commits:
@@ -188,6 +200,7 @@ class _Checker:
                 self.damage(oid, f"{via} names a {type(obj).__name__}, not a commit", label)
                 return
             self.report.commits += 1
+            self.generation(oid, obj, label)
             self.tree(bytes(obj.tree), label)
             for name, input_id in obj.inputs:
                 if not self.store.has_object(input_id):

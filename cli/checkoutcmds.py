@@ -75,6 +75,12 @@ def status(c: Ctx, mountpoint: Path | None, as_json: bool) -> None:
     if not r.changes:
         render.message("nothing changed")
     _show_changes(r.changes)
+    if r.refused or r.refused_dropped:
+        click.echo(f"refused since the last status ({len(r.refused) + r.refused_dropped}):")
+        for op, path, why in r.refused:
+            click.echo(f"!  {op} {path}: {why}")
+        if r.refused_dropped:
+            click.echo(f"!  ... and {r.refused_dropped} more")
 
 
 @click.command()

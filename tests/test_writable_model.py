@@ -143,9 +143,17 @@ def test_model(home: Path, tmp_path: Path, mounter: Mounter) -> None:
 
         @rule()
         def commit(self) -> None:
+            # status through the control socket must be the commit's diff (issue 13): the
+            # diff lists files and symlinks, status directories too.
+            st = api.status(home, mnt)
+            base = st.base
             r = api.commit(home, mnt, f"step of {self.sub}")
+            files = sorted((c.change, c.path, c.old_path) for c in st.changes if c.kind != "dir")
             if r.commit is None:
+                assert st.changes == (), st.changes
                 return
+            d = api.diff(home, f"ds@{base[:16]}", f"ds@{r.commit.id[:16]}")
+            assert files == sorted((i.change, i.path, i.old_path) for i in d.items)
             ro = mounter(f"ds@{r.commit.id[:16]}", f"ro{r.commit.id[:8]}")
             try:
                 got, want = snapshot(ro), snapshot(plain)

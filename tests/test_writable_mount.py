@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,12 +136,66 @@ def test_policies_through_the_kernel(home: Path, tmp_path: Path, mounter: Mounte
     mp = mounter("ds@main")
     with pytest.raises(PermissionError):
         (mp / "labels.csv").write_bytes(b"no")
-    assert "mlgitfs unlock" in (home / "mounts" / "daemon.log").read_text()
+    st = mlgitfs(home, "status", str(mp))
+    assert "write labels.csv" in st.stdout and "mlgitfs unlock labels.csv" in st.stdout
+    assert "refused" not in mlgitfs(home, "status", str(mp)).stdout  # once per status
     (mp / "new.csv").write_bytes(b"yes")
     mlgitfs(home, "unlock", str(mp / "labels.csv"))
     (mp / "labels.csv").write_bytes(b"now yes")
     mlgitfs(home, "commit", str(mp), "-m", "labels")
     assert b"".join(api.cat(home, "ds@main:labels.csv")) == b"now yes"
+
+
+CONTENT_CHANGES = {
+    # Each replaces a committed file's bytes by another system call than write (issue 13).
+    "sed -i": ["sed", "-i", "s/cat/dog/", "labels.csv"],
+    "mv over": ["sh", "-c", "printf 'id,label\\n1,dog\\n' > tmp.csv && mv tmp.csv labels.csv"],
+    "os.replace": [
+        sys.executable, "-c",
+        "import os; open('t.csv','w').write('x'); os.replace('t.csv', 'labels.csv')",
+    ],
+    "append": ["sh", "-c", "echo 2,dog >> labels.csv"],
+    "rm and create": ["sh", "-c", "rm labels.csv && echo new > labels.csv"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("policy", ["strict", "flexible"])
+def test_mutability_whatever_the_call(
+    home: Path, tmp_path: Path, mounter: Mounter, policy: str
+) -> None:
+    make(home, tmp_path, policy)
+    mp = mounter("ds@main")
+    for what, argv in CONTENT_CHANGES.items():
+        proc = subprocess.run(argv, cwd=mp, capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0, what
+        assert "not permitted" in proc.stderr, (what, proc.stderr)
+        mlgitfs(home, "restore", str(mp / "labels.csv"))  # what rm took away comes back
+        assert (mp / "labels.csv").read_bytes() == b"id,label\n1,cat\n", what
+    st = mlgitfs(home, "status", str(mp)).stdout
+    assert f"{policy}: labels.csv is committed" in st
+    for op in ("rename labels.csv", "write labels.csv", "create labels.csv"):
+        assert op in st, (op, st)
+    # What no system call can see, the commit refuses: a directory renamed over a committed one.
+    os.mkdir(mp / "t2")
+    (mp / "t2" / "a.txt").write_bytes(b"other\n")
+    subprocess.run(["rm", "-r", str(mp / "train")], check=True)
+    os.rename(mp / "t2", mp / "train")
+    proc = mlgitfs(home, "commit", str(mp), "-m", "sneaky", check=False)
+    assert proc.returncode == 15, proc.stderr
+    assert "train/a.txt" in proc.stderr and f"is {policy}" in proc.stderr
+    # A restore from another version that changes committed bytes is refused too.
+    mlgitfs(home, "restore", cwd=mp)
+    (mp / "labels2.csv").write_bytes(b"x")
+    mlgitfs(home, "commit", str(mp), "-m", "add")
+    mlgitfs(home, "branch", "ds@v2")
+    src = tmp_path / "v2"
+    shutil.copytree(tmp_path / "src", src, symlinks=True)
+    (src / "labels.csv").write_bytes(b"id,label\n1,dog\n")
+    mlgitfs(home, "import", "ds@v2", str(src), "-m", "v2")
+    proc = mlgitfs(home, "restore", "--source", "ds@v2", cwd=mp, check=False)
+    assert proc.returncode == 15 and "labels.csv" in proc.stderr, proc.stderr
+    assert (mp / "labels.csv").read_bytes() == b"id,label\n1,cat\n"
+    assert "refused" not in mlgitfs(home, "commit", str(mp), "-m", "x", "--dry-run").stderr
 
 
 def test_second_writable_mount_refused(home: Path, tmp_path: Path, mounter: Mounter) -> None:

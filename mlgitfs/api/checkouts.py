@@ -35,6 +35,10 @@ class StatusResult:
     base: str
     mutability: str
     changes: tuple[StatusItem, ...]
+    # Changes the mount refused since the last status: (operation, path, reason), and how
+    # many more were refused than kept (the daemon keeps 1,000).
+    refused: tuple[tuple[str, str, str], ...] = ()
+    refused_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +151,10 @@ def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
 
     _, m, sock = _writable_mount(home, mountpoint)
     v = control.call(sock, "status", {})
+    refused = tuple((str(op), str(path), str(why)) for op, path, why in v.get("refused", []))
     return StatusResult(m.mountpoint, str(v["repo"]), str(v["branch"]), str(v["base"]),
-                        str(v["mutability"]), _status_items(v.get("changes", [])))  # fmt: skip
+                        str(v["mutability"]), _status_items(v.get("changes", [])), refused,
+                        int(v.get("refused_dropped", 0)))  # fmt: skip
 
 
 def restore(home: Path | None, paths: list[Path], source: str | None = None) -> PathsResult:

@@ -59,6 +59,14 @@ DAY = 86400.0
 _RO_MASK = ~(stat.S_ISUID | stat.S_ISGID | 0o222)
 
 
+# Errnos that answer a request as designed (a refusal, a name that is not there), not a failure.
+_ANSWERS = frozenset({
+    errno.ENOENT, errno.ENOSYS, errno.EROFS, errno.EPERM, errno.EACCES, errno.EEXIST,
+    errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR, errno.EINVAL, errno.ENAMETOOLONG,
+    errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EBADF, errno.ENODATA,
+})  # fmt: skip
+
+
 def _describe(args: tuple[Any, ...], names: frozenset[int]) -> str:
     """Inode numbers, offsets and names: never file contents (conventions: logging). Only
     the arguments at positions `names` are shown as bytes; any other buffer (a write's data,
@@ -94,7 +102,9 @@ def _guarded(
         except pyfuse3.FUSEError:
             raise
         except FsError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENOSYS, errno.EROFS):
+            # A refusal (EPERM of a policy, EEXIST, ENOTEMPTY...) is an answer expected in
+            # normal use: debug. EIO, ENOSPC and the like mean something failed: warning.
+            if exc.errno in _ANSWERS:
                 log.debug("%s(%s): %s", name, _describe(args, names), exc.message)
             else:
                 log.warning("%s(%s): %s", name, _describe(args, names), exc.message)
@@ -182,9 +192,9 @@ class FuseOps(pyfuse3.Operations):
         # size does not depend on it (read-ahead decides), and cp reads 128 KiB anyway.
         e.st_blksize = 4096
         e.st_blocks = (attr.size + 511) // 512
-        e.st_atime_ns = attr.mtime_ns
+        e.st_atime_ns = attr.mtime_ns if attr.atime_ns is None else attr.atime_ns
         e.st_mtime_ns = attr.mtime_ns
-        e.st_ctime_ns = attr.mtime_ns
+        e.st_ctime_ns = attr.mtime_ns if attr.ctime_ns is None else attr.ctime_ns
         return e
 
     def _negative(self) -> pyfuse3.EntryAttributes:

@@ -24,10 +24,15 @@ import trio
 from mlgitfs.daemon.fuse_ops import FuseOps, _guarded, reply_of
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.vfs.overlay import WritableView
+from mlgitfs.vfs.types import Caller
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 60.0
+
+
+def caller(ctx: pyfuse3.RequestContext) -> Caller:
+    return Caller(ctx.uid, ctx.gid, ctx.pid)
 
 
 class WritableFuseOps(FuseOps):
@@ -73,14 +78,14 @@ class WritableFuseOps(FuseOps):
 
     @_guarded
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        fh = await self.wview.open(InodeNo(inode), flags)
+        fh = await self.wview.open(InodeNo(inode), flags, caller(ctx))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @_guarded
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        fh, attr = await self.wview.create(InodeNo(parent_inode), name, mode, flags)
+        fh, attr = await self.wview.create(InodeNo(parent_inode), name, mode, flags, caller(ctx))
         return pyfuse3.FileInfo(fh=fh, keep_cache=True), self.entry(attr)
 
     @_guarded
@@ -113,7 +118,9 @@ class WritableFuseOps(FuseOps):
     ) -> pyfuse3.EntryAttributes:
         if not stat.S_ISREG(mode):
             raise pyfuse3.FUSEError(errno.EPERM)  # no devices, FIFOs or sockets in a version
-        fh, attr = await self.wview.create(InodeNo(parent_inode), name, mode, os.O_WRONLY)
+        fh, attr = await self.wview.create(
+            InodeNo(parent_inode), name, mode, os.O_WRONLY, caller(ctx)
+        )
         self.wview.release(fh)
         return self.entry(attr)
 
@@ -121,21 +128,23 @@ class WritableFuseOps(FuseOps):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self.entry(await self.wview.mkdir(InodeNo(parent_inode), name, mode))
+        return self.entry(await self.wview.mkdir(InodeNo(parent_inode), name, mode, caller(ctx)))
 
     @_guarded
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        return self.entry(await self.wview.symlink(InodeNo(parent_inode), name, target))
+        return self.entry(
+            await self.wview.symlink(InodeNo(parent_inode), name, target, caller(ctx))
+        )
 
     @_guarded
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self.wview.unlink(InodeNo(parent_inode), name)
+        await self.wview.unlink(InodeNo(parent_inode), name, caller(ctx))
 
     @_guarded
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self.wview.rmdir(InodeNo(parent_inode), name)
+        await self.wview.rmdir(InodeNo(parent_inode), name, caller(ctx))
 
     @_guarded
     async def rename(
@@ -148,8 +157,9 @@ class WritableFuseOps(FuseOps):
         ctx: pyfuse3.RequestContext,
     ) -> None:
         await self.wview.rename(
-            InodeNo(parent_inode_old), name_old, InodeNo(parent_inode_new), name_new, flags
-        )
+            InodeNo(parent_inode_old), name_old, InodeNo(parent_inode_new), name_new, flags,
+            caller(ctx),
+        )  # fmt: skip
 
     @_guarded
     async def link(
@@ -168,16 +178,15 @@ class WritableFuseOps(FuseOps):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        mtime = None
-        if fields.update_mtime:
-            mtime = attr.st_mtime_ns
         a = await self.wview.setattr(
             InodeNo(inode),
             mode=attr.st_mode if fields.update_mode else None,
             size=attr.st_size if fields.update_size else None,
-            mtime_ns=mtime,
+            mtime_ns=attr.st_mtime_ns if fields.update_mtime else None,
+            atime_ns=attr.st_atime_ns if fields.update_atime else None,
             uid=attr.st_uid if fields.update_uid else None,
             gid=attr.st_gid if fields.update_gid else None,
+            caller=caller(ctx),
         )
         return self.entry(a)
 

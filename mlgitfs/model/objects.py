@@ -20,7 +20,8 @@ from mlgitfs.model.names import MAX_NAME, entry_name_problem
 
 FORMAT = 1
 MAX_SYMLINK = 4096
-PERM_MASK = 0o777  # setuid, setgid and sticky bits are never stored
+PERM_MASK = 0o777  # setuid and setgid are never stored, nor sticky bits of non-directories
+DIR_MODE_MASK = 0o1777  # a directory keeps its sticky bit (/tmp-like shared directories)
 # The ranges the format holds; decoding refuses anything outside them and encoding
 # (`object_id`) never writes it (callers clamp or refuse first, see `clamp_time_ns`).
 MIN_TIME_NS = -(1 << 62)  # about 1823-11-12
@@ -198,7 +199,9 @@ def _encode_problem(obj: Object) -> str | None:
                 return f"mtime {e.mtime_ns} of {e.name[:40]!r} out of range"
             if not 0 <= e.size <= MAX_SIZE or (e.kind is EntryKind.FILE and e.size > MAX_CHUNK):
                 return f"size {e.size} of {e.name[:40]!r} out of range"
-            if not 0 <= e.mode <= PERM_MASK or entry_name_problem(e.name):
+            if not 0 <= e.mode <= (DIR_MODE_MASK if e.is_dir else PERM_MASK) or entry_name_problem(
+                e.name
+            ):
                 return f"mode or name of {e.name[:40]!r} invalid"
         return None
     if isinstance(obj, TreeIndex):
@@ -293,7 +296,7 @@ def _entry(c: _Check, raw: Any) -> TreeEntry:
     return TreeEntry(
         c.name(name),
         k,
-        c.integer(mode, 0, PERM_MASK + 1),
+        c.integer(mode, 0, (DIR_MODE_MASK if k is EntryKind.DIR else PERM_MASK) + 1),
         size,
         c.integer(mtime_ns, MIN_TIME_NS, MAX_TIME_NS + 1),
         ref,

@@ -43,16 +43,17 @@ def _differing_entries(
     return ea, eb
 
 
-def _all_below(
-    store: ObjectReader, change: ChangeKind, entry: TreeEntry, path: str
+def all_below(
+    store: ObjectReader, change: ChangeKind, entry: TreeEntry, path: str, dirs: bool = False
 ) -> Iterator[DiffEntry]:
-    """Files and symlinks at or below `entry` (directories themselves are not listed)."""
+    """Files and symlinks at or below `entry`, and with `dirs` the directories too."""
     removed = change is ChangeKind.DELETED
-    if not entry.is_dir:
+    if not entry.is_dir or dirs:
         yield DiffEntry(change, path, entry if removed else None, None if removed else entry)
+    if not entry.is_dir:
         return
     for sub, e in walk(store, ObjectId(entry.ref), path.encode("utf-8", "surrogateescape") + b"/"):
-        if not e.is_dir:
+        if not e.is_dir or dirs:
             p = sub.decode("utf-8", "surrogateescape")
             yield DiffEntry(change, p, e if removed else None, None if removed else e)
 
@@ -61,9 +62,12 @@ _Sub = tuple[ObjectId, ObjectId, str]  # two directories to compare, and their p
 
 
 def diff_trees(
-    store: ObjectReader, a: ObjectId, b: ObjectId, prefix: str = ""
+    store: ObjectReader, a: ObjectId, b: ObjectId, prefix: str = "", dirs: bool = False
 ) -> Iterator[DiffEntry]:
-    stack = [_diff_level(store, a, b, prefix)]
+    """What changed from tree `a` to tree `b`: files and symlinks whose kind, content or mode
+    differ (mtimes are not compared); with `dirs`, directories added, deleted or chmod'ed too
+    (a writable mount's status shows those)."""
+    stack = [_diff_level(store, a, b, prefix, dirs)]
     while stack:
         item = next(stack[-1], None)
         if item is None:
@@ -73,11 +77,11 @@ def diff_trees(
         else:
             if len(stack) >= MAX_DEPTH:
                 raise CorruptObject(item[2][:80], f"deeper than {MAX_DEPTH} levels")
-            stack.append(_diff_level(store, *item))
+            stack.append(_diff_level(store, *item, dirs))
 
 
 def _diff_level(
-    store: ObjectReader, a: ObjectId, b: ObjectId, prefix: str
+    store: ObjectReader, a: ObjectId, b: ObjectId, prefix: str, dirs: bool
 ) -> Iterator[DiffEntry | _Sub]:
     """The differences of one directory level; subdirectories on both sides are handed back
     to `diff_trees` to compare (no recursion)."""
@@ -90,14 +94,18 @@ def _diff_level(
         y = eb[j] if j < len(eb) else None
         if y is None or (x is not None and x.name < y.name):
             assert x is not None
-            yield from _all_below(
-                store, ChangeKind.DELETED, x, prefix + x.name.decode("utf-8", "surrogateescape")
+            yield from all_below(
+                store,
+                ChangeKind.DELETED,
+                x,
+                prefix + x.name.decode("utf-8", "surrogateescape"),
+                dirs,
             )
             i += 1
             continue
         if x is None or y.name < x.name:
-            yield from _all_below(
-                store, ChangeKind.ADDED, y, prefix + y.name.decode("utf-8", "surrogateescape")
+            yield from all_below(
+                store, ChangeKind.ADDED, y, prefix + y.name.decode("utf-8", "surrogateescape"), dirs
             )
             j += 1
             continue
@@ -107,10 +115,12 @@ def _diff_level(
         if x == y:
             continue
         if x.is_dir and y.is_dir:
+            if dirs and x.mode != y.mode:
+                yield DiffEntry(ChangeKind.MODIFIED, path, x, y)
             yield ObjectId(x.ref), ObjectId(y.ref), path + "/"
         elif x.is_dir or y.is_dir:
-            yield from _all_below(store, ChangeKind.DELETED, x, path)
-            yield from _all_below(store, ChangeKind.ADDED, y, path)
+            yield from all_below(store, ChangeKind.DELETED, x, path, dirs)
+            yield from all_below(store, ChangeKind.ADDED, y, path, dirs)
         elif (x.kind, x.ref, x.mode) != (y.kind, y.ref, y.mode):
             yield DiffEntry(ChangeKind.MODIFIED, path, x, y)
 
@@ -129,9 +139,11 @@ def find_renames(
     gone: dict[tuple[int, bytes], list[str]] = {}
     new: dict[tuple[int, bytes], list[str]] = {}
     for path, e in deleted:
-        gone.setdefault(content_key(e), []).append(path)
+        if not e.is_dir:  # directories (a status's `dirs` lines) are never paired
+            gone.setdefault(content_key(e), []).append(path)
     for path, e in added:
-        new.setdefault(content_key(e), []).append(path)
+        if not e.is_dir:
+            new.setdefault(content_key(e), []).append(path)
     return {
         olds[0]: new[k][0]
         for k, olds in gone.items()

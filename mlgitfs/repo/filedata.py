@@ -188,3 +188,21 @@ def finish_file(
     oid, data = object_id(Manifest(tuple(ChunkRef(ch.id, ch.raw_len) for ch in chunks)))
     new_objects.append((oid, data))
     return EntryKind.CHUNKED, bytes(oid), size
+
+
+def content_ref(path: str, chunker: Chunker) -> tuple[EntryKind, bytes]:
+    """The (entry kind, ref) a file's bytes would get in a tree, hashed but not compressed
+    or stored: what status compares with a committed entry."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        buf = map_file(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+    view = memoryview(buf)
+    try:
+        refs = [ChunkRef(ChunkId(hash_bytes(view[o : o + n])), n) for o, n in chunker.cut(view)]
+    finally:
+        view.release()
+    if len(refs) == 1:
+        return EntryKind.FILE, bytes(refs[0].id)
+    return EntryKind.CHUNKED, bytes(object_id(Manifest(tuple(refs)))[0])

@@ -24,7 +24,14 @@ from mlgitfs.errors import SourceError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
-from mlgitfs.model.objects import MAX_SYMLINK, PERM_MASK, EntryKind, TreeEntry, clamp_time_ns
+from mlgitfs.model.objects import (
+    DIR_MODE_MASK,
+    MAX_SYMLINK,
+    PERM_MASK,
+    EntryKind,
+    TreeEntry,
+    clamp_time_ns,
+)
 from mlgitfs.repo import filedata, listing, refs, statcache
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
@@ -221,7 +228,8 @@ def _list_one(
     subdirs = []
     for e in here:
         st = e.st
-        mode = stat.S_IMODE(st.st_mode) & PERM_MASK
+        mask = DIR_MODE_MASK if stat.S_ISDIR(st.st_mode) else PERM_MASK
+        mode = stat.S_IMODE(st.st_mode) & mask
         if stat.S_ISDIR(st.st_mode):
             node = _DirNode(e.name, mode, clamp_time_ns(st.st_mtime_ns), [])
             entries.append(node)

@@ -13,7 +13,8 @@ kept where (docs/overlay.md has the full picture):
   - `b` + parent ino + name: the inode number given to an unchanged base entry (written in
     batches; lost allocations after a crash only mean new numbers for inodes the kernel
     forgot anyway);
-  - `u` + ino: a file unlocked for writing (flexible mutability) until the next commit.
+  - `p` + path: a path unlocked for changes (flexible mutability) until the next commit
+    (`u` + ino, the inode-keyed form of an older version, is only cleared).
 
 Inode numbers come from the high-water mark, reserved in blocks, so no number is ever
 handed out twice within a checkout, even across a crash.
@@ -111,6 +112,8 @@ class NodeRecord:
     base: TreeEntry | None  # content (file), tree (dir) in the store; None when new
     target: bytes  # symlink target
     origin: bytes | None  # its path in the base commit, when it came from there
+    ctime_ns: int = 0  # 0: as mtime (records of older versions have neither time)
+    atime_ns: int = 0
 
     def encode(self) -> bytes:
         return codec.pack(
@@ -125,6 +128,8 @@ class NodeRecord:
                 None if self.base is None else self.base.to_wire(),
                 self.target,
                 self.origin,
+                self.ctime_ns,
+                self.atime_ns,
             ]
         )
 
@@ -132,7 +137,8 @@ class NodeRecord:
     def decode(cls, ino: int, data: bytes) -> NodeRecord:
         v = codec.unpack(data, f"inode record {ino}")
         try:
-            fmt, kind, mode, mtime, parent, name, overlay, base, target, origin = v
+            fmt, kind, mode, mtime, parent, name, overlay, base, target, origin = v[:10]
+            ctime, atime = v[10:12] if len(v) >= 12 else (0, 0)
             if fmt != FORMAT:
                 raise ValueError("format")
             entry = None
@@ -141,7 +147,8 @@ class NodeRecord:
                 entry = TreeEntry(bname, EntryKind(bkind), bmode, bsize, bmtime, bref)
             return cls(
                 ino, Kind(kind), int(mode), int(mtime), int(parent), bytes(name), bool(overlay),
-                entry, bytes(target), None if origin is None else bytes(origin),
+                entry, bytes(target), None if origin is None else bytes(origin), int(ctime),
+                int(atime),
             )  # fmt: skip
         except (ValueError, TypeError) as exc:
             raise CorruptObject(f"inode record {ino}", "malformed") from exc
@@ -197,16 +204,16 @@ class InodeTable:
         p = self._k(b"b", u64(parent))
         return {k[len(p) :]: int(_U64.unpack(v)[0]) for k, v in txn.scan("inodes", p)}
 
-    # unlocked files
-    def put_unlocked(self, txn: WriteTxn, ino: int) -> None:
-        txn.put("inodes", self._k(b"u", u64(ino)), b"")
+    # unlocked paths
+    def put_unlocked(self, txn: WriteTxn, path: bytes) -> None:
+        txn.put("inodes", self._k(b"p", path), b"")
 
-    def unlocked(self, txn: ReadTxn) -> set[int]:
-        p = self._k(b"u")
-        return {_U64.unpack(k[len(p) :])[0] for k, _ in txn.scan("inodes", p)}
+    def unlocked(self, txn: ReadTxn) -> set[bytes]:
+        p = self._k(b"p")
+        return {k[len(p) :] for k, _ in txn.scan("inodes", p)}
 
     def clear(self, txn: WriteTxn, letters: bytes) -> int:
-        """Delete every key of the given kinds (letters), e.g. b"dnu" after a commit."""
+        """Delete every key of the given kinds (letters), e.g. b"dnup" after a commit."""
         n = 0
         for letter in letters:
             p = self._k(bytes([letter]))

@@ -15,9 +15,10 @@ from typing import Any
 
 import trio
 
-from mlgitfs.errors import ConflictError, UsageError
+from mlgitfs.errors import ConflictError, FsError, PolicyError, UsageError
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex, to_hex
 from mlgitfs.model.names import split_path
+from mlgitfs.model.objects import EntryKind
 from mlgitfs.repo import refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.vfs import changes, commit, restore
@@ -50,7 +51,11 @@ async def do_commit(view: WritableView, args: dict[str, Any]) -> Reply:
     t0 = time.perf_counter()
     async with view.frozen():
         # Frozen: no mutation runs until this block ends; writes arriving now wait at the gate
-        # and land in the next commit.
+        # and land in the next commit. The diff is the status a dry run shows and what the
+        # commit changes (commit.build keeps entries whose content is unchanged).
+        deltas = await changes.compute(view)
+        check_commit(view, deltas)
+        status = changes.report(deltas)
         plan = commit.plan(view)
         view.flush_base()
         try:
@@ -71,7 +76,6 @@ async def do_commit(view: WritableView, args: dict[str, Any]) -> Reply:
             # Still frozen: a write after the commit copies the file up again under the same
             # name, which must not be deleted by this.
             await trio.to_thread.run_sync(commit.remove_files, doomed)
-    status = changes.status(view) if dry_run else []
     if out.commit is not None:
         log.info("committed %s to %s@%s: %d files hashed", short_hex(out.commit), view.repo,
                  view.branch, out.files_hashed)  # fmt: skip
@@ -94,8 +98,31 @@ def _change(c: changes.Change) -> list[str]:
     return [c.change.value, c.path, c.kind, c.old_path]
 
 
-def do_status(view: WritableView) -> Reply:
-    items = changes.status(view)
+def check_commit(view: WritableView, deltas: list[changes.Delta]) -> None:
+    """Ask the policies about every committed file whose content the commit would change,
+    whatever system calls got it there; refused: PolicyError listing them, nothing committed."""
+    refused = []
+    for d in deltas:
+        if d.change != "modified" or d.old is None or d.new is None:
+            continue
+        if d.old.kind not in (EntryKind.FILE, EntryKind.CHUNKED) or d.new.kind is EntryKind.DIR:
+            continue
+        if changes.same_content(d.old, d.new):
+            continue  # a chmod
+        try:
+            view.check("commit", d.path, True)
+        except FsError as exc:
+            refused.append(exc.message)
+    if refused:
+        raise PolicyError(
+            restore.policy_message("commit", refused)
+            + "\nnothing was committed; `mlgitfs restore PATH` puts a committed file back"
+        )
+
+
+async def do_status(view: WritableView) -> Reply:
+    items = await changes.status(view)
+    refused, dropped = view.take_refused()
     return Reply(
         {
             "repo": view.repo,
@@ -103,6 +130,8 @@ def do_status(view: WritableView) -> Reply:
             "base": to_hex(view.record.base),
             "mutability": view.mutability.value,
             "changes": [_change(c) for c in items],
+            "refused": [list(r) for r in refused],
+            "refused_dropped": dropped,
         }
     )
 
@@ -143,7 +172,7 @@ async def handle(view: WritableView, op: str, args: dict[str, Any]) -> Reply:
     if op == "commit":
         return await do_commit(view, args)
     if op == "status":
-        return do_status(view)
+        return await do_status(view)
     if op == "restore":
         return await do_restore(view, args)
     if op == "unlock":

@@ -29,6 +29,7 @@ from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.treeedit import update_dir
+from mlgitfs.repo.trees import DirView
 from mlgitfs.store.chunker import Chunker
 from mlgitfs.vfs.checkout import get_checkout, put_checkout
 from mlgitfs.vfs.nodes import Node
@@ -141,11 +142,18 @@ def build(
             for ino, fut in futures.items():
                 encoded[ino] = fut.result()
 
-        def entry_of(it: Item) -> TreeEntry:
+        def entry_of(it: Item, was: TreeEntry | None) -> TreeEntry:
+            # `was`: the base commit's entry at this path. An entry whose kind, content and
+            # mode are unchanged stays as committed (its mtime too): status compares by
+            # content, and a commit must change exactly what status shows.
             if it.kind is Kind.DIR:
                 base_ref = ObjectId(it.base.ref) if it.base is not None else None
+                below = (
+                    DirView(store, ObjectId(was.ref)) if was is not None and was.is_dir else None
+                )
                 changes = {
-                    n: (None if c is None else entry_of(c)) for n, c in (it.changes or {}).items()
+                    n: (None if c is None else entry_of(c, below.lookup(n) if below else None))
+                    for n, c in (it.changes or {}).items()
                 }
                 tree, count = update_dir(store, base_ref, changes, new_objects)
                 e = TreeEntry(it.name, EntryKind.DIR, it.mode, count, it.mtime_ns, bytes(tree))
@@ -161,12 +169,15 @@ def build(
                 assert it.base is not None
                 b = it.base
                 e = TreeEntry(it.name, b.kind, it.mode, b.size, it.mtime_ns, b.ref)
+            if was is not None and (was.kind, was.ref, was.mode) == (e.kind, e.ref, e.mode):
+                e = was
             entries[it.ino] = e
             return e
 
-        root = entry_of(p.root)
-        out.tree = ObjectId(root.ref)
         base_tree = store.commit(p.base_commit).tree
+        root_was = TreeEntry(b"", EntryKind.DIR, p.root.mode, 0, p.root.mtime_ns, bytes(base_tree))
+        root = entry_of(p.root, root_was)
+        out.tree = ObjectId(root.ref)
         if dry_run or out.tree == base_tree:
             writer.discard()
             return out
@@ -184,7 +195,7 @@ def build(
                 view.table.del_base_ino(txn, parent, name)
             for parent, name, ino in p.overrides:
                 view.table.put_base_ino(txn, parent, name, ino)
-            view.table.clear(txn, b"dnu")
+            view.table.clear(txn, b"dnup")
             # write_commit moved the branch earlier in this very transaction: its head is the
             # new commit, which becomes the checkout's base atomically with it.
             head = db.get_ref(txn, view.repo, branch_ref(view.branch))
@@ -220,6 +231,9 @@ def dematerialize(view: WritableView, p: Plan, out: Outcome) -> list[str]:
             node.base = entry
         else:
             node.set_base(entry)
+            # An entry kept as committed (same content) brings its committed mtime back.
+            node.mtime_ns, node.mode = entry.mtime_ns, entry.mode
+        node.subdirs = None
         node.recorded = False
         node.origin = None
         if it.overlay is not None:
@@ -238,6 +252,7 @@ def dematerialize(view: WritableView, p: Plan, out: Outcome) -> list[str]:
 
     visit(p.root)
     view.unlocked.clear()
+    view.refs.known.clear()
     return doomed
 
 

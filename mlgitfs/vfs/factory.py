@@ -69,7 +69,7 @@ def open_checkout_view(
                 log.info("checkout of %s@%s follows the branch to %s", repo, branch,
                          short_hex(head))  # fmt: skip
                 rec.base = head
-                checkout.InodeTable(rec.id).clear(txn, b"bu")
+                checkout.InodeTable(rec.id).clear(txn, b"bup")
                 checkout.put_checkout(txn, repo, branch, rec)
             elif rec.base != head:
                 log.warning("%s@%s moved to %s since this checkout's base %s: commits will be "

@@ -51,6 +51,9 @@ class Node:
     whiteouts: set[bytes] = field(default_factory=set)  # dirs: base names removed
     overrides: set[bytes] = field(default_factory=set)  # dirs: names with a delta record
     handles: int = 0
+    ctime_ns: int = 0  # 0: as mtime (an unchanged base entry)
+    atime_ns: int = 0  # 0: as mtime; reads never move it (noatime)
+    subdirs: int | None = None  # dirs: subdirectories, once counted (None: not yet / changed)
     fd: int = -1
     copying: trio.Event | None = None
     read: ReadState | None = None  # base content, once read

@@ -29,18 +29,19 @@ import trio
 from mlgitfs.errors import FsError, MlgitError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.model.names import MAX_NAME
-from mlgitfs.model.objects import PERM_MASK, TreeEntry
+from mlgitfs.model.objects import DIR_MODE_MASK, PERM_MASK, TreeEntry
 from mlgitfs.repo.trees import file_chunks
 from mlgitfs.vfs.nodes import Node
 from mlgitfs.vfs.overlay_base import (
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
+    RENAME_WHITEOUT,
     Batch,
     Handle,
     OverlayBase,
     now_ns,
 )
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind
+from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, Kind
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,9 @@ class WritableView(OverlayBase):
         async with self.mutating():
             h, node = self.handle(fh)
             if not node.overlay:
-                self.check_policy(node)
+                # Asked at open too; again here because the file may have been renamed onto a
+                # committed path since (with its committed bytes: a rename allows that).
+                self.check_content("write", node)
                 await self.copy_up(node)
             view = memoryview(data)
             done = 0
@@ -143,7 +146,7 @@ class WritableView(OverlayBase):
             node.mtime_ns = os.fstat(fd).st_mtime_ns
             return done
 
-    async def truncate(self, node: Node, size: int) -> None:
+    async def truncate(self, node: Node, size: int, caller: Caller | None = None) -> None:
         if node.kind is Kind.DIR:
             raise FsError(errno.EISDIR)
         if node.kind is not Kind.FILE:
@@ -151,7 +154,7 @@ class WritableView(OverlayBase):
         if not node.overlay:
             if size == node.size:
                 return
-            self.check_policy(node)
+            self.check_content("truncate", node, caller)
             await self.copy_up(node, size)
         try:
             self.io.truncate(node.ino, size)
@@ -180,16 +183,16 @@ class WritableView(OverlayBase):
         node.handles += 1
         return fh
 
-    async def open(self, ino: InodeNo, flags: int) -> int:
+    async def open(self, ino: InodeNo, flags: int, caller: Caller | None = None) -> int:
         node = self.node(ino)
         if node.kind is Kind.DIR:
             raise FsError(errno.EISDIR)
         write = flags & os.O_ACCMODE != os.O_RDONLY
         if write or flags & os.O_TRUNC:
-            self.check_policy(node)
+            self.check_content("write", node, caller)
         if flags & os.O_TRUNC:
             async with self.mutating():
-                await self.truncate(node, 0)
+                await self.truncate(node, 0, caller)
         return self._new_handle(node, write)
 
     def release(self, fh: int) -> None:
@@ -205,13 +208,23 @@ class WritableView(OverlayBase):
             if node.unlinked:
                 self.drop_data(node)
 
-    def _check_new(self, d: Node, name: bytes) -> None:
+    def _check_new(
+        self, d: Node, name: bytes, op: str = "", kind: Kind = Kind.FILE,
+        caller: Caller | None = None,
+    ) -> None:  # fmt: skip
         if len(name) > MAX_NAME:
             raise FsError(errno.ENAMETOOLONG)
         if not name or b"/" in name or name in (b".", b".."):
             raise FsError(errno.EINVAL)
         if self.find(d, name) is not None:
             raise FsError(errno.EEXIST)
+        if op:
+            # A file or symlink made where the base commit has a file gives it new content
+            # (unlink then create); a directory there is a removal plus an addition.
+            path = self.path_of(d)
+            path = path + b"/" + name if path else name
+            replaces = kind is not Kind.DIR and self.committed_file(path) is not None
+            self.check(op, path, replaces, caller)
 
     def _sync_new_file(self, ino: int) -> None:
         fd = self.io.open(ino, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
@@ -226,10 +239,12 @@ class WritableView(OverlayBase):
             self.remove_file(ino)
             raise
 
-    async def create(self, parent: InodeNo, name: bytes, mode: int, flags: int) -> tuple[int, Attr]:
+    async def create(
+        self, parent: InodeNo, name: bytes, mode: int, flags: int, caller: Caller | None = None
+    ) -> tuple[int, Attr]:
         async with self.mutating():
             d = self.dir(parent)
-            self._check_new(d, name)
+            self._check_new(d, name, "create", Kind.FILE, caller)
             ino = self.alloc()
             try:
                 await trio.to_thread.run_sync(self._sync_new_file, ino, limiter=self.io_limiter)
@@ -247,20 +262,24 @@ class WritableView(OverlayBase):
             write = flags & os.O_ACCMODE != os.O_RDONLY
             return self._new_handle(node, write), self.attr(node)
 
-    async def mkdir(self, parent: InodeNo, name: bytes, mode: int) -> Attr:
+    async def mkdir(
+        self, parent: InodeNo, name: bytes, mode: int, caller: Caller | None = None
+    ) -> Attr:
         async with self.mutating():
             d = self.dir(parent)
-            self._check_new(d, name)
-            node = Node(self.alloc(), Kind.DIR, mode & PERM_MASK, now_ns(), 0, name, None)
+            self._check_new(d, name, "mkdir", Kind.DIR, caller)
+            node = Node(self.alloc(), Kind.DIR, mode & DIR_MODE_MASK, now_ns(), 0, name, None)
             with self.change() as batch:
                 batch.put(self.nodes, node.ino, node)
                 self.link_name(d, name, node, batch)
             return self.attr(node)
 
-    async def symlink(self, parent: InodeNo, name: bytes, target: bytes) -> Attr:
+    async def symlink(
+        self, parent: InodeNo, name: bytes, target: bytes, caller: Caller | None = None
+    ) -> Attr:
         async with self.mutating():
             d = self.dir(parent)
-            self._check_new(d, name)
+            self._check_new(d, name, "symlink", Kind.SYMLINK, caller)
             if not target or len(target) > 4096 or b"\0" in target:
                 raise FsError(errno.ENAMETOOLONG if len(target) > 4096 else errno.EINVAL)
             node = Node(self.alloc(), Kind.SYMLINK, 0o777, now_ns(), 0, name, None,
@@ -272,7 +291,7 @@ class WritableView(OverlayBase):
 
     # --- removing and renaming ----------------------------------------------------------------
 
-    async def unlink(self, parent: InodeNo, name: bytes) -> None:
+    async def unlink(self, parent: InodeNo, name: bytes, caller: Caller | None = None) -> None:
         async with self.mutating():
             d = self.dir(parent)
             node = self.find(d, name)
@@ -280,12 +299,13 @@ class WritableView(OverlayBase):
                 raise FsError(errno.ENOENT)
             if node.kind is Kind.DIR:
                 raise FsError(errno.EISDIR)
+            self.check("unlink", self.path_of(node), False, caller)
             with self.change() as batch:
                 self.unlink_name(d, name, batch)
                 self.touch_dir(d, batch)
                 self.orphan(node, batch)
 
-    async def rmdir(self, parent: InodeNo, name: bytes) -> None:
+    async def rmdir(self, parent: InodeNo, name: bytes, caller: Caller | None = None) -> None:
         async with self.mutating():
             d = self.dir(parent)
             node = self.find(d, name)
@@ -293,6 +313,7 @@ class WritableView(OverlayBase):
                 raise FsError(errno.ENOENT)
             if node.kind is not Kind.DIR:
                 raise FsError(errno.ENOTDIR)
+            self.check("rmdir", self.path_of(node), False, caller)
             if not self.is_empty(node):
                 raise FsError(errno.ENOTEMPTY)
             with self.change() as batch:
@@ -309,12 +330,24 @@ class WritableView(OverlayBase):
                 return False
             node = self.nodes[node.parent]
 
+    def _lands(self, node: Node, path: bytes) -> bool:
+        """Whether putting `node` at `path` gives a committed file there different content."""
+        entry = self.committed_file(path)
+        if entry is None or node.kind is Kind.DIR:
+            return False  # a directory over a file: removal plus addition
+        if node.kind is Kind.FILE and not node.overlay and node.base is not None:
+            return (node.base.kind, node.base.ref) != (entry.kind, entry.ref)
+        return True
+
     async def rename(
-        self, p_old: InodeNo, old: bytes, p_new: InodeNo, new: bytes, flags: int
-    ) -> None:
+        self, p_old: InodeNo, old: bytes, p_new: InodeNo, new: bytes, flags: int,
+        caller: Caller | None = None,
+    ) -> None:  # fmt: skip
         async with self.mutating():
-            if flags & RENAME_EXCHANGE:
-                raise FsError(errno.EINVAL, "RENAME_EXCHANGE is not supported")
+            if flags & RENAME_WHITEOUT or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
+                raise FsError(errno.EINVAL, "RENAME_WHITEOUT is for overlay filesystems")
+            if flags & RENAME_EXCHANGE and flags & RENAME_NOREPLACE:
+                raise FsError(errno.EINVAL)
             d1, d2 = self.dir(p_old), self.dir(p_new)
             if len(new) > MAX_NAME:
                 raise FsError(errno.ENAMETOOLONG)
@@ -326,6 +359,11 @@ class WritableView(OverlayBase):
                 return
             if dst is not None and flags & RENAME_NOREPLACE:
                 raise FsError(errno.EEXIST)
+            if flags & RENAME_EXCHANGE:
+                if dst is None:
+                    raise FsError(errno.ENOENT)
+                await self._exchange(d1, old, src, d2, new, dst, caller)
+                return
             if src.kind is Kind.DIR and self._is_ancestor(src, d2):
                 raise FsError(errno.EINVAL)
             if dst is not None:
@@ -335,6 +373,9 @@ class WritableView(OverlayBase):
                     raise FsError(errno.EISDIR)
                 if dst.kind is Kind.DIR and not self.is_empty(dst):
                     raise FsError(errno.ENOTEMPTY)
+            to = self.path_of(d2)
+            to = to + b"/" + new if to else new
+            self.check("rename", to, self._lands(src, to), caller)
             # No checkpoint from here on: the rename is atomic in memory and in one txn.
             with self.change() as batch:
                 batch.save(src)
@@ -346,6 +387,28 @@ class WritableView(OverlayBase):
                     self.unlink_name(d2, new, batch)
                     self.orphan(dst, batch)
                 self.link_name(d2, new, src, batch)
+                src.ctime_ns = now_ns()
+
+    async def _exchange(
+        self, d1: Node, old: bytes, src: Node, d2: Node, new: bytes, dst: Node,
+        caller: Caller | None,
+    ) -> None:  # fmt: skip
+        """RENAME_EXCHANGE: the two names swap their inodes, atomically, in one txn."""
+        if (src.kind is Kind.DIR and self._is_ancestor(src, d2)) or (
+            dst.kind is Kind.DIR and self._is_ancestor(dst, d1)
+        ):
+            raise FsError(errno.EINVAL)
+        p1, p2 = self.path_of(src), self.path_of(dst)
+        self.check("rename", p2, self._lands(src, p2), caller)
+        self.check("rename", p1, self._lands(dst, p1), caller)
+        with self.change() as batch:
+            for n in (src, dst):
+                batch.save(n)
+                if not n.recorded:
+                    n.origin = self.base_path(n)
+            self.link_name(d2, new, src, batch)
+            self.link_name(d1, old, dst, batch)
+            src.ctime_ns = dst.ctime_ns = now_ns()
 
     async def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr:
         raise FsError(errno.EPERM, "hard links are not supported on mlgitfs mounts")
@@ -359,19 +422,28 @@ class WritableView(OverlayBase):
         mode: int | None = None,
         size: int | None = None,
         mtime_ns: int | None = None,
+        atime_ns: int | None = None,
         uid: int | None = None,
         gid: int | None = None,
+        caller: Caller | None = None,
     ) -> Attr:
         async with self.mutating():
             node = self.node(ino)
             if (uid is not None and uid != self.uid) or (gid is not None and gid != self.gid):
                 raise FsError(errno.EPERM, "files of a mount belong to the mount's owner")
+            if mode is not None and node.kind is not Kind.SYMLINK:
+                if mode & (stat.S_ISUID | stat.S_ISGID):
+                    raise FsError(errno.EPERM, "setuid and setgid are not kept in a version")
+                if mode & stat.S_ISVTX and node.kind is not Kind.DIR:
+                    raise FsError(errno.EPERM, "the sticky bit is kept on directories only")
+            self.check("setattr", self.path_of(node), False, caller)
             if size is not None:
-                await self.truncate(node, size)
+                await self.truncate(node, size, caller)
             with self.change() as batch:
                 batch.save(node)
                 if mode is not None and node.kind is not Kind.SYMLINK:
-                    node.mode = stat.S_IMODE(mode) & PERM_MASK
+                    mask = DIR_MODE_MASK if node.kind is Kind.DIR else PERM_MASK
+                    node.mode = stat.S_IMODE(mode) & mask
                     if not node.unlinked:
                         self.materialize(node, batch)
                 if mtime_ns is not None:
@@ -383,9 +455,13 @@ class WritableView(OverlayBase):
                             code = exc.errno or errno.EIO
                             raise FsError(code, f"overlay utimens: {exc.strerror}") from exc
                         batch.undo(lambda: self._set_file_mtime(node, before))
-                    elif not node.unlinked:
-                        self.materialize(node, batch)
                     node.mtime_ns = mtime_ns
+                if atime_ns is not None:
+                    node.atime_ns = atime_ns
+                if (mtime_ns is not None or atime_ns is not None) and not node.unlinked:
+                    self.materialize(node, batch)  # the times are in the node record
+                # Every attribute change moves ctime (as on ext4), kept in the node record.
+                node.ctime_ns = max(now_ns(), node.mtime_ns)
             return self.attr(node)
 
     def _set_file_mtime(self, node: Node, mtime_ns: int) -> None:

@@ -12,7 +12,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +20,14 @@ from typing import TypeVar
 
 import trio
 
-from mlgitfs.errors import FsError, MlgitError, StoreFull
+from mlgitfs.errors import FsError, MlgitError, PathNotFound, StoreFull
 from mlgitfs.meta.db import Mutability
 from mlgitfs.meta.env import Transactions, WriteTxn
 from mlgitfs.model.ids import InodeNo, ObjectId
 from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
-from mlgitfs.repo.trees import DirView
+from mlgitfs.repo.trees import DirView, resolve_path
 from mlgitfs.vfs.checkout import (
     INO_BLOCK,
     CheckoutLock,
@@ -36,9 +36,11 @@ from mlgitfs.vfs.checkout import (
     NodeRecord,
     put_checkout,
 )
+from mlgitfs.vfs.hashcache import RefCache
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, TYPE_BITS, BaseReader, Node
 from mlgitfs.vfs.overlay_files import OverlayFiles
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
+from mlgitfs.vfs.policy import Change, MutabilityPolicy, OwnerOnly, Policies, Policy
+from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, Kind, StatFs
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 BASE_FLUSH = 65536
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+RENAME_WHITEOUT = 4
+COUNT_LIMIT = 10_000  # a directory with more base entries is not scanned for its link count
+MAX_REFUSED = 1000  # refusals kept for the next status; more are only counted
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -55,12 +60,24 @@ _ABSENT = object()
 
 
 def _scalars(n: Node) -> tuple[object, ...]:
-    return (n.parent, n.name, n.mode, n.mtime_ns, n.origin, n.recorded, n.overlay, n.size, n.read)
+    return (
+        n.parent,
+        n.name,
+        n.mode,
+        n.mtime_ns,
+        n.origin,
+        n.recorded,
+        n.overlay,
+        n.size,
+        n.read,
+        n.ctime_ns,
+        n.atime_ns,
+    )
 
 
 def _restore_scalars(n: Node, v: tuple[object, ...]) -> None:
     (n.parent, n.name, n.mode, n.mtime_ns, n.origin, n.recorded, n.overlay, n.size,
-     n.read) = v  # type: ignore[assignment]  # fmt: skip
+     n.read, n.ctime_ns, n.atime_ns) = v  # type: ignore[assignment]  # fmt: skip
 
 
 @dataclass
@@ -169,6 +186,7 @@ class OverlayBase:
         lock: CheckoutLock | None = None,
         files: OverlayFiles | None = None,
         meta: Transactions | None = None,
+        policies: Sequence[Policy] | None = None,
     ) -> None:
         self.store = store
         self.lock = lock  # released by close()
@@ -185,11 +203,21 @@ class OverlayBase:
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.reader = BaseReader(store, cache_bytes)
+        self.refs = RefCache(self.files, store.params)  # hashes of overlay files, for status
         root_entry = TreeEntry(b"", EntryKind.DIR, 0o755, 0, base_time_ns, bytes(base_tree))
         root = Node(ROOT_INODE, Kind.DIR, 0o755, base_time_ns, 0, b"", root_entry)
         root.origin = b""
         self.nodes: dict[int, Node] = {ROOT_INODE: root}
-        self.unlocked: set[int] = set()
+        self.unlocked: set[bytes] = set()  # paths unlocked (flexible) until the next commit
+        self.policy: Policy = Policies(
+            [
+                OwnerOnly(self.uid),
+                MutabilityPolicy(repo, mutability, self.is_unlocked),
+                *(policies or ()),
+            ]
+        )
+        self.refused: list[tuple[str, str, str]] = []  # since the last status
+        self.refused_dropped = 0
         self._next_ino = record.ino_hwm
         self._pending_base: list[tuple[int, bytes, int]] = []
         self._handles: dict[int, Handle] = {}
@@ -220,10 +248,13 @@ class OverlayBase:
             node.overlay, node.target, node.origin, node.recorded = (
                 rec.overlay, rec.target, rec.origin, True
             )  # fmt: skip
+            node.ctime_ns, node.atime_ns = rec.ctime_ns, rec.atime_ns
             if node.overlay:
                 try:
                     st = os.stat(self._path(node.ino))
                     node.size, node.mtime_ns = st.st_size, st.st_mtime_ns
+                    # Writes move ctime without a record: at least the last write's time.
+                    node.ctime_ns = max(node.ctime_ns, st.st_mtime_ns)
                 except FileNotFoundError:
                     log.error("overlay file of inode %d is missing: serving it empty", rec.ino)
                     os.close(self.io.open(node.ino, os.O_WRONLY | os.O_CREAT))
@@ -334,7 +365,7 @@ class OverlayBase:
     def node_record(self, n: Node) -> NodeRecord:
         return NodeRecord(
             n.ino, n.kind, n.mode, n.mtime_ns, n.parent, n.name, n.overlay, n.base, n.target,
-            n.origin,
+            n.origin, n.ctime_ns, n.atime_ns,
         )  # fmt: skip
 
     @contextmanager
@@ -500,6 +531,7 @@ class OverlayBase:
 
     def unlink_name(self, d: Node, name: bytes, batch: Batch) -> None:
         """Remove `name` from d's listing (whiteout if the base has it)."""
+        d.subdirs = None
         batch.pop(d.children, name)
         batch.discard(d.overrides, name)
         if self._base_lookup(d, name) is not None:
@@ -510,6 +542,7 @@ class OverlayBase:
 
     def link_name(self, d: Node, name: bytes, node: Node, batch: Batch) -> None:
         batch.save(node)
+        d.subdirs = None
         node.parent, node.name = d.ino, name
         batch.put(d.children, name, node.ino)
         batch.discard(d.whiteouts, name)
@@ -521,7 +554,7 @@ class OverlayBase:
 
     def touch_dir(self, d: Node, batch: Batch) -> None:
         batch.save(d)
-        d.mtime_ns = now_ns()
+        d.mtime_ns = d.ctime_ns = now_ns()
         self.materialize(d, batch)
 
     def orphan(self, node: Node, batch: Batch) -> None:
@@ -529,6 +562,7 @@ class OverlayBase:
         once the records are durable, or at the last release)."""
         batch.save(node)
         node.parent = 0
+        node.ctime_ns = now_ns()  # its link count changed
         if node.recorded:
             node.recorded = False
             batch.drop_nodes.add(node.ino)
@@ -552,10 +586,31 @@ class OverlayBase:
 
     # --- attributes -------------------------------------------------------------------------
 
+    def subdirs(self, d: Node) -> int | None:
+        """How many subdirectories d lists (counted once, then kept until d changes); None
+        for a directory too large to count on a stat (its base has > COUNT_LIMIT entries)."""
+        if d.subdirs is not None:
+            return d.subdirs
+        n = 0
+        if d.base is not None:
+            try:
+                view = DirView(self.store, ObjectId(d.base.ref))
+                if view.count() > COUNT_LIMIT:
+                    return None
+                n = sum(1 for e in view.entries() if e.is_dir and e.name not in d.whiteouts
+                        and e.name not in d.overrides)  # fmt: skip
+            except MlgitError as exc:
+                raise FsError(errno.EIO, str(exc)) from exc
+        n += sum(1 for name in d.overrides if self.nodes[d.children[name]].kind is Kind.DIR)
+        d.subdirs = n
+        return n
+
     def attr(self, node: Node) -> Attr:
         mode = TYPE_BITS[node.kind] | (0o777 if node.kind is Kind.SYMLINK else node.mode)
         if node.kind is Kind.DIR:
-            size, nlink = 0, 2
+            # As ext4: 2 + subdirectories; 1 ("not counted", as ext4 past 65,000) when too big.
+            sub = self.subdirs(node)
+            size, nlink = 0, (1 if sub is None else 2 + sub)
         elif node.kind is Kind.SYMLINK:
             size, nlink = len(self.readlink(InodeNo(node.ino))), 1
         else:
@@ -563,7 +618,8 @@ class OverlayBase:
         if node.unlinked:
             nlink = 0
         return Attr(InodeNo(node.ino), node.kind, mode, size, node.mtime_ns, nlink,
-                    self.uid, self.gid)  # fmt: skip
+                    self.uid, self.gid, node.atime_ns or node.mtime_ns,
+                    max(node.ctime_ns, node.mtime_ns))  # fmt: skip
 
     def getattr(self, ino: InodeNo) -> Attr:
         return self.attr(self.node(ino))
@@ -655,21 +711,50 @@ class OverlayBase:
             return []
         return await self.reader.read_parts(node, offset, size)
 
-    # --- the mutability policy ----------------------------------------------------------------
+    # --- policies -----------------------------------------------------------------------------
 
-    def check_policy(self, node: Node) -> None:
-        """Content changes of committed files: allowed, or EPERM naming the policy."""
-        if node.kind is not Kind.FILE or node.overlay or node.base is None:
+    def is_unlocked(self, path: str) -> bool:
+        return path.encode("utf-8", "surrogateescape") in self.unlocked
+
+    def committed_file(self, path: bytes) -> TreeEntry | None:
+        """The base commit's entry at `path` when it is a regular file there, else None."""
+        if not path:
+            return None
+        try:
+            entry = resolve_path(self.store, self.base_tree(), path.split(b"/"))
+        except PathNotFound:
+            return None
+        except MlgitError as exc:
+            raise FsError(errno.EIO, str(exc)) from exc
+        return entry if entry is not None and entry.is_file else None
+
+    def check(self, op: str, path: bytes, replaces: bool, caller: Caller | None = None) -> None:
+        """Ask the policies; a refusal is recorded for `status`, logged and raised as FsError."""
+        shown = path.decode("utf-8", "surrogateescape")
+        refusal = self.policy.check(Change(op, shown, replaces, caller))
+        if refusal is None:
             return
-        if self.mutability is Mutability.MUTABLE:
-            return
-        if self.mutability is Mutability.FLEXIBLE and node.ino in self.unlocked:
-            return
-        path = self.path_of(node).decode("utf-8", "surrogateescape")
-        if self.mutability is Mutability.STRICT:
-            how = "add a new file or remove this one instead (strict repos never change a file)"
+        log.debug("refused %s of %s: %s", op, shown, refusal.reason)
+        if len(self.refused) < MAX_REFUSED:
+            self.refused.append((op, shown, refusal.reason))
         else:
-            how = f"run `mlgitfs unlock {path}` first"
-        message = f"{self.repo} is {self.mutability.value}: {path} is committed; {how}"
-        log.warning("refused a change: %s", message)
-        raise FsError(errno.EPERM, message)
+            self.refused_dropped += 1
+        raise FsError(refusal.errno, refusal.reason)
+
+    def check_content(self, op: str, node: Node, caller: Caller | None = None) -> None:
+        """Before a change of a file's bytes (open for writing, write, truncate).
+
+        Only a file still holding committed bytes can be a committed path's content here: an
+        overlay file got its place through a create or rename that was asked already (what no
+        system call showed, a directory renamed over a committed one, the commit refuses)."""
+        if node.kind is not Kind.FILE or node.unlinked:
+            return
+        path = self.path_of(node)
+        replaces = not node.overlay and self.committed_file(path) is not None
+        self.check(op, path, replaces, caller)
+
+    def take_refused(self) -> tuple[list[tuple[str, str, str]], int]:
+        """The refusals since the last call (op, path, reason) and how many did not fit."""
+        out, dropped = self.refused, self.refused_dropped
+        self.refused, self.refused_dropped = [], 0
+        return out, dropped

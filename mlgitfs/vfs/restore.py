@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlgitfs.errors import PathNotFound, PolicyError, UsageError
+from mlgitfs.errors import FsError, PathNotFound, PolicyError, UsageError
 from mlgitfs.meta.db import Mutability
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.model.objects import TreeEntry
+from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.diff import diff_trees
 from mlgitfs.repo.trees import DirView, resolve_path
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, Node
 from mlgitfs.vfs.overlay import Batch, WritableView, now_ns
@@ -47,11 +48,38 @@ def orphan_tree(view: WritableView, node: Node, batch: Batch) -> None:
     view.orphan(node, batch)
 
 
+def replaced_files(
+    view: WritableView, parts: list[bytes], source: ObjectId, base: ObjectId
+) -> list[str]:
+    """Files of the base commit at or below `parts` whose content the source's differs from
+    (what restoring `parts` from `source` would change; removals are not listed)."""
+    here = b"/".join(parts).decode("utf-8", "surrogateescape")
+    if not parts:
+        was: TreeEntry | None = TreeEntry(b"", EntryKind.DIR, 0o755, 0, 0, bytes(base))
+        now: TreeEntry | None = TreeEntry(b"", EntryKind.DIR, 0o755, 0, 0, bytes(source))
+    else:
+        was, now = _lookup(view, base, parts), _lookup(view, source, parts)
+    if was is None or now is None:
+        return []
+    if was.is_file and not now.is_dir:
+        return [here] if (was.kind, was.ref) != (now.kind, now.ref) else []
+    if not (was.is_dir and now.is_dir):
+        return []
+    prefix = here + "/" if here else ""
+    return [
+        d.path
+        for d in diff_trees(view.store, ObjectId(was.ref), ObjectId(now.ref), prefix)
+        if d.old is not None and d.new is not None and d.old.is_file
+        and (d.old.kind, d.old.ref) != (d.new.kind, d.new.ref)
+    ]  # fmt: skip
+
+
 def restore(
     view: WritableView, paths: list[list[bytes]], source: ObjectId, out: RestoreOutcome
 ) -> None:
     """Sync, with no checkpoint: call inside `view.mutating()`. A named path that neither the
-    source nor the checkout has is refused before anything changes (a typo, not a no-op)."""
+    source nor the checkout has is refused before anything changes (a typo, not a no-op); so
+    is a restore the policies refuse for any committed file it would change."""
     base = view.base_tree()
     for parts in paths:
         if parts and _lookup(view, source, parts) is None and view.resolve(parts) is None:
@@ -59,6 +87,16 @@ def restore(
             raise PathNotFound(
                 f"{shown}: no such path in the source version nor in the mount; nothing restored"
             )
+    if source != base:
+        refused = []
+        for parts in paths:
+            for path in replaced_files(view, parts, source, base):
+                try:
+                    view.check("restore", path.encode("utf-8", "surrogateescape"), True)
+                except FsError as exc:
+                    refused.append(exc.message)
+        if refused:
+            raise PolicyError(policy_message("restore", refused))
     todo: list[list[bytes]] = []
     for parts in paths:
         if parts:
@@ -125,6 +163,7 @@ def _restore_into(
             # The parent is the base's own directory: dropping the change brings the base back.
             batch.discard(d.whiteouts, name)
             batch.discard(d.overrides, name)
+            d.subdirs = None
             batch.undelta(d.ino, name)
         else:
             node = Node(view.alloc(), KIND_OF_ENTRY[entry.kind], entry.mode, entry.mtime_ns, 0,
@@ -147,25 +186,33 @@ def _is_base_dir(view: WritableView, d: Node, parts: list[bytes], base: ObjectId
 
 
 def unlock(view: WritableView, paths: list[list[bytes]]) -> list[str]:
-    """Mark committed files writable until the next commit (flexible repos)."""
+    """Let committed files of a flexible repo change until the next commit, by path: whatever
+    gives the path new content (write, rename over it, unlink and create) is then allowed."""
     if view.mutability is Mutability.STRICT:
         raise PolicyError(
             f"{view.repo} is strict: committed files never change; add new files instead"
         )
     done = []
-    nodes = []
     for parts in paths:
         node = view.resolve(parts)
-        shown = b"/".join(parts).decode("utf-8", "surrogateescape")
-        if node is None:
-            raise PathNotFound(f"no such path in the mount: {shown}")
-        if node.kind is Kind.DIR:
+        path = b"/".join(parts)
+        shown = path.decode("utf-8", "surrogateescape")
+        if node is not None and node.kind is Kind.DIR:
             raise UsageError(f"{shown} is a directory: unlock names files")
-        nodes.append(node)
-        done.append(shown)
+        if node is None and view.committed_file(path) is None:
+            raise PathNotFound(f"no such file in the mount or its base commit: {shown}")
+        done.append(path)
     if view.mutability is Mutability.FLEXIBLE:
         with view.store.env.write() as txn:
-            for node in nodes:
-                view.table.put_unlocked(txn, node.ino)
-        view.unlocked.update(n.ino for n in nodes)
-    return done
+            for path in done:
+                view.table.put_unlocked(txn, path)
+        view.unlocked.update(done)
+    return [p.decode("utf-8", "surrogateescape") for p in done]
+
+
+def policy_message(op: str, reasons: list[str]) -> str:
+    """One message for several refusals of one operation: the first reason in full (it names
+    the policy and the way out), then every path."""
+    if len(reasons) == 1:
+        return f"{op} refused: {reasons[0]}"
+    return f"{op} refused for {len(reasons)} paths:\n  " + "\n  ".join(reasons)

@@ -182,7 +182,7 @@ class SnapshotView:
             return Attr(
                 node.ino,
                 Kind.DIR,
-                stat.S_IFDIR | (e.mode & self._mode_mask),
+                stat.S_IFDIR | (e.mode & (self._mode_mask | stat.S_ISVTX)),  # sticky kept
                 e.size,
                 e.mtime_ns,
                 2,

@@ -33,6 +33,17 @@ class Attr:
     nlink: int = 1
     uid: int = 0
     gid: int = 0
+    atime_ns: int | None = None  # None: as mtime
+    ctime_ns: int | None = None  # None: as mtime
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made a request: the process's user and group, as the kernel reports them."""
+
+    uid: int
+    gid: int
+    pid: int = 0
 
 
 @dataclass(frozen=True, slots=True)

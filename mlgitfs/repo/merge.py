@@ -198,11 +198,8 @@ class _Merger:
         if o is None or t is None or not o.is_file or not t.is_file:
             return False, o, ""
         if self.table_merge is None or self.blobs is None:
-            # the seam: mlgitfs/merge/rows.py's merge_table (repo/mergebranch.table_merge)
-            raise UsageError(
-                f"{path}: the rows strategy (a row-level table merge) is not available in this "
-                "build; use ours, theirs or fail for it in .mlgitfs/merge.toml"
-            )
+            # the caller gives mlgitfs/merge/rows.py's merge_table (repo/mergebranch.py)
+            raise UsageError(f"{path}: this merge was given no row-level table merge")
         base = self.blobs.read(b) if b is not None and b.is_file else None
         got = self.table_merge(base, self.blobs.read(o), self.blobs.read(t), path, key)
         if got.data is None or got.conflicts:

@@ -16,11 +16,11 @@ segment bytes); after, the whole merge commit. A branch that moved meanwhile los
 from __future__ import annotations
 
 import enum
-import importlib
 import time
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import MergeConflict, NotFastForward, UnknownRef, UsageError
+from mlgitfs.merge.rows import merge_table
 from mlgitfs.meta import db
 from mlgitfs.model.conflicts import Conflict, ConflictKind
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
@@ -28,7 +28,7 @@ from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, TreeIndex, decode
 from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.graph import is_ancestor, merge_base
-from mlgitfs.repo.merge import Strategy, TableMerge, TreeMerge, merge_trees
+from mlgitfs.repo.merge import Strategy, TreeMerge, merge_trees
 from mlgitfs.repo.mergerules import load_rules, resolver
 from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import NewObjects, file_chunks
@@ -75,16 +75,6 @@ class BlobIO:
         chunks = filedata.encode_buffer(data, list(self.chunker.cut(data)), known)
         kind, ref, size = filedata.finish_file(chunks, self.writer, self.out)
         return TreeEntry(like.name, kind, like.mode, size, time.time_ns(), ref)
-
-
-def table_merge() -> TableMerge | None:
-    """The row-level merge (`mlgitfs.merge.rows.merge_table`), when this build has it."""
-    try:
-        module = importlib.import_module("mlgitfs.merge.rows")
-    except ImportError:
-        return None
-    fn: TableMerge | None = getattr(module, "merge_table", None)
-    return fn
 
 
 def needed_objects(tree: ObjectId, new: NewObjects) -> NewObjects:
@@ -209,7 +199,7 @@ def _commit_merge(
             theirs_tree,
             resolver(load_rules(store, ours_tree), strategy),
             BlobIO(store, writer, blob_objects),
-            table_merge(),
+            merge_table,  # the rows strategy: mlgitfs/merge/rows.py
         )
         if tm.conflicts:
             raise MergeConflict(_conflict_message(repo, branch, tm.conflicts), tm.conflicts)

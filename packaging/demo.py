@@ -66,6 +66,30 @@ def edit_in_a_mount(work: Path) -> None:
             run("unmount", str(ro), check=False)
 
 
+def merge_two_branches(work: Path, data: Path) -> None:
+    """Two people change the same labels table on two branches; the merge combines their rows
+    (a `rows` rule in .mlgitfs/merge.toml) and their files."""
+    table = "".join(f"{i},{'cat' if i % 2 else 'dog'}\n" for i in range(20))
+    (data / "tags.csv").write_text("id,label\n" + table)
+    (data / ".mlgitfs").mkdir()
+    rules = '[[rule]]\npath = "*.csv"\nstrategy = "rows"\nkey = ["id"]\n'
+    (data / ".mlgitfs" / "merge.toml").write_text(rules)
+    run("import", "pets", str(data), "-m", "a tags table, merged row by row")
+    run("branch", "pets@relabel")
+    other = work / "relabel"
+    run("export", "pets@relabel", str(other))
+    (other / "tags.csv").write_text((other / "tags.csv").read_text().replace("3,cat", "3,lynx"))
+    (other / "train" / "cat" / "0100.jpg").write_bytes(b"another cat")
+    run("import", "pets@relabel", str(other), "-m", "relabel row 3, add a cat")
+    (data / "tags.csv").write_text((data / "tags.csv").read_text().replace("8,dog", "8,wolf"))
+    run("import", "pets", str(data), "-m", "relabel row 8")
+    run("merge", "pets@relabel", "--dry-run")
+    run("merge", "pets@relabel", "-m", "merge relabel")
+    merged = run("cat", "pets:tags.csv").stdout
+    assert "3,lynx" in merged and "8,wolf" in merged, merged
+    run("log", "pets", "-n", "3")
+
+
 def share_through_a_remote(work: Path) -> None:
     """Push to a file:// remote, clone into a second store, read a file through a mount of the
     clone: its chunks stream from the remote on first read."""
@@ -120,6 +144,7 @@ def main() -> None:
         run("import", "pets-labels", str(labels), "-m", "boxes", "--input", "pets@v1")
         run("lineage", "pets@v1")
         run("export", "pets@v1:val", str(work / "exported"))
+        merge_two_branches(work, data)
         edit_in_a_mount(work)
         run("repos")
         run("fsck")

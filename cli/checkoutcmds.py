@@ -40,7 +40,11 @@ def commit(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Commit what a writable mount changed (default: the mount around the current directory)."""
+    """Commit what a writable mount changed (MOUNTPOINT: default the mount around the
+    current directory). Prints the commit id.
+
+    The branch moves only if it is still at the mount's base (else exit 14, the overlay
+    kept). --dry-run lists what would be committed."""
     r = api.commit(c.home, mountpoint, message, list(meta), list(inputs), dry_run)
     if as_json:
         render.emit_json(r)
@@ -66,7 +70,11 @@ def commit(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(c: Ctx, mountpoint: Path | None, as_json: bool) -> None:
-    """What a writable mount changed against its base commit."""
+    """What a writable mount changed against its base commit: added (A), modified (M),
+    deleted (D), renamed (R) paths, by content: exactly what the next commit changes (a
+    file replaced by a rename with other bytes is M, with the same bytes not shown); then
+    the changes the mount refused since the last status, with the reason. The cost follows
+    the changes."""
     r = api.status(c.home, mountpoint)
     if as_json:
         render.emit_json(r)
@@ -85,10 +93,17 @@ def status(c: Ctx, mountpoint: Path | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--source", help="The version to restore from (REPO@REF; default: the base).")
+@click.option(
+    "--source",
+    help="The version to restore from: REPO@REF, or @REF for a ref of the mount's repo.  "
+    "[default: the mount's base commit]",
+)
 @pass_ctx
 def restore(c: Ctx, paths: tuple[Path, ...], source: str | None) -> None:
-    """Put PATHs of a writable mount back as in a version (no PATH: the whole tree)."""
+    """Put PATHs of a writable mount back as in a version (no PATH: the whole tree).
+
+    A path the source lacks but the mount has is removed (as git restore); a path that
+    neither has is an error (exit 4) and nothing changes."""
     r = api.restore(c.home, list(paths), source)
     render.message(f"restored {len(r.paths)} paths in {r.mountpoint}")
 
@@ -97,7 +112,8 @@ def restore(c: Ctx, paths: tuple[Path, ...], source: str | None) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_ctx
 def unlock(c: Ctx, paths: tuple[Path, ...]) -> None:
-    """Allow changes to committed files of a flexible repo until the next commit."""
+    """Allow changes to committed files of a flexible repo (by path: writes, renames over,
+    unlink and create) until the next commit; strict repos refuse: add new files instead."""
     r = api.unlock(c.home, list(paths))
     render.message(f"unlocked {len(r.paths)} files in {r.mountpoint}")
 

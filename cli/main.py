@@ -1,7 +1,7 @@
 """The `mlgitfs` command: click parsing, one call into mlgitfs.api per command, rendering.
 
-No logic lives here. Errors are mapped to messages and exit codes in `main` alone; data goes
-to stdout, progress and messages to stderr.
+No logic lives here. Errors are mapped to messages and exit codes in `report` alone; data
+goes to stdout, progress and messages to stderr.
 """
 
 from __future__ import annotations
@@ -16,57 +16,139 @@ import click
 from mlgitfs import api
 from mlgitfs.errors import MlgitError
 
-from . import render
+from . import complete, render
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def report(exc: BaseException, verbose: bool) -> int:
+    """Print what went wrong on stderr and return the exit code: the one place that maps
+    errors to messages and codes. Tracebacks only with -v."""
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("mlgitfs: interrupted; what the command had half made was undone", err=True)
+        return INTERRUPTED
+    if verbose:
+        logging.getLogger("mlgitfs").error("failed", exc_info=exc)
+    if isinstance(exc, MlgitError):
+        click.echo(f"mlgitfs: error: {exc.message}", err=True)
+        return exc.exit_code
+    hint = "" if verbose else " (run with -v for the traceback)"
+    text = " ".join(str(exc).split())  # one line, whatever the library put in its message
+    click.echo(f"mlgitfs: internal error: {type(exc).__name__}: {text}{hint}", err=True)
+    return MlgitError.exit_code
 
 
 class _Group(click.Group):
-    """Maps mlgitfs errors to a message on stderr and their exit code: the one place that does."""
+    """Maps every failure of a subcommand through `report`."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except MlgitError as exc:
-            if isinstance(ctx.obj, Ctx) and ctx.obj.verbose:
-                logging.getLogger("mlgitfs").exception("failed")
-            click.echo(f"mlgitfs: error: {exc.message}", err=True)
-            ctx.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2), --help, ctx.exit
         except BrokenPipeError:
             ctx.exit(0)
+        except (KeyboardInterrupt, Exception) as exc:
+            verbose = isinstance(ctx.obj, Ctx) and ctx.obj.verbose
+            ctx.exit(report(exc, verbose))
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--home",
-    type=click.Path(path_type=Path),
-    envvar="MLGITFS_HOME",
-    help="Store directory (default $MLGITFS_HOME or the XDG data dir).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Log details and show tracebacks.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@click.version_option(package_name="mlgitfs")
-@click.pass_context
-def cli(ctx: click.Context, home: Path | None, verbose: bool, quiet: bool) -> None:
-    """Version ML datasets, labels and models; mount any version as a directory."""
+def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
+        force=True,
     )
+
+
+HOME_HELP = (
+    "The store directory. Default: $MLGITFS_HOME, else $XDG_DATA_HOME/mlgitfs, else "
+    "~/.local/share/mlgitfs. Only init and clone create a store."
+)
+VERBOSE_HELP = "Log details on stderr and show tracebacks."
+QUIET_HELP = "No progress bars."
+
+
+def _late(field: str) -> Any:
+    """The callback of a global option given after the subcommand: it updates the Ctx."""
+
+    def set_it(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        obj = ctx.find_object(Ctx)
+        if obj is None or value is None or value is False:
+            return
+        setattr(obj, field, value)
+        if field == "verbose":
+            _configure_logging(True)
+
+    return set_it
+
+
+def global_params() -> list[click.Parameter]:
+    """--home, -v and -q for a subcommand, so they work after it as before it."""
+    return [
+        click.Option(["--home"], type=click.Path(path_type=Path), help=HOME_HELP,
+                     callback=_late("home"), expose_value=False),
+        click.Option(["-v", "--verbose"], is_flag=True, help=VERBOSE_HELP,
+                     callback=_late("verbose"), expose_value=False),
+        click.Option(["-q", "--quiet"], is_flag=True, help=QUIET_HELP,
+                     callback=_late("quiet"), expose_value=False),
+    ]  # fmt: skip
+
+
+def add_global_params(cmd: click.Command) -> None:
+    cmd.params.extend(global_params())
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            add_global_params(sub)
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
+@click.option("--home", type=click.Path(path_type=Path), envvar="MLGITFS_HOME", help=HOME_HELP)
+@click.option("-v", "--verbose", is_flag=True, help=VERBOSE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.version_option(package_name="mlgitfs")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, verbose: bool, quiet: bool) -> None:
+    """Version ML datasets, labels and models; mount any version as a directory.
+
+    The global options (--home, -v, -q) go before or after the command."""
+    _configure_logging(verbose)
     ctx.obj = Ctx(home, verbose, quiet)
 
 
 @cli.command()
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["dataset", "labels", "model"]), required=True)
-@click.option("--mutability", type=click.Choice(["strict", "flexible", "mutable"]), required=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["dataset", "labels", "model"]),
+    required=True,
+    help="What the repo versions: a dataset, a set of labels, or a model.",
+)
+@click.option(
+    "--mutability",
+    type=click.Choice(["strict", "flexible", "mutable"]),
+    required=True,
+    help="Whether committed files may change in later versions (see above).",
+)
 @click.option("--category", "categories", multiple=True, help="A category (repeatable).")
 @pass_ctx
 def init(c: Ctx, name: str, kind: str, mutability: str, categories: tuple[str, ...]) -> None:
-    """Create a repo: a dataset, labels set or model. Kind and mutability never change."""
+    """Create a repo NAME: a dataset, labels set or model. Kind and mutability never change.
+
+    \b
+    Mutability, the rule for files already committed:
+      strict    a committed file's content never changes in a later version: add
+                new files instead (edits, truncation, renames over it are refused)
+      flexible  committed files change only after 'mlgitfs unlock PATH' in a
+                writable mount, until the next commit
+      mutable   any file may change at any time, like a plain directory"""
     r = api.init(c.home, name, kind, mutability, list(categories))
     render.message(f"created {r.kind} repo {r.name} ({r.mutability})")
 
@@ -75,16 +157,22 @@ def init(c: Ctx, name: str, kind: str, mutability: str, categories: tuple[str, .
 @json_opt
 @pass_ctx
 def repos(c: Ctx, as_json: bool) -> None:
-    """List the repos of the store."""
+    """List the repos of the store: name, kind, mutability, branch and tag counts,
+    categories."""
     render.repos(api.repos(c.home), as_json)
 
 
 @cli.command("import")
-@click.argument("target")
+@click.argument("target", shell_complete=complete.revspec)
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-m", "--message", required=True)
+@click.option("-m", "--message", required=True, help="The commit message.")
 @click.option("--meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
-@click.option("--input", "inputs", multiple=True, help="REPO@REF this version was made from.")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="REPO@REF this version was made from (repeatable; @REF: a ref of this repo).",
+)
 @click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
 @json_opt
 @pass_ctx
@@ -98,7 +186,13 @@ def import_(
     allow_empty: bool,
     as_json: bool,
 ) -> None:
-    """Import directory SOURCE as a new commit on TARGET (NAME[@BRANCH], default branch main)."""
+    """Import directory SOURCE as a new commit on TARGET (REPO[@BRANCH], default branch
+    main, created on the first import; a tag's name is refused).
+
+    When nothing changed no commit is made (like git) unless --allow-empty. Only files whose
+    size, mtime, inode or ctime changed since the last import are read. Symlinks are stored,
+    never followed; sockets, FIFOs and devices are refused naming the path; an unreadable
+    file stops the import and nothing is committed. Prints the commit id."""
     with render.progress(c, "importing") as bar:
         r = api.import_dir(
             c.home, target, source, message, list(meta), list(inputs), bar, allow_empty
@@ -107,11 +201,14 @@ def import_(
 
 
 @cli.command()
-@click.argument("revspec")
+@click.argument("revspec", shell_complete=complete.revspec)
 @click.argument("dest", type=click.Path(path_type=Path))
 @pass_ctx
 def export(c: Ctx, revspec: str, dest: Path) -> None:
-    """Write a version (or a path of it) into a plain directory DEST."""
+    """Write a version (or a path of it) into DEST, with modes, mtimes and symlinks.
+
+    DEST is absent (its missing parents are created) or an empty directory; a file path is
+    written into an existing directory. A failure or Ctrl-C removes what the export made."""
     with render.progress(c, "exporting") as bar:
         r = api.export(c.home, revspec, dest, bar)
     render.message(
@@ -121,18 +218,25 @@ def export(c: Ctx, revspec: str, dest: Path) -> None:
 
 
 @cli.command()
-@click.argument("revspec")
+@click.argument("revspec", shell_complete=complete.revspec)
 @click.option("--path", help="Only commits that changed this path.")
-@click.option("-n", "--max-count", "limit", type=int)
+@click.option(
+    "-n",
+    "--max-count",
+    "limit",
+    type=click.IntRange(min=0),
+    help="Show at most N commits (0: none).  [default: all]",
+)
 @json_opt
 @pass_ctx
 def log(c: Ctx, revspec: str, path: str | None, limit: int | None, as_json: bool) -> None:
-    """Show the history of a branch or commit."""
+    """Show the history of a branch or commit, newest first, with the refs naming each
+    commit (origin/main for a remote-tracking ref)."""
     render.log(api.log(c.home, revspec, path, limit), as_json)
 
 
 @cli.command()
-@click.argument("revspec")
+@click.argument("revspec", shell_complete=complete.revspec)
 @json_opt
 @pass_ctx
 def show(c: Ctx, revspec: str, as_json: bool) -> None:
@@ -141,17 +245,21 @@ def show(c: Ctx, revspec: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("revspec")
-@click.option("-R", "--recursive", is_flag=True)
+@click.argument("revspec", shell_complete=complete.revspec)
+@click.option("-R", "--recursive", is_flag=True, help="List subdirectories too, depth first.")
 @json_opt
 @pass_ctx
 def ls(c: Ctx, revspec: str, recursive: bool, as_json: bool) -> None:
-    """List a directory of a version (REPO@REF[:PATH])."""
+    """List a directory of a version (REPO@REF[:PATH]): kind and mode, size, mtime, name.
+
+    With --json, each entry has path, kind (file, dir, symlink), mode, size (bytes of a
+    file, length of a symlink's target, 0 for a directory), mtime_ns, id (content id; the
+    target of a symlink) and entries (a directory's number of entries, else null)."""
     render.ls(api.ls(c.home, revspec, recursive), as_json)
 
 
 @cli.command()
-@click.argument("revspec")
+@click.argument("revspec", shell_complete=complete.revspec)
 @pass_ctx
 def cat(c: Ctx, revspec: str) -> None:
     """Write a file of a version (REPO@REF:PATH) to stdout."""
@@ -162,20 +270,25 @@ def cat(c: Ctx, revspec: str) -> None:
 
 
 @cli.command()
-@click.argument("a")
-@click.argument("b")
+@click.argument("a", shell_complete=complete.revspec)
+@click.argument("b", shell_complete=complete.revspec)
 @click.argument("paths", nargs=-1)
 @click.option("--stat", is_flag=True, help="Only counts and sizes.")
 @json_opt
 @pass_ctx
 def diff(c: Ctx, a: str, b: str, paths: tuple[str, ...], stat: bool, as_json: bool) -> None:
-    """Files added, removed and modified between two versions."""
+    """Files added, removed, modified and renamed between versions A and B, with sizes;
+    PATHs (inside the versions) keep only changes under them.
+
+    Identical subtrees and pages are skipped by id, so the cost follows what differs. With
+    --json: a, b (commit ids), items (change, path, old_size, new_size, old_path) and the
+    counts added, removed, modified."""
     render.diff(api.diff(c.home, a, b, list(paths)), stat, as_json)
 
 
 @cli.command()
-@click.argument("target")
-@click.argument("start", required=False)
+@click.argument("target", shell_complete=complete.revspec)
+@click.argument("start", required=False, shell_complete=complete.revspec)
 @click.option("-d", "--delete", is_flag=True, help="Delete the branch REPO@BRANCH.")
 @click.option(
     "-f",
@@ -206,8 +319,8 @@ def branch(
 
 
 @cli.command()
-@click.argument("target")
-@click.argument("revspec", required=False)
+@click.argument("target", shell_complete=complete.revspec)
+@click.argument("revspec", required=False, shell_complete=complete.revspec)
 @click.option("-d", "--delete", is_flag=True, help="Delete the tag REPO@TAG.")
 @json_opt
 @pass_ctx
@@ -225,12 +338,21 @@ def tag(c: Ctx, target: str, revspec: str | None, delete: bool, as_json: bool) -
 
 
 @cli.command()
-@click.argument("revspec")
-@click.option("--direction", type=click.Choice(["up", "down", "both"]), default="both")
+@click.argument("revspec", shell_complete=complete.revspec)
+@click.option(
+    "--direction",
+    type=click.Choice(["up", "down", "both"]),
+    default="both",
+    help="up: the inputs it was made from; down: the versions made from it; both.",
+)
 @json_opt
 @pass_ctx
 def lineage(c: Ctx, revspec: str, direction: str, as_json: bool) -> None:
-    """The graph of inputs: what a version was made from (up) and what was made from it (down)."""
+    """The graph of inputs: what a version was made from (up: its --inputs, transitively)
+    and what was made from it (down).
+
+    With --json: {"upstream": NODE, "downstream": NODE}, a NODE being repo, commit, message,
+    refs, and its neighbours: "inputs" upstream, "used_by" downstream."""
     render.lineage(api.lineage_of(c.home, revspec, direction), as_json)
 
 
@@ -240,7 +362,14 @@ def lineage(c: Ctx, revspec: str, direction: str, as_json: bool) -> None:
 @json_opt
 @pass_ctx
 def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
-    """Show settings, or set KEY to VALUE (cache-size: the chunk cache budget, e.g. 20G)."""
+    """Show the store's settings, or set KEY to VALUE.
+
+    \b
+    cache-size  the disk budget of the store's chunk cache (20G; none: no
+                budget). Over it, whole segments holding only chunks a remote
+                has are evicted, oldest first; chunks not yet pushed never
+                are. $MLGITFS_CACHE_SIZE overrides it. (A mount daemon's
+                memory is another setting: mount --memory.)"""
     items = api.config(c.home, key, value)
     if as_json:
         render.emit_json(items)
@@ -250,7 +379,7 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("repo", required=False)
+@click.argument("repo", required=False, shell_complete=complete.repo)
 @click.option(
     "--remote",
     "check_remote",
@@ -260,11 +389,27 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
 @json_opt
 @pass_ctx
 def fsck(c: Ctx, repo: str | None, check_remote: bool, as_json: bool) -> None:
-    """Check every object reachable from every ref. Exit 1 when damage is found."""
+    """Check every object reachable from every ref (of REPO, or all): present, hashing to
+    its id, canonical and valid; every local chunk readable. Chunks only on a remote are
+    counted, and fetched and checked with --remote. Exit 0 when clean, 1 with a report
+    naming each damaged object and a path that reaches it."""
     report = api.fsck(c.home, repo, check_remote)
     render.fsck(report, as_json)
     if not report.clean:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(complete.SHELLS))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL: commands, options, repos, refs
+    (REPO@<TAB>), paths (REPO@REF:<TAB>) and remotes complete.
+
+    \b
+    bash:  eval "$(mlgitfs completion bash)"     (in ~/.bashrc)
+    zsh:   eval "$(mlgitfs completion zsh)"      (in ~/.zshrc)
+    fish:  mlgitfs completion fish | source      (in config.fish)"""
+    click.echo(complete.script(shell))
 
 
 def _register_extensions() -> None:
@@ -272,6 +417,8 @@ def _register_extensions() -> None:
     from . import extra
 
     extra.register(cli)
+    for cmd in cli.commands.values():
+        add_global_params(cmd)
 
 
 _register_extensions()

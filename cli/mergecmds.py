@@ -69,7 +69,7 @@ def _run(as_json: bool, call: Callable[[], api.MergeResult]) -> None:
 @click.command()
 @click.argument("source")
 @into_opt
-@click.option("-m", "--message")
+@click.option("-m", "--message", help="The commit message.  [default: one naming the change]")
 @click.option("--ff-only", is_flag=True, help="Refuse unless it is a fast-forward.")
 @click.option("--no-ff", is_flag=True, help="A merge commit even when a fast-forward would do.")
 @strategy_opt
@@ -87,9 +87,12 @@ def merge(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Merge SOURCE (REPO@REF, e.g. ds@feature or ds@origin/main) into a branch.
+    """Merge SOURCE (REPO@REF: a branch, tag, commit or origin/main) into a branch.
 
-    Conflicts are listed and exit 23; a merge with conflicts changes nothing."""
+    A fast-forward when the branch has nothing SOURCE lacks (unless --no-ff), else a
+    three-way merge against their merge base committed with two parents, the branch moved by
+    compare-and-swap. Conflicts are listed per path (kind; base, ours and theirs: id, size,
+    mode) on stdout, exit 23, and change nothing. --ff-only refuses anything else (exit 12)."""
     _run(
         as_json,
         lambda: api.merge(c.home, source, into, message, ff_only, no_ff, strategy, dry_run),
@@ -103,7 +106,8 @@ def merge(
 @json_opt
 @pass_ctx
 def merge_base(c: Ctx, a: str, b: str, all_: bool, as_json: bool) -> None:
-    """The commit a merge of A and B is made against. Exit 1 when they share no history."""
+    """The commit a merge of A and B is made against (--all: every best common ancestor of
+    a criss-cross history, the chosen one first). Exit 1 when they share no history."""
     r = api.merge_base(c.home, a, b)
     if as_json:
         render.emit_json(r)
@@ -121,7 +125,11 @@ def merge_base(c: Ctx, a: str, b: str, all_: bool, as_json: bool) -> None:
 @json_opt
 @pass_ctx
 def reset(c: Ctx, target: str, revspec: str, force: bool, as_json: bool) -> None:
-    """Move branch TARGET (REPO@BRANCH) to REVSPEC."""
+    """Move branch TARGET (REPO@BRANCH) to REVSPEC.
+
+    Refused (exit 22) when the commits it leaves are held by no other branch, tag or
+    remote-tracking ref, unless --force; always refused while its checkout has uncommitted
+    changes (exit 22) or a writable mount of it is live (exit 11)."""
     r = api.reset(c.home, target, revspec, force)
     if as_json:
         render.emit_json(r)
@@ -134,7 +142,7 @@ def _pick(name: str, doc: str, fn: Callable[..., api.MergeResult]) -> click.Comm
     @click.command(name, help=doc)
     @click.argument("revspec")
     @into_opt
-    @click.option("-m", "--message")
+    @click.option("-m", "--message", help="The commit message.  [default: one naming the change]")
     @strategy_opt
     @dry_opt
     @json_opt
@@ -155,7 +163,8 @@ def _pick(name: str, doc: str, fn: Callable[..., api.MergeResult]) -> click.Comm
 
 revert = _pick(
     "revert",
-    "A new commit on a branch that undoes REVSPEC's changes (against its first parent).",
+    "A new commit on a branch that undoes REVSPEC's changes against its first parent (a "
+    "three-way merge: later changes to the same paths conflict).",
     api.revert,
 )
 cherry_pick = _pick(

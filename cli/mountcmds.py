@@ -8,18 +8,26 @@ import click
 
 from mlgitfs import api
 
-from . import render
+from . import complete, render
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.command()
-@click.argument("revspec")
+@click.argument("revspec", shell_complete=complete.revspec)
 @click.argument("mountpoint", type=click.Path(path_type=Path))
 @click.option("--foreground", is_flag=True, help="Stay attached and log to stderr.")
 @click.option("--allow-other", is_flag=True, help="Let other users read the mount.")
-@click.option("--cache-size", help="Decoded-chunk memory cache of the daemon (e.g. 512M).")
+@click.option(
+    "--memory",
+    metavar="SIZE",
+    default="256M",
+    help="The daemon's memory for chunks fetched from a remote and not yet read (read-ahead "
+    "windows). Not the disk budget of the store's chunk cache: that is "
+    "'mlgitfs config cache-size'.",
+)
+@click.option("--cache-size", "old_cache_size", hidden=True, help="Old name of --memory.")
 @click.option("--read-only", is_flag=True, help="Mount a branch read-only.")
 @pass_ctx
 def mount(
@@ -28,17 +36,26 @@ def mount(
     mountpoint: Path,
     foreground: bool,
     allow_other: bool,
-    cache_size: str | None,
+    memory: str,
+    old_cache_size: str | None,
     read_only: bool,
 ) -> None:
-    """Mount REVSPEC (REPO@REF) at MOUNTPOINT; returns once the mount answers."""
+    """Mount REVSPEC at MOUNTPOINT; returns once the mount answers.
+
+    A branch (REPO@BRANCH) mounts writable (a copy-on-write overlay) unless --read-only,
+    one writable mount per branch and store; a tag, a commit id or REF~N mounts read-only.
+    See docs/mount.md for caching and training from a mount."""
+    if old_cache_size is not None:
+        render.message("mlgitfs: warning: mount --cache-size is now --memory (the daemon's "
+                       "memory); the disk budget is 'mlgitfs config cache-size'")  # fmt: skip
+        memory = old_cache_size
     info = api.mount(
         c.home,
         revspec,
         mountpoint,
         foreground=foreground,
         allow_other=allow_other,
-        cache_size=cache_size,
+        cache_size=memory,
         read_only=read_only,
     )
     if info is not None:
@@ -54,7 +71,8 @@ def mount(
 @click.option("-l", "--lazy", is_flag=True, help="Detach now even if files are open.")
 @pass_ctx
 def unmount(c: Ctx, mountpoint: Path, lazy: bool) -> None:
-    """Unmount an mlgitfs mount (also one whose daemon died)."""
+    """Unmount an mlgitfs mount; a busy mount (open files) is refused unless --lazy; a
+    mount whose daemon died is cleaned up."""
     api.unmount(c.home, mountpoint, lazy)
     render.message(f"unmounted {mountpoint}")
 
@@ -63,20 +81,26 @@ def unmount(c: Ctx, mountpoint: Path, lazy: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def mounts(c: Ctx, as_json: bool) -> None:
-    """List live mounts of this store."""
+    """List the mounts of the store: mountpoint, revspec, commit (for a writable mount,
+    the commit its overlay is based on now), ro/rw, and the daemon's pid, or "dead" for a
+    mount whose daemon died ('mlgitfs unmount' cleans it up). --json adds alive: false."""
     items = api.mounts(c.home)
     if as_json:
         render.emit_json(items)
         return
     for m in items:
         mode = "ro" if m.read_only else "rw"
-        click.echo(f"{m.mountpoint}\t{m.revspec}\t{m.commit[:12]}\t{mode}\tpid {m.pid}")
+        state = f"pid {m.pid}" if m.alive else f"dead (pid {m.pid} gone: 'mlgitfs unmount' it)"
+        click.echo(f"{m.mountpoint}\t{m.revspec}\t{m.commit[:12]}\t{mode}\t{state}")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
-    """Check what mounts need: the pyfuse3 build (patched or stock) and FUSE."""
+    """Check what mounts need: the installed pyfuse3 and whether it is the patched build
+    (each of the four patches, and what a mount loses without it), /dev/fuse, fusermount3,
+    and what to do about anything missing. mount warns on stderr when pyfuse3 lacks the
+    patches."""
     render.doctor(api.doctor(), as_json)
 
 

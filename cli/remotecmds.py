@@ -7,7 +7,7 @@ import click
 from mlgitfs import api
 from mlgitfs.errors import MergeConflict
 
-from . import render
+from . import complete, render
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -20,7 +20,8 @@ endpoint_opt = click.option(
 
 @click.group()
 def remote() -> None:
-    """Manage remotes: s3://BUCKET/PREFIX or file:///DIR."""
+    """Manage remotes: s3://BUCKET/PREFIX or file:///DIR (see docs/remotes.md). The
+    default remote of push, fetch and pull is the only one, else origin."""
 
 
 @remote.command("add")
@@ -79,8 +80,8 @@ def _updates(r: api.SyncResult, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("target")
-@click.argument("remote_name", required=False)
+@click.argument("target", shell_complete=complete.revspec)
+@click.argument("remote_name", required=False, shell_complete=complete.remote)
 @click.option("--all", "all_refs", is_flag=True, help="Push every branch and tag of REPO.")
 @json_opt
 @pass_ctx
@@ -92,18 +93,19 @@ def push(c: Ctx, target: str, remote_name: str | None, all_refs: bool, as_json: 
 
 
 @click.command()
-@click.argument("repo")
-@click.argument("remote_name", required=False)
+@click.argument("repo", shell_complete=complete.repo)
+@click.argument("remote_name", required=False, shell_complete=complete.remote)
 @json_opt
 @pass_ctx
 def fetch(c: Ctx, repo: str, remote_name: str | None, as_json: bool) -> None:
-    """Fetch the refs of REPO and the history they name (not file contents)."""
+    """Fetch the refs of REPO and the history they name (not file contents): they become
+    remote-tracking refs, REPO@REMOTE/BRANCH (REPO@origin/main)."""
     _updates(api.fetch(c.home, repo, remote_name), as_json)
 
 
 @click.command()
-@click.argument("target")
-@click.argument("remote_name", required=False)
+@click.argument("target", shell_complete=complete.revspec)
+@click.argument("remote_name", required=False, shell_complete=complete.remote)
 @click.option("--ff-only", is_flag=True, help="Refuse instead of merging a diverged branch.")
 @click.option(
     "--strategy",
@@ -134,10 +136,16 @@ def pull(
 
 @click.command()
 @click.argument("url")
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete.repo)
 @click.argument("local_name", required=False)
 @endpoint_opt
-@click.option("--remote", "remote_name", default="origin", show_default=True)
+@click.option(
+    "--remote",
+    "remote_name",
+    default="origin",
+    show_default=True,
+    help="Name of the remote to record (an existing one with the same URL is reused).",
+)
 @json_opt
 @pass_ctx
 def clone(
@@ -149,7 +157,9 @@ def clone(
     remote_name: str,
     as_json: bool,
 ) -> None:
-    """Clone REPO from URL: refs and history now, file contents on demand."""
+    """Clone REPO from URL as LOCAL_NAME (default REPO): refs and history now, file
+    contents on demand. The only command besides init that creates a store; a clone that
+    fails or is interrupted leaves nothing behind (no store, no remote, no directory)."""
     r = api.clone(c.home, url, repo, local_name, endpoint_url, remote_name)
     if as_json:
         render.emit_json(r)
@@ -161,7 +171,7 @@ def clone(
 
 
 @click.command()
-@click.argument("revspec")
+@click.argument("revspec", shell_complete=complete.revspec)
 @json_opt
 @pass_ctx
 def prefetch(c: Ctx, revspec: str, as_json: bool) -> None:

@@ -23,8 +23,10 @@ from mlgitfs.repo.fsck import FsckReport
 from mlgitfs.repo.lineage import LineageNode
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ctx:
+    """The global options; set before the subcommand or after it (`mlgitfs log X -v`)."""
+
     home: Path | None
     verbose: bool
     quiet: bool
@@ -214,19 +216,28 @@ def _tree(node: LineageNode, depth: int, arrow: str) -> None:
         _tree(child, depth + 1, arrow)
 
 
-def _node_json(node: LineageNode) -> dict[str, Any]:
+def _node_json(node: LineageNode, edges: str) -> dict[str, Any]:
+    """A node with its neighbours under `edges`: "inputs" upstream (what it was made from),
+    "used_by" downstream (what was made from it)."""
     return {
         "repo": node.repo,
         "commit": node.commit.hex(),
         "message": node.message,
         "refs": list(node.refs),
-        "children": [_node_json(c) for c in node.children],
+        edges: [_node_json(c, edges) for c in node.children],
     }
 
 
 def lineage(items: list[api.LineageResult], as_json: bool) -> None:
     if as_json:
-        emit_json({r.direction: _node_json(r.root) for r in items})
+        emit_json(
+            {
+                r.direction: _node_json(
+                    r.root, "inputs" if r.direction == "upstream" else "used_by"
+                )
+                for r in items
+            }
+        )
         return
     for r in items:
         click.echo(f"{r.direction}:")

@@ -13,12 +13,14 @@ table and tests/test_cli.py keeps the two together.
     │   ├── UnknownRepo             exit 3   no repo of that name in the store
     │   ├── UnknownRef              exit 4   no branch, tag or commit for that ref
     │   ├── PathNotFound            exit 4   no such path in that commit
+    │   ├── StoreNotFound           exit 24  no store at that home (only init and clone make one)
     │   └── UnknownRemote           exit 3   no remote of that name
     ├── AmbiguousRef                exit 5   a short commit id that names several commits
     ├── AlreadyExists               exit 8   a repo, branch, tag or remote that exists already
     ├── CorruptObject               exit 7   an object that does not hash to its id or parse
     │   └── MissingObject           exit 7   an object or chunk that should be there and is not
     ├── SourceError                 exit 9   import input refused: special file, unreadable file
+    ├── DestinationError            exit 25  export output cannot be written (permission, space)
     ├── StoreError                  exit 10  the local store cannot do what was asked
     │   └── StoreFull               exit 10  the LMDB map or the disk is full
     ├── MountError                  exit 11  a mount could not be made, found or unmounted
@@ -87,6 +89,10 @@ class PathNotFound(NotFound):
     exit_code = 4
 
 
+class StoreNotFound(NotFound):
+    exit_code = 24
+
+
 class UnknownRemote(NotFound):
     exit_code = 3
 
@@ -116,6 +122,10 @@ class MissingObject(CorruptObject):
 
 class SourceError(MlgitError):
     exit_code = 9
+
+
+class DestinationError(MlgitError):
+    exit_code = 25
 
 
 class StoreError(MlgitError):

@@ -159,10 +159,11 @@ def test_lineage(tmp_path: Path, cli: Cli, ds: Path) -> None:
     )
     up = json.loads(cli("lineage", "net", "--json", "--direction", "up").stdout)["upstream"]
     assert up["repo"] == "net"
-    assert sorted(c["repo"] for c in up["children"]) == ["ds", "lbl"]
+    assert sorted(c["repo"] for c in up["inputs"]) == ["ds", "lbl"]
+    assert "children" not in up
     down = json.loads(cli("lineage", "ds", "--json").stdout)["downstream"]
-    kids = {c["repo"]: c for c in down["children"]}
-    assert set(kids) == {"lbl", "net"} and kids["lbl"]["children"][0]["repo"] == "net"
+    kids = {c["repo"]: c for c in down["used_by"]}
+    assert set(kids) == {"lbl", "net"} and kids["lbl"]["used_by"][0]["repo"] == "net"
     assert "net@" in cli("lineage", "ds").stdout
     cli("import", "net", str(tmp_path / "m"), "-m", "x", "--input", "nope@main", code=3)
 
@@ -206,6 +207,8 @@ def test_exit_code_table_matches_docs() -> None:
 
 
 def test_config_cache_size(cli: Cli) -> None:
+    cli("config", code=24)  # no store yet: config does not make one
+    cli("init", "ds", "--kind", "dataset", "--mutability", "strict")
     assert "cache-size\t(unset)" in cli("config").stdout
     cli("config", "cache-size", "2G")
     assert json.loads(cli("config", "cache-size", "--json").stdout) == [

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlgitfs import api
-from mlgitfs.errors import ConflictError, SourceError, StoreFull, UnknownRepo
+from mlgitfs.errors import ConflictError, SourceError, StoreFull, StoreNotFound, UnknownRepo
 from mlgitfs.repo import filedata
 from tests.conftest import set_mtimes, write_tree
 
@@ -248,6 +248,10 @@ def test_unreadable_file_stops_import_with_nothing_committed(tmp_path: Path) -> 
 
 def test_import_into_missing_repo(tmp_path: Path, home: Path) -> None:
     src = write_tree(tmp_path / "src", {"a": b"x"})
+    with pytest.raises(StoreNotFound):  # no store: import does not make one
+        api.import_dir(home, "nope", src, "m")
+    assert not home.exists()
+    api.init(home, "ds", "dataset", "strict")
     with pytest.raises(UnknownRepo):
         api.import_dir(home, "nope", src, "m")
 

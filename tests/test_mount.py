@@ -210,8 +210,10 @@ def test_killed_daemon_gives_enotconn_then_remount(
             break
         time.sleep(0.05)
     assert info.value.errno == errno.ENOTCONN
-    assert api.mounts(home) == []
+    [dead] = api.mounts(home)  # listed as dead until unmounted
+    assert dead.pid == rec.pid and not dead.alive
     mlgitfs(home, "unmount", str(mp))
+    assert api.mounts(home) == []
     mounter("ds@v1")
     assert (mp / "labels.csv").read_text().startswith("0,0\n")
 

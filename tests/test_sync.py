@@ -208,6 +208,8 @@ def test_not_fast_forward_and_diverged_pull(cli: Cli, remote: Remote, tmp_path: 
 
 
 def test_remote_commands(cli: Cli, remote: Remote, tmp_path: Path) -> None:
+    cli("remote", "add", "origin", remote.url, *remote.add_args(), code=24)  # no store yet
+    cli("init", "ds", "--kind", "dataset", "--mutability", "strict")
     cli("remote", "add", "origin", remote.url, *remote.add_args())
     cli("remote", "add", "origin", remote.url, *remote.add_args(), code=8)
     listed = json.loads(cli("remote", "list", "--json").stdout)
@@ -240,6 +242,7 @@ def test_remote_ignoring_preconditions_is_refused_for_push(cli: Cli, tmp_path: P
 def test_chunker_mismatch_refused(cli: Cli, tmp_path: Path) -> None:
     t = open_transport((tmp_path / "r").as_uri())
     t.put("mlgitfs.toml", b"format = 1\nchunker = [1, 2, 3, 1]\n")
+    cli("init", "ds", "--kind", "dataset", "--mutability", "strict")
     res = cli("remote", "add", "origin", (tmp_path / "r").as_uri(), code=13)
     assert "chunker" in res.stderr
 

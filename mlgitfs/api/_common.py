@@ -6,23 +6,32 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlgitfs.api.results import CommitInfo, RepoResult
-from mlgitfs.errors import UsageError
+from mlgitfs.errors import StoreNotFound, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.db import RepoRecord
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo import refs
-from mlgitfs.repo.store import Store
+from mlgitfs.repo.store import Store, default_home, is_store
 
 Progress = Callable[[int, int], None]
 
 _stores: dict[str, Store] = {}
 
 
-def open_store(home: Path | None) -> Store:
-    """The process's Store for `home` (one LMDB environment per process and path)."""
-    store = Store.open(home)
+def open_store(home: Path | None, create: bool = False) -> Store:
+    """The process's Store for `home` (one LMDB environment per process and path).
+
+    Only `create` (init, clone) makes a store where there is none: anything else naming a
+    home without one (a mistyped --home or $MLGITFS_HOME) is StoreNotFound, not a new store."""
+    where = (home or default_home()).absolute()
+    if not create and not is_store(where):
+        raise StoreNotFound(
+            f"no mlgitfs store at {where}: check --home and $MLGITFS_HOME; 'mlgitfs init' "
+            "or 'mlgitfs clone' creates one"
+        )
+    store = Store.open(where)
     key = str(store.home.resolve())
     cached = _stores.get(key)
     if cached is not None and cached.env is store.env:

@@ -77,8 +77,8 @@ def _writable_mount(home: Path | None, where: Path | None) -> tuple[Store, Mount
             best = m
     if best is None:
         raise MountError(
-            f"{target} is not inside a mount of this store (see 'mlgitfs mounts'; a mount of "
-            "another store needs its --home or MLGITFS_HOME)"
+            f"{target} is not inside a mount of the store at {store.home} (see 'mlgitfs "
+            "mounts'; a mount of another store needs its --home or MLGITFS_HOME)"
         )
     if best.read_only or not best.control_socket:
         raise MountError(f"{best.mountpoint} is a read-only mount ({best.revspec}): "

@@ -24,6 +24,7 @@ class MountInfo:
     pid: int
     read_only: bool
     fsname: str
+    alive: bool = True  # False: the daemon died and the kernel still holds the mount
 
 
 def mount(
@@ -91,13 +92,14 @@ def unmount(home: Path | None, mountpoint: Path, lazy: bool = False) -> None:
 def mounts(home: Path | None) -> list[MountInfo]:
     from mlgitfs.daemon import registry
 
+    """The store's mounts, live and dead (a dead one answers nothing until unmounted)."""
     store = open_store(home)
     out = []
-    for m in registry.list_mounts(store.run_dir):
+    for m, alive in registry.mount_states(store.run_dir):
         commit = m.commit
         if not m.read_only:  # a commit from the mount moved its base since the record
             commit = _checkout_base(store, m.revspec) or commit
-        out.append(MountInfo(m.revspec, commit, m.mountpoint, m.pid, m.read_only, m.fsname))
+        out.append(MountInfo(m.revspec, commit, m.mountpoint, m.pid, m.read_only, m.fsname, alive))
     return out
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgitfs.api._common import Progress, open_store, repo_result
+from mlgitfs.api._common import Progress, close_store, open_store, repo_result
 from mlgitfs.api.results import RepoResult
 from mlgitfs.errors import UsageError
 from mlgitfs.model.ids import to_hex
@@ -16,6 +17,7 @@ from mlgitfs.repo import prefetch as prefetch_mod
 from mlgitfs.repo import remotes as remotes_mod
 from mlgitfs.repo import sync as sync_mod
 from mlgitfs.repo.merge import Strategy
+from mlgitfs.repo.store import default_home
 from mlgitfs.store import packs as packs_mod
 from mlgitfs.store import remotedb as remotedb_mod
 
@@ -168,8 +170,16 @@ def clone(
     endpoint_url: str | None = None,
     remote: str = "origin",
 ) -> CloneResult:
-    store = open_store(home)
-    rec, out = sync_mod.clone(store, url, repo, local_name, endpoint_url, remote)
+    where = (home or default_home()).absolute()
+    fresh = not where.exists()  # a clone that fails leaves no store it made behind
+    store = open_store(where, create=True)
+    try:
+        rec, out = sync_mod.clone(store, url, repo, local_name, endpoint_url, remote)
+    except BaseException:
+        if fresh:
+            close_store(where)
+            shutil.rmtree(where, ignore_errors=True)
+        raise
     return CloneResult(repo_result(store, rec), out.remote, url, _sync_result("fetch", out))
 
 

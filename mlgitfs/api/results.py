@@ -62,9 +62,10 @@ class LsEntry:
     path: str
     kind: str
     mode: int
-    size: int
+    size: int  # bytes of a file, length of a symlink's target; 0 for a directory
     mtime_ns: int
     id: str  # chunk, manifest or tree id in hex; the target for symlinks
+    entries: int | None = None  # a directory's number of entries; None for files, symlinks
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ObjectId, to_hex
-from mlgitfs.model.names import check_repo_name
+from mlgitfs.model.names import check_repo_name, split_path
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
 from mlgitfs.repo import diff as diff_mod
@@ -53,7 +54,7 @@ def init(
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    store = open_store(home)
+    store = open_store(home, create=True)
     with store.env.write() as txn:
         db.create_repo(txn, rec)
     return repo_result(store, rec)
@@ -127,6 +128,8 @@ def log(
     if path:
         parts = parts + tuple(parse_revspec(f"x:{path}").path)
     names = _ref_index(store, r.repo)
+    if limit is not None and limit <= 0:
+        return []  # -n 0: nothing, as git log -n 0
     return [
         commit_info(oid, c, tuple(names.get(bytes(oid), [])))
         for oid, c in history.log(store, r.commit_id, parts, limit)
@@ -146,6 +149,8 @@ def _ls_entry(path: str, e: TreeEntry) -> LsEntry:
     ident = (
         e.ref.decode("utf-8", "surrogateescape") if e.kind is EntryKind.SYMLINK else to_hex(e.ref)
     )
+    if e.kind is EntryKind.DIR:  # a tree entry's size counts its entries, not bytes
+        return LsEntry(path, kind, e.mode, 0, e.mtime_ns, ident, e.size)
     return LsEntry(path, kind, e.mode, e.size, e.mtime_ns, ident)
 
 
@@ -179,6 +184,8 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
 
 def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> DiffResult:
     store = open_store(home)
+    # Paths are inside the versions: '..', '.' or an empty part is refused, not normalized.
+    prefixes = ["/".join(os.fsdecode(x) for x in split_path(p)) for p in paths or []]
     ra, rb = refs.resolve(store, a), refs.resolve(store, b)
 
     def tree_of(r: refs.Resolved) -> ObjectId | None:
@@ -195,8 +202,7 @@ def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> D
         DiffItem(d.change.value, d.path, d.old_size, d.new_size, d.old_path)
         for d in diff_mod.with_renames(diff_mod.diff_trees(store, ta, tb))
     ]
-    if paths:
-        prefixes = [p.strip("/") for p in paths]
+    if prefixes:
         items = [
             i
             for i in items

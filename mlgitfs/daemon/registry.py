@@ -156,22 +156,30 @@ def _read_record(path: Path) -> MountRecord | None:
         return None
 
 
-def list_mounts(run_dir: Path) -> list[MountRecord]:
-    """Live mounts recorded under run_dir, sorted by mountpoint; stale records are removed."""
+def mount_states(run_dir: Path) -> list[tuple[MountRecord, bool]]:
+    """Mounts recorded under run_dir with whether their daemon is alive, by mountpoint.
+
+    A record whose mountpoint left the kernel's table is stale and removed; one whose daemon
+    died while the kernel still holds the mount is kept and reported dead (until unmount)."""
     if not run_dir.is_dir():
         return []
-    live_points = {m.mountpoint for m in kernel_mounts() if is_mlgitfs(m)}
-    live: list[MountRecord] = []
+    points = {m.mountpoint for m in kernel_mounts() if is_mlgitfs(m)}
+    out: list[tuple[MountRecord, bool]] = []
     for path in sorted(run_dir.glob(f"*{RECORD_SUFFIX}")):
         record = _read_record(path)
         if record is None:
             continue
-        if pid_alive(record.pid) and record.mountpoint in live_points:
-            live.append(record)
+        if record.mountpoint in points:
+            out.append((record, pid_alive(record.pid)))
         else:
             log.info("removing stale mount record of pid %d (%s)", record.pid, record.mountpoint)
             remove_record(run_dir, record.pid)
-    return sorted(live, key=lambda r: r.mountpoint)
+    return sorted(out, key=lambda ra: ra[0].mountpoint)
+
+
+def list_mounts(run_dir: Path) -> list[MountRecord]:
+    """Live mounts recorded under run_dir, sorted by mountpoint; stale records are removed."""
+    return [record for record, alive in mount_states(run_dir) if alive]
 
 
 def find_mount(run_dir: Path, mountpoint: str | os.PathLike[str]) -> MountRecord | None:

@@ -64,7 +64,9 @@ def create_repo(txn: WriteTxn, rec: RepoRecord) -> None:
 def get_repo(txn: ReadTxn, name: str) -> RepoRecord:
     data = txn.get("repos", name.encode())
     if data is None:
-        raise UnknownRepo(f"no repo named {name!r} in this store (see 'mlgitfs repos')")
+        raise UnknownRepo(
+            f"no repo named {name!r} in the store at {txn.store_home} (see 'mlgitfs repos')"
+        )
     return RepoRecord.decode(name, data)
 
 

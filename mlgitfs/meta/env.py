@@ -43,9 +43,12 @@ DEFAULT_MAP_SIZE = 64 << 30
 
 
 class ReadTxn:
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, lmdb._Database]) -> None:
+    def __init__(
+        self, txn: lmdb.Transaction, dbs: dict[str, lmdb._Database], store_home: Path
+    ) -> None:
         self._txn = txn
         self._dbs = dbs
+        self.store_home = store_home  # for messages that name the store
 
     def get(self, db: str, key: bytes) -> bytes | None:
         value = self._txn.get(key, db=self._dbs[db])
@@ -122,7 +125,7 @@ class MetaEnv:
     def read(self) -> Iterator[ReadTxn]:
         try:
             with self._env.begin(write=False, buffers=False) as txn:
-                rt = ReadTxn(txn, self._dbs)
+                rt = ReadTxn(txn, self._dbs, self.path.parent)
                 try:
                     yield rt
                 finally:
@@ -138,7 +141,7 @@ class MetaEnv:
         """A write transaction: committed when the block ends, aborted on any exception."""
         try:
             with self._env.begin(write=True) as txn:
-                yield WriteTxn(txn, self._dbs)
+                yield WriteTxn(txn, self._dbs, self.path.parent)
         except lmdb.MapFullError as exc:
             raise StoreFull(_full_message(self.path)) from exc
         except lmdb.Error as exc:

@@ -89,7 +89,9 @@ def write_commit(
     with store.env.write() as txn:
         for repo, input_id in req.inputs:
             if not txn.has("objects", bytes(input_id)):
-                raise UnknownRef(f"input {repo}@{short_hex(input_id)} is not in this store")
+                raise UnknownRef(
+                    f"input {repo}@{short_hex(input_id)} is not in the store at {txn.store_home}"
+                )
         if expected_head is None:  # a new branch: never beside a tag of the same name
             refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
         writer.record(txn)

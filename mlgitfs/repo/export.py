@@ -8,12 +8,14 @@ with CorruptObject, and the partly written file is removed. The walk is iterativ
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgitfs.errors import SourceError, UsageError
+from mlgitfs.errors import DestinationError, UsageError
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.store import Store
@@ -53,14 +55,60 @@ def export_entry(
     dest: Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportStats:
-    """Write the entry (None: the root tree `root`) at `dest`: absent or an empty directory."""
+    """Write the entry (None: the root tree `root`) at `dest`: absent or an empty directory.
+
+    Missing parents of `dest` are created (as `mkdir -p`). A failure or an interrupt removes
+    what the export made (the directories it created, or what it wrote into an empty `dest`),
+    so nothing half-made is left behind."""
     stats = ExportStats()
     if dest.exists() or dest.is_symlink():
         if entry is not None and not entry.is_dir and dest.is_dir():
             dest = dest / entry.name.decode("utf-8", "surrogateescape")
         elif not dest.is_dir() or any(dest.iterdir()):
             raise UsageError(f"{dest} exists and is not an empty directory; nothing was written")
+    made = _first_missing(dest)  # what to remove on failure; None: dest is an empty directory
     try:
+        _export(store, entry, root, dest, stats, progress)
+    except BaseException:
+        _undo(dest, made)
+        raise
+    return stats
+
+
+def _first_missing(dest: Path) -> Path | None:
+    """The topmost of `dest` and its parents that does not exist yet (None: dest exists)."""
+    path = dest.absolute()
+    if path.exists() or path.is_symlink():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _undo(dest: Path, made: Path | None) -> None:
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            made.unlink()  # a single exported file or symlink
+        return
+    for child in list(dest.iterdir()) if dest.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                child.unlink()
+
+
+def _export(
+    store: Store,
+    entry: TreeEntry | None,
+    root: ObjectId,
+    dest: Path,
+    stats: ExportStats,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         if entry is None or entry.is_dir:
             dest.mkdir(exist_ok=True)
             ref = root if entry is None else ObjectId(entry.ref)
@@ -71,8 +119,9 @@ def export_entry(
         else:
             _export_one(store, entry, dest, stats, progress)
     except OSError as exc:
-        raise SourceError(f"cannot write {exc.filename or dest}: {exc.strerror}") from exc
-    return stats
+        raise DestinationError(
+            f"cannot write {exc.filename or dest}: {exc.strerror}; nothing was left behind"
+        ) from exc
 
 
 def _export_one(

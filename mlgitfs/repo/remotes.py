@@ -16,6 +16,7 @@ from mlgitfs.errors import (
     InvalidName,
     PreconditionFailed,
     RemoteError,
+    UnknownRepo,
     UsageError,
 )
 from mlgitfs.meta import db
@@ -84,7 +85,7 @@ def _check_config(store: Store, rec_url: str, t: RemoteTransport, create: bool) 
         )
     if params != store.params:
         raise RemoteError(
-            f"{rec_url} uses chunker parameters {params.as_list()}, this store "
+            f"{rec_url} uses chunker parameters {params.as_list()}, the store at {store.home} "
             f"{store.params.as_list()}: their chunks would never match, so it is refused"
         )
 
@@ -136,18 +137,34 @@ def choose(store: Store, name: str | None) -> RemoteRecord:
         if r.name == DEFAULT_REMOTE:
             return r
     if not recs:
-        raise UsageError("this store has no remote: add one with 'mlgitfs remote add NAME URL'")
+        raise UsageError(
+            f"the store at {store.home} has no remote: add one with 'mlgitfs remote add NAME URL'"
+        )
     names = ", ".join(r.name for r in recs)
     raise UsageError(f"several remotes ({names}) and none is 'origin': name the remote")
 
 
+def _check_clone_source(store: Store, url: str, endpoint_url: str | None, repo: str) -> None:
+    """Before a clone records anything or writes to the remote: it is an mlgitfs remote
+    holding `repo` (a mistyped URL fails here, with no directory or record left behind)."""
+    t = open_transport(url, endpoint_url)
+    try:
+        _check_config(store, url, t, create=False)
+        if t.head(packs.repo_key(repo)) is None:
+            raise UnknownRepo(f"{t.describe()} has no repo {repo!r}")
+    finally:
+        t.close()
+
+
 def for_clone(
     store: Store, name: str, url: str, endpoint_url: str | None, local: str, remote_repo: str
-) -> RemoteRecord:
-    """The remote a clone uses: an existing record with the same URL, or a new one."""
+) -> tuple[RemoteRecord, bool]:
+    """The remote a clone uses, and whether it was added for it: an existing record with
+    the same URL, or a new one once the URL is known to hold the repo."""
     with store.env.read() as txn:
         existing = txn.get("remotes", check_remote_name(name).encode())
     if existing is None:
+        _check_clone_source(store, url, endpoint_url, remote_repo)
         rec = add(store, name, url, endpoint_url)
     else:
         rec = RemoteRecord.decode(name, existing)
@@ -160,7 +177,7 @@ def for_clone(
         rec = RemoteRecord(rec.name, rec.url, rec.endpoint_url, rec.conditional_writes, repos)
         with store.env.write() as txn:
             remotedb.put_remote(txn, rec)
-    return rec
+    return rec, existing is None
 
 
 def describe_move(old: bytes | None, new: bytes | None) -> str:

@@ -5,8 +5,9 @@ it loads: objects against their id (and canonical form), chunks against their ha
 not local is fetched from the store's remotes on demand (store/fetcher.py) and cached.
 
 The chunk cache's byte budget: `MLGITFS_CACHE_SIZE` (e.g. "20G"), else the store's config
-key "cache_size" (bytes), else unbounded. Over budget, whole segments of chunks a remote has
-are evicted (store/cache.py); chunks not yet pushed are pinned and never evicted.
+key "cache_size" (bytes; the user's `mlgitfs config cache-size`), else unbounded. Over
+budget, whole segments of chunks a remote has are evicted (store/cache.py); chunks not yet
+pushed are pinned and never evicted.
 """
 
 from __future__ import annotations
@@ -39,13 +40,19 @@ T = TypeVar("T", Tree, TreeIndex, Manifest, Commit)
 
 
 def default_home() -> Path:
-    env = os.environ.get("MLGITFS_HOME")
-    if env:
-        return Path(env)
+    """$MLGITFS_HOME, else $XDG_DATA_HOME/mlgitfs, else ~/.local/share/mlgitfs."""
+    home = os.environ.get("MLGITFS_HOME")
+    if home:
+        return Path(home)
     xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(xdg) / "mlgitfs"
+
+
+def is_store(home: Path) -> bool:
+    """Whether `home` holds a store (its LMDB environment exists)."""
+    return (home / "meta" / "data.mdb").is_file()
 
 
 class _LRU:

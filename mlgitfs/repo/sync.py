@@ -589,8 +589,24 @@ def clone(
     check_repo_name(repo)
     with store.env.read() as txn:
         if txn.has("repos", local.encode()):
-            raise AlreadyExists(f"repo {local!r} already exists in this store")
-    rec = remotes.for_clone(store, remote, url, endpoint_url, local, repo)
+            raise AlreadyExists(f"repo {local!r} already exists in the store at {store.home}")
+    rec, added = remotes.for_clone(store, remote, url, endpoint_url, local, repo)
+    try:
+        record, out = _clone_into(store, rec, url, repo, local)
+    except BaseException:
+        # Nothing left behind (Ctrl-C included): the remote record this clone added goes, with
+        # its tracking refs; fetched objects stay, unreferenced and harmless.
+        _drop_tracking(store, local, rec.name)
+        if added:
+            remotes.remove(store, rec.name)
+        raise
+    out.stats.seconds = time.perf_counter() - t0
+    return record, out
+
+
+def _clone_into(
+    store: Store, rec: RemoteRecord, url: str, repo: str, local: str
+) -> tuple[RepoRecord, SyncOutcome]:
     t = store.remote.transport(rec)
     key = packs.repo_key(repo)
     try:
@@ -606,5 +622,13 @@ def clone(
         db.create_repo(txn, record)
         for name, oid in list(db.list_refs(txn, local, prefix)):
             db.set_ref(txn, local, name[len(prefix) :], oid, None, f"clone {url}")
-    out.stats.seconds = time.perf_counter() - t0
     return record, out
+
+
+def _drop_tracking(store: Store, repo: str, remote: str) -> None:
+    with store.env.write() as txn:
+        if txn.has("repos", repo.encode()):
+            return  # the clone got as far as making the repo: keep what it made
+        prefix = remotes.tracking_ref(remote, "")
+        for name, oid in list(db.list_refs(txn, repo, prefix)):
+            db.set_ref(txn, repo, name, None, oid, "failed clone")

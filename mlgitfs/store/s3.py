@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from boto3 import exceptions as b3e
 from botocore import exceptions as bce
 from botocore.config import Config
 
@@ -257,21 +258,47 @@ class S3Transport:
                 raise self._missing(key) from exc
             if status == 501 and conditional:
                 raise RemoteError(f"{self.describe()} does not support conditional writes") from exc
-            raise RemoteError(f"{op} {where} failed: {code} (HTTP {status})") from exc
-        except (bce.NoCredentialsError, bce.PartialCredentialsError) as exc:
-            raise RemoteDenied(
-                f"no usable AWS credentials for {self.describe()} (set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
-            ) from exc
-        except bce.CredentialRetrievalError as exc:
-            raise RemoteDenied(f"AWS credentials could not be loaded: {exc}") from exc
-        except (bce.ConnectionError, bce.HTTPClientError, bce.IncompleteReadError) as exc:
-            raise RemoteUnreachable(
-                f"cannot reach the S3 endpoint {self._endpoint} ({type(exc).__name__}) "
-                f"for {op} of {where}"
-            ) from exc
-        except bce.BotoCoreError as exc:
-            raise RemoteError(f"{op} {where} failed: {type(exc).__name__}") from exc
+            raise translate(exc, op, where, self._endpoint) from exc
+        except (bce.BotoCoreError, b3e.Boto3Error) as exc:
+            raise translate(exc, op, where, self._endpoint) from exc
+
+
+def translate(exc: Exception, op: str, where: str, endpoint: str) -> RemoteError:
+    """The RemoteError for any exception of boto3 or botocore (see the module docstring);
+    the caller chains it. `where` names the remote and key, `endpoint` the S3 endpoint."""
+    name = type(exc).__name__
+    if isinstance(exc, bce.ClientError):
+        code, status = _code(exc), _status(exc)
+        if code == "NoSuchBucket":
+            return RemoteNotFound(f"{op} {where}: the bucket does not exist ({code})")
+        if status == 403 or code in _DENIED_CODES:
+            return RemoteDenied(
+                f"access denied: {op} {where} ({code}); check the AWS credentials and their "
+                "permissions"
+            )
+        if status in (404, 416):
+            return RemoteKeyMissing(where, f"{op} {where}: no such object ({code})")
+        if status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return PreconditionFailed(f"conditional {op} of {where} lost ({code})")
+        return RemoteError(f"{op} {where} failed: {code or name} (HTTP {status})")
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+        return RemoteDenied(
+            f"no usable AWS credentials for {where} (set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+        )
+    if isinstance(exc, bce.CredentialRetrievalError | bce.ProfileNotFound | bce.NoAuthTokenError):
+        return RemoteDenied(f"AWS credentials could not be loaded for {where} ({name})")
+    if isinstance(exc, bce.ConnectionError | bce.HTTPClientError | bce.IncompleteReadError):
+        return RemoteUnreachable(
+            f"cannot reach the S3 endpoint {endpoint} ({name}) for {op} of {where}"
+        )
+    if isinstance(exc, bce.ResponseStreamingError):
+        return RemoteUnreachable(
+            f"the S3 endpoint {endpoint} broke off a reply ({name}): {op} {where}"
+        )
+    # Any other botocore or boto3 error: a configuration or client-side failure. Its text
+    # may carry parameters, never credentials, but stays out: the type names the problem.
+    return RemoteError(f"{op} {where} failed: {name}")
 
 
 def _code(exc: bce.ClientError) -> str:

@@ -295,3 +295,26 @@ def test_update_dir_matches_build_dir(home: Path) -> None:
         got, count = update_dir(store, old, changes, [])
         assert got == expect and count == len(merged)
         names = sorted(merged)
+
+
+async def test_directory_link_counts(home: Path, tmp_path: Path) -> None:
+    """2 + subdirectories, as ext4; a big directory not listed yet says 1 ("not counted")
+    rather than having its listing read for a stat."""
+    api.init(home, "ds", "dataset", "mutable")
+    files: dict[str, bytes | str] = {f"big/f{i:04}": b"x" for i in range(1_001)}
+    files.update({"big/s1/": b"", "big/s2/": b"", "small/a/": b"", "small/f": b"f"})
+    api.import_dir(home, "ds@main", write_tree(tmp_path / "src", files, mtime_ns=OLD), "first")
+    v = open_checkout_view(api.open_store(home), "ds", "main", 1 << 20)
+    try:
+        assert v.getattr(ino(v, "small")).nlink == 3
+        assert v.getattr(ROOT_INODE).nlink == 4
+        big = ino(v, "big")
+        assert v.getattr(big).nlink == 1
+        fh = v.opendir(big)
+        assert len(list(v.readdir(fh, 0))) == 1_003
+        v.releasedir(fh)
+        assert v.getattr(big).nlink == 4
+        await v.rmdir(big, b"s1")
+        assert v.getattr(big).nlink == 3
+    finally:
+        v.close()

@@ -27,7 +27,7 @@ from mlgitfs.repo.diff import diff_trees, with_renames
 from mlgitfs.vfs import changes, checkout_ops
 from mlgitfs.vfs.factory import open_checkout_view
 from mlgitfs.vfs.overlay import WritableView
-from mlgitfs.vfs.types import ROOT_INODE
+from mlgitfs.vfs.types import ROOT_INODE, Kind
 from tests.conftest import write_tree
 
 OLD = 1_650_000_000_000_000_000
@@ -112,7 +112,19 @@ def diff_lines(v: WritableView, old_tree: bytes, new_tree: bytes) -> list[tuple[
     return sorted((d.change.value, d.path, d.old_path) for d in with_renames(diff))
 
 
+def check_link_counts(v: WritableView, ino: InodeNo) -> None:
+    """Every directory's link count is 2 + its subdirectories (kept across the changes)."""
+    before = v.getattr(ino).nlink
+    fh = v.opendir(ino)
+    subdirs = [a.ino for _, a, _ in v.readdir(fh, 0) if a.kind is Kind.DIR]
+    v.releasedir(fh)
+    assert before == v.getattr(ino).nlink == 2 + len(subdirs)
+    for sub in subdirs:
+        check_link_counts(v, sub)
+
+
 async def check_commit(v: WritableView) -> None:
+    check_link_counts(v, ROOT_INODE)
     status = await changes.status(v)
     dry = await checkout_ops.handle(v, "commit", {"message": "dry", "dry_run": True})
     assert dry.value["changes"] == [[c.change, c.path, c.kind, c.old_path] for c in status]
@@ -197,6 +209,3 @@ def test_examples_from_the_issue() -> None:
             ("commit", "", b""),
         ]
     )
-
-
-__all__ = ["ROOT_INODE"]

@@ -50,7 +50,10 @@ BASE_FLUSH = 65536
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 RENAME_WHITEOUT = 4
-COUNT_LIMIT = 10_000  # a directory with more base entries is not scanned for its link count
+# A stat of a directory with more base entries than this, not listed since the mount, reports
+# link count 1 ("not counted", as ext4 does past 65,000 subdirectories) instead of scanning
+# its listing: `ls -l` of 1,000 class directories would otherwise read every one of them.
+COUNT_LIMIT = 1_000
 MAX_REFUSED = 1000  # refusals kept for the next status; more are only counted
 K = TypeVar("K")
 V = TypeVar("V")
@@ -502,6 +505,8 @@ class OverlayBase:
                 merged[e.name] = ino if ino is not None else self._adopt(d, e, known).ino
         for name, ino in d.children.items():
             merged.setdefault(name, ino)
+        # The link count comes free with a listing (stats of big directories wait for it).
+        d.subdirs = sum(1 for ino in merged.values() if self.nodes[ino].kind is Kind.DIR)
         for name in sorted(merged):
             yield name, merged[name]
 
@@ -531,7 +536,7 @@ class OverlayBase:
 
     def unlink_name(self, d: Node, name: bytes, batch: Batch) -> None:
         """Remove `name` from d's listing (whiteout if the base has it)."""
-        d.subdirs = None
+        self._count_subdirs(d, d.children.get(name), None, batch)
         batch.pop(d.children, name)
         batch.discard(d.overrides, name)
         if self._base_lookup(d, name) is not None:
@@ -540,9 +545,23 @@ class OverlayBase:
         else:
             batch.undelta(d.ino, name)
 
+    def _count_subdirs(self, d: Node, old: int | None, new: Node | None, batch: Batch) -> None:
+        """Keep d's subdirectory count when the inode at one of its names changes from `old`
+        (None: not known here) to `new` (None: removed)."""
+        if d.subdirs is None:
+            return
+        if old is None and new is None:
+            d.subdirs = None  # an entry never looked up: count again when asked
+            return
+        if old is not None and self.nodes[old].kind is Kind.DIR:
+            d.subdirs -= 1
+        if new is not None and new.kind is Kind.DIR:
+            d.subdirs += 1
+        batch.undo(lambda: setattr(d, "subdirs", None))
+
     def link_name(self, d: Node, name: bytes, node: Node, batch: Batch) -> None:
         batch.save(node)
-        d.subdirs = None
+        self._count_subdirs(d, d.children.get(name), node, batch)
         node.parent, node.name = d.ino, name
         batch.put(d.children, name, node.ino)
         batch.discard(d.whiteouts, name)
@@ -587,8 +606,8 @@ class OverlayBase:
     # --- attributes -------------------------------------------------------------------------
 
     def subdirs(self, d: Node) -> int | None:
-        """How many subdirectories d lists (counted once, then kept until d changes); None
-        for a directory too large to count on a stat (its base has > COUNT_LIMIT entries)."""
+        """How many subdirectories d lists (counted once or by a listing, then kept until d
+        changes); None for a directory too large to count on a stat (COUNT_LIMIT)."""
         if d.subdirs is not None:
             return d.subdirs
         n = 0

@@ -26,17 +26,20 @@ CELL = st.one_of(
 
 
 @st.composite
-def scenario(draw: st.DrawFn) -> dict[str, object]:
-    """A base table and two sides made from it by random edits (some the same on both)."""
+def scenario(draw: st.DrawFn, max_rows: int = 8, max_ops: int = 4) -> dict[str, object]:
+    """A base table and two sides made from it by random edits (some the same on both).
+    With many rows (a padded column makes them long), ours' and theirs' changes lie far
+    apart and the merge reads ours only near theirs' changes."""
     ncols = draw(st.integers(1, 3))
     cols = ["id"] + [f"c{i}" for i in range(ncols)]
-    nrows = draw(st.integers(0, 8))
-    base = [{"id": str(i), **{c: draw(CELL) for c in cols[1:]}} for i in range(nrows)]
+    nrows = draw(st.integers(0, max_rows))
+    pad = "p" * 60 if max_rows > 8 else ""
+    base = [{"id": str(i), **{c: draw(CELL) + pad for c in cols[1:]}} for i in range(nrows)]
 
     def edit(rows: list[dict[str, str]], columns: list[str], rnd: random.Random) -> tuple:
         rows = [dict(r) for r in rows]
         columns = list(columns)
-        for _ in range(draw(st.integers(0, 4))):
+        for _ in range(draw(st.integers(0, max_ops))):
             op = draw(st.sampled_from(["modify", "delete", "add", "addcol", "dropcol"]))
             if op == "modify" and rows:
                 r = rows[draw(st.integers(0, len(rows) - 1))]
@@ -46,7 +49,7 @@ def scenario(draw: st.DrawFn) -> dict[str, object]:
             elif op == "delete" and rows:
                 del rows[draw(st.integers(0, len(rows) - 1))]
             elif op == "add":
-                new = {"id": str(draw(st.integers(100, 104)))}
+                new = {"id": str(draw(st.integers(1000, 1004)))}
                 if all(r["id"] != new["id"] for r in rows):
                     rows.append({**{c: draw(CELL) for c in columns}, **new})
             elif op == "addcol":
@@ -177,6 +180,16 @@ def test_parquet_against_reference(s: dict[str, object]) -> None:
     check(s, "parquet")
 
 
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scenario(max_rows=300, max_ops=30), st.sampled_from(["csv", "jsonl"]))
+def test_long_tables_against_reference(s: dict[str, object], fmt: str) -> None:
+    check(s, fmt)
+
+
 # --- one case per kind ------------------------------------------------------------------------
 
 BASE = b"id,label,score\n1,cat,0.5\n2,dog,0.7\n3,cow,0.1\n"
@@ -236,18 +249,23 @@ def test_renamed_key_column_is_a_conflict() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ours", "error"),
+    ("theirs", "error"),
     [
         (BASE + b"2,dup,0.0\n", DuplicateKey),  # a row added with a key already there
         (BASE.replace(b"3,cow", b"2,cow"), DuplicateKey),  # a changed row now duplicates
+        (BASE + b"4,a,1\n4,b,2\n", DuplicateKey),  # a key added twice
         (b'id,label,score\n1,"cat,0.5\n', TableParseError),  # a quote never closed
         (BASE + b"4,ant\n", TableParseError),  # too few fields
     ],
 )
-def test_errors_change_nothing(ours: bytes, error: type[TableError]) -> None:
-    theirs = BASE.replace(b"1,cat", b"1,lion")
+def test_errors_change_nothing(theirs: bytes, error: type[TableError]) -> None:
+    ours = BASE.replace(b"1,cat", b"1,lion")
     with pytest.raises(error):
         merge_table(BASE, ours, theirs, "l.csv", ["id"])
+    other = theirs.replace(b"cow", b"ox").replace(b"dog", b"pug")
+    if other != theirs:  # ours bad where theirs changed it
+        with pytest.raises(error):
+            merge_table(BASE, theirs, other, "l.csv", ["id"])
 
 
 def test_missing_key_column_and_unknown_format() -> None:

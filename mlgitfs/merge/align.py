@@ -134,3 +134,69 @@ def hunks(a: bytes, a0: int, b: bytes, b0: int, quoted: bool) -> list[Hunk]:
         ea, eb = _resync(a, hb, b, hs, quoted)
         out.append((hb, ea, hs, eb))
         i, j = ea, eb
+
+
+Sync = tuple[int, int]  # a position of a and one of b followed by the same records
+_ANCHOR_WINDOWS = (1 << 16, 1 << 22)  # bytes either side of the estimate, then the whole file
+_ANCHOR_TRIES = 16  # records walked back from a range's start to find one b still has
+
+
+def _is_record_start(data: bytes, floor: int, pos: int, quoted: bool) -> bool:
+    if pos != floor and data[pos - 1 : pos] != b"\n":
+        return False
+    return not quoted or data.count(b'"', floor, pos) % 2 == 0
+
+
+def _anchor(
+    a: bytes, a_floor: int, b: bytes, b_floor: int, start: int, drift: int, quoted: bool
+) -> Sync | None:
+    """A record start at or before ``a``'s ``start`` and where b has the same record boundary:
+    the record just before it, found in b near ``start + drift`` (walking back over records
+    that b changed). None when b holds none of the records tried."""
+    for window in (*_ANCHOR_WINDOWS, len(b)):
+        cur = start
+        for _ in range(_ANCHOR_TRIES):
+            if cur <= a_floor:
+                return a_floor, b_floor
+            prev = _record_start_before(a, a_floor, cur - 1, quoted)
+            needle = a[prev:cur]
+            est = cur + drift
+            lo = max(b_floor, est - window - len(needle))
+            hi = min(len(b), est + window)
+            at = b.find(needle, lo, hi)
+            while at >= 0 and not _is_record_start(b, b_floor, at, quoted):
+                at = b.find(needle, at + 1, hi)
+            if at >= 0:
+                return cur, at + len(needle)
+            cur = prev
+    return None
+
+
+def hunks_near(
+    a: bytes, a0: int, b: bytes, b0: int, ranges: list[tuple[int, int]], quoted: bool
+) -> tuple[list[Hunk], list[Sync]] | None:
+    """The hunks between a and b within (and around) the given ranges of a only, each range
+    reached by an anchor record instead of aligning everything before it: the cost follows
+    the ranges, not how much else b changed. Also the sync points, in order, from which a
+    position of a inside a range maps to b. None when a range cannot be anchored."""
+    out: list[Hunk] = []
+    sync: list[Sync] = [(a0, b0)]
+    i, j = a0, b0  # synced
+    for start, end in sorted(ranges):
+        if start - i > _FIRST_STEP:
+            found = _anchor(a, i, b, j, start, j - i, quoted)
+            if found is None:
+                return None
+            i, j = found
+            sync.append(found)
+        while i < end:
+            k = common_prefix(a, i, b, j)
+            if i + k >= end:  # b has a's records up to the range's end: nothing to see
+                break
+            hb = _record_start_before(a, i, i + k, quoted)
+            hs = j + (hb - i)
+            ea, eb = _resync(a, hb, b, hs, quoted)
+            out.append((hb, ea, hs, eb))
+            i, j = ea, eb
+            sync.append((i, j))
+    return out, sync

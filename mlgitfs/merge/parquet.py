@@ -127,9 +127,12 @@ class ParquetCodec:
     def locate(self, base: Decoded, ours: Decoded, ours_diff: SideDiff, ref: int) -> int:
         return ours_diff.kept[ref]
 
-    def rows_with(
+    def diff_near(self, base: Decoded | None, side: Decoded, near: SideDiff) -> SideDiff:
+        return self.diff(base, side)
+
+    def records_with(
         self, table: Decoded, column: str, cells: Collection[Cell]
-    ) -> Sequence[Row] | None:
+    ) -> Sequence[Record] | None:
         return None
 
     def all_rows(self, table: Decoded) -> Sequence[Row]:

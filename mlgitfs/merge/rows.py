@@ -290,13 +290,39 @@ class _Merge:
         if self.conflicts:
             return TableMergeResult(None, tuple(self.conflicts), key_names)
         codec, base, ours, theirs = self.codec, self.base, self.ours, self.theirs
-        od = codec.diff(base, ours)
+        # theirs is read where it changed the base, ours only around those places (the
+        # cost follows theirs' change, however far ours has moved on)
         td = codec.diff(base, theirs)
+        od = codec.diff_near(base, ours, td)
         bside = base if base is not None else ours
-        o_minus = self._index(keycols, od.minus, bside, "base")
         t_minus = self._index(keycols, td.minus, bside, "base")
-        o_plus = self._index(keycols, od.plus, ours, "ours")
         t_plus = self._index(keycols, td.plus, theirs, "theirs")
+        o_minus = self._index(keycols, od.minus, bside, "base")
+        o_plus = self._index(keycols, od.plus, ours, "ours")
+        if not od.complete:
+            # theirs' keys ours does not have near theirs' changes: ours may have them
+            # elsewhere (added, or moved)
+            wanted = {
+                k
+                for k in (*t_minus, *t_plus)
+                if k not in o_plus and (k in o_minus or k not in t_minus)
+            }
+            elsewhere = None
+            if wanted and keycols is not None:
+                elsewhere = codec.records_with(ours, keycols[0], {k[0] for k in wanted})
+            if wanted and elsewhere is None:
+                od = codec.diff(base, ours)
+                o_minus = self._index(keycols, od.minus, bside, "base")
+                o_plus = self._index(keycols, od.plus, ours, "ours")
+            elif elsewhere:
+                more = [r for r in elsewhere if self._key(keycols, r, ours) in wanted]
+                for k, rec in self._index(keycols, more, ours, "ours").items():
+                    if k in o_plus and o_plus[k].ref != rec.ref:
+                        raise DuplicateKey(
+                            f"{self.path}: key {self._show_key(keycols, k)} twice in ours "
+                            f"({codec.where(ours, o_plus[k].ref)} and {codec.where(ours, rec.ref)})"
+                        )
+                    o_plus[k] = rec
         b_known: dict[Key, Record] = {**o_minus}
         for k, rec in t_minus.items():
             if k in b_known and b_known[k].ref != rec.ref:
@@ -367,7 +393,8 @@ class _Merge:
         found: Sequence[Row] | None = None
         if keycols is not None:
             first = keycols[0]
-            found = self.codec.rows_with(base, first, {k[0] for k in unknown})
+            recs = self.codec.records_with(base, first, {k[0] for k in unknown})
+            found = [r.row for r in recs] if recs is not None else None
         if found is None:
             found = self.codec.all_rows(base)
         for row in found:

@@ -42,7 +42,8 @@ class SideDiff:
     minus: list[Record] = field(default_factory=list)  # base records this side does not have
     plus: list[Record] = field(default_factory=list)  # this side's records the base does not have
     hunks: list[tuple[int, int, int, int]] = field(default_factory=list)  # text: where they are
-    hunk_ends: list[int] = field(default_factory=list)  # base end of each hunk, for bisect
+    sync: list[tuple[int, int]] = field(default_factory=list)  # text: base -> side positions
+    complete: bool = True  # False: only the side's changes near another diff's were looked for
     kept: dict[int, int] = field(default_factory=dict)  # Parquet: base row -> this side's row
 
 
@@ -67,14 +68,19 @@ class Codec(Protocol):
 
     def diff(self, base: Decoded | None, side: Decoded) -> SideDiff: ...
 
+    def diff_near(self, base: Decoded | None, side: Decoded, near: SideDiff) -> SideDiff:
+        """The side's changes where ``near`` changed the base (and any others it finds)."""
+        ...
+
     def locate(self, base: Decoded, ours: Decoded, ours_diff: SideDiff, ref: int) -> int:
         """Where a base record that ours kept unchanged sits in ours."""
         ...
 
-    def rows_with(
+    def records_with(
         self, table: Decoded, column: str, cells: Collection[Cell]
-    ) -> Sequence[Row] | None:
-        """A superset of the rows whose ``column`` holds one of ``cells`` (None: unknown)."""
+    ) -> Sequence[Record] | None:
+        """A superset of the records whose ``column`` holds one of ``cells`` (None: unknown,
+        or too many to look for one by one)."""
         ...
 
     def all_rows(self, table: Decoded) -> Sequence[Row]: ...

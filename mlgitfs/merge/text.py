@@ -19,7 +19,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from mlgitfs.errors import TableParseError
-from mlgitfs.merge.align import hunks, record_end
+from mlgitfs.merge.align import Hunk, Sync, hunks, hunks_near, record_end
 from mlgitfs.merge.table import Cell, Decoded, Edit, Record, Row, SideDiff
 
 _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
@@ -30,6 +30,7 @@ _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 NEWLINE = b"\n"
+_SEARCH_LIMIT = 64  # values looked for one scan each before reading every row instead
 _CANDIDATE_LIMIT = 10_000  # candidate lines for a key search before reading every row
 
 
@@ -161,34 +162,54 @@ class TextCodec:
         if base is None:
             return SideDiff([], self.records(side, [(side.data_start, len(side.data))]))
         assert isinstance(base, TextTable)
-        if self.signature(base) != self.signature(side):
-            return SideDiff(
-                self.records(base, [(base.data_start, len(base.data))]),
-                self.records(side, [(side.data_start, len(side.data))]),
-            )
+        if self.signature(base) != self.signature(side):  # every record is a change
+            whole = (base.data_start, len(base.data), side.data_start, len(side.data))
+            return self._diff(base, side, [whole], [(base.data_start, side.data_start)])
         quoted = base.quoted or side.quoted
         found = hunks(base.data, base.data_start, side.data, side.data_start, quoted)
+        sync = [(base.data_start, side.data_start)] + [(h[1], h[3]) for h in found]
+        return self._diff(base, side, found, sync)
+
+    def _diff(
+        self, base: TextTable, side: TextTable, found: list[Hunk], sync: list[Sync]
+    ) -> SideDiff:
         return SideDiff(
             self.records(base, [(h[0], h[1]) for h in found]),
             self.records(side, [(h[2], h[3]) for h in found]),
             found,
-            hunk_ends=[h[1] for h in found],
+            sync=sync,
         )
+
+    def diff_near(self, base: Decoded | None, side: Decoded, near: SideDiff) -> SideDiff:
+        """The side against the base only where ``near`` (the other side's diff) changed
+        the base; the full diff when that cannot be done."""
+        assert isinstance(side, TextTable)
+        if base is None:
+            return self.diff(base, side)
+        assert isinstance(base, TextTable)
+        if self.signature(base) != self.signature(side):
+            return self.diff(base, side)
+        quoted = base.quoted or side.quoted
+        ranges = [(h[0], h[1]) for h in near.hunks]
+        got = hunks_near(base.data, base.data_start, side.data, side.data_start, ranges, quoted)
+        if got is None:
+            return self.diff(base, side)
+        out = self._diff(base, side, *got)
+        out.complete = False
+        return out
 
     def locate(self, base: Decoded, ours: Decoded, ours_diff: SideDiff, ref: int) -> int:
         assert isinstance(base, TextTable) and isinstance(ours, TextTable)
-        found = ours_diff.hunks
-        i = bisect.bisect_right(ours_diff.hunk_ends, ref) - 1
-        if i < 0:
-            return ref - base.data_start + ours.data_start
-        return ref - found[i][1] + found[i][3]
+        sync = ours_diff.sync
+        i = bisect.bisect_right(sync, (ref, len(ours.data) + 1)) - 1
+        return ref - sync[i][0] + sync[i][1]
 
-    def rows_with(
+    def records_with(
         self, table: Decoded, column: str, cells: Collection[Cell]
-    ) -> Sequence[Row] | None:
+    ) -> Sequence[Record] | None:
         assert isinstance(table, TextTable)
         data = table.data
-        if table.quoted:
+        if table.quoted or len(cells) > _SEARCH_LIMIT:
             return None
         bounds = self.bounds(table)
         lines: set[int] = set()
@@ -212,7 +233,7 @@ class TextCodec:
             for start in sorted(lines)
             if start >= table.data_start
         ]
-        return [r.row for r in self.records(table, spans)]
+        return self.records(table, spans)
 
     def all_rows(self, table: Decoded) -> Sequence[Row]:
         assert isinstance(table, TextTable)

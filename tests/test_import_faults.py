@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
-from mlgitfs.errors import SourceError
+from mlgitfs.errors import CorruptObject, SourceError
 from mlgitfs.repo import filedata
 from mlgitfs.store.chunker import CHUNK_MAX, Chunker
 
@@ -93,3 +93,33 @@ def test_file_shrinking_during_import(tmp_path: Path, home: Path) -> None:
         assert b"big.bin" in err and (b"shrank" in err or b"changed" in err), err
         assert set(os.listdir(chunks)) == before
     assert api.fsck(home).clean
+
+
+@pytest.mark.parametrize("dest_exists", [False, True])
+def test_failed_export_leaves_nothing(tmp_path: Path, dest_exists: bool) -> None:
+    """A chunk damaged on disk stops the export (CorruptObject) after some files were
+    written: the destination is left as it was, with no file of any size in it."""
+    home = tmp_path / "damaged"  # not the fixture's home: this store ends damaged on purpose
+    api.init(home, "ds", "dataset", "mutable")
+    files: dict[str, bytes] = {f"d{i % 3}/f{i:02}.bin": os.urandom(4000) for i in range(30)}
+    files["z/last.bin"] = os.urandom(300_000)  # written last, its chunk last in the segment
+    src = tmp_path / "src"
+    for rel, data in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    api.import_dir(home, "ds", src, "v1")
+    api.close_store(home)
+    (segment,) = (home / "chunks").iterdir()
+    with open(segment, "r+b") as f:
+        f.seek(-1000, os.SEEK_END)
+        byte = f.read(1)
+        f.seek(-1000, os.SEEK_END)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    dest = tmp_path / "out"
+    if dest_exists:
+        dest.mkdir()
+    with pytest.raises(CorruptObject):
+        api.export(home, "ds@main", dest)
+    assert dest.exists() == dest_exists
+    if dest_exists:
+        assert list(dest.iterdir()) == []

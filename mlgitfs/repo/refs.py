@@ -171,13 +171,35 @@ def create_ref(store: Store, repo: str, kind: str, name: str, target: ObjectId) 
 
 def check_no_other_kind(txn: ReadTxn, repo: str, kind: str, name: str) -> None:
     """Refuse a branch beside a tag of the same name (or a tag beside a branch): `REPO@NAME`
-    would name both."""
+    would name both; and a ref nested under another of its kind, or the reverse."""
+    _check_no_nesting(txn, repo, kind, name)
     other = "tags" if kind == "heads" else "heads"
     if db.get_ref(txn, repo, f"{other}/{name}") is not None:
         what, there = ("branch", "tag") if kind == "heads" else ("tag", "branch")
         raise AlreadyExists(
             f"{repo} has a {there} named {name!r}: a {what} of the same name would make "
             f"{repo}@{name} ambiguous; choose another name"
+        )
+
+
+def _check_no_nesting(txn: ReadTxn, repo: str, kind: str, name: str) -> None:
+    """Refuse `feature/x` beside `feature` (and the reverse) among branches or among tags:
+    on a remote they would be a key and a folder of the same name (a `file://` remote and
+    git cannot hold both), so one of them could never be pushed."""
+    what = "branch" if kind == "heads" else "tag"
+    parts = name.split("/")
+    clash = next(
+        (above for i in range(1, len(parts))
+         if db.get_ref(txn, repo, f"{kind}/{(above := '/'.join(parts[:i]))}") is not None),
+        None,
+    )  # fmt: skip
+    if clash is None:
+        below = next(iter(db.list_refs(txn, repo, f"{kind}/{name}/")), None)
+        clash = None if below is None else below[0][len(kind) + 1 :]
+    if clash is not None:
+        raise AlreadyExists(
+            f"{repo} has a {what} named {clash!r}: a {what} {name!r} cannot exist beside it "
+            "(one would be a folder of the other on a remote); choose another name"
         )
 
 

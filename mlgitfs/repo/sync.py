@@ -40,6 +40,7 @@ from mlgitfs.errors import (
     CorruptObject,
     NotFastForward,
     PreconditionFailed,
+    RemoteError,
     RemoteKeyMissing,
     UnknownRef,
     UnknownRepo,
@@ -71,7 +72,7 @@ class RefUpdate:
     ref: str  # "heads/main" or "tags/v1"
     old: bytes | None
     new: bytes | None
-    status: str  # "created", "updated", "up to date", "rejected", "deleted"
+    status: str  # "created", "updated", "up to date", "rejected", "failed", "deleted"
     message: str = ""
 
 
@@ -360,7 +361,11 @@ def push(
     out = SyncOutcome(rec.name, repo)
     todo: list[tuple[str, bytes, bytes | None, str | None]] = []
     for ref, new in local:
-        old, etag = _read_ref(t, packs.ref_key(remote_repo, ref))
+        try:
+            old, etag = _read_ref(t, packs.ref_key(remote_repo, ref))
+        except RemoteError as exc:  # one ref the remote cannot answer for stops only itself
+            out.updates.append(RefUpdate(ref, None, new, "failed", exc.message))
+            continue
         if old == new:
             out.updates.append(RefUpdate(ref, old, new, "up to date"))
         elif old is not None and (ref.startswith("tags/") or not _contains(store, old, new)):
@@ -370,7 +375,9 @@ def push(
             )
         else:
             todo.append((ref, new, old, etag))
-    _set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates})
+    _set_tracking(
+        store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"}
+    )
     if todo:
         store.remote.refresh(rec, CHUNKS)
         store.remote.refresh(rec, META)
@@ -382,18 +389,27 @@ def push(
         if not has_repo:
             _write_remote_repo(t, remote_repo, repo_rec)
         for ref, new_head, old, etag in todo:
-            out.updates.append(
-                _move_ref(store, t, repo, remote_repo, rec.name, ref, new_head, old, etag)
-            )
+            # Each ref on its own: one that cannot be written (a `file://` remote holding
+            # `feature` cannot hold `feature/x`) never keeps the others, main above all, back.
+            try:
+                update = _move_ref(store, t, repo, remote_repo, rec.name, ref, new_head, old, etag)
+            except (RemoteError, NotFastForward) as exc:
+                update = RefUpdate(ref, old, new_head, "failed", exc.message)
+            out.updates.append(update)
         # the remote has them now (indexed, so durable there): the budget may evict them
         with store.env.write() as txn:
             unpin(txn, [cid for cid, _ in plan.chunks])
             unpin(txn, plan.present)
         store.remote.enforce_budget(force=True)
     out.stats.seconds = time.perf_counter() - t0
+    failed = [u for u in out.updates if u.status == "failed"]
     rejected = [u for u in out.updates if u.status == "rejected"]
-    if rejected:
-        raise NotFastForward("; ".join(u.message for u in rejected))
+    if failed or rejected:
+        moved = [u.ref for u in out.updates if u.status in ("created", "updated", "up to date")]
+        done = f" (pushed: {', '.join(moved)})" if moved else ""
+        reasons = [f"{u.ref}: {u.message}" for u in failed] + [u.message for u in rejected]
+        error = RemoteError if failed else NotFastForward
+        raise error(f"not pushed: {'; '.join(reasons)}{done}")
     return out
 
 

@@ -45,3 +45,13 @@ def keep_freed_memory() -> bool:
         (_M_ARENA_MAX, _ARENA_MAX),
     )
     return all([mallopt(param, value) == 1 for param, value in settings])
+
+
+def give_back() -> None:
+    """Return free memory to the kernel now (glibc `malloc_trim`): after a large, rare
+    operation (a commit), so a daemon's resident size does not stay at that peak."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)

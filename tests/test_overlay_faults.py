@@ -17,6 +17,7 @@ from mlgitfs import api
 from mlgitfs.errors import FsError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.repo.fsck import fsck
+from mlgitfs.vfs import checkout_ops
 from mlgitfs.vfs.checkout import InodeTable
 from mlgitfs.vfs.factory import open_checkout_view
 from mlgitfs.vfs.overlay import WritableView
@@ -264,3 +265,29 @@ async def test_release_of_unlinked_file_when_delete_fails(home: Path, tmp_path: 
         assert records(again)[2] == []  # the orphan is gone
     finally:
         again.close()
+
+
+async def test_commit_streams_within_a_small_budget(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit whose files exceed the write budget many times over (small files handed to
+    the segment writer as they are encoded, a large one in windows) stores every byte."""
+    monkeypatch.setenv("MLGITFS_WRITE_MEMORY", str(8 << 20))
+    make_repo(home, tmp_path)
+    store = api.open_store(home)
+    v = open_checkout_view(store, "ds", "main", 1 << 20)
+    files = {f"n{i:02}.bin": os.urandom(3 << 20) for i in range(12)}
+    files["large.bin"] = os.urandom(20 << 20) + bytes(9 << 20)
+    try:
+        for name, data in files.items():
+            fh, _ = await v.create(ROOT, name.encode(), 0o644, os.O_WRONLY)
+            try:
+                await v.write(fh, 0, data)
+            finally:
+                v.release(fh)
+        out = await checkout_ops.handle(v, "commit", {"message": "many"})
+        assert out.value["files_hashed"] == len(files)
+    finally:
+        v.close()
+    for name, data in files.items():
+        assert b"".join(api.cat(home, f"ds@main:{name}")) == data

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from mlgitfs import memory
 from mlgitfs.errors import DaemonError, MlgitError
 from mlgitfs.vfs import checkout_ops, control
 from mlgitfs.vfs.overlay import WritableView
@@ -61,6 +62,10 @@ async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: 
             reply = control.error_reply(DaemonError(f"{op} failed in the daemon: {exc!r}"))
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(control.frame(reply))
+        if op == "commit":
+            # What the commit freed (encoded chunks, objects) goes back to the system: the
+            # daemon's allocator otherwise keeps it for reuse (memory.py).
+            memory.give_back()
 
 
 async def serve_control(

@@ -9,7 +9,9 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -23,6 +25,8 @@ from mlgitfs.store.chunker import Chunker
 # A file at most this large is read whole in one worker; larger ones are read in windows.
 WHOLE_FILE_LIMIT = 8 << 20
 BATCH_BYTES = 8 << 20
+WRITE_MEMORY = 256 << 20
+HELD_BATCHES = 8  # encoded batches of a large file held before the oldest is waited for
 WINDOW = 24 << 20  # below memory.py's mmap threshold: freed windows are reused, not faulted in
 POPULATE_LIMIT = 4 << 30
 _T = TypeVar("_T")
@@ -119,6 +123,62 @@ def windows(
         if last:
             return
         offset += cuts[-1][0] + cuts[-1][1]
+
+
+def write_budget() -> int:
+    """Bytes of file content a commit holds while encoding: `MLGITFS_WRITE_MEMORY` (bytes),
+    else 256 MiB. Memory then follows this, not the size of the change."""
+    try:
+        return max(WHOLE_FILE_LIMIT, int(os.environ.get("MLGITFS_WRITE_MEMORY", WRITE_MEMORY)))
+    except ValueError:
+        return WRITE_MEMORY
+
+
+def stripped(chunks: list[EncodedChunk]) -> list[EncodedChunk]:
+    """The chunks as ids and lengths only, once their bytes are with the segment writer
+    (`finish_file` then writes nothing again): what a caller keeps costs no file bytes."""
+    return [EncodedChunk(ch.id, ch.raw_len, -1, b"") for ch in chunks]
+
+
+def hand_over(writer: SegmentWriter, chunks: list[EncodedChunk]) -> list[EncodedChunk]:
+    """Give the new chunks to the segment writer; their stripped list."""
+    for ch in chunks:
+        if ch.codec >= 0:
+            writer.add(ch.id, ch.codec, ch.stored, ch.raw_len)
+    return stripped(chunks)
+
+
+def encode_large(
+    pool: Executor,
+    writer: SegmentWriter,
+    fd: int,
+    size: int,
+    chunker: Chunker,
+    known: Callable[[ChunkId], bool],
+    name: str,
+) -> list[EncodedChunk]:
+    """A large file encoded by the pool window by window, each batch handed to the segment
+    writer as soon as it is done while the rest is read and cut (the disk works from the
+    start); the reader waits for the oldest batch when HELD_BATCHES are held, so memory is
+    bounded whatever the file's size. Returns the file's chunks stripped. One caller thread:
+    the writer is not shared."""
+    held: deque[Future[list[EncodedChunk]]] = deque()
+    out: list[EncodedChunk] = []
+
+    def settle(keep: int) -> None:
+        while held and (len(held) > keep or held[0].done()):
+            out.extend(hand_over(writer, held.popleft().result()))
+
+    try:
+        for view, cuts in windows(fd, size, chunker, name):
+            for batch in batches(cuts):
+                held.append(pool.submit(encode_buffer, view, batch, known))
+            settle(HELD_BATCHES)
+        settle(0)
+    finally:
+        for future in held:
+            future.cancel()
+    return out
 
 
 def read_ahead(fd: int, size: int) -> None:

@@ -44,8 +44,6 @@ from mlgitfs.store.chunker import Chunker
 # do not trust its stat for the next import.
 RACY_NS = 2_000_000_000
 BATCH_FILES = 32
-# Encoded batches of a large file (about 8 MiB each) held before the oldest is waited for.
-HELD_BATCHES = 8
 
 ProgressFn = Callable[[int, int], None]  # (files done, bytes done)
 
@@ -321,19 +319,13 @@ def _read_small_files(
             os.close(fd)
 
 
-def _encode_batch(
-    view: memoryview, cuts: list[tuple[int, int]], known: Callable[[ChunkId], bool]
-) -> list[list[EncodedChunk]]:
-    return [filedata.encode_buffer(view, cuts, known)]
-
-
 Parts = list[tuple[Future[list[list[EncodedChunk]]], int]]
 
 
 def _submit_large(w: _Walk, full: bytes, known: Callable[[ChunkId], bool]) -> Parts:
-    """A large file's chunks, encoded by the pool window by window (`filedata.windows`: read
-    with pread, never mapped, so a file that shrinks meanwhile is an error, not a SIGBUS).
-    A file that changed while it was read stops the import (nothing is recorded)."""
+    """A large file's chunks (`filedata.encode_large`: read with pread in windows, never
+    mapped, so a file that shrinks meanwhile is an error, not a SIGBUS). A file that changed
+    while it was read stops the import (nothing is recorded)."""
     name = os.fsdecode(full)
     try:
         fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -342,7 +334,7 @@ def _submit_large(w: _Walk, full: bytes, known: Callable[[ChunkId], bool]) -> Pa
     try:
         before = os.fstat(fd)
         filedata.read_ahead(fd, before.st_size)
-        parts = _encode_windows(w, fd, before.st_size, known, name)
+        chunks = filedata.encode_large(w.pool, w.writer, fd, before.st_size, w.chunker, known, name)
         after = os.fstat(fd)
     except OSError as exc:
         raise SourceError(f"cannot read {name}: {exc.strerror}") from exc
@@ -355,40 +347,9 @@ def _submit_large(w: _Walk, full: bytes, known: Callable[[ChunkId], bool]) -> Pa
             f"{name} changed while it was being imported; nothing was imported: run the "
             "import again once the file is complete"
         )
-    return parts
-
-
-def _encode_windows(
-    w: _Walk, fd: int, size: int, known: Callable[[ChunkId], bool], name: str
-) -> Parts:
-    parts: Parts = []
-    unwritten: deque[int] = deque()  # batches not yet handed to the segment writer
-    for view, cuts in filedata.windows(fd, size, w.chunker, name):
-        for batch in filedata.batches(cuts):
-            parts.append((w.pool.submit(_encode_batch, view, batch, known), 0))
-            unwritten.append(len(parts) - 1)
-        # Hand finished leading batches to the segment writer while the rest is read and
-        # cut, so the disk works from the start; wait for the oldest when more than a few
-        # windows are held (memory stays bounded whatever the file's size).
-        _hand_over(w, parts, unwritten, HELD_BATCHES)
-    _hand_over(w, parts, unwritten, 0)
-    return parts
-
-
-def _hand_over(w: _Walk, parts: Parts, unwritten: deque[int], keep: int) -> None:
-    """Give done batches (and, beyond `keep` waiting, the oldest ones) to the segment writer;
-    what stays in `parts` is only ids and lengths (`_complete` writes nothing again)."""
-    while unwritten:
-        future = parts[unwritten[0]][0]
-        if len(unwritten) <= keep and not future.done():
-            return
-        chunks = future.result()[0]
-        for ch in chunks:
-            if ch.codec >= 0:
-                w.writer.add(ch.id, ch.codec, ch.stored, ch.raw_len)
-        done: Future[list[list[EncodedChunk]]] = Future()
-        done.set_result([[EncodedChunk(ch.id, ch.raw_len, -1, b"") for ch in chunks]])
-        parts[unwritten.popleft()] = (done, 0)
+    done: Future[list[list[EncodedChunk]]] = Future()
+    done.set_result([chunks])
+    return [(done, 0)]
 
 
 def _known_fn(w: _Walk) -> Callable[[ChunkId], bool]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,6 +32,7 @@ from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView
+from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
 from mlgitfs.vfs.checkout import get_checkout, put_checkout
 from mlgitfs.vfs.nodes import Node
@@ -100,20 +103,60 @@ def _item(view: WritableView, n: Node, changes: dict[bytes, Item | None] | None)
     return Item(n.ino, n.name, n.kind, n.mode, n.mtime_ns, n.base, overlay, target, changes)
 
 
-def _encode_file(path: str, chunker: Chunker, known: object) -> list[EncodedChunk]:
-    assert callable(known)
+Chunks = list[EncodedChunk]
+
+
+def _encode_small(path: str, chunker: Chunker, known: Callable[[ChunkId], bool]) -> Chunks:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        size = os.fstat(fd).st_size
-        if size <= filedata.WHOLE_FILE_LIMIT:
-            data = os.pread(fd, size, 0)
-            return filedata.encode_buffer(data, list(chunker.cut(data)), known)
-        buf = filedata.map_file(fd, size)
+        return filedata.read_whole(fd, chunker, known)
     finally:
         os.close(fd)
-    view = memoryview(buf)
-    cuts = list(chunker.cut(view))
-    return filedata.encode_buffer(view, cuts, known)
+
+
+def _encode_files(
+    files: list[Item], writer: SegmentWriter, chunker: Chunker, known: Callable[[ChunkId], bool],
+    threads: int | None,
+) -> dict[int, Chunks]:  # fmt: skip
+    """Every overlay file's chunks, stripped (ids and lengths): each file's new chunks go to
+    the segment writer as soon as they are encoded, and no more than the write budget of
+    file bytes is held at once (a commit of 300 new 4 MiB files held all 1.2 GB, and the
+    daemon kept it), so memory is bounded whatever the size of the change."""
+    encoded: dict[int, Chunks] = {}
+    budget = filedata.write_budget()
+    held: deque[tuple[int, int, Future[Chunks]]] = deque()
+    held_bytes = 0
+
+    def settle(keep_bytes: int) -> None:
+        nonlocal held_bytes
+        while held and (held_bytes > keep_bytes or held[0][2].done()):
+            ino, size, future = held.popleft()
+            encoded[ino] = filedata.hand_over(writer, future.result())
+            held_bytes -= size
+
+    workers = threads or min(8, os.cpu_count() or 2)
+    with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-commit") as pool:
+        try:
+            for it in files:
+                assert it.overlay is not None
+                size = os.stat(it.overlay).st_size
+                if size > filedata.WHOLE_FILE_LIMIT:
+                    fd = os.open(it.overlay, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        encoded[it.ino] = filedata.encode_large(
+                            pool, writer, fd, size, chunker, known, it.overlay
+                        )
+                    finally:
+                        os.close(fd)
+                    continue
+                held.append((it.ino, size, pool.submit(_encode_small, it.overlay, chunker, known)))
+                held_bytes += size
+                settle(budget)
+            settle(-1)
+        finally:
+            for _, _, future in held:
+                future.cancel()
+    return encoded
 
 
 def build(
@@ -131,16 +174,8 @@ def build(
 
     out = Outcome(None, ObjectId(b""), entries)
     try:
-        encoded: dict[int, list[EncodedChunk]] = {}
-        workers = threads or min(8, os.cpu_count() or 2)
-        with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-commit") as pool:
-            futures: dict[int, Future[list[EncodedChunk]]] = {
-                it.ino: pool.submit(_encode_file, it.overlay, chunker, known)
-                for it in p.files
-                if it.overlay is not None
-            }
-            for ino, fut in futures.items():
-                encoded[ino] = fut.result()
+        changed = [it for it in p.files if it.overlay is not None]
+        encoded = _encode_files(changed, writer, chunker, known, threads)
 
         def entry_of(it: Item, was: TreeEntry | None) -> TreeEntry:
             # `was`: the base commit's entry at this path. An entry whose kind, content and

@@ -25,9 +25,10 @@ safe to call from many threads at once.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -53,6 +54,9 @@ class TransportOptions:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     max_attempts: int = 5  # total tries of one request, first included
+    # Overall seconds one read may take, tries included: a stalled server gives a clear
+    # error (a mount read EIO) after this, not after max_attempts x read_timeout.
+    deadline: float = field(default_factory=lambda: remote_deadline())
     max_pool_connections: int = 32
 
 
@@ -221,6 +225,23 @@ def _valid_bucket(name: str) -> bool:
         and name[-1].isalnum()
         and ".." not in name
     )
+
+
+DEFAULT_DEADLINE = 120.0
+
+
+def remote_deadline() -> float:
+    """`MLGITFS_REMOTE_DEADLINE` (seconds), else 120."""
+    raw = os.environ.get("MLGITFS_REMOTE_DEADLINE")
+    if raw is None:
+        return DEFAULT_DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"MLGITFS_REMOTE_DEADLINE={raw!r}: expected seconds") from None
+    if not value > 0:
+        raise UsageError(f"MLGITFS_REMOTE_DEADLINE={raw!r}: must be more than 0")
+    return value
 
 
 def open_transport(

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import boto3
@@ -41,6 +42,7 @@ from mlgitfs.errors import (
 from mlgitfs.store.remote import ObjectInfo, TransportOptions, check_key, check_prefix, run_probe
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _DENIED_CODES = frozenset(
     {
@@ -74,6 +76,7 @@ class S3Transport:
         self.prefix = prefix
         self._bucket_seen = False  # set once the bucket is known to exist (see head)
         opts = options or TransportOptions()
+        self.deadline = opts.deadline
         config = Config(
             max_pool_connections=opts.max_pool_connections,
             connect_timeout=opts.connect_timeout,
@@ -110,7 +113,37 @@ class S3Transport:
 
     # reads
 
+    def _bounded(self, op: str, key: str, call: Callable[[], T]) -> T:
+        """Run one read within the overall deadline (`TransportOptions.deadline`): a stalled
+        server held a read for botocore's 5 tries of 60 s. The call runs on a thread of its
+        own, left to botocore's timeouts when the deadline passes (a daemon thread: it never
+        keeps a finished command alive)."""
+        box: list[tuple[bool, Any]] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append((True, call()))
+            except BaseException as exc:  # handed to the caller's thread below
+                box.append((False, exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="mlgitfs-s3-read", daemon=True).start()
+        if not done.wait(self.deadline):
+            raise RemoteUnreachable(
+                f"{self.describe()} did not answer {op} of {key or '/'} within "
+                f"{self.deadline:g} s (the remote deadline: MLGITFS_REMOTE_DEADLINE)"
+            )
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return cast(T, value)
+
     def get(self, key: str) -> bytes:
+        return self._bounded("get", key, lambda: self._get(key))
+
+    def _get(self, key: str) -> bytes:
         k = self._key(key)
         with self._errors("get", key):
             resp = self._client.get_object(Bucket=self.bucket, Key=k)
@@ -119,6 +152,9 @@ class S3Transport:
     def get_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:
             raise ValueError(f"bad range start={start} length={length}")
+        return self._bounded("get", key, lambda: self._get_range(key, start, length))
+
+    def _get_range(self, key: str, start: int, length: int) -> bytes:
         k = self._key(key)
         if length == 0:
             if self.head(key) is None:
@@ -139,6 +175,9 @@ class S3Transport:
         return data
 
     def head(self, key: str) -> ObjectInfo | None:
+        return self._bounded("head", key, lambda: self._head(key))
+
+    def _head(self, key: str) -> ObjectInfo | None:
         k = self._key(key)
         with self._errors("head", key):
             try:
@@ -152,6 +191,9 @@ class S3Transport:
         return ObjectInfo(size=int(resp["ContentLength"]), etag=str(resp["ETag"]))
 
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        return self._bounded("get", key, lambda: self._get_with_etag(key))
+
+    def _get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         try:
             with self._errors("get", key):
                 resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
@@ -169,7 +211,11 @@ class S3Transport:
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix
             )
-            for page in pages:
+            pages_left = iter(pages)
+            while True:
+                page = self._bounded("list", prefix, lambda: next(pages_left, None))
+                if page is None:
+                    return
                 for obj in page.get("Contents", ()):
                     yield str(obj["Key"])[cut:]
 

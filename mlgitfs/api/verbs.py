@@ -28,6 +28,7 @@ from mlgitfs.api.results import (
 )
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import db
+from mlgitfs.meta import env as env_mod
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.names import check_repo_name, split_path
@@ -38,7 +39,7 @@ from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import history, ingest, lineage, refs
 from mlgitfs.repo.commits import CommitRequest
-from mlgitfs.repo.store import Store, parse_size
+from mlgitfs.repo.store import Store, default_home, parse_size
 from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
 
 # --- verbs ----------------------------------------------------------------------------------
@@ -227,6 +228,8 @@ def lineage_of(home: Path | None, revspec: str, direction: str = "both") -> list
 def fsck(
     home: Path | None, repo: str | None = None, check_remote: bool = False
 ) -> fsck_mod.FsckReport:
+    # Damaged LMDB pages: an error, never a SIGBUS (before this process touches them).
+    env_mod.check_readable((home or default_home()).absolute() / "meta")
     store = open_store(home)
     return fsck_mod.fsck(store, repo, check_remote=check_remote)
 

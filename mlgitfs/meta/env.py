@@ -9,6 +9,7 @@ short synchronous transactions, never shared between threads. lmdb's exceptions 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -159,6 +160,36 @@ def _full_message(path: Path) -> str:
         f"the store's database at {path} is full; nothing was changed. Free disk space or "
         "raise MLGITFS_MAP_SIZE (bytes) and run the command again"
     )
+
+
+def check_readable(path: Path) -> None:
+    """Read every record of every database in a forked child first (for fsck). LMDB has no
+    checksums: a damaged page header can send it to memory past the end of its file, and
+    that kills the process with SIGBUS, which no Python code can catch. The child dies
+    instead, and this raises `StoreError` saying so; other errors are left to the caller's
+    own reads, which report them."""
+    if not (path / "data.mdb").exists():
+        return
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's result is its exit status
+        code = 0
+        try:
+            env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=len(DATABASES) + 4)
+            with env.begin() as txn:
+                dbs = [env.open_db(name.encode(), txn=txn, create=False) for name in DATABASES]
+                for db in [None, *dbs]:
+                    for key, value in txn.cursor(db=db):
+                        code |= 0 if len(key) + len(value) >= 0 else 1
+        except BaseException:  # not a crash: the caller's reads will say what is wrong
+            code = 0
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise StoreError(
+            f"the store's database at {path} is damaged: reading it kills a process ({name}); "
+            "nothing was changed. Restore it from a backup, or clone the repos again"
+        )
 
 
 _envs: dict[str, MetaEnv] = {}

@@ -23,6 +23,7 @@ import errno
 import logging
 import os
 import stat
+from collections.abc import Callable
 
 import trio
 
@@ -31,12 +32,12 @@ from mlgitfs.model.ids import InodeNo
 from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import DIR_MODE_MASK, PERM_MASK, TreeEntry
 from mlgitfs.repo.trees import file_chunks
+from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import Node
 from mlgitfs.vfs.overlay_base import (
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
     RENAME_WHITEOUT,
-    Batch,
     Handle,
     OverlayBase,
     now_ns,
@@ -54,25 +55,32 @@ class WritableView(OverlayBase):
     # --- copy-up and writes -------------------------------------------------------------------
 
     def _write_copy(self, ino: int, entry: TreeEntry | None, size: int) -> None:
-        """Worker thread: the overlay file with the committed bytes (up to size), fsynced;
-        no file at all if that fails."""
+        """Worker thread: the overlay file with the committed bytes (up to size)."""
+        self._new_file(ino, lambda fd: self._copy_into(fd, entry, size))
+
+    def _copy_into(self, fd: int, entry: TreeEntry | None, size: int) -> None:
+        done = 0
+        if entry is not None and size > 0:
+            for ref in file_chunks(self.store, entry):
+                if done >= size:
+                    break
+                data = self.store.read_chunk(ref.id)[: size - done]
+                view = memoryview(data)
+                while view:
+                    n = self.io.write(fd, view)
+                    view = view[n:]
+                done += len(data)
+        if done < size:
+            self.io.ftruncate(fd, size)
+        if entry is not None:
+            self.io.futime(fd, entry.mtime_ns)
+
+    def _new_file(self, ino: int, fill: Callable[[int], None]) -> None:
+        """Worker thread: overlay file `ino` made afresh, filled, fsynced with its directory;
+        no file at all if any of that fails."""
         fd = self.io.open(ino, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
-            done = 0
-            if entry is not None and size > 0:
-                for ref in file_chunks(self.store, entry):
-                    if done >= size:
-                        break
-                    data = self.store.read_chunk(ref.id)[: size - done]
-                    view = memoryview(data)
-                    while view:
-                        n = self.io.write(fd, view)
-                        view = view[n:]
-                    done += len(data)
-            if done < size:
-                self.io.ftruncate(fd, size)
-            if entry is not None:
-                self.io.futime(fd, entry.mtime_ns)
+            fill(fd)
             self.io.fsync(fd)
             os.close(fd)
             fd = -1
@@ -227,17 +235,7 @@ class WritableView(OverlayBase):
             self.check(op, path, replaces, caller)
 
     def _sync_new_file(self, ino: int) -> None:
-        fd = self.io.open(ino, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        try:
-            self.io.fsync(fd)
-            os.close(fd)
-            fd = -1
-            self.io.sync_dir()
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            self.remove_file(ino)
-            raise
+        self._new_file(ino, lambda fd: None)
 
     async def create(
         self, parent: InodeNo, name: bytes, mode: int, flags: int, caller: Caller | None = None

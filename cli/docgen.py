@@ -27,7 +27,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Repositories", ["init", "repos"]),
     ("Versions", ["import", "export", "log", "show", "ls", "cat", "diff", "lineage"]),
     ("Branches and tags", ["branch", "tag"]),
-    ("Merging", ["merge", "merge-base", "reset", "revert", "cherry-pick"]),
+    ("Merging", ["merge", "merge-base", "reset", "revert", "cherry-pick", "merge-table"]),
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import click
 
@@ -173,4 +174,56 @@ cherry_pick = _pick(
     api.cherry_pick,
 )
 
-COMMANDS: list[click.Command] = [merge, merge_base, reset, revert, cherry_pick]
+
+@click.command("merge-table")
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("ours", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("theirs", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key", "-k", multiple=True, help="A key column (repeat; none: the whole row).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the merged table here.  [default: not written]",
+)
+@click.option(
+    "--conflicts",
+    "conflicts_table",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write conflicts here as a CSV table (key, column, base, ours, theirs).",
+)
+@click.option("--name", help="The name whose extension says the format.  [default: OURS']")
+@click.option("--no-base", is_flag=True, help="BASE is ignored: both sides added the table.")
+@json_opt
+def merge_table(
+    base: Path,
+    ours: Path,
+    theirs: Path,
+    key: tuple[str, ...],
+    output: Path | None,
+    conflicts_table: Path | None,
+    name: str | None,
+    no_base: bool,
+    as_json: bool,
+) -> None:
+    """Merge two versions of a table file row by row against BASE, outside any store.
+
+    The `rows` strategy of docs/merge.md on plain files (.csv, .tsv, .jsonl, .ndjson,
+    .parquet): rows matched by --key, ours' order and dialect kept. Conflicts are listed
+    by key and column (and written with --conflicts), exit 23, and nothing is written."""
+    r = api.merge_table_files(
+        None if no_base else base, ours, theirs, key, output, conflicts_table, name
+    )
+    if as_json:
+        render.emit_json(r)
+    else:
+        for c in r.conflicts:
+            click.echo(f"C  {c}")
+        if r.merged:
+            where = f" -> {r.output}" if r.output else ""
+            render.message(f"merged: {r.rows_changed} rows changed or added in ours{where}")
+    if not r.merged:
+        raise click.exceptions.Exit(MergeConflict.exit_code)
+
+
+COMMANDS: list[click.Command] = [merge, merge_base, reset, revert, cherry_pick, merge_table]

@@ -5,6 +5,10 @@ breaks the rules is a clear error that changes nothing."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +91,73 @@ def test_duplicate_key_is_an_error_that_changes_nothing(cli: Cli, ds: None, tmp_
     res = cli("merge", "ds@b", "--into", "ds@main", code=32)
     assert "img002" in res.stderr and "twice in theirs" in res.stderr
     assert api.show(cli.home, "ds@main").id == head
+
+
+def test_merge_table_on_files(cli: Cli, tmp_path: Path) -> None:
+    """`mlgitfs merge-table` on plain files: a clean merge written with -o; conflicts listed,
+    written as a table with --conflicts, exit 23 and no output."""
+    base = tmp_path / "base.csv"
+    ours = tmp_path / "ours.csv"
+    theirs = tmp_path / "theirs.csv"
+    base.write_text("id;label\r\n1;cat\r\n2;dog\r\n")
+    ours.write_text("id;label\r\n1;lion\r\n2;dog\r\n")
+    theirs.write_text("id;label\r\n1;cat\r\n2;wolf\r\n3;emu\r\n")
+    out = tmp_path / "merged.csv"
+    r = json.loads(
+        cli(
+            "merge-table", str(base), str(ours), str(theirs), "-k", "id", "-o", str(out), "--json"
+        ).stdout
+    )
+    assert r["merged"] and r["rows_changed"] == 2
+    assert out.read_bytes() == b"id;label\r\n1;lion\r\n2;wolf\r\n3;emu\r\n"
+    theirs.write_text("id;label\r\n1;tiger\r\n2;dog\r\n")
+    table = tmp_path / "conflicts.csv"
+    out.unlink()
+    res = cli(
+        "merge-table", str(base), str(ours), str(theirs), "-k", "id", "-o", str(out),
+        "--conflicts", str(table), code=23,
+    )  # fmt: skip
+    assert "key 1, column 'label': base 'cat', ours 'lion', theirs 'tiger'" in res.stdout
+    assert not out.exists()
+    assert table.read_bytes().decode("utf-8-sig").splitlines() == [
+        "id,column,base,ours,theirs,conflict",
+        "1,label,cat,lion,tiger,cell",
+    ]
+    cli("merge-table", str(base), str(ours), str(tmp_path / "none.csv"), "-k", "id", code=9)
+
+
+def test_merge_table_as_git_merge_driver(tmp_path: Path) -> None:
+    """Real git with `mlgitfs merge-table` as the merge driver of a labels CSV: edits of
+    neighbouring rows on two branches (a line conflict for git's own merge) merge by key."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    exe = Path(sys.executable).parent / "mlgitfs"
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def g(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        who = ["-c", "user.name=t", "-c", "user.email=t@t"]
+        return subprocess.run(
+            [git, *who, *args], cwd=repo, env=env, text=True, capture_output=True, check=check
+        )
+
+    g("init", "-q", "-b", "main")
+    g("config", "merge.rows.driver", f"{exe} -q merge-table %O %A %B -k id -o %A --name %P")
+    (repo / ".gitattributes").write_text("*.csv merge=rows\n")
+    rows = [f"{i},cat\n" for i in range(6)]
+    (repo / "labels.csv").write_text("id,label\n" + "".join(rows))
+    g("add", ".")
+    g("commit", "-q", "-m", "base")
+    g("checkout", "-q", "-b", "other")
+    (repo / "labels.csv").write_text("id,label\n" + "".join(rows).replace("3,cat", "3,dog"))
+    g("commit", "-q", "-am", "other")
+    g("checkout", "-q", "main")
+    (repo / "labels.csv").write_text("id,label\n" + "".join(rows).replace("2,cat", "2,owl"))
+    g("commit", "-q", "-am", "main")
+    merged = g("merge", "-q", "--no-edit", "other", check=False)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert (repo / "labels.csv").read_text() == "id,label\n" + "".join(rows).replace(
+        "2,cat", "2,owl"
+    ).replace("3,cat", "3,dog")

@@ -77,6 +77,7 @@ from mlgitfs.api.results import (
     RefResult,
     RepoResult,
 )
+from mlgitfs.api.tables import TableMergeFilesResult, merge_table_files
 from mlgitfs.api.verbs import (
     CONFIG_KEYS,
     ConfigResult,
@@ -99,11 +100,13 @@ __all__ = [
     "revert",
     "reset",
     "merge_base",
+    "merge_table_files",
     "merge",
     "cherry_pick",
     "ResolvedItem",
     "ResetResult",
     "MergeResult",
+    "TableMergeFilesResult",
     "MergeBaseResult",
     "CONFIG_KEYS",
     "CheckoutCommitResult",

@@ -141,9 +141,19 @@ def test_policies_through_the_kernel(home: Path, tmp_path: Path, mounter: Mounte
     assert "refused" not in mlgitfs(home, "status", str(mp)).stdout  # once per status
     (mp / "new.csv").write_bytes(b"yes")
     mlgitfs(home, "unlock", str(mp / "labels.csv"))
+    # "Fix one label in a flexible repo" (issue 13): sed -i replaces the file by a rename,
+    # which an unlock of the path allows, as it allows plain writes.
+    subprocess.run(["sed", "-i", "s/cat/dog/", "labels.csv"], cwd=mp, check=True)
+    assert json.loads(mlgitfs(home, "status", str(mp), "--json").stdout)["changes"] == [
+        {"change": "added", "path": "new.csv", "kind": "file", "old_path": ""},
+        {"change": "modified", "path": "labels.csv", "kind": "file", "old_path": ""},
+    ]
     (mp / "labels.csv").write_bytes(b"now yes")
     mlgitfs(home, "commit", str(mp), "-m", "labels")
     assert b"".join(api.cat(home, "ds@main:labels.csv")) == b"now yes"
+    # The unlock ends with the commit.
+    proc = subprocess.run(["sed", "-i", "s/yes/no/", "labels.csv"], cwd=mp, capture_output=True)
+    assert proc.returncode != 0 and (mp / "labels.csv").read_bytes() == b"now yes"
 
 
 CONTENT_CHANGES = {

@@ -30,8 +30,8 @@ from mlgitfs.errors import AmbiguousRef, InvalidRevspec, MlgitError, NotFound
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo.refs import Resolved, resolve, resolve_ref
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks
+from mlgitfs.store.facade import Store
 
 
 def _split(store: Store, path: str) -> tuple[str, str, bool]:

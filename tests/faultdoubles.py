@@ -19,7 +19,7 @@ from typing import Any
 
 from mlgitfs.errors import StoreError, StoreFull
 from mlgitfs.meta.env import ReadTxn, Transactions, WriteTxn
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs.factory import open_checkout_view
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.overlay_files import OverlayFiles

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import NewObjects, ObjectReader, build_dir, walk
 from mlgitfs.store.cache import SegmentWriter
+from mlgitfs.store.facade import Store
 
 Value = tuple[str, bytes, int] | tuple[str, int]
 Flat = dict[str, Value]

@@ -16,8 +16,8 @@ from mlgitfs.model.objects import EntryKind, Tree, TreeEntry
 from mlgitfs.repo import graph
 from mlgitfs.repo.commits import CommitRequest, write_commit
 from mlgitfs.repo.staged import StagedView
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import NewObjects, build_dir
+from mlgitfs.store.facade import Store
 
 
 def _store(home: Path) -> Store:

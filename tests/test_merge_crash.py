@@ -16,8 +16,8 @@ from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import make_commit, object_id
 from mlgitfs.repo.merge import Rule, Strategy, merge_trees
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import NewObjects
+from mlgitfs.store.facade import Store
 from tests.mergeref import Flat, build
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -253,7 +253,7 @@ def test_second_epoch_is_served_by_the_page_cache(
     first = {p: p.read_bytes() for p in files}
     assert all(first[p] == (dataset / p.relative_to(mp)).read_bytes() for p in files)
     after_first = request_counts(home)
-    # at most one read per file: files pushed into the page cache ahead send none
+    # at most one read per file: files prefilled into the page cache ahead send none
     assert 0 < after_first["read"] <= len(files)
     assert {p: p.read_bytes() for p in files} == first
     counts = request_counts(home)
@@ -318,11 +318,11 @@ def test_reading_one_small_file_pushes_its_directory(
     assert first.read_bytes() == (dataset / "train" / "dog" / names[0]).read_bytes()
     others = [mp / "train" / "dog" / n for n in names[1:]]
     deadline = time.monotonic() + 20
-    while request_counts(home).get("pushed", 0) < len(others):
-        assert time.monotonic() < deadline, "the directory's other files were not pushed"
+    while request_counts(home).get("prefilled", 0) < len(others):
+        assert time.monotonic() < deadline, "the directory's other files were not prefilled"
         time.sleep(0.05)
     assert request_counts(home)["read"] - reads_before <= 2  # the first file's own read(s)
-    # The kernel may drop pushed pages again at any time (this VM's DAMON pages out idle
+    # The kernel may drop prefilled pages again at any time (this VM's DAMON pages out idle
     # page cache within seconds): only a file still whole in the page cache must not ask.
     assert any(resident_bytes(p) >= p.stat().st_size for p in others)
     reads, evicted = request_counts(home)["read"], 0

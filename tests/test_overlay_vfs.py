@@ -15,9 +15,9 @@ from mlgitfs import api
 from mlgitfs.errors import ConflictError, FsError, MountError, PolicyError
 from mlgitfs.model.ids import InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView, build_dir
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout_ops
 from mlgitfs.vfs.factory import open_checkout_view
 from mlgitfs.vfs.overlay import WritableView

@@ -27,12 +27,13 @@ from mlgitfs.daemon import registry
 from mlgitfs.model.ids import ChunkId, from_hex
 from mlgitfs.repo import sync
 from mlgitfs.repo.refs import resolve
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store import remotedb
+from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS
-from mlgitfs.store.remote import RemoteTransport, open_transport
+from mlgitfs.store.remote import RemoteTransport
 from mlgitfs.store.remotedb import RemoteRecord
+from mlgitfs.store.transports import open_transport
 from mlgitfs.vfs import reader
 from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import ROOT_INODE

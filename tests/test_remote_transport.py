@@ -28,10 +28,10 @@ from mlgitfs.store.filestore import FileTransport
 from mlgitfs.store.remote import (
     RemoteTransport,
     TransportOptions,
-    open_transport,
     parse_remote_url,
     run_probe,
 )
+from mlgitfs.store.transports import open_transport
 from testsupport.s3server import SECRET_KEY, S3Server
 
 MANY = 1100  # more than one S3 listing page (1000)

@@ -22,8 +22,9 @@ from mlgitfs.meta import db
 from mlgitfs.model.ids import ChunkId, ObjectId, from_hex
 from mlgitfs.repo.history import walk_commits
 from mlgitfs.store import remotedb
-from mlgitfs.store.remote import RemoteTransport, open_transport
+from mlgitfs.store.remote import RemoteTransport
 from mlgitfs.store.remotedb import RemoteRecord
+from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
 from testsupport.s3server import S3Server
 

@@ -8,8 +8,8 @@ from mlgitfs import api
 from mlgitfs.model.ids import ObjectId, hash_bytes
 from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, TreeIndex
 from mlgitfs.repo.diff import diff_trees
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import PAGE_LIMIT, DirView, build_dir
+from mlgitfs.store.facade import Store
 
 
 def entries(n: int, changed: int | None = None) -> list[TreeEntry]:

@@ -13,7 +13,7 @@ from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo import refs
-from mlgitfs.repo.store import Store, default_home, is_store
+from mlgitfs.store.facade import Store, default_home, is_store
 
 Progress = Callable[[int, int], None]
 

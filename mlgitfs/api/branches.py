@@ -22,7 +22,7 @@ from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.revspec import DEFAULT_BRANCH, branch_name, parse_revspec
 from mlgitfs.repo import refs
 from mlgitfs.repo.history import walk_commits
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
 
 

@@ -12,7 +12,7 @@ from mlgitfs.errors import MountError, UsageError
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo.commits import default_author
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 
 # --- checkouts -------------------------------------------------------------------------------
 # Writable branch mounts: commit, status, restore and unlock go to the mount's daemon over its

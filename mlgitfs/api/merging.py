@@ -19,7 +19,7 @@ from mlgitfs.repo import graph, refs
 from mlgitfs.repo.commits import branch_ref
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import FastForward, MergeOutcome, apply_change, merge_into_branch
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
 
 

@@ -11,7 +11,7 @@ from mlgitfs.errors import MlgitError, UsageError
 from mlgitfs.model.ids import to_hex
 from mlgitfs.model.revspec import parse_repo_branch
 from mlgitfs.repo import refs
-from mlgitfs.repo.store import Store, parse_size
+from mlgitfs.store.facade import Store, parse_size
 
 # --- mounts ---------------------------------------------------------------------------------
 

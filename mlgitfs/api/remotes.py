@@ -17,9 +17,9 @@ from mlgitfs.repo import prefetch as prefetch_mod
 from mlgitfs.repo import remotes as remotes_mod
 from mlgitfs.repo import sync as sync_mod
 from mlgitfs.repo.merge import Strategy
-from mlgitfs.repo.store import default_home
 from mlgitfs.store import packs as packs_mod
 from mlgitfs.store import remotedb as remotedb_mod
+from mlgitfs.store.facade import default_home
 
 # --- remotes ----------------------------------------------------------------------------------
 # Remotes, push, fetch, pull, clone, prefetch (mlgitfs/repo/remotes.py, sync.py, prefetch.py).

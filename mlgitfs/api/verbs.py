@@ -39,8 +39,8 @@ from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import history, ingest, lineage, refs
 from mlgitfs.repo.commits import CommitRequest
-from mlgitfs.repo.store import Store, default_home, parse_size
 from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
+from mlgitfs.store.facade import Store, default_home, parse_size
 
 # --- verbs ----------------------------------------------------------------------------------
 

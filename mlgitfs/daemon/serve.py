@@ -183,14 +183,14 @@ async def _serve_async(
         attach = getattr(ops.view, "attach", None)
         if callable(attach):
             attach(nursery)
-        set_pusher = getattr(ops.view, "set_pusher", None)
-        if ops.read_only and callable(set_pusher):
+        set_prefill = getattr(ops.view, "set_prefill", None)
+        if ops.read_only and callable(set_prefill):
 
-            def push(ino: int, data: bytes) -> None:
-                _push_pages(ino, data)
-                ops.counts["pushed"] += 1  # files pushed, logged with the request counts
+            def prefill(ino: int, data: bytes) -> None:
+                _store_pages(ino, data)
+                ops.counts["prefilled"] += 1  # files prefilled, logged with the request counts
 
-            set_pusher(push)
+            set_prefill(prefill)
         if isinstance(ops, WritableFuseOps) and config.run_dir:
             # The control socket answers before the record naming it is written.
             path = str(registry.control_socket_path(Path(config.run_dir), os.getpid()))
@@ -202,7 +202,7 @@ async def _serve_async(
         nursery.cancel_scope.cancel()
 
 
-def _push_pages(ino: int, data: bytes | memoryview) -> None:
+def _store_pages(ino: int, data: bytes | memoryview) -> None:
     """A whole file's bytes into the kernel's page cache (FUSE_NOTIFY_STORE); thread-safe."""
     # pyfuse3 takes any contiguous buffer (PyObject_GetBuffer); its stub says bytes
     pyfuse3.notify_store(ino, 0, cast(bytes, data))

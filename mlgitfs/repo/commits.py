@@ -29,8 +29,8 @@ from mlgitfs.model.objects import Commit, make_commit, object_id
 from mlgitfs.repo import refs
 from mlgitfs.repo.graph import ensure_generations
 from mlgitfs.repo.staged import StagedView, Validator
-from mlgitfs.repo.store import Store
 from mlgitfs.store.cache import SegmentWriter
+from mlgitfs.store.facade import Store
 
 
 def default_author() -> str:

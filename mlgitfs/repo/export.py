@@ -18,8 +18,8 @@ from pathlib import Path
 from mlgitfs.errors import DestinationError, UsageError
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import chunk_bytes, file_chunks, walk
+from mlgitfs.store.facade import Store
 
 
 @dataclass

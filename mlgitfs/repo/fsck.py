@@ -19,8 +19,8 @@ from mlgitfs.errors import CorruptObject
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, DirView
+from mlgitfs.store.facade import Store
 
 
 @dataclass(frozen=True, slots=True)

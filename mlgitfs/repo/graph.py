@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 
 
 def ensure_generations(store: Store, oids: Iterable[ObjectId]) -> dict[bytes, int]:

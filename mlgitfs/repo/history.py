@@ -8,8 +8,8 @@ from collections.abc import Iterator, Sequence
 from mlgitfs.errors import PathNotFound
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import Commit, TreeEntry
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import resolve_path
+from mlgitfs.store.facade import Store
 
 
 def walk_commits(store: Store, heads: Sequence[ObjectId]) -> Iterator[tuple[ObjectId, Commit]]:

@@ -35,10 +35,10 @@ from mlgitfs.model.objects import (
 from mlgitfs.repo import filedata, listing, refs, statcache
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import MAX_DEPTH, build_dir
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
+from mlgitfs.store.facade import Store
 
 # A file modified this recently may change again within its mtime granularity ("racy git"):
 # do not trust its stat for the next import.

@@ -8,7 +8,7 @@ from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.history import walk_commits
 from mlgitfs.repo.refs import ref_label
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 
 
 @dataclass(frozen=True, slots=True)

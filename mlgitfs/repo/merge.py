@@ -41,9 +41,9 @@ from mlgitfs.model.conflicts import Conflict, ConflictKind, SideInfo
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, decode, of_kind
 from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, find_renames
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, build_dir, resolve_path
+from mlgitfs.store.facade import Store
 
 DIR_MODE = 0o755  # a directory the rename step has to create
 MAX_MERGE_DEPTH = 256  # the walk recurses (two frames a level): well inside Python's limit

@@ -30,10 +30,10 @@ from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.graph import is_ancestor, merge_base
 from mlgitfs.repo.merge import Strategy, TreeMerge, merge_trees
 from mlgitfs.repo.mergerules import load_rules, resolver
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import NewObjects, file_chunks
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
+from mlgitfs.store.facade import Store
 
 
 class FastForward(enum.StrEnum):

@@ -26,8 +26,8 @@ from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.repo.merge import Resolver, Rule, Strategy
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks, resolve_path
+from mlgitfs.store.facade import Store
 
 RULES_PATH = ".mlgitfs/merge.toml"
 MAX_RULES_BYTES = 1 << 20

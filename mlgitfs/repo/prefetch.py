@@ -12,9 +12,9 @@ from mlgitfs.errors import CorruptObject, UsageError
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo import refs as refs_mod
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.sync import Progress, TransferStats, missing_objects
 from mlgitfs.repo.trees import file_chunks
+from mlgitfs.store.facade import Store
 
 
 def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> TransferStats:

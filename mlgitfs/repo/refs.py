@@ -17,8 +17,8 @@ from mlgitfs.model.revspec import (
     parse_revspec,
 )
 from mlgitfs.repo import graph
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import resolve_path
+from mlgitfs.store.facade import Store
 
 TRACKING_PREFIX = "remotes/"  # remote-tracking refs: remotes/REMOTE/heads/B, remotes/REMOTE/tags/T
 

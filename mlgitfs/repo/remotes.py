@@ -21,10 +21,11 @@ from mlgitfs.errors import (
 )
 from mlgitfs.meta import db
 from mlgitfs.model.ids import short_hex
-from mlgitfs.repo.store import Store
 from mlgitfs.store import packs, remotedb
-from mlgitfs.store.remote import RemoteTransport, open_transport, parse_remote_url
+from mlgitfs.store.facade import Store
+from mlgitfs.store.remote import RemoteTransport, parse_remote_url
 from mlgitfs.store.remotedb import RemoteRecord
+from mlgitfs.store.transports import open_transport
 
 DEFAULT_REMOTE = "origin"
 TRACKING = "remotes"  # remote-tracking refs: REPO NUL remotes/NAME/heads/BRANCH in "refs"

@@ -16,7 +16,7 @@ from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import Commit, KindT, Object, decode, of_kind
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 
 
 @dataclass(frozen=True, slots=True)

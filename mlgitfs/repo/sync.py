@@ -54,10 +54,10 @@ from mlgitfs.repo import remotes
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import merge_into_branch
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import MAX_DEPTH
 from mlgitfs.store import compress, packs, remotedb
 from mlgitfs.store.cache import Location, unpin
+from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS, META
 from mlgitfs.store.remote import RemoteTransport
 from mlgitfs.store.remotedb import RemoteRecord

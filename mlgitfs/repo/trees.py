@@ -37,7 +37,7 @@ from mlgitfs.model.objects import (
     TreeIndex,
     object_id,
 )
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 from mlgitfs.store.segfile import Buffer
 
 PAGE_LIMIT = 2048

@@ -9,7 +9,7 @@ disk is hash-checked before use: LMDB and the page cache have no checksums of th
 Chunks fetched from a remote are the exception to that order: their writer skips the fsync
 (`write_out`), because they can be fetched again. A crash may then leave a location naming
 bytes that never reached the disk; the read's hash check catches it and the store fetches
-the chunk again (repo/store.py).
+the chunk again (store/facade.py).
 
 Pins and the byte budget: a chunk recorded by an import or a commit is pinned ("pins") until
 a push has put it on a remote; fetched chunks are never pinned. `evict` deletes whole

@@ -13,7 +13,7 @@ are written to the store. A bad entry raises CorruptObject naming it, is not cac
 nothing else changes. Fetched chunks go to a long-lived, unpinned SegmentWriter (direct:
 store/segfile.py): appended, then their locations recorded in LMDB, without fsync: they
 can be fetched again, and a chunk torn by a crash fails its hash check on read and is
-fetched again (repo/store.py). An fsync per batch cost more than the GET on a cold
+fetched again (store/facade.py). An fsync per batch cost more than the GET on a cold
 sequential read. After the writes, the cache is brought back under its byte budget when it
 has grown past it (`enforce_budget`).
 
@@ -46,9 +46,10 @@ from mlgitfs.store.packs import (
     open_entry,
     parse_index_key,
 )
-from mlgitfs.store.remote import RemoteTransport, open_transport
+from mlgitfs.store.remote import RemoteTransport
 from mlgitfs.store.remotedb import RemoteRecord
 from mlgitfs.store.segfile import Buffer
+from mlgitfs.store.transports import open_transport
 
 log = logging.getLogger(__name__)
 

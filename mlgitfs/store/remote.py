@@ -242,22 +242,3 @@ def remote_deadline() -> float:
     if not value > 0:
         raise UsageError(f"MLGITFS_REMOTE_DEADLINE={raw!r}: must be more than 0")
     return value
-
-
-def open_transport(
-    url: str, endpoint_url: str | None = None, options: TransportOptions | None = None
-) -> RemoteTransport:
-    """The transport for a remote URL. ``endpoint_url`` (S3 only) overrides the AWS chain's."""
-    parsed = parse_remote_url(url)
-    opts = options or TransportOptions()
-    if parsed.scheme == "file":
-        if endpoint_url is not None:
-            raise UsageError("an endpoint URL applies to s3:// remotes only")
-        from mlgitfs.store.filestore import FileTransport
-
-        assert parsed.path is not None
-        return FileTransport(parsed.path)
-    # imported here so that boto3 loads only for S3 remotes
-    from mlgitfs.store.s3 import S3Transport
-
-    return S3Transport(parsed.bucket, parsed.prefix, endpoint_url=endpoint_url, options=opts)

@@ -17,7 +17,7 @@ from mlgitfs.meta import db
 from mlgitfs.meta.env import Transactions
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex
 from mlgitfs.repo.commits import branch_ref
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.overlay_files import OverlayFiles

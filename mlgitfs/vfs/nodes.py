@@ -18,7 +18,7 @@ import trio
 
 from mlgitfs.errors import FsError
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.store import Store
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs.reader import FileReader, ReadState
 from mlgitfs.vfs.types import Kind
 

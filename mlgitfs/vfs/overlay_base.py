@@ -25,8 +25,8 @@ from mlgitfs.meta.env import Transactions, WriteTxn
 from mlgitfs.model.ids import InodeNo, ObjectId
 from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import DirView, resolve_path
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs.checkout import (
     INO_BLOCK,
     CheckoutLock,

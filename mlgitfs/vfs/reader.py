@@ -36,8 +36,8 @@ import trio
 from mlgitfs.errors import CorruptObject, FsError, MlgitError
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import file_chunks
+from mlgitfs.store.facade import Store
 from mlgitfs.store.segfile import Buffer
 
 log = logging.getLogger(__name__)

@@ -39,9 +39,9 @@ from mlgitfs.errors import FsError, MlgitError
 from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.filedata import batches
-from mlgitfs.repo.store import Store
 from mlgitfs.repo.trees import DirView
-from mlgitfs.vfs.push import DIR_PUSH, PUSH_FILE_MAX, DirPusher, Push
+from mlgitfs.store.facade import Store
+from mlgitfs.vfs.prefill import DIR_PREFILL, PREFILL_FILE_MAX, DirPrefiller, Prefill
 from mlgitfs.vfs.reader import ChunkReader, FileReader, ReadState
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 
@@ -96,7 +96,7 @@ class SnapshotView:
         self._dir_slots = trio.CapacityLimiter(DIR_SLOTS)
         self._dirs_ahead: set[int] = set()  # directories whose files were fetched ahead
         self._nursery: trio.Nursery | None = None
-        self._pusher: DirPusher | None = None
+        self._prefiller: DirPrefiller | None = None
 
     def attach(self, nursery: trio.Nursery) -> None:
         """Give the view a nursery for background read-ahead (the daemon's)."""
@@ -104,9 +104,9 @@ class SnapshotView:
         self._reader.attach(nursery)
         nursery.start_soon(self._warm_up, name="remote-warm-up")
 
-    def set_pusher(self, push: Push) -> None:
-        """Let the view push small files into the kernel's page cache (vfs/push.py)."""
-        self._pusher = DirPusher(self.store, self.read_chunk, push)
+    def set_prefill(self, prefill: Prefill) -> None:
+        """Let the view prefill small files into the kernel's page cache (vfs/prefill.py)."""
+        self._prefiller = DirPrefiller(self.store, self.read_chunk, prefill)
 
     async def _warm_up(self) -> None:
         await trio.to_thread.run_sync(self.store.remote.warm_up, limiter=self._limiter)
@@ -286,30 +286,32 @@ class SnapshotView:
             state, offset, size, node.path, partial(self._fetch_dir_ahead, node)
         )
         total = state.offsets[-1] if state.offsets else 0
-        if self._pusher is not None and self._nursery is not None and total <= PUSH_FILE_MAX:
+        if self._prefiller is not None and self._nursery is not None and total <= PREFILL_FILE_MAX:
             parent = self._nodes.get(node.parent)  # None: forgotten while this read waited
             if parent is not None:
-                self._pusher.start(self._nursery, parent.ino, partial(self._push_list, parent))
+                self._prefiller.start(
+                    self._nursery, parent.ino, partial(self._prefill_list, parent)
+                )
         return parts
 
     def _unread_small_files(self, parent: _Node) -> Iterator[tuple[InodeNo, ChunkId, int]]:
         """(inode, chunk, size) of the small single-chunk files of a directory that the
-        kernel knows and no one has read yet, in listing order: what may be pushed."""
+        kernel knows and no one has read yet, in listing order: what may be prefilled."""
         for ino in parent.children.values():
             child = self._nodes[ino]
             e = child.entry
             if e is None or e.kind is not EntryKind.FILE or child.read is not None:
                 continue
-            if 0 < e.size <= PUSH_FILE_MAX:
+            if 0 < e.size <= PREFILL_FILE_MAX:
                 yield InodeNo(ino), ChunkId(e.ref), e.size
 
-    def _push_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId, int]]:
-        """The directory's pushable files, up to DIR_PUSH bytes."""
+    def _prefill_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId, int]]:
+        """The directory's prefillable files, up to DIR_PREFILL bytes."""
         out, total = [], 0
         for ino, cid, size in self._unread_small_files(parent):
             out.append((ino, cid, size))
             total += size
-            if total >= DIR_PUSH:
+            if total >= DIR_PREFILL:
                 break
         return out
 
@@ -364,13 +366,13 @@ class SnapshotView:
         async with slots:
             try:
                 await self._reader.fetch_now(group, parent.path)
-                await self._push_fetched(group, parent)
+                await self._prefill_fetched(group, parent)
             except MlgitError as exc:  # the readers' own reads report problems
                 log.debug("fetching ahead in %r failed: %s", parent.path, exc)
 
-    async def _push_fetched(self, cids: list[ChunkId], parent: _Node) -> None:
-        """Hand the files of a fetched group to the kernel's page cache (vfs/push.py)."""
-        if self._pusher is None:
+    async def _prefill_fetched(self, cids: list[ChunkId], parent: _Node) -> None:
+        """Hand the files of a fetched group to the kernel's page cache (vfs/prefill.py)."""
+        if self._prefiller is None:
             return
         wanted = set(cids)
         files = []
@@ -379,4 +381,6 @@ class SnapshotView:
             if data is not None and len(data) == size:  # else its read reports the lie
                 files.append((ino, data))
         if files:
-            await trio.to_thread.run_sync(self._pusher.push_fetched, files, limiter=self._limiter)
+            await trio.to_thread.run_sync(
+                self._prefiller.prefill_fetched, files, limiter=self._limiter
+            )

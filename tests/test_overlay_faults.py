@@ -15,10 +15,10 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.errors import FsError
+from mlgitfs.meta.checkouts import InodeTable
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.repo.fsck import fsck
 from mlgitfs.vfs import checkout_ops
-from mlgitfs.vfs.checkout import InodeTable
 from mlgitfs.vfs.factory import open_checkout_view
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.types import ROOT_INODE, Kind

@@ -16,7 +16,7 @@ from pathlib import Path
 from mlgitfs.api._common import open_store
 from mlgitfs.api.results import RefResult
 from mlgitfs.errors import MountError, UnknownRef, UnsafeOperation, UsageError
-from mlgitfs.meta import db
+from mlgitfs.meta import checkouts, db
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.revspec import DEFAULT_BRANCH, branch_name, parse_revspec
@@ -107,8 +107,8 @@ def branch_delete(home: Path | None, repo_branch: str, force: bool = False) -> D
     with store.env.read() as txn:
         db.get_repo(txn, repo)
         head = db.get_ref(txn, repo, ref)
-        rec = checkout.get_checkout(txn, repo, name)
-        dirty = rec is not None and checkout.has_changes(txn, rec.id)
+        rec = checkouts.get_checkout(txn, repo, name)
+        dirty = rec is not None and checkouts.has_changes(txn, rec.id)
     if head is None:
         raise UnknownRef(f"{repo} has no branch {name!r}")
     lock = None if rec is None else checkout.try_lock(store.home, rec, f"{repo}@{name}")
@@ -122,7 +122,7 @@ def branch_delete(home: Path | None, repo_branch: str, force: bool = False) -> D
             _refuse_unsafe(store, repo, name, head, dirty)
         with store.env.write() as txn:
             db.set_ref(txn, repo, ref, None, head, f"delete {ref}")
-            dropped = checkout.drop_checkout(txn, repo, name)
+            dropped = checkouts.drop_checkout(txn, repo, name)
         if dropped is not None:
             shutil.rmtree(checkout.overlay_dir(store.home, dropped.id), ignore_errors=True)
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlgitfs.api._common import open_store
 from mlgitfs.errors import MountError, UnsafeOperation, UsageError
-from mlgitfs.meta import db
+from mlgitfs.meta import checkouts, db
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.revspec import branch_name, parse_revspec
 from mlgitfs.repo import graph, refs
@@ -195,8 +195,8 @@ def reset(home: Path | None, repo_branch: str, revspec: str, force: bool = False
     with store.env.read() as txn:
         db.get_repo(txn, repo)
         old = db.get_ref(txn, repo, ref)
-        rec = checkout.get_checkout(txn, repo, branch)
-        dirty = rec is not None and checkout.has_changes(txn, rec.id)
+        rec = checkouts.get_checkout(txn, repo, branch)
+        dirty = rec is not None and checkouts.has_changes(txn, rec.id)
     if old is None:
         raise UsageError(f"{repo} has no branch {branch!r} (create it with 'mlgitfs branch')")
     if dirty:

@@ -105,7 +105,7 @@ def mounts(home: Path | None) -> list[MountInfo]:
 
 def _checkout_base(store: Store, revspec: str) -> str | None:
     """The commit a writable mount of `revspec` (a branch) now serves: its checkout's base."""
-    from mlgitfs.vfs.checkout import get_checkout
+    from mlgitfs.meta.checkouts import get_checkout
 
     try:
         repo, branch = parse_repo_branch(revspec)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from mlgitfs.errors import ConflictError
 from mlgitfs.meta import db
+from mlgitfs.meta.checkouts import get_checkout, put_checkout
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
@@ -34,7 +35,6 @@ from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
-from mlgitfs.vfs.checkout import get_checkout, put_checkout
 from mlgitfs.vfs.nodes import Node
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.types import ROOT_INODE, Kind

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgitfs.errors import UnknownRef
-from mlgitfs.meta import db
+from mlgitfs.meta import checkouts, db
 from mlgitfs.meta.env import Transactions
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex
 from mlgitfs.repo.commits import branch_ref
@@ -55,22 +55,22 @@ def open_checkout_view(
         head = db.get_ref(txn, repo, branch_ref(branch))
         if head is None:
             raise UnknownRef(f"{repo} has no branch {branch!r}")
-        rec = checkout.get_checkout(txn, repo, branch)
+        rec = checkouts.get_checkout(txn, repo, branch)
         if rec is None:
-            rec = checkout.new_checkout(txn, repo, branch, head)
+            rec = checkouts.new_checkout(txn, repo, branch, head)
     overlay = checkout.overlay_dir(store.home, rec.id)
     lock = checkout.CheckoutLock(overlay / "lock", f"{repo}@{branch}")
     try:
         with store.env.write() as txn:
-            rec = checkout.get_checkout(txn, repo, branch) or rec
+            rec = checkouts.get_checkout(txn, repo, branch) or rec
             head = db.get_ref(txn, repo, branch_ref(branch)) or head
-            if rec.base != head and not checkout.has_changes(txn, rec.id):
+            if rec.base != head and not checkouts.has_changes(txn, rec.id):
                 # Nothing uncommitted: follow the branch (an import or another mount moved it).
                 log.info("checkout of %s@%s follows the branch to %s", repo, branch,
                          short_hex(head))  # fmt: skip
                 rec.base = head
-                checkout.InodeTable(rec.id).clear(txn, b"bup")
-                checkout.put_checkout(txn, repo, branch, rec)
+                checkouts.InodeTable(rec.id).clear(txn, b"bup")
+                checkouts.put_checkout(txn, repo, branch, rec)
             elif rec.base != head:
                 log.warning("%s@%s moved to %s since this checkout's base %s: commits will be "
                             "refused until the overlay is restored", repo, branch,

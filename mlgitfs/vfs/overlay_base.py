@@ -20,6 +20,7 @@ from pathlib import Path
 import trio
 
 from mlgitfs.errors import FsError, MlgitError, PathNotFound, StoreFull
+from mlgitfs.meta.checkouts import INO_BLOCK, CheckoutRecord, InodeTable, NodeRecord, put_checkout
 from mlgitfs.meta.db import Mutability
 from mlgitfs.meta.env import Transactions, WriteTxn
 from mlgitfs.model.ids import InodeNo, ObjectId
@@ -27,14 +28,7 @@ from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.trees import DirView, resolve_path
 from mlgitfs.store.facade import Store
-from mlgitfs.vfs.checkout import (
-    INO_BLOCK,
-    CheckoutLock,
-    CheckoutRecord,
-    InodeTable,
-    NodeRecord,
-    put_checkout,
-)
+from mlgitfs.vfs.checkout import CheckoutLock
 from mlgitfs.vfs.hashcache import RefCache
 from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, TYPE_BITS, BaseReader, Node

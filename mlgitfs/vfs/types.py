@@ -7,20 +7,14 @@ without a kernel. Errors are `FsError(errno)`.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from mlgitfs.meta.checkouts import Kind as Kind  # the view protocol's word too
 from mlgitfs.model.ids import InodeNo
 
 ROOT_INODE = InodeNo(1)  # pyfuse3.ROOT_INODE
-
-
-class Kind(enum.IntEnum):
-    FILE = 1
-    DIR = 2
-    SYMLINK = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ def import_(
     size, mtime, inode or ctime changed since the last import are read. Symlinks are stored,
     never followed; sockets, FIFOs and devices are refused naming the path; an unreadable
     file stops the import and nothing is committed. Prints the commit id."""
-    with render.progress(c, "importing") as bar:
+    with render.progress(c, "importing", "files") as bar:
         r = api.import_dir(
             c.home, target, source, message, list(meta), list(inputs), bar, allow_empty
         )
@@ -209,7 +209,7 @@ def export(c: Ctx, revspec: str, dest: Path) -> None:
 
     DEST is absent (its missing parents are created) or an empty directory; a file path is
     written into an existing directory. A failure or Ctrl-C removes what the export made."""
-    with render.progress(c, "exporting") as bar:
+    with render.progress(c, "exporting", "files") as bar:
         r = api.export(c.home, revspec, dest, bar)
     render.message(
         f"exported {r.files} files, {r.dirs} directories, {r.symlinks} symlinks "
@@ -393,7 +393,8 @@ def fsck(c: Ctx, repo: str | None, check_remote: bool, as_json: bool) -> None:
     its id, canonical and valid; every local chunk readable. Chunks only on a remote are
     counted, and fetched and checked with --remote. Exit 0 when clean, 1 with a report
     naming each damaged object and a path that reaches it."""
-    report = api.fsck(c.home, repo, check_remote)
+    with render.progress(c, "checking", "chunks") as bar:
+        report = api.fsck(c.home, repo, check_remote, bar)
     render.fsck(report, as_json)
     if not report.clean:
         sys.exit(1)

@@ -87,7 +87,7 @@ def _updates(r: api.SyncResult, as_json: bool) -> None:
 @pass_ctx
 def push(c: Ctx, target: str, remote_name: str | None, all_refs: bool, as_json: bool) -> None:
     """Upload REPO[@BRANCH] to REMOTE (default: the only remote, or origin)."""
-    with render.progress(c, "pushing") as bar:
+    with render.progress(c, "pushing", "chunks") as bar:
         r = api.push(c.home, target, remote_name, all_refs, bar)
     _updates(r, as_json)
 
@@ -176,7 +176,7 @@ def clone(
 @pass_ctx
 def prefetch(c: Ctx, revspec: str, as_json: bool) -> None:
     """Download the contents of REVSPEC[:PATH] into the local cache ahead of a job."""
-    with render.progress(c, "prefetching") as bar:
+    with render.progress(c, "prefetching", "chunks") as bar:
         r = api.prefetch(c.home, revspec, bar)
     if as_json:
         render.emit_json(r)

@@ -67,29 +67,61 @@ def when(ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns / 1e9))
 
 
+class _Bar:
+    """A progress callback drawing one rich task: done/total in the operation's unit, a
+    percentage, bytes, a byte rate and the time left once the total is known."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self.bar = bar
+        self.task = task
+        self.t0 = time.monotonic()
+        self.total_bytes: int | None = None
+
+    def __call__(self, done: int, nbytes: int) -> None:
+        if not nbytes:  # an operation that counts no bytes (fsck): items alone
+            self.bar.update(self.task, completed=done)
+            return
+        rate = nbytes / max(time.monotonic() - self.t0, 1e-3)
+        of = f" of {human(self.total_bytes)}" if self.total_bytes else ""
+        self.bar.update(self.task, completed=done, size=f"{human(nbytes)}{of}",
+                        rate=f"{human(rate)}/s")  # fmt: skip
+
+    def total(self, items: int | None, nbytes: int | None) -> None:
+        self.total_bytes = nbytes
+        self.bar.update(self.task, total=items)
+
+
 @contextmanager
-def progress(c: Ctx, what: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback (files, bytes) drawing on stderr, or None when quiet / not a tty."""
+def progress(c: Ctx, what: str, unit: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback (done in `unit`, bytes) drawing on stderr, or None when quiet or
+    not a terminal. Told the totals (mlgitfs.progress.Totals), it shows how far and how long."""
     if c.quiet or not sys.stderr.isatty():
         yield None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(
-        TextColumn(f"{what} {{task.fields[files]}} files"),
-        BarColumn(),
-        TextColumn("{task.fields[size]}"),
-        TimeElapsedColumn(),
+        TextColumn(what),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[size]} {task.fields[rate]}"),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=_stderr(),
         transient=True,
     )
-    task = bar.add_task(what, total=None, files=0, size="0 B")
+    task = bar.add_task(what, total=None, size="", rate="")
     with bar:
-
-        def update(files: int, nbytes: int) -> None:
-            bar.update(task, files=files, size=human(nbytes))
-
-        yield update
+        yield _Bar(bar, task)
 
 
 def repos(items: list[api.RepoResult], as_json: bool) -> None:

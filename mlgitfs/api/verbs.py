@@ -34,6 +34,7 @@ from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.names import check_repo_name, split_path
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
+from mlgitfs.progress import announce
 from mlgitfs.repo import diff as diff_mod
 from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
@@ -226,12 +227,22 @@ def lineage_of(home: Path | None, revspec: str, direction: str = "both") -> list
 
 
 def fsck(
-    home: Path | None, repo: str | None = None, check_remote: bool = False
+    home: Path | None,
+    repo: str | None = None,
+    check_remote: bool = False,
+    progress: Progress | None = None,
 ) -> fsck_mod.FsckReport:
+    """Check every object reachable from the refs; `progress` counts chunks read, against
+    the number of chunks in the local cache."""
     # Damaged LMDB pages: an error, never a SIGBUS (before this process touches them).
     env_mod.check_readable((home or default_home()).absolute() / "meta")
     store = open_store(home)
-    return fsck_mod.fsck(store, repo, check_remote=check_remote)
+    if progress is None:
+        return fsck_mod.fsck(store, repo, check_remote=check_remote)
+    with store.env.read() as txn:
+        announce(progress, txn.count("chunks"), None)
+    done = progress
+    return fsck_mod.fsck(store, repo, lambda n: done(n, 0), check_remote)
 
 
 # --- config ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 from mlgitfs.errors import DestinationError, UsageError
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.progress import Totals, announce
 from mlgitfs.repo.trees import chunk_bytes, file_chunks, walk
 from mlgitfs.store.facade import Store
 
@@ -67,12 +68,26 @@ def export_entry(
         elif not dest.is_dir() or any(dest.iterdir()):
             raise UsageError(f"{dest} exists and is not an empty directory; nothing was written")
     made = _first_missing(dest)  # what to remove on failure; None: dest is an empty directory
+    if isinstance(progress, Totals):  # a bar wants the totals: the trees say them
+        announce(progress, *_totals(store, entry, root))
     try:
         _export(store, entry, root, dest, stats, progress)
     except BaseException:
         _undo(dest, made)
         raise
     return stats
+
+
+def _totals(store: Store, entry: TreeEntry | None, root: ObjectId) -> tuple[int, int]:
+    """(files, bytes) an export of `entry` writes: a walk of trees, no file content."""
+    if entry is not None and not entry.is_dir:
+        return (0, 0) if entry.kind is EntryKind.SYMLINK else (1, entry.size)
+    files = nbytes = 0
+    for _, e in walk(store, root if entry is None else ObjectId(entry.ref)):
+        if not e.is_dir and e.kind is not EntryKind.SYMLINK:
+            files += 1
+            nbytes += e.size
+    return files, nbytes
 
 
 def _first_missing(dest: Path) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from mlgitfs.model.objects import (
     TreeEntry,
     clamp_time_ns,
 )
+from mlgitfs.progress import Totals
 from mlgitfs.repo import filedata, listing, refs, statcache
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
@@ -101,6 +103,14 @@ class _Walk:
     batch: list[_Pending] = field(default_factory=list)
     batch_bytes: int = 0
     known_cache: set[bytes] = field(default_factory=set)
+    done_files: int = 0  # files stored or found unchanged: what progress counts
+    done_bytes: int = 0
+
+    def report(self, size: int) -> None:
+        self.done_files += 1
+        self.done_bytes += size
+        if self.progress is not None:
+            self.progress(self.done_files, self.done_bytes)
 
 
 def import_directory(
@@ -123,6 +133,10 @@ def import_directory(
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).
     workers = threads or min(2 * (os.cpu_count() or 2), 16)
     top = os.fsencode(source.resolve())
+    if isinstance(progress, Totals):  # a bar wants the totals: counted beside the walk
+        threading.Thread(
+            target=_count_source, args=(top, progress), name="mlgitfs-import-count", daemon=True
+        ).start()
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="mlgitfs-import") as pool:
             w = _Walk(store, chunker, pool, writer, progress)
@@ -149,6 +163,25 @@ def import_directory(
     writer.reset()
     w.stats.bytes_stored = writer.bytes_written
     return ImportOutcome(cid, tree, head, w.stats)
+
+
+def _count_source(top: bytes, progress: Totals) -> None:
+    """Files and bytes below `top` (lstat, no reads), told to `progress` when done: the
+    import's totals, counted in a thread of its own so the import never waits for it."""
+    files = nbytes = 0
+    stack = [top]
+    try:
+        while stack:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        files += 1
+                        nbytes += e.stat(follow_symlinks=False).st_size
+    except OSError:
+        return  # the walk itself reports what it cannot read; the bar just has no total
+    progress.total(files, nbytes)
 
 
 @dataclass
@@ -262,6 +295,7 @@ def _add_file(
     if cached is not None:
         kind, ref = cached
         owner.append(TreeEntry(e.name, kind, mode, st.st_size, mtime, ref))
+        w.report(st.st_size)
         return
     key = statcache.key(directory, e.name)
     pending = _Pending(e.path, key, st, [], owner, len(owner), e.name, mode, mtime)
@@ -387,5 +421,4 @@ def _complete(w: _Walk, p: _Pending, chunks: list[EncodedChunk]) -> None:
     racy = time.time_ns() - p.st.st_mtime_ns <= RACY_NS
     if p.key is not None and not racy and size == p.st.st_size:
         w.stat_updates.append((p.key, statcache.value(p.st, kind, ref)))
-    if w.progress is not None:
-        w.progress(w.stats.files_read, w.stats.bytes_read)
+    w.report(size)

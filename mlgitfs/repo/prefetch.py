@@ -11,6 +11,7 @@ import time
 from mlgitfs.errors import CorruptObject, UsageError
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
+from mlgitfs.progress import announce
 from mlgitfs.repo import refs as refs_mod
 from mlgitfs.repo.sync import Progress, TransferStats, missing_objects
 from mlgitfs.repo.trees import file_chunks
@@ -53,6 +54,7 @@ def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> Tr
         raise UsageError(f"{revspec} is a symlink: nothing to prefetch")
     with store.env.read() as txn:
         missing = [c for c in dict.fromkeys(chunk_ids) if not txn.has("chunks", c)]
+    announce(progress, len(missing), None)  # the unit: chunks
     got = store.remote.fetch_chunks(missing, progress)  # enforces the cache budget
     stats.chunks, stats.bytes, stats.requests = got.items, got.bytes, got.requests
     stats.seconds = time.perf_counter() - t0

@@ -50,6 +50,7 @@ from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
+from mlgitfs.progress import announce
 from mlgitfs.repo import remotes
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.merge import Strategy
@@ -218,6 +219,7 @@ class _Uploader:
         self.t = t
         self.progress = progress
         self.stats = TransferStats()
+        self._chunk_bytes = 0  # stored bytes of the chunks uploaded, against the plan's total
         self._lock = threading.Lock()
 
     def _stored_chunk(self, cid: bytes, loc: Location) -> tuple[bytes, int, bytes, int]:
@@ -251,13 +253,14 @@ class _Uploader:
             if kind == CHUNKS:
                 s.packs += 1
                 s.chunks += len(items)
+                self._chunk_bytes += sum(len(it[2]) for it in items)
             else:
                 s.meta_packs += 1
                 s.objects += len(items)
             s.bytes += len(data) + len(idx)
             s.requests += 2
-            if self.progress is not None:
-                self.progress(s.chunks + s.objects, s.bytes)
+            if self.progress is not None and kind == CHUNKS:  # the unit: chunks
+                self.progress(s.chunks, self._chunk_bytes)
 
     def _locator(
         self, pack: bytes, oids: list[bytes], chunk_refs: dict[bytes, list[bytes]]
@@ -280,6 +283,7 @@ class _Uploader:
         self.upload(CHUNKS, [self._stored_chunk(cid, loc) for cid, loc in group])
 
     def run(self, plan: _Plan, target: int) -> None:
+        announce(self.progress, len(plan.chunks), sum(loc.stored_len for _, loc in plan.chunks))
         groups = _groups(((i, loc.stored_len) for i, (_, loc) in enumerate(plan.chunks)), target)
         with ThreadPoolExecutor(UPLOADERS, thread_name_prefix="mlgitfs-push") as pool:
             list(pool.map(lambda g: self.chunk_pack([plan.chunks[i] for i in g]), groups))

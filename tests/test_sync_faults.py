@@ -19,7 +19,7 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.errors import CorruptObject, MissingObject
-from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
+from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, make_commit, object_id
 from mlgitfs.store import packs
 from mlgitfs.store.chunker import DEFAULT_PARAMS
@@ -133,6 +133,12 @@ def _raw_tree(entries: list[TreeEntry]) -> Tree:
     return Tree(tuple(entries))  # no validation on construction: a hostile writer's tree
 
 
+def _unchecked_id(obj: Tree) -> tuple[bytes, bytes]:
+    """What a hostile writer does: encode without object_id's range checks."""
+    data = obj.encode()
+    return hash_bytes(data), data
+
+
 @pytest.mark.parametrize("bad", [b"..", b"a/b", b"x\0y", b"."])
 @pytest.mark.parametrize("depth", ["root", "subdir"])
 def test_hostile_tree_names_refused(tmp_path: Path, bad: bytes, depth: str) -> None:
@@ -141,11 +147,9 @@ def test_hostile_tree_names_refused(tmp_path: Path, bad: bytes, depth: str) -> N
     t.put(packs.CONFIG_KEY, packs.render_config(DEFAULT_PARAMS))
     t.put(packs.repo_key("ds"), packs.render_repo("dataset", "strict", []))
     chunk = b"payload"
-    from mlgitfs.model.ids import hash_bytes
-
     file_entry = TreeEntry(bad, EntryKind.FILE, 0o644, len(chunk), 0, hash_bytes(chunk))
     objects: list[tuple[bytes, bytes]] = []
-    bad_id, data = object_id(_raw_tree([file_entry]))
+    bad_id, data = _unchecked_id(_raw_tree([file_entry]))
     objects.append((bad_id, data))
     root_id = bad_id
     if depth == "subdir":

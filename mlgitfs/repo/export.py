@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,16 +101,73 @@ def _first_missing(dest: Path) -> Path | None:
 
 def _undo(dest: Path, made: Path | None) -> None:
     if made is not None:
-        shutil.rmtree(made, ignore_errors=True)
+        remove_tree(made)
         with contextlib.suppress(OSError):
             made.unlink()  # a single exported file or symlink
         return
     for child in list(dest.iterdir()) if dest.is_dir() else []:
         if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
+            remove_tree(child)
         else:
             with contextlib.suppress(OSError):
                 child.unlink()
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: Path) -> None:
+    """`rm -rf` of a directory this export made, best effort, without recursion and without
+    paths: a hostile deep tree leaves ~2,000 nested directories before its paths outgrow
+    PATH_MAX, which shutil.rmtree can neither recurse through nor name. One directory fd is
+    open at a time; the walk climbs back through "..", which is safe on a tree we made."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return
+    names: list[str] = []  # the directories entered below `path`
+    try:
+        while True:
+            sub = _clear_files(fd)
+            if sub is not None:
+                try:
+                    child = os.open(sub, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    return
+                os.close(fd)
+                fd = child
+                names.append(sub)
+                continue
+            if not names:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            try:
+                os.rmdir(names.pop(), dir_fd=fd)
+            except OSError:
+                return  # it would be entered again forever: leave it
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _clear_files(fd: int) -> str | None:
+    """Unlink every non-directory of the directory `fd`; the name of one subdirectory left."""
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o700)  # a mode set before the failure may forbid listing it
+    sub = None
+    with os.scandir(fd) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                sub = sub or e.name
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(e.name, dir_fd=fd)
+    return sub
 
 
 def _export(

@@ -68,7 +68,7 @@ def check_config(store: Store, rec_url: str, t: RemoteTransport, create: bool) -
 
 
 def _check_config(store: Store, rec_url: str, t: RemoteTransport, create: bool) -> None:
-    got = t.get_with_etag(packs.CONFIG_KEY)
+    got = packs.get_capped_with_etag(t, packs.CONFIG_KEY, packs.RECORD_CAP)
     if got is None:
         if not create:
             raise RemoteError(f"{rec_url} is not an mlgitfs remote (no {packs.CONFIG_KEY})")
@@ -76,7 +76,7 @@ def _check_config(store: Store, rec_url: str, t: RemoteTransport, create: bool) 
             t.put_if_absent(packs.CONFIG_KEY, packs.render_config(store.params))
             return
         except PreconditionFailed:  # another store initialized it meanwhile: check theirs
-            got = t.get_with_etag(packs.CONFIG_KEY)
+            got = packs.get_capped_with_etag(t, packs.CONFIG_KEY, packs.RECORD_CAP)
             if got is None:
                 raise RemoteError(f"{rec_url}: {packs.CONFIG_KEY} appeared and vanished") from None
     fmt, params = packs.parse_config(got[0], rec_url)

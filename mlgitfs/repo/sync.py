@@ -198,11 +198,12 @@ class _Plan:
 
 
 def _groups(sizes: Iterable[tuple[int, int]], target: int) -> list[list[int]]:
-    """Indexes of consecutive items grouped into packs of about `target` bytes."""
+    """Indexes of consecutive items grouped into packs of about `target` bytes and at most
+    PACK_ENTRIES items (readers refuse indexes of more than packs.MAX_PACK_ENTRIES)."""
     out: list[list[int]] = [[]]
     total = 0
     for i, size in sizes:
-        if out[-1] and total + size > target:
+        if out[-1] and (total + size > target or len(out[-1]) >= packs.PACK_ENTRIES):
             out.append([])
             total = 0
         out[-1].append(i)
@@ -294,7 +295,7 @@ class _Uploader:
 
 
 def _read_ref(t: RemoteTransport, key: str) -> tuple[bytes | None, str | None]:
-    got = t.get_with_etag(key)
+    got = packs.get_capped_with_etag(t, key, packs.REF_CAP)
     if got is None:
         return None, None
     return packs.decode_ref(key, got[0]), got[1]
@@ -456,7 +457,7 @@ def _check_remote_repo(t: RemoteTransport, remote_repo: str, rec: RepoRecord) ->
     """Whether the remote has the repo's record; ConflictError if it is another kind of repo."""
     key = packs.repo_key(remote_repo)
     try:
-        kind, mut, _ = packs.parse_repo(t.get(key), key)
+        kind, mut, _ = packs.parse_repo(packs.get_capped(t, key, packs.RECORD_CAP), key)
     except RemoteKeyMissing:
         return False
     if (kind, mut) != (rec.kind.value, rec.mutability.value):
@@ -630,7 +631,7 @@ def _clone_into(
     t = store.remote.transport(rec)
     key = packs.repo_key(repo)
     try:
-        kind, mut, cats = packs.parse_repo(t.get(key), key)
+        kind, mut, cats = packs.parse_repo(packs.get_capped(t, key, packs.RECORD_CAP), key)
         record = RepoRecord(local, RepoKind(kind), Mutability(mut), cats, time.time_ns())
     except RemoteKeyMissing as exc:
         raise UnknownRepo(f"{t.describe()} has no repo {repo!r}") from exc

@@ -42,7 +42,7 @@ from mlgitfs.store.segfile import Buffer
 
 PAGE_LIMIT = 2048
 _MASK = 1023
-MAX_DEPTH = 16384  # directory levels below a walk's root
+MAX_DEPTH = 4096  # directory levels below a walk's root (PATH_MAX stops paths sooner)
 MAX_PATH = 64 << 10  # bytes of a path below a walk's root
 
 NewObjects = list[tuple[ObjectId, bytes]]
@@ -225,27 +225,28 @@ def walk(
 ) -> Iterator[tuple[bytes, TreeEntry]]:
     """(path, entry) of every entry below the directory `ref`, depth first, in name order.
 
-    Iterative, holding one page iterator and one name per level (not one path per level:
-    a deep tree would make that quadratic); CorruptObject below MAX_DEPTH or MAX_PATH."""
+    Iterative, holding one page iterator and one name per level and a single path of the
+    current directory (not one path per level: a deep tree would make that quadratic in
+    memory); CorruptObject below MAX_DEPTH or MAX_PATH."""
     names: list[bytes] = []
-    length = 0
+    here = prefix  # the current directory's path, ending with "/" below the root
     stack = [DirView(store, ref).entries()]
     while stack:
         e = next(stack[-1], None)
         if e is None:
             stack.pop()
             if names:
-                length -= len(names.pop()) + 1
+                here = here[: len(here) - len(names.pop()) - 1]
             continue
-        path = prefix + b"".join(n + b"/" for n in names) + e.name
+        path = here + e.name
         yield path, e
         if e.is_dir:
-            if len(stack) >= MAX_DEPTH or length + len(e.name) + 1 > MAX_PATH:
+            if len(stack) >= MAX_DEPTH or len(here) - len(prefix) + len(e.name) + 1 > MAX_PATH:
                 raise CorruptObject(
                     short_hex(e.ref),
                     f"directory {path[:80]!r}... is deeper than {MAX_DEPTH} levels "
                     f"or {MAX_PATH} bytes",
                 )
             names.append(e.name)
-            length += len(e.name) + 1
+            here = path + b"/"
             stack.append(DirView(store, ObjectId(e.ref)).entries())

@@ -148,11 +148,10 @@ class RemoteFetcher:
 
         def one(pack: bytes) -> None:
             try:
-                data = t.get(index_key(kind, pack))
+                data = packs.get_capped(t, index_key(kind, pack), packs.INDEX_CAP)
+                index = decode_index(kind, pack, data)
             except RemoteKeyMissing:
                 return  # removed since the listing
-            try:
-                index = decode_index(kind, pack, data)
             except CorruptObject as exc:
                 # An interrupted upload can leave a truncated index (SeaweedFS keeps the part
                 # of a PUT it received). Its pack is not visible, so a push uploads what it
@@ -184,10 +183,18 @@ class RemoteFetcher:
             )
 
         def one(pack: bytes) -> None:
+            key = packs.locator_index_key(pack)
             try:
-                sections = packs.decode_locator_index(pack, t.get(packs.locator_index_key(pack)))
+                sections = packs.decode_locator_index(
+                    pack, packs.get_capped(t, key, packs.INDEX_CAP)
+                )
             except RemoteKeyMissing:
                 sections = {}  # pushed by an older mlgitfs: its chunks are found by the indexes
+            except CorruptObject as exc:
+                # An accelerator only: its chunks are found through the chunk indexes. Not
+                # recorded as read, so a repaired .lidx is read at the next refresh.
+                log.warning("ignoring damaged chunk locator index %s of %s: %s", key, rec.name, exc)
+                return
             with self.env.write() as txn:
                 remotedb.record_locator_index(txn, rec.name, pack, sections)
 
@@ -288,6 +295,23 @@ class RemoteFetcher:
 
     # --- reading ------------------------------------------------------------------------
 
+    def _verified(
+        self, rec: RemoteRecord, oid: bytes, loc: PackLocation, stored: memoryview
+    ) -> bytes | memoryview:
+        """`packs.open_entry`; when it fails, the location that led there is forgotten
+        (remotedb.forget_location), so nothing unverified is believed twice."""
+        try:
+            return open_entry(oid, loc, stored)
+        except CorruptObject:
+            self._forget(rec, oid, loc)
+            raise
+
+    def _forget(self, rec: RemoteRecord, oid: bytes, loc: PackLocation) -> None:
+        with self.env.write() as txn:
+            remotedb.forget_location(txn, rec.name, loc.kind, oid, loc.pack)
+        with self._lock:  # the next miss refreshes this remote's indexes again
+            self._refreshed.pop((rec.name, loc.kind), None)
+
     def _plan(self, located: dict[bytes, tuple[RemoteRecord, PackLocation]]) -> list[_Request]:
         by_pack: dict[tuple[str, str], list[tuple[bytes, RemoteRecord, PackLocation]]] = {}
         for oid, (rec, loc) in located.items():
@@ -317,6 +341,8 @@ class RemoteFetcher:
             data = t.get_range(req.key, req.start, req.end - req.start)
         except RemoteKeyMissing as exc:
             oid = req.items[0][0]
+            for item, loc in req.items:  # the index named a pack that is not there
+                self._forget(req.rec, item, loc)
             raise MissingObject(
                 short_hex(oid), f"pack {req.key} is missing on remote {req.rec.name}"
             ) from exc
@@ -329,14 +355,14 @@ class RemoteFetcher:
     def _run(
         self,
         requests: list[_Request],
-        each: Callable[[list[tuple[bytes, PackLocation, memoryview]]], None],
+        each: Callable[[RemoteRecord, list[tuple[bytes, PackLocation, memoryview]]], None],
     ) -> None:
         if len(requests) == 1:
-            each(self._get(requests[0]))
+            each(requests[0].rec, self._get(requests[0]))
             return
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-get") as pool:
-            for got in pool.map(self._get, requests):
-                each(got)
+            for req, got in zip(requests, pool.map(self._get, requests), strict=True):
+                each(req.rec, got)
 
     def fetch_chunks(
         self,
@@ -359,11 +385,11 @@ class RemoteFetcher:
             return stats
         requests = self._plan(self.locate(CHUNKS, wanted))
 
-        def each(got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
+        def each(rec: RemoteRecord, got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
             items: list[tuple[bytes, int, Buffer, int]] = []
             arrived: list[tuple[bytes, Buffer]] = []
             for oid, loc, stored in got:
-                raw = open_entry(oid, loc, stored)
+                raw = self._verified(rec, oid, loc, stored)
                 items.append((oid, loc.codec, stored, len(raw)))
                 stats.bytes += len(raw)
                 if deliver is not None:
@@ -389,7 +415,7 @@ class RemoteFetcher:
         ((_, _, stored),) = self._get(
             _Request(rec, loc.key, loc.offset, loc.offset + loc.length, [(cid, loc)])
         )
-        raw = open_entry(cid, loc, stored)
+        raw = self._verified(rec, cid, loc, stored)
         # The reader has its bytes: caching them must not add a write transaction's fsync
         # to every on-demand read (a shuffled epoch is one such read per file).
         self._cache_later([(cid, loc.codec, stored, len(raw))])
@@ -402,10 +428,10 @@ class RemoteFetcher:
         if not wanted:
             return out
 
-        def each(got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
+        def each(rec: RemoteRecord, got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
             decoded = []
             for oid, loc, stored in got:
-                raw = open_entry(oid, loc, stored)
+                raw = self._verified(rec, oid, loc, stored)
                 raw = bytes(raw)  # kept in LMDB and the object cache: not a view of the GET
                 decoded.append((oid, raw, decode(raw, oid)))  # names, types, canonical form
             with self.env.write() as txn:

@@ -49,6 +49,7 @@ from mlgitfs.model.ids import ID_LEN, from_hex, hash_bytes, short_hex, to_hex
 from mlgitfs.model.names import check_ref_name, check_repo_name
 from mlgitfs.store import compress
 from mlgitfs.store.chunker import ChunkerParams
+from mlgitfs.store.remote import RemoteTransport
 
 REMOTE_FORMAT = 1
 INDEX_TAG = "pidx"
@@ -58,6 +59,13 @@ KINDS = (CHUNKS, META)
 PACK_TARGET = 32 << 20
 MAX_RAW = compress.MAX_RAW  # no entry decompresses to more than this
 CONFIG_KEY = "mlgitfs.toml"
+# Size caps on what a remote hands us, checked before the bytes are read (a hostile 1.5 GB
+# ref file was read whole): each is far above what a push writes.
+REF_CAP = 4096  # a ref is 65 bytes
+RECORD_CAP = 64 << 10  # mlgitfs.toml, repos/REPO
+PACK_ENTRIES = 65536  # a push splits packs at this many entries
+MAX_PACK_ENTRIES = 1 << 18  # a reader refuses an index (or locator index) of more
+INDEX_CAP = 32 << 20  # bytes of a .idx or .lidx (MAX_PACK_ENTRIES of ~100 bytes)
 _LOC = struct.Struct("<32sQIIB")  # pack id, offset, length, raw length, codec
 _SEC = struct.Struct("<32s32sQIIB")  # chunk id, then a chunk's _LOC
 LOCATOR_TAG = "lidx"
@@ -182,6 +190,32 @@ def decode_ref(key: str, data: bytes) -> bytes:
         raise CorruptObject(key, "a remote ref must hold one commit id in hex") from exc
 
 
+# --- capped reads ---------------------------------------------------------------------------
+
+
+def get_capped(t: RemoteTransport, key: str, cap: int) -> bytes:
+    """The object at `key`, read only up to `cap` bytes; CorruptObject when it is larger
+    (RemoteKeyMissing when absent, like `get`)."""
+    data = t.get_range(key, 0, cap + 1)
+    if len(data) > cap:
+        raise CorruptObject(key, f"larger than {cap} bytes: not what mlgitfs writes there")
+    return data
+
+
+def get_capped_with_etag(t: RemoteTransport, key: str, cap: int) -> tuple[bytes, str] | None:
+    """`get_with_etag` for an object that must be small: its size is asked first, so a huge
+    object is refused without being read (and refused after, if it grew in between)."""
+    info = t.head(key)
+    if info is None:
+        return None
+    if info.size > cap:
+        raise CorruptObject(key, f"larger than {cap} bytes: not what mlgitfs writes there")
+    got = t.get_with_etag(key)
+    if got is not None and len(got[0]) > cap:
+        raise CorruptObject(key, f"larger than {cap} bytes: not what mlgitfs writes there")
+    return got
+
+
 # --- building ---------------------------------------------------------------------------------
 
 
@@ -224,6 +258,8 @@ def decode_index(kind: str, pack: bytes, data: bytes) -> PackIndex:
         raise CorruptObject(what, "index names another pack, kind or format")
     if not isinstance(size, int) or not isinstance(raw_entries, list):
         raise CorruptObject(what, "malformed index")
+    if len(raw_entries) > MAX_PACK_ENTRIES:
+        raise CorruptObject(what, f"more than {MAX_PACK_ENTRIES} entries")
     entries = []
     offset = 0
     for raw in raw_entries:
@@ -316,6 +352,8 @@ def decode_locator_index(pack: bytes, data: bytes) -> dict[bytes, Section]:
     value: Any = codec.unpack(data[:-ID_LEN], what)
     try:
         tag, fmt, pack_id, size, table = value
+        if len(table) > MAX_PACK_ENTRIES:
+            raise ValueError("too many sections")
         out: dict[bytes, Section] = {}
         offset = 0
         for oid, off, count, digest in table:

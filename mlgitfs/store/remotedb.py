@@ -123,6 +123,14 @@ def locate(txn: ReadTxn, kind: str, oid: bytes) -> list[tuple[str, PackLocation]
     ]
 
 
+def forget_location(txn: WriteTxn, remote: str, kind: str, oid: bytes, pack: bytes) -> None:
+    """Drop what a failed read came from: the id's location on that remote, and the record
+    that the pack's index was read, so the next refresh reads it again (a repaired remote
+    then works at once; an index is believed only while what it says checks out)."""
+    txn.delete("remote_locs", _KIND_LETTER[kind] + oid + remote.encode())
+    txn.delete("remote_packs", _pack_key(remote, kind, pack))
+
+
 def remote_has(txn: ReadTxn, remote: str, kind: str, oid: bytes) -> bool:
     return txn.has("remote_locs", _KIND_LETTER[kind] + oid + remote.encode())
 

@@ -27,7 +27,7 @@ from mlgitfs.meta import db
 from mlgitfs.meta.checkouts import get_checkout, put_checkout
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
-from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.model.objects import EntryKind, TreeEntry, clamp_time_ns
 from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
@@ -100,7 +100,8 @@ def plan(view: WritableView) -> Plan:
 def _item(view: WritableView, n: Node, changes: dict[bytes, Item | None] | None) -> Item:
     target = n.target or (n.base.ref if n.kind is Kind.SYMLINK and n.base else b"")
     overlay = str(view.files / str(n.ino)) if n.overlay else None
-    return Item(n.ino, n.name, n.kind, n.mode, n.mtime_ns, n.base, overlay, target, changes)
+    mtime = clamp_time_ns(n.mtime_ns)  # an overlay file's own time may lie outside the range
+    return Item(n.ino, n.name, n.kind, n.mode, mtime, n.base, overlay, target, changes)
 
 
 Chunks = list[EncodedChunk]

@@ -30,7 +30,7 @@ import trio
 from mlgitfs.errors import FsError, MlgitError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.model.names import MAX_NAME
-from mlgitfs.model.objects import DIR_MODE_MASK, PERM_MASK, TreeEntry
+from mlgitfs.model.objects import DIR_MODE_MASK, PERM_MASK, TreeEntry, clamp_time_ns
 from mlgitfs.repo.trees import file_chunks
 from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import Node
@@ -425,6 +425,10 @@ class WritableView(OverlayBase):
         gid: int | None = None,
         caller: Caller | None = None,
     ) -> Attr:
+        if mtime_ns is not None:
+            # clamped to what a tree holds, as the kernel clamps times to what a file
+            # system's inodes hold: a later commit never writes a time it cannot read back
+            mtime_ns = clamp_time_ns(mtime_ns)
         async with self.mutating():
             node = self.node(ino)
             if (uid is not None and uid != self.uid) or (gid is not None and gid != self.gid):

@@ -1,0 +1,153 @@
+"""Random mutations of valid objects, indexes, locators, refs, records and compressed chunks:
+decoding raises only the project's CorruptObject, never another exception. Checksummed
+formats (pack and locator indexes) get their trailer recomputed after the mutation, so the
+structure checks behind the checksum are what is exercised.
+
+The suite runs a CI-sized number of examples; `-m slow` runs 100,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlgitfs.errors import CorruptObject
+from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
+from mlgitfs.model.objects import (
+    ChunkRef,
+    EntryKind,
+    Manifest,
+    PageRef,
+    Tree,
+    TreeEntry,
+    TreeIndex,
+    decode,
+    make_commit,
+    object_id,
+)
+from mlgitfs.store import compress, packs
+from mlgitfs.store.chunker import DEFAULT_PARAMS
+
+T0 = 1_700_000_000_000_000_000
+H = [hash_bytes(bytes([i])) for i in range(8)]
+
+
+def _objects() -> list[bytes]:
+    tree = Tree(
+        (
+            TreeEntry(b"a.txt", EntryKind.FILE, 0o644, 5, T0, H[0]),
+            TreeEntry(b"big", EntryKind.CHUNKED, 0o600, 3 << 20, T0, H[1]),
+            TreeEntry(b"dir", EntryKind.DIR, 0o755, 2, -T0, H[2]),
+            TreeEntry(b"link", EntryKind.SYMLINK, 0o777, 5, T0, b"a.txt"),
+        )
+    )
+    tidx = TreeIndex((PageRef(b"a", ObjectId(H[3]), 1000), PageRef(b"m", ObjectId(H[4]), 4096)))
+    manifest = Manifest(tuple(ChunkRef(ChunkId(h), 1 << 20) for h in H[:3]))
+    commit = make_commit(
+        ObjectId(H[5]),
+        (ObjectId(H[6]), ObjectId(H[7])),
+        "ann@example",
+        T0,
+        "a message",
+        {"k": "v", "lr": "0.1"},
+        [("labels", ObjectId(H[0]))],
+    )
+    return [object_id(o)[1] for o in (tree, tidx, manifest, commit)]
+
+
+OBJECTS = _objects()
+PACK = b"p" * 32
+_INDEX, _, INDEX = packs.build_pack(
+    packs.CHUNKS, [(h, compress.RAW, b"x" * (i + 1), i + 1) for i, h in enumerate(H)]
+)
+_SEC_LOCS = [
+    (h, packs.PackLocation(packs.CHUNKS, PACK, i * 10, 10, 10, 0)) for i, h in enumerate(H)
+]
+LOC, LIDX = packs.build_locator(PACK, [(H[0], _SEC_LOCS[:3]), (H[1], _SEC_LOCS[3:])])
+_LIDX_SECTIONS = packs.decode_locator_index(PACK, LIDX)
+ZSTD_RAW = b"labels,0\n" * 2000
+ZSTD = bytes(compress.compress(ZSTD_RAW)[1])
+
+
+def _retrail(body: bytes) -> bytes:
+    return body + hash_bytes(body)
+
+
+def _decode_index(data: bytes) -> object:
+    return packs.decode_index(packs.CHUNKS, _INDEX.pack, _retrail(data))
+
+
+def _decode_section(data: bytes) -> object:
+    """A section whose digest matches the mutated bytes: the records' checks are tested."""
+    sec = packs.Section(PACK, 0, len(data) // packs._SEC.size, hash_bytes(data))
+    return packs.decode_section(H[0], sec, data)
+
+
+# (name, valid seed bytes, decoder): the seed of a checksummed format is its body
+TARGETS: list[tuple[str, bytes, Callable[[bytes], object]]] = [
+    *((f"object{i}", data, decode) for i, data in enumerate(OBJECTS)),
+    ("pack index", INDEX[:-32], _decode_index),
+    ("locator index", LIDX[:-32], lambda d: packs.decode_locator_index(PACK, _retrail(d))),
+    ("locator section", LOC[: _LIDX_SECTIONS[H[0]].length], _decode_section),
+    ("ref", packs.encode_ref(H[0]), lambda d: packs.decode_ref("refs/ds/heads/main", d)),
+    ("config", packs.render_config(DEFAULT_PARAMS), lambda d: packs.parse_config(d, "r")),
+    ("repo", packs.render_repo("dataset", "strict", ["a"]), lambda d: packs.parse_repo(d, "r")),
+    ("zstd", ZSTD, lambda d: compress.decompress(compress.ZSTD, d, len(ZSTD_RAW), "c")),
+]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[int, bytes]:
+    i = draw(st.integers(0, len(TARGETS) - 1))
+    data = bytearray(TARGETS[i][1])
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate", "int"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if op == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif op == "delete":
+            del data[at : at + draw(st.integers(1, 16))]
+        elif op == "truncate":
+            del data[at:]
+        elif op == "int" and data:
+            # a msgpack uint64 / int64 / uint32 marker with a lying value
+            marker = draw(st.sampled_from([b"\xcf", b"\xd3", b"\xce", b"\xdd", b"\xc6"]))
+            data[at:at] = marker + draw(st.binary(min_size=4, max_size=8))
+    return i, bytes(data)
+
+
+def _only_corrupt(case: tuple[int, bytes]) -> None:
+    i, data = case
+    name, _, decoder = TARGETS[i]
+    try:
+        decoder(data)
+    except CorruptObject:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the property: nothing else escapes
+        raise AssertionError(f"{name}: {type(exc).__name__}: {exc} on {data!r}") from exc
+
+
+def test_seeds_decode() -> None:
+    for _, data, decoder in TARGETS:
+        decoder(data)  # the unmutated seed is valid
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutations_raise_only_corrupt_object(case: tuple[int, bytes]) -> None:
+    _only_corrupt(case)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@settings(max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mutated())
+def test_mutations_raise_only_corrupt_object_100k(case: tuple[int, bytes]) -> None:
+    _only_corrupt(case)

@@ -24,9 +24,12 @@ from mlgitfs.errors import CorruptObject, DestinationError, MlgitError
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.store import compress, packs
+from mlgitfs.store.remote import RemoteTransport
+from mlgitfs.store.transports import open_transport
 from tests import hostile
 from tests.hostile import BIG, CASES, GOOD, Case
 from testsupport.mounts import detach, stop_pid
+from testsupport.s3server import S3Server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MLGITFS = str(Path(sys.executable).parent / "mlgitfs")
@@ -291,6 +294,23 @@ def test_hostile_object_in_a_mount(
 # --- caches: nothing unverified is kept ------------------------------------------------
 
 
+def _lie_in_chunk_index(t: RemoteTransport) -> tuple[str, bytes]:
+    """Swap the ids of the chunk index's first two entries (offsets stay contiguous, the
+    trailer is recomputed: the index passes every check of its own); (key, the true bytes)."""
+    (idx_key,) = [k for k in t.list("packs/") if k.endswith(".idx")]
+    pack = packs.parse_index_key(packs.CHUNKS, idx_key)
+    assert pack is not None
+    good = t.get(idx_key)
+    index = packs.decode_index(packs.CHUNKS, pack, good)
+    e = list(index.entries)
+    e[0], e[1] = (
+        packs.PackEntry(e[1].id, e[0].offset, e[0].length, e[0].raw_len, e[0].codec),
+        packs.PackEntry(e[0].id, e[1].offset, e[1].length, e[1].raw_len, e[1].codec),
+    )
+    t.put(idx_key, packs.PackIndex(index.kind, index.pack, index.size, tuple(e)).encode())
+    return idx_key, good
+
+
 def test_lying_pack_index_is_forgotten_and_a_repair_works_at_once(tmp_path: Path) -> None:
     """An index with a valid trailer whose entries name the wrong ranges: every read of it
     fails, and once the remote is repaired the same store reads (no remote re-add)."""
@@ -300,18 +320,7 @@ def test_lying_pack_index_is_forgotten_and_a_repair_works_at_once(tmp_path: Path
     home = tmp_path / "store"
     check = Checker(home)
     check("clone", remote.as_uri(), "ds")
-    (idx_key,) = [k for k in t.list("packs/") if k.endswith(".idx")]
-    pack = packs.parse_index_key(packs.CHUNKS, idx_key)
-    assert pack is not None
-    good = t.get(idx_key)
-    index = packs.decode_index(packs.CHUNKS, pack, good)
-    # swap the ids of two entries: offsets stay contiguous, the trailer is recomputed
-    e = list(index.entries)
-    e[0], e[1] = (
-        packs.PackEntry(e[1].id, e[0].offset, e[0].length, e[0].raw_len, e[0].codec),
-        packs.PackEntry(e[0].id, e[1].offset, e[1].length, e[1].raw_len, e[1].codec),
-    )
-    t.put(idx_key, packs.PackIndex(index.kind, index.pack, index.size, tuple(e)).encode())
+    idx_key, good = _lie_in_chunk_index(t)
     check("cat", "ds:good.txt", codes=(7,))
     check("cat", "ds:big.bin", codes=(7,))
     t.put(idx_key, good)  # repaired
@@ -373,3 +382,53 @@ def test_oversized_remote_files_are_refused_unread(tmp_path: Path, key: str) -> 
     after = run(check.home, "repos", "--json")  # no repo (or no store at all) was made
     assert after.code == 24 or after.stdout.strip() == "[]", after
     t.close()
+
+
+# --- SeaweedFS: the same checks over S3 (ranged GETs, capped reads) ---------------------
+
+S3_CASES = [c for c in CASES if c.name in ("zstd-bomb-declared", "tidx-count-low", "file-size-lie")]
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("case", S3_CASES, ids=lambda c: c.name)
+def test_hostile_object_on_s3(case: Case, tmp_path: Path, s3_server: S3Server) -> None:
+    url, ep = f"s3://{s3_server.new_bucket()}/h", s3_server.endpoint_url
+    t = open_transport(url, ep)
+    _, cid, base = hostile.publish_base(t)
+    home = tmp_path / "store"
+    api.clone(home, url, "ds", endpoint_url=ep)
+    b = hostile.publish_case(t, case, cid, base)
+    api.pull(home, "ds")
+    try:
+        victim = "ds:bad/" + case.victim.decode()
+        _fails(lambda: b"".join(api.cat(home, victim)), True)
+        _fails(lambda: api.export(home, "ds", tmp_path / "out"), True)
+        assert not (tmp_path / "out").exists()
+        assert api.fsck(home, check_remote=True).damage
+        assert b"".join(api.cat(home, "ds:big.bin")) == b"".join(BIG)
+        _nothing_bad_kept(home, b)
+    finally:
+        api.close_store(home)
+        t.close()
+
+
+@pytest.mark.s3
+def test_lying_index_and_oversized_ref_on_s3(tmp_path: Path, s3_server: S3Server) -> None:
+    url, ep = f"s3://{s3_server.new_bucket()}/h", s3_server.endpoint_url
+    t = open_transport(url, ep)
+    _, cid, _ = hostile.publish_base(t)
+    home = tmp_path / "store"
+    api.clone(home, url, "ds", endpoint_url=ep)
+    idx_key, good = _lie_in_chunk_index(t)
+    try:
+        _fails(lambda: b"".join(api.cat(home, "ds:good.txt")), True)
+        t.put(idx_key, good)  # repaired: read at once, the remote neither removed nor re-added
+        assert b"".join(api.cat(home, "ds:good.txt")) == GOOD
+        # a ref far larger than a commit id is refused unread (a ranged GET of the cap)
+        t.put(packs.ref_key("ds", "heads/main"), b"0" * (1 << 20))
+        with pytest.raises(CorruptObject, match="larger than"):
+            api.fetch(home, "ds")
+        assert api.fsck(home).clean
+    finally:
+        api.close_store(home)
+        t.close()

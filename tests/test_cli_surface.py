@@ -389,3 +389,28 @@ def test_mounts_lists_dead_mounts_as_dead(home: Path, cli: Cli, ds: Path, mounte
     assert "dead" in mlgitfs(home, "mounts").stdout
     mlgitfs(home, "unmount", str(mp))
     assert json.loads(mlgitfs(home, "mounts", "--json").stdout) == []
+
+
+def _complete(home: Path, words: str) -> list[str]:
+    """What bash completion offers for the last word of `words` (click's protocol)."""
+    parts = words.split(" ")
+    env = {**os.environ, "_MLGITFS_COMPLETE": "bash_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(parts) - 1), "MLGITFS_HOME": str(home)}  # fmt: skip
+    proc = subprocess.run([MLGITFS], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split(",", 1)[1] for line in proc.stdout.splitlines() if line]
+
+
+def test_shell_completion_of_commands_repos_refs_paths(home: Path, cli: Cli, ds: Path) -> None:
+    cli("tag", "ds@v1")
+    cli("remote", "add", "origin", (home.parent / "r").as_uri())
+    api.close_store(home)
+    assert "log" in _complete(home, "mlgitfs lo") and "lineage" in _complete(home, "mlgitfs li")
+    assert _complete(home, "mlgitfs log d") == ["ds", "ds@"]
+    assert set(_complete(home, "mlgitfs log ds@")) >= {"ds@main", "ds@v1", "ds@main:"}
+    assert _complete(home, "mlgitfs ls ds@main:") == ["ds@main:labels.csv", "ds@main:train/"]
+    assert _complete(home, "mlgitfs cat ds@main:train/") == ["ds@main:train/a.jpg"]
+    assert _complete(home, "mlgitfs push ds o") == ["origin"]
+    assert _complete(home, "mlgitfs log nope@") == []  # an error offers nothing
+    assert "_MLGITFS_COMPLETE" in run("completion", "bash").stdout
+    assert run("completion", "tcsh").exit_code == 2

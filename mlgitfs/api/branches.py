@@ -10,6 +10,8 @@ table, overlay files) goes with it, so a new branch of the same name starts clea
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,6 @@ from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.revspec import DEFAULT_BRANCH, branch_name, parse_revspec
 from mlgitfs.repo import refs
-from mlgitfs.repo.history import walk_commits
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
 
@@ -90,13 +91,25 @@ def tag_delete(home: Path | None, repo_tag: str) -> RefResult:
     return RefResult(name, to_hex(refs.delete_ref(store, repo, "tags", name)))
 
 
-def _held_elsewhere(store: Store, repo: str, ref: str, head: ObjectId) -> bool:
-    """Whether another ref of `repo` (branch, tag, remote-tracking ref) reaches `head`."""
+@contextmanager
+def checkout_guard(store: Store, repo: str, branch: str) -> Iterator[tuple[bool, bool]]:
+    """For a command that moves or deletes a branch: (has a checkout, it holds uncommitted
+    changes), with the checkout's lock held throughout, so no writable mount starts meanwhile.
+    A live writable mount of the branch is a MountError."""
     with store.env.read() as txn:
-        others = [o for r, o in db.list_refs(txn, repo) if r != ref]
-    if any(o == head for o in others):
-        return True
-    return any(oid == head for oid, _ in walk_commits(store, others))
+        rec = checkouts.get_checkout(txn, repo, branch)
+        dirty = rec is not None and checkouts.has_changes(txn, rec.id)
+    lock = None if rec is None else checkout.try_lock(store.home, rec, f"{repo}@{branch}")
+    if rec is not None and lock is None:
+        raise MountError(
+            f"{repo}@{branch} is mounted writable: unmount it first (see 'mlgitfs mounts'); "
+            "changing the branch under it would leave the mount unable to commit"
+        )
+    try:
+        yield rec is not None, dirty
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def branch_delete(home: Path | None, repo_branch: str, force: bool = False) -> DeleteResult:
@@ -107,17 +120,9 @@ def branch_delete(home: Path | None, repo_branch: str, force: bool = False) -> D
     with store.env.read() as txn:
         db.get_repo(txn, repo)
         head = db.get_ref(txn, repo, ref)
-        rec = checkouts.get_checkout(txn, repo, name)
-        dirty = rec is not None and checkouts.has_changes(txn, rec.id)
     if head is None:
         raise UnknownRef(f"{repo} has no branch {name!r}")
-    lock = None if rec is None else checkout.try_lock(store.home, rec, f"{repo}@{name}")
-    try:
-        if rec is not None and lock is None:
-            raise MountError(
-                f"{repo}@{name} is mounted writable: unmount it first (see 'mlgitfs mounts'); "
-                "deleting it would leave the mount unable to commit"
-            )
+    with checkout_guard(store, repo, name) as (has_checkout, dirty):
         if not force:
             _refuse_unsafe(store, repo, name, head, dirty)
         with store.env.write() as txn:
@@ -125,10 +130,7 @@ def branch_delete(home: Path | None, repo_branch: str, force: bool = False) -> D
             dropped = checkouts.drop_checkout(txn, repo, name)
         if dropped is not None:
             shutil.rmtree(checkout.overlay_dir(store.home, dropped.id), ignore_errors=True)
-    finally:
-        if lock is not None:
-            lock.release()
-    return DeleteResult(name, to_hex(head), rec is not None)
+    return DeleteResult(name, to_hex(head), has_checkout)
 
 
 def _refuse_unsafe(store: Store, repo: str, name: str, head: ObjectId, dirty: bool) -> None:
@@ -142,7 +144,7 @@ def _refuse_unsafe(store: Store, repo: str, name: str, head: ObjectId, dirty: bo
             f"{repo}@{name} has uncommitted changes in its checkout (mount it and run "
             "'mlgitfs status'): commit or restore them, or delete with --force to drop them"
         )
-    if not _held_elsewhere(store, repo, "heads/" + name, head):
+    if not refs.held_elsewhere(store, repo, "heads/" + name, head):
         raise UnsafeOperation(
             f"{repo}@{name} ({short_hex(head)}) holds commits that no other branch, tag or "
             "remote holds: push or merge them, tag the head, or delete with --force"

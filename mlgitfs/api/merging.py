@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgitfs.api._common import open_store
-from mlgitfs.errors import MountError, UnsafeOperation, UsageError
-from mlgitfs.meta import checkouts, db
+from mlgitfs.api.branches import checkout_guard
+from mlgitfs.errors import UnsafeOperation, UsageError
+from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.revspec import branch_name, parse_revspec
 from mlgitfs.repo import graph, refs
@@ -20,7 +21,6 @@ from mlgitfs.repo.commits import branch_ref
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import FastForward, MergeOutcome, apply_change, merge_into_branch
 from mlgitfs.store.facade import Store
-from mlgitfs.vfs import checkout
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,20 +195,16 @@ def reset(home: Path | None, repo_branch: str, revspec: str, force: bool = False
     with store.env.read() as txn:
         db.get_repo(txn, repo)
         old = db.get_ref(txn, repo, ref)
-        rec = checkouts.get_checkout(txn, repo, branch)
-        dirty = rec is not None and checkouts.has_changes(txn, rec.id)
     if old is None:
         raise UsageError(f"{repo} has no branch {branch!r} (create it with 'mlgitfs branch')")
-    if dirty:
-        raise UnsafeOperation(
-            f"{repo}@{branch} has uncommitted changes in its checkout (see 'mlgitfs status'): "
-            "commit or restore them first; a reset would leave them on a base they no longer fit"
-        )
-    lock = None if rec is None else checkout.try_lock(store.home, rec, f"{repo}@{branch}")
-    if rec is not None and lock is None:
-        raise MountError(f"{repo}@{branch} is mounted writable: unmount it first")
-    try:
-        dropped = not _held(store, repo, ref, old, target)
+    with checkout_guard(store, repo, branch) as (_, dirty):
+        if dirty:
+            raise UnsafeOperation(
+                f"{repo}@{branch} has uncommitted changes in its checkout (see 'mlgitfs "
+                "status'): commit or restore them first; a reset would leave them on a base "
+                "they no longer fit"
+            )
+        dropped = not refs.held_elsewhere(store, repo, ref, old, (target,))
         if dropped and not force:
             raise UnsafeOperation(
                 f"{repo}@{branch} ({short_hex(old)}) holds commits that no other branch, tag or "
@@ -217,14 +213,4 @@ def reset(home: Path | None, repo_branch: str, revspec: str, force: bool = False
             )
         with store.env.write() as txn:  # a clean checkout follows the branch at its next mount
             db.set_ref(txn, repo, ref, target, old, f"reset to {revspec}")
-    finally:
-        if lock is not None:
-            lock.release()
     return ResetResult(repo, branch, to_hex(old), to_hex(target), dropped)
-
-
-def _held(store: Store, repo: str, ref: str, old: ObjectId, target: ObjectId) -> bool:
-    """Whether `old` stays reachable: from the new target or from another ref of the repo."""
-    with store.env.read() as txn:
-        others = [o for r, o in db.list_refs(txn, repo) if r != ref]
-    return any(graph.is_ancestor(store, old, h) for h in (target, *others))

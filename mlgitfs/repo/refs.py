@@ -139,6 +139,18 @@ def resolve(store: Store, spec: Revspec | str) -> Resolved:
     return Resolved(spec, oid, commit, branch, entry)
 
 
+def held_elsewhere(
+    store: Store, repo: str, ref: str, oid: ObjectId, also: tuple[ObjectId, ...] = ()
+) -> bool:
+    """Whether commit `oid` stays reachable without `ref`: from `also` or from another ref of
+    the repo (branch, tag or remote-tracking ref)."""
+    from mlgitfs.repo.graph import is_ancestor
+
+    with store.env.read() as txn:
+        others = [o for r, o in db.list_refs(txn, repo) if r != ref]
+    return any(is_ancestor(store, oid, h) for h in (*also, *others))
+
+
 def ref_label(ref: str) -> str:
     """How output names a stored ref, spelled as a revspec's REF resolves it:
     heads/main → main, tags/v1 → v1, remotes/origin/heads/main → origin/main,

@@ -6,6 +6,7 @@ peak memory under MEMORY_BOUND over its baseline, and nothing that failed a chec
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -432,3 +433,70 @@ def test_lying_index_and_oversized_ref_on_s3(tmp_path: Path, s3_server: S3Server
     finally:
         api.close_store(home)
         t.close()
+
+
+# --- a legitimate deep tree ---------------------------------------------------------------
+
+LEGIT_DEPTH = 1900  # as deep as a path under the test's directory fits in PATH_MAX
+
+
+def _deep_source(root: Path, content: bytes) -> None:
+    root.mkdir(exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(LEGIT_DEPTH):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir("d", dir_fd=fd)
+            nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        out = os.open("f", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=fd)
+        os.write(out, content)
+        os.close(out)
+    finally:
+        os.close(fd)
+
+
+def test_legitimate_deep_tree_imports_mounts_and_exports(
+    tmp_path: Path, mounted: list[tuple[Path, Path]]
+) -> None:
+    """1,900 levels (past Python's recursion limit; the 700-level import hit
+    MDB_READERS_FULL): import, ls -R, diff, export, fsck and a mount all see every level."""
+    src, home = tmp_path / "s", tmp_path / "store"
+    try:
+        _run_deep(src, home, tmp_path, mounted)
+    finally:  # pytest's own (recursive) cleanup of temporary directories cannot remove them
+        _remove_deep(tmp_path / "out")
+        _remove_deep(src)
+
+
+def _run_deep(src: Path, home: Path, tmp_path: Path, mounted: list[tuple[Path, Path]]) -> None:
+    _deep_source(src, b"deep")
+    try:
+        api.init(home, "ds", "dataset", "flexible")
+        api.import_dir(home, "ds", src, "v1")
+        listed = list(api.ls(home, "ds", recursive=True))
+        assert len(listed) == LEGIT_DEPTH + 1 and listed[-1].path.endswith("/d/f")
+        _deep_source(src, b"deeper")
+        api.import_dir(home, "ds", src, "v2")
+        (change,) = api.diff(home, "ds@main~1", "ds@main").items
+        assert change.path == listed[-1].path
+        api.export(home, "ds", tmp_path / "out")
+        found = subprocess.run(
+            ["find", str(tmp_path / "out"), "-name", "f"], capture_output=True, check=True
+        )
+        assert found.stdout.count(b"\n") == 1
+        assert api.fsck(home).clean
+    finally:
+        api.close_store(home)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    mounted.append((home, mp))
+    subprocess.run(
+        [MLGITFS, "--home", str(home), "mount", "ds", str(mp), "--read-only"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    cat = subprocess.run(
+        ["find", str(mp), "-name", "f", "-exec", "cat", "{}", ";"], capture_output=True
+    )
+    assert cat.returncode == 0 and cat.stdout == b"deeper", cat.stderr

@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 
 from mlgitfs import api
 from mlgitfs.errors import MlgitError, UsageError
-from mlgitfs.model.objects import DIR_MODE_MASK, MAX_TEXT, MAX_TIME_NS, clamp_time_ns
+from mlgitfs.model.ids import InodeNo
+from mlgitfs.model.objects import DIR_MODE_MASK, MAX_TEXT, MAX_TIME_NS, MIN_TIME_NS, clamp_time_ns
+from mlgitfs.vfs import checkout_ops
+from mlgitfs.vfs.factory import open_checkout_view
 
 # Times this file system holds: ext4 and tmpfs go far past 2262 (2**63 ns), not before 1901.
 EDGES = [
@@ -149,3 +152,35 @@ def test_commit_message_the_format_cannot_hold_is_refused(tmp_path: Path) -> Non
     api.import_dir(home, "ds", src, "fits")
     assert api.fsck(home).clean
     api.close_store(home)
+
+
+async def test_writable_mount_clamps_times_at_the_system_call(home: Path, tmp_path: Path) -> None:
+    """utimensat with a time the format cannot hold (touch -d 2262-04-12 in a mount): the
+    view keeps the clamped time, as the kernel clamps to what an inode holds, and the
+    commit writes what every reader accepts."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+    (src / "g").write_bytes(b"y")
+    api.init(home, "ds", "dataset", "mutable")
+    api.import_dir(home, "ds", src, "v1")
+    v = open_checkout_view(api.open_store(home), "ds", "main", 1 << 20)
+    try:
+        root = v.resolve([])
+        assert root is not None
+        f, g = (v.resolve([n]) for n in (b"f", b"g"))
+        assert f is not None and g is not None
+        for node in (f, g):  # a content change, so the commit records the file
+            fh = await v.open(InodeNo(node.ino), os.O_WRONLY)
+            await v.write(fh, 0, b"z")
+            v.release(fh)
+        attr = await v.setattr(f.ino, mtime_ns=2**63 + 86400 * 10**9)
+        assert attr.mtime_ns == MAX_TIME_NS
+        attr = await v.setattr(g.ino, mtime_ns=-(2**63))
+        assert attr.mtime_ns == MIN_TIME_NS
+        await checkout_ops.handle(v, "commit", {"message": "times"})
+    finally:
+        v.close()
+    times = {e.path: e.mtime_ns for e in api.ls(home, "ds")}
+    assert times == {"f": MAX_TIME_NS, "g": MIN_TIME_NS}
+    assert api.fsck(home).clean

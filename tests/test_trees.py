@@ -41,7 +41,7 @@ def test_small_directory_is_one_tree() -> None:
 
 
 def test_large_directory_pages(home: Path) -> None:
-    store = api.open_store(home)
+    store = api.open_store(home, create=True)
     a_objs: list[tuple[ObjectId, bytes]] = []
     a = build_dir(entries(30_000), a_objs)
     b_objs: list[tuple[ObjectId, bytes]] = []

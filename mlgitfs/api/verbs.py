@@ -27,7 +27,7 @@ from mlgitfs.api.results import (
     RepoResult,
 )
 from mlgitfs.errors import PathNotFound, UsageError
-from mlgitfs.meta import db
+from mlgitfs.meta import chunks, db
 from mlgitfs.meta import env as env_mod
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ObjectId, to_hex
@@ -240,7 +240,7 @@ def fsck(
     if progress is None:
         return fsck_mod.fsck(store, repo, check_remote=check_remote)
     with store.env.read() as txn:
-        announce(progress, txn.count("chunks"), None)
+        announce(progress, chunks.count(txn), None)
     done = progress
     return fsck_mod.fsck(store, repo, lambda n: done(n, 0), check_remote)
 

@@ -29,12 +29,10 @@ from dataclasses import dataclass
 from mlgitfs.errors import CorruptObject
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.meta.schema import CHECKOUTS, INODES
 from mlgitfs.model import codec
 from mlgitfs.model.ids import ID_LEN, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
-
-CHECKOUTS = "checkouts"
-INODES = "inodes"
 
 
 class Kind(enum.IntEnum):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from mlgitfs.errors import AlreadyExists, ConflictError, CorruptObject, UnknownRepo
 from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.meta.schema import CONFIG, GENERATIONS, OBJECTS, REFLOG, REFS, REPOS
 from mlgitfs.model import codec
 from mlgitfs.model.ids import ObjectId, short_hex
 
@@ -57,12 +58,12 @@ class RepoRecord:
 
 
 def create_repo(txn: WriteTxn, rec: RepoRecord) -> None:
-    if not txn.put_new("repos", rec.name.encode(), rec.encode()):
+    if not txn.put_new(REPOS, rec.name.encode(), rec.encode()):
         raise AlreadyExists(f"repo {rec.name!r} already exists")
 
 
 def get_repo(txn: ReadTxn, name: str) -> RepoRecord:
-    data = txn.get("repos", name.encode())
+    data = txn.get(REPOS, name.encode())
     if data is None:
         raise UnknownRepo(
             f"no repo named {name!r} in the store at {txn.store_home} (see 'mlgitfs repos')"
@@ -71,7 +72,7 @@ def get_repo(txn: ReadTxn, name: str) -> RepoRecord:
 
 
 def list_repos(txn: ReadTxn) -> list[RepoRecord]:
-    return [RepoRecord.decode(k.decode(), v) for k, v in txn.scan("repos")]
+    return [RepoRecord.decode(k.decode(), v) for k, v in txn.scan(REPOS)]
 
 
 # --- refs -----------------------------------------------------------------------------------
@@ -82,13 +83,13 @@ def _ref_key(repo: str, ref: str) -> bytes:
 
 
 def get_ref(txn: ReadTxn, repo: str, ref: str) -> ObjectId | None:
-    value = txn.get("refs", _ref_key(repo, ref))
+    value = txn.get(REFS, _ref_key(repo, ref))
     return None if value is None else ObjectId(value)
 
 
 def list_refs(txn: ReadTxn, repo: str, prefix: str = "") -> Iterator[tuple[str, ObjectId]]:
     base = repo.encode() + b"\0"
-    for key, value in txn.scan("refs", base + prefix.encode()):
+    for key, value in txn.scan(REFS, base + prefix.encode()):
         yield key[len(base) :].decode(), ObjectId(value)
 
 
@@ -102,17 +103,17 @@ def set_ref(
 ) -> None:
     """Move `ref` from `expected` to `new` (None = absent), or raise ConflictError."""
     key = _ref_key(repo, ref)
-    current = txn.get("refs", key)
+    current = txn.get(REFS, key)
     if current != (None if expected is None else bytes(expected)):
         now = short_hex(current) if current else "nothing"
         raise ConflictError(f"{repo}@{ref.split('/', 1)[-1]} moved (it is now {now}); try again")
     if new is None:
-        txn.delete("refs", key)
+        txn.delete(REFS, key)
     else:
-        txn.put("refs", key, bytes(new))
+        txn.put(REFS, key, bytes(new))
     seq = time.time_ns().to_bytes(8, "big")
     txn.put(
-        "reflog",
+        REFLOG,
         key + b"\0" + seq,
         codec.pack([bytes(expected or b""), bytes(new or b""), reason]),
     )
@@ -122,7 +123,7 @@ def reflog(txn: ReadTxn, repo: str, ref: str) -> list[tuple[int, bytes, bytes, s
     """(time_ns, old, new, reason) oldest first."""
     out = []
     prefix = _ref_key(repo, ref) + b"\0"
-    for key, value in txn.scan("reflog", prefix):
+    for key, value in txn.scan(REFLOG, prefix):
         old, new, reason = codec.unpack(value, "reflog entry")
         out.append((int.from_bytes(key[len(prefix) :], "big"), old, new, reason))
     return out
@@ -131,7 +132,7 @@ def reflog(txn: ReadTxn, repo: str, ref: str) -> list[tuple[int, bytes, bytes, s
 def reflog_commits(txn: ReadTxn, repo: str) -> set[bytes]:
     """Every commit any ref of `repo` has named (the old and new ids of its reflog)."""
     out: set[bytes] = set()
-    for _, value in txn.scan("reflog", repo.encode() + b"\0"):
+    for _, value in txn.scan(REFLOG, repo.encode() + b"\0"):
         old, new, _reason = codec.unpack(value, "reflog entry")
         out.update(v for v in (old, new) if v)
     return out
@@ -141,11 +142,25 @@ def reflog_commits(txn: ReadTxn, repo: str) -> set[bytes]:
 
 
 def put_object(txn: WriteTxn, oid: ObjectId, data: bytes) -> bool:
-    return txn.put_new("objects", bytes(oid), data)
+    return txn.put_new(OBJECTS, bytes(oid), data)
 
 
 def get_object_bytes(txn: ReadTxn, oid: ObjectId) -> bytes | None:
-    return txn.get("objects", bytes(oid))
+    return txn.get(OBJECTS, bytes(oid))
+
+
+def has_object(txn: ReadTxn, oid: bytes) -> bool:
+    return txn.has(OBJECTS, bytes(oid))
+
+
+def objects_with_prefix(txn: ReadTxn, prefix: bytes) -> Iterator[tuple[ObjectId, bytes]]:
+    """(id, canonical bytes) of every object whose id starts with `prefix`, in id order."""
+    for key, value in txn.scan(OBJECTS, prefix):
+        yield ObjectId(key), value
+
+
+def has_repo(txn: ReadTxn, name: str) -> bool:
+    return txn.has(REPOS, name.encode())
 
 
 # --- commit generations -----------------------------------------------------------------
@@ -155,24 +170,24 @@ def get_object_bytes(txn: ReadTxn, oid: ObjectId) -> bytes | None:
 
 
 def get_generation(txn: ReadTxn, oid: ObjectId) -> int | None:
-    value = txn.get("generations", bytes(oid))
+    value = txn.get(GENERATIONS, bytes(oid))
     return None if value is None else int.from_bytes(value, "big")
 
 
 def put_generation(txn: WriteTxn, oid: ObjectId, generation: int) -> None:
-    txn.put("generations", bytes(oid), generation.to_bytes(8, "big"))
+    txn.put(GENERATIONS, bytes(oid), generation.to_bytes(8, "big"))
 
 
 # --- config ---------------------------------------------------------------------------------
 
 
 def get_config(txn: ReadTxn, key: str) -> object | None:
-    data = txn.get("config", key.encode())
+    data = txn.get(CONFIG, key.encode())
     return None if data is None else codec.unpack(data, f"config {key}")
 
 
 def set_config(txn: WriteTxn, key: str, value: object) -> None:
-    txn.put("config", key.encode(), codec.pack(value))
+    txn.put(CONFIG, key.encode(), codec.pack(value))
 
 
 def next_counter(txn: WriteTxn, name: str) -> int:

@@ -19,23 +19,7 @@ from typing import Protocol
 import lmdb
 
 from mlgitfs.errors import StoreError, StoreFull
-
-DATABASES = (
-    "objects",  # object id → canonical bytes (manifests, trees, tree indexes, commits)
-    "chunks",  # chunk id → location in the chunk cache
-    "repos",  # repo name → repo record
-    "refs",  # repo NUL refname → commit id
-    "reflog",  # repo NUL refname NUL seq → entry
-    "remotes",  # remote name → record
-    "statcache",  # source path → stat and object of the last import
-    "checkouts",  # checkout state of branch mounts
-    "inodes",  # inode tables of checkouts
-    "config",  # store-wide settings: format, chunker, counters
-    "pins",  # chunk id → pinned (not yet pushed)
-    "remote_packs",  # remote NUL kind NUL pack id → entry count (indexes already read)
-    "remote_locs",  # kind letter + id + remote name → pack location (store/remotedb.py)
-    "generations",  # commit id → generation number, 8 bytes big-endian (repo/graph.py)
-)
+from mlgitfs.meta.schema import DATABASES
 
 # Address space only: the file grows as data is written. 64 GiB holds the metadata of
 # hundreds of millions of files while leaving room for many stores in one process (a

@@ -88,7 +88,7 @@ def write_commit(
     writer.flush()
     with store.env.write() as txn:
         for repo, input_id in req.inputs:
-            if not txn.has("objects", bytes(input_id)):
+            if not db.has_object(txn, input_id):
                 raise UnknownRef(
                     f"input {repo}@{short_hex(input_id)} is not in the store at {txn.store_home}"
                 )

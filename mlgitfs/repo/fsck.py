@@ -6,6 +6,8 @@ it. What an entry says about what it names is checked per entry, not cached per 
 file whose size disagrees with its manifest or chunk is blamed, never another file that
 shares the chunk honestly. Tree indexes are checked against their pages (counts, first
 names, order across pages), and the history of every input commit is walked like a ref's.
+Every checkout's base commit is checked to exist and walked like a ref (a missing one is
+reported: the overlay is a delta against its tree).
 The walk is iterative; a tree deeper than trees.MAX_DEPTH or MAX_PATH is reported, not
 followed.
 """
@@ -15,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlgitfs.errors import CorruptObject
-from mlgitfs.meta import db
+from mlgitfs.errors import CorruptObject, MissingObject
+from mlgitfs.meta import checkouts, db
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, DirView
+from mlgitfs.store import remotedb
 from mlgitfs.store.facade import Store
 
 
@@ -57,7 +60,7 @@ class _Checker:
         self.store = store
         self.check_remote = check_remote
         with store.env.read() as txn:
-            self.has_remotes = txn.count("remotes") > 0
+            self.has_remotes = any(True for _ in remotedb.all_remote_names(txn))
         self.report = report
         self.progress = progress
         self.seen: set[bytes] = set()
@@ -183,6 +186,22 @@ class _Checker:
         if gen != want:
             self.damage(oid, f"generation number {gen} recorded, {want} by its parents", label)
 
+    def checkout(self, repo: str, branch: str, base: bytes) -> None:
+        """A checkout's base must be a commit: its overlay is a delta against that tree."""
+        label = f"{repo}@{branch} (checkout)"
+        try:
+            obj = self.store.get_object(ObjectId(base))
+        except MissingObject:
+            self.damage(base, "the checkout's base commit is missing", label)
+            return
+        except CorruptObject as exc:
+            self.damage(base, exc.reason, label)
+            return
+        if not isinstance(obj, Commit):
+            self.damage(base, f"the checkout's base is a {type(obj).__name__}, not a commit", label)
+            return
+        self.commits.append((repo, base, f"checkout of {branch}"))
+
     def run(self) -> None:
         """Walk the queued commits' histories, and the histories of their inputs."""
         while self.commits:
@@ -227,9 +246,13 @@ def fsck(
     with store.env.read() as txn:
         repos = [db.get_repo(txn, repo)] if repo else db.list_repos(txn)
         refs = {r.name: list(db.list_refs(txn, r.name)) for r in repos}
+        bases = [(r, b, bytes(c.base)) for r, b, c in checkouts.list_checkouts(txn)]
     for rec in repos:
         report.repos += 1
         for ref, oid in refs[rec.name]:
             checker.commits.append((rec.name, bytes(oid), ref))
+        for name, branch, base in bases:
+            if name == rec.name:
+                checker.checkout(name, branch, base)
         checker.run()
     return report

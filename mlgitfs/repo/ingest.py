@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgitfs.errors import SourceError
-from mlgitfs.meta import db
+from mlgitfs.meta import chunks, db, statcache
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import (
@@ -34,7 +34,7 @@ from mlgitfs.model.objects import (
     clamp_time_ns,
 )
 from mlgitfs.progress import Totals
-from mlgitfs.repo import filedata, listing, refs, statcache
+from mlgitfs.repo import filedata, listing, refs
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.trees import MAX_DEPTH, build_dir
@@ -393,7 +393,7 @@ def _known_fn(w: _Walk) -> Callable[[ChunkId], bool]:
         if bytes(cid) in w.known_cache:
             return True
         with env.read() as txn:
-            return txn.has("chunks", bytes(cid))
+            return chunks.has_chunk(txn, bytes(cid))
 
     return known
 

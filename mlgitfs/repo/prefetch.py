@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from mlgitfs.errors import CorruptObject, UsageError
+from mlgitfs.meta import chunks
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
@@ -53,7 +54,7 @@ def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> Tr
     else:
         raise UsageError(f"{revspec} is a symlink: nothing to prefetch")
     with store.env.read() as txn:
-        missing = [c for c in dict.fromkeys(chunk_ids) if not txn.has("chunks", c)]
+        missing = [c for c in dict.fromkeys(chunk_ids) if not chunks.has_chunk(txn, c)]
     announce(progress, len(missing), None)  # the unit: chunks
     got = store.remote.fetch_chunks(missing, progress)  # enforces the cache budget
     stats.chunks, stats.bytes, stats.requests = got.items, got.bytes, got.requests

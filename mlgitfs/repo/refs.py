@@ -40,13 +40,13 @@ def _commits_by_prefix(txn: ReadTxn, prefix: str) -> list[bytes]:
     """The store's commit ids that start with a hex prefix (of any repo)."""
     if len(prefix) == HEX_LEN:
         raw = bytes.fromhex(prefix)
-        data = txn.get("objects", raw)
+        data = db.get_object_bytes(txn, ObjectId(raw))
         return [raw] if data is not None and data[1:8] == b"\xa6commit" else []
     key_prefix = bytes.fromhex(prefix[: len(prefix) // 2 * 2]) if len(prefix) >= 2 else b""
     # Only commits count: their encoding starts with a 9-item array and the tag.
     return [
         key
-        for key, value in txn.scan("objects", key_prefix)
+        for key, value in db.objects_with_prefix(txn, key_prefix)
         if key.hex().startswith(prefix) and value[1:8] == b"\xa6commit"
     ]
 

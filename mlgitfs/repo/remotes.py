@@ -96,7 +96,7 @@ def add(store: Store, name: str, url: str, endpoint_url: str | None = None) -> R
     check_remote_name(name)
     parse_remote_url(url)
     with store.env.read() as txn:
-        if txn.has("remotes", name.encode()):
+        if remotedb.has_remote(txn, name):
             raise AlreadyExists(f"remote {name!r} already exists")
     t = open_transport(url, endpoint_url)
     try:
@@ -163,12 +163,12 @@ def for_clone(
     """The remote a clone uses, and whether it was added for it: an existing record with
     the same URL, or a new one once the URL is known to hold the repo."""
     with store.env.read() as txn:
-        existing = txn.get("remotes", check_remote_name(name).encode())
+        existing = remotedb.find_remote(txn, check_remote_name(name))
     if existing is None:
         _check_clone_source(store, url, endpoint_url, remote_repo)
         rec = add(store, name, url, endpoint_url)
     else:
-        rec = RemoteRecord.decode(name, existing)
+        rec = existing
         if (rec.url, rec.endpoint_url) != (url, endpoint_url):
             raise AlreadyExists(
                 f"remote {name!r} exists with another URL ({rec.url}); clone with --remote NAME"

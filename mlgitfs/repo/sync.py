@@ -45,7 +45,7 @@ from mlgitfs.errors import (
     UnknownRef,
     UnknownRepo,
 )
-from mlgitfs.meta import db
+from mlgitfs.meta import chunks, db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
@@ -57,7 +57,7 @@ from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import merge_into_branch
 from mlgitfs.repo.trees import MAX_DEPTH
 from mlgitfs.store import compress, packs, remotedb
-from mlgitfs.store.cache import Location, unpin
+from mlgitfs.store.cache import Location
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS, META
 from mlgitfs.store.remote import RemoteTransport
@@ -403,8 +403,8 @@ def push(
             out.updates.append(update)
         # the remote has them now (indexed, so durable there): the budget may evict them
         with store.env.write() as txn:
-            unpin(txn, [cid for cid, _ in plan.chunks])
-            unpin(txn, plan.present)
+            chunks.unpin(txn, [cid for cid, _ in plan.chunks])
+            chunks.unpin(txn, plan.present)
         store.remote.enforce_budget(force=True)
     out.stats.seconds = time.perf_counter() - t0
     failed = [u for u in out.updates if u.status == "failed"]
@@ -491,7 +491,7 @@ def _remote_refs(t: RemoteTransport, remote_repo: str) -> dict[str, bytes]:
 
 def missing_objects(store: Store, ids: Iterable[bytes]) -> list[bytes]:
     with store.env.read() as txn:
-        return [i for i in dict.fromkeys(ids) if not txn.has("objects", i)]
+        return [i for i in dict.fromkeys(ids) if not db.has_object(txn, i)]
 
 
 def _fetch_history(store: Store, heads: Iterable[bytes], stats: TransferStats) -> None:
@@ -609,7 +609,7 @@ def clone(
     local = check_repo_name(local_name or repo)
     check_repo_name(repo)
     with store.env.read() as txn:
-        if txn.has("repos", local.encode()):
+        if db.has_repo(txn, local):
             raise AlreadyExists(f"repo {local!r} already exists in the store at {store.home}")
     rec, added = remotes.for_clone(store, remote, url, endpoint_url, local, repo)
     try:
@@ -648,7 +648,7 @@ def _clone_into(
 
 def _drop_tracking(store: Store, repo: str, remote: str) -> None:
     with store.env.write() as txn:
-        if txn.has("repos", repo.encode()):
+        if db.has_repo(txn, repo):
             return  # the clone got as far as making the repo: keep what it made
         prefix = remotes.tracking_ref(remote, "")
         for name, oid in list(db.list_refs(txn, repo, prefix)):

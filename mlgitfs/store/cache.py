@@ -32,12 +32,12 @@ import os
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mlgitfs.errors import CorruptObject, MissingObject, StoreError
-from mlgitfs.meta import db
+from mlgitfs.meta import chunks, db
 from mlgitfs.meta.env import MetaEnv, ReadTxn, WriteTxn
 from mlgitfs.model.ids import ChunkId, hash_bytes, short_hex
 from mlgitfs.store import compress
@@ -85,12 +85,12 @@ class ChunkCache:
         return self.root / f"{segment:08d}.seg"
 
     def location(self, txn: ReadTxn, cid: ChunkId) -> Location | None:
-        data = txn.get("chunks", bytes(cid))
+        data = chunks.get_location(txn, bytes(cid))
         return None if data is None else Location.unpack(data)
 
     def has(self, cid: ChunkId) -> bool:
         with self.env.read() as txn:
-            return txn.has("chunks", bytes(cid))
+            return chunks.has_chunk(txn, bytes(cid))
 
     def _fd(self, segment: int) -> int:
         fd = self._fds.get(segment)
@@ -168,10 +168,10 @@ class ChunkCache:
         """Drop the chunk's location if it is still `loc` (a damaged or vanished copy of a
         chunk a remote has); True if dropped."""
         with self.env.write() as txn:
-            cur = txn.get("chunks", bytes(cid))
+            cur = chunks.get_location(txn, bytes(cid))
             if cur is None or cur != loc.pack():
                 return False
-            txn.delete("chunks", bytes(cid))
+            chunks.delete_location(txn, bytes(cid))
             return True
 
     # --- budget ---------------------------------------------------------------------------
@@ -223,19 +223,19 @@ class ChunkCache:
             with self.env.write() as txn:
                 mine = []
                 for cid, offset in scan_segment(fd):
-                    data = txn.get("chunks", cid)
+                    data = chunks.get_location(txn, cid)
                     if data is None:
                         continue  # a duplicate, a discarded batch, or evicted before
                     loc = Location.unpack(data)
                     if loc.segment != seg or loc.offset != offset:
                         continue
-                    if txn.has("pins", cid) or not on_remote(txn, cid):
+                    if chunks.is_pinned(txn, cid) or not on_remote(txn, cid):
                         return False  # nothing was deleted yet: the transaction is empty
                     mine.append(cid)
                 if not mine:
                     return False  # maybe just created, its writer not yet holding the lock
                 for cid in mine:
-                    txn.delete("chunks", cid)
+                    chunks.delete_location(txn, cid)
             path.unlink(missing_ok=True)
             with self._lock:
                 old = self._fds.pop(seg, None)
@@ -272,14 +272,6 @@ def scan_segment(fd: int) -> Iterator[tuple[bytes, int]]:
             return  # a torn tail
         yield cid, pos + _HEADER.size
         pos += _HEADER.size + stored_len
-
-
-def pin(txn: WriteTxn, cid: bytes) -> None:
-    txn.put("pins", cid, b"")
-
-
-def unpin(txn: WriteTxn, cids: Iterable[bytes]) -> int:
-    return sum(1 for cid in cids if txn.delete("pins", cid))
 
 
 class SegmentWriter:
@@ -413,10 +405,10 @@ class SegmentWriter:
         """Put the locations of flushed chunks in `txn`; returns how many were new."""
         new = 0
         for cid, loc in self._pending.items():
-            if txn.put_new("chunks", cid, loc.pack()):
+            if chunks.put_location_new(txn, cid, loc.pack()):
                 new += 1
                 if self.pin:  # not on any remote yet: never evicted until pushed
-                    pin(txn, cid)
+                    chunks.pin(txn, cid)
         return new
 
     def reset(self) -> None:

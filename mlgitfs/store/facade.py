@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mlgitfs.errors import CorruptObject, MissingObject, StoreError, UsageError
-from mlgitfs.meta import db
+from mlgitfs.meta import chunks, db
 from mlgitfs.meta.env import MetaEnv, WriteTxn, open_env
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex, decode
@@ -154,7 +154,7 @@ class Store:
 
     def has_object(self, oid: ObjectId) -> bool:
         with self.env.read() as txn:
-            return txn.has("objects", bytes(oid))
+            return db.has_object(txn, oid)
 
     def commit(self, oid: ObjectId) -> Commit:
         return self.get(oid, Commit)
@@ -180,7 +180,9 @@ class Store:
             # evicted since we looked: when a remote has it and it is not pinned, drop the
             # local copy and fetch it again. Anything else is real damage: report it.
             with self.env.read() as txn:
-                refetch = not txn.has("pins", cid) and remotedb.on_any_remote(txn, CHUNKS, cid)
+                refetch = not chunks.is_pinned(txn, cid) and remotedb.on_any_remote(
+                    txn, CHUNKS, cid
+                )
             if not refetch:
                 raise
             log.warning("local copy of chunk %s is gone or damaged: fetching it again",
@@ -201,7 +203,7 @@ class Store:
         `deliver`, and cache them in the background (a mount's read-ahead: the reader does
         not wait for the disk)."""
         with self.env.read() as txn:  # some may have arrived meanwhile (another reader)
-            missing = [bytes(c) for c in cids if not txn.has("chunks", bytes(c))]
+            missing = [bytes(c) for c in cids if not chunks.has_chunk(txn, bytes(c))]
         self.remote.fetch_chunks(missing, deliver=deliver, background=True)
 
     def close(self) -> None:

@@ -32,8 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject, MlgitError, RemoteKeyMissing
+from mlgitfs.meta import db
 from mlgitfs.meta.env import MetaEnv
-from mlgitfs.model.ids import ChunkId, short_hex
+from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Object, Tree, decode
 from mlgitfs.store import packs, remotedb
 from mlgitfs.store.cache import FETCH_SEGMENT_TARGET, ChunkCache, SegmentWriter
@@ -436,7 +437,7 @@ class RemoteFetcher:
                 decoded.append((oid, raw, decode(raw, oid)))  # names, types, canonical form
             with self.env.write() as txn:
                 for oid, raw, _ in decoded:
-                    txn.put_new("objects", oid, raw)
+                    db.put_object(txn, ObjectId(oid), raw)
             out.update((oid, obj) for oid, _, obj in decoded)
 
         self._run(self._plan(self.locate(META, wanted)), each)

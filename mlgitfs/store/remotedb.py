@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from mlgitfs.errors import AlreadyExists, CorruptObject, UnknownRemote
 from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.meta.schema import REMOTE_LOCS, REMOTE_PACKS, REMOTES
 from mlgitfs.model import codec
 from mlgitfs.store.packs import CHUNKS, META, PackIndex, PackLocation, Section
 
@@ -61,36 +62,36 @@ class RemoteRecord:
 
 
 def get_remote(txn: ReadTxn, name: str) -> RemoteRecord:
-    data = txn.get("remotes", name.encode())
+    data = txn.get(REMOTES, name.encode())
     if data is None:
         raise UnknownRemote(f"no remote named {name!r} (see 'mlgitfs remote list')")
     return RemoteRecord.decode(name, data)
 
 
 def list_remotes(txn: ReadTxn) -> list[RemoteRecord]:
-    return [RemoteRecord.decode(k.decode(), v) for k, v in txn.scan("remotes")]
+    return [RemoteRecord.decode(k.decode(), v) for k, v in txn.scan(REMOTES)]
 
 
 def add_remote(txn: WriteTxn, rec: RemoteRecord) -> None:
-    if not txn.put_new("remotes", rec.name.encode(), rec.encode()):
+    if not txn.put_new(REMOTES, rec.name.encode(), rec.encode()):
         raise AlreadyExists(f"remote {rec.name!r} already exists")
 
 
 def put_remote(txn: WriteTxn, rec: RemoteRecord) -> None:
-    txn.put("remotes", rec.name.encode(), rec.encode())
+    txn.put(REMOTES, rec.name.encode(), rec.encode())
 
 
 def remove_remote(txn: WriteTxn, name: str) -> None:
     """Forget the remote and everything cached about it (the remote itself is untouched)."""
     get_remote(txn, name)
-    txn.delete("remotes", name.encode())
+    txn.delete(REMOTES, name.encode())
     prefix = name.encode() + b"\0"
-    for key, _ in list(txn.scan("remote_packs", prefix)):
-        txn.delete("remote_packs", key)
+    for key, _ in list(txn.scan(REMOTE_PACKS, prefix)):
+        txn.delete(REMOTE_PACKS, key)
     suffix = name.encode()
-    for key, _ in list(txn.scan("remote_locs")):
+    for key, _ in list(txn.scan(REMOTE_LOCS)):
         if key[33:] == suffix:
-            txn.delete("remote_locs", key)
+            txn.delete(REMOTE_LOCS, key)
 
 
 # --- pack indexes -----------------------------------------------------------------------------
@@ -102,7 +103,7 @@ def _pack_key(remote: str, kind: str, pack: bytes) -> bytes:
 
 def known_packs(txn: ReadTxn, remote: str, kind: str) -> set[bytes]:
     prefix = remote.encode() + b"\0" + kind.encode() + b"\0"
-    return {key[len(prefix) :] for key, _ in txn.scan("remote_packs", prefix)}
+    return {key[len(prefix) :] for key, _ in txn.scan(REMOTE_PACKS, prefix)}
 
 
 def record_index(txn: WriteTxn, remote: str, index: PackIndex) -> None:
@@ -110,8 +111,8 @@ def record_index(txn: WriteTxn, remote: str, index: PackIndex) -> None:
     letter = _KIND_LETTER[index.kind]
     name = remote.encode()
     for e in index.entries:
-        txn.put("remote_locs", letter + e.id + name, index.location(e).pack_bytes())
-    txn.put("remote_packs", _pack_key(remote, index.kind, index.pack), b"%d" % len(index.entries))
+        txn.put(REMOTE_LOCS, letter + e.id + name, index.location(e).pack_bytes())
+    txn.put(REMOTE_PACKS, _pack_key(remote, index.kind, index.pack), b"%d" % len(index.entries))
 
 
 def locate(txn: ReadTxn, kind: str, oid: bytes) -> list[tuple[str, PackLocation]]:
@@ -119,7 +120,7 @@ def locate(txn: ReadTxn, kind: str, oid: bytes) -> list[tuple[str, PackLocation]
     prefix = _KIND_LETTER[kind] + oid
     return [
         (key[len(prefix) :].decode(), PackLocation.unpack(kind, value))
-        for key, value in txn.scan("remote_locs", prefix)
+        for key, value in txn.scan(REMOTE_LOCS, prefix)
     ]
 
 
@@ -127,12 +128,12 @@ def forget_location(txn: WriteTxn, remote: str, kind: str, oid: bytes, pack: byt
     """Drop what a failed read came from: the id's location on that remote, and the record
     that the pack's index was read, so the next refresh reads it again (a repaired remote
     then works at once; an index is believed only while what it says checks out)."""
-    txn.delete("remote_locs", _KIND_LETTER[kind] + oid + remote.encode())
-    txn.delete("remote_packs", _pack_key(remote, kind, pack))
+    txn.delete(REMOTE_LOCS, _KIND_LETTER[kind] + oid + remote.encode())
+    txn.delete(REMOTE_PACKS, _pack_key(remote, kind, pack))
 
 
 def remote_has(txn: ReadTxn, remote: str, kind: str, oid: bytes) -> bool:
-    return txn.has("remote_locs", _KIND_LETTER[kind] + oid + remote.encode())
+    return txn.has(REMOTE_LOCS, _KIND_LETTER[kind] + oid + remote.encode())
 
 
 def record_locator_index(
@@ -140,8 +141,8 @@ def record_locator_index(
 ) -> None:
     name = remote.encode()
     for oid, sec in sections.items():
-        txn.put("remote_locs", _SECTION + oid + name, sec.pack_bytes())
-    txn.put("remote_packs", _pack_key(remote, LOCATORS, pack), b"%d" % len(sections))
+        txn.put(REMOTE_LOCS, _SECTION + oid + name, sec.pack_bytes())
+    txn.put(REMOTE_PACKS, _pack_key(remote, LOCATORS, pack), b"%d" % len(sections))
 
 
 def sections(txn: ReadTxn, oid: bytes) -> list[tuple[str, Section]]:
@@ -149,7 +150,7 @@ def sections(txn: ReadTxn, oid: bytes) -> list[tuple[str, Section]]:
     prefix = _SECTION + oid
     return [
         (key[len(prefix) :].decode(), Section.unpack(value))
-        for key, value in txn.scan("remote_locs", prefix)
+        for key, value in txn.scan(REMOTE_LOCS, prefix)
     ]
 
 
@@ -158,14 +159,24 @@ def record_chunk_locations(
 ) -> None:
     name = remote.encode()
     for cid, loc in items:
-        txn.put("remote_locs", _KIND_LETTER[CHUNKS] + cid + name, loc.pack_bytes())
+        txn.put(REMOTE_LOCS, _KIND_LETTER[CHUNKS] + cid + name, loc.pack_bytes())
 
 
 def on_any_remote(txn: ReadTxn, kind: str, oid: bytes) -> bool:
-    for _ in txn.scan("remote_locs", _KIND_LETTER[kind] + oid):
+    for _ in txn.scan(REMOTE_LOCS, _KIND_LETTER[kind] + oid):
         return True
     return False
 
 
 def all_remote_names(txn: ReadTxn) -> Iterable[str]:
-    return [k.decode() for k, _ in txn.scan("remotes")]
+    return [k.decode() for k, _ in txn.scan(REMOTES)]
+
+
+def has_remote(txn: ReadTxn, name: str) -> bool:
+    return txn.has(REMOTES, name.encode())
+
+
+def find_remote(txn: ReadTxn, name: str) -> RemoteRecord | None:
+    """The remote's record, or None when there is none of that name."""
+    data = txn.get(REMOTES, name.encode())
+    return None if data is None else RemoteRecord.decode(name, data)

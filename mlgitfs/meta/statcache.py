@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.meta.schema import STATCACHE
 from mlgitfs.model.objects import EntryKind
 
 FORMAT = 2
@@ -59,7 +60,7 @@ def lookup(
         return hits, gone
     size = _STAT.size
     i, n = 0, len(files)
-    for k, v in txn.scan("statcache", prefix):
+    for k, v in txn.scan(STATCACHE, prefix):
         name = k[skip:]
         while i < n and files[i][0] < name:
             i += 1
@@ -74,9 +75,9 @@ def lookup(
 
 def write(txn: WriteTxn, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[bytes]) -> None:
     if db.get_config(txn, "statcache.format") != FORMAT:
-        txn.clear("statcache")
+        txn.clear(STATCACHE)
         db.set_config(txn, "statcache.format", FORMAT)
     for k in deletes:
-        txn.delete("statcache", k)
+        txn.delete(STATCACHE, k)
     for k, v in puts:
-        txn.put("statcache", k, v)
+        txn.put(STATCACHE, k, v)

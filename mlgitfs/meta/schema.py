@@ -1,0 +1,58 @@
+"""Every LMDB database of a store, named once: the schema's one home.
+
+Modules outside `mlgitfs/meta/` reach a database through the typed accessors of `meta/`
+(db.py, checkouts.py, chunks.py, statcache.py, roots.py) or, for the remote records whose
+values are pack types of `store/`, through these constants; none spells a name as a string
+(tests/test_schema.py fails on one). Keys and values:
+
+| database | key | value | accessors |
+|---|---|---|---|
+| objects | object id | canonical bytes (manifest, tree, tree index, commit) | db.py |
+| chunks | chunk id | location in the chunk cache (store/cache.py's Location) | chunks.py |
+| pins | chunk id | b"" while the chunk is on no remote (never evicted) | chunks.py |
+| repos | repo name | repo record | db.py |
+| refs | repo NUL refname | commit id | db.py |
+| reflog | repo NUL refname NUL seq | entry | db.py |
+| generations | commit id | generation number, 8 bytes big-endian | db.py |
+| config | key | msgpack value: format, chunker, counters, cache budget | db.py |
+| remotes | remote name | remote record | store/remotedb.py |
+| remote_packs | remote NUL kind NUL pack id | entry count (indexes read) | store/remotedb.py |
+| remote_locs | kind letter + id + remote name | pack location | store/remotedb.py |
+| statcache | directory NUL name | stat and object of the last import | statcache.py |
+| checkouts | repo NUL branch | checkout record | checkouts.py |
+| inodes | checkout id + letter + ... | inode tables of checkouts | checkouts.py |
+"""
+
+from __future__ import annotations
+
+OBJECTS = "objects"
+CHUNKS = "chunks"
+PINS = "pins"
+REPOS = "repos"
+REFS = "refs"
+REFLOG = "reflog"
+GENERATIONS = "generations"
+CONFIG = "config"
+REMOTES = "remotes"
+REMOTE_PACKS = "remote_packs"
+REMOTE_LOCS = "remote_locs"
+STATCACHE = "statcache"
+CHECKOUTS = "checkouts"
+INODES = "inodes"
+
+DATABASES = (
+    OBJECTS,
+    CHUNKS,
+    REPOS,
+    REFS,
+    REFLOG,
+    REMOTES,
+    STATCACHE,
+    CHECKOUTS,
+    INODES,
+    CONFIG,
+    PINS,
+    REMOTE_PACKS,
+    REMOTE_LOCS,
+    GENERATIONS,
+)

@@ -306,10 +306,53 @@ def _entry(c: _Check, raw: Any) -> TreeEntry:
 _KINDS = {int(k): k for k in EntryKind}
 
 
+_INT, _BYTES = frozenset({int}), frozenset({bytes})
+_PLAIN_KINDS = frozenset(int(k) for k in (EntryKind.FILE, EntryKind.CHUNKED, EntryKind.DIR))
+
+
+def _bulk_entries(raw: list[Any]) -> tuple[TreeEntry, ...] | None:
+    """The whole tree at once when every entry passes the per-entry fast check below (column
+    by column, in C loops: a merge or diff of a large version decodes millions of entries);
+    None when any might not, and the caller checks entry by entry. It accepts a subset of
+    what `_entries` accepts, never more (sizes are held to MAX_CHUNK whatever the kind)."""
+    if not raw or set(map(type, raw)) != {list} or set(map(len, raw)) != {6}:
+        return None
+    names, kinds, modes, sizes, mtimes, refs = zip(*raw, strict=True)
+    if not (
+        set(map(type, names)) == _BYTES
+        and min(map(len, names)) > 0
+        and max(map(len, names)) <= MAX_NAME
+        and b"." not in names
+        and b".." not in names
+        and set(map(type, kinds)) == _INT
+        and set(kinds) <= _PLAIN_KINDS
+        and set(map(type, modes)) == _INT
+        and min(modes) >= 0
+        and max(modes) <= PERM_MASK
+        and set(map(type, sizes)) == _INT
+        and min(sizes) >= 0
+        and max(sizes) <= MAX_CHUNK
+        and (min(sizes) >= 2 or int(EntryKind.CHUNKED) not in kinds)
+        and set(map(type, mtimes)) == _INT
+        and min(mtimes) >= MIN_TIME_NS
+        and max(mtimes) <= MAX_TIME_NS
+        and set(map(type, refs)) == _BYTES
+        and set(map(len, refs)) == {ID_LEN}
+    ):
+        return None
+    joined = b"".join(names)  # joining makes no '/' or NUL that no name holds
+    if b"/" in joined or b"\0" in joined:
+        return None
+    return tuple(map(TreeEntry, names, map(_KINDS.__getitem__, kinds), modes, sizes, mtimes, refs))
+
+
 def _entries(c: _Check, raw: list[Any]) -> tuple[TreeEntry, ...]:
     """`_entry` over a tree's entries, with the common case checked inline (a merge or diff
     of a large version decodes millions of entries); anything unusual goes through `_entry`,
     which accepts or refuses it exactly as before, naming the problem."""
+    bulk = _bulk_entries(raw)
+    if bulk is not None:
+        return bulk
     out = []
     kinds, file_, chunked, symlink = _KINDS, EntryKind.FILE, EntryKind.CHUNKED, EntryKind.SYMLINK
     for e in raw:

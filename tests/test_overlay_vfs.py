@@ -318,3 +318,19 @@ async def test_directory_link_counts(home: Path, tmp_path: Path) -> None:
         assert v.getattr(big).nlink == 3
     finally:
         v.close()
+
+
+async def test_commit_of_a_deep_new_directory(view: WritableView, home: Path) -> None:
+    """A change 2,000 levels deep commits, reads back and fscks clean (the commit's walks
+    recursed once per level: RecursionError past about 990)."""
+    parent = ROOT_INODE
+    for _ in range(2_000):
+        parent = InodeNo((await view.mkdir(parent, b"d", 0o755)).ino)
+    fh, _ = await view.create(parent, b"leaf.txt", 0o644, os.O_WRONLY)
+    view.release(fh)
+    st = await checkout_ops.changes.status(view)
+    assert ("added", "/".join(["d"] * 2_000) + "/leaf.txt") in {(c.change, c.path) for c in st}
+    await checkout_ops.handle(view, "commit", {"message": "deep"})
+    assert (await checkout_ops.changes.status(view)) == []
+    files = head_files(home)
+    assert files["/".join(["d"] * 2_000) + "/leaf.txt"] == b""

@@ -19,7 +19,9 @@ as its committed counterpart is hashed (not compressed) once per version of its 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
@@ -115,6 +117,14 @@ class _Walk:
         self.refs = refs
         self.need: list[int] = []
         self.out: list[Delta] = []
+        # calls still to make, last first: the walk is as deep as the tree (thousands of
+        # levels), so compare and walk_dir queue each other instead of recursing
+        self.todo: list[Callable[[], None]] = []
+
+    def run(self, d: Node, path: bytes, was: ObjectId | None) -> None:
+        self.todo.append(partial(self.walk_dir, d, path, was))
+        while self.todo:
+            self.todo.pop()()
 
     def new_side(self, node: Node, compare_with: Side | None) -> Side:
         """What the commit would record for this node (an overlay file's ref only when it
@@ -156,12 +166,12 @@ class _Walk:
             if old is not None and old.is_dir:
                 if node.mode != old.mode:
                     self.add(ChangeKind.MODIFIED, path, side_of(old), self.new_side(node, None))
-                self.walk_dir(node, path, ObjectId(old.ref))
+                self.todo.append(partial(self.walk_dir, node, path, ObjectId(old.ref)))
                 return
             if old is not None:
                 self.entries(ChangeKind.DELETED, old, path)
             self.add(ChangeKind.ADDED, path, None, self.new_side(node, None))
-            self.walk_dir(node, path, None)
+            self.todo.append(partial(self.walk_dir, node, path, None))
             return
         if old is not None and old.is_dir:
             self.entries(ChangeKind.DELETED, old, path)
@@ -193,10 +203,13 @@ class _Walk:
             for e in DirView(self.store, was).entries():
                 if e.name not in handled:
                     self.entries(ChangeKind.DELETED, e, _join(path, e.name))
+        base = DirView(self.store, was) if was is not None else None
+        calls = []
         for name in sorted(handled):
-            old = DirView(self.store, was).lookup(name) if was is not None else None
+            old = base.lookup(name) if base is not None else None
             child = self.view.nodes[d.children[name]] if name in d.overrides else None
-            self.compare(_join(path, name), old, child)
+            calls.append(partial(self.compare, _join(path, name), old, child))
+        self.todo.extend(reversed(calls))  # taken in name order, each subtree before the next
 
 
 def deltas(view: OverlayBase) -> tuple[list[Delta], list[int]]:
@@ -204,7 +217,7 @@ def deltas(view: OverlayBase) -> tuple[list[Delta], list[int]]:
     files that must be hashed to decide it: those of the same size as the committed file
     they replace, and added ones of the same size as a deleted file (a rename candidate)."""
     w = _Walk(view, view.refs)
-    w.walk_dir(view.nodes[ROOT_INODE], b"", view.base_tree())
+    w.run(view.nodes[ROOT_INODE], b"", view.base_tree())
     sizes = {
         d.old.size
         for d in w.out

@@ -79,7 +79,13 @@ def plan(view: WritableView) -> Plan:
     root = view.nodes[ROOT_INODE]
     out = Plan(root=_item(view, root, None), base_commit=view.record.base)
 
-    def walk(d: Node) -> dict[bytes, Item | None]:
+    # Changed directories, parents first, then built children first: no recursion, as a
+    # change may lie thousands of levels deep.
+    dirs = [root]
+    for d in dirs:
+        dirs.extend(c for n in d.overrides if (c := view.nodes[d.children[n]]).kind is Kind.DIR)
+    below: dict[int, dict[bytes, Item | None]] = {}
+    for d in reversed(dirs):
         changes: dict[bytes, Item | None] = {}
         for name in d.whiteouts:
             changes[name] = None
@@ -87,13 +93,12 @@ def plan(view: WritableView) -> Plan:
         for name in d.overrides:
             child = view.nodes[d.children[name]]
             out.overrides.append((d.ino, name, child.ino))
-            item = _item(view, child, walk(child) if child.kind is Kind.DIR else None)
+            item = _item(view, child, below.pop(child.ino) if child.kind is Kind.DIR else None)
             if item.overlay is not None:
                 out.files.append(item)
             changes[name] = item
-        return changes
-
-    out.root = _item(view, root, walk(root))
+        below[d.ino] = changes
+    out.root = _item(view, root, below[root.ino])
     return out
 
 
@@ -178,17 +183,34 @@ def build(
         changed = [it for it in p.files if it.overlay is not None]
         encoded = _encode_files(changed, writer, chunker, known, threads)
 
-        def entry_of(it: Item, was: TreeEntry | None) -> TreeEntry:
+        def entry_of(top: Item, top_was: TreeEntry | None) -> TreeEntry:
+            # Items with the base commit's entry at their path, parents first; their entries
+            # are made children first (no recursion: a change may lie thousands deep).
+            todo: list[tuple[Item, TreeEntry | None]] = [(top, top_was)]
+            for it, was in todo:
+                if it.kind is Kind.DIR and it.changes:
+                    below = (
+                        DirView(store, ObjectId(was.ref))
+                        if was is not None and was.is_dir
+                        else None
+                    )
+                    todo.extend(
+                        (c, below.lookup(n) if below else None)
+                        for n, c in it.changes.items()
+                        if c is not None
+                    )
+            for it, was in reversed(todo):
+                entries[it.ino] = one_entry(it, was)
+            return entries[top.ino]
+
+        def one_entry(it: Item, was: TreeEntry | None) -> TreeEntry:
             # `was`: the base commit's entry at this path. An entry whose kind, content and
             # mode are unchanged stays as committed (its mtime too): status compares by
             # content, and a commit must change exactly what status shows.
             if it.kind is Kind.DIR:
                 base_ref = ObjectId(it.base.ref) if it.base is not None else None
-                below = (
-                    DirView(store, ObjectId(was.ref)) if was is not None and was.is_dir else None
-                )
                 changes = {
-                    n: (None if c is None else entry_of(c, below.lookup(n) if below else None))
+                    n: (None if c is None else entries[c.ino])
                     for n, c in (it.changes or {}).items()
                 }
                 tree, count = update_dir(store, base_ref, changes, new_objects)
@@ -207,7 +229,6 @@ def build(
                 e = TreeEntry(it.name, b.kind, it.mode, b.size, it.mtime_ns, b.ref)
             if was is not None and (was.kind, was.ref, was.mode) == (e.kind, e.ref, e.mode):
                 e = was
-            entries[it.ino] = e
             return e
 
         base_tree = store.commit(p.base_commit).tree
@@ -260,7 +281,9 @@ def dematerialize(view: WritableView, p: Plan, out: Outcome) -> list[str]:
     view.record.base = out.commit
     doomed: list[str] = []
 
-    def visit(it: Item) -> None:
+    todo = [p.root]  # no recursion: a change may lie thousands of levels deep
+    while todo:
+        it = todo.pop()
         node = view.nodes[it.ino]
         entry = out.entries[it.ino]
         if node.ino == ROOT_INODE:
@@ -282,11 +305,7 @@ def dematerialize(view: WritableView, p: Plan, out: Outcome) -> list[str]:
         if it.changes is not None:
             node.whiteouts.clear()
             node.overrides.clear()
-            for child in it.changes.values():
-                if child is not None:
-                    visit(child)
-
-    visit(p.root)
+            todo.extend(c for c in it.changes.values() if c is not None)
     view.unlocked.clear()
     view.refs.known.clear()
     return doomed

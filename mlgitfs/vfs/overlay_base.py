@@ -327,12 +327,14 @@ class OverlayBase:
 
     def base_path(self, node: Node) -> bytes | None:
         """The path this node had in the base commit, or None if it did not come from it."""
-        if node.ino == ROOT_INODE:
-            return b""
-        if node.recorded or node.parent == 0:
-            return node.origin
-        parent = self.base_path(self.nodes[node.parent])
-        return None if parent is None else (parent + b"/" if parent else b"") + node.name
+        names: list[bytes] = []  # up to the nearest node whose base path is known
+        while node.ino != ROOT_INODE and not (node.recorded or node.parent == 0):
+            names.append(node.name)
+            node = self.nodes[node.parent]
+        top = b"" if node.ino == ROOT_INODE else node.origin
+        if top is None:
+            return None
+        return b"/".join([top, *reversed(names)] if top else reversed(names))
 
     def base_entry(self, d: Node, name: bytes) -> TreeEntry | None:
         """The entry `name` of d's base tree (whatever the delta says), or None."""

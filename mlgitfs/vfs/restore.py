@@ -41,11 +41,12 @@ def _lookup(view: WritableView, tree: ObjectId, parts: list[bytes]) -> TreeEntry
 
 def orphan_tree(view: WritableView, node: Node, batch: Batch) -> None:
     """Detach a node and drop the records of everything materialized below it."""
-    if node.kind is Kind.DIR:
-        for name in list(node.overrides):
-            child = view.nodes[node.children[name]]
-            orphan_tree(view, child, batch)
-    view.orphan(node, batch)
+    order = [node]  # parents first; orphaned children first (no recursion: any depth)
+    for n in order:
+        if n.kind is Kind.DIR:
+            order.extend(view.nodes[n.children[name]] for name in list(n.overrides))
+    for n in reversed(order):
+        view.orphan(n, batch)
 
 
 def replaced_files(

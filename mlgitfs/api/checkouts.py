@@ -16,7 +16,7 @@ from mlgitfs.store.facade import Store
 
 # --- checkouts -------------------------------------------------------------------------------
 # Writable branch mounts: commit, status, restore and unlock go to the mount's daemon over its
-# control socket (mlgitfs/vfs/control.py); the daemon owns the checkout (design §5).
+# control socket (mlgitfs/daemon/protocol.py); the daemon owns the checkout (design §5).
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def commit(
     dry_run: bool = False,
 ) -> CheckoutCommitResult:
     """Commit what the writable mount changed; the branch moves (CAS on the mount's base)."""
-    from mlgitfs.vfs import control
+    from mlgitfs.daemon import protocol
 
     store, m, sock = _writable_mount(home, mountpoint)
     repo, branch = _repo_branch(m.revspec)
@@ -132,7 +132,7 @@ def commit(
         "dry_run": dry_run,
         "author": default_author(),
     }
-    v = control.call(sock, "commit", args)
+    v = protocol.call(sock, "commit", args)
     cid = str(v.get("commit", ""))
     info = None
     if cid:
@@ -147,10 +147,10 @@ def commit(
 
 def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
     """What the writable mount changed against its base commit (O(changes))."""
-    from mlgitfs.vfs import control
+    from mlgitfs.daemon import protocol
 
     _, m, sock = _writable_mount(home, mountpoint)
-    v = control.call(sock, "status", {})
+    v = protocol.call(sock, "status", {})
     refused = tuple((str(op), str(path), str(why)) for op, path, why in v.get("refused", []))
     return StatusResult(m.mountpoint, str(v["repo"]), str(v["branch"]), str(v["base"]),
                         str(v["mutability"]), _status_items(v.get("changes", [])), refused,
@@ -160,11 +160,11 @@ def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
 def restore(home: Path | None, paths: list[Path], source: str | None = None) -> PathsResult:
     """Put paths of a writable mount back as they are in `source` (default: its base commit);
     no path: the whole tree."""
-    from mlgitfs.vfs import control
+    from mlgitfs.daemon import protocol
 
     _, m, sock = _writable_mount(home, paths[0] if paths else None)
     rel = _mount_paths(paths, m.mountpoint) if paths else []
-    v = control.call(sock, "restore", {"paths": rel, "source": _source(source, m)})
+    v = protocol.call(sock, "restore", {"paths": rel, "source": _source(source, m)})
     return PathsResult(m.mountpoint, tuple(v.get("paths", [])))
 
 
@@ -185,10 +185,10 @@ def _source(source: str | None, m: MountInfo) -> str:
 
 def unlock(home: Path | None, paths: list[Path]) -> PathsResult:
     """Let committed files of a flexible repo change until the next commit."""
-    from mlgitfs.vfs import control
+    from mlgitfs.daemon import protocol
 
     if not paths:
         raise UsageError("name the files to unlock")
     _, m, sock = _writable_mount(home, paths[0])
-    v = control.call(sock, "unlock", {"paths": _mount_paths(paths, m.mountpoint)})
+    v = protocol.call(sock, "unlock", {"paths": _mount_paths(paths, m.mountpoint)})
     return PathsResult(m.mountpoint, tuple(v.get("paths", [])))

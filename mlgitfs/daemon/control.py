@@ -1,6 +1,6 @@
 """The control socket server of a writable mount (trio): one request per connection.
 
-Frames and errors are vfs/control.py's; the verbs are vfs/checkout_ops.py's. Each
+Frames and errors are daemon/protocol.py's; the verbs are vfs/checkout_ops.py's. Each
 connection runs in its own task, so a long commit does not stop `status` from answering
 (status waits for nothing; commit and restore take the view's exclusive lock). Any
 exception is answered as an error and logged: a bad request never ends the daemon.
@@ -17,8 +17,9 @@ from typing import Any
 import trio
 
 from mlgitfs import memory
+from mlgitfs.daemon import protocol
 from mlgitfs.errors import DaemonError, MlgitError
-from mlgitfs.vfs import checkout_ops, control
+from mlgitfs.vfs import checkout_ops
 from mlgitfs.vfs.overlay import WritableView
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ async def _recv_exact(stream: trio.SocketStream, n: int) -> bytes:
 async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: Invalidate) -> None:
     async with stream:
         try:
-            n = control.frame_length(await _recv_exact(stream, 4))
-            request = control.decode(await _recv_exact(stream, n))
+            n = protocol.frame_length(await _recv_exact(stream, 4))
+            request = protocol.decode(await _recv_exact(stream, n))
         except (MlgitError, trio.BrokenResourceError) as exc:
             log.warning("bad control request: %s", exc)
             return
@@ -56,12 +57,12 @@ async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: 
                 await invalidate(out.entries, out.inodes)
         except MlgitError as exc:
             log.info("control %s refused: %s", op, exc.message)
-            reply = control.error_reply(exc)
+            reply = protocol.error_reply(exc)
         except Exception as exc:
             log.error("control %s failed", op, exc_info=True)
-            reply = control.error_reply(DaemonError(f"{op} failed in the daemon: {exc!r}"))
+            reply = protocol.error_reply(DaemonError(f"{op} failed in the daemon: {exc!r}"))
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.send_all(control.frame(reply))
+            await stream.send_all(protocol.frame(reply))
         if op == "commit":
             # What the commit freed (encoded chunks, objects) goes back to the system: the
             # daemon's allocator otherwise keeps it for reuse (memory.py).

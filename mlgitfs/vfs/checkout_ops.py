@@ -1,7 +1,7 @@
 """The checkout verbs a writable mount serves over its control socket: commit, status, restore,
 unlock, flush; and `handle`, which maps one control request to one of them.
 
-Requests and replies are plain msgpack-able dicts (see vfs/control.py for the wire format).
+Requests and replies are plain msgpack-able dicts (see daemon/protocol.py for the wire format).
 Errors are raised as `MlgitError`s; the daemon's server sends their class and message back,
 and the client raises the same class, so the CLI shows the message and the exit code.
 """

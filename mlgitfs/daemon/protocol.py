@@ -3,9 +3,13 @@
 A Unix socket per mount (its path in the mount's registry record). One request per
 connection: a frame is a 4-byte big-endian length and a msgpack value (model/codec.py).
 Request: `{"op": str, "args": {...}}`. Reply: `{"ok": true, "value": {...}}` or
-`{"ok": false, "error": "<MlgitError class name>", "message": str}`; the client raises that
-class again, so the CLI shows the daemon's message with the right exit code. The daemon's
-trio server is daemon/control.py; the verbs are vfs/checkout_ops.py.
+`{"ok": false, "error": "<MlgitError class name>", "message": str, "fields": {...}}`; the
+client rebuilds that class from the registry of every class in mlgitfs/errors.py (its own
+`__init__` is not called: the message and the fields, its plain attributes such as
+`object_id` or `errno`, are set as they were), so the CLI shows the daemon's message with
+the right exit code. An unknown name arrives as DaemonError. Importable without pyfuse3:
+the api calls `call`; the daemon's trio server is daemon/control.py; the verbs are
+vfs/checkout_ops.py.
 """
 
 from __future__ import annotations
@@ -41,8 +45,49 @@ def decode(data: bytes) -> dict[str, Any]:
     return value
 
 
+_PLAIN = (str, int, float, bool, bytes, type(None))
+
+
+def _registry() -> dict[str, type[MlgitError]]:
+    out: dict[str, type[MlgitError]] = {}
+    todo: list[type[MlgitError]] = [MlgitError]
+    while todo:
+        cls = todo.pop()
+        if cls.__module__ == errors.__name__:
+            out[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+ERRORS = _registry()  # every error class, by name: what a reply may name
+
+
 def error_reply(exc: MlgitError) -> dict[str, Any]:
-    return {"ok": False, "error": type(exc).__name__, "message": exc.message}
+    fields = {
+        k: v
+        for k, v in vars(exc).items()
+        if k != "message" and not k.startswith("_") and isinstance(v, _PLAIN)
+    }
+    return {"ok": False, "error": type(exc).__name__, "message": exc.message, "fields": fields}
+
+
+def rebuild_error(reply: dict[str, Any]) -> MlgitError:
+    """The error a reply carries, as its own class (DaemonError for an unknown name)."""
+    name = str(reply.get("error", "DaemonError"))
+    message = str(reply.get("message", "the mount's daemon refused the request"))
+    cls = ERRORS.get(name)
+    if cls is None:
+        return DaemonError(message)
+    # Not cls(message): classes with their own __init__ take other arguments.
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.message = message
+    fields = reply.get("fields")
+    if isinstance(fields, dict):
+        for key, value in fields.items():
+            if isinstance(key, str) and key != "message" and isinstance(value, _PLAIN):
+                setattr(exc, key, value)
+    return exc
 
 
 def raise_reply(reply: dict[str, Any]) -> dict[str, Any]:
@@ -50,15 +95,7 @@ def raise_reply(reply: dict[str, Any]) -> dict[str, Any]:
     if reply.get("ok"):
         value = reply.get("value", {})
         return value if isinstance(value, dict) else {}
-    name = str(reply.get("error", "DaemonError"))
-    message = str(reply.get("message", "the mount's daemon refused the request"))
-    cls = getattr(errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, MlgitError) and name != "CorruptObject":
-        try:
-            raise cls(message)
-        except TypeError:
-            pass
-    raise DaemonError(message)
+    raise rebuild_error(reply)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

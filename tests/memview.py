@@ -181,6 +181,12 @@ class MemView:
         blocks = sum((n.attr.size + BLOCK - 1) // BLOCK for n in self.nodes.values())
         return StatFs(BLOCK, blocks, 0, len(self.nodes), 0)
 
+    def attach(self, nursery: trio.Nursery) -> None:
+        """No background work."""
+
+    def close(self) -> None:
+        """Nothing held."""
+
 
 @dataclass(frozen=True)
 class Dir:

@@ -180,9 +180,7 @@ async def _serve_async(
         await nursery.start(_signals, ops)
         nursery.start_soon(_announce, config, ready, initialized, name="announce-mounted")
         # Views with background work (read-ahead) run it in this nursery.
-        attach = getattr(ops.view, "attach", None)
-        if callable(attach):
-            attach(nursery)
+        ops.view.attach(nursery)
         set_prefill = getattr(ops.view, "set_prefill", None)
         if ops.read_only and callable(set_prefill):
 
@@ -209,13 +207,10 @@ def _store_pages(ino: int, data: bytes | memoryview) -> None:
 
 
 def _close_view(view: FsView) -> None:
-    # FsView has no close; a view holding the store (LMDB) offers one.
-    close = getattr(view, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:
-            log.warning("closing the view failed", exc_info=True)
+    try:
+        view.close()
+    except Exception:
+        log.warning("closing the view failed", exc_info=True)
 
 
 def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:

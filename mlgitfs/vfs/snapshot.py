@@ -252,6 +252,9 @@ class SnapshotView:
         st = os.statvfs(self.store.home)
         return StatFs(st.f_frsize, st.f_blocks, 0, len(self._nodes), 0, 255)
 
+    def close(self) -> None:
+        """Nothing to release: the store is its opener's to close."""
+
     def _guard(self, fn: Callable[[], _R], node: _Node) -> _R:
         try:
             return fn()

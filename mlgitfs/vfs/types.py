@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mlgitfs.meta.checkouts import Kind as Kind  # the view protocol's word too
 from mlgitfs.model.ids import InodeNo
+
+if TYPE_CHECKING:
+    import trio
 
 ROOT_INODE = InodeNo(1)  # pyfuse3.ROOT_INODE
 
@@ -81,3 +84,12 @@ class FsView(Protocol):
         ...
 
     def statfs(self) -> StatFs: ...
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Start the view's background work (read-ahead, fetch-ahead) in the daemon's
+        nursery, once, before the first request."""
+        ...
+
+    def close(self) -> None:
+        """Release what the view holds (its lock, overlay files); once, after unmount."""
+        ...

@@ -16,7 +16,7 @@ from mlgitfs.errors import ConflictError, FsError, MountError, PolicyError
 from mlgitfs.model.ids import InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.treeedit import update_dir
-from mlgitfs.repo.trees import DirView, build_dir
+from mlgitfs.repo.trees import MAX_DEPTH, DirView, build_dir
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout_ops
 from mlgitfs.vfs.factory import open_checkout_view
@@ -334,3 +334,24 @@ async def test_commit_of_a_deep_new_directory(view: WritableView, home: Path) ->
     assert (await checkout_ops.changes.status(view)) == []
     files = head_files(home)
     assert files["/".join(["d"] * 2_000) + "/leaf.txt"] == b""
+
+
+async def test_a_directory_deeper_than_the_format_is_refused(
+    view: WritableView, home: Path
+) -> None:
+    """mkdir and rename refuse a directory readers would refuse (trees.MAX_DEPTH); one level
+    less is made, committed and read back."""
+    parent = ROOT_INODE
+    for _ in range(MAX_DEPTH - 1):
+        parent = InodeNo((await view.mkdir(parent, b"d", 0o755)).ino)
+    with pytest.raises(FsError) as exc:
+        await view.mkdir(parent, b"d", 0o755)
+    assert exc.value.errno == errno.ENAMETOOLONG
+    await view.mkdir(ROOT_INODE, b"m", 0o755)
+    with pytest.raises(FsError) as exc:
+        await view.rename(ROOT_INODE, b"m", parent, b"m", 0)
+    assert exc.value.errno == errno.ENAMETOOLONG
+    fh, _ = await view.create(parent, b"leaf", 0o644, os.O_WRONLY)
+    view.release(fh)
+    await checkout_ops.handle(view, "commit", {"message": "deepest"})
+    assert head_files(home)["/".join(["d"] * (MAX_DEPTH - 1)) + "/leaf"] == b""

@@ -31,7 +31,7 @@ from mlgitfs.errors import FsError, MlgitError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import DIR_MODE_MASK, PERM_MASK, TreeEntry, clamp_time_ns
-from mlgitfs.repo.trees import file_chunks
+from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, file_chunks
 from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import Node
 from mlgitfs.vfs.overlay_base import (
@@ -45,6 +45,14 @@ from mlgitfs.vfs.overlay_base import (
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, Kind
 
 log = logging.getLogger(__name__)
+
+
+def _check_dir_path(path: bytes) -> None:
+    """A directory the format's readers would refuse (trees.walk) is refused when it is made
+    or moved, not written into a version nobody can read back."""
+    if path.count(b"/") + 1 >= MAX_DEPTH or len(path) + 1 > MAX_PATH:
+        raise FsError(errno.ENAMETOOLONG, f"deeper than {MAX_DEPTH} levels or {MAX_PATH} bytes")
+
 
 __all__ = ["Batch", "Handle", "WritableView", "now_ns"]
 
@@ -231,6 +239,8 @@ class WritableView(OverlayBase):
             # (unlink then create); a directory there is a removal plus an addition.
             path = self.path_of(d)
             path = path + b"/" + name if path else name
+            if kind is Kind.DIR:
+                _check_dir_path(path)
             replaces = kind is not Kind.DIR and self.committed_file(path) is not None
             self.check(op, path, replaces, caller)
 
@@ -373,6 +383,8 @@ class WritableView(OverlayBase):
                     raise FsError(errno.ENOTEMPTY)
             to = self.path_of(d2)
             to = to + b"/" + new if to else new
+            if src.kind is Kind.DIR:
+                _check_dir_path(to)
             self.check("rename", to, self._lands(src, to), caller)
             # No checkpoint from here on: the rename is atomic in memory and in one txn.
             with self.change() as batch:

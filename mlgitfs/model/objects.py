@@ -335,6 +335,11 @@ _KINDS = {int(k): k for k in EntryKind}
 
 
 _INT, _BYTES = frozenset({int}), frozenset({bytes})
+# Entries already decoded, by their exact fields (types checked first, so 1 and True never
+# meet): the same file in base, ours and theirs is then one object, built once, and a diff
+# or merge skips it by identity (`e is f`). Bounded; emptied when full.
+_SEEN: dict[tuple[Any, ...], TreeEntry] = {}
+_SEEN_MAX = 1 << 18
 _PLAIN_KINDS = frozenset(int(k) for k in (EntryKind.FILE, EntryKind.CHUNKED, EntryKind.DIR))
 
 
@@ -371,7 +376,16 @@ def _bulk_entries(raw: list[Any]) -> tuple[TreeEntry, ...] | None:
     joined = b"".join(names)  # joining makes no '/' or NUL that no name holds
     if b"/" in joined or b"\0" in joined:
         return None
-    return tuple(map(TreeEntry, names, map(_KINDS.__getitem__, kinds), modes, sizes, mtimes, refs))
+    seen = _SEEN
+    if len(seen) > _SEEN_MAX:
+        seen.clear()
+    out = []
+    for key in map(tuple, raw):
+        e = seen.get(key)
+        if e is None:
+            e = seen[key] = TreeEntry(key[0], _KINDS[key[1]], key[2], key[3], key[4], key[5])
+        out.append(e)
+    return tuple(out)
 
 
 def _entries(c: _Check, raw: list[Any]) -> tuple[TreeEntry, ...]:

@@ -40,7 +40,7 @@ from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.conflicts import Conflict, ConflictKind, SideInfo
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, decode, of_kind
-from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, find_renames
+from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, drop_shared, find_renames
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, build_dir, resolve_path
 from mlgitfs.store.facade import Store
@@ -315,12 +315,13 @@ class _Merger:
         vy = DirView(self.reader, ObjectId(y.ref)) if y is not None else None
         common = frozenset(vx.pages() if vx else ()) & frozenset(vy.pages() if vy else ())
 
-        def entries(v: DirView | None) -> dict[bytes, TreeEntry]:
+        def entries(v: DirView | None) -> list[TreeEntry]:
             if v is None:
-                return {}
-            return {e.name: e for t in v.page_trees(common) for e in t.entries}
+                return []
+            return [e for t in v.page_trees(common) for e in t.entries]
 
-        return entries(vx), entries(vy)
+        ex, ey = drop_shared(entries(vx), entries(vy))
+        return {e.name: e for e in ex}, {e.name: e for e in ey}
 
 
 # --- renames ----------------------------------------------------------------------------

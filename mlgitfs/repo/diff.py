@@ -48,7 +48,7 @@ def drop_shared(
 ) -> tuple[list[TreeEntry], list[TreeEntry]]:
     """Both lists without the entries that are one object on both sides (decoding shares an
     entry that is the same in several trees): those are equal, so nothing changed there."""
-    shared = {id(e) for e in ea} & {id(e) for e in eb}
+    shared = set(map(id, ea)).intersection(map(id, eb))
     if not shared:
         return ea, eb
     return [e for e in ea if id(e) not in shared], [e for e in eb if id(e) not in shared]

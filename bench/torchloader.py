@@ -8,6 +8,7 @@ module that imports torch and Pillow; both come with the ``bench`` extra).
   ``DataLoader(dataset, batch_size=B, num_workers=W, shuffle=True, generator=seeded)`` over a
   Dataset that opens each file, decodes it with Pillow and makes a CHW uint8 tensor. Each item
   also carries its worker-side stage timers (open+read, decode, to-tensor), summed here.
+  ``--unbuffered`` opens with ``buffering=0`` (no ``isatty()``: no FUSE ioctl per file).
 
 Each prints one JSON line: seconds, files, bytes, pixels, and the stage sums (worker seconds).
 """
@@ -57,7 +58,8 @@ def generate(root: str, count: int, seed: int) -> dict[str, Any]:
 class PngFolder(Dataset[tuple[torch.Tensor, int, float, float, float]]):
     """What an ImageFolder does, minus torchvision: a sorted walk, label = directory index."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, buffering: int = -1) -> None:
+        self.buffering = buffering
         self.items: list[tuple[str, int]] = []
         classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
         for label, c in enumerate(classes):
@@ -70,7 +72,7 @@ class PngFolder(Dataset[tuple[torch.Tensor, int, float, float, float]]):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, float, float, float]:
         path, label = self.items[i]
         t0 = time.perf_counter()
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=self.buffering) as f:
             data = f.read()
         t1 = time.perf_counter()
         img = Image.open(io.BytesIO(data)).convert("RGB")
@@ -87,10 +89,10 @@ def _keep_list(batch: list[Any]) -> list[Any]:
     return batch
 
 
-def epoch(root: str, workers: int, batch: int, seed: int) -> dict[str, Any]:
+def epoch(root: str, workers: int, batch: int, seed: int, unbuffered: bool) -> dict[str, Any]:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    ds = PngFolder(root)
+    ds = PngFolder(root, 0 if unbuffered else -1)
     g = torch.Generator()
     g.manual_seed(seed)
     loader = DataLoader(
@@ -136,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--workers", type=int, default=2)
     e.add_argument("--batch", type=int, default=32)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--unbuffered", action="store_true")
     a = p.parse_args(argv)
     if a.cmd == "gen":
         result = generate(a.root, a.count, a.seed)
     else:
-        result = epoch(a.root, a.workers, a.batch, a.seed)
+        result = epoch(a.root, a.workers, a.batch, a.seed, a.unbuffered)
     print(json.dumps(result))
     return 0
 

@@ -414,3 +414,71 @@ def test_shell_completion_of_commands_repos_refs_paths(home: Path, cli: Cli, ds:
     assert _complete(home, "mlgitfs log nope@") == []  # an error offers nothing
     assert "_MLGITFS_COMPLETE" in run("completion", "bash").stdout
     assert run("completion", "tcsh").exit_code == 2
+
+
+def _interrupt(args: list[str], after: float) -> subprocess.CompletedProcess[str]:
+    """Run the CLI and send SIGINT (Ctrl-C) `after` seconds in, unless it finished first."""
+    proc = subprocess.Popen([MLGITFS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        time.sleep(after)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            stop_pid(proc.pid)
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def _segments(home: Path) -> set[str]:
+    return {p.name for p in (home / "chunks").iterdir()}
+
+
+def test_ctrl_c_during_import_and_export_exits_130_and_leaves_nothing(
+    tmp_path: Path, home: Path, cli: Cli
+) -> None:
+    """Ctrl-C in the middle of an import leaves no commit and no segment behind; in the middle
+    of an export, no destination. Each is tried at several points of a measured run; at least
+    one must land while the command works (finishing first proves nothing)."""
+
+    def source(name: str) -> Path:  # new bytes each time: nothing deduplicated or cached
+        files = {f"d{i % 8}/f{i}.bin": os.urandom(1 << 20) for i in range(128)}
+        return write_tree(tmp_path / name, files)
+
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    t0 = time.monotonic()
+    cli("import", "ds", str(source("src0")), "-m", "v0")
+    span = time.monotonic() - t0  # start-up included: the later points fall in the work
+    interrupted = 0
+    for i, at in enumerate((0.35, 0.5, 0.6, 0.7, 0.8, 0.9), start=1):
+        src = source(f"src{i}")
+        before = (api.show(home, "ds@main").id, _segments(home))
+        api.close_store(home)
+        r = _interrupt(["--home", str(home), "import", "ds", str(src), "-m", "big"], span * at)
+        if api.show(home, "ds@main").id != before[0]:
+            continue  # it finished (a signal during its exit may still end it)
+        assert "Traceback" not in r.stderr
+        assert _segments(home) == before[1]
+        if r.returncode == -signal.SIGINT:
+            continue  # still starting: ended by the signal, nothing begun
+        assert r.returncode == 130 and "interrupted" in r.stderr, r.stderr
+        interrupted += 1
+    assert interrupted, "no import was still running when interrupted"
+    t0 = time.monotonic()
+    cli("export", "ds", str(tmp_path / "out" / "whole"))
+    span = time.monotonic() - t0
+    interrupted = 0
+    for i, at in enumerate((0.35, 0.5, 0.6, 0.7, 0.8, 0.9)):
+        dest = tmp_path / "out" / f"e{i}"
+        api.close_store(home)
+        r = _interrupt(["--home", str(home), "export", "ds", str(dest)], span * at)
+        assert "Traceback" not in r.stderr
+        if r.returncode == 0 or "exported" in r.stderr:
+            continue  # it finished (a signal during its exit may still end it)
+        assert not dest.exists() or not any(dest.iterdir())
+        if r.returncode == -signal.SIGINT:
+            continue  # still starting: ended by the signal, nothing begun
+        assert r.returncode == 130 and "interrupted" in r.stderr, r.stderr
+        interrupted += 1
+    assert interrupted, "no export was still running when interrupted"

@@ -85,7 +85,8 @@ def test_stalled_remote(tmp_path: Path, server: S3Server) -> None:
         got = cli(home, env, "cat", "ds@v1:a.bin", check=False)
         took = time.monotonic() - t0
         assert got.returncode != 0
-        assert "did not answer get of packs/" in got.stderr and "within 3 s" in got.stderr
+        # the key is a chunk pack, or a metadata pack when the chunk's locator is not cached
+        assert "did not answer get of " in got.stderr and "within 3 s" in got.stderr
         assert took < DEADLINE + 10, took
 
         t0 = time.monotonic()

@@ -308,11 +308,13 @@ class SegmentWriter:
         with self.cache.env.write() as txn:
             self._segment = db.next_counter(txn, "segment")
         path = self.cache.segment_path(self._segment)
+        # noted before the file exists: an interrupt (Ctrl-C) the instant after it is made
+        # must still find it for discard
+        self._created.append(path)
         self._file = SegmentFile(path, self.direct, self._stage)
         self._stage = None
         # held while we append: eviction in any process skips a segment being written
         fcntl.flock(self._file.fd, fcntl.LOCK_EX)
-        self._created.append(path)
         self._size = 0
 
     def _close_file(self) -> None:

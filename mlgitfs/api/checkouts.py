@@ -9,9 +9,9 @@ from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_met
 from mlgitfs.api.mounts import MountInfo
 from mlgitfs.api.results import CommitInfo
 from mlgitfs.errors import MountError, UsageError
+from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.revspec import parse_revspec
-from mlgitfs.repo.commits import default_author
 from mlgitfs.store.facade import Store
 
 # --- checkouts -------------------------------------------------------------------------------

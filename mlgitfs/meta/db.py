@@ -8,14 +8,15 @@ compare-and-swap: `set_ref` checks the old value inside the same write transacti
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlgitfs.errors import AlreadyExists, ConflictError, CorruptObject, UnknownRepo
+from mlgitfs.meta import reflog
 from mlgitfs.meta.env import ReadTxn, WriteTxn
-from mlgitfs.meta.schema import CONFIG, GENERATIONS, OBJECTS, REFLOG, REFS, REPOS
+from mlgitfs.meta.schema import CONFIG, GENERATIONS, OBJECTS, REFS, REPOS
 from mlgitfs.model import codec
+from mlgitfs.model.actor import default_actor
 from mlgitfs.model.ids import ObjectId, short_hex
 
 
@@ -100,8 +101,10 @@ def set_ref(
     new: ObjectId | None,
     expected: ObjectId | None,
     reason: str,
+    who: str | None = None,
 ) -> None:
-    """Move `ref` from `expected` to `new` (None = absent), or raise ConflictError."""
+    """Move `ref` from `expected` to `new` (None = absent), or raise ConflictError; the move
+    is recorded in the reflog (who: default_actor() unless given)."""
     key = _ref_key(repo, ref)
     current = txn.get(REFS, key)
     if current != (None if expected is None else bytes(expected)):
@@ -111,31 +114,13 @@ def set_ref(
         txn.delete(REFS, key)
     else:
         txn.put(REFS, key, bytes(new))
-    seq = time.time_ns().to_bytes(8, "big")
-    txn.put(
-        REFLOG,
-        key + b"\0" + seq,
-        codec.pack([bytes(expected or b""), bytes(new or b""), reason]),
-    )
+    reflog.append(txn, repo, ref, expected, new, who or default_actor(), reason)
 
 
-def reflog(txn: ReadTxn, repo: str, ref: str) -> list[tuple[int, bytes, bytes, str]]:
-    """(time_ns, old, new, reason) oldest first."""
-    out = []
-    prefix = _ref_key(repo, ref) + b"\0"
-    for key, value in txn.scan(REFLOG, prefix):
-        old, new, reason = codec.unpack(value, "reflog entry")
-        out.append((int.from_bytes(key[len(prefix) :], "big"), old, new, reason))
-    return out
-
-
-def reflog_commits(txn: ReadTxn, repo: str) -> set[bytes]:
-    """Every commit any ref of `repo` has named (the old and new ids of its reflog)."""
-    out: set[bytes] = set()
-    for _, value in txn.scan(REFLOG, repo.encode() + b"\0"):
-        old, new, _reason = codec.unpack(value, "reflog entry")
-        out.update(v for v in (old, new) if v)
-    return out
+def reflog_commits(txn: ReadTxn, repo: str, now_ns: int | None = None) -> set[bytes]:
+    """Every commit a live reflog entry of `repo` names (old and new ids; entries older
+    than the store's reflog expiry no longer count)."""
+    return reflog.live_commits(txn, repo, now_ns)
 
 
 # --- objects --------------------------------------------------------------------------------

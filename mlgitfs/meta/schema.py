@@ -12,7 +12,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | pins | chunk id | b"" while the chunk is on no remote (never evicted) | chunks.py |
 | repos | repo name | repo record | db.py |
 | refs | repo NUL refname | commit id | db.py |
-| reflog | repo NUL refname NUL seq | entry | db.py |
+| reflog | repo NUL refname NUL time_ns | old, new, why, who | reflog.py |
 | generations | commit id | generation number, 8 bytes big-endian | db.py |
 | config | key | msgpack value: format, chunker, counters, cache budget | db.py |
 | remotes | remote name | remote record | store/remotedb.py |
@@ -21,6 +21,8 @@ values are pack types of `store/`, through these constants; none spells a name a
 | statcache | directory NUL name | stat and object of the last import | statcache.py |
 | checkouts | repo NUL branch | checkout record | checkouts.py |
 | inodes | checkout id + letter + ... | inode tables of checkouts | checkouts.py |
+| retention | repo name | the repo's retention rules (model/retention.py) | retention.py |
+| expired | commit id | expiry record: when, and the rule it fell out of | retention.py |
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ REMOTE_LOCS = "remote_locs"
 STATCACHE = "statcache"
 CHECKOUTS = "checkouts"
 INODES = "inodes"
+RETENTION = "retention"
+EXPIRED = "expired"
 
 DATABASES = (
     OBJECTS,
@@ -55,4 +59,6 @@ DATABASES = (
     REMOTE_PACKS,
     REMOTE_LOCS,
     GENERATIONS,
+    RETENTION,
+    EXPIRED,
 )

@@ -14,9 +14,6 @@ whole transaction, so no object, location or ref changes.
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from dataclasses import dataclass
 from mlgitfs.errors import ConflictError, UnknownRef, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import WriteTxn
+from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit, make_commit, object_id
 from mlgitfs.repo import refs
@@ -31,17 +29,6 @@ from mlgitfs.repo.graph import ensure_generations
 from mlgitfs.repo.staged import StagedView, Validator
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.facade import Store
-
-
-def default_author() -> str:
-    env = os.environ.get("MLGITFS_AUTHOR")
-    if env:
-        return env
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,138 @@
+"""Which commits have expired: in a ref's history, governed by a retention rule, kept by none.
+
+An expired commit keeps its metadata (commit, trees, manifests: log, lineage and a diff of
+names and sizes still work); gc may drop its file contents (chunks no kept version holds).
+For each repo with rules, each ref is governed by the rule its name matches (a
+remote-tracking ref by its branch's or tag's name, so `origin/main` follows `main`):
+- a branch keeps what the policy's `keep` decides of its whole history (repo/retention.py);
+- a tag keeps its commit unless the policy says tags are not kept; its history is kept by
+  the branches, not by the tag;
+- a ref no rule matches keeps its whole history, and a repo without rules keeps everything.
+Never expired, whatever the rules: a branch's head, a checkout's base (its overlay is a delta
+against it), and a commit a live reflog entry names (the reflog's window is the undo
+window of retention too: set `config reflog-expiry` to shorten it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlgitfs.meta import checkouts, db, reflog, retention
+from mlgitfs.meta.env import ReadTxn
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.objects import Commit, decode
+from mlgitfs.model.retention import Rule, rule_for
+from mlgitfs.model.revspec import BRANCH_QUALIFIER, TAG_QUALIFIER
+from mlgitfs.repo import retention as policy_math
+
+TRACKING = "remotes/"
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """An expired commit and the rule it fell out of (in words, for errors and dry runs)."""
+
+    repo: str
+    commit: ObjectId
+    time_ns: int
+    reason: str
+
+
+def _governed_name(ref: str) -> tuple[str, bool] | None:
+    """(branch or tag name, is a tag) of a stored ref; None for anything else."""
+    if ref.startswith(TRACKING):
+        ref = ref[len(TRACKING) :].partition("/")[2]
+    if ref.startswith(BRANCH_QUALIFIER):
+        return ref[len(BRANCH_QUALIFIER) :], False
+    if ref.startswith(TAG_QUALIFIER):
+        return ref[len(TAG_QUALIFIER) :], True
+    return None
+
+
+class _History:
+    """Commits read from one transaction, each decoded (and checked) once."""
+
+    def __init__(self, txn: ReadTxn) -> None:
+        self.txn = txn
+        self.commits: dict[ObjectId, Commit | None] = {}
+
+    def commit(self, oid: ObjectId) -> Commit | None:
+        if oid not in self.commits:
+            data = db.get_object_bytes(self.txn, oid)
+            obj = None if data is None else decode(data, oid)
+            self.commits[oid] = obj if isinstance(obj, Commit) else None
+        return self.commits[oid]
+
+    def of(self, head: ObjectId) -> list[tuple[ObjectId, int]]:
+        """Every commit reachable from `head` by parents, with its time (a commit not in the
+        store, as beyond a partial fetch, ends its line)."""
+        out: list[tuple[ObjectId, int]] = []
+        seen = {head}
+        stack = [head]
+        while stack:
+            oid = stack.pop()
+            c = self.commit(oid)
+            if c is None:
+                continue
+            out.append((oid, c.time_ns))
+            for p in c.parents:
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return out
+
+
+def _repo_verdict(txn: ReadTxn, hist: _History, repo: str, rules: tuple[Rule, ...],
+                  now_ns: int) -> tuple[dict[ObjectId, str], set[ObjectId]]:  # fmt: skip
+    """(commits a rule of `repo` governs, each with that rule; commits `repo` keeps)."""
+    governed: dict[ObjectId, str] = {}
+    kept: set[ObjectId] = set()
+    for ref, head in db.list_refs(txn, repo):
+        named = _governed_name(ref)
+        if named is None or not named[1]:
+            kept.add(head)  # a branch's head, never a tag's: keep_tags decides that
+        rule = None if named is None else rule_for(rules, named[0])
+        history = hist.of(head)
+        if rule is None or named is None:
+            kept.update(oid for oid, _ in history)
+            continue
+        label = rule.label(repo)
+        if named[1]:  # a tag: its commit only; its history is the branches' to keep
+            if rule.policy.keep_tags:
+                kept.add(head)
+            else:
+                governed.setdefault(head, label)
+            continue
+        kept.update(policy_math.keep(history, rule.policy, now_ns))
+        for oid, _ in history:
+            governed.setdefault(oid, label)
+    return governed, kept
+
+
+def expiry(txn: ReadTxn, now_ns: int) -> list[Expiry]:
+    """Every expired commit of the store as of `now_ns` with its reason, oldest first. A
+    commit two repos share expires only when neither keeps it."""
+    hist = _History(txn)
+    held = {rec.base for _, _, rec in checkouts.list_checkouts(txn)}
+    governed: dict[ObjectId, tuple[str, str]] = {}
+    kept: set[ObjectId] = set()
+    for rec in db.list_repos(txn):
+        held.update(ObjectId(c) for c in reflog.live_commits(txn, rec.name, now_ns))
+        rules = retention.get_rules(txn, rec.name)
+        gov, keep = _repo_verdict(txn, hist, rec.name, rules, now_ns)
+        kept |= keep
+        for oid, why in gov.items():
+            governed.setdefault(oid, (rec.name, why))
+    out = []
+    for oid, (repo, why) in governed.items():
+        c = hist.commit(oid)
+        if oid not in kept and oid not in held and c is not None:
+            out.append(Expiry(repo, oid, c.time_ns, why))
+    return sorted(out, key=lambda e: (e.time_ns, e.commit))
+
+
+def expired_commits(txn: ReadTxn, now_ns: int) -> frozenset[ObjectId]:
+    """The commits whose file contents gc may drop as of `now_ns`, keeping their commit and
+    tree metadata (the contract with gc: it marks from meta.roots.gc_roots and does not
+    mark the chunks of these commits' files unless a kept version holds them too)."""
+    return frozenset(e.commit for e in expiry(txn, now_ns))

@@ -1,0 +1,236 @@
+"""Retention: what a policy keeps of a history (against a plain reference written
+differently), and which commits of a store have expired (refs, tags, reflog, checkouts)."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlgitfs import api
+from mlgitfs.errors import CorruptObject, UsageError
+from mlgitfs.meta import reflog, retention, roots
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.retention import (
+    UNLIMITED,
+    Duration,
+    Policy,
+    Rule,
+    decode_rules,
+    encode_rules,
+    rule_for,
+)
+from mlgitfs.repo.expiry import expired_commits, expiry
+from mlgitfs.repo.retention import cutoff_ns, keep
+
+S = 1_000_000_000
+DAY = 86400 * S
+NOW = 1_780_000_000 * S  # a fixed clock: 2026-05-28
+
+
+# --- the reference: periods grouped in dicts, calendar subtraction by hand ------------------
+
+
+def _ref_cutoff(now_ns: int, d: Duration) -> int:
+    t = dt.datetime.fromtimestamp(now_ns // S, dt.UTC)
+    year, month = t.year - d.years, t.month - d.months
+    while month < 1:
+        month += 12
+        year -= 1
+    if year < 1:
+        return -(1 << 63)
+    # Go's AddDate keeps the day number and lets it overflow into the next month
+    extra_days = t.day - d.days
+    secs = calendar.timegm((year, month, 1, t.hour, t.minute, t.second, 0, 0, 0))
+    secs += (extra_days - 1) * 86400 - d.hours * 3600
+    return secs * S + now_ns % S
+
+
+def _period(name: str, time_ns: int, oid: bytes) -> object:
+    t = dt.datetime.fromtimestamp(time_ns // S, dt.UTC)
+    if name == "last":
+        return (time_ns, oid)
+    if name == "weekly":
+        iso = t.isocalendar()
+        return (iso[0], iso[1])
+    return t.strftime({"hourly": "%Y%m%d%H", "daily": "%Y%m%d", "monthly": "%Y%m",
+                       "yearly": "%Y"}[name])  # fmt: skip
+
+
+def _reference(history: list[tuple[ObjectId, int]], policy: Policy, now_ns: int) -> set[bytes]:
+    commits = set(history)
+    kept: set[bytes] = set()
+    if policy.within is not None:
+        cut = _ref_cutoff(now_ns, policy.within)
+        kept |= {oid for oid, t in commits if t > cut}
+    oldest = min(commits, key=lambda c: (c[1], c[0]), default=None)
+    for name, n in policy.counts().items():
+        if n == 0:
+            continue
+        groups: dict[object, list[tuple[ObjectId, int]]] = {}
+        for oid, t in commits:
+            groups.setdefault(_period(name, t, oid), []).append((oid, t))
+        newest_first = sorted(groups.values(), key=lambda g: max((t, o) for o, t in g),
+                              reverse=True)  # fmt: skip
+        chosen = newest_first if n == UNLIMITED else newest_first[:n]
+        kept |= {max(g, key=lambda c: (c[1], c[0]))[0] for g in chosen}
+        if oldest is not None:
+            before = {_period(name, t, o) for o, t in commits if (o, t) != oldest}
+            if n == UNLIMITED or len(before) < n:
+                kept.add(oldest[0])
+    return kept
+
+
+_counts = st.sampled_from([0, 0, 1, 2, 3, 7, UNLIMITED])
+_policies = st.builds(
+    Policy,
+    last=_counts,
+    hourly=_counts,
+    daily=_counts,
+    weekly=_counts,
+    monthly=_counts,
+    yearly=_counts,
+    within=st.none()
+    | st.builds(
+        Duration, st.integers(0, 2), st.integers(0, 14), st.integers(0, 40), st.integers(0, 50)
+    ),  # fmt: skip
+)
+# minutes over the three years before NOW (and a day after: a clock ahead), and a few
+# fixed times so that equal times and shared periods are common
+_times = st.integers(-3 * 365 * 24 * 60, 24 * 60).map(lambda m: NOW + m * 60 * S)
+_histories = st.lists(
+    st.tuples(st.integers(0, 40).map(lambda i: ObjectId(bytes([i]) * 32)),
+              st.one_of(_times, st.sampled_from([NOW - DAY, NOW - 2 * DAY, NOW - 40 * DAY]))),
+    max_size=40,
+    unique_by=lambda c: c[0],
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(history=_histories, policy=_policies)
+def test_keep_matches_the_reference(history: list[tuple[ObjectId, int]], policy: Policy) -> None:
+    assert set(keep(history, policy, NOW)) == _reference(history, policy, NOW)
+
+
+@settings(max_examples=200, deadline=None)
+@given(now=st.integers(0, 4_000_000_000).map(lambda s: s * S + 123),
+       d=st.builds(Duration, st.integers(0, 30), st.integers(0, 40), st.integers(0, 400),
+                   st.integers(0, 100)))  # fmt: skip
+def test_cutoff_matches_the_reference(now: int, d: Duration) -> None:
+    assert cutoff_ns(now, d) == _ref_cutoff(now, d)
+
+
+def _at(text: str) -> int:
+    return int(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()) * S
+
+
+def _c(i: int) -> ObjectId:
+    return ObjectId(bytes([i]) * 32)
+
+
+def test_restic_meanings_on_a_known_history() -> None:
+    h = [(_c(1), _at("2026-01-01T10:00")), (_c(2), _at("2026-01-01T18:00")),
+         (_c(3), _at("2026-01-02T09:00")), (_c(4), _at("2026-01-05T09:00")),
+         (_c(5), _at("2026-02-10T09:00"))]  # fmt: skip
+    now = _at("2026-02-11T00:00")
+    assert set(keep(h, Policy(last=2), now)) == {_c(5), _c(4)}
+    # the newest of each of the 2 newest days, not the 2 newest commits of a day
+    assert set(keep(h, Policy(daily=3), now)) == {_c(5), _c(4), _c(3)}
+    # counts not used up: the oldest commit is kept too (restic >= 0.17)
+    assert set(keep(h, Policy(daily=9), now)) == {_c(5), _c(4), _c(3), _c(2), _c(1)}
+    assert set(keep(h, Policy(monthly=5), now)) == {_c(5), _c(4), _c(1)}
+    # 2026-01-02 and 01-05 are ISO weeks 1 and 2
+    assert set(keep(h, Policy(weekly=2), now)) == {_c(5), _c(4)}
+    assert set(keep(h, Policy(within=Duration(days=37)), now)) == {_c(5), _c(4)}
+    assert keep(h, Policy(last=1, daily=1), now) == {_c(5): ["last", "daily"]}
+    # Go's AddDate: 2026-03-31 minus one month is 2026-03-03
+    assert cutoff_ns(_at("2026-03-31T00:00"), Duration(months=1)) == _at("2026-03-03T00:00")
+
+
+def test_policy_encoding_round_trips_and_refuses_damage() -> None:
+    rules = (Rule("*", Policy(last=3, within=Duration(1, 2, 3, 4), keep_tags=False)),
+             Rule("main", Policy(daily=UNLIMITED)))  # fmt: skip
+    assert decode_rules(encode_rules(rules), "r") == rules
+    with pytest.raises(CorruptObject):
+        decode_rules(b"\x93\x01", "r")
+    with pytest.raises(UsageError):
+        Duration.parse("3 weeks")
+    assert str(Duration.parse("1y2m3d4h")) == "1y2m3d4h"
+    assert rule_for(rules, "main") == rules[1]
+    assert rule_for(rules, "dev") == rules[0]
+    assert rule_for((Rule("feature/*"), Rule("*")), "feature/x").pattern == "feature/*"
+    assert rule_for((Rule("feature/*"),), "main") is None
+
+
+# --- a store: which commits expire, and reflog entries past their expiry ---------------------
+
+
+def _history(home: Path, src: Path, n: int) -> None:
+    api.init(home, "ds", "dataset", "mutable")
+    for i in range(n):
+        (src / "f.txt").write_text(f"version {i}\n")
+        api.import_dir(home, "ds", src, f"v{i}")
+
+
+def test_expired_commits_follow_rules_tags_reflog_and_heads(tmp_path: Path) -> None:
+    home, src = tmp_path / "home", tmp_path / "src"
+    src.mkdir()
+    _history(home, src, 5)
+    store = api.open_store(home)
+    log = [ObjectId(bytes.fromhex(c.id)) for c in api.log(home, "ds")]  # newest first
+    later = NOW + 400 * DAY  # past every reflog entry's expiry
+    with store.env.read() as txn:
+        assert expired_commits(txn, later) == frozenset()  # no rules: nothing expires
+    with store.env.write() as txn:
+        retention.set_rules(txn, "ds", (Rule("*", Policy(last=2)),))
+    api.tag_create(home, "ds@v1", f"ds@{log[3].hex()}")
+    with store.env.read() as txn:
+        # commits are in the live reflog (each moved main): the reflog's window holds them
+        assert expired_commits(txn, NOW) == frozenset()
+        gone = expiry(txn, later)
+        assert {e.commit for e in gone} == {log[2], log[4]}  # log[3] is tagged
+        assert all(e.reason == "retention of ds@* (keep-last 2, tags kept)" for e in gone)
+    with store.env.write() as txn:
+        retention.set_rules(txn, "ds", (Rule("*", Policy(last=2, keep_tags=False)),))
+        reflog.set_expiry_s(txn, 0)
+    with store.env.read() as txn:
+        assert expired_commits(txn, time.time_ns() + S) == {log[2], log[3], log[4]}
+        # a ref's head never expires, whatever the rule
+        retention_only_head = expiry(txn, later)
+        assert log[0] not in {e.commit for e in retention_only_head}
+
+
+def test_reflog_entries_stop_being_roots_after_the_expiry(tmp_path: Path) -> None:
+    home, src = tmp_path / "home", tmp_path / "src"
+    src.mkdir()
+    _history(home, src, 2)
+    api.branch_create(home, "ds@dev")
+    (src / "g.txt").write_text("dev only\n")
+    api.import_dir(home, "ds@dev", src, "dev work")
+    dev_head = ObjectId(bytes.fromhex(api.log(home, "ds@dev")[0].id))
+    api.branch_delete(home, "ds@dev", force=True)
+    store = api.open_store(home)
+    with store.env.read() as txn:
+        r = roots.gc_roots(txn)
+        assert dev_head in r.reflog_commits and dev_head not in r.ref_commits
+        e = [x for x in reflog.entries(txn, "ds", "heads/dev")]
+        assert [x.why for x in e] == ["create heads/dev", "commit: dev work", "delete heads/dev"]
+        assert [x.time_ns for x in e] == sorted({x.time_ns for x in e})
+        assert e[-1].old == dev_head and e[-1].new is None and e[-1].who
+        assert reflog.expiry_s(txn) == 30 * 86400
+        at_expiry = e[-1].time_ns + 30 * 86400 * S
+        assert dev_head in roots.gc_roots(txn, at_expiry).reflog_commits
+        assert dev_head not in roots.gc_roots(txn, at_expiry + 1).reflog_commits
+    with store.env.write() as txn:
+        reflog.set_expiry_s(txn, 3600)
+    with store.env.read() as txn:
+        assert dev_head not in roots.gc_roots(txn, e[-1].time_ns + 3601 * S).reflog_commits
+    with store.env.write() as txn:
+        assert reflog.prune(txn, e[-1].time_ns + 3601 * S) >= 3
+    with store.env.read() as txn:
+        assert list(reflog.entries(txn, "ds", "heads/dev")) == []

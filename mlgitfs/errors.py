@@ -35,6 +35,7 @@ table and tests/test_cli.py keeps the two together.
     ├── MergeConflict               exit 23  a merge found conflicts; nothing was changed
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
     ├── DaemonError                 exit 16  the mount's daemon did not answer or refused
+    │   └── ProtocolError           exit 16  a control message that is not what its op defines
     ├── UnsafeOperation             exit 22  refused without --force: it would lose work or data
     └── TableError                  exit 30  a table the rows merge strategy cannot merge
         ├── TableParseError         exit 31  a table file that does not parse (or cannot be written)
@@ -193,6 +194,12 @@ class PolicyError(MlgitError):
 
 
 class DaemonError(MlgitError):
+    exit_code = 16
+
+
+class ProtocolError(DaemonError):
+    """A control message that does not decode to its op's request or reply type."""
+
     exit_code = 16
 
 

@@ -285,8 +285,8 @@ async def test_commit_streams_within_a_small_budget(
                 await v.write(fh, 0, data)
             finally:
                 v.release(fh)
-        out = await checkout_ops.handle(v, "commit", {"message": "many"})
-        assert out.value["files_hashed"] == len(files)
+        out = await checkout_ops.commit_checkout(v, "many")
+        assert out.files_hashed == len(files)
     finally:
         v.close()
     for name, data in files.items():

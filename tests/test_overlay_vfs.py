@@ -101,8 +101,8 @@ async def test_write_create_commit(view: WritableView, home: Path) -> None:
     assert st == {("modified", "a/one.txt"), ("added", "a/new.txt"), ("added", "emptydir")}
     before = api.show(home, "ds@main")
     untouched = DirView(view.store, view.base_tree()).lookup(b"b")
-    reply = await checkout_ops.handle(view, "commit", {"message": "edit"})
-    assert reply.value["files_hashed"] == 2
+    reply = await checkout_ops.commit_checkout(view, "edit")
+    assert reply.files_hashed == 2
     after = api.show(home, "ds@main")
     assert after.parents == (before.id,)
     files = head_files(home)
@@ -150,7 +150,7 @@ async def test_rename_dir_and_over_file(view: WritableView, home: Path) -> None:
     with pytest.raises(FsError) as e:
         await view.rename(ROOT_INODE, b"z", ROOT_INODE, b"b", 0)
     assert e.value.errno == errno.ENOTEMPTY
-    await checkout_ops.handle(view, "commit", {"message": "moves"})
+    await checkout_ops.commit_checkout(view, "moves")
     files = head_files(home)
     assert set(files) == {"z/two.txt", "b/c/deep.bin", "top.txt"}
     assert files["top.txt"] == b"one\n"
@@ -187,7 +187,7 @@ async def test_conflict_keeps_overlay(view: WritableView, home: Path, tmp_path: 
     other = write_tree(tmp_path / "other", {"x": b"x"}, mtime_ns=OLD)
     api.import_dir(home, "ds@main", other, "moved elsewhere")
     with pytest.raises(ConflictError, match="moved"):
-        await checkout_ops.handle(view, "commit", {"message": "late"})
+        await checkout_ops.commit_checkout(view, "late")
     assert [c.path for c in (await checkout_ops.changes.status(view))] == ["mine.txt"]
     assert await read_all(view, "mine.txt") == b"mine"
 
@@ -195,9 +195,9 @@ async def test_conflict_keeps_overlay(view: WritableView, home: Path, tmp_path: 
 async def test_dry_run_changes_nothing(view: WritableView, home: Path) -> None:
     await create(view, "", "d.txt", b"dry")
     head = api.show(home, "ds@main").id
-    reply = await checkout_ops.handle(view, "commit", {"message": "m", "dry_run": True})
-    assert reply.value["commit"] == ""
-    assert [c[1] for c in reply.value["changes"]] == ["d.txt"]
+    reply = await checkout_ops.commit_checkout(view, "m", dry_run=True)
+    assert reply.commit is None
+    assert [c.path for c in reply.changes] == ["d.txt"]
     assert api.show(home, "ds@main").id == head
 
 
@@ -205,12 +205,12 @@ async def test_restore(view: WritableView, home: Path) -> None:
     first = api.show(home, "ds@main").id
     await write_file(view, "a/one.txt", b"XXX")
     await view.unlink(ino(view, "b/c"), b"deep.bin")
-    await checkout_ops.handle(view, "restore", {"paths": ["a/one.txt", "b"]})
+    await checkout_ops.restore_paths(view, ["a/one.txt", "b"])
     assert (await checkout_ops.changes.status(view)) == []
     assert await read_all(view, "a/one.txt") == b"one\n"
     await write_file(view, "top.txt", b"TOP")
-    await checkout_ops.handle(view, "commit", {"message": "second"})
-    await checkout_ops.handle(view, "restore", {"paths": [], "source": f"ds@{first[:12]}"})
+    await checkout_ops.commit_checkout(view, "second")
+    await checkout_ops.restore_paths(view, [], f"ds@{first[:12]}")
     assert [(c.change, c.path) for c in (await checkout_ops.changes.status(view))] == [
         ("modified", "top.txt")
     ]
@@ -233,11 +233,11 @@ async def test_policies(home: Path, tmp_path: Path, policy: str) -> None:
         await v.unlink(ino(v, "a"), b"two.txt")  # removing works
         if policy == "strict":
             with pytest.raises(PolicyError):
-                await checkout_ops.handle(v, "unlock", {"paths": ["a/one.txt"]})
+                await checkout_ops.unlock(v, ["a/one.txt"])
         else:
-            await checkout_ops.handle(v, "unlock", {"paths": ["a/one.txt"]})
+            await checkout_ops.unlock(v, ["a/one.txt"])
             await write_file(v, "a/one.txt", b"ONE")
-            await checkout_ops.handle(v, "commit", {"message": "edit"})
+            await checkout_ops.commit_checkout(v, "edit")
             assert head_files(home)["a/one.txt"] == b"ONE\n"
             with pytest.raises(FsError):  # locked again after the commit
                 await v.open(ino(v, "a/one.txt"), os.O_WRONLY)
@@ -261,9 +261,9 @@ async def test_writes_during_commit_land_in_a_commit(view: WritableView, home: P
         n.start_soon(writer)
         for _ in range(3):
             await trio.sleep(0.001)
-            await checkout_ops.handle(view, "commit", {"message": "tick"})
+            await checkout_ops.commit_checkout(view, "tick")
     view.release(fh)
-    await checkout_ops.handle(view, "commit", {"message": "last"})
+    await checkout_ops.commit_checkout(view, "last")
     assert head_files(home)["log.txt"] == b"".join(written)
 
 
@@ -330,7 +330,7 @@ async def test_commit_of_a_deep_new_directory(view: WritableView, home: Path) ->
     view.release(fh)
     st = await checkout_ops.changes.status(view)
     assert ("added", "/".join(["d"] * 2_000) + "/leaf.txt") in {(c.change, c.path) for c in st}
-    await checkout_ops.handle(view, "commit", {"message": "deep"})
+    await checkout_ops.commit_checkout(view, "deep")
     assert (await checkout_ops.changes.status(view)) == []
     files = head_files(home)
     assert files["/".join(["d"] * 2_000) + "/leaf.txt"] == b""
@@ -353,5 +353,5 @@ async def test_a_directory_deeper_than_the_format_is_refused(
     assert exc.value.errno == errno.ENAMETOOLONG
     fh, _ = await view.create(parent, b"leaf", 0o644, os.O_WRONLY)
     view.release(fh)
-    await checkout_ops.handle(view, "commit", {"message": "deepest"})
+    await checkout_ops.commit_checkout(view, "deepest")
     assert head_files(home)["/".join(["d"] * (MAX_DEPTH - 1)) + "/leaf"] == b""

@@ -178,7 +178,7 @@ async def test_writable_mount_clamps_times_at_the_system_call(home: Path, tmp_pa
         assert attr.mtime_ns == MAX_TIME_NS
         attr = await v.setattr(g.ino, mtime_ns=-(2**63))
         assert attr.mtime_ns == MIN_TIME_NS
-        await checkout_ops.handle(v, "commit", {"message": "times"})
+        await checkout_ops.commit_checkout(v, "times")
     finally:
         v.close()
     times = {e.path: e.mtime_ns for e in api.ls(home, "ds")}

@@ -95,8 +95,7 @@ async def apply(v: WritableView, op: str, path: str, arg: object) -> None:
     elif op == "rmdir" and pino is not None:
         await v.rmdir(pino, name.encode())
     elif op == "restore":
-        args = {"paths": [path] if path else [], "source": "ds@other" if arg else ""}
-        await checkout_ops.handle(v, "restore", args)
+        await checkout_ops.restore_paths(v, [path] if path else [], "ds@other" if arg else "")
 
 
 def diff_lines(v: WritableView, old_tree: bytes, new_tree: bytes) -> list[tuple[str, str, str]]:
@@ -126,15 +125,15 @@ def check_link_counts(v: WritableView, ino: InodeNo) -> None:
 async def check_commit(v: WritableView) -> None:
     check_link_counts(v, ROOT_INODE)
     status = await changes.status(v)
-    dry = await checkout_ops.handle(v, "commit", {"message": "dry", "dry_run": True})
-    assert dry.value["changes"] == [[c.change, c.path, c.kind, c.old_path] for c in status]
+    dry = await checkout_ops.commit_checkout(v, "dry", dry_run=True)
+    assert dry.changes == status
     old_tree = v.base_tree()
-    reply = await checkout_ops.handle(v, "commit", {"message": "step"})
+    reply = await checkout_ops.commit_checkout(v, "step")
     new_tree = v.base_tree()
     want = diff_lines(v, bytes(old_tree), bytes(new_tree))
     got = sorted((c.change.value, c.path, c.old_path) for c in status)
     assert got == want, (status, want)
-    assert (reply.value["commit"] == "") == (not status)
+    assert (reply.commit is None) == (not status)
     assert await changes.status(v) == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta
 from mlgitfs.api.mounts import MountInfo
@@ -13,6 +14,9 @@ from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.store.facade import Store
+
+if TYPE_CHECKING:
+    from mlgitfs.daemon.messages import ChangeItem
 
 # --- checkouts -------------------------------------------------------------------------------
 # Writable branch mounts: commit, status, restore and unlock go to the mount's daemon over its
@@ -103,8 +107,8 @@ def _mount_paths(paths: list[Path], mountpoint: str) -> list[str]:
     return out
 
 
-def _status_items(raw: list[list[str]]) -> tuple[StatusItem, ...]:
-    return tuple(StatusItem(*item) for item in raw)
+def _status_items(raw: tuple[ChangeItem, ...]) -> tuple[StatusItem, ...]:
+    return tuple(StatusItem(c.change, c.path, c.kind, c.old_path) for c in raw)
 
 
 def _repo_branch(revspec: str) -> tuple[str, str]:
@@ -121,51 +125,47 @@ def commit(
     dry_run: bool = False,
 ) -> CheckoutCommitResult:
     """Commit what the writable mount changed; the branch moves (CAS on the mount's base)."""
-    from mlgitfs.daemon import protocol
+    from mlgitfs.daemon import messages, protocol
 
     store, m, sock = _writable_mount(home, mountpoint)
     repo, branch = _repo_branch(m.revspec)
-    args = {
-        "message": message,
-        "meta": sorted(parse_meta(meta or []).items()),
-        "inputs": [[r, to_hex(c)] for r, c in parse_inputs(store, inputs or [], repo)],
-        "dry_run": dry_run,
-        "author": default_author(),
-    }
-    v = protocol.call(sock, "commit", args)
-    cid = str(v.get("commit", ""))
+    request = messages.CommitRequest(
+        message,
+        tuple(sorted(parse_meta(meta or []).items())),
+        tuple((r, bytes(c)) for r, c in parse_inputs(store, inputs or [], repo)),
+        dry_run,
+        default_author(),
+    )
+    v = protocol.call(sock, request)
     info = None
-    if cid:
-        oid = ObjectId(bytes.fromhex(cid))
+    if v.commit is not None:
+        oid = ObjectId(v.commit)
         info = commit_info(oid, store.commit(oid))
     return CheckoutCommitResult(
-        m.mountpoint, repo, branch, info, dry_run, int(v.get("files_hashed", 0)),
-        int(v.get("bytes_hashed", 0)), int(v.get("bytes_stored", 0)),
-        float(v.get("seconds", 0.0)), _status_items(v.get("changes", [])),
+        m.mountpoint, repo, branch, info, v.dry_run, v.files_hashed, v.bytes_hashed,
+        v.bytes_stored, v.seconds, _status_items(v.changes),
     )  # fmt: skip
 
 
 def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
     """What the writable mount changed against its base commit (O(changes))."""
-    from mlgitfs.daemon import protocol
+    from mlgitfs.daemon import messages, protocol
 
     _, m, sock = _writable_mount(home, mountpoint)
-    v = protocol.call(sock, "status", {})
-    refused = tuple((str(op), str(path), str(why)) for op, path, why in v.get("refused", []))
-    return StatusResult(m.mountpoint, str(v["repo"]), str(v["branch"]), str(v["base"]),
-                        str(v["mutability"]), _status_items(v.get("changes", [])), refused,
-                        int(v.get("refused_dropped", 0)))  # fmt: skip
+    v = protocol.call(sock, messages.StatusRequest())
+    return StatusResult(m.mountpoint, v.repo, v.branch, to_hex(v.base), v.mutability,
+                        _status_items(v.changes), v.refused, v.refused_dropped)  # fmt: skip
 
 
 def restore(home: Path | None, paths: list[Path], source: str | None = None) -> PathsResult:
     """Put paths of a writable mount back as they are in `source` (default: its base commit);
     no path: the whole tree."""
-    from mlgitfs.daemon import protocol
+    from mlgitfs.daemon import messages, protocol
 
     _, m, sock = _writable_mount(home, paths[0] if paths else None)
-    rel = _mount_paths(paths, m.mountpoint) if paths else []
-    v = protocol.call(sock, "restore", {"paths": rel, "source": _source(source, m)})
-    return PathsResult(m.mountpoint, tuple(v.get("paths", [])))
+    rel = tuple(_mount_paths(paths, m.mountpoint)) if paths else ()
+    v = protocol.call(sock, messages.RestoreRequest(rel, _source(source, m)))
+    return PathsResult(m.mountpoint, v.paths)
 
 
 def _source(source: str | None, m: MountInfo) -> str:
@@ -185,10 +185,10 @@ def _source(source: str | None, m: MountInfo) -> str:
 
 def unlock(home: Path | None, paths: list[Path]) -> PathsResult:
     """Let committed files of a flexible repo change until the next commit."""
-    from mlgitfs.daemon import protocol
+    from mlgitfs.daemon import messages, protocol
 
     if not paths:
         raise UsageError("name the files to unlock")
     _, m, sock = _writable_mount(home, paths[0])
-    v = protocol.call(sock, "unlock", {"paths": _mount_paths(paths, m.mountpoint)})
-    return PathsResult(m.mountpoint, tuple(v.get("paths", [])))
+    v = protocol.call(sock, messages.UnlockRequest(tuple(_mount_paths(paths, m.mountpoint))))
+    return PathsResult(m.mountpoint, v.paths)

@@ -1,6 +1,7 @@
 """The control socket server of a writable mount (trio): one request per connection.
 
-Frames and errors are daemon/protocol.py's; the verbs are vfs/checkout_ops.py's. Each
+Frames and errors are daemon/protocol.py's, requests and replies daemon/messages.py's, the
+handlers daemon/handlers.py's (over the verbs of vfs/checkout_ops.py). Each
 connection runs in its own task, so a long commit does not stop `status` from answering
 (status waits for nothing; commit and restore take the view's exclusive lock). Any
 exception is answered as an error and logged: a bad request never ends the daemon.
@@ -17,9 +18,8 @@ from typing import Any
 import trio
 
 from mlgitfs import memory
-from mlgitfs.daemon import protocol
+from mlgitfs.daemon import handlers, protocol
 from mlgitfs.errors import DaemonError, MlgitError
-from mlgitfs.vfs import checkout_ops
 from mlgitfs.vfs.overlay import WritableView
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,11 @@ async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: 
             log.warning("bad control request: %s", exc)
             return
         op = str(request.get("op", ""))
-        args = request.get("args") or {}
         reply: dict[str, Any]
         try:
-            if not isinstance(args, dict):
-                raise DaemonError("control arguments must be a map")
-            out = await checkout_ops.handle(view, op, args)
-            reply = {"ok": True, "value": out.value}
+            typed = protocol.parse_request(request)
+            out = await handlers.handle(view, typed)
+            reply = protocol.ok_reply(typed, out.reply)
             if out.entries or out.inodes:
                 await invalidate(out.entries, out.inodes)
         except MlgitError as exc:

@@ -2,14 +2,16 @@
 
 A Unix socket per mount (its path in the mount's registry record). One request per
 connection: a frame is a 4-byte big-endian length and a msgpack value (model/codec.py).
-Request: `{"op": str, "args": {...}}`. Reply: `{"ok": true, "value": {...}}` or
+Request: `{"op": str, "args": {...}}`, the args a request type of daemon/messages.py encoded
+there. Reply: `{"ok": true, "value": {...}}` (the op's reply type) or
 `{"ok": false, "error": "<MlgitError class name>", "message": str, "fields": {...}}`; the
 client rebuilds that class from the registry of every class in mlgitfs/errors.py (its own
 `__init__` is not called: the message and the fields, its plain attributes such as
 `object_id` or `errno`, are set as they were), so the CLI shows the daemon's message with
-the right exit code. An unknown name arrives as DaemonError. Importable without pyfuse3:
-the api calls `call`; the daemon's trio server is daemon/control.py; the verbs are
-vfs/checkout_ops.py.
+the right exit code. An unknown name arrives as DaemonError; a frame that is not one of
+these shapes is a ProtocolError. Importable without pyfuse3: the api calls `call` with a
+request and gets its typed reply; the daemon's trio server is daemon/control.py, its
+handlers daemon/handlers.py.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import struct
 from typing import Any
 
 from mlgitfs import errors
-from mlgitfs.errors import DaemonError, MlgitError
+from mlgitfs.daemon import messages
+from mlgitfs.daemon.messages import R, Request
+from mlgitfs.errors import CorruptObject, DaemonError, MlgitError, ProtocolError
 from mlgitfs.model import codec
 
 _LEN = struct.Struct(">I")
@@ -34,15 +38,33 @@ def frame(value: dict[str, Any]) -> bytes:
 def frame_length(header: bytes) -> int:
     (n,) = _LEN.unpack(header)
     if n > MAX_FRAME:
-        raise DaemonError(f"control message of {n} bytes is too large")
+        raise ProtocolError(f"control message of {n} bytes is too large")
     return int(n)
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    value = codec.unpack(data, "control message")
+    """One frame's map (its envelope: op and args, or ok and value or error)."""
+    try:
+        value = codec.unpack(data, "control message")
+    except CorruptObject as exc:
+        raise ProtocolError(f"malformed control message: {exc.message}") from exc
     if not isinstance(value, dict):
-        raise DaemonError("malformed control message")
+        raise ProtocolError(f"a control message is a map, not {type(value).__name__}")
     return value
+
+
+def request_frame(request: Request[Any]) -> bytes:
+    return frame({"op": messages.op_name(request), "args": messages.encode(request)})
+
+
+def parse_request(envelope: dict[str, Any]) -> Request[Any]:
+    """The typed request a decoded frame carries; ProtocolError if it carries none."""
+    return messages.decode_request(envelope.get("op"), envelope.get("args", {}))
+
+
+def ok_reply(request: Request[Any], reply: messages.Reply) -> dict[str, Any]:
+    messages.check_reply(request, reply)
+    return {"ok": True, "value": messages.encode(reply)}
 
 
 _PLAIN = (str, int, float, bool, bytes, type(None))
@@ -90,11 +112,14 @@ def rebuild_error(reply: dict[str, Any]) -> MlgitError:
     return exc
 
 
-def raise_reply(reply: dict[str, Any]) -> dict[str, Any]:
-    """The reply's value, or the error it carries raised as its MlgitError class."""
-    if reply.get("ok"):
-        value = reply.get("value", {})
-        return value if isinstance(value, dict) else {}
+def raise_reply(request: Request[R], reply: dict[str, Any]) -> R:
+    """The typed reply to `request` a decoded frame carries, or the error it carries raised
+    as its MlgitError class."""
+    ok = reply.get("ok")
+    if ok is True:
+        return messages.decode_reply(request, reply.get("value"))
+    if ok is not False:
+        raise ProtocolError("a control reply says neither ok nor an error")
     raise rebuild_error(reply)
 
 
@@ -108,10 +133,9 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def call(
-    path: str, op: str, args: dict[str, Any], timeout: float | None = 3600.0
-) -> dict[str, Any]:
-    """One request to the daemon listening at `path`; its reply value or its error raised."""
+def call(path: str, request: Request[R], timeout: float | None = 3600.0) -> R:
+    """One request to the daemon listening at `path`; its typed reply or its error raised."""
+    op = messages.op_name(request)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -122,7 +146,7 @@ def call(
                 f"cannot reach the mount's daemon at {path}: {exc.strerror or exc}"
             ) from exc
         try:
-            sock.sendall(frame({"op": op, "args": args}))
+            sock.sendall(request_frame(request))
             n = frame_length(_recv_exact(sock, _LEN.size))
             reply = decode(_recv_exact(sock, n))
         except TimeoutError as exc:
@@ -131,4 +155,4 @@ def call(
             raise DaemonError(f"control connection failed: {exc.strerror or exc}") from exc
     finally:
         sock.close()
-    return raise_reply(reply)
+    return raise_reply(request, reply)

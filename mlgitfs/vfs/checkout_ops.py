@@ -1,53 +1,73 @@
-"""The checkout verbs a writable mount serves over its control socket: commit, status, restore,
-unlock, flush; and `handle`, which maps one control request to one of them.
+"""The checkout verbs a writable mount serves over its control socket: commit, status,
+restore, unlock.
 
-Requests and replies are plain msgpack-able dicts (see daemon/protocol.py for the wire format).
-Errors are raised as `MlgitError`s; the daemon's server sends their class and message back,
-and the client raises the same class, so the CLI shows the message and the exit code.
+Typed arguments in, typed outcomes out; daemon/handlers.py maps each control request
+(daemon/messages.py) to one of them. Errors are raised as `MlgitError`s; the daemon's server
+sends their class and message back, and the client raises the same class, so the CLI shows
+the message and the exit code.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import trio
 
 from mlgitfs.errors import ConflictError, FsError, PolicyError, UsageError
-from mlgitfs.model.ids import ObjectId, from_hex, short_hex, to_hex
+from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.names import split_path
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.repo import refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.vfs import changes, commit, restore
+from mlgitfs.vfs.changes import Change
 from mlgitfs.vfs.overlay import WritableView
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Reply:
-    """A control reply and what the kernel's caches must forget because of it."""
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    commit: ObjectId | None  # None: nothing to commit, or a dry run
+    tree: ObjectId
+    base: ObjectId
+    files_hashed: int
+    bytes_hashed: int
+    bytes_stored: int
+    dry_run: bool
+    changes: list[Change]  # what the commit changes (a dry run: would change)
+    seconds: float
 
-    value: dict[str, Any]
-    entries: list[tuple[int, bytes]] = field(default_factory=list)
-    inodes: list[int] = field(default_factory=list)
+
+@dataclass(frozen=True, slots=True)
+class StatusOutcome:
+    repo: str
+    branch: str
+    base: ObjectId
+    mutability: str
+    changes: list[Change]
+    refused: list[tuple[str, str, str]]  # (operation, path, reason) since the last status
+    refused_dropped: int  # how many more were refused than kept
 
 
 _commit_limiter = trio.CapacityLimiter(1)
 
 
-async def do_commit(view: WritableView, args: dict[str, Any]) -> Reply:
-    message = args.get("message")
-    if not isinstance(message, str) or not message.strip():
+async def commit_checkout(
+    view: WritableView,
+    message: str,
+    meta: dict[str, str] | None = None,
+    inputs: list[tuple[str, ObjectId]] | None = None,
+    dry_run: bool = False,
+    author: str | None = None,
+) -> CommitOutcome:
+    """Commit what the view changed; the branch moves by compare-and-swap on its base."""
+    if not message.strip():
         raise UsageError("a commit needs a message (-m)")
-    meta = {str(k): str(v) for k, v in args.get("meta", [])}
-    inputs = [(str(r), ObjectId(from_hex(str(c)))) for r, c in args.get("inputs", [])]
-    dry_run = bool(args.get("dry_run", False))
-    author = args.get("author") or None
-    req = CommitRequest(view.repo, view.branch, message, meta, inputs, author)
+    req = CommitRequest(view.repo, view.branch, message, meta or {}, inputs or [], author)
     t0 = time.perf_counter()
     async with view.frozen():
         # Frozen: no mutation runs until this block ends; writes arriving now wait at the gate
@@ -55,7 +75,7 @@ async def do_commit(view: WritableView, args: dict[str, Any]) -> Reply:
         # commit changes (commit.build keeps entries whose content is unchanged).
         deltas = await changes.compute(view)
         check_commit(view, deltas)
-        status = changes.report(deltas)
+        report = changes.report(deltas)
         plan = commit.plan(view)
         view.flush_base()
         try:
@@ -79,23 +99,9 @@ async def do_commit(view: WritableView, args: dict[str, Any]) -> Reply:
     if out.commit is not None:
         log.info("committed %s to %s@%s: %d files hashed", short_hex(out.commit), view.repo,
                  view.branch, out.files_hashed)  # fmt: skip
-    return Reply(
-        {
-            "commit": to_hex(out.commit) if out.commit is not None else "",
-            "tree": to_hex(out.tree),
-            "base": to_hex(plan.base_commit),
-            "files_hashed": out.files_hashed,
-            "bytes_hashed": out.bytes_hashed,
-            "bytes_stored": out.bytes_stored,
-            "dry_run": dry_run,
-            "changes": [_change(c) for c in status],
-            "seconds": time.perf_counter() - t0,
-        }
-    )
-
-
-def _change(c: changes.Change) -> list[str]:
-    return [c.change.value, c.path, c.kind, c.old_path]
+    return CommitOutcome(out.commit, out.tree, plan.base_commit, out.files_hashed,
+                         out.bytes_hashed, out.bytes_stored, dry_run, report,
+                         time.perf_counter() - t0)  # fmt: skip
 
 
 def check_commit(view: WritableView, deltas: list[changes.Delta]) -> None:
@@ -120,33 +126,21 @@ def check_commit(view: WritableView, deltas: list[changes.Delta]) -> None:
         )
 
 
-async def do_status(view: WritableView) -> Reply:
+async def status(view: WritableView) -> StatusOutcome:
+    """What the view changed against its base, and what it refused since the last status."""
     items = await changes.status(view)
     refused, dropped = view.take_refused()
-    return Reply(
-        {
-            "repo": view.repo,
-            "branch": view.branch,
-            "base": to_hex(view.record.base),
-            "mutability": view.mutability.value,
-            "changes": [_change(c) for c in items],
-            "refused": [list(r) for r in refused],
-            "refused_dropped": dropped,
-        }
-    )
+    return StatusOutcome(view.repo, view.branch, view.record.base, view.mutability.value,
+                         items, refused, dropped)  # fmt: skip
 
 
-def _paths(args: dict[str, Any]) -> list[list[bytes]]:
-    raw = args.get("paths", [])
-    if not isinstance(raw, list):
-        raise UsageError("paths must be a list")
-    return [split_path(p if isinstance(p, bytes | str) else str(p)) for p in raw]
-
-
-async def do_restore(view: WritableView, args: dict[str, Any]) -> Reply:
-    source_spec = args.get("source") or ""
+async def restore_paths(
+    view: WritableView, paths: Sequence[str], source_spec: str = ""
+) -> restore.RestoreOutcome:
+    """Put `paths` (none: the whole tree) back as `source_spec` has them (a revspec of the
+    view's repo; "": its base)."""
     if source_spec:
-        r = refs.resolve(view.store, str(source_spec))
+        r = refs.resolve(view.store, source_spec)
         if r.repo != view.repo:
             raise UsageError(f"restore takes versions of {view.repo}, not of {r.repo}")
         source = r.commit.tree if r.entry is None else None
@@ -154,32 +148,14 @@ async def do_restore(view: WritableView, args: dict[str, Any]) -> Reply:
             raise UsageError("--source names a version (REPO@REF), not a path inside it")
     else:
         source = view.base_tree()
-    paths = _paths(args) or [[]]
+    parts = [split_path(p) for p in paths] or [[]]
     out = restore.RestoreOutcome()
     async with view.exclusive, view.mutating():
-        restore.restore(view, paths, source, out)
-    return Reply({"paths": out.paths}, out.entries, out.inodes)
+        restore.restore(view, parts, source, out)
+    return out
 
 
-async def do_unlock(view: WritableView, args: dict[str, Any]) -> Reply:
+async def unlock(view: WritableView, paths: Sequence[str]) -> list[str]:
+    """Let the committed files at `paths` change until the next commit; the paths unlocked."""
     async with view.mutating():
-        done = restore.unlock(view, _paths(args))
-    return Reply({"paths": done, "mutability": view.mutability.value})
-
-
-async def handle(view: WritableView, op: str, args: dict[str, Any]) -> Reply:
-    """One control request → its reply; raises MlgitError for the client to show."""
-    if op == "commit":
-        return await do_commit(view, args)
-    if op == "status":
-        return await do_status(view)
-    if op == "restore":
-        return await do_restore(view, args)
-    if op == "unlock":
-        return await do_unlock(view, args)
-    if op == "flush":
-        view.flush_base()
-        return Reply({})
-    if op == "ping":
-        return Reply({"repo": view.repo, "branch": view.branch})
-    raise UsageError(f"unknown control request {op!r}")
+        return restore.unlock(view, [split_path(p) for p in paths])

@@ -1,0 +1,101 @@
+"""The control ops' handlers: one per request type of daemon/messages.py, each turning a
+typed request into a call of a checkout verb (vfs/checkout_ops.py) and its outcome into the
+op's typed reply, plus what the kernel's caches must forget because of it.
+
+Adding an op: a request and a reply class in messages.py, a `@handles(TheRequest)` function
+here (tests/test_control_protocol.py checks that every op has one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from mlgitfs.daemon import messages as msg
+from mlgitfs.errors import ProtocolError
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.vfs import checkout_ops
+from mlgitfs.vfs.changes import Change
+from mlgitfs.vfs.overlay import WritableView
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A handler's reply and what the kernel's caches must forget because of it."""
+
+    reply: msg.Reply
+    entries: list[tuple[int, bytes]] = field(default_factory=list)  # (parent inode, name)
+    inodes: list[int] = field(default_factory=list)  # inodes whose data changed
+
+
+Q = TypeVar("Q", bound=msg.Request[Any])
+Handler = Callable[[WritableView, Q], Awaitable[Outcome]]
+
+HANDLERS: dict[type[msg.Request[Any]], Handler[Any]] = {}
+
+
+def handles(kind: type[Q]) -> Callable[[Handler[Q]], Handler[Q]]:
+    def register(fn: Handler[Q]) -> Handler[Q]:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+async def handle(view: WritableView, request: msg.Request[Any]) -> Outcome:
+    """One typed request → its outcome; raises MlgitError for the client to show."""
+    fn = HANDLERS.get(type(request))
+    if fn is None:
+        raise ProtocolError(f"this daemon does not serve {msg.op_name(request)!r}")
+    out = await fn(view, request)
+    msg.check_reply(request, out.reply)
+    return out
+
+
+def _items(changes: list[Change]) -> tuple[msg.ChangeItem, ...]:
+    return tuple(msg.ChangeItem(c.change.value, c.path, c.kind, c.old_path) for c in changes)
+
+
+@handles(msg.CommitRequest)
+async def _commit(view: WritableView, req: msg.CommitRequest) -> Outcome:
+    inputs = [(repo, ObjectId(commit)) for repo, commit in req.inputs]
+    out = await checkout_ops.commit_checkout(
+        view, req.message, dict(req.meta), inputs, req.dry_run, req.author or None
+    )
+    return Outcome(msg.CommitReply(
+        out.commit, out.tree, out.base, out.files_hashed, out.bytes_hashed, out.bytes_stored,
+        out.dry_run, _items(out.changes), out.seconds,
+    ))  # fmt: skip
+
+
+@handles(msg.StatusRequest)
+async def _status(view: WritableView, req: msg.StatusRequest) -> Outcome:
+    out = await checkout_ops.status(view)
+    return Outcome(msg.StatusReply(
+        out.repo, out.branch, out.base, out.mutability, _items(out.changes),
+        tuple(out.refused), out.refused_dropped,
+    ))  # fmt: skip
+
+
+@handles(msg.RestoreRequest)
+async def _restore(view: WritableView, req: msg.RestoreRequest) -> Outcome:
+    out = await checkout_ops.restore_paths(view, req.paths, req.source)
+    return Outcome(msg.PathsReply(tuple(out.paths)), out.entries, out.inodes)
+
+
+@handles(msg.UnlockRequest)
+async def _unlock(view: WritableView, req: msg.UnlockRequest) -> Outcome:
+    done = await checkout_ops.unlock(view, req.paths)
+    return Outcome(msg.UnlockReply(tuple(done), view.mutability.value))
+
+
+@handles(msg.FlushRequest)
+async def _flush(view: WritableView, req: msg.FlushRequest) -> Outcome:
+    view.flush_base()
+    return Outcome(msg.Reply())
+
+
+@handles(msg.PingRequest)
+async def _ping(view: WritableView, req: msg.PingRequest) -> Outcome:
+    return Outcome(msg.PingReply(view.repo, view.branch))

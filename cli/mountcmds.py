@@ -15,7 +15,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.command()
-@click.argument("revspec", shell_complete=complete.revspec)
+@click.argument("revspecs", nargs=-1, required=True, shell_complete=complete.revspec)
 @click.argument("mountpoint", type=click.Path(path_type=Path))
 @click.option("--foreground", is_flag=True, help="Stay attached and log to stderr.")
 @click.option("--allow-other", is_flag=True, help="Let other users read the mount.")
@@ -32,7 +32,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @pass_ctx
 def mount(
     c: Ctx,
-    revspec: str,
+    revspecs: tuple[str, ...],
     mountpoint: Path,
     foreground: bool,
     allow_other: bool,
@@ -40,18 +40,21 @@ def mount(
     old_cache_size: str | None,
     read_only: bool,
 ) -> None:
-    """Mount REVSPEC at MOUNTPOINT; returns once the mount answers.
+    """Mount REVSPECS at MOUNTPOINT; returns once the mount answers.
 
     A branch (REPO@BRANCH) mounts writable (a copy-on-write overlay) unless --read-only,
     one writable mount per branch and store; a tag, a commit id or REF~N mounts read-only.
-    See docs/mount.md for caching and training from a mount."""
+    REPO@REF:PATH mounts one directory of a version, read-only. REPO alone mounts all its
+    versions read-only, as @BRANCH/, @TAG/ and @COMMIT/ directories opened on first access
+    (a branch bob/x is @bob/x/). Several revspecs mount read-only side by side, each under
+    its repo's name. See docs/mount.md for caching and training from a mount."""
     if old_cache_size is not None:
         render.message("mlgitfs: warning: mount --cache-size is now --memory (the daemon's "
                        "memory); the disk budget is 'mlgitfs config cache-size'")  # fmt: skip
         memory = old_cache_size
     info = api.mount(
         c.home,
-        revspec,
+        revspecs,
         mountpoint,
         foreground=foreground,
         allow_other=allow_other,
@@ -60,9 +63,9 @@ def mount(
     )
     if info is not None:
         mode = "read-only" if info.read_only else "writable"
+        what = f"{info.commit[:12]}, {mode}" if info.commit else mode
         render.message(
-            f"mounted {info.revspec} ({info.commit[:12]}, {mode}) at "
-            f"{info.mountpoint}, daemon pid {info.pid}"
+            f"mounted {info.revspec} ({what}) at {info.mountpoint}, daemon pid {info.pid}"
         )
 
 

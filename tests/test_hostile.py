@@ -493,7 +493,7 @@ def _run_deep(src: Path, home: Path, tmp_path: Path, mounted: list[tuple[Path, P
     mp.mkdir()
     mounted.append((home, mp))
     subprocess.run(
-        [MLGITFS, "--home", str(home), "mount", "ds", str(mp), "--read-only"],
+        [MLGITFS, "--home", str(home), "mount", "ds@main", str(mp), "--read-only"],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     cat = subprocess.run(

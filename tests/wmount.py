@@ -47,10 +47,11 @@ def mounter(home: Path, tmp_path: Path) -> Iterator[Mounter]:
     """Mounts with the real CLI; teardown kills the daemons and detaches, even on failure."""
     made: list[Path] = []
 
-    def do(revspec: str, name: str = "mnt", *extra: str) -> Path:
+    def do(revspec: str | tuple[str, ...], name: str = "mnt", *extra: str) -> Path:
         mp = tmp_path / name
         mp.mkdir(exist_ok=True)
-        mlgitfs(home, "mount", revspec, str(mp), *extra)
+        specs = (revspec,) if isinstance(revspec, str) else revspec
+        mlgitfs(home, "mount", *specs, str(mp), *extra)
         made.append(mp)
         return mp
 

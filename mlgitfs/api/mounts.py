@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from mlgitfs.api._common import open_store
 from mlgitfs.api.doctor import warn_if_stock
 from mlgitfs.errors import MlgitError, UsageError
 from mlgitfs.model.ids import to_hex
-from mlgitfs.model.revspec import parse_repo_branch
+from mlgitfs.model.revspec import Revspec, parse_repo_branch, parse_revspec
 from mlgitfs.repo import refs
 from mlgitfs.store.facade import Store, parse_size
 
@@ -18,8 +19,8 @@ from mlgitfs.store.facade import Store, parse_size
 
 @dataclass(frozen=True, slots=True)
 class MountInfo:
-    revspec: str
-    commit: str
+    revspec: str  # several versions: the revspecs (or repos) mounted, space-separated
+    commit: str  # "" when the mount shows several versions
     mountpoint: str
     pid: int
     read_only: bool
@@ -29,7 +30,7 @@ class MountInfo:
 
 def mount(
     home: Path | None,
-    revspec: str,
+    revspec: str | Sequence[str],
     mountpoint: Path,
     *,
     foreground: bool = False,
@@ -37,26 +38,38 @@ def mount(
     cache_size: str | None = None,
     read_only: bool = False,
 ) -> MountInfo | None:
-    """Mount a version; returns once the mount answers (None after a foreground run ends)."""
+    """Mount a version, or several (docs/mount.md, "Several versions in one mount"); returns
+    once the mount answers (None after a foreground run ends).
+
+    `REPO@REF` mounts that version (a branch writable unless `read_only`); `REPO@REF:PATH`
+    one directory of it, read-only; `REPO` alone its branches, tags and commits as `@REF/`
+    directories; several revspecs mount side by side, each under its repo's name."""
     from mlgitfs.daemon import mount as mount_mod
 
     warn_if_stock()
     store = open_store(home)
-    r = refs.resolve(store, revspec)
-    if r.spec.path:
-        raise UsageError("mount a whole version (REPO@REF), not a path inside it")
-    # A branch mounts writable (a checkout with its overlay) unless --read-only.
-    writable = r.branch is not None and not read_only
+    specs = [revspec] if isinstance(revspec, str) else list(revspec)
+    if not specs:
+        raise UsageError("name a version to mount (REPO@REF), or a repo (REPO)")
     cache_bytes = parse_size(cache_size) if cache_size else 256 << 20
+    home_str = str(store.home.resolve())
+    parsed = [parse_revspec(s) for s in specs]
+    if len(parsed) > 1 or _repo_only(parsed[0]):
+        return _mount_versions(store, parsed, mountpoint, cache_bytes, foreground, allow_other)
+    r = refs.resolve(store, parsed[0])
+    if r.entry is not None and not r.entry.is_dir:
+        raise UsageError(f"{r.spec} is a file: mount a directory (or the whole version)")
+    # A branch mounts writable (a checkout with its overlay) unless --read-only; a
+    # directory of a version always read-only (an overlay covers a whole version).
+    writable = r.branch is not None and not read_only and not r.spec.path
     # A writable mount is recorded under its branch's plain name (not `heads/NAME`).
     shown = f"{r.repo}@{r.branch}" if writable else str(r.spec)
-    fsname = f"mlgitfs:{shown}"
-    home_str = str(store.home.resolve())
     factory, view_arg = (
         "mlgitfs.vfs.factory:snapshot_view",
         {
             "home": home_str,
             "commit": to_hex(r.commit_id),
+            "path": r.spec.path_str,
             "cache_bytes": cache_bytes,
         },
     )
@@ -67,7 +80,7 @@ def mount(
     result = mount_mod.mount(
         factory,
         mountpoint,
-        fsname,
+        _fsname(shown),
         view_arg=view_arg,
         read_only=not writable,
         foreground=foreground,
@@ -81,6 +94,71 @@ def mount(
     return MountInfo(
         shown, to_hex(r.commit_id), result.mountpoint, result.pid, not writable, result.fsname
     )
+
+
+def _repo_only(spec: Revspec) -> bool:
+    """`REPO` alone (no @REF, ~N or :PATH): the repo's versions as `@REF/` directories."""
+    return not spec.explicit_ref and spec.back is None and not spec.path
+
+
+def _fsname(shown: str) -> str:
+    """The name /proc/mounts shows: no comma, backslash or blank (a sub-path may hold them)."""
+    return "mlgitfs:" + "".join("_" if c in ", \\\t\n" else c for c in shown)
+
+
+def _mount_versions(
+    store: Store,
+    specs: list[Revspec],
+    mountpoint: Path,
+    cache_bytes: int,
+    foreground: bool,
+    allow_other: bool,
+) -> MountInfo | None:
+    """A read-only mount of several versions: one repo's `@REF/` directories, or each
+    revspec under its repo's name. Every named version is resolved now (a bad one changes
+    nothing); `@REF/` directories resolve as they are looked up."""
+    from mlgitfs.daemon import mount as mount_mod
+
+    single = len(specs) == 1
+    seen: set[str] = set()
+    sources: list[dict[str, str | None]] = []
+    for spec in specs:
+        if spec.repo in seen:
+            raise UsageError(
+                f"{spec.repo} is named twice: side by side, each repo shows once, under its name "
+                f"(mount {spec.repo} alone to see all its versions as @REF/ directories)"
+            )
+        seen.add(spec.repo)
+        source: dict[str, str | None] = {"name": "" if single else spec.repo, "repo": spec.repo,
+                                         "commit": None, "path": ""}  # fmt: skip
+        if not _repo_only(spec):
+            r = refs.resolve(store, spec)
+            if r.entry is not None and not r.entry.is_dir:
+                raise UsageError(f"{r.spec} is a file: mount a directory (or the whole version)")
+            source |= {"commit": to_hex(r.commit_id), "path": spec.path_str}
+        else:
+            refs.list_refs(store, spec.repo, "heads")  # an unknown repo is refused now
+        sources.append(source)
+    shown = " ".join(s.repo if _repo_only(s) else str(s) for s in specs)
+    result = mount_mod.mount(
+        "mlgitfs.vfs.factory:versions_view",
+        mountpoint,
+        _fsname("+".join(shown.split())),
+        view_arg={
+            "home": str(store.home.resolve()),
+            "sources": sources,
+            "cache_bytes": cache_bytes,
+        },  # fmt: skip
+        read_only=True,
+        foreground=foreground,
+        allow_other=allow_other,
+        run_dir=store.run_dir,
+        revspec=shown,
+        commit="",
+    )
+    if result is None:
+        return None
+    return MountInfo(shown, "", result.mountpoint, result.pid, True, result.fsname)
 
 
 def unmount(home: Path | None, mountpoint: Path, lazy: bool = False) -> None:

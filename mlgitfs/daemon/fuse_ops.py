@@ -149,7 +149,10 @@ class FuseOps(pyfuse3.Operations):
         attr_timeout: float = DAY,
         negative_timeout: float = DAY,
         on_init: Callable[[], None] | None = None,
+        dynamic: Callable[[InodeNo], bool] | None = None,
     ) -> None:
+        """`dynamic(ino)`: whether a directory's listing and missing names may change (a
+        multi-version mount's own directories follow the refs): the kernel caches neither."""
         super().__init__()
         self.view = view
         self.read_only = read_only
@@ -161,6 +164,7 @@ class FuseOps(pyfuse3.Operations):
         # Requests per handler: cheap, dumped to the log on SIGUSR1 (see mount.py).
         self.counts: collections.Counter[str] = collections.Counter()
         self.on_init = on_init
+        self.dynamic = dynamic
 
     def init(self) -> None:
         """The kernel's INIT: called just before its reply is sent; must not raise."""
@@ -216,6 +220,8 @@ class FuseOps(pyfuse3.Operations):
             attr = self.view.lookup(InodeNo(parent_inode), name)
         except FsError as exc:
             if exc.errno == errno.ENOENT:
+                if self.dynamic is not None and self.dynamic(InodeNo(parent_inode)):
+                    raise pyfuse3.FUSEError(errno.ENOENT) from None  # an absence not cached
                 return self._negative()
             raise
         return self.entry(attr)
@@ -233,7 +239,7 @@ class FuseOps(pyfuse3.Operations):
         self, inode: int, ctx: pyfuse3.RequestContext
     ) -> int | pyfuse3.FileInfo:
         # Not ENOSYS: readdir would then get fh 0 and could not tell which directory.
-        if self.read_only and CACHE_DIR:
+        if self.read_only and CACHE_DIR and not (self.dynamic and self.dynamic(InodeNo(inode))):
             # A version's directories never change: the kernel keeps each listing
             # (FOPEN_CACHE_DIR), so a second walk sends no readdir at all.
             return pyfuse3.FileInfo(fh=inode, keep_cache=True)

@@ -42,6 +42,7 @@ from mlgitfs.daemon.mount import (
     detach,
 )
 from mlgitfs.errors import MlgitError, MountError
+from mlgitfs.vfs.multi import VersionsView
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.types import FsView
 
@@ -222,7 +223,8 @@ def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
         view = load_factory(config.view_factory)(config.view_arg)
         initialized = trio.Event()
         if config.read_only:
-            ops = FuseOps(view, read_only=True, on_init=initialized.set)
+            dynamic = view.is_dynamic if isinstance(view, VersionsView) else None
+            ops = FuseOps(view, read_only=True, on_init=initialized.set, dynamic=dynamic)
         elif isinstance(view, WritableView):
             ops = WritableFuseOps(view, on_init=initialized.set)
         else:

@@ -1,6 +1,7 @@
 """Builds the view a mount daemon serves, inside the daemon process (after its fork).
 
-The daemon calls `snapshot_view(arg)` or `checkout_view(arg)` with the JSON argument
+The daemon calls `snapshot_view(arg)`, `versions_view(arg)` or `checkout_view(arg)` with the
+JSON argument
 `api.mount` passed: the store is opened here, in the process that serves it, never before a
 fork (LMDB).
 """
@@ -12,13 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlgitfs.errors import UnknownRef
+from mlgitfs.errors import FsError, MountError, UnknownRef
 from mlgitfs.meta import checkouts, db
 from mlgitfs.meta.env import Transactions
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex
+from mlgitfs.model.names import split_path
 from mlgitfs.repo.commits import branch_ref
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
+from mlgitfs.vfs.multi import Source, VersionsView, sub_tree
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.overlay_files import OverlayFiles
 from mlgitfs.vfs.snapshot import SnapshotView
@@ -26,15 +29,37 @@ from mlgitfs.vfs.snapshot import SnapshotView
 log = logging.getLogger(__name__)
 
 
+def _path(arg: dict[str, Any]) -> tuple[bytes, ...]:
+    return tuple(split_path(str(arg.get("path") or "")))
+
+
+def _sub_tree(store: Store, commit: ObjectId, path: tuple[bytes, ...]) -> tuple[ObjectId, int]:
+    try:
+        return sub_tree(store, commit, path)
+    except FsError as exc:
+        raise MountError(f"cannot mount {exc.message}: mount a directory") from exc
+
+
 def snapshot_view(arg: dict[str, Any]) -> SnapshotView:
+    """One version, or one directory of it (`path`)."""
     store = Store.open(Path(arg["home"]))
-    commit = store.commit(ObjectId(from_hex(arg["commit"])))
+    tree, time_ns = _sub_tree(store, ObjectId(from_hex(arg["commit"])), _path(arg))
     return SnapshotView(
-        store,
-        commit.tree,
-        time_ns=commit.time_ns,
-        cache_bytes=int(arg.get("cache_bytes", 256 << 20)),
+        store, tree, time_ns=time_ns, cache_bytes=int(arg.get("cache_bytes", 256 << 20))
     )
+
+
+def versions_view(arg: dict[str, Any]) -> VersionsView:
+    """Several versions: `sources` lists each name's repo and commit (or null: its refs)."""
+    store = Store.open(Path(arg["home"]))
+    sources = []
+    for s in arg["sources"]:
+        commit = None if s.get("commit") is None else ObjectId(from_hex(s["commit"]))
+        src = Source(str(s["name"]).encode(), str(s["repo"]), commit, _path(s))
+        if commit is not None:
+            _sub_tree(store, commit, src.path)  # a file is refused now, not at first lookup
+        sources.append(src)
+    return VersionsView(store, sources, cache_bytes=int(arg.get("cache_bytes", 256 << 20)))
 
 
 def open_checkout_view(

@@ -52,7 +52,6 @@ DIR_PREFETCH = 256 << 20
 DIR_GROUP = 16 << 20  # a shuffled reader waits for the group holding its file: keep it small
 DIR_SLOTS = 2
 DIR_GROUPS = 4  # groups of one directory in flight (clone + tree read: 1 -> 3, 1.35x; 6 ~ 3)
-_HASHED_INOS = 1 << 62  # path-hash inode numbers are below, spares (collisions) above
 
 
 @dataclass(slots=True)
@@ -80,7 +79,12 @@ class SnapshotView:
         uid: int | None = None,
         gid: int | None = None,
         writable_bits: bool = False,
+        reader: FileReader | None = None,
+        ino_limit: int = 1 << 63,
     ) -> None:
+        """`reader`: a `FileReader` shared with other views of the same store (one chunk
+        cache for several versions); `ino_limit`: the view's inode numbers stay below it
+        (a multi-version mount gives each version a range of its own, vfs/multi.py)."""
         self.store = store
         self.tree = tree
         self.time_ns = time_ns
@@ -89,8 +93,11 @@ class SnapshotView:
         self.gid = os.getgid() if gid is None else gid
         self._mode_mask = 0o777 if writable_bits else 0o555
         self._nodes: dict[int, _Node] = {ROOT_INODE: _Node(ROOT_INODE, ROOT_INODE, None, "")}
-        self._spare_ino = _HASHED_INOS
-        self._reader = FileReader(store, self.read_chunk, cache_bytes)
+        # Path hashes below half the range, spares (collisions) above.
+        self._hashed_inos = ino_limit >> 1
+        self._ino_limit = ino_limit
+        self._spare_ino = self._hashed_inos
+        self._reader = reader or FileReader(store, self.read_chunk, cache_bytes)
         self._chunks = self._reader.chunks
         self._limiter = self._reader.loader.limiter  # loads that may wait for the network
         self._dir_slots = trio.CapacityLimiter(DIR_SLOTS)
@@ -143,8 +150,10 @@ class SnapshotView:
 
     def _ino_for(self, path: str) -> InodeNo:
         digest = hashlib.blake2b(os.fsencode(path), digest_size=8).digest()
-        ino = int.from_bytes(digest, "little") % _HASHED_INOS
+        ino = int.from_bytes(digest, "little") % self._hashed_inos
         if ino <= ROOT_INODE or ino in self._nodes:  # taken: by another path, as it was new
+            if self._spare_ino + 1 >= self._ino_limit:
+                raise FsError(errno.ENOSPC, "no inode number left in this version's range")
             self._spare_ino += 1
             ino = self._spare_ino
         return InodeNo(ino)
@@ -164,6 +173,10 @@ class SnapshotView:
                 assert node.entry is not None  # only the root has none
                 del parent.children[node.entry.name]
                 node = parent
+
+    def held(self) -> int:
+        """Nodes the view holds for the kernel, the root aside."""
+        return len(self._nodes) - 1
 
     def _attr(self, node: _Node) -> Attr:
         e = node.entry

@@ -26,7 +26,7 @@ DEFAULT_FILE = Path("docs/commands.md")  # run from the repository's top directo
 SECTIONS: list[tuple[str, list[str]]] = [
     ("Repositories", ["init", "repos"]),
     ("Versions", ["import", "export", "log", "show", "ls", "cat", "diff", "lineage"]),
-    ("Branches and tags", ["branch", "tag"]),
+    ("Branches and tags", ["branch", "tag", "reflog"]),
     ("Merging", ["merge", "merge-base", "reset", "revert", "cherry-pick", "merge-table"]),
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),

@@ -26,3 +26,8 @@ def register(group: click.Group) -> None:
 
     for cmd in mergecmds.COMMANDS:
         group.add_command(cmd)
+
+    from . import lifecyclecmds
+
+    for cmd in lifecyclecmds.COMMANDS:
+        group.add_command(cmd)

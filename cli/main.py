@@ -153,13 +153,31 @@ def init(c: Ctx, name: str, kind: str, mutability: str, categories: tuple[str, .
     render.message(f"created {r.kind} repo {r.name} ({r.mutability})")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @json_opt
-@pass_ctx
-def repos(c: Ctx, as_json: bool) -> None:
+@click.pass_context
+def repos(ctx: click.Context, as_json: bool) -> None:
     """List the repos of the store: name, kind, mutability, branch and tag counts,
-    categories."""
-    render.repos(api.repos(c.home), as_json)
+    categories. `repos rm NAME` removes one."""
+    c = ctx.find_object(Ctx)
+    if ctx.invoked_subcommand is None and c is not None:
+        render.repos(api.repos(c.home), as_json)
+
+
+@repos.command("rm")
+@click.argument("name", shell_complete=complete.repo)
+@click.option("--force", is_flag=True, help="Remove it even when a ref holds commits no "
+              "remote holds.")  # fmt: skip
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def repos_rm(c: Ctx, name: str, force: bool, yes: bool) -> None:
+    """Remove repo NAME: its refs, reflog, checkouts and retention rules (its objects stay
+    in the store). Refused while any mount of it is live, and, without --force, while a branch
+    or tag holds commits that no remote-tracking ref holds."""
+    if not yes:
+        click.confirm(f"remove repo {name} with all its branches and tags?", abort=True)
+    r = api.repos_rm(c.home, name, force)
+    render.message(f"removed repo {r.name} ({r.refs} refs, {r.checkouts} checkouts)")
 
 
 @cli.command("import")
@@ -304,7 +322,10 @@ def branch(
     c: Ctx, target: str, start: str | None, delete: bool, force: bool, list_: bool, as_json: bool
 ) -> None:
     """Create REPO@BRANCH at START (default REPO@main; @REF is a ref of REPO), list the
-    branches of REPO (REPO or -l), or delete one (-d)."""
+    branches of REPO (REPO or -l), or delete one (-d).
+
+    A deleted branch comes back from its reflog (see `mlgitfs reflog`) until its entries
+    expire: `mlgitfs branch REPO@NAME REPO@NAME@{1}` (NAME@{N}: NAME's value N moves ago)."""
     if delete:
         d = api.branch_delete(c.home, target, force)
         dropped = ", its checkout with it" if d.checkout_dropped else ""
@@ -369,7 +390,10 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
                 budget). Over it, whole segments holding only chunks a remote
                 has are evicted, oldest first; chunks not yet pushed never
                 are. $MLGITFS_CACHE_SIZE overrides it. (A mount daemon's
-                memory is another setting: mount --memory.)"""
+                memory is another setting: mount --memory.)
+    reflog-expiry  how long a reflog entry keeps the commits it names
+                (30d; e.g. 90d, 12h, 0). A deleted branch can be recreated
+                from its reflog until then, and no longer kept after."""
     items = api.config(c.home, key, value)
     if as_json:
         render.emit_json(items)

@@ -72,7 +72,7 @@ def _updates(r: api.SyncResult, as_json: bool) -> None:
         old = (u.old or "")[:12] or "-"
         new = (u.new or "")[:12] or "-"
         click.echo(f"{u.status}\t{r.repo}@{u.ref.split('/', 1)[1]}\t{old} -> {new}")
-    if r.verb == "push":
+    if r.verb == "push" and any(u.status != "deleted" for u in r.updates):
         render.message(
             f"{r.remote}: uploaded {r.chunks} chunks in {r.packs} packs and {r.objects} objects "
             f"in {r.meta_packs} packs ({render.human(r.bytes)}) in {r.seconds:.2f}s"
@@ -83,10 +83,30 @@ def _updates(r: api.SyncResult, as_json: bool) -> None:
 @click.argument("target", shell_complete=complete.revspec)
 @click.argument("remote_name", required=False, shell_complete=complete.remote)
 @click.option("--all", "all_refs", is_flag=True, help="Push every branch and tag of REPO.")
+@click.option("--delete", is_flag=True, help="Delete branch or tag REPO@REF on REMOTE.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --delete: delete the default branch too, or a ref that moved since the last fetch.",
+)
 @json_opt
 @pass_ctx
-def push(c: Ctx, target: str, remote_name: str | None, all_refs: bool, as_json: bool) -> None:
-    """Upload REPO[@BRANCH] to REMOTE (default: the only remote, or origin)."""
+def push(
+    c: Ctx,
+    target: str,
+    remote_name: str | None,
+    all_refs: bool,
+    delete: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Upload REPO[@BRANCH] to REMOTE (default: the only remote, or origin), or delete a
+    branch or tag there (--delete; its objects stay on the remote)."""
+    if delete:
+        _updates(api.push_delete(c.home, target, remote_name, force), as_json)
+        return
+    if force:
+        raise click.UsageError("--force goes with --delete")
     with render.progress(c, "pushing", "chunks") as bar:
         r = api.push(c.home, target, remote_name, all_refs, bar)
     _updates(r, as_json)

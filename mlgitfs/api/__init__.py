@@ -34,6 +34,7 @@ from mlgitfs.api.checkouts import (
     unlock,
 )
 from mlgitfs.api.doctor import DoctorResult, PatchStatus, doctor
+from mlgitfs.api.lifecycle import ReflogResult, RepoRemoveResult, reflog_show, repos_rm
 from mlgitfs.api.merging import (
     MergeBaseResult,
     MergeResult,
@@ -62,6 +63,7 @@ from mlgitfs.api.remotes import (
     prefetch,
     pull,
     push,
+    push_delete,
     remote_add,
     remote_list,
     remote_remove,
@@ -97,6 +99,10 @@ from mlgitfs.api.verbs import (
 from mlgitfs.memory import keep_freed_memory
 
 __all__ = [
+    "ReflogResult",
+    "RepoRemoveResult",
+    "reflog_show",
+    "repos_rm",
     "revert",
     "reset",
     "merge_base",
@@ -158,6 +164,7 @@ __all__ = [
     "prefetch",
     "pull",
     "push",
+    "push_delete",
     "remote_add",
     "remote_list",
     "remote_remove",

@@ -17,6 +17,7 @@ from mlgitfs.repo import prefetch as prefetch_mod
 from mlgitfs.repo import remotes as remotes_mod
 from mlgitfs.repo import sync as sync_mod
 from mlgitfs.repo.merge import Strategy
+from mlgitfs.repo.remoterefs import delete_remote_ref
 from mlgitfs.store import packs as packs_mod
 from mlgitfs.store import remotedb as remotedb_mod
 from mlgitfs.store.facade import default_home
@@ -138,6 +139,17 @@ def push(
     out = sync_mod.push(
         open_store(home), spec.repo, branch, remote, all_refs, progress, pack_target
     )
+    return _sync_result("push", out)
+
+
+def push_delete(
+    home: Path | None, target: str, remote: str | None = None, force: bool = False
+) -> SyncResult:
+    """Delete branch or tag REPO@NAME on a remote (repo/remoterefs.py has the guards)."""
+    spec = parse_revspec(target)
+    if not spec.explicit_ref or spec.back is not None or spec.path:
+        raise UsageError(f"{target!r}: name the remote ref to delete as REPO@BRANCH or REPO@TAG")
+    out = delete_remote_ref(open_store(home), spec.repo, spec.ref, remote, force)
     return _sync_result("push", out)
 
 

@@ -27,12 +27,13 @@ from mlgitfs.api.results import (
     RepoResult,
 )
 from mlgitfs.errors import PathNotFound, UsageError
-from mlgitfs.meta import chunks, db
+from mlgitfs.meta import chunks, db, reflog
 from mlgitfs.meta import env as env_mod
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.names import check_repo_name, split_path
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.model.retention import Duration
 from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
 from mlgitfs.progress import announce
 from mlgitfs.repo import diff as diff_mod
@@ -247,7 +248,7 @@ def fsck(
 
 # --- config ---------------------------------------------------------------------------------
 
-CONFIG_KEYS = ("cache-size",)
+CONFIG_KEYS = ("cache-size", "reflog-expiry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,13 +261,36 @@ def config(
     home: Path | None, key: str | None = None, value: str | None = None
 ) -> list[ConfigResult]:
     """Read every setting, one, or set one. `cache-size`: the chunk cache's byte budget
-    (e.g. 20G; 0 or "none" for no budget); $MLGITFS_CACHE_SIZE overrides it."""
+    (e.g. 20G; 0 or "none" for no budget); $MLGITFS_CACHE_SIZE overrides it.
+    `reflog-expiry`: how long reflog entries keep what they name (e.g. 30d, 12h; 0: none)."""
     store = open_store(home)
     if key is not None and key not in CONFIG_KEYS:
         raise UsageError(f"unknown setting {key!r}; settings: {', '.join(CONFIG_KEYS)}")
-    if key is not None and value is not None:
+    if key == "cache-size" and value is not None:
         size = 0 if value.lower() in ("none", "0") else parse_size(value)
         store.set_cache_budget(size or None)
+    if key == "reflog-expiry" and value is not None:
+        seconds = _expiry_seconds(value)
+        with store.env.write() as txn:
+            reflog.set_expiry_s(txn, seconds)
     budget = store.remote.budget
-    current = [ConfigResult("cache-size", str(budget) if budget else "")]
+    with store.env.read() as txn:
+        expiry = reflog.expiry_s(txn)
+    current = [
+        ConfigResult("cache-size", str(budget) if budget else ""),
+        ConfigResult("reflog-expiry", _duration_text(expiry)),
+    ]
     return [c for c in current if key is None or c.key == key]
+
+
+def _expiry_seconds(text: str) -> int:
+    if text.strip() == "0":
+        return 0
+    d = Duration.parse(text)
+    if d.years or d.months:
+        raise UsageError(f"write the reflog expiry in days and hours (e.g. 90d), not {text!r}")
+    return d.days * 86400 + d.hours * 3600
+
+
+def _duration_text(seconds: int) -> str:
+    return str(Duration(days=seconds // 86400, hours=seconds % 86400 // 3600))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from mlgitfs.errors import AlreadyExists, ConflictError, CorruptObject, UnknownRepo
 from mlgitfs.meta import reflog
 from mlgitfs.meta.env import ReadTxn, WriteTxn
-from mlgitfs.meta.schema import CONFIG, GENERATIONS, OBJECTS, REFS, REPOS
+from mlgitfs.meta.schema import CONFIG, GENERATIONS, OBJECTS, REFLOG, REFS, REPOS
 from mlgitfs.model import codec
 from mlgitfs.model.actor import default_actor
 from mlgitfs.model.ids import ObjectId, short_hex
@@ -70,6 +70,16 @@ def get_repo(txn: ReadTxn, name: str) -> RepoRecord:
             f"no repo named {name!r} in the store at {txn.store_home} (see 'mlgitfs repos')"
         )
     return RepoRecord.decode(name, data)
+
+
+def delete_repo(txn: WriteTxn, name: str) -> None:
+    """Forget a repo: its record, refs and reflog (objects stay for gc; checkouts and
+    retention rules are the caller's to drop in the same transaction)."""
+    prefix = name.encode() + b"\0"
+    for table in (REFS, REFLOG):
+        for key in [k for k, _ in txn.scan(table, prefix)]:
+            txn.delete(table, key)
+    txn.delete(REPOS, name.encode())
 
 
 def list_repos(txn: ReadTxn) -> list[RepoRecord]:

@@ -1,6 +1,7 @@
 """Parsing of revspecs `REPO[@REF][~N][:PATH]` (resolution lives in repo/refs.py).
 
-REF is a branch, a tag, a remote-tracking ref (`origin/main`) or a commit id prefix; the
+REF is a branch, a tag, a remote-tracking ref (`origin/main`), a commit id prefix or
+`NAME@{N}` (the value branch or tag NAME had N moves ago by its reflog, after a delete too); the
 qualifiers `heads/NAME` and `tags/NAME` name a branch or a tag alone (for a store that holds
 both under one name from an older version). `~N` walks N first parents back and always names
 a commit, `~0` included. Where a command implies the repo (restore's --source, a branch's
@@ -19,6 +20,7 @@ DEFAULT_BRANCH = "main"
 BRANCH_QUALIFIER = "heads/"
 TAG_QUALIFIER = "tags/"
 RESERVED_FIRST_PARTS = ("heads", "tags", "remotes")  # no branch or tag name starts with these
+_REFLOG = re.compile(r"^(?P<base>.+)@\{(?P<n>[0-9]{1,9})\}$")  # NAME@{N}: the reflog's N-th
 _RE = re.compile(
     r"^(?P<repo>[^@:~]*)(?:@(?P<ref>[^:~]+))?(?:~(?P<back>[0-9]+))?(?::(?P<path>.*))?$"
 )
@@ -69,12 +71,20 @@ def parse_revspec(
         repo = check_repo_name(repo_text)
         ref = m["ref"]
         if ref is not None:
-            check_ref_name(ref, "ref")
+            at = reflog_selector(ref)
+            check_ref_name(ref if at is None else at[0], "ref")
         path = tuple(split_path(m["path"] or ""))
     except InvalidName as exc:
         raise InvalidRevspec(f"cannot parse revspec {text[:120]!r}: {exc.message}") from exc
     back = None if m["back"] is None else int(m["back"])
     return Revspec(repo, ref or default_ref, back, path, ref is not None)
+
+
+def reflog_selector(ref: str) -> tuple[str, int] | None:
+    """`NAME@{N}` → (NAME, N): the value NAME had N moves ago, by its reflog (as git's
+    `main@{1}`); `@{0}` is its value now. None when `ref` is not written so."""
+    m = _REFLOG.match(ref)
+    return None if m is None else (m["base"], int(m["n"]))
 
 
 def branch_name(ref: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlgitfs.errors import AlreadyExists, AmbiguousRef, MlgitError, UnknownRef
-from mlgitfs.meta import db
+from mlgitfs.meta import db, reflog
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model.ids import HEX_LEN, ObjectId, is_hex_prefix, short_hex
 from mlgitfs.model.objects import Commit, TreeEntry
@@ -15,6 +15,7 @@ from mlgitfs.model.revspec import (
     Revspec,
     check_new_ref_name,
     parse_revspec,
+    reflog_selector,
 )
 from mlgitfs.repo import graph
 from mlgitfs.repo.trees import resolve_path
@@ -76,7 +77,7 @@ def _commit_in_repo(store: Store, repo: str, prefix: str, found: list[bytes],
     return ObjectId(mine[0]) if mine else None
 
 
-def _candidates(ref: str) -> list[tuple[str, bool]]:
+def candidates(ref: str) -> list[tuple[str, bool]]:
     """The stored refs `ref` may name, in order, each with whether it is a local branch."""
     if ref.startswith(BRANCH_QUALIFIER):
         return [(ref, True)]
@@ -90,13 +91,42 @@ def _candidates(ref: str) -> list[tuple[str, bool]]:
     return out
 
 
+def _from_reflog(txn: ReadTxn, repo: str, name: str, n: int) -> ObjectId:
+    """The value ref `name` had `n` moves ago (0: now), by its reflog."""
+    for ref, _ in candidates(name):
+        moves = list(reflog.entries(txn, repo, ref))[::-1]  # newest first
+        if not moves:
+            continue
+        if n > len(moves):
+            raise UnknownRef(
+                f"{repo}@{name}@{{{n}}}: its reflog holds {len(moves)} moves, so "
+                f"@{{{len(moves)}}} is the oldest (see 'mlgitfs reflog {repo}@{name}')"
+            )
+        value = moves[0].new if n == 0 else moves[n - 1].old
+        if value is None:
+            what = "deleted" if n == 0 else "created"
+            raise UnknownRef(
+                f"{repo}@{name}@{{{n}}} names nothing: {name} was {what} then "
+                f"(see 'mlgitfs reflog {repo}@{name}')"
+            )
+        return value
+    raise UnknownRef(f"{repo} has no reflog for {name!r} (see 'mlgitfs reflog {repo}')")
+
+
 def resolve_ref(store: Store, repo: str, ref: str) -> tuple[ObjectId, str | None]:
-    """(commit id, branch name or None) for a branch, tag, remote-tracking ref or commit id
-    (prefix). `heads/NAME` and `tags/NAME` name a branch or a tag alone."""
+    """(commit id, branch name or None) for a branch, tag, remote-tracking ref, commit id
+    (prefix) or NAME@{N}. `heads/NAME` and `tags/NAME` name a branch or a tag alone."""
+    selector = reflog_selector(ref)
+    if selector is not None:
+        with store.env.read() as txn:
+            db.get_repo(txn, repo)
+            was = _from_reflog(txn, repo, *selector)
+        store.commit(was)  # MissingObject once gc has taken an expired entry's commit
+        return was, None
     with store.env.read() as txn:
         db.get_repo(txn, repo)
         found = [(name, is_branch, db.get_ref(txn, repo, name)) for name, is_branch in
-                 _candidates(ref)]  # fmt: skip
+                 candidates(ref)]  # fmt: skip
         found = [(n, b, o) for n, b, o in found if o is not None]
         if len(found) > 1 and found[0][1] and found[1][0].startswith(TAG_QUALIFIER):
             raise AmbiguousRef(

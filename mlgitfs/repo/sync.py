@@ -294,7 +294,7 @@ class _Uploader:
             self.upload(META, [items[i] for i in g], plan.chunk_refs)
 
 
-def _read_ref(t: RemoteTransport, key: str) -> tuple[bytes | None, str | None]:
+def read_ref(t: RemoteTransport, key: str) -> tuple[bytes | None, str | None]:
     got = packs.get_capped_with_etag(t, key, packs.REF_CAP)
     if got is None:
         return None, None
@@ -314,7 +314,7 @@ def _tracking(store: Store, repo: str, remote: str, ref: str) -> bytes | None:
         return db.get_ref(txn, repo, remotes.tracking_ref(remote, ref))
 
 
-def _set_tracking(store: Store, repo: str, remote: str, values: dict[str, bytes | None]) -> None:
+def set_tracking(store: Store, repo: str, remote: str, values: dict[str, bytes | None]) -> None:
     with store.env.write() as txn:
         for ref, new in values.items():
             name = remotes.tracking_ref(remote, ref)
@@ -367,7 +367,7 @@ def push(
     todo: list[tuple[str, bytes, bytes | None, str | None]] = []
     for ref, new in local:
         try:
-            old, etag = _read_ref(t, packs.ref_key(remote_repo, ref))
+            old, etag = read_ref(t, packs.ref_key(remote_repo, ref))
         except RemoteError as exc:  # one ref the remote cannot answer for stops only itself
             out.updates.append(RefUpdate(ref, None, new, "failed", exc.message))
             continue
@@ -380,9 +380,7 @@ def push(
             )
         else:
             todo.append((ref, new, old, etag))
-    _set_tracking(
-        store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"}
-    )
+    set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"})
     if todo:
         store.remote.refresh(rec, CHUNKS)
         store.remote.refresh(rec, META)
@@ -438,18 +436,18 @@ def _move_ref(
             else:
                 t.put_if_match(key, packs.encode_ref(new), etag)
         except PreconditionFailed:
-            now, etag = _read_ref(t, key)
+            now, etag = read_ref(t, key)
             if now == new:
                 break  # someone pushed the very same commit
             if now is not None and (ref.startswith("tags/") or not _contains(store, now, new)):
-                _set_tracking(store, repo, remote, {ref: now})
+                set_tracking(store, repo, remote, {ref: now})
                 return RefUpdate(ref, now, new, "rejected", _rejection(repo, ref, first, now))
             old = now
             continue
         break
     else:
         raise NotFastForward(f"remote {ref} keeps moving; try again")
-    _set_tracking(store, repo, remote, {ref: new})
+    set_tracking(store, repo, remote, {ref: new})
     return RefUpdate(ref, old, new, "created" if old is None else "updated")
 
 
@@ -483,7 +481,7 @@ def _remote_refs(t: RemoteTransport, remote_repo: str) -> dict[str, bytes]:
     names = [n for n in (packs.parse_ref_key(remote_repo, k) for k in t.list(base)) if n]
 
     def read(ref: str) -> tuple[str, bytes | None]:
-        return ref, _read_ref(t, base + ref)[0]
+        return ref, read_ref(t, base + ref)[0]
 
     with ThreadPoolExecutor(8, thread_name_prefix="mlgitfs-refs") as pool:
         return {ref: oid for ref, oid in pool.map(read, names) if oid is not None}
@@ -537,7 +535,7 @@ def _fetch(store: Store, rec: RemoteRecord, repo: str) -> SyncOutcome:
         before = {r[len(prefix) :]: o for r, o in db.list_refs(txn, repo, prefix)}
     values: dict[str, bytes | None] = {r: None for r in before if r not in found}
     values.update(found)
-    _set_tracking(store, repo, rec.name, values)
+    set_tracking(store, repo, rec.name, values)
     for ref, new in sorted(values.items()):
         old = before.get(ref)
         status = "up to date" if old == new else ("deleted" if new is None else "updated")

@@ -133,8 +133,14 @@ class VersionsView:
     def attach(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         self._reader.attach(nursery)
+        nursery.start_soon(self._warm_up, name="remote-warm-up")  # once, not per version
         for v in self._versions.values():
             v.view.attach(nursery)
+
+    async def _warm_up(self) -> None:
+        await trio.to_thread.run_sync(
+            self.store.remote.warm_up, limiter=self._reader.loader.limiter
+        )
 
     def set_prefill(self, prefill: Prefill) -> None:
         self._prefill = prefill
@@ -258,8 +264,16 @@ class VersionsView:
         tree, time_ns = sub_tree(self.store, commit, path)
         base = self._next_version << VERSION_SHIFT
         self._next_version += 1
-        view = SnapshotView(self.store, tree, time_ns=time_ns, uid=self.uid, gid=self.gid,
-                            reader=self._reader, ino_limit=1 << VERSION_SHIFT)  # fmt: skip
+        view = SnapshotView(
+            self.store,
+            tree,
+            time_ns=time_ns,
+            uid=self.uid,
+            gid=self.gid,
+            reader=self._reader,
+            ino_limit=1 << VERSION_SHIFT,
+            warm_up=False,  # the mount's view warms the remotes up once
+        )
         v = _Version(base, d.ino, name, view)
         self._versions[base >> VERSION_SHIFT] = v
         if self._nursery is not None:

@@ -81,10 +81,12 @@ class SnapshotView:
         writable_bits: bool = False,
         reader: FileReader | None = None,
         ino_limit: int = 1 << 63,
+        warm_up: bool = True,
     ) -> None:
         """`reader`: a `FileReader` shared with other views of the same store (one chunk
         cache for several versions); `ino_limit`: the view's inode numbers stay below it
-        (a multi-version mount gives each version a range of its own, vfs/multi.py)."""
+        (a multi-version mount gives each version a range of its own, vfs/multi.py);
+        `warm_up`: open the remotes' transports on attach (once per mount is enough)."""
         self.store = store
         self.tree = tree
         self.time_ns = time_ns
@@ -104,12 +106,14 @@ class SnapshotView:
         self._dirs_ahead: set[int] = set()  # directories whose files were fetched ahead
         self._nursery: trio.Nursery | None = None
         self._prefiller: DirPrefiller | None = None
+        self._warm_up_on_attach = warm_up
 
     def attach(self, nursery: trio.Nursery) -> None:
         """Give the view a nursery for background read-ahead (the daemon's)."""
         self._nursery = nursery
         self._reader.attach(nursery)
-        nursery.start_soon(self._warm_up, name="remote-warm-up")
+        if self._warm_up_on_attach:
+            nursery.start_soon(self._warm_up, name="remote-warm-up")
 
     def set_prefill(self, prefill: Prefill) -> None:
         """Let the view prefill small files into the kernel's page cache (vfs/prefill.py)."""

@@ -144,6 +144,9 @@ def test_repos_side_by_side(
         os.stat(mp / "other")
     rec = next(m for m in api.mounts(home) if m.mountpoint == str(mp))
     assert rec.revspec == "ds@v2 labels@v7 models" and rec.read_only and rec.commit == ""
+    for repo in ("labels", "models"):  # each repo of the mount counts as mounted
+        err = mlgitfs(home, "repos", "rm", repo, "--yes", "--force", check=False)
+        assert err.returncode == 11 and "is mounted at" in err.stderr, err.stderr
     # A repo named twice, or a ref that is not there: refused, nothing mounted.
     bad = tmp_path / "bad"
     bad.mkdir()

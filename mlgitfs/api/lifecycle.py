@@ -95,7 +95,7 @@ def repos_rm(home: Path | None, name: str, force: bool = False) -> RepoRemoveRes
         db.get_repo(txn, name)
         all_refs = list(db.list_refs(txn, name))
         recs = [(b, rec) for repo, b, rec in checkouts.list_checkouts(txn) if repo == name]
-    live = [m for m, _ in registry.mount_states(store.run_dir) if _repo_of(m.revspec) == name]
+    live = [m for m, _ in registry.mount_states(store.run_dir) if name in _repos_of(m.revspec)]
     if live:
         raise MountError(
             f"{name} is mounted at {live[0].mountpoint}: unmount every mount of it first "
@@ -122,8 +122,10 @@ def repos_rm(home: Path | None, name: str, force: bool = False) -> RepoRemoveRes
     return RepoRemoveResult(name, len(all_refs), len(recs))
 
 
-def _repo_of(revspec: str) -> str:
-    return revspec.partition("@")[0]
+def _repos_of(revspec: str) -> set[str]:
+    """The repos a mount record's revspec names: a mount of several versions records them
+    space-separated (api.mounts), each `REPO`, `REPO@REF` or `REPO@REF:PATH`."""
+    return {part.partition("@")[0].partition(":")[0] for part in revspec.split()}
 
 
 def _refuse_unpushed(store: Store, name: str, all_refs: list[tuple[str, ObjectId]]) -> None:

@@ -155,3 +155,32 @@ def test_repos_side_by_side(
         proc = mlgitfs(home, "mount", *specs, str(bad), check=False)
         assert proc.returncode == code, proc.stderr
         assert registry.mount_at(str(bad)) is None
+
+
+def test_each_version_keeps_the_kernel_caches(
+    versions: dict[str, str], home: Path, mounter: Mounter
+) -> None:
+    """A second pass over two versions sends no readdir and no read (cached listings and
+    pages, keep_cache), and no open at all with the patched pyfuse3 (no open)."""
+    from mlgitfs.daemon.fuse_ops import CACHE_DIR, NO_OPEN
+    from tests.test_mount import request_counts
+
+    mp = mounter("ds")
+    roots = [mp / "@v1", mp / f"@{versions['v2'][:8]}"]
+
+    def one_pass() -> dict[str, str]:
+        listing = subprocess.run(["find", *map(str, roots), "-printf", "%p %s\n"],
+                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
+        return {**sha_tree(roots[0]), **{"v2/" + k: v for k, v in sha_tree(roots[1]).items()},
+                "listing": listing}  # fmt: skip
+
+    first = one_pass()
+    after_first = request_counts(home)
+    assert one_pass() == first
+    counts = request_counts(home)
+    assert counts["read"] == after_first["read"]
+    assert counts.get("lookup", 0) == after_first.get("lookup", 0)
+    if CACHE_DIR:
+        assert counts["readdir"] == after_first["readdir"]
+    if NO_OPEN:
+        assert counts.get("open", 0) <= 1

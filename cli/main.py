@@ -425,6 +425,26 @@ def fsck(c: Ctx, repo: str | None, check_remote: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--dry-run", is_flag=True, help="Say what each step would free; change nothing.")
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Rewrite a segment file whose live fraction is below this.",
+)
+@json_opt
+@pass_ctx
+def gc(c: Ctx, dry_run: bool, threshold: float, as_json: bool) -> None:
+    """Delete what no ref, reflog entry, checkout or unpushed chunk reaches: objects and
+    chunk locations from the database, then segment files with nothing live; files whose
+    live fraction is under --threshold are rewritten, so the disk space comes back. Safe
+    while mounts read, imports write and mounts commit. With --dry-run, print what each
+    step would free and change nothing."""
+    render.gc(api.gc(c.home, dry_run, threshold), as_json)
+
+
+@cli.command()
 @click.argument("shell", type=click.Choice(complete.SHELLS))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL: commands, options, repos, refs

@@ -291,6 +291,26 @@ def fsck(report: FsckReport, as_json: bool) -> None:
     )
 
 
+def gc(r: api.GcResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(r)
+        return
+    would = "would free" if r.dry_run else "freed"
+    for c in r.expired:
+        click.echo(f"expired {c}: its file contents go, its history stays")
+    click.echo(f"objects   {r.objects:>10,}  {human(r.object_bytes):>10}  ({would}; database)")
+    click.echo(f"chunks    {r.chunks:>10,}  {human(r.chunk_bytes):>10}  ({would}; in segments)")
+    click.echo(
+        f"segments  {r.segments_deleted:>5} deleted, {r.segments_rewritten} rewritten: "
+        f"{human(r.segment_bytes_freed)} of disk {would}"
+    )
+    message(
+        f"kept {r.live_objects:,} objects and {r.live_chunks:,} chunks; chunk cache "
+        f"{human(r.bytes_before)} -> {human(r.bytes_after)}"
+        + (f"; {r.segments_busy} segments busy (skipped)" if r.segments_busy else "")
+    )
+
+
 def doctor(r: api.DoctorResult, as_json: bool) -> None:
     if as_json:
         emit_json(r)

@@ -34,6 +34,7 @@ from mlgitfs.api.checkouts import (
     unlock,
 )
 from mlgitfs.api.doctor import DoctorResult, PatchStatus, doctor
+from mlgitfs.api.gcverb import gc
 from mlgitfs.api.lifecycle import ReflogResult, RepoRemoveResult, reflog_show, repos_rm
 from mlgitfs.api.merging import (
     MergeBaseResult,
@@ -97,6 +98,7 @@ from mlgitfs.api.verbs import (
     show,
 )
 from mlgitfs.memory import keep_freed_memory
+from mlgitfs.repo.gc import GcResult
 
 __all__ = [
     "ReflogResult",
@@ -120,6 +122,8 @@ __all__ = [
     "DoctorResult",
     "PatchStatus",
     "doctor",
+    "gc",
+    "GcResult",
     "CommitInfo",
     "ConfigResult",
     "DeleteResult",

@@ -6,7 +6,7 @@ module only keeps them. A pinned chunk is never evicted; pushing it unpins it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.meta.schema import CHUNKS, PINS
@@ -49,3 +49,13 @@ def pinned(txn: ReadTxn) -> list[bytes]:
 def count(txn: ReadTxn) -> int:
     """How many chunks the local cache holds."""
     return txn.count(CHUNKS)
+
+
+def set_location(txn: WriteTxn, cid: bytes, location: bytes) -> None:
+    """Move a recorded chunk (gc's rewrite of a segment)."""
+    txn.put(CHUNKS, cid, location)
+
+
+def locations(txn: ReadTxn) -> Iterator[tuple[bytes, bytes]]:
+    """(chunk id, location) of every chunk in the local cache, in id order."""
+    return txn.scan(CHUNKS)

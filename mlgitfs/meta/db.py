@@ -154,6 +154,18 @@ def objects_with_prefix(txn: ReadTxn, prefix: bytes) -> Iterator[tuple[ObjectId,
         yield ObjectId(key), value
 
 
+def all_objects(txn: ReadTxn) -> Iterator[tuple[bytes, int]]:
+    """(id, stored size) of every object, in id order (gc's sweep)."""
+    for key, value in txn.scan(OBJECTS):
+        yield key, len(value)
+
+
+def delete_object(txn: WriteTxn, oid: bytes) -> bool:
+    """Only gc deletes objects (unreachable ones), with their generation numbers."""
+    txn.delete(GENERATIONS, oid)
+    return txn.delete(OBJECTS, oid)
+
+
 def has_repo(txn: ReadTxn, name: str) -> bool:
     return txn.has(REPOS, name.encode())
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn, WriteTxn
@@ -81,3 +81,16 @@ def write(txn: WriteTxn, puts: Iterable[tuple[bytes, bytes]], deletes: Iterable[
         txn.delete(STATCACHE, k)
     for k, v in puts:
         txn.put(STATCACHE, k, v)
+
+
+def entries(txn: ReadTxn) -> Iterator[tuple[bytes, bytes]]:
+    """(key, ref) of every cached file: gc drops those whose object or chunk it sweeps."""
+    size = _STAT.size
+    for k, v in txn.scan(STATCACHE):
+        if len(v) > size + 1:
+            yield k, v[size + 1 :]
+
+
+def delete(txn: WriteTxn, keys: Iterable[bytes]) -> None:
+    for k in keys:
+        txn.delete(STATCACHE, k)

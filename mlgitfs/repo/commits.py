@@ -25,6 +25,7 @@ from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit, make_commit, object_id
 from mlgitfs.repo import refs
+from mlgitfs.repo.gcguard import check_reuse
 from mlgitfs.repo.graph import ensure_generations
 from mlgitfs.repo.staged import StagedView, Validator
 from mlgitfs.store.cache import SegmentWriter
@@ -83,6 +84,7 @@ def write_commit(
             refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
         writer.record(txn)
         store.put_objects(txn, new_objects)
+        check_reuse(txn, writer.gc_epoch, [bytes(tree), *map(bytes, parents)], new_objects)
         db.put_object(txn, cid, data)
         db.put_generation(txn, cid, 1 + max(parent_gens.values(), default=0))
         try:

@@ -38,6 +38,7 @@ from mlgitfs.errors import (
     AlreadyExists,
     ConflictError,
     CorruptObject,
+    MissingObject,
     NotFastForward,
     PreconditionFailed,
     RemoteError,
@@ -224,7 +225,16 @@ class _Uploader:
         self._lock = threading.Lock()
 
     def _stored_chunk(self, cid: bytes, loc: Location) -> tuple[bytes, int, bytes, int]:
-        stored = self.store.chunks.read_stored(loc)
+        try:
+            stored = self.store.chunks.read_stored(loc)
+        except MissingObject:
+            # a gc moved it to a new segment since the plan looked (store/compact.py)
+            with self.store.env.read() as txn:
+                moved = self.store.chunks.location(txn, ChunkId(cid))
+            if moved is None or moved.pack() == loc.pack():
+                raise
+            loc = moved
+            stored = self.store.chunks.read_stored(loc)
         raw = compress.decompress(loc.codec, stored, loc.raw_len, f"chunk {short_hex(cid)}")
         if len(raw) != loc.raw_len or hash_bytes(raw) != cid:  # never spread local damage
             raise CorruptObject(short_hex(cid), "local chunk does not hash to its id; run fsck")

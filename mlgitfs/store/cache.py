@@ -37,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mlgitfs.errors import CorruptObject, MissingObject, StoreError
-from mlgitfs.meta import chunks, db
+from mlgitfs.meta import chunks, db, gcstate
 from mlgitfs.meta.env import MetaEnv, ReadTxn, WriteTxn
 from mlgitfs.model.ids import ChunkId, hash_bytes, short_hex
 from mlgitfs.store import compress
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"MGC1"
 _HEADER = struct.Struct("<4s32sBII")
+RECORD_HEADER = _HEADER.size
 _LOC = struct.Struct("<IQIIB")  # segment, offset of stored bytes, stored len, raw len, codec
 SEGMENT_TARGET = 256 << 20
 WRITE_BUFFER = 4 << 20
@@ -104,8 +105,26 @@ class ChunkCache:
                         raise MissingObject(
                             f"segment {segment}", "chunk cache segment file is missing"
                         ) from exc
+                    self._close_unlinked()
                     self._fds[segment] = fd
         return fd
+
+    def _close_unlinked(self) -> None:
+        """Close descriptors of segments a gc (maybe in another process) has unlinked: an
+        open descriptor would keep their disk space. Called under `_lock` when a segment is
+        opened, as happens when a gc moved chunks to a new one."""
+        for seg, fd in list(self._fds.items()):
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_nlink == 0:
+                    del self._fds[seg]
+                    os.close(fd)
+
+    def drop_fd(self, segment: int) -> None:
+        """Forget this process's descriptor of a segment just deleted."""
+        with self._lock:
+            fd = self._fds.pop(segment, None)
+        if fd is not None:
+            os.close(fd)
 
     def read_stored(self, loc: Location) -> bytes:
         data = os.pread(self._fd(loc.segment), loc.stored_len, loc.offset)
@@ -300,8 +319,13 @@ class SegmentWriter:
         self._writer: ThreadPoolExecutor | None = None
         self._writes: deque[Future[None]] = deque()
         self._stage: mmap.mmap | None = None  # a finished segment's staging buffer, reused
+        self._synced: list[SegmentFile] = []  # flushed, held open (locked) until recorded
         self._unsynced = 0
         self.bytes_written = 0
+        # the gc epoch before this writer's first "does the store have it?": its commit
+        # checks that no gc swept since (repo/commits.py, docs/design.md)
+        with cache.env.read() as txn:
+            self.gc_epoch = gcstate.epoch(txn)
 
     def _open_segment(self) -> None:
         self._close_file()
@@ -327,6 +351,10 @@ class SegmentWriter:
 
     def pending(self, cid: ChunkId) -> bool:
         return bytes(cid) in self._pending
+
+    def pending_location(self, cid: bytes) -> Location | None:
+        """Where an added chunk will be (gc moves chunks with its own transaction)."""
+        return self._pending.get(cid)
 
     def add(self, cid: ChunkId, codec: int, stored: Buffer, raw_len: int) -> None:
         if bytes(cid) in self._pending:
@@ -370,13 +398,14 @@ class SegmentWriter:
             self._writes.popleft().result()
 
     def flush(self) -> None:
-        """fsync every segment written so far: chunks are durable before LMDB names them."""
+        """fsync every segment written so far: chunks are durable before LMDB names them.
+        The files stay open, and so locked, until `reset` or `discard`: gc never rewrites
+        or deletes a segment whose chunks are not recorded yet (docs/design.md, gc)."""
         self._close_file()
         self._wait_writes()
         try:
             for f in self._dirty:
                 os.fsync(f.fd)
-                f.close()
             if self._dirty:
                 fd = os.open(self.cache.root, os.O_RDONLY)
                 try:
@@ -385,6 +414,7 @@ class SegmentWriter:
                     os.close(fd)
         except OSError as exc:
             raise StoreError(f"cannot sync the chunk cache: {exc.strerror}") from exc
+        self._synced += self._dirty
         self._dirty = []
 
     def write_out(self) -> None:
@@ -393,8 +423,7 @@ class SegmentWriter:
         if self._file is not None:
             self._write_buffer(publish=True)
         self._wait_writes()
-        for f in self._dirty:
-            f.close()
+        self._synced += self._dirty  # held (locked) until recorded: see `flush`
         self._dirty = []
         self._created = []
 
@@ -402,6 +431,9 @@ class SegmentWriter:
         """After `write_out` and the transaction that recorded the chunks: keep the open
         segment (a long-lived writer appends to one segment, not one per batch)."""
         self._pending.clear()
+        for f in self._synced:
+            f.close()
+        self._synced = []
 
     def record(self, txn: WriteTxn) -> int:
         """Put the locations of flushed chunks in `txn`; returns how many were new."""
@@ -420,9 +452,9 @@ class SegmentWriter:
         if self._writer is not None:
             self._writer.shutdown()
             self._writer = None
-        for f in self._dirty:
+        for f in self._dirty + self._synced:
             f.close()
-        self._dirty = []
+        self._dirty, self._synced = [], []
         self._pending.clear()
         self._created = []
         self._stage = None

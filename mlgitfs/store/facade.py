@@ -176,6 +176,12 @@ class Store:
         try:
             return self.chunks.read_at(cid, loc)
         except (CorruptObject, MissingObject):
+            # A gc may have moved the chunk to a new segment and deleted the old one
+            # between our lookup and our read (store/compact.py): look again.
+            with self.env.read() as txn:
+                moved = self.chunks.location(txn, cid)
+            if moved is not None and moved.pack() != loc.pack():
+                return self.chunks.read_at(cid, moved)
             # A fetched chunk may be torn by a crash (written without fsync) or its segment
             # evicted since we looked: when a remote has it and it is not pinned, drop the
             # local copy and fetch it again. Anything else is real damage: report it.

@@ -1,0 +1,198 @@
+"""Local gc: mark what the roots reach, sweep the rest from LMDB, give segment space back.
+
+The protocol and its ordering rules are in docs/design.md ("gc"); in short:
+
+1. **Mark** on one read snapshot S: the roots (meta/roots.py: the commits of refs, the
+   reflog and checkout bases; the checkouts' overlay records) and everything they reach
+   (repo/gcmark.py). Still on S, list the *candidates*: objects and chunk locations S
+   holds that were not marked. Whatever is written after S is no candidate: never swept.
+2. **Sweep**, one write transaction W (LMDB serializes it with every writer): read the
+   roots again, extend the mark from them (what was committed during the mark, stopping at
+   what is marked), delete the candidates still unmarked and the stat-cache entries that
+   name them, and raise the gc epoch. A writer that chose to reuse a candidate before W and
+   commits after it sees the epoch moved and checks what it names (repo/commits.py).
+3. **Segments** (store/compact.py): files of the chunk cache with nothing live are
+   unlinked, files whose live fraction is under the threshold are rewritten; only segments
+   that existed at S, and only under their lock.
+
+`dry_run` stops after 1 and writes nothing: the result says what each step would free.
+One gc at a time per store (the flock of `gc.lock` in the store, not waited for).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mlgitfs.errors import ConflictError, StoreError
+from mlgitfs.meta import chunks, db, gcstate, statcache
+from mlgitfs.meta.env import ReadTxn
+from mlgitfs.meta.roots import gc_roots
+from mlgitfs.model.ids import short_hex
+from mlgitfs.repo.gcmark import Marker, mark_roots, overlay_entries
+from mlgitfs.store.cache import RECORD_HEADER, Location
+from mlgitfs.store.compact import compact
+from mlgitfs.store.facade import Store
+
+LOCK_FILE = "gc.lock"
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class GcResult:
+    dry_run: bool
+    threshold: float
+    live_objects: int = 0
+    live_chunks: int = 0
+    expired: list[str] = field(default_factory=list)  # short ids of expired commits
+    objects: int = 0  # swept (would be, with dry_run)
+    object_bytes: int = 0
+    chunks: int = 0
+    chunk_bytes: int = 0  # stored bytes of the swept chunks, headers included
+    rescued: int = 0  # candidates found live by the sweep (named during the mark)
+    segments_deleted: int = 0
+    segments_rewritten: int = 0
+    segment_bytes_freed: int = 0  # bytes on disk the segment step gives back
+    segments_busy: int = 0  # skipped: a writer held them
+    bytes_before: int = 0  # the chunk cache's segment files
+    bytes_after: int = 0
+    seconds_mark: float = 0.0
+    seconds_sweep: float = 0.0
+    seconds_segments: float = 0.0
+
+
+@dataclass
+class _Candidates:
+    objects: list[tuple[bytes, int]]
+    chunks: list[tuple[bytes, bytes]]  # chunk id, its location as S recorded it
+    statcache: list[tuple[bytes, bytes]]  # key, the ref it names
+    live_bytes: dict[int, int]  # segment -> bytes of marked records
+    segment_limit: int  # the newest segment S knew of
+
+
+def gc(store: Store, dry_run: bool = False, threshold: float = DEFAULT_THRESHOLD) -> GcResult:
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold} is not in [0, 1]")
+    res = GcResult(dry_run, threshold)
+    if dry_run:
+        _run(store, res)
+        return res
+    with _gc_lock(store):
+        _run(store, res)
+    return res
+
+
+def _run(store: Store, res: GcResult) -> None:
+    res.bytes_before = store.chunks.usage()
+    t0 = time.perf_counter()
+    marker = Marker()
+    with store.env.read() as txn:
+        roots = gc_roots(txn)
+        expired = _expired(txn)
+        mark_roots(marker, txn, roots, expired)
+        cand = _candidates(txn, marker)
+    res.expired = sorted(short_hex(c) for c in expired)
+    res.seconds_mark = time.perf_counter() - t0
+    segments = [(s, size) for s, size in store.chunks.segments() if s <= cand.segment_limit]
+    if res.dry_run:
+        res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)
+        res.objects, res.object_bytes = len(cand.objects), sum(n for _, n in cand.objects)
+        res.chunks = len(cand.chunks)
+        res.chunk_bytes = sum(_record_bytes(loc) for _, loc in cand.chunks)
+        for seg, size in segments:
+            live = cand.live_bytes.get(seg, 0)
+            if live == 0:
+                res.segments_deleted += 1
+                res.segment_bytes_freed += size
+            elif live < res.threshold * size:
+                res.segments_rewritten += 1
+                res.segment_bytes_freed += size - live
+        res.bytes_after = res.bytes_before - res.segment_bytes_freed
+        return
+    t1 = time.perf_counter()
+    _sweep(store, marker, cand, expired, res)
+    res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)
+    del marker, cand  # the segment step needs neither: it reads locations under each lock
+    t2 = time.perf_counter()
+    res.seconds_sweep = t2 - t1
+    stats = compact(store.chunks, [s for s, _ in segments], res.threshold)
+    res.segments_deleted, res.segments_rewritten = stats.deleted, stats.rewritten
+    res.segment_bytes_freed, res.segments_busy = stats.freed, stats.skipped_busy
+    res.seconds_segments = time.perf_counter() - t2
+    res.bytes_after = store.chunks.usage()
+
+
+def _expired(txn: ReadTxn) -> frozenset[bytes]:
+    """Commits retention gave up (their contents may go): none until retention lands."""
+    return frozenset()
+
+
+def _candidates(txn: ReadTxn, marker: Marker) -> _Candidates:
+    objects = [(oid, n) for oid, n in db.all_objects(txn) if oid not in marker.objects]
+    dead: list[tuple[bytes, bytes]] = []
+    live_bytes: dict[int, int] = {}
+    for cid, data in chunks.locations(txn):
+        if cid in marker.chunks:
+            loc = Location.unpack(data)
+            live_bytes[loc.segment] = live_bytes.get(loc.segment, 0) + _record_bytes(data)
+        else:
+            dead.append((cid, data))
+    gone = {oid for oid, _ in objects} | {cid for cid, _ in dead}
+    stale = [(k, ref) for k, ref in statcache.entries(txn) if ref in gone] if gone else []
+    limit = db.get_config(txn, "counter.segment")
+    return _Candidates(objects, dead, stale, live_bytes, limit if isinstance(limit, int) else 0)
+
+
+def _record_bytes(location: bytes) -> int:
+    return Location.unpack(location).stored_len + RECORD_HEADER
+
+
+def _sweep(
+    store: Store, marker: Marker, cand: _Candidates, expired: frozenset[bytes], res: GcResult
+) -> None:
+    """One write transaction: the final mark, the deletions, the epoch (see the module)."""
+    with store.env.write() as txn:
+        roots = gc_roots(txn)
+        marker.mark(txn, [bytes(c) for c in roots.commits], overlay_entries(txn), expired)
+        gone: set[bytes] = set()
+        for oid, size in cand.objects:
+            if oid in marker.objects:
+                res.rescued += 1
+            elif db.delete_object(txn, oid):
+                gone.add(oid)
+                res.objects += 1
+                res.object_bytes += size
+        for cid, loc in cand.chunks:
+            if cid in marker.chunks or chunks.get_location(txn, cid) != loc:
+                res.rescued += 1
+            else:
+                chunks.delete_location(txn, cid)
+                chunks.unpin(txn, [cid])
+                gone.add(cid)
+                res.chunks += 1
+                res.chunk_bytes += _record_bytes(loc)
+        statcache.delete(txn, [k for k, ref in cand.statcache if ref in gone])
+        gcstate.bump_epoch(txn)
+
+
+@contextlib.contextmanager
+def _gc_lock(store: Store) -> Iterator[None]:
+    path = store.home / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ConflictError(
+                f"another gc is running on the store at {store.home}; nothing was changed"
+            ) from exc
+        yield
+    finally:
+        os.close(fd)

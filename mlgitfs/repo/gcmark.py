@@ -1,0 +1,116 @@
+"""gc's mark: every object and chunk reachable from the roots, by an iterative walk.
+
+Commits lead to their parents, inputs and tree; trees and tree indexes to their entries and
+pages; a file to its chunk or manifest, a manifest to its chunks. An *expired* commit (its
+contents given up by retention) keeps its history and its trees (names, sizes: log, diff
+and lineage still work) but not its files' manifests and chunks, unless a live commit
+reaches them too. Memory is two sets of 32-byte ids (objects, chunks) plus the walk's
+stack; nothing is decoded twice in the same mode. The walk reads objects through one read
+transaction it is given, so it marks one snapshot; `Marker.mark` may be called again with a
+later transaction to extend the marked sets from new roots (gc's sweep does, under the
+write lock), stopping wherever it meets what is marked already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mlgitfs.errors import CorruptObject
+from mlgitfs.meta import checkouts, db
+from mlgitfs.meta.env import ReadTxn
+from mlgitfs.meta.roots import GcRoots
+from mlgitfs.model.ids import ObjectId, short_hex
+from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeEntry, TreeIndex, decode
+from mlgitfs.store import remotedb
+from mlgitfs.store.packs import META
+
+
+@dataclass
+class Marker:
+    """The marked sets, grown by each `mark` call."""
+
+    objects: set[bytes] = field(default_factory=set)  # kept whole or as metadata
+    chunks: set[bytes] = field(default_factory=set)
+    _full: set[bytes] = field(default_factory=set)  # trees walked with their files
+    remote_only: int = 0  # reachable objects not local but on a remote (not walked)
+
+    def mark(
+        self,
+        txn: ReadTxn,
+        commits: Iterable[bytes],
+        entries: Iterable[TreeEntry] = (),
+        expired: frozenset[bytes] = frozenset(),
+    ) -> None:
+        """Mark from `commits` and loose tree `entries` (a checkout's overlay records).
+        Raises CorruptObject when a reachable object is neither local nor on a remote:
+        gc must not sweep a store it cannot see whole (fsck says what is wrong)."""
+        stack: list[tuple[bytes, bool]] = [(bytes(c), True) for c in commits]
+        for e in entries:
+            self._entry(e, True, stack)
+        while stack:
+            oid, full = stack.pop()
+            if oid in self._full or (not full and oid in self.objects):
+                continue
+            data = db.get_object_bytes(txn, ObjectId(oid))
+            if data is None:
+                if not remotedb.on_any_remote(txn, META, oid):
+                    raise CorruptObject(
+                        short_hex(oid),
+                        "reachable but missing: gc changed nothing; run 'mlgitfs fsck'",
+                    )
+                self.remote_only += 1
+                self.objects.add(oid)
+                self._full.add(oid)
+                continue
+            self.objects.add(oid)
+            obj = decode(data, oid)
+            if isinstance(obj, Commit):
+                self._full.add(oid)  # a commit's own mode comes from `expired`, not its child
+                whole = oid not in expired
+                stack.append((bytes(obj.tree), whole))
+                stack.extend((bytes(p), True) for p in obj.parents)
+                stack.extend((bytes(i), True) for _, i in obj.inputs)
+            elif isinstance(obj, Tree):
+                if full:
+                    self._full.add(oid)
+                for e in obj.entries:
+                    self._entry(e, full, stack)
+            elif isinstance(obj, TreeIndex):
+                if full:
+                    self._full.add(oid)
+                stack.extend((bytes(p.page), full) for p in obj.pages)
+            elif isinstance(obj, Manifest):
+                self._full.add(oid)
+                self.chunks.update(bytes(c.id) for c in obj.chunks)
+
+    def _entry(self, e: TreeEntry, full: bool, stack: list[tuple[bytes, bool]]) -> None:
+        if e.kind is EntryKind.DIR:
+            stack.append((bytes(e.ref), full))
+        elif not full:
+            return  # an expired version's file: its content may go
+        elif e.kind is EntryKind.FILE:
+            self.chunks.add(bytes(e.ref))
+        elif e.kind is EntryKind.CHUNKED:
+            stack.append((bytes(e.ref), True))
+
+
+def overlay_entries(txn: ReadTxn) -> list[TreeEntry]:
+    """The store entries the checkouts' overlays name (a node's base entry: a file or
+    directory restored from another commit, a renamed one): live while the overlay is."""
+    out: list[TreeEntry] = []
+    for _, _, rec in checkouts.list_checkouts(txn):
+        out.extend(n.base for n in checkouts.InodeTable(rec.id).nodes(txn) if n.base is not None)
+    return out
+
+
+def mark_roots(
+    marker: Marker, txn: ReadTxn, roots: GcRoots, expired: frozenset[bytes] = frozenset()
+) -> None:
+    """Mark everything `roots`' commits (read in `txn`) and the overlays keep. Pinned chunks
+    are not marked for being pinned: a pin says that no remote has the chunk, not that
+    anything needs it, and a chunk is pinned in the transaction of the commit that names
+    it, so a pin never comes before what keeps its chunk live (a deleted branch's unpushed
+    chunks are garbage like the rest; gc unpins what it sweeps)."""
+    commits = [bytes(c) for c in roots.commits]
+    marker.mark(txn, commits, overlay_entries(txn), expired)

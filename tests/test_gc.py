@@ -1,0 +1,121 @@
+"""Local gc (repo/gc.py): what it frees, what it keeps, what --dry-run leaves untouched."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlgitfs import api
+from mlgitfs.errors import ConflictError
+from mlgitfs.meta import chunks, gcstate
+from tests.conftest import Cli
+from tests.gchelpers import forget_reflog, random_files, segment_bytes, store_files
+
+
+def _two_branches(home: Path, tmp: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """main holds `keep`; side holds main plus `extra` (its own chunks)."""
+    api.init(home, "ds", "dataset", "mutable")
+    keep = random_files(tmp / "main", 30, 300_000, 1)
+    api.import_dir(home, "ds@main", tmp / "main", "main")
+    api.branch_create(home, "ds@side")
+    shutil.copytree(tmp / "main", tmp / "side")
+    extra = random_files(tmp / "side", 20, 600_000, 2)
+    api.import_dir(home, "ds@side", tmp / "side", "side")
+    return keep, extra
+
+
+def _read_back(home: Path, tmp: Path, rev: str, files: dict[str, bytes]) -> None:
+    dest = tmp / ("export-" + rev.replace("@", "-"))
+    api.export(home, rev, dest)
+    for rel, data in files.items():
+        assert (dest / rel).read_bytes() == data, rel
+    shutil.rmtree(dest)
+
+
+def test_deleted_branch_frees_disk(home: Path, tmp_path: Path) -> None:
+    keep, extra = _two_branches(home, tmp_path)
+    api.branch_delete(home, "ds@side", force=True)
+    store = api.open_store(home)
+    kept_by_reflog = api.gc(home)
+    assert kept_by_reflog.objects == 0 and kept_by_reflog.chunks == 0  # the reflog holds it
+    forget_reflog(store)
+    before = segment_bytes(home)
+    r = api.gc(home)
+    after = segment_bytes(home)
+    extra_bytes = sum(len(d) for d in extra.values())
+    assert r.chunks >= len(extra) and r.objects > 0
+    # random data is stored raw: the disk gives back about the side branch's bytes
+    assert before - after >= 0.9 * extra_bytes, (before, after, extra_bytes)
+    assert r.segment_bytes_freed == r.bytes_before - r.bytes_after
+    _read_back(home, tmp_path, "ds@main", keep)
+    again = api.gc(home)
+    assert (again.objects, again.chunks, again.segment_bytes_freed) == (0, 0, 0)
+
+
+def test_dry_run_changes_nothing_and_predicts(home: Path, tmp_path: Path, cli: Cli) -> None:
+    _two_branches(home, tmp_path)
+    api.branch_delete(home, "ds@side", force=True)
+    forget_reflog(api.open_store(home))
+    api.close_store(home)
+    files = store_files(home)
+    out = cli("gc", "--dry-run")
+    assert "would free" in out.stdout
+    dry = api.gc(home, dry_run=True)
+    api.close_store(home)
+    assert store_files(home) == files  # byte for byte, and no file added
+    real = api.gc(home)
+    assert (real.objects, real.object_bytes) == (dry.objects, dry.object_bytes)
+    assert (real.chunks, real.chunk_bytes) == (dry.chunks, dry.chunk_bytes)
+    assert real.segment_bytes_freed == dry.segment_bytes_freed
+    assert (real.segments_deleted, real.segments_rewritten) == (
+        dry.segments_deleted,
+        dry.segments_rewritten,
+    )
+
+
+def test_sparse_segment_is_rewritten(home: Path, tmp_path: Path) -> None:
+    """One import holds both branches' chunks in one segment: gc rewrites it smaller, and
+    readers keep reading through the moved locations."""
+    api.init(home, "ds", "dataset", "mutable")
+    random_files(tmp_path / "all", 20, 200_000, 3)
+    api.import_dir(home, "ds@side", tmp_path / "all", "both")
+    keep_dir = tmp_path / "keep"
+    shutil.copytree(tmp_path / "all", keep_dir)
+    for p in sorted(keep_dir.rglob("*.bin"))[:15]:
+        p.unlink()
+    keep = {str(p.relative_to(keep_dir)): p.read_bytes() for p in keep_dir.rglob("*.bin")}
+    api.import_dir(home, "ds@main", keep_dir, "a quarter")  # all its chunks known already
+    store = api.open_store(home)
+    with store.env.read() as txn:
+        segs_before = {loc[:4] for _, loc in chunks.locations(txn)}
+    assert len(segs_before) == 1
+    api.branch_delete(home, "ds@side", force=True)
+    forget_reflog(store)
+    r = api.gc(home, threshold=0.5)
+    assert r.segments_rewritten == 1 and r.segments_deleted == 0
+    assert r.bytes_after < 0.5 * r.bytes_before
+    _read_back(home, tmp_path, "ds@main", keep)
+    with store.env.read() as txn:
+        assert gcstate.epoch(txn) == 1
+
+
+def test_bad_threshold_is_a_usage_error(home: Path, tmp_path: Path, cli: Cli) -> None:
+    api.init(home, "ds", "dataset", "mutable")
+    out = cli("gc", "--threshold", "1.5", code=2)
+    assert "--threshold" in out.stderr
+
+
+def test_one_gc_at_a_time(home: Path, tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    api.init(home, "ds", "dataset", "mutable")
+    fd = os.open(home / "gc.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(ConflictError, match="another gc"):
+            api.gc(home)
+    finally:
+        os.close(fd)

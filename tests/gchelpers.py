@@ -7,15 +7,13 @@ import random
 from pathlib import Path
 
 from mlgitfs import api
-from mlgitfs.meta.schema import REFLOG
 from mlgitfs.store.facade import Store
 
 
 def forget_reflog(store: Store) -> None:
-    """Expire every reflog entry now (what reflog expiry does after its time), so a deleted
+    """Let every reflog entry expire at once (`config reflog-expiry 0`), so a deleted
     branch's commits stop being gc roots."""
-    with store.env.write() as txn:
-        txn.clear(REFLOG)
+    api.config(store.home, "reflog-expiry", "0")
 
 
 def segment_bytes(home: Path) -> int:

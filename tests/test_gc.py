@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -119,3 +120,36 @@ def test_one_gc_at_a_time(home: Path, tmp_path: Path) -> None:
             api.gc(home)
     finally:
         os.close(fd)
+
+
+def test_expired_versions_lose_contents_keep_history(home: Path, tmp_path: Path) -> None:
+    """Retention expires old versions (repo/expiry.py): gc drops the chunks only they hold,
+    keeps their commits, trees and manifests (log and ls work), and fsck stays clean."""
+    from mlgitfs.meta import retention
+    from mlgitfs.model.retention import Policy, Rule
+
+    api.init(home, "ds", "dataset", "mutable")
+    versions = []
+    for v in range(3):
+        src = tmp_path / f"v{v}"
+        files = random_files(src, 6, 300_000, 10 + v)
+        big = random_files(src, 1, 1, 20 + v)  # a name; then a file of several chunks
+        name = next(iter(big))
+        files[name] = random.Random(v).randbytes(3_000_000)
+        (src / name).write_bytes(files[name])
+        api.import_dir(home, "ds@main", src, f"v{v}")
+        versions.append(files)
+    store = api.open_store(home)
+    forget_reflog(store)
+    with store.env.write() as txn:
+        retention.set_rules(txn, "ds", (Rule("*", Policy(last=1)),))
+    dry = api.gc(home, dry_run=True)
+    assert len(dry.expired) == 2 and all("retention" in e for e in dry.expired)
+    r = api.gc(home)
+    assert r.objects == 0  # history and names stay
+    assert r.chunks > 0 and r.segment_bytes_freed > 0
+    assert [c.message for c in api.log(home, "ds@main")] == ["v2", "v1", "v0"]
+    assert {e.path for e in api.ls(home, "ds@main~2")} >= {"d0"}
+    _read_back(home, tmp_path, "ds@main", versions[2])
+    report = api.fsck(home)
+    assert report.clean and report.expired == 2

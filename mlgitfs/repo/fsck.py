@@ -7,7 +7,8 @@ file whose size disagrees with its manifest or chunk is blamed, never another fi
 shares the chunk honestly. Tree indexes are checked against their pages (counts, first
 names, order across pages), and the history of every input commit is walked like a ref's.
 Every checkout's base commit is checked to exist and walked like a ref (a missing one is
-reported: the overlay is a delta against its tree).
+reported: the overlay is a delta against its tree). A commit with an expiry record (gc let
+its contents go, by a retention rule) is checked like any other except its files' chunks.
 The walk is iterative; a tree deeper than trees.MAX_DEPTH or MAX_PATH is reported, not
 followed.
 """
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject
-from mlgitfs.meta import checkouts, db
+from mlgitfs.meta import checkouts, db, retention
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, DirView
@@ -42,6 +43,7 @@ class FsckReport:
     chunks: int = 0
     bytes: int = 0
     remote_chunks: int = 0  # not in the local cache; on a remote
+    expired: int = 0  # commits whose contents retention let go (gc records them): not read
     damage: list[Damage] = field(default_factory=list)
 
     @property
@@ -64,6 +66,7 @@ class _Checker:
         self.report = report
         self.progress = progress
         self.seen: set[bytes] = set()
+        self.seen_names: set[bytes] = set()  # trees walked without their files' contents
         self.bad: dict[bytes, str] = {}  # objects that do not load, and why
         self.chunk_len: dict[bytes, int | str | None] = {}  # length, why bad, None: remote
         # (repo, commit, via) still to walk; trees are walked as they are met
@@ -111,16 +114,18 @@ class _Checker:
             self.progress(self.report.chunks)
         return n
 
-    def tree(self, root: bytes, label: str) -> None:
-        """Every directory below `root`, depth first without recursion."""
+    def tree(self, root: bytes, label: str, contents: bool = True) -> None:
+        """Every directory below `root`, depth first without recursion. Without `contents`
+        (an expired version: gc may have dropped its files' chunks), files' chunks are not
+        read; a directory met so is walked again if a live version reaches it."""
         stack: list[tuple[bytes, str, int]] = [(root, label + ":", 0)]
         while stack:
             oid, path, depth = stack.pop()
-            if oid in self.seen:
+            if oid in self.seen or (not contents and oid in self.seen_names):
                 if oid in self.bad:  # reported once per path that reaches it
                     self.damage(oid, self.bad[oid], path)
                 continue
-            self.seen.add(oid)
+            (self.seen if contents else self.seen_names).add(oid)
             for page in self._pages(oid, path):
                 self.report.trees += 1
                 subdirs = []
@@ -135,10 +140,11 @@ class _Checker:
                             subdirs.append((e.ref, sub, depth + 1))
                     elif e.kind is EntryKind.FILE:
                         self.report.files += 1
-                        self.chunk(e.ref, e.size, sub)
+                        if contents:
+                            self.chunk(e.ref, e.size, sub)
                     elif e.kind is EntryKind.CHUNKED:
                         self.report.files += 1
-                        self.manifest(e.ref, e.size, sub)
+                        self.manifest(e.ref, e.size, sub, contents)
                 stack.extend(reversed(subdirs))  # popped in name order
 
     def _pages(self, oid: bytes, path: str) -> list[Tree]:
@@ -162,7 +168,7 @@ class _Checker:
                 self.report.damage.append(Damage(exc.object_id, exc.reason, path))
         return out
 
-    def manifest(self, oid: bytes, size: int, path: str) -> None:
+    def manifest(self, oid: bytes, size: int, path: str, contents: bool = True) -> None:
         obj = self.load(oid, path)
         if obj is None:
             return
@@ -171,7 +177,7 @@ class _Checker:
             return
         if obj.size != size:
             self.damage(oid, f"manifest lists {obj.size} bytes, the tree says {size}", path)
-        for c in obj.chunks:
+        for c in obj.chunks if contents else ():
             self.chunk(bytes(c.id), c.length, path)
 
     def generation(self, oid: bytes, commit: Commit, label: str) -> None:
@@ -220,7 +226,10 @@ class _Checker:
                 return
             self.report.commits += 1
             self.generation(oid, obj, label)
-            self.tree(bytes(obj.tree), label)
+            with self.store.env.read() as txn:
+                expired = retention.get_expired(txn, ObjectId(oid)) is not None
+            self.report.expired += expired
+            self.tree(bytes(obj.tree), label, contents=not expired)
             for name, input_id in obj.inputs:
                 if not self.store.has_object(input_id):
                     self.damage(bytes(input_id), f"input commit of {name} is missing", label)

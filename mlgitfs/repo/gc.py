@@ -28,11 +28,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from mlgitfs.errors import ConflictError, StoreError
-from mlgitfs.meta import chunks, db, gcstate, statcache
+from mlgitfs.errors import ConflictError, CorruptObject, StoreError
+from mlgitfs.meta import chunks, db, gcstate, retention, statcache
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.roots import gc_roots
-from mlgitfs.model.ids import short_hex
+from mlgitfs.model.ids import ObjectId, short_hex
+from mlgitfs.model.objects import Commit, decode
+from mlgitfs.model.retention import ExpiryRecord
+from mlgitfs.repo import expiry
 from mlgitfs.repo.gcmark import Marker, mark_roots, overlay_entries
 from mlgitfs.store.cache import RECORD_HEADER, Location
 from mlgitfs.store.compact import compact
@@ -48,7 +51,7 @@ class GcResult:
     threshold: float
     live_objects: int = 0
     live_chunks: int = 0
-    expired: list[str] = field(default_factory=list)  # short ids of expired commits
+    expired: list[str] = field(default_factory=list)  # REPO@commit (rule) of expired ones
     objects: int = 0  # swept (would be, with dry_run)
     object_bytes: int = 0
     chunks: int = 0
@@ -74,28 +77,36 @@ class _Candidates:
     segment_limit: int  # the newest segment S knew of
 
 
-def gc(store: Store, dry_run: bool = False, threshold: float = DEFAULT_THRESHOLD) -> GcResult:
+def gc(
+    store: Store,
+    dry_run: bool = False,
+    threshold: float = DEFAULT_THRESHOLD,
+    now_ns: int | None = None,
+) -> GcResult:
+    """`now_ns` (default: the clock) decides which reflog entries and versions expired."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold} is not in [0, 1]")
     res = GcResult(dry_run, threshold)
+    now = time.time_ns() if now_ns is None else now_ns
     if dry_run:
-        _run(store, res)
+        _run(store, res, now)
         return res
     with _gc_lock(store):
-        _run(store, res)
+        _run(store, res, now)
     return res
 
 
-def _run(store: Store, res: GcResult) -> None:
+def _run(store: Store, res: GcResult, now: int) -> None:
     res.bytes_before = store.chunks.usage()
     t0 = time.perf_counter()
     marker = Marker()
     with store.env.read() as txn:
-        roots = gc_roots(txn)
-        expired = _expired(txn)
+        roots = gc_roots(txn, now)
+        expiries = {e.commit: e for e in expiry.expiry(txn, now)}
+        expired = frozenset(bytes(c) for c in expiries)
         mark_roots(marker, txn, roots, expired)
         cand = _candidates(txn, marker)
-    res.expired = sorted(short_hex(c) for c in expired)
+    res.expired = [f"{e.repo}@{short_hex(e.commit)} ({e.reason})" for e in expiries.values()]
     res.seconds_mark = time.perf_counter() - t0
     segments = [(s, size) for s, size in store.chunks.segments() if s <= cand.segment_limit]
     if res.dry_run:
@@ -114,7 +125,7 @@ def _run(store: Store, res: GcResult) -> None:
         res.bytes_after = res.bytes_before - res.segment_bytes_freed
         return
     t1 = time.perf_counter()
-    _sweep(store, marker, cand, expired, res)
+    _sweep(store, marker, cand, expiries, now, res)
     res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)
     del marker, cand  # the segment step needs neither: it reads locations under each lock
     t2 = time.perf_counter()
@@ -124,11 +135,6 @@ def _run(store: Store, res: GcResult) -> None:
     res.segment_bytes_freed, res.segments_busy = stats.freed, stats.skipped_busy
     res.seconds_segments = time.perf_counter() - t2
     res.bytes_after = store.chunks.usage()
-
-
-def _expired(txn: ReadTxn) -> frozenset[bytes]:
-    """Commits retention gave up (their contents may go): none until retention lands."""
-    return frozenset()
 
 
 def _candidates(txn: ReadTxn, marker: Marker) -> _Candidates:
@@ -152,12 +158,28 @@ def _record_bytes(location: bytes) -> int:
 
 
 def _sweep(
-    store: Store, marker: Marker, cand: _Candidates, expired: frozenset[bytes], res: GcResult
+    store: Store,
+    marker: Marker,
+    cand: _Candidates,
+    expiries: dict[ObjectId, expiry.Expiry],
+    now: int,
+    res: GcResult,
 ) -> None:
-    """One write transaction: the final mark, the deletions, the epoch (see the module)."""
+    """One write transaction: the final mark, the deletions, the epoch (see the module).
+    A version expired at S but no longer (a rule or ref changed meanwhile) gets its files
+    marked; those still expired get their expiry record, read by whoever asks for them."""
     with store.env.write() as txn:
-        roots = gc_roots(txn)
-        marker.mark(txn, [bytes(c) for c in roots.commits], overlay_entries(txn), expired)
+        roots = gc_roots(txn, now)
+        still = frozenset(bytes(e.commit) for e in expiry.expiry(txn, now)) & {
+            bytes(c) for c in expiries
+        }
+        revived = [bytes(c) for c in expiries if bytes(c) not in still]
+        trees = [bytes(_commit(txn, c).tree) for c in revived]
+        commits = [bytes(c) for c in roots.commits]
+        marker.mark(txn, commits, overlay_entries(txn), still, trees)
+        for oid in still:
+            e = expiries[ObjectId(oid)]
+            retention.record_expired(txn, e.commit, ExpiryRecord(now, e.reason))
         gone: set[bytes] = set()
         for oid, size in cand.objects:
             if oid in marker.objects:
@@ -196,3 +218,11 @@ def _gc_lock(store: Store) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _commit(txn: ReadTxn, oid: bytes) -> Commit:
+    data = db.get_object_bytes(txn, ObjectId(oid))
+    obj = None if data is None else decode(data, oid)
+    if not isinstance(obj, Commit):
+        raise CorruptObject(short_hex(oid), "an expired version's commit is not a commit")
+    return obj

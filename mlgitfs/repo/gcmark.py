@@ -2,10 +2,11 @@
 
 Commits lead to their parents, inputs and tree; trees and tree indexes to their entries and
 pages; a file to its chunk or manifest, a manifest to its chunks. An *expired* commit (its
-contents given up by retention) keeps its history and its trees (names, sizes: log, diff
-and lineage still work) but not its files' manifests and chunks, unless a live commit
-reaches them too. Memory is two sets of 32-byte ids (objects, chunks) plus the walk's
-stack; nothing is decoded twice in the same mode. The walk reads objects through one read
+contents given up by retention) keeps its history, trees and manifests (names, sizes: log,
+diff and lineage still work) but not its files' chunks, unless a live commit reaches them
+too. Memory is two sets of 32-byte ids (objects, chunks) plus the walk's stack; nothing is
+decoded twice in the same mode (a tree met first as an expired version's, then as a live
+one's, is walked again with its files). The walk reads objects through the one read
 transaction it is given, so it marks one snapshot; `Marker.mark` may be called again with a
 later transaction to extend the marked sets from new roots (gc's sweep does, under the
 write lock), stopping wherever it meets what is marked already.
@@ -41,11 +42,14 @@ class Marker:
         commits: Iterable[bytes],
         entries: Iterable[TreeEntry] = (),
         expired: frozenset[bytes] = frozenset(),
+        trees: Iterable[bytes] = (),
     ) -> None:
-        """Mark from `commits` and loose tree `entries` (a checkout's overlay records).
+        """Mark from `commits`, loose tree `entries` (a checkout's overlay records) and
+        `trees` (with their files: a commit no longer expired).
         Raises CorruptObject when a reachable object is neither local nor on a remote:
         gc must not sweep a store it cannot see whole (fsck says what is wrong)."""
         stack: list[tuple[bytes, bool]] = [(bytes(c), True) for c in commits]
+        stack.extend((bytes(t), True) for t in trees)
         for e in entries:
             self._entry(e, True, stack)
         while stack:
@@ -80,19 +84,15 @@ class Marker:
                 if full:
                     self._full.add(oid)
                 stack.extend((bytes(p.page), full) for p in obj.pages)
-            elif isinstance(obj, Manifest):
+            elif isinstance(obj, Manifest) and full:
                 self._full.add(oid)
                 self.chunks.update(bytes(c.id) for c in obj.chunks)
 
     def _entry(self, e: TreeEntry, full: bool, stack: list[tuple[bytes, bool]]) -> None:
-        if e.kind is EntryKind.DIR:
-            stack.append((bytes(e.ref), full))
-        elif not full:
-            return  # an expired version's file: its content may go
-        elif e.kind is EntryKind.FILE:
+        if e.kind in (EntryKind.DIR, EntryKind.CHUNKED):
+            stack.append((bytes(e.ref), full))  # an expired file keeps its manifest
+        elif e.kind is EntryKind.FILE and full:
             self.chunks.add(bytes(e.ref))
-        elif e.kind is EntryKind.CHUNKED:
-            stack.append((bytes(e.ref), True))
 
 
 def overlay_entries(txn: ReadTxn) -> list[TreeEntry]:

@@ -66,7 +66,7 @@ def test_gc_beside_imports_and_mount_commits(home: Path, tmp_path: Path, mounter
                 if j % 3 == 2:
                     (mp / f"m{j - 2}.bin").unlink()
                 files = {k: v[2] for k, v in snapshot(mp).items() if v[0] == "file"}
-                r = _retry("mount commit", lambda: api.commit(home, mp, f"m{j}"))
+                r = _retry("mount commit", lambda j=j: api.commit(home, mp, f"m{j}"))
                 assert r.commit is not None
                 acked[r.commit.id] = files
         except BaseException as exc:
@@ -91,7 +91,9 @@ def test_gc_beside_imports_and_mount_commits(home: Path, tmp_path: Path, mounter
             if rnd.random() < 0.5:
                 next(iter(again.rglob("*.bin"))).write_bytes(b"changed")
                 files = {str(p.relative_to(again)): p.read_bytes() for p in again.rglob("*.bin")}
-            r = _retry("import", lambda: api.import_dir(home, "ds@main", again, f"main {i}"))
+            r = _retry(
+                "import", lambda a=again, i=i: api.import_dir(home, "ds@main", a, f"main {i}")
+            )
             acked[r.commit.id] = files
     finally:
         for t in threads[1:]:

@@ -32,7 +32,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -47,7 +47,7 @@ from mlgitfs.store.segfile import Buffer
 from mlgitfs.vfs.prefill import Prefill
 from mlgitfs.vfs.reader import FileReader
 from mlgitfs.vfs.snapshot import SnapshotView
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
+from mlgitfs.vfs.types import ROOT_INODE, Attr, FsView, Kind, StatFs
 
 log = logging.getLogger(__name__)
 
@@ -403,3 +403,7 @@ def _labels(store: Store, repo: str) -> list[str]:
     return [refs.ref_label(r) for r, _ in stored] + [
         r for r, _ in stored if not r.startswith(refs.TRACKING_PREFIX)
     ]
+
+
+if TYPE_CHECKING:  # mypy holds the view to the whole protocol the daemon serves
+    _AS_VIEW: type[FsView] = VersionsView

@@ -85,8 +85,9 @@ def unmount(c: Ctx, mountpoint: Path, lazy: bool) -> None:
 @pass_ctx
 def mounts(c: Ctx, as_json: bool) -> None:
     """List the mounts of the store: mountpoint, revspec, commit (for a writable mount,
-    the commit its overlay is based on now), ro/rw, and the daemon's pid, or "dead" for a
-    mount whose daemon died ('mlgitfs unmount' cleans it up). --json adds alive: false."""
+    the commit its overlay is based on now; "-" for a mount of several versions, whose
+    revspec lists what it shows), ro/rw, and the daemon's pid, or "dead" for a mount whose
+    daemon died ('mlgitfs unmount' cleans it up). --json adds alive: false."""
     items = api.mounts(c.home)
     if as_json:
         render.emit_json(items)
@@ -94,7 +95,7 @@ def mounts(c: Ctx, as_json: bool) -> None:
     for m in items:
         mode = "ro" if m.read_only else "rw"
         state = f"pid {m.pid}" if m.alive else f"dead (pid {m.pid} gone: 'mlgitfs unmount' it)"
-        click.echo(f"{m.mountpoint}\t{m.revspec}\t{m.commit[:12]}\t{mode}\t{state}")
+        click.echo(f"{m.mountpoint}\t{m.revspec}\t{m.commit[:12] or '-'}\t{mode}\t{state}")
 
 
 @click.command()

@@ -144,6 +144,8 @@ def test_repos_side_by_side(
         os.stat(mp / "other")
     rec = next(m for m in api.mounts(home) if m.mountpoint == str(mp))
     assert rec.revspec == "ds@v2 labels@v7 models" and rec.read_only and rec.commit == ""
+    shown = mlgitfs(home, "mounts").stdout
+    assert f"{mp}\tds@v2 labels@v7 models\t-\tro\tpid " in shown, shown
     for repo in ("labels", "models"):  # each repo of the mount counts as mounted
         err = mlgitfs(home, "repos", "rm", repo, "--yes", "--force", check=False)
         assert err.returncode == 11 and "is mounted at" in err.stderr, err.stderr

@@ -12,6 +12,7 @@ import trio
 
 from mlgitfs import api
 from mlgitfs.errors import FsError
+from mlgitfs.meta import db
 from mlgitfs.model.ids import InodeNo, ObjectId, from_hex
 from mlgitfs.store.segfile import Buffer
 from mlgitfs.vfs.multi import VERSION_SHIFT, Source, VersionsView
@@ -105,6 +106,32 @@ async def test_forget_closes_a_version_and_prefills_are_shifted(
         nursery.cancel_scope.cancel()
     assert stored and all(ino >> VERSION_SHIFT == again.ino >> VERSION_SHIFT for ino, _ in stored)
     assert {ino for ino, _ in stored} <= set(names.values())
+
+
+async def test_other_ref_spellings(home: Path, repo: dict[str, str]) -> None:
+    """A remote-tracking ref nests as `@origin/main`, the qualified names under `@tags/` and
+    `@heads/`, and `@main@{1}` is what main named one move ago (by its reflog)."""
+    store = api.open_store(home)
+    v1 = ObjectId(from_hex(repo["v1"]))
+    with store.env.write() as txn:  # what a fetch records for origin's main
+        db.set_ref(txn, "ds", "remotes/origin/heads/main", v1, None, "fetch")
+    view = VersionsView(store, [Source(b"", "ds")])
+    assert b"@origin" not in _ls(view, ROOT_INODE)  # listed: branches and tags only
+    origin = view.lookup(ROOT_INODE, b"@origin")
+    assert _ls(view, InodeNo(origin.ino)).keys() == {b"main"}
+    tags = view.lookup(ROOT_INODE, b"@tags")
+    assert _ls(view, InodeNo(tags.ino)).keys() == {b"v1", b"v2"}
+    heads = view.lookup(ROOT_INODE, b"@heads")
+    assert _ls(view, InodeNo(heads.ino)).keys() == {b"main", b"team"}
+    for parent, name, want in (
+        (InodeNo(origin.ino), b"main", b"x1"),
+        (ROOT_INODE, b"@main@{1}", b"x1"),
+        (ROOT_INODE, b"@main@{0}", b"x2"),
+        (InodeNo(tags.ino), b"v2", b"x2"),
+    ):
+        top = view.lookup(parent, name)
+        x = view.lookup(InodeNo(view.lookup(InodeNo(top.ino), b"a").ino), b"x.txt")
+        assert bytes(await view.read(InodeNo(x.ino), 0, 10)) == want, name
 
 
 async def test_sources_side_by_side(home: Path, repo: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ from mlgitfs.store.facade import Store
 from mlgitfs.vfs.factory import open_checkout_view
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.overlay_files import OverlayFiles
+from mlgitfs.vfs.types import ViewContext
 
 
 @dataclass
@@ -121,7 +122,7 @@ def open_failing_view(store: Store, faults: Faults, cache_bytes: int = 1 << 20) 
     )
 
 
-def failing_checkout_view(arg: dict[str, Any]) -> WritableView:
+def failing_checkout_view(arg: dict[str, Any], context: ViewContext) -> WritableView:
     """A daemon's view factory: repo@branch of arg, with the faults arg names always on
     (`fail_files`: operations of the overlay files; `fail_meta`: record transactions)."""
     store = Store.open(Path(arg["home"]))

@@ -21,7 +21,7 @@ import trio
 
 from mlgitfs.errors import FsError
 from mlgitfs.model.ids import InodeNo
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
+from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs, ViewContext
 
 BLOCK = 4096
 
@@ -213,7 +213,7 @@ def _load(root: str) -> dict[bytes, Any]:
     return out
 
 
-def make_view(arg: Any) -> MemView:
+def make_view(arg: Any, context: ViewContext) -> MemView:
     """Factory for the daemon entry point: {"source": DIR, "fail_eio": [...], ...} or {"tree": ...}.
 
     "tree" maps names to a string (file content, utf-8), a dict (directory) or

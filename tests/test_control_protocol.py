@@ -106,7 +106,8 @@ def _wire(value: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("op", sorted(messages.REQUESTS))
 def test_every_request_and_reply_round_trips(op: str) -> None:
     request = _sample_message(messages.REQUESTS[op])
-    assert protocol.parse_request(_wire({"op": op, "args": messages.encode(request)})) == request
+    wire = protocol.decode(protocol.request_frame(request, "ds@main")[4:])
+    assert protocol.parse_request(wire) == ("ds@main", request)
     assert messages.op_name(request) == op
     reply = _sample_message(messages.REPLIES[type(request)])
     assert protocol.raise_reply(request, _wire(protocol.ok_reply(request, reply))) == reply
@@ -129,11 +130,12 @@ def test_every_op_has_a_handler() -> None:
         ({"op": "commit", "args": {"message": "m", "meta": [["k"]]}}, "expected 2 items, got 1"),
         ({"op": "commit", "args": {"message": "m", "inputs": [["ds", "ab"]]}}, "inputs[0][1]"),
         ({"op": "unlock", "args": {"paths": "a/b"}}, "unlock.paths: expected a list"),
+        ({"op": "ping", "args": {}, "view": 5}, "view is a ref, not int"),
     ],
 )
 def test_a_malformed_request_is_a_protocol_error(envelope: dict[str, Any], problem: str) -> None:
     with pytest.raises(ProtocolError) as got:
-        protocol.parse_request(_wire(envelope))
+        protocol.parse_request(_wire(envelope))[1]
     assert problem in got.value.message
     assert got.value.exit_code == 16
 

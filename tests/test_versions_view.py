@@ -79,7 +79,13 @@ async def test_forget_closes_a_version_and_prefills_are_shifted(
     home: Path, repo: dict[str, str]
 ) -> None:
     store = api.open_store(home)
-    view = VersionsView(store, [Source(b"", "ds")])
+    # Prefills from a version's view reach the kernel under the mount's numbers.
+    stored: list[tuple[int, bytes]] = []
+
+    def prefill(ino: InodeNo, data: Buffer) -> None:
+        stored.append((ino, bytes(data)))
+
+    view = VersionsView(store, [Source(b"", "ds")], prefill=prefill)
     root = view.lookup(ROOT_INODE, b"@v2")
     a = view.lookup(InodeNo(root.ino), b"a")
     x = view.lookup(InodeNo(a.ino), b"x.txt")
@@ -88,13 +94,6 @@ async def test_forget_closes_a_version_and_prefills_are_shifted(
     assert view.versions_open() == 0  # a batch listing the root first is handled too
     again = view.lookup(ROOT_INODE, b"@v2")
     assert again.ino >> VERSION_SHIFT == (root.ino >> VERSION_SHIFT) + 1
-    # Prefills from a version's view reach the kernel under the mount's numbers.
-    stored: list[tuple[int, bytes]] = []
-
-    def prefill(ino: InodeNo, data: Buffer) -> None:
-        stored.append((ino, bytes(data)))
-
-    view.set_prefill(prefill)
     d = view.lookup(InodeNo(again.ino), b"a")
     names = _ls(view, InodeNo(d.ino))
     async with trio.open_nursery() as nursery:

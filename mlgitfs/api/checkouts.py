@@ -136,7 +136,7 @@ def commit(
         dry_run,
         default_author(),
     )
-    v = protocol.call(sock, request)
+    v = protocol.call(sock, request, m.revspec)
     info = None
     if v.commit is not None:
         oid = ObjectId(v.commit)
@@ -152,7 +152,7 @@ def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
     from mlgitfs.daemon import messages, protocol
 
     _, m, sock = _writable_mount(home, mountpoint)
-    v = protocol.call(sock, messages.StatusRequest())
+    v = protocol.call(sock, messages.StatusRequest(), m.revspec)
     return StatusResult(m.mountpoint, v.repo, v.branch, to_hex(v.base), v.mutability,
                         _status_items(v.changes), v.refused, v.refused_dropped)  # fmt: skip
 
@@ -164,7 +164,7 @@ def restore(home: Path | None, paths: list[Path], source: str | None = None) -> 
 
     _, m, sock = _writable_mount(home, paths[0] if paths else None)
     rel = tuple(_mount_paths(paths, m.mountpoint)) if paths else ()
-    v = protocol.call(sock, messages.RestoreRequest(rel, _source(source, m)))
+    v = protocol.call(sock, messages.RestoreRequest(rel, _source(source, m)), m.revspec)
     return PathsResult(m.mountpoint, v.paths)
 
 
@@ -190,5 +190,6 @@ def unlock(home: Path | None, paths: list[Path]) -> PathsResult:
     if not paths:
         raise UsageError("name the files to unlock")
     _, m, sock = _writable_mount(home, paths[0])
-    v = protocol.call(sock, messages.UnlockRequest(tuple(_mount_paths(paths, m.mountpoint))))
+    request = messages.UnlockRequest(tuple(_mount_paths(paths, m.mountpoint)))
+    v = protocol.call(sock, request, m.revspec)
     return PathsResult(m.mountpoint, v.paths)

@@ -1,4 +1,5 @@
-"""The control socket server of a writable mount (trio): one request per connection.
+"""The control socket server of a writable mount (trio): one request per connection, to one
+of the daemon's views, which it keys by ref (REPO@BRANCH).
 
 Frames and errors are daemon/protocol.py's, requests and replies daemon/messages.py's, the
 handlers daemon/handlers.py's (over the verbs of vfs/checkout_ops.py). Each
@@ -12,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
 
 from mlgitfs import memory
 from mlgitfs.daemon import handlers, protocol
-from mlgitfs.errors import DaemonError, MlgitError
+from mlgitfs.errors import DaemonError, MlgitError, MountError
 from mlgitfs.vfs.overlay import WritableView
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,22 @@ async def _recv_exact(stream: trio.SocketStream, n: int) -> bytes:
     return bytes(buf)
 
 
-async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: Invalidate) -> None:
+Views = Mapping[str, WritableView]  # the daemon's views, by ref (REPO@BRANCH)
+
+
+def pick_view(views: Views, ref: str) -> WritableView:
+    """The view a request names ("": the daemon's only one); MountError if none."""
+    if not ref and len(views) == 1:
+        return next(iter(views.values()))
+    view = views.get(ref)
+    if view is None:
+        served = ", ".join(sorted(views)) or "none"
+        what = f"no view of {ref}" if ref else "several views: name one"
+        raise MountError(f"this mount's daemon serves {what} (it serves {served})")
+    return view
+
+
+async def _serve_one(stream: trio.SocketStream, views: Views, invalidate: Invalidate) -> None:
     async with stream:
         try:
             n = protocol.frame_length(await _recv_exact(stream, 4))
@@ -48,8 +64,8 @@ async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: 
         op = str(request.get("op", ""))
         reply: dict[str, Any]
         try:
-            typed = protocol.parse_request(request)
-            out = await handlers.handle(view, typed)
+            ref, typed = protocol.parse_request(request)
+            out = await handlers.handle(pick_view(views, ref), typed)
             reply = protocol.ok_reply(typed, out.reply)
             if out.entries or out.inodes:
                 await invalidate(out.entries, out.inodes)
@@ -69,11 +85,11 @@ async def _serve_one(stream: trio.SocketStream, view: WritableView, invalidate: 
 
 async def serve_control(
     path: str,
-    view: WritableView,
+    views: Views,
     invalidate: Invalidate,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on the Unix socket `path` (mode 0600) until cancelled."""
+    """Listen on the Unix socket `path` (mode 0600) until cancelled, for `views`."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
@@ -86,7 +102,7 @@ async def serve_control(
         async with trio.open_nursery() as nursery:
             while True:
                 stream = await listener.accept()
-                nursery.start_soon(_serve_one, stream, view, invalidate, name="control-request")
+                nursery.start_soon(_serve_one, stream, views, invalidate, name="control-request")
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)

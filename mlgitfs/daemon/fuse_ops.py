@@ -150,6 +150,7 @@ class FuseOps(pyfuse3.Operations):
         negative_timeout: float = DAY,
         on_init: Callable[[], None] | None = None,
         dynamic: Callable[[InodeNo], bool] | None = None,
+        counts: collections.Counter[str] | None = None,
     ) -> None:
         """`dynamic(ino)`: whether a directory's listing and missing names may change (a
         multi-version mount's own directories follow the refs): the kernel caches neither."""
@@ -162,7 +163,8 @@ class FuseOps(pyfuse3.Operations):
         self.attr_timeout = attr_timeout
         self.negative_timeout = negative_timeout
         # Requests per handler: cheap, dumped to the log on SIGUSR1 (see mount.py).
-        self.counts: collections.Counter[str] = collections.Counter()
+        # (`counts` also receives the daemon's prefill count: files handed to the page cache.)
+        self.counts: collections.Counter[str] = collections.Counter() if counts is None else counts
         self.on_init = on_init
         self.dynamic = dynamic
 

@@ -2,8 +2,10 @@
 
 A Unix socket per mount (its path in the mount's registry record). One request per
 connection: a frame is a 4-byte big-endian length and a msgpack value (model/codec.py).
-Request: `{"op": str, "args": {...}}`, the args a request type of daemon/messages.py encoded
-there. Reply: `{"ok": true, "value": {...}}` (the op's reply type) or
+Request: `{"op": str, "args": {...}, "view": "REPO@BRANCH"}`, the args a request type of
+daemon/messages.py encoded there; `view` names which of the daemon's views it is for (the
+daemon keys its views by ref; "" or absent: its only one). Reply: `{"ok": true, "value":
+{...}}` (the op's reply type) or
 `{"ok": false, "error": "<MlgitError class name>", "message": str, "fields": {...}}`; the
 client rebuilds that class from the registry of every class in mlgitfs/errors.py (its own
 `__init__` is not called: the message and the fields, its plain attributes such as
@@ -53,13 +55,17 @@ def decode(data: bytes) -> dict[str, Any]:
     return value
 
 
-def request_frame(request: Request[Any]) -> bytes:
-    return frame({"op": messages.op_name(request), "args": messages.encode(request)})
+def request_frame(request: Request[Any], view: str = "") -> bytes:
+    return frame({"op": messages.op_name(request), "args": messages.encode(request), "view": view})
 
 
-def parse_request(envelope: dict[str, Any]) -> Request[Any]:
-    """The typed request a decoded frame carries; ProtocolError if it carries none."""
-    return messages.decode_request(envelope.get("op"), envelope.get("args", {}))
+def parse_request(envelope: dict[str, Any]) -> tuple[str, Request[Any]]:
+    """The view a decoded frame is for ("": the daemon's only one) and its typed request;
+    ProtocolError if it carries none."""
+    view = envelope.get("view", "")
+    if not isinstance(view, str):
+        raise ProtocolError(f"a control request's view is a ref, not {type(view).__name__}")
+    return view, messages.decode_request(envelope.get("op"), envelope.get("args", {}))
 
 
 def ok_reply(request: Request[Any], reply: messages.Reply) -> dict[str, Any]:
@@ -133,8 +139,9 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def call(path: str, request: Request[R], timeout: float | None = 3600.0) -> R:
-    """One request to the daemon listening at `path`; its typed reply or its error raised."""
+def call(path: str, request: Request[R], view: str = "", timeout: float | None = 3600.0) -> R:
+    """One request to the daemon listening at `path`, for its view of ref `view` ("": its only
+    one); its typed reply or its error raised."""
     op = messages.op_name(request)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -146,7 +153,7 @@ def call(path: str, request: Request[R], timeout: float | None = 3600.0) -> R:
                 f"cannot reach the mount's daemon at {path}: {exc.strerror or exc}"
             ) from exc
         try:
-            sock.sendall(request_frame(request))
+            sock.sendall(request_frame(request, view))
             n = frame_length(_recv_exact(sock, _LEN.size))
             reply = decode(_recv_exact(sock, n))
         except TimeoutError as exc:

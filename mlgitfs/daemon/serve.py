@@ -10,6 +10,7 @@ child's error and exits non-zero. The order of readiness and signals is in mount
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import importlib
 import json
@@ -42,9 +43,12 @@ from mlgitfs.daemon.mount import (
     detach,
 )
 from mlgitfs.errors import MlgitError, MountError
+from mlgitfs.model.ids import InodeNo
+from mlgitfs.store.segfile import Buffer
 from mlgitfs.vfs.multi import VersionsView
 from mlgitfs.vfs.overlay import WritableView
-from mlgitfs.vfs.types import FsView
+from mlgitfs.vfs.prefill import Prefill
+from mlgitfs.vfs.types import FsView, ViewContext
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ READ_AHEAD_KB = 4096
 SPIN_NS = 50_000
 
 
-def load_factory(spec: str) -> Callable[[Any], FsView]:
+def load_factory(spec: str) -> Callable[[Any, ViewContext], FsView]:
     module_name, sep, func_name = spec.partition(":")
     if not sep or not module_name or not func_name:
         raise MountError(f"bad view factory {spec!r}: expected module:function")
@@ -66,7 +70,7 @@ def load_factory(spec: str) -> Callable[[Any], FsView]:
         raise MountError(f"cannot load view factory {spec}: {exc}") from exc
     if not callable(func):
         raise MountError(f"view factory {spec} is not callable")
-    factory: Callable[[Any], FsView] = func
+    factory: Callable[[Any, ViewContext], FsView] = func
     return factory
 
 
@@ -182,18 +186,11 @@ async def _serve_async(
         nursery.start_soon(_announce, config, ready, initialized, name="announce-mounted")
         # Views with background work (read-ahead) run it in this nursery.
         ops.view.attach(nursery)
-        set_prefill = getattr(ops.view, "set_prefill", None)
-        if ops.read_only and callable(set_prefill):
-
-            def prefill(ino: int, data: bytes) -> None:
-                _store_pages(ino, data)
-                ops.counts["prefilled"] += 1  # files prefilled, logged with the request counts
-
-            set_prefill(prefill)
         if isinstance(ops, WritableFuseOps) and config.run_dir:
             # The control socket answers before the record naming it is written.
             path = str(registry.control_socket_path(Path(config.run_dir), os.getpid()))
-            await nursery.start(serve_control, path, ops.wview, ops.invalidate)
+            views = {f"{ops.wview.repo}@{ops.wview.branch}": ops.wview}
+            await nursery.start(serve_control, path, views, ops.invalidate)
         set_spin = getattr(pyfuse3, "set_spin", None)  # our pyfuse3 build (packaging/pyfuse3)
         if set_spin is not None:
             set_spin(SPIN_NS)
@@ -205,6 +202,14 @@ def _store_pages(ino: int, data: bytes | memoryview) -> None:
     """A whole file's bytes into the kernel's page cache (FUSE_NOTIFY_STORE); thread-safe."""
     # pyfuse3 takes any contiguous buffer (PyObject_GetBuffer); its stub says bytes
     pyfuse3.notify_store(ino, 0, cast(bytes, data))
+
+
+def _prefill(counts: collections.Counter[str]) -> Prefill:
+    def prefill(ino: InodeNo, data: Buffer) -> None:
+        _store_pages(ino, data)
+        counts["prefilled"] += 1  # files prefilled, logged with the request counts
+
+    return prefill
 
 
 def _close_view(view: FsView) -> None:
@@ -220,13 +225,18 @@ def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
     memory.keep_freed_memory()  # before any thread starts
     view: FsView | None = None
     try:
-        view = load_factory(config.view_factory)(config.view_arg)
+        counts: collections.Counter[str] = collections.Counter()
+        # Only a read-only view prefills: a version never changes, so a page is never stale.
+        context = ViewContext(prefill=_prefill(counts) if config.read_only else None)
+        view = load_factory(config.view_factory)(config.view_arg, context)
         initialized = trio.Event()
         if config.read_only:
             dynamic = view.is_dynamic if isinstance(view, VersionsView) else None
-            ops = FuseOps(view, read_only=True, on_init=initialized.set, dynamic=dynamic)
+            ops = FuseOps(
+                view, read_only=True, on_init=initialized.set, dynamic=dynamic, counts=counts
+            )
         elif isinstance(view, WritableView):
-            ops = WritableFuseOps(view, on_init=initialized.set)
+            ops = WritableFuseOps(view, on_init=initialized.set, counts=counts)
         else:
             raise MountError(f"the view of {config.fsname} is read-only: mount it read-only")
         _init_fuse(ops, config)

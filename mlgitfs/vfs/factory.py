@@ -1,9 +1,9 @@
 """Builds the view a mount daemon serves, inside the daemon process (after its fork).
 
-The daemon calls `snapshot_view(arg)`, `versions_view(arg)` or `checkout_view(arg)` with the
-JSON argument
-`api.mount` passed: the store is opened here, in the process that serves it, never before a
-fork (LMDB).
+The daemon calls `snapshot_view(arg, context)`, `versions_view(arg, context)` or
+`checkout_view(arg, context)` with the JSON argument `api.mount` passed and its collaborators
+(vfs/types.ViewContext): the store is opened here, in the process that serves it, never before
+a fork (LMDB).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mlgitfs.vfs.multi import Source, VersionsView, sub_tree
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.overlay_files import OverlayFiles
 from mlgitfs.vfs.snapshot import SnapshotView
+from mlgitfs.vfs.types import ViewContext
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,20 @@ def _sub_tree(store: Store, commit: ObjectId, path: tuple[bytes, ...]) -> tuple[
         raise MountError(f"cannot mount {exc.message}: mount a directory") from exc
 
 
-def snapshot_view(arg: dict[str, Any]) -> SnapshotView:
+def snapshot_view(arg: dict[str, Any], context: ViewContext) -> SnapshotView:
     """One version, or one directory of it (`path`)."""
     store = Store.open(Path(arg["home"]))
     tree, time_ns = _sub_tree(store, ObjectId(from_hex(arg["commit"])), _path(arg))
     return SnapshotView(
-        store, tree, time_ns=time_ns, cache_bytes=int(arg.get("cache_bytes", 256 << 20))
+        store,
+        tree,
+        time_ns=time_ns,
+        cache_bytes=int(arg.get("cache_bytes", 256 << 20)),
+        prefill=context.prefill,
     )
 
 
-def versions_view(arg: dict[str, Any]) -> VersionsView:
+def versions_view(arg: dict[str, Any], context: ViewContext) -> VersionsView:
     """Several versions: `sources` lists each name's repo and commit (or null: its refs)."""
     store = Store.open(Path(arg["home"]))
     sources = []
@@ -59,7 +64,8 @@ def versions_view(arg: dict[str, Any]) -> VersionsView:
         if commit is not None:
             _sub_tree(store, commit, src.path)  # a file is refused now, not at first lookup
         sources.append(src)
-    return VersionsView(store, sources, cache_bytes=int(arg.get("cache_bytes", 256 << 20)))
+    cache_bytes = int(arg.get("cache_bytes", 256 << 20))
+    return VersionsView(store, sources, cache_bytes=cache_bytes, prefill=context.prefill)
 
 
 def open_checkout_view(
@@ -112,7 +118,7 @@ def open_checkout_view(
     return view
 
 
-def checkout_view(arg: dict[str, Any]) -> WritableView:
+def checkout_view(arg: dict[str, Any], context: ViewContext) -> WritableView:
     store = Store.open(Path(arg["home"]))
     return open_checkout_view(
         store, str(arg["repo"]), str(arg["branch"]), int(arg.get("cache_bytes", 256 << 20))

@@ -110,7 +110,10 @@ class VersionsView:
         cache_bytes: int = 256 << 20,
         uid: int | None = None,
         gid: int | None = None,
+        prefill: Prefill | None = None,
     ) -> None:
+        """`prefill`: the page-cache prefill (vfs/prefill.py), each version's inode numbers
+        shifted into its range; None: never."""
         self.store = store
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
@@ -126,7 +129,7 @@ class VersionsView:
         self._next_dir = ROOT_INODE + 1
         self._next_version = 1
         self._nursery: trio.Nursery | None = None
-        self._prefill: Prefill | None = None
+        self._prefill = prefill
 
     # --- the FsView's background work -----------------------------------------------------
 
@@ -142,20 +145,16 @@ class VersionsView:
             self.store.remote.warm_up, limiter=self._reader.loader.limiter
         )
 
-    def set_prefill(self, prefill: Prefill) -> None:
-        self._prefill = prefill
-        for v in self._versions.values():
-            self._version_prefill(v)
-
-    def _version_prefill(self, v: _Version) -> None:
+    def _version_prefill(self, base: int) -> Prefill | None:
+        """The prefill of the version whose inode numbers start at `base`."""
         prefill = self._prefill
         if prefill is None:
-            return
+            return None
 
-        def shifted(ino: InodeNo, data: Buffer, base: int = v.base) -> None:
+        def shifted(ino: InodeNo, data: Buffer) -> None:
             prefill(InodeNo(base | ino), data)
 
-        v.view.set_prefill(shifted)
+        return shifted
 
     def close(self) -> None:
         for v in self._versions.values():
@@ -273,12 +272,12 @@ class VersionsView:
             reader=self._reader,
             ino_limit=1 << VERSION_SHIFT,
             warm_up=False,  # the mount's view warms the remotes up once
+            prefill=self._version_prefill(base),
         )
         v = _Version(base, d.ino, name, view)
         self._versions[base >> VERSION_SHIFT] = v
         if self._nursery is not None:
             view.attach(self._nursery)
-        self._version_prefill(v)
         log.info("opened %r (%s) in the mount", name, commit.hex()[:12])
         return InodeNo(base | ROOT_INODE)
 

@@ -82,11 +82,13 @@ class SnapshotView:
         reader: FileReader | None = None,
         ino_limit: int = 1 << 63,
         warm_up: bool = True,
+        prefill: Prefill | None = None,
     ) -> None:
         """`reader`: a `FileReader` shared with other views of the same store (one chunk
         cache for several versions); `ino_limit`: the view's inode numbers stay below it
         (a multi-version mount gives each version a range of its own, vfs/multi.py);
-        `warm_up`: open the remotes' transports on attach (once per mount is enough)."""
+        `warm_up`: open the remotes' transports on attach (once per mount is enough);
+        `prefill`: hands files to the kernel's page cache (vfs/prefill.py); None: never."""
         self.store = store
         self.tree = tree
         self.time_ns = time_ns
@@ -105,7 +107,9 @@ class SnapshotView:
         self._dir_slots = trio.CapacityLimiter(DIR_SLOTS)
         self._dirs_ahead: set[int] = set()  # directories whose files were fetched ahead
         self._nursery: trio.Nursery | None = None
-        self._prefiller: DirPrefiller | None = None
+        self._prefiller = (
+            None if prefill is None else DirPrefiller(self.store, self.read_chunk, prefill)
+        )
         self._warm_up_on_attach = warm_up
 
     def attach(self, nursery: trio.Nursery) -> None:
@@ -114,10 +118,6 @@ class SnapshotView:
         self._reader.attach(nursery)
         if self._warm_up_on_attach:
             nursery.start_soon(self._warm_up, name="remote-warm-up")
-
-    def set_prefill(self, prefill: Prefill) -> None:
-        """Let the view prefill small files into the kernel's page cache (vfs/prefill.py)."""
-        self._prefiller = DirPrefiller(self.store, self.read_chunk, prefill)
 
     async def _warm_up(self) -> None:
         await trio.to_thread.run_sync(self.store.remote.warm_up, limiter=self._limiter)

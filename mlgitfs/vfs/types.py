@@ -17,6 +17,8 @@ from mlgitfs.model.ids import InodeNo
 if TYPE_CHECKING:
     import trio
 
+    from mlgitfs.vfs.prefill import Prefill
+
 ROOT_INODE = InodeNo(1)  # pyfuse3.ROOT_INODE
 
 
@@ -51,6 +53,15 @@ class StatFs:
     files: int
     files_free: int
     name_max: int = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ViewContext:
+    """What the daemon hands a view factory besides its JSON argument: the collaborators a
+    view takes at construction (none is wired in afterwards)."""
+
+    # The page-cache prefill (vfs/prefill.py), for read-only views; None: do not prefill.
+    prefill: Prefill | None = None
 
 
 class FsView(Protocol):

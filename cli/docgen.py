@@ -31,7 +31,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch"]),
-    ("Store", ["fsck", "gc", "config", "completion"]),
+    ("Store", ["fsck", "gc", "config", "completion", "retention"]),
 ]
 
 

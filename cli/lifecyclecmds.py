@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from mlgitfs import api
@@ -33,4 +35,87 @@ def reflog(c: Ctx, target: str, as_json: bool) -> None:
         click.echo(f"{r.selector}\t{r.time}\t{r.who}\t{old} -> {new}\t{r.why}")
 
 
-COMMANDS: list[click.Command] = [reflog]
+@click.group()
+def retention() -> None:
+    """Retention policies: what each repo keeps of its history. A version no rule keeps
+    *expires*: its metadata stays (log, lineage, diff of names and sizes work), its file
+    contents may go, and reading them is an error naming the rule (see docs/lifecycle.md)."""
+
+
+def _render_retention(r: api.RetentionResult, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(r)
+        return
+    if not r.rules:
+        click.echo(f"{r.repo}: no retention policy (every version is kept)")
+    for rule in r.rules:
+        click.echo(f"{r.repo}@{rule.pattern}\t{rule.description}")
+    for e in r.expiring:
+        click.echo(f"expiring\t{e.commit[:12]}\t{e.reason}")
+
+
+@retention.command("show")
+@click.argument("repo", shell_complete=complete.repo)
+@json_opt
+@pass_ctx
+def retention_show(c: Ctx, repo: str, as_json: bool) -> None:
+    """Show REPO's policies, one per branch pattern, and the versions they let expire now
+    (a version a live reflog entry or a checkout names is held until that ends)."""
+    _render_retention(api.retention_show(c.home, repo), as_json)
+
+
+def _keep(name: str, what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        f"--keep-{name}", name, metavar="N", help=f"Keep {what} ('unlimited': all)."
+    )
+
+
+@retention.command("set")
+@click.argument("target", shell_complete=complete.repo)
+@_keep("last", "the last N commits")
+@_keep("hourly", "the newest commit of each of the last N hours that have one")
+@_keep("daily", "the newest commit of each of the last N days that have one")
+@_keep("weekly", "the newest commit of each of the last N ISO weeks that have one")
+@_keep("monthly", "the newest commit of each of the last N months that have one")
+@_keep("yearly", "the newest commit of each of the last N years that have one")
+@click.option(
+    "--keep-within",
+    "within",
+    metavar="DURATION",
+    help="Keep every commit newer than now minus DURATION (e.g. 30d, 1y6m, 12h).",
+)
+@click.option(
+    "--keep-tags/--no-keep-tags",
+    default=True,
+    help="Keep the commits tags name (tags matching the pattern).",
+)
+@click.option("--clear", is_flag=True, help="Remove the pattern's policy.")
+@json_opt
+@pass_ctx
+def retention_set(
+    c: Ctx,
+    target: str,
+    last: str | None,
+    hourly: str | None,
+    daily: str | None,
+    weekly: str | None,
+    monthly: str | None,
+    yearly: str | None,
+    within: str | None,
+    keep_tags: bool,
+    clear: bool,
+    as_json: bool,
+) -> None:
+    """Set the policy of REPO[@PATTERN]: the branches and tags whose names match PATTERN
+    (fnmatch; default `*`; an exact name beats a pattern, a longer pattern a shorter one).
+    The options replace the pattern's policy. Periods are UTC, as restic's `forget`: the
+    newest commit of each period is kept, and while a count is not used up the oldest commit
+    too. A branch's head is always kept. The policies travel with the repo on push and
+    fetch (the last set wins)."""
+    r = api.retention_set(c.home, target, last=last, hourly=hourly, daily=daily, weekly=weekly,
+                          monthly=monthly, yearly=yearly, within=within, keep_tags=keep_tags,
+                          clear=clear)  # fmt: skip
+    _render_retention(r, as_json)
+
+
+COMMANDS: list[click.Command] = [reflog, retention]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -21,12 +22,15 @@ from mlgitfs.model.retention import (
     Duration,
     Policy,
     Rule,
-    decode_rules,
-    encode_rules,
+    RuleSet,
     rule_for,
 )
 from mlgitfs.repo.expiry import expired_commits, expiry
 from mlgitfs.repo.retention import cutoff_ns, keep
+from tests.conftest import Cli
+from tests.test_sync import Remote, remote
+
+__all__ = ["remote"]
 
 S = 1_000_000_000
 DAY = 86400 * S
@@ -155,9 +159,13 @@ def test_restic_meanings_on_a_known_history() -> None:
 def test_policy_encoding_round_trips_and_refuses_damage() -> None:
     rules = (Rule("*", Policy(last=3, within=Duration(1, 2, 3, 4), keep_tags=False)),
              Rule("main", Policy(daily=UNLIMITED)))  # fmt: skip
-    assert decode_rules(encode_rules(rules), "r") == rules
+    ruleset = RuleSet(rules, 5, "bob@lab")
+    assert RuleSet.decode(ruleset.encode(), "r") == ruleset
+    assert RuleSet(rules, 6, "a").newer_than(ruleset) and not ruleset.newer_than(ruleset)
     with pytest.raises(CorruptObject):
-        decode_rules(b"\x93\x01", "r")
+        RuleSet.decode(b"\x93\x01", "r")
+    with pytest.raises(CorruptObject):
+        RuleSet.decode(RuleSet((Rule("a b"),), 1, "").encode(), "r")
     with pytest.raises(UsageError):
         Duration.parse("3 weeks")
     assert str(Duration.parse("1y2m3d4h")) == "1y2m3d4h"
@@ -234,3 +242,94 @@ def test_reflog_entries_stop_being_roots_after_the_expiry(tmp_path: Path) -> Non
         assert reflog.prune(txn, e[-1].time_ns + 3601 * S) >= 3
     with store.env.read() as txn:
         assert list(reflog.entries(txn, "ds", "heads/dev")) == []
+
+
+# --- the CLI: retention show|set, and rules travelling with the repo -----------------------
+
+
+def _cli_history(cli: Cli, src: Path, n: int) -> None:
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    for i in range(n):
+        (src / "f.txt").write_text(f"version {i}\n")
+        cli("import", "ds", str(src), "-m", f"v{i}")
+
+
+def test_retention_set_show_and_refusals(cli: Cli, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _cli_history(cli, src, 4)
+    empty = json.loads(cli("retention", "show", "ds", "--json").stdout)
+    assert empty == {"repo": "ds", "rules": [], "set_ns": 0, "who": "", "expiring": []}
+    assert "no retention policy" in cli("retention", "show", "ds").stdout
+    for args, code in [
+        ((), 2),
+        (("--keep-last", "many"), 2),
+        (("--keep-last", "-3"), 2),
+        (("--keep-within", "3 weeks"), 2),
+        (("--keep-last", "1", "--clear"), 2),
+        (("--clear",), 2),  # no policy for * yet
+    ]:
+        cli("retention", "set", "ds", *args, code=code)
+    cli("retention", "set", "ds@a b", "--keep-last", "1", code=2)
+    cli("retention", "set", "nope", "--keep-last", "1", code=3)
+    cli("retention", "show", "ds@main", code=2)
+    assert json.loads(cli("retention", "show", "ds", "--json").stdout) == empty  # unchanged
+    cli("retention", "set", "ds", "--keep-last", "2", "--keep-within", "30d")
+    out = cli("retention", "set", "ds@release/*", "--keep-monthly", "unlimited",
+              "--no-keep-tags", "--json")  # fmt: skip
+    shown = json.loads(out.stdout)
+    assert [(r["pattern"], r["description"]) for r in shown["rules"]] == [
+        ("*", "keep-last 2, keep-within 30d, tags kept"),
+        ("release/*", "keep-monthly unlimited, tags not kept"),
+    ]
+    assert shown["rules"][1]["monthly"] == -1 and shown["who"] and shown["set_ns"] > 0
+    # every commit is within 30d and in the reflog's window: nothing expires
+    assert shown["expiring"] == []
+    cli("retention", "set", "ds", "--keep-last", "2")
+    cli("config", "reflog-expiry", "0")
+    shown = json.loads(cli("retention", "show", "ds", "--json").stdout)
+    log = json.loads(cli("log", "ds", "--json").stdout)
+    assert [e["commit"] for e in shown["expiring"]] == [log[3]["id"], log[2]["id"]]
+    assert shown["expiring"][0]["reason"] == "retention of ds@* (keep-last 2, tags kept)"
+    text = cli("retention", "show", "ds").stdout
+    assert f"expiring\t{log[3]['id'][:12]}\tretention of ds@*" in text
+    cli("retention", "set", "ds@release/*", "--clear")
+    assert len(json.loads(cli("retention", "show", "ds", "--json").stdout)["rules"]) == 1
+
+
+def test_retention_rules_travel_with_push_fetch_and_clone(
+    cli: Cli, remote: Remote, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _cli_history(cli, src, 2)
+    cli("remote", "add", "origin", remote.url, *remote.add_args())
+    cli("push", "ds")
+    assert "retention/ds" not in remote.remote_keys()  # no rules: nothing to send
+    cli("retention", "set", "ds", "--keep-daily", "7")
+    cli("push", "ds")  # up to date refs: the rules go anyway
+    assert "retention/ds" in remote.remote_keys()
+    other = Cli(tmp_path / "other")
+    other("clone", remote.url, "ds", "copy", *remote.add_args())
+    rules = json.loads(other("retention", "show", "copy", "--json").stdout)["rules"]
+    assert [(r["pattern"], r["daily"]) for r in rules] == [("*", 7)]
+    # the last set wins: the clone's newer rules reach the first store by fetch
+    other("retention", "set", "copy@main", "--keep-last", "3")
+    other("push", "copy")
+    cli("fetch", "ds")
+    rules = json.loads(cli("retention", "show", "ds", "--json").stdout)["rules"]
+    assert [(r["pattern"], r["last"], r["daily"]) for r in rules] == [("*", 0, 7), ("main", 3, 0)]
+    # an older set never overwrites a newer one: the first store's stale push changes nothing
+    cli("retention", "set", "ds", "--keep-daily", "1")  # newer than the remote's
+    other("retention", "set", "copy", "--keep-daily", "2")  # newer still, not pushed yet
+    other("push", "copy")
+    cli("push", "ds")  # ours is older now: not uploaded
+    other("fetch", "copy")
+    rules = json.loads(other("retention", "show", "copy", "--json").stdout)["rules"]
+    assert [(r["pattern"], r["daily"]) for r in rules] == [("*", 2), ("main", 0)]
+    # clearing travels too
+    other("retention", "set", "copy", "--clear")
+    other("retention", "set", "copy@main", "--clear")
+    other("push", "copy")
+    cli("pull", "ds")
+    assert json.loads(cli("retention", "show", "ds", "--json").stdout)["rules"] == []

@@ -80,6 +80,13 @@ from mlgitfs.api.results import (
     RefResult,
     RepoResult,
 )
+from mlgitfs.api.retention import (
+    ExpiringInfo,
+    RetentionResult,
+    RuleInfo,
+    retention_set,
+    retention_show,
+)
 from mlgitfs.api.tables import TableMergeFilesResult, merge_table_files
 from mlgitfs.api.verbs import (
     CONFIG_KEYS,
@@ -101,6 +108,11 @@ from mlgitfs.memory import keep_freed_memory
 from mlgitfs.repo.gc import GcResult
 
 __all__ = [
+    "ExpiringInfo",
+    "RetentionResult",
+    "RuleInfo",
+    "retention_set",
+    "retention_show",
     "ReflogResult",
     "RepoRemoveResult",
     "reflog_show",

@@ -8,28 +8,37 @@ rule let them go even after the rules changed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.meta.schema import EXPIRED, RETENTION
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.model.retention import ExpiryRecord, Rule, decode_rules, encode_rules
+from mlgitfs.model.retention import ExpiryRecord, Rule, RuleSet
+
+
+def get_ruleset(txn: ReadTxn, repo: str) -> RuleSet | None:
+    data = txn.get(RETENTION, repo.encode())
+    return None if data is None else RuleSet.decode(data, f"retention of {repo}")
 
 
 def get_rules(txn: ReadTxn, repo: str) -> tuple[Rule, ...]:
-    data = txn.get(RETENTION, repo.encode())
-    return () if data is None else decode_rules(data, f"retention of {repo}")
+    found = get_ruleset(txn, repo)
+    return () if found is None else found.rules
 
 
-def set_rules(txn: WriteTxn, repo: str, rules: tuple[Rule, ...]) -> None:
-    if rules:
-        txn.put(RETENTION, repo.encode(), encode_rules(tuple(sorted(rules, key=_order))))
-    else:
-        txn.delete(RETENTION, repo.encode())
+def put_ruleset(txn: WriteTxn, repo: str, ruleset: RuleSet) -> None:
+    txn.put(RETENTION, repo.encode(), ruleset.encode())
 
 
-def _order(rule: Rule) -> str:
-    return rule.pattern
+def set_rules(
+    txn: WriteTxn, repo: str, rules: tuple[Rule, ...], who: str = "", now_ns: int | None = None
+) -> RuleSet:
+    """Replace the repo's rules (sorted by pattern), stamped now."""
+    stamp = time.time_ns() if now_ns is None else now_ns
+    ruleset = RuleSet(tuple(sorted(rules, key=lambda r: r.pattern)), stamp, who)
+    put_ruleset(txn, repo, ruleset)
+    return ruleset
 
 
 def record_expired(txn: WriteTxn, oid: ObjectId, record: ExpiryRecord) -> None:

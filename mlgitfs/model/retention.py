@@ -130,19 +130,34 @@ def rule_for(rules: tuple[Rule, ...], name: str) -> Rule | None:
     return max(matching, key=lambda r: len(r.pattern), default=None)
 
 
-def encode_rules(rules: tuple[Rule, ...]) -> bytes:
-    return codec.pack([1, [[r.pattern, r.policy.encode()] for r in rules]])
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """All the rules of one repo, stamped with when and by whom they were last set: push and
+    fetch keep the newer of two rule sets (the last `retention set` wins everywhere). An
+    empty set with a stamp records that the rules were cleared."""
 
+    rules: tuple[Rule, ...]
+    set_ns: int
+    who: str
 
-def decode_rules(data: bytes, what: str) -> tuple[Rule, ...]:
-    v = codec.unpack(data, what)
-    try:
-        version, items = v
-        if version != 1:
-            raise CorruptObject(what, f"retention format {version} is not known")
-        return tuple(Rule(str(p), Policy.decode(pol, what)) for p, pol in items)
-    except (TypeError, ValueError) as exc:
-        raise CorruptObject(what, "malformed retention rules") from exc
+    def encode(self) -> bytes:
+        items = [[r.pattern, r.policy.encode()] for r in self.rules]
+        return codec.pack([1, items, self.set_ns, self.who])
+
+    @classmethod
+    def decode(cls, data: bytes, what: str) -> RuleSet:
+        v = codec.unpack(data, what)
+        try:
+            version, items, set_ns, who = v
+            if version != 1:
+                raise CorruptObject(what, f"retention format {version} is not known")
+            rules = tuple(Rule(check_pattern(str(p)), Policy.decode(pol, what)) for p, pol in items)
+            return cls(rules, int(set_ns), str(who))
+        except (TypeError, ValueError, UsageError) as exc:
+            raise CorruptObject(what, "malformed retention rules") from exc
+
+    def newer_than(self, other: RuleSet | None) -> bool:
+        return other is None or (self.set_ns, self.who) > (other.set_ns, other.who)
 
 
 @dataclass(frozen=True, slots=True)

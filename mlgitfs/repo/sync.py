@@ -52,7 +52,7 @@ from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
-from mlgitfs.repo import remotes
+from mlgitfs.repo import remotes, retentionsync
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import merge_into_branch
@@ -414,6 +414,7 @@ def push(
             chunks.unpin(txn, [cid for cid, _ in plan.chunks])
             chunks.unpin(txn, plan.present)
         store.remote.enforce_budget(force=True)
+    retentionsync.publish(store, t, repo, remote_repo)  # after the refs: see retentionsync
     out.stats.seconds = time.perf_counter() - t0
     failed = [u for u in out.updates if u.status == "failed"]
     rejected = [u for u in out.updates if u.status == "rejected"]
@@ -528,7 +529,11 @@ def fetch(
     t0 = time.perf_counter()
     with store.env.read() as txn:
         db.get_repo(txn, repo)
-    out = _fetch(store, remotes.choose(store, remote), repo)
+    rec = remotes.choose(store, remote)
+    out = _fetch(store, rec, repo)
+    theirs, _ = retentionsync.read_remote(store.remote.transport(rec), rec.remote_repo(repo))
+    with store.env.write() as txn:
+        retentionsync.adopt(txn, repo, theirs)
     out.stats.seconds = time.perf_counter() - t0
     return out
 
@@ -646,9 +651,11 @@ def _clone_into(
     except ValueError as exc:
         raise CorruptObject(key, "unknown kind or mutability") from exc
     out = _fetch(store, rec, local)
+    rules, _ = retentionsync.read_remote(t, repo)
     prefix = remotes.tracking_ref(rec.name, "")
     with store.env.write() as txn:  # last, in one transaction: no half-made repo
         db.create_repo(txn, record)
+        retentionsync.adopt(txn, local, rules)
         for name, oid in list(db.list_refs(txn, local, prefix)):
             db.set_ref(txn, local, name[len(prefix) :], oid, None, f"clone {url}")
     return record, out

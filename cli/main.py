@@ -192,6 +192,7 @@ def repos_rm(c: Ctx, name: str, force: bool, yes: bool) -> None:
     help="REPO@REF this version was made from (repeatable; @REF: a ref of this repo).",
 )
 @click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
+@render.no_verify_opt
 @json_opt
 @pass_ctx
 def import_(
@@ -202,6 +203,7 @@ def import_(
     meta: tuple[str, ...],
     inputs: tuple[str, ...],
     allow_empty: bool,
+    no_verify: bool,
     as_json: bool,
 ) -> None:
     """Import directory SOURCE as a new commit on TARGET (REPO[@BRANCH], default branch
@@ -210,11 +212,14 @@ def import_(
     When nothing changed no commit is made (like git) unless --allow-empty. Only files whose
     size, mtime, inode or ctime changed since the last import are read. Symlinks are stored,
     never followed; sockets, FIFOs and devices are refused naming the path; an unreadable
-    file stops the import and nothing is committed. Prints the commit id."""
+    file stops the import and nothing is committed. The branch's pre-commit hooks and checks
+    (.mlgitfs/hooks.toml) gate the commit: a refusal shows their output, exits 34 and
+    commits nothing. Prints the commit id."""
     with render.progress(c, "importing", "files") as bar:
         r = api.import_dir(
-            c.home, target, source, message, list(meta), list(inputs), bar, allow_empty
-        )
+            c.home, target, source, message, list(meta), list(inputs), bar, allow_empty,
+            no_verify,
+        )  # fmt: skip
     render.import_result(r, as_json)
 
 

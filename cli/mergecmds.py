@@ -52,6 +52,7 @@ def _run(as_json: bool, call: Callable[[], api.MergeResult]) -> None:
     if as_json:
         render.emit_json(r)
         return
+    render.hook_results(r.hooks)
     for old, new in r.renames:
         click.echo(f"R  {new}  (from {old}, followed)")
     for item in r.resolved:
@@ -75,6 +76,7 @@ def _run(as_json: bool, call: Callable[[], api.MergeResult]) -> None:
 @click.option("--no-ff", is_flag=True, help="A merge commit even when a fast-forward would do.")
 @strategy_opt
 @dry_opt
+@render.no_verify_opt
 @json_opt
 @pass_ctx
 def merge(
@@ -86,6 +88,7 @@ def merge(
     no_ff: bool,
     strategy: str | None,
     dry_run: bool,
+    no_verify: bool,
     as_json: bool,
 ) -> None:
     """Merge SOURCE (REPO@REF: a branch, tag, commit or origin/main) into a branch.
@@ -93,10 +96,13 @@ def merge(
     A fast-forward when the branch has nothing SOURCE lacks (unless --no-ff), else a
     three-way merge against their merge base committed with two parents, the branch moved by
     compare-and-swap. Conflicts are listed per path (kind; base, ours and theirs: id, size,
-    mode) on stdout, exit 23, and change nothing. --ff-only refuses anything else (exit 12)."""
+    mode) on stdout, exit 23, and change nothing. --ff-only refuses anything else (exit 12).
+    The branch's pre-merge and pre-commit hooks gate the result (a refusal exits 34)."""
     _run(
         as_json,
-        lambda: api.merge(c.home, source, into, message, ff_only, no_ff, strategy, dry_run),
+        lambda: api.merge(
+            c.home, source, into, message, ff_only, no_ff, strategy, dry_run, no_verify
+        ),
     )
 
 

@@ -89,6 +89,7 @@ def _updates(r: api.SyncResult, as_json: bool) -> None:
     is_flag=True,
     help="With --delete: delete the default branch too, or a ref that moved since the last fetch.",
 )
+@render.no_verify_opt
 @json_opt
 @pass_ctx
 def push(
@@ -98,17 +99,19 @@ def push(
     all_refs: bool,
     delete: bool,
     force: bool,
+    no_verify: bool,
     as_json: bool,
 ) -> None:
     """Upload REPO[@BRANCH] to REMOTE (default: the only remote, or origin), or delete a
-    branch or tag there (--delete; its objects stay on the remote)."""
+    branch or tag there (--delete; its objects stay on the remote). Each branch's pre-push
+    hooks gate an upload first: a refusal exits 34 and sends nothing."""
     if delete:
         _updates(api.push_delete(c.home, target, remote_name, force), as_json)
         return
     if force:
         raise click.UsageError("--force goes with --delete")
     with render.progress(c, "pushing", "chunks") as bar:
-        r = api.push(c.home, target, remote_name, all_refs, bar)
+        r = api.push(c.home, target, remote_name, all_refs, bar, no_verify)
     _updates(r, as_json)
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from mlgitfs import api
 if TYPE_CHECKING:
     from rich.console import Console
 from mlgitfs.repo.fsck import FsckReport
+from mlgitfs.repo.gate import HookResult
 from mlgitfs.repo.lineage import LineageNode
 
 
@@ -135,10 +136,28 @@ def repos(items: list[api.RepoResult], as_json: bool) -> None:
         )
 
 
+no_verify_opt = click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Skip the branch's hooks and checks (refused, exit 15, where allow_skip = false).",
+)
+
+
+def hook_results(results: Sequence[HookResult]) -> None:
+    """One line per hook or check on stderr; a failed post-commit hook as a warning."""
+    for h in results:
+        cached = ", cached" if h.cached else ""
+        message(f"{h.event} {h.kind} {h.name}: {h.status}{cached}")
+        if not h.ok or h.output.startswith("skipped"):
+            for line in h.output.splitlines()[-20:]:
+                message(f"  {line}")
+
+
 def import_result(r: api.ImportResult, as_json: bool) -> None:
     if as_json:
         emit_json(r)
         return
+    hook_results(r.hooks)
     click.echo(r.commit.id)
     if not r.changed:
         message(

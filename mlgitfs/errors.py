@@ -37,10 +37,11 @@ table and tests/test_cli.py keeps the two together.
     ├── DaemonError                 exit 16  the mount's daemon did not answer or refused
     │   └── ProtocolError           exit 16  a control message that is not what its op defines
     ├── UnsafeOperation             exit 22  refused without --force: it would lose work or data
-    └── TableError                  exit 30  a table the rows merge strategy cannot merge
-        ├── TableParseError         exit 31  a table file that does not parse (or cannot be written)
-        ├── DuplicateKey            exit 32  two rows of one table with the same key
-        └── MissingKeyColumn        exit 33  a key column the merge rule names is not in the table
+    ├── TableError                  exit 30  a table the rows merge strategy cannot merge
+    │   ├── TableParseError         exit 31  a table file that does not parse (or cannot be written)
+    │   ├── DuplicateKey            exit 32  two rows of one table with the same key
+    │   └── MissingKeyColumn        exit 33  a key column the merge rule names is not in the table
+    └── HookRefused                 exit 34  a pre- hook or check refused the candidate
 """
 
 from __future__ import annotations
@@ -223,6 +224,19 @@ class DuplicateKey(TableError):
 
 class MissingKeyColumn(TableError):
     exit_code = 33
+
+
+class HookRefused(MlgitError):
+    """A pre-commit, pre-merge or pre-push hook or built-in check failed, timed out or
+    crashed on the candidate: the operation was refused and nothing changed."""
+
+    exit_code = 34
+
+    def __init__(self, message: str, hook: str = "", event: str = "", output: str = "") -> None:
+        super().__init__(message)
+        self.hook = hook
+        self.event = event
+        self.output = output
 
 
 def all_error_classes() -> list[type[MlgitError]]:

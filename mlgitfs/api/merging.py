@@ -12,12 +12,14 @@ from pathlib import Path
 
 from mlgitfs.api._common import open_store
 from mlgitfs.api.branches import checkout_guard
+from mlgitfs.api.hookviews import hook_options
 from mlgitfs.errors import UnsafeOperation, UsageError
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.revspec import branch_name, parse_revspec
 from mlgitfs.repo import graph, refs
 from mlgitfs.repo.commits import branch_ref
+from mlgitfs.repo.gate import HookResult
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import FastForward, MergeOutcome, apply_change, merge_into_branch
 from mlgitfs.store.facade import Store
@@ -44,6 +46,7 @@ class MergeResult:
     dry_run: bool
     resolved: tuple[ResolvedItem, ...]
     renames: tuple[tuple[str, str], ...]
+    hooks: tuple[HookResult, ...] = ()  # the hooks and checks that ran, cached or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ def _result(repo: str, branch: str, source: str, out: MergeOutcome) -> MergeResu
         out.dry_run,
         tuple(ResolvedItem(p, k.value, s.value) for p, k, s in out.resolved),
         tuple(sorted(out.renames.items())),
+        tuple(out.hooks),
     )
 
 
@@ -112,8 +116,10 @@ def merge(
     no_ff: bool = False,
     strategy: str | None = None,
     dry_run: bool = False,
+    no_verify: bool = False,
 ) -> MergeResult:
-    """Merge SOURCE (REPO@REF) into INTO (REPO@BRANCH; default REPO@main)."""
+    """Merge SOURCE (REPO@REF) into INTO (REPO@BRANCH; default REPO@main), gated by the
+    branch's pre-merge and pre-commit hooks (`no_verify`: skipped, where allowed)."""
     if ff_only and no_ff:
         raise UsageError("--ff-only and --no-ff contradict each other")
     store = open_store(home)
@@ -123,8 +129,9 @@ def merge(
         raise UsageError(f"{source} is a commit of {repo}; it cannot be merged into {into_repo}")
     ff = FastForward.ONLY if ff_only else FastForward.NEVER if no_ff else FastForward.AUTO
     out = merge_into_branch(
-        store, repo, branch, theirs, source, message, ff, _strategy(strategy), dry_run
-    )
+        store, repo, branch, theirs, source, message, ff, _strategy(strategy), dry_run,
+        hooks=hook_options(store, no_verify),
+    )  # fmt: skip
     return _result(repo, branch, source, out)
 
 
@@ -158,7 +165,10 @@ def _pick(
     verb = "revert" if revert else "cherry-pick"
     text = message or f"{verb} {short_hex(cid)}: {commit.message}"
     base, theirs = (commit.tree, parent) if revert else (parent, commit.tree)
-    out = apply_change(store, repo, branch, base, theirs, cid, text, _strategy(strategy), dry_run)
+    out = apply_change(
+        store, repo, branch, base, theirs, cid, text, _strategy(strategy), dry_run,
+        hooks=hook_options(store),
+    )  # fmt: skip
     return _result(repo, branch, revspec, out)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgitfs.api._common import Progress, close_store, open_store, repo_result
+from mlgitfs.api.hookviews import hook_options
 from mlgitfs.api.results import RepoResult
 from mlgitfs.errors import UsageError
 from mlgitfs.model.ids import to_hex
@@ -125,8 +126,10 @@ def push(
     remote: str | None = None,
     all_refs: bool = False,
     progress: Progress | None = None,
+    no_verify: bool = False,
 ) -> SyncResult:
-    """Push REPO[@BRANCH] (or every branch and tag with `all_refs`) to a remote.
+    """Push REPO[@BRANCH] (or every branch and tag with `all_refs`) to a remote, gated by each
+    branch's pre-push hooks (`no_verify`: skipped, where the branch allows).
 
     MLGITFS_PACK_TARGET (bytes) overrides the pack size, for tests and tuning."""
     spec = parse_revspec(target)
@@ -136,9 +139,11 @@ def push(
         raise UsageError("--all pushes every branch and tag: name just the repo")
     branch = branch_name(spec.ref)
     pack_target = int(os.environ.get("MLGITFS_PACK_TARGET", packs_mod.PACK_TARGET))
+    store = open_store(home)
     out = sync_mod.push(
-        open_store(home), spec.repo, branch, remote, all_refs, progress, pack_target
-    )
+        store, spec.repo, branch, remote, all_refs, progress, pack_target,
+        hooks=hook_options(store, no_verify),
+    )  # fmt: skip
     return _sync_result("push", out)
 
 

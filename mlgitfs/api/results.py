@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlgitfs.repo import lineage
+from mlgitfs.repo.gate import HookResult
 
 # --- results --------------------------------------------------------------------------------
 
@@ -47,6 +48,7 @@ class ImportResult:
     bytes_stored: int
     seconds: float
     changed: bool = True  # False: nothing changed, the branch did not move
+    hooks: tuple[HookResult, ...] = ()  # the hooks and checks that ran, cached or not
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from mlgitfs.api._common import (
     parse_meta,
     repo_result,
 )
+from mlgitfs.api.hookviews import hook_options
 from mlgitfs.api.results import (
     CommitInfo,
     DiffItem,
@@ -79,15 +80,20 @@ def import_dir(
     inputs: list[str] | None = None,
     progress: Progress | None = None,
     allow_empty: bool = False,
+    no_verify: bool = False,
 ) -> ImportResult:
-    """Import SOURCE as a new commit; when nothing changed, no commit unless `allow_empty`."""
+    """Import SOURCE as a new commit; when nothing changed, no commit unless `allow_empty`.
+    The branch's pre-commit hooks gate it (`no_verify`: skipped, where the branch allows)."""
     repo, branch = parse_repo_branch(target)
     store = open_store(home)
     req = CommitRequest(
         repo, branch, message, parse_meta(meta or []), parse_inputs(store, inputs or [], repo)
     )
     t0 = time.perf_counter()
-    out = ingest.import_directory(store, req, source, progress, allow_empty=allow_empty)
+    out = ingest.import_directory(
+        store, req, source, progress, allow_empty=allow_empty,
+        hooks=hook_options(store, no_verify),
+    )  # fmt: skip
     s = out.stats
     return ImportResult(
         repo,
@@ -102,6 +108,7 @@ def import_dir(
         s.bytes_stored,
         time.perf_counter() - t0,
         out.changed,
+        tuple(out.hooks),
     )
 
 

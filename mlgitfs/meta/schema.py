@@ -23,6 +23,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | inodes | checkout id + letter + ... | inode tables of checkouts | checkouts.py |
 | retention | repo name | the repo's retention rules (model/retention.py) | retention.py |
 | expired | commit id | expiry record: when, and the rule it fell out of | retention.py |
+| hook_results | hook digest + tree id | cached verdict of a hook or check (JSON) | hookresults.py |
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ CHECKOUTS = "checkouts"
 INODES = "inodes"
 RETENTION = "retention"
 EXPIRED = "expired"
+HOOK_RESULTS = "hook_results"
 
 DATABASES = (
     OBJECTS,
@@ -61,4 +63,5 @@ DATABASES = (
     GENERATIONS,
     RETENTION,
     EXPIRED,
+    HOOK_RESULTS,
 )

@@ -8,8 +8,14 @@ Order (design §4, conventions "children before parents"):
    transaction through `also`; the commit's generation number (repo/graph.py) too;
 4. a `validate` callable, if given, reads the staged result (repo/staged.py) last, inside
    the transaction: raising refuses the commit and aborts everything.
+With a `gate` step (a hook command, which runs in another process and reads through a
+mount, so it cannot see a transaction that has not committed), 2 is cut in two: one
+transaction puts the chunk locations, objects and commit (no ref names them yet), then
+`gate(commit_id, commit)` runs outside any transaction, then a second one moves the branch
+by the same compare-and-swap, with `also` and `validate`. A refusal or a crash between the
+two leaves only objects no ref reaches.
 A crash before 2 commits leaves only unreferenced segment bytes; a failed CAS aborts the
-whole transaction, so no object, location or ref changes.
+whole transaction, so no ref changes.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ def write_commit(
     new_objects: list[tuple[ObjectId, bytes]],
     also: Callable[[WriteTxn], None] | None = None,
     validate: Validator | None = None,
+    gate: Callable[[ObjectId, Commit], None] | None = None,
 ) -> tuple[ObjectId, Commit]:
     """Make a commit of `tree` with `parents` and move the branch from `expected_head` (None:
     the branch must not exist yet) to it, in one transaction. A merge passes two parents;
@@ -74,7 +81,8 @@ def write_commit(
     )
     cid, data = object_id(commit)
     writer.flush()
-    with store.env.write() as txn:
+
+    def put(txn: WriteTxn) -> None:
         for repo, input_id in req.inputs:
             if not db.has_object(txn, input_id):
                 raise UnknownRef(
@@ -87,6 +95,15 @@ def write_commit(
         check_reuse(txn, writer.gc_epoch, [bytes(tree), *map(bytes, parents)], new_objects)
         db.put_object(txn, cid, data)
         db.put_generation(txn, cid, 1 + max(parent_gens.values(), default=0))
+
+    if gate is not None:
+        with store.env.write() as txn:
+            put(txn)
+        writer.reset()  # the segments are the store's now: a refusal must not delete them
+        gate(cid, commit)
+    with store.env.write() as txn:
+        if gate is None:
+            put(txn)
         try:
             db.set_ref(
                 txn,

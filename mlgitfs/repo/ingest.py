@@ -37,6 +37,7 @@ from mlgitfs.progress import Totals
 from mlgitfs.repo import filedata, listing, refs
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
+from mlgitfs.repo.gate import Candidate, HookOptions, HookResult
 from mlgitfs.repo.trees import MAX_DEPTH, build_dir
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
@@ -68,6 +69,7 @@ class ImportOutcome:
     parent: ObjectId | None
     stats: ImportStats
     changed: bool = True  # False: the tree equals the head's, no commit was made
+    hooks: list[HookResult] = field(default_factory=list)
 
 
 @dataclass
@@ -120,6 +122,7 @@ def import_directory(
     progress: ProgressFn | None = None,
     threads: int | None = None,
     allow_empty: bool = False,
+    hooks: HookOptions | None = None,
 ) -> ImportOutcome:
     if not source.is_dir():
         raise SourceError(f"{source} is not a directory")
@@ -128,6 +131,8 @@ def import_directory(
         head = db.get_ref(txn, req.repo, branch_ref(req.branch))
         if head is None:  # refused before reading the source, and again at the commit
             refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
+    # Hooks come from the head before reading the source: --no-verify is refused early.
+    gate = (hooks or HookOptions()).gate(store, req.branch, head)
     writer = store.chunks.writer(direct=True)  # write-once bulk: bypass the page cache
     chunker = Chunker(store.params)
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).
@@ -154,15 +159,25 @@ def import_directory(
                 also(txn)
             writer.reset()
             return ImportOutcome(head, tree, head, w.stats, changed=False)
-        cid, _ = write_commit(
-            store, req, tree, (head,) if head else (), head, writer, w.new_objects, also
+        cand = Candidate(
+            req.repo, req.branch, head, tree, tree, store.commit(head).tree if head else None
         )
+        validate, step = gate.commit_steps(cand, ("pre-commit",))
+        try:
+            cid, _ = write_commit(
+                store, req, tree, (head,) if head else (), head, writer, w.new_objects, also,
+                validate, step,
+            )  # fmt: skip
+        finally:
+            gate.flush()
     except BaseException:
         writer.discard()
         raise
     writer.reset()
     w.stats.bytes_stored = writer.bytes_written
-    return ImportOutcome(cid, tree, head, w.stats)
+    cand.commit = cid
+    gate.post_commit(cand)
+    return ImportOutcome(cid, tree, head, w.stats, hooks=gate.results)
 
 
 def _count_source(top: bytes, progress: Totals) -> None:

@@ -27,6 +27,7 @@ from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, TreeIndex, decode
 from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
+from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
 from mlgitfs.repo.graph import is_ancestor, merge_base
 from mlgitfs.repo.merge import Strategy, TreeMerge, merge_trees
 from mlgitfs.repo.mergerules import load_rules, resolver
@@ -53,6 +54,10 @@ class MergeOutcome:
     resolved: list[tuple[str, ConflictKind, Strategy]] = field(default_factory=list)
     renames: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
+    hooks: list[HookResult] = field(default_factory=list)  # the hooks and checks that ran
+
+
+MERGE_EVENTS = ("pre-merge", "pre-commit")
 
 
 class BlobIO:
@@ -125,18 +130,28 @@ def merge_into_branch(
     strategy: Strategy | None = None,
     dry_run: bool = False,
     author: str | None = None,
+    hooks: HookOptions | None = None,
 ) -> MergeOutcome:
     """Merge the commit `theirs` (named `label` in messages) into `repo@branch`."""
     ours = _head(store, repo, branch)
     out = MergeOutcome("up to date", ours, theirs, dry_run=dry_run)
     if is_ancestor(store, theirs, ours):
         return out
+    gate = (hooks or HookOptions()).gate(store, branch, ours)
     if is_ancestor(store, ours, theirs) and ff is not FastForward.NEVER:
         out.status, out.base, out.tree = "fast-forward", ours, store.commit(theirs).tree
         if not dry_run:
+            # The branch moves to a version that exists: the gate runs before the move.
+            cand = Candidate(repo, branch, ours, theirs, out.tree, store.commit(ours).tree)
+            try:
+                gate.run(cand, MERGE_EVENTS)
+            finally:
+                gate.flush()
             with store.env.write() as txn:
                 db.set_ref(txn, repo, branch_ref(branch), theirs, ours, f"merge {label}: ff")
             out.commit = theirs
+            gate.post_commit(cand)
+            out.hooks = gate.results
         return out
     if ff is FastForward.ONLY:
         raise NotFastForward(
@@ -150,7 +165,7 @@ def merge_into_branch(
     text = message or f"merge {label} into {branch}"
     return _commit_merge(
         store, repo, branch, out, store.commit(base).tree, store.commit(theirs).tree,
-        (ours, theirs), text, strategy, author,
+        (ours, theirs), text, strategy, author, gate,
     )  # fmt: skip
 
 
@@ -165,14 +180,17 @@ def apply_change(
     strategy: Strategy | None = None,
     dry_run: bool = False,
     author: str | None = None,
+    hooks: HookOptions | None = None,
 ) -> MergeOutcome:
     """Apply the change from `base_tree` to `theirs_tree` to `repo@branch` as a one-parent
     commit (cherry-pick: a commit's parent → the commit; revert: the commit → its parent)."""
     ours = _head(store, repo, branch)
     out = MergeOutcome("up to date", ours, source, dry_run=dry_run)
+    gate = (hooks or HookOptions()).gate(store, branch, ours)
     return _commit_merge(
-        store, repo, branch, out, base_tree, theirs_tree, (ours,), message, strategy, author
-    )
+        store, repo, branch, out, base_tree, theirs_tree, (ours,), message, strategy, author,
+        gate,
+    )  # fmt: skip
 
 
 def _commit_merge(
@@ -186,6 +204,7 @@ def _commit_merge(
     message: str,
     strategy: Strategy | None,
     author: str | None,
+    gate: Gate,
 ) -> MergeOutcome:
     ours = out.ours
     ours_tree = store.commit(ours).tree
@@ -215,9 +234,20 @@ def _commit_merge(
         objects = tm.new_objects + blob_objects
         if tm.intermediate:
             objects = needed_objects(tm.tree, objects)
-        out.commit, _ = write_commit(store, req, tm.tree, parents, ours, writer, objects)
+        # A merge is gated as a merge and as a commit; a cherry-pick or revert as a commit.
+        events = MERGE_EVENTS if len(parents) > 1 else ("pre-commit",)
+        cand = Candidate(repo, branch, ours, tm.tree, tm.tree, ours_tree)
+        validate, step = gate.commit_steps(cand, events)
+        try:
+            out.commit, _ = write_commit(
+                store, req, tm.tree, parents, ours, writer, objects, None, validate, step
+            )
+        finally:
+            gate.flush()
     except BaseException:
         writer.discard()
         raise
     writer.reset()
+    gate.post_commit(cand)
+    out.hooks = gate.results
     return out

@@ -40,7 +40,8 @@ class PathRule:
     rule: Rule
 
 
-def glob_pattern(glob: str) -> re.Pattern[str]:
+def glob_pattern(glob: str, anywhere: bool = True) -> re.Pattern[str]:
+    """`glob` as a regex; with `anywhere`, a glob without '/' matches a name at any depth."""
     out = []
     i = 0
     while i < len(glob):
@@ -56,7 +57,7 @@ def glob_pattern(glob: str) -> re.Pattern[str]:
         out.append("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c))
         i += 1
     body = "".join(out)
-    return re.compile(("(?:.*/)?" if "/" not in glob else "") + body + "$")
+    return re.compile(("(?:.*/)?" if anywhere and "/" not in glob else "") + body + "$")
 
 
 def parse_rules(text: str, where: str = RULES_PATH) -> list[PathRule]:

@@ -53,6 +53,7 @@ from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
 from mlgitfs.repo import remotes, retentionsync
+from mlgitfs.repo.gate import Candidate, HookOptions
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import merge_into_branch
@@ -345,6 +346,31 @@ def _rejection(repo: str, ref: str, known: bytes | None, now: bytes | None) -> s
     return f"remote {name} moved from {short_hex(known)} to {short_hex(now or b'')}; pull first"
 
 
+def _pre_push(
+    store: Store,
+    repo: str,
+    todo: list[tuple[str, bytes, bytes | None, str | None]],
+    hooks: HookOptions,
+) -> None:
+    """pre-push hooks of each branch about to move on the remote, before anything is sent:
+    read from the pushed version (the local branch's head), with the remote's head (an
+    ancestor, so local) as the base; a refusal sends nothing."""
+    for ref, new, old, _ in todo:
+        if not ref.startswith("heads/"):
+            continue
+        branch, cid = ref.removeprefix("heads/"), ObjectId(new)
+        base = ObjectId(old) if old is not None else None
+        gate = hooks.gate(store, branch, cid)
+        cand = Candidate(
+            repo, branch, base, cid, store.commit(cid).tree,
+            store.commit(base).tree if base is not None else None,
+        )  # fmt: skip
+        try:
+            gate.run(cand, ("pre-push",))
+        finally:
+            gate.flush()
+
+
 def push(
     store: Store,
     repo: str,
@@ -353,6 +379,7 @@ def push(
     all_refs: bool = False,
     progress: Progress | None = None,
     pack_target: int = packs.PACK_TARGET,
+    hooks: HookOptions | None = None,
 ) -> SyncOutcome:
     t0 = time.perf_counter()
     rec = remotes.choose(store, remote)
@@ -390,6 +417,7 @@ def push(
             )
         else:
             todo.append((ref, new, old, etag))
+    _pre_push(store, repo, todo, hooks or HookOptions())
     set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"})
     if todo:
         store.remote.refresh(rec, CHUNKS)

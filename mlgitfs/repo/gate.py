@@ -1,0 +1,380 @@
+"""Running a repo's hooks and checks at an event, on a candidate version.
+
+A *gate* is one operation's run of the hooks that apply to its branch and events. Built-in
+checks (repo/checks.py) read the candidate in this process; hook commands run against a
+read-only view of the candidate (a mount of the candidate commit, or an exported directory
+where FUSE is missing), made by the `ViewMaker` the caller passes in, once per gate and
+only when a command is not answered from the cache.
+
+A command gets MLGITFS_REPO, MLGITFS_BRANCH, MLGITFS_EVENT, MLGITFS_BASE (empty for a first
+version), MLGITFS_CANDIDATE, MLGITFS_TREE and MLGITFS_VIEW in its environment, the view as
+its working directory, and on stdin the changed paths as JSON:
+
+    {"event": "pre-commit", "repo": ..., "branch": ..., "base": ..., "candidate": ...,
+     "tree": ..., "changes": [{"change": "modified", "path": "labels.csv",
+                              "old_path": null, "size": 1234}, ...]}
+
+It runs in a process group of its own, killed when it exits (its stragglers) or when its
+timeout passes. Its stdout and stderr go to files, so a chatty hook never blocks and never
+fills memory; the tail of each is kept for the message.
+
+Results are cached by (the hook's definition digest, the candidate's tree id): passes of
+commands, and every verdict of a built-in check (a deterministic function of both). A
+timeout or a crash is never cached; nor is a command's failure (its environment may be
+what failed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from mlgitfs.errors import HookRefused, PolicyError
+from mlgitfs.meta import hookresults
+from mlgitfs.model.ids import ObjectId, short_hex, to_hex
+from mlgitfs.model.objects import Commit
+from mlgitfs.repo.checks import run_check
+from mlgitfs.repo.diff import DiffEntry, diff_trees, with_renames
+from mlgitfs.repo.hooks import (
+    ContentReader,
+    Hook,
+    HooksFile,
+    check_candidate_file,
+    load_hooks,
+)
+from mlgitfs.repo.staged import StagedView
+from mlgitfs.repo.trees import walk
+from mlgitfs.store.facade import Store
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TAIL = 4000  # characters of a hook's stderr (and stdout) kept for the message
+TIMEOUT_CODE = 124  # a timed-out hook's status, as timeout(1) reports it
+
+
+class ViewMaker(Protocol):
+    """Makes a read-only directory holding `commit` of `repo`, for as long as it is open."""
+
+    def open(self, repo: str, commit: ObjectId) -> AbstractContextManager[Path]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HookResult:
+    name: str
+    kind: str  # hook, check
+    event: str
+    status: str  # passed, failed, timed out, crashed, skipped
+    code: int  # the command's exit status (-N: killed by signal N; 124: timed out)
+    output: str
+    cached: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("passed", "skipped")
+
+
+@dataclass
+class Candidate:
+    repo: str
+    branch: str
+    base: ObjectId | None  # the commit the candidate replaces (None: a first version)
+    commit: ObjectId
+    tree: ObjectId
+    base_tree: ObjectId | None
+
+
+def changes(reader: ContentReader, base_tree: ObjectId | None, tree: ObjectId) -> list[DiffEntry]:
+    from mlgitfs.model.changes import ChangeKind
+
+    if base_tree is None:
+        return [
+            DiffEntry(ChangeKind.ADDED, p.decode(errors="surrogateescape"), None, e)
+            for p, e in walk(reader, tree)
+            if not e.is_dir
+        ]
+    return with_renames(diff_trees(reader, base_tree, tree))
+
+
+def changes_json(event: str, c: Candidate, found: Sequence[DiffEntry]) -> bytes:
+    doc = {
+        "event": event,
+        "repo": c.repo,
+        "branch": c.branch,
+        "base": to_hex(c.base) if c.base else None,
+        "candidate": to_hex(c.commit),
+        "tree": to_hex(c.tree),
+        "changes": [
+            {
+                "change": d.change.value,
+                "path": d.path,
+                "old_path": d.old_path or None,
+                "size": d.new_size,
+            }
+            for d in found
+        ],
+    }
+    return json.dumps(doc).encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class Gate:
+    """The hooks of one operation on `repo@branch`, read from `hooks` (the branch's head)."""
+
+    store: Store
+    hooks: HooksFile
+    views: ViewMaker | None
+    results: list[HookResult] = field(default_factory=list)
+    _pending: list[tuple[str, ObjectId, bool, str, int]] = field(default_factory=list)
+
+    def post_commit(self, c: Candidate) -> None:
+        """post-commit hooks, once the branch moved: a failure is reported, never raised."""
+        self.run(c, ("post-commit",), refuse=False)
+        self.flush()
+
+    @classmethod
+    def load(
+        cls,
+        store: Store,
+        branch: str,
+        head: ObjectId | None,
+        views: ViewMaker | None,
+        no_verify: bool = False,
+    ) -> Gate:
+        """The gate of an operation on `branch`, whose hooks `head` holds (None: no hooks).
+        With `no_verify`, no hook runs: PolicyError where the branch's rules forbid that."""
+        hooks = load_hooks(store, store.commit(head).tree) if head is not None else HooksFile()
+        if no_verify:
+            if not hooks.allow_skip(branch):
+                raise PolicyError(
+                    f"--no-verify is not allowed on branch {branch!r} (allow_skip = false in "
+                    ".mlgitfs/hooks.toml); nothing was changed"
+                )
+            hooks = HooksFile(rules=hooks.rules)
+        return cls(store, hooks, views)
+
+    def _applying(self, branch: str, events: Sequence[str], commands: bool | None) -> list[Hook]:
+        out: dict[str, Hook] = {}  # a hook of several of the events runs once
+        for e in events:
+            for h in self.hooks.for_event(e, branch):
+                if commands is None or bool(h.command) == commands:
+                    out.setdefault(h.name, h)
+        return list(out.values())
+
+    def commit_steps(
+        self, c: Candidate, events: tuple[str, ...]
+    ) -> tuple[StagedCheck, CommandStep | None]:
+        """`write_commit`'s `validate` and `gate` for a commit gated at `events`: the
+        built-in checks read the staged candidate inside the commit's transaction (a refusal
+        leaves nothing behind), after the candidate's own hooks file is checked to parse;
+        commands run once its objects are in the store, before the branch moves (they read
+        it through a view another process serves)."""
+        commands = self._applying(c.branch, events, True)
+        return StagedCheck(self, c, events), CommandStep(self, c, events) if commands else None
+
+    # --- running -----------------------------------------------------------------------
+
+    def run(
+        self,
+        c: Candidate,
+        events: tuple[str, ...],
+        reader: ContentReader | None = None,
+        commands: bool | None = None,
+        refuse: bool = True,
+    ) -> None:
+        """Run the hooks of the gate's events on `c`; HookRefused at the first failure when
+        `refuse` (post- events only report)."""
+        reader = reader or self.store
+        todo = self._applying(c.branch, events, commands)
+        if not todo:
+            return
+        found: list[DiffEntry] | None = None
+        stack: list[AbstractContextManager[Path]] = []
+        view: Path | None = None
+        try:
+            for h in todo:
+                event = next(e for e in events if h.applies(e, c.branch))
+                res = self._cached(h, event, c)
+                if res is None:
+                    if found is None:
+                        found = changes(reader, c.base_tree, c.tree)
+                    if h.command:
+                        if view is None:
+                            view = self._view(c, stack)
+                        res = self._command(h, event, c, found, view)
+                    else:
+                        t0 = time.monotonic()
+                        v = run_check(h, reader, found)
+                        status = "passed" if v.ok else "failed"
+                        res = HookResult(
+                            h.name, "check", event, status, 0 if v.ok else 1, v.output,
+                            seconds=time.monotonic() - t0,
+                        )  # fmt: skip
+                        self._pending.append((h.digest, c.tree, v.ok, v.output, res.code))
+                self.results.append(res)
+                if not res.ok and refuse:
+                    raise _refusal(res, c)
+                if not res.ok:
+                    log.warning("%s %s %r %s: %s", event, res.kind, h.name, res.status, res.output)
+        finally:
+            for cm in reversed(stack):
+                cm.__exit__(None, None, None)
+
+    def _view(self, c: Candidate, stack: list[AbstractContextManager[Path]]) -> Path:
+        if self.views is None:
+            raise HookRefused(
+                f"hooks of {c.repo}@{c.branch} need a view of the candidate and none can be "
+                "made here; nothing was changed"
+            )
+        cm = self.views.open(c.repo, c.commit)
+        path = cm.__enter__()
+        stack.append(cm)
+        return path
+
+    def _cached(self, h: Hook, event: str, c: Candidate) -> HookResult | None:
+        with self.store.env.read() as txn:
+            hit = hookresults.get(txn, h.digest, c.tree)
+        if hit is None:
+            return None
+        ok, output, code = hit
+        status = "passed" if ok else "failed"
+        return HookResult(h.name, h.kind, event, status, code, output, cached=True)
+
+    def _command(
+        self, h: Hook, event: str, c: Candidate, found: Sequence[DiffEntry], view: Path
+    ) -> HookResult:
+        env = dict(os.environ)
+        env.update(
+            MLGITFS_REPO=c.repo,
+            MLGITFS_BRANCH=c.branch,
+            MLGITFS_EVENT=event,
+            MLGITFS_BASE=to_hex(c.base) if c.base else "",
+            MLGITFS_CANDIDATE=to_hex(c.commit),
+            MLGITFS_TREE=to_hex(c.tree),
+            MLGITFS_VIEW=str(view),
+        )
+        t0 = time.monotonic()
+        with (
+            tempfile.TemporaryFile() as stdin,
+            tempfile.TemporaryFile() as out,
+            tempfile.TemporaryFile() as err,
+        ):
+            stdin.write(changes_json(event, c, found))
+            stdin.seek(0)
+            status, code = _spawn(list(h.command), view, env, stdin, out, err, h.timeout)
+            text = _tail(err) or _tail(out)
+        seconds = time.monotonic() - t0
+        if status == "passed":
+            self._pending.append((h.digest, c.tree, True, text, 0))
+        log.info("%s hook %r on %s: %s in %.2fs", event, h.name, short_hex(c.tree), status, seconds)
+        return HookResult(h.name, "hook", event, status, code, text, seconds=seconds)
+
+    def flush(self) -> None:
+        """Write the verdicts worth keeping to the cache (after the operation's own
+        transaction, which they never share: a refusal aborts that one)."""
+        if not self._pending:
+            return
+        with self.store.env.write() as txn:
+            for digest, tree, ok, output, code in self._pending:
+                hookresults.put(txn, digest, tree, ok, output, code)
+        self._pending.clear()
+
+
+def _refusal(res: HookResult, c: Candidate) -> HookRefused:
+    what = {"failed": f"failed (exit {res.code})", "timed out": "timed out"}.get(res.status)
+    if what is None:
+        what = "crashed" + (
+            f" (killed by {signal.Signals(-res.code).name})" if res.code < 0 else f" ({res.code})"
+        )
+    out = f":\n{res.output}" if res.output else " (no output)"
+    cached = " (cached result)" if res.cached else ""
+    return HookRefused(
+        f"{res.event} {res.kind} {res.name!r} {what} on {c.repo}@{c.branch} "
+        f"(candidate {short_hex(c.commit)}){cached}; nothing was changed{out}",
+        res.name,
+        res.event,
+        res.output,
+    )
+
+
+def _spawn(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    stdin: IO[bytes],
+    out: IO[bytes],
+    err: IO[bytes],
+    timeout: float,
+) -> tuple[str, int]:
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=stdin, stdout=out, stderr=err, start_new_session=True
+        )
+    except OSError as exc:
+        err.write(f"cannot run {argv[0]}: {exc.strerror}".encode())
+        return "crashed", 127
+    try:
+        code = proc.wait(timeout=timeout)
+        status = "passed" if code == 0 else "failed" if code > 0 else "crashed"
+    except subprocess.TimeoutExpired:
+        err.write(f"\n(killed after {timeout:g} s)".encode())
+        status, code = "timed out", TIMEOUT_CODE
+    finally:
+        # The whole group: a hook's background children must not outlive it (nor keep the
+        # view busy so that it cannot be unmounted).
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return status, code
+
+
+def _tail(f: IO[bytes]) -> str:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(max(0, size - OUTPUT_TAIL))
+    text = f.read().decode(errors="replace").strip()
+    return ("..." + text if size > OUTPUT_TAIL else text).strip()
+
+
+@dataclass
+class StagedCheck:
+    gate: Gate
+    candidate: Candidate
+    events: tuple[str, ...]
+
+    def __call__(self, staged: StagedView) -> None:
+        self.candidate.commit = staged.commit_id
+        check_candidate_file(staged, self.candidate.base_tree, self.candidate.tree)
+        self.gate.run(self.candidate, self.events, staged, commands=False)
+
+
+@dataclass
+class CommandStep:
+    gate: Gate
+    candidate: Candidate
+    events: tuple[str, ...]
+
+    def __call__(self, cid: ObjectId, commit: Commit) -> None:
+        self.candidate.commit = cid
+        self.gate.run(self.candidate, self.events, self.gate.store, commands=True)
+
+
+@dataclass(frozen=True, slots=True)
+class HookOptions:
+    """What an operation's caller says about hooks: how to make a view, and --no-verify."""
+
+    views: ViewMaker | None = None
+    no_verify: bool = False
+
+    def gate(self, store: Store, branch: str, head: ObjectId | None) -> Gate:
+        return Gate.load(store, branch, head, self.views, self.no_verify)

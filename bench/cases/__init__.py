@@ -4,6 +4,7 @@
 from bench.cases import (
     checkouts,
     checkouts_edit,
+    hooks_gate,
     imports,
     memory,
     merging,
@@ -20,6 +21,7 @@ from bench.cases import (
 __all__ = [
     "checkouts",
     "checkouts_edit",
+    "hooks_gate",
     "imports",
     "memory",
     "merging",

@@ -170,16 +170,21 @@ def _table_findings(
     diff = codec.diff(old, new)
     plus: list[Row] = [r.row for r in diff.plus]
     for rec in diff.plus:
-        where = f"{path} {codec.where(new, rec.ref)}"
+        bad: list[str] = []
         for col, want in columns.items():
             cell = rec.row.get(col, ABSENT)
             if cell is ABSENT and have is None:
-                out.append(f"{where}: no field {col!r}")
+                bad.append(f"no field {col!r}")
             elif not _empty(fmt, cell) and not _type_ok(fmt, cell, want):
-                out.append(f"{where}: {col} = {codec.show(cell)!r} is not {want}")
+                bad.append(f"{col} = {codec.show(cell)!r} is not {want}")
         for col in key:
             if _empty(fmt, rec.row.get(col, ABSENT)):
-                out.append(f"{where}: empty key column {col!r}")
+                bad.append(f"empty key column {col!r}")
+        if bad:  # where() counts lines from the top: only for a row that is reported
+            where = f"{path} {codec.where(new, rec.ref)}"
+            out.extend(f"{where}: {b}" for b in bad)
+            if len(out) > MAX_FINDINGS:
+                break
     if key:
         out.extend(_duplicates(codec, path, new, key, plus, [r.row for r in diff.minus], old))
     return out

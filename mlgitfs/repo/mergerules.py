@@ -18,6 +18,7 @@ rule change merged in applies from the next merge on.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class PathRule:
     rule: Rule
 
 
+@functools.lru_cache(maxsize=1024)  # checks match every changed path against a few globs
 def glob_pattern(glob: str, anywhere: bool = True) -> re.Pattern[str]:
     """`glob` as a regex; with `anywhere`, a glob without '/' matches a name at any depth."""
     out = []

@@ -287,3 +287,21 @@ def test_refusal_leaves_store_fsck_clean_and_api_raises(
         api.import_dir(home, "ds", src, "v2")
     assert info.value.hook == "probe" and info.value.event == "pre-commit"
     assert "labels are bad" in info.value.output
+
+
+def test_gc_during_a_hook_refuses_the_commit(cli: Cli, tmp_path: Path, home: Path) -> None:
+    """A hook runs between the candidate's objects and the ref move; a gc sweep there sees
+    the candidate unreachable and takes it. The ref move then refuses (exit 14)."""
+    mlgitfs = Path(sys.executable).parent / "mlgitfs"
+    toml = (
+        '[[hook]]\nname = "gc"\nevents = ["pre-commit"]\n'
+        f"command = {json.dumps([str(mlgitfs), '--home', str(home), '-q', 'gc'])}\n"
+    )
+    src = setup(cli, tmp_path, toml)
+    before = head(home)
+    (src / "a.txt").write_text("swept while checked")
+    res = cli("import", "ds", str(src), "-m", "v2", code=14)
+    assert "gc ran while the hooks of ds@main ran" in res.stderr
+    assert head(home) == before
+    cli("import", "ds", str(src), "-m", "v2", "--no-verify")  # the retry commits
+    assert head(home) != before

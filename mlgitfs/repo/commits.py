@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlgitfs.errors import ConflictError, UnknownRef, UsageError
-from mlgitfs.meta import db
+from mlgitfs.meta import db, gcstate
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, short_hex
@@ -96,14 +96,21 @@ def write_commit(
         db.put_object(txn, cid, data)
         db.put_generation(txn, cid, 1 + max(parent_gens.values(), default=0))
 
+    epoch = 0
     if gate is not None:
         with store.env.write() as txn:
             put(txn)
+            epoch = gcstate.epoch(txn)
         writer.reset()  # the segments are the store's now: a refusal must not delete them
         gate(cid, commit)
     with store.env.write() as txn:
         if gate is None:
             put(txn)
+        elif gcstate.epoch(txn) != epoch:  # no root held the candidate: a sweep may have
+            raise ConflictError(  # taken its objects
+                f"gc ran while the hooks of {req.repo}@{req.branch} ran; nothing was "
+                "committed: run it again"
+            )
         try:
             db.set_ref(
                 txn,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import shutil
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
-from mlgitfs.errors import ConflictError
+from mlgitfs.errors import ConflictError, MissingObject
 from mlgitfs.meta import chunks, gcstate
 from tests.conftest import Cli
 from tests.gchelpers import forget_reflog, random_files, segment_bytes, store_files
@@ -153,3 +155,53 @@ def test_expired_versions_lose_contents_keep_history(home: Path, tmp_path: Path)
     _read_back(home, tmp_path, "ds@main", versions[2])
     report = api.fsck(home)
     assert report.clean and report.expired == 2
+
+
+def test_readers_of_a_rewritten_segment(home: Path, tmp_path: Path) -> None:
+    """A reader that looked a location up before gc moved the chunk reads the old file
+    through its open descriptor, or looks again; its descriptor of the deleted file is
+    closed when it next opens a segment, so the disk space comes back."""
+    from mlgitfs.model.ids import ChunkId
+    from mlgitfs.store.cache import ChunkCache
+
+    api.init(home, "ds", "dataset", "mutable")
+    random_files(tmp_path / "all", 8, 200_000, 4)
+    api.import_dir(home, "ds@side", tmp_path / "all", "both")
+    keep_dir = tmp_path / "keep"
+    shutil.copytree(tmp_path / "all", keep_dir)
+    for p in sorted(keep_dir.rglob("*.bin"))[:6]:
+        p.unlink()
+    api.import_dir(home, "ds@main", keep_dir, "a quarter")
+    store = api.open_store(home)
+    reader = ChunkCache(home / "chunks", store.env)  # another reader's descriptors
+    with store.env.read() as txn:
+        live = [ChunkId(e.id and bytes.fromhex(e.id)) for e in api.ls(home, "ds@main", True)
+                if e.kind == "file"]  # fmt: skip
+        old = {cid: reader.location(txn, cid) for cid in live}
+    first = live[0]
+    assert reader.read_at(first, old[first])  # opens (and keeps) the old segment
+    api.branch_delete(home, "ds@side", force=True)
+    forget_reflog(store)
+    assert api.gc(home).segments_rewritten == 1
+    assert not store.chunks.segment_path(old[first].segment).exists()
+    assert reader.read_at(first, old[first])  # the open descriptor still reads it
+    fresh = ChunkCache(home / "chunks", store.env)  # a reader with no descriptor open
+    with pytest.raises(MissingObject):
+        fresh.read_at(live[1], old[live[1]])
+    for cid in live:
+        assert store.read_chunk(cid)  # looks the moved location up again
+    with store.env.read() as txn:
+        moved = reader.location(txn, live[1])
+    assert moved is not None and moved.segment != old[live[1]].segment
+    reader.read_at(live[1], moved)  # opening the new segment closes the deleted one's fd
+    assert not [d for d in _open_files() if d.endswith(".seg (deleted)")]
+    reader.close()
+    fresh.close()
+
+
+def _open_files() -> list[str]:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return out

@@ -4,6 +4,7 @@
 from bench.cases import (
     checkouts,
     checkouts_edit,
+    gc,
     hooks_gate,
     imports,
     memory,
@@ -21,6 +22,7 @@ from bench.cases import (
 __all__ = [
     "checkouts",
     "checkouts_edit",
+    "gc",
     "hooks_gate",
     "imports",
     "memory",

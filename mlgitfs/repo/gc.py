@@ -108,7 +108,15 @@ def _run(store: Store, res: GcResult, now: int) -> None:
         cand = _candidates(txn, marker)
     res.expired = [f"{e.repo}@{short_hex(e.commit)} ({e.reason})" for e in expiries.values()]
     res.seconds_mark = time.perf_counter() - t0
-    segments = [(s, size) for s, size in store.chunks.segments() if s <= cand.segment_limit]
+    # Only segments S saw garbage in enough to act on; the rest are not even opened (the
+    # sweep deletes only candidates, which S did not count as live: S's count is an upper
+    # bound, and store/compact.py decides again under each segment's lock).
+    segments = [
+        (seg, size)
+        for seg, size in store.chunks.segments()
+        if seg <= cand.segment_limit
+        and (cand.live_bytes.get(seg, 0) == 0 or cand.live_bytes[seg] < res.threshold * size)
+    ]
     if res.dry_run:
         res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)
         res.objects, res.object_bytes = len(cand.objects), sum(n for _, n in cand.objects)

@@ -67,6 +67,8 @@ def mount(
         render.message(
             f"mounted {info.revspec} ({what}) at {info.mountpoint}, daemon pid {info.pid}"
         )
+        if info.expired:
+            render.message(f"mlgitfs: warning: {info.expired}: reading its files gives EIO")
 
 
 @click.command()
@@ -87,7 +89,9 @@ def mounts(c: Ctx, as_json: bool) -> None:
     """List the mounts of the store: mountpoint, revspec, commit (for a writable mount,
     the commit its overlay is based on now; "-" for a mount of several versions, whose
     revspec lists what it shows), ro/rw, and the daemon's pid, or "dead" for a mount whose
-    daemon died ('mlgitfs unmount' cleans it up). --json adds alive: false."""
+    daemon died ('mlgitfs unmount' cleans it up). --json adds alive: false. A version
+    that expired (retention; gc let its file contents go) has a line saying so below its own,
+    and `expired` (the reason) in --json."""
     items = api.mounts(c.home)
     if as_json:
         render.emit_json(items)
@@ -96,6 +100,8 @@ def mounts(c: Ctx, as_json: bool) -> None:
         mode = "ro" if m.read_only else "rw"
         state = f"pid {m.pid}" if m.alive else f"dead (pid {m.pid} gone: 'mlgitfs unmount' it)"
         click.echo(f"{m.mountpoint}\t{m.revspec}\t{m.commit[:12] or '-'}\t{mode}\t{state}")
+        if m.expired:
+            click.echo(f"  expired: {m.expired}")
 
 
 @click.command()

@@ -184,3 +184,46 @@ def test_push_delete_guards_and_effect(cli: Cli, ds: Path, remote: Remote, tmp_p
     assert json.loads(third("tag", "ds", "--json").stdout) == []
     other("fetch", "ds")
     other("show", "ds@origin/dev", code=4)
+
+
+def test_reading_an_expired_version_names_the_rule(
+    home: Path, cli: Cli, tmp_path: Path, mounter: Mounter
+) -> None:
+    """Retention expires ds~2 and ds~1, gc lets their own contents go: reading them is
+    VersionExpired (exit 26) naming the rule, in the CLI; EIO in a mount, with the rule in the
+    daemon log and in `mounts`. Their history, names and sizes remain."""
+    src = write_tree(tmp_path / "src", {"shared.txt": "in every version\n"})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    for i in range(3):
+        (src / "own.bin").write_bytes(bytes([i]) * 300_000 + b"%d" % i)
+        cli("import", "ds", str(src), "-m", f"v{i}")
+    old = _id(cli, "ds~2")
+    cli("retention", "set", "ds", "--keep-last", "1")
+    cli("config", "reflog-expiry", "0")
+    cli("gc")
+    rule = "retention of ds@* (keep-last 1, tags kept)"
+    err = cli("cat", "ds~2:own.bin", code=26).stderr
+    assert f"ds@{old[:12]} has expired" in err and rule in err and "UTC" in err
+    assert cli("cat", "ds~2:shared.txt").stdout == "in every version\n"  # a kept version's
+    out = tmp_path / "out"
+    assert rule in cli("export", "ds~2", str(out), code=26).stderr
+    assert not out.exists()  # what the export made is removed
+    assert [c["message"] for c in json.loads(cli("log", "ds", "--json").stdout)] == [
+        "v2", "v1", "v0"]  # fmt: skip
+    sizes = {e["path"]: e["size"] for e in json.loads(cli("ls", "ds~2", "--json").stdout)}
+    assert sizes["own.bin"] == 300_001
+    assert "0 added, 1 modified" in cli("diff", "ds~2", "ds").stdout
+    assert cli("cat", "ds:own.bin").stdout_bytes == b"\x02" * 300_000 + b"2"
+    if fuse_skip_reason() is not None:
+        return
+    api.close_store(home)
+    mp = mounter(f"ds@{old}", "old")
+    assert (mp / "shared.txt").read_text() == "in every version\n"
+    with pytest.raises(OSError) as caught:
+        (mp / "own.bin").read_bytes()
+    assert caught.value.errno == 5  # EIO
+    listed = json.loads(mlgitfs(home, "mounts", "--json").stdout)
+    assert rule in listed[0]["expired"]
+    assert f"expired: ds@{old[:12]} has expired" in mlgitfs(home, "mounts").stdout
+    log = (home / "mounts" / "daemon.log").read_text()
+    assert "own.bin" in log and rule in log

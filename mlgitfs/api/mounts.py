@@ -9,9 +9,10 @@ from pathlib import Path
 from mlgitfs.api._common import open_store
 from mlgitfs.api.doctor import warn_if_stock
 from mlgitfs.errors import MlgitError, UsageError
-from mlgitfs.model.ids import to_hex
+from mlgitfs.model.ids import HEX_LEN, ObjectId, is_hex_prefix, to_hex
 from mlgitfs.model.revspec import Revspec, parse_repo_branch, parse_revspec
 from mlgitfs.repo import refs
+from mlgitfs.repo.expiry import expired_error
 from mlgitfs.store.facade import Store, parse_size
 
 # --- mounts ---------------------------------------------------------------------------------
@@ -26,6 +27,7 @@ class MountInfo:
     read_only: bool
     fsname: str
     alive: bool = True  # False: the daemon died and the kernel still holds the mount
+    expired: str = ""  # the version expired (retention; gc let its contents go): why
 
 
 def mount(
@@ -71,6 +73,7 @@ def mount(
             "commit": to_hex(r.commit_id),
             "path": r.spec.path_str,
             "cache_bytes": cache_bytes,
+            "repo": r.repo,
         },
     )
     if writable:
@@ -92,8 +95,9 @@ def mount(
     if result is None:
         return None
     return MountInfo(
-        shown, to_hex(r.commit_id), result.mountpoint, result.pid, not writable, result.fsname
-    )
+        shown, to_hex(r.commit_id), result.mountpoint, result.pid, not writable, result.fsname,
+        expired=_expired(store, r.repo, to_hex(r.commit_id)),
+    )  # fmt: skip
 
 
 def _repo_only(spec: Revspec) -> bool:
@@ -177,8 +181,18 @@ def mounts(home: Path | None) -> list[MountInfo]:
         commit = m.commit
         if not m.read_only:  # a commit from the mount moved its base since the record
             commit = _checkout_base(store, m.revspec) or commit
-        out.append(MountInfo(m.revspec, commit, m.mountpoint, m.pid, m.read_only, m.fsname, alive))
+        expired = _expired(store, m.revspec.partition("@")[0], commit)
+        out.append(MountInfo(m.revspec, commit, m.mountpoint, m.pid, m.read_only, m.fsname, alive,
+                             expired))  # fmt: skip
     return out
+
+
+def _expired(store: Store, repo: str, commit: str) -> str:
+    """Why the version `commit` (hex) shows no file contents, if it expired; else ""."""
+    if not is_hex_prefix(commit) or len(commit) != HEX_LEN:
+        return ""  # several versions ("-"), or a record this version cannot read
+    err = expired_error(store, repo, ObjectId(bytes.fromhex(commit)))
+    return "" if err is None else err.message
 
 
 def _checkout_base(store: Store, revspec: str) -> str | None:

@@ -42,6 +42,7 @@ from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import history, ingest, lineage, refs
 from mlgitfs.repo.commits import CommitRequest
+from mlgitfs.repo.expiry import explain_missing
 from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
 from mlgitfs.store.facade import Store, default_home, parse_size
 
@@ -117,7 +118,8 @@ def export(
 ) -> ExportResult:
     store = open_store(home)
     r = refs.resolve(store, revspec)
-    s = export_mod.export_entry(store, r.entry, r.commit.tree, dest, progress)
+    with explain_missing(store, r.repo, r.commit_id):
+        s = export_mod.export_entry(store, r.entry, r.commit.tree, dest, progress)
     return ExportResult(s.files, s.dirs, s.symlinks, s.bytes)
 
 
@@ -187,8 +189,9 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
         raise PathNotFound(f"{revspec} is a directory; use 'mlgitfs ls'")
     if r.entry.kind is EntryKind.SYMLINK:
         raise PathNotFound(f"{revspec} is a symlink to {r.entry.ref.decode(errors='replace')}")
-    for c in file_chunks(store, r.entry):
-        yield chunk_bytes(store, c)
+    with explain_missing(store, r.repo, r.commit_id):
+        for c in file_chunks(store, r.entry):
+            yield chunk_bytes(store, c)
     store.remote.drain()  # what was fetched is cached once the last bytes are out
 
 

@@ -15,15 +15,20 @@ window of retention too: set `config reflog-expiry` to shorten it).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from mlgitfs.errors import MissingObject, VersionExpired
 from mlgitfs.meta import checkouts, db, reflog, retention
 from mlgitfs.meta.env import ReadTxn
-from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit, decode
 from mlgitfs.model.retention import Rule, rule_for
 from mlgitfs.model.revspec import BRANCH_QUALIFIER, TAG_QUALIFIER
 from mlgitfs.repo import retention as policy_math
+from mlgitfs.store.facade import Store
 
 TRACKING = "remotes/"
 
@@ -136,3 +141,34 @@ def expired_commits(txn: ReadTxn, now_ns: int) -> frozenset[ObjectId]:
     tree metadata (the contract with gc: it marks from meta.roots.gc_roots and does not
     mark the chunks of these commits' files unless a kept version holds them too)."""
     return frozenset(e.commit for e in expiry(txn, now_ns))
+
+
+def expired_error(store: Store, repo: str, commit: ObjectId) -> VersionExpired | None:
+    """The error a read of `commit`'s missing file contents should give when gc let them go
+    because the version expired (its expiry record names the rule); None otherwise."""
+    with store.env.read() as txn:
+        record = retention.get_expired(txn, commit)
+    if record is None:
+        return None
+    when = dt.datetime.fromtimestamp(record.time_ns // 1_000_000_000, dt.UTC)
+    return VersionExpired(
+        short_hex(commit),
+        f"{repo}@{short_hex(commit)} has expired: its file contents were let go by gc on "
+        f"{when:%Y-%m-%d %H:%M} UTC under the {record.reason}; its history, names and sizes "
+        "remain (log, ls, diff)",
+    )
+
+
+@contextmanager
+def explain_missing(store: Store, repo: str, commit: ObjectId) -> Iterator[None]:
+    """Turn a MissingObject met while reading `commit`'s files into VersionExpired when the
+    version expired (a chunk missing for another reason stays what it is)."""
+    try:
+        yield
+    except VersionExpired:
+        raise
+    except MissingObject as exc:
+        err = expired_error(store, repo, commit)
+        if err is None:
+            raise
+        raise err from exc

@@ -44,13 +44,16 @@ def _sub_tree(store: Store, commit: ObjectId, path: tuple[bytes, ...]) -> tuple[
 def snapshot_view(arg: dict[str, Any], context: ViewContext) -> SnapshotView:
     """One version, or one directory of it (`path`)."""
     store = Store.open(Path(arg["home"]))
-    tree, time_ns = _sub_tree(store, ObjectId(from_hex(arg["commit"])), _path(arg))
+    commit = ObjectId(from_hex(arg["commit"]))
+    tree, time_ns = _sub_tree(store, commit, _path(arg))
     return SnapshotView(
         store,
         tree,
         time_ns=time_ns,
         cache_bytes=int(arg.get("cache_bytes", 256 << 20)),
         prefill=context.prefill,
+        commit=commit,
+        repo=str(arg.get("repo", "")),
     )
 
 

@@ -273,6 +273,8 @@ class VersionsView:
             ino_limit=1 << VERSION_SHIFT,
             warm_up=False,  # the mount's view warms the remotes up once
             prefill=self._version_prefill(base),
+            commit=commit,
+            repo=d.repo or "",
         )
         v = _Version(base, d.ino, name, view)
         self._versions[base >> VERSION_SHIFT] = v

@@ -35,9 +35,10 @@ from typing import TypeVar
 
 import trio
 
-from mlgitfs.errors import FsError, MlgitError
+from mlgitfs.errors import FsError, MissingObject, MlgitError
 from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.expiry import expired_error
 from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.facade import Store
@@ -83,13 +84,19 @@ class SnapshotView:
         ino_limit: int = 1 << 63,
         warm_up: bool = True,
         prefill: Prefill | None = None,
+        commit: ObjectId | None = None,
+        repo: str = "",
     ) -> None:
         """`reader`: a `FileReader` shared with other views of the same store (one chunk
         cache for several versions); `ino_limit`: the view's inode numbers stay below it
         (a multi-version mount gives each version a range of its own, vfs/multi.py);
         `warm_up`: open the remotes' transports on attach (once per mount is enough);
-        `prefill`: hands files to the kernel's page cache (vfs/prefill.py); None: never."""
+        `prefill`: hands files to the kernel's page cache (vfs/prefill.py); None: never;
+        `commit` and `repo`: the version shown, so that a read of contents gc let go because
+        the version expired says so (EIO, with the rule in the log)."""
         self.store = store
+        self.commit = commit
+        self.repo = repo
         self.tree = tree
         self.time_ns = time_ns
         self.read_chunk: ChunkReader = chunk_reader or store.read_chunk
@@ -301,10 +308,13 @@ class SnapshotView:
 
     async def read_parts(self, ino: InodeNo, offset: int, size: int) -> list[memoryview]:
         node = self._node(ino)
-        state = await self._layout(node)
-        parts = await self._reader.read_parts(
-            state, offset, size, node.path, partial(self._fetch_dir_ahead, node)
-        )
+        try:
+            state = await self._layout(node)
+            parts = await self._reader.read_parts(
+                state, offset, size, node.path, partial(self._fetch_dir_ahead, node)
+            )
+        except FsError as exc:
+            raise self._explained(exc, node) from exc.__cause__
         total = state.offsets[-1] if state.offsets else 0
         if self._prefiller is not None and self._nursery is not None and total <= PREFILL_FILE_MAX:
             parent = self._nodes.get(node.parent)  # None: forgotten while this read waited
@@ -313,6 +323,17 @@ class SnapshotView:
                     self._nursery, parent.ino, partial(self._prefill_list, parent)
                 )
         return parts
+
+    def _explained(self, exc: FsError, node: _Node) -> FsError:
+        """EIO from a missing chunk of an expired version: logged with the rule that let it
+        go (the daemon log; `mlgitfs mounts` shows the version as expired)."""
+        if self.commit is None or not isinstance(exc.__cause__, MissingObject):
+            return exc
+        expired = expired_error(self.store, self.repo, self.commit)
+        if expired is None:
+            return exc
+        log.error("cannot read %r: %s", node.path, expired.message)
+        return FsError(errno.EIO, expired.message)
 
     def _unread_small_files(self, parent: _Node) -> Iterator[tuple[InodeNo, ChunkId, int]]:
         """(inode, chunk, size) of the small single-chunk files of a directory that the

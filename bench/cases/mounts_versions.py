@@ -3,12 +3,12 @@ not yet opened in a mount of a whole repo (`mlgitfs mount REPO MNT`, `MNT/@REF/`
 
 One repo: a synthetic version of many files (`v1`, testsupport/synth.py) and VERSIONS small
 versions imported with the CLI, each tagged (`t01`...). ROUNDS fresh mounts of the repo; in
-each, for each version in turn, caches dropped, the wall time of the first `open` + `read` of one file under
-`@TAG/` (or `@COMMIT-PREFIX/`): the kernel looks up the version's name (the daemon resolves the
-ref, decodes the commit, opens a view), then the file's name, then reads. Timed in this
-process (no interpreter start-up), after one first access to `@main` that is not counted (the
-mount's first request). Each name keeps its best round. The baseline row is the same access to a file not looked
-up yet inside a version already opened.
+each, for each version in turn, caches dropped, the wall time of the first `open` + `read` of
+one file under `@TAG/` (or `@COMMIT-PREFIX/`): the kernel looks up the version's name (the
+daemon resolves the ref, decodes the commit, opens a view), then the file's name, then reads.
+Timed in this process (no interpreter start-up), after one first access to `@main` that is
+not counted (the mount's first request). Each name keeps its best round. The baseline row is
+the same access to a file not looked up yet inside a version already opened.
 """
 
 from __future__ import annotations

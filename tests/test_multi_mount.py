@@ -186,3 +186,40 @@ def test_each_version_keeps_the_kernel_caches(
         assert counts["readdir"] == after_first["readdir"]
     if NO_OPEN:
         assert counts.get("open", 0) <= 1
+
+
+def test_a_damaged_version_fails_alone(
+    versions: dict[str, str], home: Path, mounter: Mounter
+) -> None:
+    """A chunk of v2 that fails its check: EIO for that file of that version; every other
+    version, and versions opened afterwards, still read (the daemon serves on)."""
+    from mlgitfs.repo.refs import resolve
+    from mlgitfs.repo.trees import file_chunks
+
+    store = api.open_store(home)
+    entry = resolve(store, "ds@v2:labels.csv").entry
+    assert entry is not None
+    [ref] = file_chunks(store, entry)
+    with store.env.read() as txn:
+        loc = store.chunks.location(txn, ref.id)
+    assert loc is not None
+    seg = store.chunks.segment_path(loc.segment)
+    api.close_store(home)
+    with open(seg, "r+b") as f:
+        f.seek(loc.offset + 3)
+        good = f.read(1)
+        f.seek(loc.offset + 3)
+        f.write(bytes([good[0] ^ 0xFF]))
+    try:
+        mp = mounter("ds")
+        with pytest.raises(OSError) as info:
+            (mp / "@v2" / "labels.csv").read_bytes()
+        assert info.value.errno == errno.EIO
+        assert (mp / "@v2" / "only-v2.txt").read_text() == "v2"
+        assert (mp / "@v1" / "only-v1.txt").read_text() == "v1"
+        assert (mp / f"@{versions['v3'][:6]}" / "only-v3.txt").read_text() == "v3"
+        assert ref.id.hex()[:12] in (home / "mounts" / "daemon.log").read_text()
+    finally:
+        with open(seg, "r+b") as f:
+            f.seek(loc.offset + 3)
+            f.write(good)

@@ -123,7 +123,9 @@ def push(
 def fetch(c: Ctx, repo: str, remote_name: str | None, as_json: bool) -> None:
     """Fetch the refs of REPO and the history they name (not file contents): they become
     remote-tracking refs, REPO@REMOTE/BRANCH (REPO@origin/main)."""
-    _updates(api.fetch(c.home, repo, remote_name), as_json)
+    with render.progress(c, "fetching", "objects") as bar:
+        r = api.fetch(c.home, repo, remote_name, bar)
+    _updates(r, as_json)
 
 
 @click.command()
@@ -150,7 +152,8 @@ def pull(
     from .mergecmds import conflicts
 
     try:
-        r = api.pull(c.home, target, remote_name, ff_only, strategy)
+        with render.progress(c, "pulling", "objects") as bar:
+            r = api.pull(c.home, target, remote_name, ff_only, strategy, bar)
     except MergeConflict as exc:
         conflicts(exc.conflicts, as_json)
         raise
@@ -180,16 +183,19 @@ def clone(
     remote_name: str,
     as_json: bool,
 ) -> None:
-    """Clone REPO from URL as LOCAL_NAME (default REPO): refs and history now, file
-    contents on demand. The only command besides init that creates a store; a clone that
-    fails or is interrupted leaves nothing behind (no store, no remote, no directory)."""
-    r = api.clone(c.home, url, repo, local_name, endpoint_url, remote_name)
+    """Clone REPO from URL as LOCAL_NAME (default REPO): refs and history now (the progress
+    bar counts those objects, commits and root trees), file contents on demand. The only
+    command besides init that creates a store; a clone that fails or is interrupted leaves
+    nothing behind (no store, no remote, no directory)."""
+    with render.progress(c, "cloning", "objects") as bar:
+        r = api.clone(c.home, url, repo, local_name, endpoint_url, remote_name, bar)
     if as_json:
         render.emit_json(r)
         return
     render.message(
         f"cloned {repo} from {url} as {r.repo.name} ({r.repo.kind}, {r.repo.mutability}): "
-        f"{r.repo.branches} branches, {r.repo.tags} tags, remote {r.remote}"
+        f"{r.repo.branches} branches, {r.repo.tags} tags, remote {r.remote}; "
+        f"{r.fetch.objects} objects ({render.human(r.fetch.bytes)}) in {r.fetch.seconds:.2f}s"
     )
 
 

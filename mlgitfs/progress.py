@@ -1,9 +1,10 @@
 """Progress of long operations: how much is done and, once known, how much there is.
 
 A progress callback is called with (items done, bytes done) in the operation's own unit
-(import and export: files; push and prefetch: chunks). One that also has a `total` method
-(`Totals`) is told the totals as soon as the operation knows them, so a bar can show a
-percentage, a rate and the time left; `announce` does that for any callback.
+(import and export: files; push, prefetch and fsck: chunks; clone, fetch and pull: metadata
+objects, commits and root trees, since they fetch no file contents). One that also has a
+`total` method (`Totals`) is told the totals as soon as the operation knows them, so a bar
+can show a percentage, a rate and the time left; `announce` does that for any callback.
 """
 
 from __future__ import annotations

@@ -1,15 +1,19 @@
 """Progress counts the unit it names and is told the totals where they are known: import and
 export count files, push and prefetch chunks, fsck chunks (push counted chunks plus metadata
-objects as "files", prefetch counted chunks as files)."""
+objects as "files", prefetch counted chunks as files); clone, fetch and pull count the
+objects of history they fetch (commits and root trees: no file contents), with their bytes."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
+from mlgitfs_cli.render import human
+
 from mlgitfs import api
-from tests.conftest import write_tree
+from tests.conftest import Cli, write_tree
 
 
 class Recorder:
@@ -59,7 +63,9 @@ def test_progress_units_and_totals(tmp_path: Path, home: Path) -> None:
     assert rec.calls[-1][0] == 300  # chunks, not chunks + metadata objects
 
     other = tmp_path / "other"
-    api.clone(other, (tmp_path / "remote").as_uri(), "ds")
+    rec = Recorder()
+    cloned = api.clone(other, (tmp_path / "remote").as_uri(), "ds", progress=rec)
+    check_history_count(other, "ds", rec, cloned.fetch.objects, cloned.fetch.bytes)
     rec = Recorder()
     got = api.prefetch(other, "ds@main:d3", rec)
     assert rec.totals == (got.chunks, None) and rec.calls[-1][0] == got.chunks
@@ -70,3 +76,56 @@ def test_progress_units_and_totals(tmp_path: Path, home: Path) -> None:
     report = api.fsck(home, progress=rec)
     assert report.clean and rec.totals == (report.chunks, None)
     assert rec.calls[-1] == (report.chunks, 0)
+
+
+def check_history_count(
+    home: Path, repo: str, rec: Recorder | None, objects: int, nbytes: int
+) -> None:
+    """What a clone or fetch counted is every commit of the repo's refs and each ref's root
+    tree, with the bytes of those objects as stored."""
+    from mlgitfs.meta import db
+    from mlgitfs.model.ids import ObjectId
+
+    store = api.open_store(home)
+    with store.env.read() as txn:
+        heads = {oid for _, oid in db.list_refs(txn, repo)}
+    commits = {c.id for h in heads for c in api.log(home, f"{repo}@{h.hex()}")}
+    want = {bytes.fromhex(c) for c in commits} | {
+        bytes.fromhex(api.log(home, f"{repo}@{h.hex()}", limit=1)[0].tree) for h in heads
+    }
+    with store.env.read() as txn:
+        sizes = [len(db.get_object_bytes(txn, ObjectId(o)) or b"") for o in want]
+    assert objects == len(want) and nbytes == sum(sizes) > 0
+    if rec is not None:
+        assert rec.calls[-1] == (objects, nbytes)
+        assert [c for c, _ in rec.calls] == sorted(c for c, _ in rec.calls)  # never goes back
+
+
+def test_clone_and_fetch_count_history_objects(tmp_path: Path, home: Path) -> None:
+    """Through the CLI: clone and fetch report the history objects and bytes they fetched,
+    and a progress callback is told the same."""
+    src = write_tree(tmp_path / "src", {"a.txt": "a"})
+    api.init(home, "ds", "dataset", "mutable")
+    for i in range(5):
+        (src / "a.txt").write_text(f"v{i}")
+        api.import_dir(home, "ds", src, f"v{i}")
+    url = (tmp_path / "remote").as_uri()
+    api.remote_add(home, "origin", url)
+    api.push(home, "ds")
+    other = tmp_path / "other"
+    got = json.loads(Cli(other)("clone", url, "ds", "--json").stdout)["fetch"]
+    assert got["objects"] == 6  # five commits and the head's root tree
+    check_history_count(other, "ds", None, got["objects"], got["bytes"])
+    text = Cli(tmp_path / "third")("clone", url, "ds").stderr
+    assert f"; 6 objects ({human(got['bytes'])}) in " in text
+    api.close_store(tmp_path / "third")
+    text = Cli(other)("clone", url, "ds", "again").stderr  # the history is already here
+    assert "; 0 objects (0 B) in " in text
+
+    (src / "a.txt").write_text("v5")
+    api.import_dir(home, "ds", src, "v5")
+    api.push(home, "ds")
+    rec = Recorder()
+    fetched = api.fetch(other, "ds", progress=rec)
+    assert fetched.objects == 2 and rec.calls[-1] == (2, fetched.bytes)  # one commit, one tree
+    api.close_store(other)

@@ -158,8 +158,12 @@ def push_delete(
     return _sync_result("push", out)
 
 
-def fetch(home: Path | None, repo: str, remote: str | None = None) -> SyncResult:
-    return _sync_result("fetch", sync_mod.fetch(open_store(home), check_repo_name(repo), remote))
+def fetch(
+    home: Path | None, repo: str, remote: str | None = None, progress: Progress | None = None
+) -> SyncResult:
+    """Fetch REPO's refs and history; `progress` counts objects (commits, root trees)."""
+    out = sync_mod.fetch(open_store(home), check_repo_name(repo), remote, progress)
+    return _sync_result("fetch", out)
 
 
 def pull(
@@ -168,6 +172,7 @@ def pull(
     remote: str | None = None,
     ff_only: bool = False,
     strategy: str | None = None,
+    progress: Progress | None = None,
 ) -> SyncResult:
     """Fetch, then fast-forward REPO@BRANCH, or merge the remote's branch into it when the
     two diverged (unless `ff_only`): MergeConflict when that merge has conflicts."""
@@ -175,7 +180,7 @@ def pull(
     if strategy is not None and strategy not in ("ours", "theirs"):
         raise UsageError(f"--strategy is ours or theirs, not {strategy!r}")
     chosen = Strategy(strategy) if strategy is not None else None
-    out = sync_mod.pull(open_store(home), repo, branch, remote, None, ff_only, chosen)
+    out = sync_mod.pull(open_store(home), repo, branch, remote, progress, ff_only, chosen)
     return _sync_result("pull", out)
 
 
@@ -186,12 +191,15 @@ def clone(
     local_name: str | None = None,
     endpoint_url: str | None = None,
     remote: str = "origin",
+    progress: Progress | None = None,
 ) -> CloneResult:
+    """Clone REPO from URL: its refs and history (`progress` counts those objects: commits
+    and root trees, and their bytes); file contents come on demand."""
     where = (home or default_home()).absolute()
     fresh = not where.exists()  # a clone that fails leaves no store it made behind
     store = open_store(where, create=True)
     try:
-        rec, out = sync_mod.clone(store, url, repo, local_name, endpoint_url, remote)
+        rec, out = sync_mod.clone(store, url, repo, local_name, endpoint_url, remote, progress)
     except BaseException:
         if fresh:
             close_store(where)

@@ -531,14 +531,25 @@ def missing_objects(store: Store, ids: Iterable[bytes]) -> list[bytes]:
         return [i for i in dict.fromkeys(ids) if not db.has_object(txn, i)]
 
 
-def _fetch_history(store: Store, heads: Iterable[bytes], stats: TransferStats) -> None:
-    """Commits reachable from `heads` (and their inputs and root trees) into the store."""
+def _fetch_history(
+    store: Store, heads: Iterable[bytes], stats: TransferStats, progress: Progress | None
+) -> None:
+    """Commits reachable from `heads` (and their inputs and root trees) into the store.
+
+    `progress` counts objects (commits and root trees; no file contents are fetched) and
+    their bytes. Their total is not known ahead: each commit names only its parents."""
+
+    def arrived(objects: int, nbytes: int) -> None:
+        stats.objects += objects
+        stats.bytes += nbytes
+        if progress is not None:
+            progress(stats.objects, stats.bytes)
+
     heads = list(heads)
     frontier = missing_objects(store, heads)
     inputs: list[bytes] = []
     while frontier:
-        got = store.remote.fetch_objects(frontier)
-        stats.objects += len(got)
+        got = store.remote.fetch_objects(frontier, arrived)
         nxt: list[bytes] = []
         for oid, obj in got.items():
             if not isinstance(obj, Commit):
@@ -547,7 +558,7 @@ def _fetch_history(store: Store, heads: Iterable[bytes], stats: TransferStats) -
             inputs.extend(bytes(i) for _, i in obj.inputs)
         frontier = missing_objects(store, nxt)
     roots = [bytes(store.commit(ObjectId(h)).tree) for h in heads]
-    stats.objects += len(store.remote.fetch_objects(missing_objects(store, inputs + roots)))
+    store.remote.fetch_objects(missing_objects(store, inputs + roots), arrived)
     ensure_generations(store, [ObjectId(h) for h in heads])  # while the history is at hand
 
 
@@ -558,7 +569,7 @@ def fetch(
     with store.env.read() as txn:
         db.get_repo(txn, repo)
     rec = remotes.choose(store, remote)
-    out = _fetch(store, rec, repo)
+    out = _fetch(store, rec, repo, progress)
     theirs, _ = retentionsync.read_remote(store.remote.transport(rec), rec.remote_repo(repo))
     with store.env.write() as txn:
         retentionsync.adopt(txn, repo, theirs)
@@ -566,13 +577,15 @@ def fetch(
     return out
 
 
-def _fetch(store: Store, rec: RemoteRecord, repo: str) -> SyncOutcome:
+def _fetch(
+    store: Store, rec: RemoteRecord, repo: str, progress: Progress | None = None
+) -> SyncOutcome:
     t = store.remote.transport(rec)
     remotes.check_config(store, rec.url, t, create=False)
     found = _remote_refs(t, rec.remote_repo(repo))
     store.remote.refresh(rec, META)
     out = SyncOutcome(rec.name, repo)
-    _fetch_history(store, found.values(), out.stats)
+    _fetch_history(store, found.values(), out.stats, progress)
     with store.env.read() as txn:
         prefix = remotes.tracking_ref(rec.name, "")
         before = {r[len(prefix) :]: o for r, o in db.list_refs(txn, repo, prefix)}
@@ -654,7 +667,7 @@ def clone(
             raise AlreadyExists(f"repo {local!r} already exists in the store at {store.home}")
     rec, added = remotes.for_clone(store, remote, url, endpoint_url, local, repo)
     try:
-        record, out = _clone_into(store, rec, url, repo, local)
+        record, out = _clone_into(store, rec, url, repo, local, progress)
     except BaseException:
         # Nothing left behind (Ctrl-C included): the remote record this clone added goes, with
         # its tracking refs; fetched objects stay, unreferenced and harmless.
@@ -667,7 +680,7 @@ def clone(
 
 
 def _clone_into(
-    store: Store, rec: RemoteRecord, url: str, repo: str, local: str
+    store: Store, rec: RemoteRecord, url: str, repo: str, local: str, progress: Progress | None
 ) -> tuple[RepoRecord, SyncOutcome]:
     t = store.remote.transport(rec)
     key = packs.repo_key(repo)
@@ -678,7 +691,7 @@ def _clone_into(
         raise UnknownRepo(f"{t.describe()} has no repo {repo!r}") from exc
     except ValueError as exc:
         raise CorruptObject(key, "unknown kind or mutability") from exc
-    out = _fetch(store, rec, local)
+    out = _fetch(store, rec, local, progress)
     rules, _ = retentionsync.read_remote(t, repo)
     prefix = remotes.tracking_ref(rec.name, "")
     with store.env.write() as txn:  # last, in one transaction: no half-made repo

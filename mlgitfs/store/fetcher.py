@@ -422,8 +422,11 @@ class RemoteFetcher:
         self._cache_later([(cid, loc.codec, stored, len(raw))])
         return bytes(raw)
 
-    def fetch_objects(self, oids: Iterable[bytes]) -> dict[bytes, Object]:
-        """Download, verify, decode and store metadata objects; neighbours in one request."""
+    def fetch_objects(
+        self, oids: Iterable[bytes], arrived: Progress | None = None
+    ) -> dict[bytes, Object]:
+        """Download, verify, decode and store metadata objects; neighbours in one request.
+        `arrived` is told (objects, bytes) of each request as it is stored."""
         out: dict[bytes, Object] = {}
         wanted = list(dict.fromkeys(oids))
         if not wanted:
@@ -439,6 +442,8 @@ class RemoteFetcher:
                 for oid, raw, _ in decoded:
                     db.put_object(txn, ObjectId(oid), raw)
             out.update((oid, obj) for oid, _, obj in decoded)
+            if arrived is not None:
+                arrived(len(decoded), sum(len(raw) for _, raw, _ in decoded))
 
         self._run(self._plan(self.locate(META, wanted)), each)
         self._load_sections(out)

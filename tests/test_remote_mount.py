@@ -24,6 +24,7 @@ import trio
 
 from mlgitfs import api
 from mlgitfs.daemon import registry
+from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ChunkId, from_hex
 from mlgitfs.repo import sync
 from mlgitfs.repo.refs import resolve
@@ -32,7 +33,6 @@ from mlgitfs.store import remotedb
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS
 from mlgitfs.store.remote import RemoteTransport
-from mlgitfs.store.remotedb import RemoteRecord
 from mlgitfs.store.transports import open_transport
 from mlgitfs.vfs import reader
 from mlgitfs.vfs.snapshot import SnapshotView

@@ -59,6 +59,25 @@ def test_no_database_is_named_by_string_outside_meta() -> None:
     assert offenders == [], "name the database through mlgitfs.meta (schema.py, accessors)"
 
 
+def test_only_meta_imports_the_schema() -> None:
+    """Outside meta/ a database is reached through an accessor, never by its constant."""
+    offenders = []
+    for d in ("mlgitfs", "cli", "bench"):
+        for p in sorted((ROOT / d).rglob("*.py")):
+            if (ROOT / "mlgitfs" / "meta") in p.parents:
+                continue
+            for node in ast.walk(ast.parse(p.read_text(), str(p))):
+                if isinstance(node, ast.ImportFrom) and (
+                    node.module == "mlgitfs.meta.schema"
+                    or (
+                        node.module == "mlgitfs.meta"
+                        and any(a.name == "schema" for a in node.names)
+                    )
+                ):
+                    offenders.append(f"{p.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == [], "reach a database through an accessor of mlgitfs/meta/"
+
+
 def test_the_scan_finds_a_database_named_by_string() -> None:
     source = 'K = "pins"\n\n\ndef f(txn):\n    return txn.has(K, b"x") or txn.get("objects", b"")\n'
     assert _named_by_string(source, "probe") == ["probe:5", "probe:5"]

@@ -19,11 +19,11 @@ import pytest
 from mlgitfs import api
 from mlgitfs.errors import MissingObject, NotFastForward
 from mlgitfs.meta import db
+from mlgitfs.meta import remotes as remote_records
+from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, from_hex
 from mlgitfs.repo.history import walk_commits
-from mlgitfs.store import remotedb
 from mlgitfs.store.remote import RemoteTransport
-from mlgitfs.store.remotedb import RemoteRecord
 from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
 from testsupport.s3server import S3Server
@@ -234,7 +234,7 @@ def test_remote_ignoring_preconditions_is_refused_for_push(cli: Cli, tmp_path: P
     cli("import", "ds", str(sample_tree(tmp_path / "src")), "-m", "v1")
     store = api.open_store(cli.home)
     with store.env.write() as txn:
-        remotedb.add_remote(txn, RemoteRecord("lax", (tmp_path / "r").as_uri(), None, False))
+        remote_records.add_remote(txn, RemoteRecord("lax", (tmp_path / "r").as_uri(), None, False))
     res = cli("push", "ds", code=13)
     assert "does not enforce conditional writes" in res.stderr
     assert not (tmp_path / "r").exists()

@@ -11,6 +11,7 @@ from mlgitfs.api._common import Progress, close_store, open_store, repo_result
 from mlgitfs.api.hookviews import hook_options
 from mlgitfs.api.results import RepoResult
 from mlgitfs.errors import UsageError
+from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import to_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.revspec import branch_name, parse_repo_branch, parse_revspec
@@ -20,7 +21,6 @@ from mlgitfs.repo import sync as sync_mod
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.remoterefs import delete_remote_ref
 from mlgitfs.store import packs as packs_mod
-from mlgitfs.store import remotedb as remotedb_mod
 from mlgitfs.store.facade import default_home
 
 # --- remotes ----------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ class PrefetchResult:
     seconds: float
 
 
-def _remote_result(r: remotedb_mod.RemoteRecord) -> RemoteResult:
+def _remote_result(r: RemoteRecord) -> RemoteResult:
     return RemoteResult(r.name, r.url, r.endpoint_url, r.conditional_writes)
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject
 from mlgitfs.meta import checkouts, db, retention
+from mlgitfs.meta import remotes as remote_records
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, DirView
-from mlgitfs.store import remotedb
 from mlgitfs.store.facade import Store
 
 
@@ -62,7 +62,7 @@ class _Checker:
         self.store = store
         self.check_remote = check_remote
         with store.env.read() as txn:
-            self.has_remotes = any(True for _ in remotedb.all_remote_names(txn))
+            self.has_remotes = any(True for _ in remote_records.all_remote_names(txn))
         self.report = report
         self.progress = progress
         self.seen: set[bytes] = set()

@@ -1,7 +1,7 @@
 """Remotes of a store: adding (reachability, format and conditional-write checks), listing,
 removing, and choosing the remote a command talks to.
 
-A remote's record lives in LMDB ("remotes", see store/remotedb.py): URL, optional endpoint,
+A remote's record lives in LMDB ("remotes", see meta/remotes.py): URL, optional endpoint,
 whether the remote enforces conditional writes (If-None-Match / If-Match), and the map of
 local repo names to names on the remote (a clone may rename). No credential is ever stored:
 S3 access comes from the standard AWS chain at each use.
@@ -20,11 +20,12 @@ from mlgitfs.errors import (
     UsageError,
 )
 from mlgitfs.meta import db
+from mlgitfs.meta import remotes as remote_records
+from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import short_hex
-from mlgitfs.store import packs, remotedb
+from mlgitfs.store import packs
 from mlgitfs.store.facade import Store
 from mlgitfs.store.remote import RemoteTransport, parse_remote_url
-from mlgitfs.store.remotedb import RemoteRecord
 from mlgitfs.store.transports import open_transport
 
 DEFAULT_REMOTE = "origin"
@@ -96,7 +97,7 @@ def add(store: Store, name: str, url: str, endpoint_url: str | None = None) -> R
     check_remote_name(name)
     parse_remote_url(url)
     with store.env.read() as txn:
-        if remotedb.has_remote(txn, name):
+        if remote_records.has_remote(txn, name):
             raise AlreadyExists(f"remote {name!r} already exists")
     t = open_transport(url, endpoint_url)
     try:
@@ -106,23 +107,23 @@ def add(store: Store, name: str, url: str, endpoint_url: str | None = None) -> R
         t.close()
     rec = RemoteRecord(name, url, endpoint_url, conditional)
     with store.env.write() as txn:
-        remotedb.add_remote(txn, rec)
+        remote_records.add_remote(txn, rec)
     return rec
 
 
 def list_all(store: Store) -> list[RemoteRecord]:
     with store.env.read() as txn:
-        return remotedb.list_remotes(txn)
+        return remote_records.list_remotes(txn)
 
 
 def remove(store: Store, name: str) -> RemoteRecord:
     """Forget a remote, its cached indexes and its remote-tracking refs (the remote stays)."""
     with store.env.write() as txn:
-        rec = remotedb.get_remote(txn, name)
+        rec = remote_records.get_remote(txn, name)
         for repo in db.list_repos(txn):
             for ref, oid in list(db.list_refs(txn, repo.name, f"{TRACKING}/{name}/")):
                 db.set_ref(txn, repo.name, ref, None, oid, f"remote remove {name}")
-        remotedb.remove_remote(txn, name)
+        remote_records.remove_remote(txn, name)
     return rec
 
 
@@ -130,8 +131,8 @@ def choose(store: Store, name: str | None) -> RemoteRecord:
     """The named remote; else the only one; else `origin`."""
     with store.env.read() as txn:
         if name is not None:
-            return remotedb.get_remote(txn, check_remote_name(name))
-        recs = remotedb.list_remotes(txn)
+            return remote_records.get_remote(txn, check_remote_name(name))
+        recs = remote_records.list_remotes(txn)
     if len(recs) == 1:
         return recs[0]
     for r in recs:
@@ -163,7 +164,7 @@ def for_clone(
     """The remote a clone uses, and whether it was added for it: an existing record with
     the same URL, or a new one once the URL is known to hold the repo."""
     with store.env.read() as txn:
-        existing = remotedb.find_remote(txn, check_remote_name(name))
+        existing = remote_records.find_remote(txn, check_remote_name(name))
     if existing is None:
         _check_clone_source(store, url, endpoint_url, remote_repo)
         rec = add(store, name, url, endpoint_url)
@@ -177,7 +178,7 @@ def for_clone(
         repos = tuple(sorted({**dict(rec.repos), local: remote_repo}.items()))
         rec = RemoteRecord(rec.name, rec.url, rec.endpoint_url, rec.conditional_writes, repos)
         with store.env.write() as txn:
-            remotedb.put_remote(txn, rec)
+            remote_records.put_remote(txn, rec)
     return rec, existing is None
 
 

@@ -48,6 +48,7 @@ from mlgitfs.errors import (
 )
 from mlgitfs.meta import chunks, db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
+from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
@@ -63,7 +64,6 @@ from mlgitfs.store.cache import Location
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS, META
 from mlgitfs.store.remote import RemoteTransport
-from mlgitfs.store.remotedb import RemoteRecord
 
 Progress = Callable[[int, int], None]
 UPLOADERS = 8

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject, MlgitError, RemoteKeyMissing
 from mlgitfs.meta import db
+from mlgitfs.meta import remotes as remote_records
 from mlgitfs.meta.env import MetaEnv
+from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Object, Tree, decode
 from mlgitfs.store import packs, remotedb
@@ -48,7 +50,6 @@ from mlgitfs.store.packs import (
     parse_index_key,
 )
 from mlgitfs.store.remote import RemoteTransport
-from mlgitfs.store.remotedb import RemoteRecord
 from mlgitfs.store.segfile import Buffer
 from mlgitfs.store.transports import open_transport
 
@@ -136,7 +137,7 @@ class RemoteFetcher:
 
     def remotes(self) -> list[RemoteRecord]:
         with self.env.read() as txn:
-            return remotedb.list_remotes(txn)
+            return remote_records.list_remotes(txn)
 
     def refresh(self, rec: RemoteRecord, kind: str) -> int:
         """Read and cache every index of `kind` on the remote not read yet; how many were new."""

@@ -16,6 +16,7 @@ from bench.cases import (
     mounts_versions,
     remote,
     remote_reads,
+    retention,
     storage,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "mounts_versions",
     "remote",
     "remote_reads",
+    "retention",
     "storage",
 ]

@@ -37,6 +37,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
 
 NOTES = {
     "Merging": "See [merge.md](merge.md) for how a merge decides, the rules file and conflicts.",
+    "Versions": "See [review.md](review.md) for log's filters and the commit-graph index.",
     "Mounts": "See [mount.md](mount.md) for caching and training from a mount.",
     "Writable branch mounts": "MOUNTPOINT defaults to the mount around the current directory; "
     "PATHs are paths inside a mount. See [overlay.md](overlay.md) for the overlay, the commit "

@@ -242,7 +242,26 @@ def export(c: Ctx, revspec: str, dest: Path) -> None:
 
 @cli.command()
 @click.argument("revspec", shell_complete=complete.revspec)
-@click.option("--path", help="Only commits that changed this path.")
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    help="Only commits that changed this path (vs their first parent); repeat: any of them.",
+)
+@click.option("--grep", help="Only commits whose message matches this regular expression.")
+@click.option("--author", help="Only commits whose author matches this regular expression.")
+@click.option("--since", help="Only commits made at or after this ISO 8601 date or time (UTC).")
+@click.option("--until", help="Only commits made at or before this ISO 8601 date or time (UTC).")
+@click.option(
+    "--meta", "meta", multiple=True, help="Only commits with this KEY=VALUE metadata; repeatable."
+)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    shell_complete=complete.revspec,
+    help="Only versions made from REPO@REF (through inputs, transitively); repeatable.",
+)
 @click.option(
     "-n",
     "--max-count",
@@ -250,12 +269,42 @@ def export(c: Ctx, revspec: str, dest: Path) -> None:
     type=click.IntRange(min=0),
     help="Show at most N commits (0: none).  [default: all]",
 )
+@click.option("--oneline", is_flag=True, help="One line per commit: short id, refs, subject.")
 @json_opt
 @pass_ctx
-def log(c: Ctx, revspec: str, path: str | None, limit: int | None, as_json: bool) -> None:
+def log(
+    c: Ctx,
+    revspec: str,
+    paths: tuple[str, ...],
+    grep: str | None,
+    author: str | None,
+    since: str | None,
+    until: str | None,
+    meta: tuple[str, ...],
+    inputs: tuple[str, ...],
+    limit: int | None,
+    oneline: bool,
+    as_json: bool,
+) -> None:
     """Show the history of a branch or commit, newest first, with the refs naming each
-    commit (origin/main for a remote-tracking ref)."""
-    render.log(api.log(c.home, revspec, path, limit), as_json)
+    commit (origin/main for a remote-tracking ref).
+
+    REVSPEC is REPO[@REF][:PATH] or a range REPO@A..B (commits reachable from B and not
+    from A). The filters combine: a commit is shown when it passes all of them. --path
+    reads the commit-graph index, so it costs about the commits that touched the path."""
+    items = api.log(
+        c.home,
+        revspec,
+        list(paths),
+        limit,
+        grep=grep,
+        author=author,
+        since=since,
+        until=until,
+        meta=list(meta),
+        inputs=list(inputs),
+    )
+    render.log(items, as_json, oneline)
 
 
 @cli.command()
@@ -415,15 +464,20 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Also fetch and check chunks that are only on a remote.",
 )
+@click.option(
+    "--rebuild-index",
+    is_flag=True,
+    help="Write the commit-graph index (log's changed-path filters) again from the commits.",
+)
 @json_opt
 @pass_ctx
-def fsck(c: Ctx, repo: str | None, check_remote: bool, as_json: bool) -> None:
+def fsck(c: Ctx, repo: str | None, check_remote: bool, rebuild_index: bool, as_json: bool) -> None:
     """Check every object reachable from every ref (of REPO, or all): present, hashing to
     its id, canonical and valid; every local chunk readable. Chunks only on a remote are
     counted, and fetched and checked with --remote. Exit 0 when clean, 1 with a report
     naming each damaged object and a path that reaches it."""
     with render.progress(c, "checking", "chunks") as bar:
-        report = api.fsck(c.home, repo, check_remote, bar)
+        report = api.fsck(c.home, repo, check_remote, bar, rebuild_index)
     render.fsck(report, as_json)
     if not report.clean:
         sys.exit(1)

@@ -187,9 +187,15 @@ def _commit_text(ci: api.CommitInfo) -> None:
         click.echo("    " + line)
 
 
-def log(items: list[api.CommitInfo], as_json: bool) -> None:
+def log(items: list[api.CommitInfo], as_json: bool, oneline: bool = False) -> None:
     if as_json:
         emit_json(items)
+        return
+    if oneline:
+        for ci in items:
+            refs = f" ({', '.join(ci.refs)})" if ci.refs else ""
+            subject = ci.message.splitlines()[0] if ci.message else ""
+            click.echo(f"{ci.id[:12]}{refs} {subject}")
         return
     for i, ci in enumerate(items):
         if i:
@@ -306,6 +312,7 @@ def fsck(report: FsckReport, as_json: bool) -> None:
         f"checked {report.repos} repos, {report.commits} commits, {report.trees} trees, "
         f"{report.files} files, {report.chunks} chunks ({human(report.bytes)})"
         + (f", {report.remote_chunks} chunks only on a remote" if report.remote_chunks else "")
+        + (f", {report.index_rebuilt} index records rebuilt" if report.index_rebuilt else "")
         + f": {state}"
     )
 

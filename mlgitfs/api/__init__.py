@@ -87,6 +87,7 @@ from mlgitfs.api.retention import (
     retention_set,
     retention_show,
 )
+from mlgitfs.api.review import log
 from mlgitfs.api.tables import TableMergeFilesResult, merge_table_files
 from mlgitfs.api.verbs import (
     CONFIG_KEYS,
@@ -99,7 +100,6 @@ from mlgitfs.api.verbs import (
     import_dir,
     init,
     lineage_of,
-    log,
     ls,
     repos,
     show,

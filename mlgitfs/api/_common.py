@@ -104,3 +104,12 @@ def parse_inputs(
             raise UsageError(f"--input {item!r}: name a commit, not a path")
         out.append((r.repo, r.commit_id))
     return out
+
+
+def ref_index(store: Store, repo: str) -> dict[bytes, list[str]]:
+    """Commit id → the labels of `repo`'s refs that name it (branches, tags, origin/main)."""
+    out: dict[bytes, list[str]] = {}
+    with store.env.read() as txn:
+        for ref, oid in db.list_refs(txn, repo):
+            out.setdefault(bytes(oid), []).append(refs.ref_label(ref))
+    return out

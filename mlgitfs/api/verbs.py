@@ -14,6 +14,7 @@ from mlgitfs.api._common import (
     open_store,
     parse_inputs,
     parse_meta,
+    ref_index,
     repo_result,
 )
 from mlgitfs.api.hookviews import hook_options
@@ -35,16 +36,16 @@ from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.names import check_repo_name, split_path
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.model.retention import Duration
-from mlgitfs.model.revspec import parse_repo_branch, parse_revspec
+from mlgitfs.model.revspec import parse_repo_branch
 from mlgitfs.progress import announce
 from mlgitfs.repo import diff as diff_mod
 from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
-from mlgitfs.repo import history, ingest, lineage, refs
+from mlgitfs.repo import ingest, lineage, refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.repo.expiry import explain_missing
 from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
-from mlgitfs.store.facade import Store, default_home, parse_size
+from mlgitfs.store.facade import default_home, parse_size
 
 # --- verbs ----------------------------------------------------------------------------------
 
@@ -123,36 +124,11 @@ def export(
     return ExportResult(s.files, s.dirs, s.symlinks, s.bytes)
 
 
-def _ref_index(store: Store, repo: str) -> dict[bytes, list[str]]:
-    out: dict[bytes, list[str]] = {}
-    with store.env.read() as txn:
-        for ref, oid in db.list_refs(txn, repo):
-            out.setdefault(bytes(oid), []).append(refs.ref_label(ref))
-    return out
-
-
-def log(
-    home: Path | None, revspec: str, path: str | None = None, limit: int | None = None
-) -> list[CommitInfo]:
-    store = open_store(home)
-    r = refs.resolve(store, revspec)
-    parts = r.spec.path
-    if path:
-        parts = parts + tuple(parse_revspec(f"x:{path}").path)
-    names = _ref_index(store, r.repo)
-    if limit is not None and limit <= 0:
-        return []  # -n 0: nothing, as git log -n 0
-    return [
-        commit_info(oid, c, tuple(names.get(bytes(oid), [])))
-        for oid, c in history.log(store, r.commit_id, parts, limit)
-    ]
-
-
 def show(home: Path | None, revspec: str) -> CommitInfo:
     store = open_store(home)
     r = refs.resolve(store, revspec)
     return commit_info(
-        r.commit_id, r.commit, tuple(_ref_index(store, r.repo).get(bytes(r.commit_id), []))
+        r.commit_id, r.commit, tuple(ref_index(store, r.repo).get(bytes(r.commit_id), []))
     )
 
 
@@ -242,18 +218,20 @@ def fsck(
     repo: str | None = None,
     check_remote: bool = False,
     progress: Progress | None = None,
+    rebuild_index: bool = False,
 ) -> fsck_mod.FsckReport:
     """Check every object reachable from the refs; `progress` counts chunks read, against
-    the number of chunks in the local cache."""
+    the number of chunks in the local cache. `rebuild_index` writes the commit-graph index
+    again from the commits instead of checking it."""
     # Damaged LMDB pages: an error, never a SIGBUS (before this process touches them).
     env_mod.check_readable((home or default_home()).absolute() / "meta")
     store = open_store(home)
     if progress is None:
-        return fsck_mod.fsck(store, repo, check_remote=check_remote)
+        return fsck_mod.fsck(store, repo, check_remote=check_remote, rebuild_index=rebuild_index)
     with store.env.read() as txn:
         announce(progress, chunks.count(txn), None)
     done = progress
-    return fsck_mod.fsck(store, repo, lambda n: done(n, 0), check_remote)
+    return fsck_mod.fsck(store, repo, lambda n: done(n, 0), check_remote, rebuild_index)
 
 
 # --- config ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | refs | repo NUL refname | commit id | db.py |
 | reflog | repo NUL refname NUL time_ns | old, new, why, who | reflog.py |
 | generations | commit id | generation number, 8 bytes big-endian | db.py |
+| commit_graph | commit id | time, parents, tree, changed-path filter | commitgraph.py |
 | config | key | msgpack value: format, chunker, counters, cache budget | db.py |
 | remotes | remote name | remote record | store/remotedb.py |
 | remote_packs | remote NUL kind NUL pack id | entry count (indexes read) | store/remotedb.py |
@@ -35,6 +36,7 @@ REPOS = "repos"
 REFS = "refs"
 REFLOG = "reflog"
 GENERATIONS = "generations"
+COMMIT_GRAPH = "commit_graph"
 CONFIG = "config"
 REMOTES = "remotes"
 REMOTE_PACKS = "remote_packs"
@@ -64,4 +66,5 @@ DATABASES = (
     RETENTION,
     EXPIRED,
     HOOK_RESULTS,
+    COMMIT_GRAPH,
 )

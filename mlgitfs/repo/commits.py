@@ -5,7 +5,9 @@ Order (design §4, conventions "children before parents"):
 2. one write transaction records the chunk locations, puts manifests, trees and the commit,
    and moves the branch with a compare-and-swap on the head the caller started from;
 3. anything the caller must change with it (stat cache, checkout base) goes in that same
-   transaction through `also`; the commit's generation number (repo/graph.py) too;
+   transaction through `also`; the commit's generation number (repo/graph.py) and its
+   commit-graph record (repo/commitindex.py, computed from the objects before the
+   transaction) too;
 4. a `validate` callable, if given, reads the staged result (repo/staged.py) last, inside
    the transaction: raising refuses the commit and aborts everything.
 With a `gate` step (a hook command, which runs in another process and reads through a
@@ -25,12 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlgitfs.errors import ConflictError, UnknownRef, UsageError
-from mlgitfs.meta import db, gcstate
+from mlgitfs.meta import commitgraph, db, gcstate
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit, make_commit, object_id
 from mlgitfs.repo import refs
+from mlgitfs.repo.commitindex import PendingObjects, make_record
 from mlgitfs.repo.gcguard import check_reuse
 from mlgitfs.repo.graph import ensure_generations
 from mlgitfs.repo.staged import StagedView, Validator
@@ -46,6 +49,7 @@ class CommitRequest:
     meta: dict[str, str]
     inputs: list[tuple[str, ObjectId]]
     author: str | None = None
+    time_ns: int | None = None  # None: now (a synthetic or replayed history passes its own)
 
 
 def branch_ref(branch: str) -> str:
@@ -74,12 +78,14 @@ def write_commit(
         tree,
         parents,
         req.author or default_author(),
-        time.time_ns(),
+        time.time_ns() if req.time_ns is None else req.time_ns,
         req.message,
         req.meta,
         req.inputs,
     )
     cid, data = object_id(commit)
+    parent_tree = store.commit(parents[0]).tree if parents else None
+    record = make_record(PendingObjects(store, dict(new_objects)), commit, parent_tree)
     writer.flush()
 
     def put(txn: WriteTxn) -> None:
@@ -95,6 +101,7 @@ def write_commit(
         check_reuse(txn, writer.gc_epoch, [bytes(tree), *map(bytes, parents)], new_objects)
         db.put_object(txn, cid, data)
         db.put_generation(txn, cid, 1 + max(parent_gens.values(), default=0))
+        commitgraph.put_record(txn, cid, record)
 
     epoch = 0
     if gate is not None:

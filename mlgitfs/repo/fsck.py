@@ -9,6 +9,9 @@ names, order across pages), and the history of every input commit is walked like
 Every checkout's base commit is checked to exist and walked like a ref (a missing one is
 reported: the overlay is a delta against its tree). A commit with an expiry record (gc let
 its contents go, by a retention rule) is checked like any other except its files' chunks.
+A commit's commit-graph record, when it has one, must equal the record made again from
+the commit (repo/commitindex.py); with `rebuild_index` every record is made again instead,
+from the commits the walk reached.
 The walk is iterative; a tree deeper than trees.MAX_DEPTH or MAX_PATH is reported, not
 followed.
 """
@@ -23,6 +26,7 @@ from mlgitfs.meta import checkouts, db, retention
 from mlgitfs.meta import remotes as remote_records
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
+from mlgitfs.repo import commitindex
 from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, DirView
 from mlgitfs.store.facade import Store
 
@@ -44,6 +48,7 @@ class FsckReport:
     bytes: int = 0
     remote_chunks: int = 0  # not in the local cache; on a remote
     expired: int = 0  # commits whose contents retention let go (gc records them): not read
+    index_rebuilt: int = 0  # commit-graph records written by rebuild_index
     damage: list[Damage] = field(default_factory=list)
 
     @property
@@ -58,8 +63,11 @@ class _Checker:
         report: FsckReport,
         progress: Callable[[int], None] | None,
         check_remote: bool,
+        check_index: bool = True,
     ) -> None:
         self.store = store
+        self.check_index = check_index
+        self.walked: list[bytes] = []  # commits that loaded, in walk order
         self.check_remote = check_remote
         with store.env.read() as txn:
             self.has_remotes = any(True for _ in remote_records.all_remote_names(txn))
@@ -192,6 +200,16 @@ class _Checker:
         if gen != want:
             self.damage(oid, f"generation number {gen} recorded, {want} by its parents", label)
 
+    def index_record(self, oid: bytes, commit: Commit, label: str) -> None:
+        """A commit-graph record that disagrees with its commit would hide commits from a
+        path-limited log; trees too damaged to diff are reported by the tree walk."""
+        try:
+            problem = commitindex.check(self.store, oid, commit)
+        except (CorruptObject, MissingObject):
+            return
+        if problem:
+            self.damage(oid, problem, label)
+
     def checkout(self, repo: str, branch: str, base: bytes) -> None:
         """A checkout's base must be a commit: its overlay is a delta against that tree."""
         label = f"{repo}@{branch} (checkout)"
@@ -225,10 +243,13 @@ class _Checker:
                 self.damage(oid, f"{via} names a {type(obj).__name__}, not a commit", label)
                 return
             self.report.commits += 1
+            self.walked.append(oid)
             self.generation(oid, obj, label)
             with self.store.env.read() as txn:
                 expired = retention.get_expired(txn, ObjectId(oid)) is not None
             self.report.expired += expired
+            if self.check_index:
+                self.index_record(oid, obj, label)
             self.tree(bytes(obj.tree), label, contents=not expired)
             for name, input_id in obj.inputs:
                 if not self.store.has_object(input_id):
@@ -247,11 +268,13 @@ def fsck(
     repo: str | None = None,
     progress: Callable[[int], None] | None = None,
     check_remote: bool = False,
+    rebuild_index: bool = False,
 ) -> FsckReport:
     """Check what every ref reaches; with `check_remote`, also fetch and check the chunks that
-    are only on a remote."""
+    are only on a remote; with `rebuild_index`, write the commit-graph records of every
+    commit reached again (all records are dropped first when no `repo` is given)."""
     report = FsckReport()
-    checker = _Checker(store, report, progress, check_remote)
+    checker = _Checker(store, report, progress, check_remote, check_index=not rebuild_index)
     with store.env.read() as txn:
         repos = [db.get_repo(txn, repo)] if repo else db.list_repos(txn)
         refs = {r.name: list(db.list_refs(txn, r.name)) for r in repos}
@@ -264,4 +287,6 @@ def fsck(
             if name == rec.name:
                 checker.checkout(name, branch, base)
         checker.run()
+    if rebuild_index:
+        report.index_rebuilt = commitindex.rebuild(store, checker.walked, everything=repo is None)
     return report

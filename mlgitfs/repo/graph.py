@@ -21,7 +21,7 @@ and then the conflict is reported against the chosen base.)
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
@@ -169,3 +169,50 @@ def merge_base(store: Store, a: ObjectId, b: ObjectId) -> ObjectId | None:
     """The merge base of `a` and `b` (None: unrelated histories); see the module note."""
     bases = merge_bases(store, a, b)
     return bases[0] if bases else None
+
+
+def reachable_only_from(
+    store: Store, heads: Sequence[ObjectId], exclude: Sequence[ObjectId]
+) -> set[bytes]:
+    """Commits reachable from `heads` and from none of `exclude` (a range `A..B`).
+
+    Walks down from both sides in generation order: a commit is popped only after every
+    commit above it that the walk reaches, so its "excluded" mark is final when it is; the
+    walk stops once only excluded commits are queued, having visited about the commits of
+    the range and its boundary, not the whole of the excluded history."""
+    everything = [*heads, *exclude]
+    if not everything:
+        return set()
+    ensure_generations(store, everything)
+    gen = _Gens(store)
+    excluded: dict[bytes, bool] = {}
+    for h in heads:
+        excluded.setdefault(bytes(h), False)
+    for x in exclude:
+        excluded[bytes(x)] = True
+    heap = [(-gen(o), o) for o in excluded]
+    heapq.heapify(heap)
+    queued = set(excluded)
+    live = sum(1 for o in queued if not excluded[o])  # queued and not excluded
+    out: set[bytes] = set()
+    while heap and live:
+        _, oid = heapq.heappop(heap)
+        queued.discard(oid)
+        ex = excluded[oid]
+        if not ex:
+            live -= 1
+            out.add(oid)
+        for p in store.commit(ObjectId(oid)).parents:
+            raw = bytes(p)
+            old = excluded.get(raw)
+            if raw in queued:
+                if ex and not old:
+                    excluded[raw] = True
+                    live -= 1
+                continue
+            if old is None:
+                excluded[raw] = ex
+                queued.add(raw)
+                live += 0 if ex else 1
+                heapq.heappush(heap, (-gen(raw), raw))
+    return out

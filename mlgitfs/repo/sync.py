@@ -28,6 +28,7 @@ killed clone leaves no half-made repo and can simply be run again.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ from mlgitfs.errors import (
     ConflictError,
     CorruptObject,
     MissingObject,
+    MlgitError,
     NotFastForward,
     PreconditionFailed,
     RemoteError,
@@ -54,6 +56,7 @@ from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
 from mlgitfs.repo import remotes, retentionsync
+from mlgitfs.repo.commitindex import index_commits
 from mlgitfs.repo.gate import Candidate, HookOptions
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.merge import Strategy
@@ -64,6 +67,8 @@ from mlgitfs.store.cache import Location
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS, META
 from mlgitfs.store.remote import RemoteTransport
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 UPLOADERS = 8
@@ -548,8 +553,10 @@ def _fetch_history(
     heads = list(heads)
     frontier = missing_objects(store, heads)
     inputs: list[bytes] = []
+    fetched: list[bytes] = []
     while frontier:
         got = store.remote.fetch_objects(frontier, arrived)
+        fetched.extend(got)
         nxt: list[bytes] = []
         for oid, obj in got.items():
             if not isinstance(obj, Commit):
@@ -560,6 +567,10 @@ def _fetch_history(
     roots = [bytes(store.commit(ObjectId(h)).tree) for h in heads]
     store.remote.fetch_objects(missing_objects(store, inputs + roots), arrived)
     ensure_generations(store, [ObjectId(h) for h in heads])  # while the history is at hand
+    try:  # the trees each new commit changed are read (fetched) to make its record
+        index_commits(store, fetched)
+    except MlgitError as exc:  # the index only saves work: log walks unindexed commits
+        log.info("commit-graph records of fetched commits not written: %s", exc)
 
 
 def fetch(

@@ -1,0 +1,93 @@
+"""Reviewing history: log with its filters (repo/history.py) over the commit-graph index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta, ref_index
+from mlgitfs.api.results import CommitInfo
+from mlgitfs.errors import InvalidRevspec, UsageError
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.revspec import parse_revspec
+from mlgitfs.repo import history, refs
+
+
+def parse_time(text: str, option: str) -> int:
+    """An ISO 8601 date or date and time (no zone: UTC) → nanoseconds since the epoch."""
+    try:
+        t = dt.datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise UsageError(
+            f"{option} {text!r}: expected an ISO 8601 date or time, e.g. 2026-05-01 or "
+            "2026-05-01T12:00:00+02:00"
+        ) from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp()) * 10**9 + t.microsecond * 1000
+
+
+def _pattern(text: str | None, option: str) -> re.Pattern[str] | None:
+    if text is None:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise UsageError(f"{option} {text!r}: not a regular expression ({exc})") from exc
+
+
+def log(
+    home: Path | None,
+    revspec: str,
+    paths: list[str] | str | None = None,
+    limit: int | None = None,
+    *,
+    grep: str | None = None,
+    author: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    meta: list[str] | None = None,
+    inputs: list[str] | None = None,
+    use_index: bool = True,
+) -> list[CommitInfo]:
+    """The history of REVSPEC (or of the range `REPO@A..B`: reachable from B, not from A),
+    newest first, keeping the commits that pass every filter given (see LogQuery)."""
+    if isinstance(paths, str):
+        paths = [paths]
+    store = open_store(home)
+    exclude: tuple[ObjectId, ...] = ()
+    left, dots, right = revspec.partition("..")
+    if dots:
+        if not left or not right:
+            raise InvalidRevspec(f"cannot parse range {revspec[:120]!r}: expected REPO@A..B")
+        a = refs.resolve(store, left)
+        spec = parse_revspec(right if "@" in right else "@" + right, default_repo=a.repo)
+        if a.spec.path or spec.path:
+            raise InvalidRevspec(f"range {revspec[:120]!r}: a range names commits, not paths")
+        r = refs.resolve(store, spec)
+        exclude = (a.commit_id,)
+    else:
+        r = refs.resolve(store, revspec)
+    parts = [tuple(parse_revspec(f"x:{p}").path) for p in paths or []]
+    if r.spec.path:
+        parts = [r.spec.path + p for p in parts] or [r.spec.path]
+    if any(not p for p in parts):
+        raise UsageError("--path: name a path inside the version, not its root")
+    query = history.LogQuery(
+        paths=tuple(dict.fromkeys(parts)),
+        grep=_pattern(grep, "--grep"),
+        author=_pattern(author, "--author"),
+        since_ns=None if since is None else parse_time(since, "--since"),
+        until_ns=None if until is None else parse_time(until, "--until"),
+        meta=tuple(parse_meta(meta or []).items()),
+        inputs=tuple(c for _, c in parse_inputs(store, inputs or [])),
+        exclude=exclude,
+        limit=limit,
+        use_index=use_index,
+    )
+    names = ref_index(store, r.repo)
+    return [
+        commit_info(oid, c, tuple(names.get(bytes(oid), [])))
+        for oid, c in history.log(store, [r.commit_id], query)
+    ]

@@ -1,0 +1,145 @@
+"""The commit-graph index (meta/commitgraph.py): making, reading and rebuilding its records.
+
+A commit "changes" a path when the path's entry differs from the first parent's (a root
+commit: from nothing) in kind, content or mode, or, for a directory, when anything below it
+does; mtimes alone are not changes (as in `diff`). A record's filter holds every changed
+path and its parent directories, so `changed` answers "maybe" for each of them and the
+exact check (`path_changed`, a diff of the two entries) settles the rest.
+
+Records are written with the commit (`write_commit`, from the objects about to be stored),
+for fetched commits by `index_commits`, and all again by `rebuild` (fsck --rebuild-index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from mlgitfs.errors import PathNotFound
+from mlgitfs.meta import commitgraph
+from mlgitfs.meta.commitgraph import GraphRecord
+from mlgitfs.model import bloom
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.objects import Commit, KindT, Object, TreeEntry, decode, of_kind
+from mlgitfs.repo.diff import diff_trees
+from mlgitfs.repo.trees import ObjectReader, resolve_path, walk
+from mlgitfs.store.facade import Store
+
+_BATCH = 256  # records per write transaction when indexing many commits
+
+
+class PendingObjects:
+    """The store as it will be once `new` objects (id → canonical bytes) are written."""
+
+    def __init__(self, store: Store, new: Mapping[bytes, bytes]) -> None:
+        self.store = store
+        self.new = new
+
+    def get_object(self, oid: ObjectId) -> Object:
+        data = self.new.get(bytes(oid))
+        return self.store.get_object(oid) if data is None else decode(data, oid)
+
+    def get(self, oid: ObjectId, kind: type[KindT]) -> KindT:
+        return of_kind(self.get_object(oid), oid, kind)
+
+
+def _changed_paths(reader: ObjectReader, old: ObjectId | None, new: ObjectId) -> Iterator[bytes]:
+    """Paths that changed from tree `old` (None: empty) to `new`, directories added, deleted
+    or chmod'ed included (their parents are added by the caller)."""
+    if old is None:
+        for path, _ in walk(reader, new):
+            yield path
+        return
+    for d in diff_trees(reader, old, new, dirs=True):
+        yield d.path.encode("utf-8", "surrogateescape")
+
+
+def path_filter(reader: ObjectReader, old: ObjectId | None, new: ObjectId) -> bytes | None:
+    """The changed-path filter from tree `old` to `new`; None over bloom.MAX_KEYS keys."""
+    keys: set[bytes] = set()
+    for p in _changed_paths(reader, old, new):
+        keys |= bloom.with_parents([p])
+        if len(keys) > bloom.MAX_KEYS:
+            return None
+    return bloom.build(keys)
+
+
+def make_record(reader: ObjectReader, commit: Commit, parent_tree: ObjectId | None) -> GraphRecord:
+    """`commit`'s record; `parent_tree` is its first parent's tree (None for a root)."""
+    return GraphRecord(
+        commit.time_ns,
+        commit.parents,
+        commit.tree,
+        path_filter(reader, parent_tree, commit.tree),
+    )
+
+
+def record_of(store: Store, commit: Commit) -> GraphRecord:
+    parent = store.commit(commit.parents[0]).tree if commit.parents else None
+    return make_record(store, commit, parent)
+
+
+def index_commits(store: Store, oids: Iterable[bytes]) -> int:
+    """Write the records `oids` lack (their trees are read, fetched if need be); how many."""
+    with store.env.read() as txn:
+        todo = [o for o in dict.fromkeys(oids) if commitgraph.get_record(txn, o) is None]
+    for i in range(0, len(todo), _BATCH):
+        batch = [(o, record_of(store, store.commit(ObjectId(o)))) for o in todo[i : i + _BATCH]]
+        with store.env.write() as wtxn:
+            for o, rec in batch:
+                commitgraph.put_record(wtxn, o, rec)
+    return len(todo)
+
+
+def rebuild(store: Store, oids: Iterable[bytes], everything: bool = True) -> int:
+    """Write the records of `oids` again (fsck: every commit it walked), after dropping every
+    record (`everything`) or only those of `oids`; how many were written."""
+    oids = list(dict.fromkeys(oids))
+    with store.env.write() as txn:
+        if everything:
+            commitgraph.clear(txn)
+        else:
+            for o in oids:
+                commitgraph.delete_record(txn, o)
+    return index_commits(store, oids)
+
+
+def check(store: Store, oid: bytes, commit: Commit) -> str | None:
+    """Why `oid`'s record is wrong, or None (also when it has none: the index is optional)."""
+    with store.env.read() as txn:
+        rec = commitgraph.get_record(txn, oid)
+    if rec is None:
+        return None
+    want = record_of(store, commit)
+    if rec != want:
+        return "its commit-graph record disagrees with the commit (run fsck --rebuild-index)"
+    return None
+
+
+# --- path queries ---------------------------------------------------------------------------
+
+
+def _entry(reader: ObjectReader, tree: ObjectId | None, path: Sequence[bytes]) -> TreeEntry | None:
+    if tree is None:
+        return None
+    try:
+        return resolve_path(reader, tree, path)
+    except PathNotFound:
+        return None
+
+
+def path_changed(
+    reader: ObjectReader, old: ObjectId | None, new: ObjectId, path: Sequence[bytes]
+) -> bool:
+    """Exactly: whether `path` changed from tree `old` (None: empty) to `new` (module note)."""
+    a, b = _entry(reader, old, path), _entry(reader, new, path)
+    if a is None or b is None:
+        return a is not b
+    if a.is_dir and b.is_dir:
+        if a.mode != b.mode:
+            return True
+        return (
+            a.ref != b.ref
+            and next(diff_trees(reader, ObjectId(a.ref), ObjectId(b.ref), dirs=True), None)
+            is not None
+        )
+    return (a.kind, a.ref, a.mode) != (b.kind, b.ref, b.mode)

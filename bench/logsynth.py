@@ -64,8 +64,8 @@ def build(home: Path, commits: int, files: int) -> dict[str, object]:
         pending: dict[bytes, bytes] = {}
         rows: list[tuple[ObjectId, bytes, commitgraph.GraphRecord, int]] = []
         first_head = head
+        reader = PendingObjects(store, pending)  # sees each object added to `pending`
         for _ in range(min(BATCH, commits - n)):
-            reader = PendingObjects(store, pending)
             changes: dict[str, dict[bytes, TreeEntry | None]] = {}
             for _ in range(rnd.randint(1, 3)):
                 d = rnd.randrange(ndirs)
@@ -102,7 +102,7 @@ def build(home: Path, commits: int, files: int) -> dict[str, object]:
                 {}, [],
             )  # fmt: skip
             cid, data = object_id(commit)
-            record = make_record(PendingObjects(store, pending), commit, tree)
+            record = make_record(reader, commit, tree)
             gen += 1
             rows.append((cid, data, record, gen))
             head, tree = cid, new_tree

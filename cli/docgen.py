@@ -25,7 +25,10 @@ DEFAULT_FILE = Path("docs/commands.md")  # run from the repository's top directo
 # Sections of the reference, in order; a command missing here goes under "Other commands".
 SECTIONS: list[tuple[str, list[str]]] = [
     ("Repositories", ["init", "repos"]),
-    ("Versions", ["import", "export", "log", "show", "ls", "cat", "diff", "lineage"]),
+    (
+        "Versions",
+        ["import", "export", "log", "blame", "show", "ls", "cat", "diff", "lineage"],
+    ),
     ("Branches and tags", ["branch", "tag", "reflog"]),
     ("Merging", ["merge", "merge-base", "reset", "revert", "cherry-pick", "merge-table"]),
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),

@@ -311,6 +311,20 @@ def log(
 @click.argument("revspec", shell_complete=complete.revspec)
 @json_opt
 @pass_ctx
+def blame(c: Ctx, revspec: str, as_json: bool) -> None:
+    """Show each entry of a directory (REPO@REF[:DIR]) with the commit that last changed it:
+    short id, date, author, name (and the old path when it came by an exact rename).
+
+    "Last changed" is what `log -n 1 --path DIR/NAME` shows; one walk over the commit-graph
+    index answers every entry. With --json: name, kind, commit, author, time_ns, subject,
+    path (where the entry was in that commit)."""
+    render.blame(api.blame(c.home, revspec), as_json)
+
+
+@cli.command()
+@click.argument("revspec", shell_complete=complete.revspec)
+@json_opt
+@pass_ctx
 def show(c: Ctx, revspec: str, as_json: bool) -> None:
     """Show a commit with its metadata and inputs."""
     render.show(api.show(c.home, revspec), as_json)

@@ -203,6 +203,21 @@ def log(items: list[api.CommitInfo], as_json: bool, oneline: bool = False) -> No
         _commit_text(ci)
 
 
+def blame(items: list[api.BlameItem], as_json: bool) -> None:
+    if as_json:
+        emit_json(items)
+        return
+    width = max((len(i.author) for i in items), default=0)
+    for i in items:
+        mark = "/" if i.kind == "dir" else ""
+        moved = (
+            f"  (was {i.path})" if not i.path.endswith("/" + i.name) and i.path != i.name else ""
+        )
+        click.echo(
+            f"{i.commit[:12]}  {when(i.time_ns)}  {i.author:<{width}}  {i.name}{mark}{moved}"
+        )
+
+
 def show(ci: api.CommitInfo, as_json: bool) -> None:
     if as_json:
         emit_json(ci)

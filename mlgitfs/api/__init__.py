@@ -70,6 +70,7 @@ from mlgitfs.api.remotes import (
     remote_remove,
 )
 from mlgitfs.api.results import (
+    BlameItem,
     CommitInfo,
     DiffItem,
     DiffResult,
@@ -87,7 +88,7 @@ from mlgitfs.api.retention import (
     retention_set,
     retention_show,
 )
-from mlgitfs.api.review import log
+from mlgitfs.api.review import blame, log
 from mlgitfs.api.tables import TableMergeFilesResult, merge_table_files
 from mlgitfs.api.verbs import (
     CONFIG_KEYS,
@@ -145,6 +146,8 @@ __all__ = [
     "ImportResult",
     "LineageResult",
     "LsEntry",
+    "BlameItem",
+    "blame",
     "MountInfo",
     "PathsResult",
     "PrefetchResult",

@@ -71,6 +71,19 @@ class LsEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class BlameItem:
+    """One entry of a directory and the commit that last changed it."""
+
+    name: str
+    kind: str  # file, dir, symlink
+    commit: str  # the commit's id in hex
+    author: str
+    time_ns: int
+    subject: str  # the first line of the commit's message
+    path: str  # where the entry was in that commit (another path after a rename)
+
+
+@dataclass(frozen=True, slots=True)
 class DiffItem:
     change: str  # added, modified, renamed, deleted (model/changes.py)
     path: str

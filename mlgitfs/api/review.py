@@ -1,4 +1,5 @@
-"""Reviewing history: log with its filters (repo/history.py) over the commit-graph index."""
+"""Reviewing history: log with its filters (repo/history.py) and blame (repo/blame.py), both
+over the commit-graph index."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import re
 from pathlib import Path
 
 from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta, ref_index
-from mlgitfs.api.results import CommitInfo
+from mlgitfs.api.results import BlameItem, CommitInfo
 from mlgitfs.errors import InvalidRevspec, UsageError
-from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.ids import ObjectId, to_hex
+from mlgitfs.model.objects import EntryKind
 from mlgitfs.model.revspec import parse_revspec
+from mlgitfs.repo import blame as blame_mod
 from mlgitfs.repo import history, refs
 
 
@@ -91,3 +94,33 @@ def log(
         commit_info(oid, c, tuple(names.get(bytes(oid), [])))
         for oid, c in history.log(store, [r.commit_id], query)
     ]
+
+
+def blame(home: Path | None, revspec: str, use_index: bool = True) -> list[BlameItem]:
+    """Each entry of the directory REVSPEC names (REPO@REF[:DIR]) with the commit that last
+    changed it, in name order; exact renames are followed (repo/blame.py)."""
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    if r.entry is not None and not r.entry.is_dir:
+        raise UsageError(
+            f"{revspec}: blame shows a directory's entries; blame of a file's rows or chunks "
+            "is not implemented yet"
+        )
+    lines = blame_mod.blame_dir(store, r.commit_id, r.spec.path, use_index)
+    commits = {bytes(x.commit): store.commit(x.commit) for x in lines}
+    kinds = {EntryKind.DIR: "dir", EntryKind.SYMLINK: "symlink"}
+    out = []
+    for x in lines:
+        c = commits[bytes(x.commit)]
+        out.append(
+            BlameItem(
+                x.entry.name.decode("utf-8", "surrogateescape"),
+                kinds.get(x.entry.kind, "file"),
+                to_hex(x.commit),
+                c.author,
+                c.time_ns,
+                c.message.splitlines()[0] if c.message else "",
+                x.path.decode("utf-8", "surrogateescape"),
+            )
+        )
+    return out

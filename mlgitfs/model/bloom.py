@@ -30,19 +30,17 @@ def path_hash(path: bytes) -> tuple[int, int]:
     return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little") | 1
 
 
-def with_parents(paths: Iterable[bytes]) -> set[bytes]:
-    """Each path and every directory above it (not the root)."""
-    out: set[bytes] = set()
-    for p in paths:
-        while p and p not in out:
-            out.add(p)
-            cut = p.rfind(b"/")
-            p = p[:cut] if cut > 0 else b""
-    return out
+def add_with_parents(keys: set[bytes], path: bytes) -> None:
+    """Add `path` and every directory above it (not the root) to `keys`, stopping at the
+    first already there (its parents are too): linear in the depth of a deep tree."""
+    while path and path not in keys:
+        keys.add(path)
+        cut = path.rfind(b"/")
+        path = path[:cut] if cut > 0 else b""
 
 
 def build(keys: Iterable[bytes]) -> bytes:
-    """A filter holding `keys` (already closed under parents, see `with_parents`); an empty
+    """A filter holding `keys` (already closed under parents, see `add_with_parents`); an empty
     set gives one zero byte (a commit that changed nothing)."""
     ks = list(keys)
     nbytes = max(1, (len(ks) * BITS_PER_KEY + 7) // 8)

@@ -33,10 +33,16 @@ class PendingObjects:
     def __init__(self, store: Store, new: Mapping[bytes, bytes]) -> None:
         self.store = store
         self.new = new
+        self.decoded: dict[bytes, Object] = {}
 
     def get_object(self, oid: ObjectId) -> Object:
         data = self.new.get(bytes(oid))
-        return self.store.get_object(oid) if data is None else decode(data, oid)
+        if data is None:
+            return self.store.get_object(oid)
+        obj = self.decoded.get(bytes(oid))
+        if obj is None:
+            obj = self.decoded[bytes(oid)] = decode(data, oid)
+        return obj
 
     def get(self, oid: ObjectId, kind: type[KindT]) -> KindT:
         return of_kind(self.get_object(oid), oid, kind)
@@ -57,7 +63,7 @@ def path_filter(reader: ObjectReader, old: ObjectId | None, new: ObjectId) -> by
     """The changed-path filter from tree `old` to `new`; None over bloom.MAX_KEYS keys."""
     keys: set[bytes] = set()
     for p in _changed_paths(reader, old, new):
-        keys |= bloom.with_parents([p])
+        bloom.add_with_parents(keys, p)
         if len(keys) > bloom.MAX_KEYS:
             return None
     return bloom.build(keys)
@@ -118,7 +124,21 @@ def check(store: Store, oid: bytes, commit: Commit) -> str | None:
 # --- path queries ---------------------------------------------------------------------------
 
 
-def _entry(reader: ObjectReader, tree: ObjectId | None, path: Sequence[bytes]) -> TreeEntry | None:
+def cached_entry(
+    reader: ObjectReader, tree: ObjectId | None, path: Sequence[bytes], cache: EntryCache
+) -> TreeEntry | None:
+    if tree is None:
+        return None
+    key = (bytes(tree), tuple(path))
+    if key not in cache:
+        cache[key] = entry_at(reader, tree, path)
+    return cache[key]
+
+
+def entry_at(
+    reader: ObjectReader, tree: ObjectId | None, path: Sequence[bytes]
+) -> TreeEntry | None:
+    """The entry at `path` of `tree`, or None (no such path, or no tree)."""
     if tree is None:
         return None
     try:
@@ -127,11 +147,23 @@ def _entry(reader: ObjectReader, tree: ObjectId | None, path: Sequence[bytes]) -
         return None
 
 
+EntryCache = dict[tuple[bytes, tuple[bytes, ...]], TreeEntry | None]
+
+
 def path_changed(
-    reader: ObjectReader, old: ObjectId | None, new: ObjectId, path: Sequence[bytes]
+    reader: ObjectReader,
+    old: ObjectId | None,
+    new: ObjectId,
+    path: Sequence[bytes],
+    cache: EntryCache | None = None,
 ) -> bool:
-    """Exactly: whether `path` changed from tree `old` (None: empty) to `new` (module note)."""
-    a, b = _entry(reader, old, path), _entry(reader, new, path)
+    """Exactly: whether `path` changed from tree `old` (None: empty) to `new` (module note).
+    `cache` keeps the entries found by tree and path: a walk that checks a commit checks its
+    parent next, and the parent's tree is then looked up once."""
+    if cache is None:
+        a, b = entry_at(reader, old, path), entry_at(reader, new, path)
+    else:
+        a, b = cached_entry(reader, old, path, cache), cached_entry(reader, new, path, cache)
     if a is None or b is None:
         return a is not b
     if a.is_dir and b.is_dir:

@@ -20,7 +20,7 @@ from mlgitfs.meta import commitgraph
 from mlgitfs.model import bloom
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import Commit
-from mlgitfs.repo.commitindex import path_changed
+from mlgitfs.repo.commitindex import EntryCache, path_changed
 from mlgitfs.repo.graph import reachable_only_from
 from mlgitfs.store.facade import Store
 
@@ -64,7 +64,7 @@ _RUN = 256  # records read ahead along first parents in one transaction
 
 
 @dataclass(frozen=True, slots=True)
-class _Node:
+class Node:
     time_ns: int
     parents: tuple[ObjectId, ...]
     tree: ObjectId
@@ -72,21 +72,21 @@ class _Node:
     paths: bytes | None  # the filter; None: every path maybe
 
 
-class _Graph:
+class Graph:
     """Commit nodes from the index, else from the commit objects."""
 
     def __init__(self, store: Store, use_index: bool) -> None:
         self.store = store
         self.use_index = use_index
-        self.nodes: dict[bytes, _Node] = {}
+        self.nodes: dict[bytes, Node] = {}
 
-    def node(self, oid: bytes) -> _Node:
+    def node(self, oid: bytes) -> Node:
         n = self.nodes.get(oid)
         if n is None:
             n = self._load(oid)
         return n
 
-    def _load(self, oid: bytes) -> _Node:
+    def _load(self, oid: bytes) -> Node:
         if self.use_index:
             # One short read transaction for a run of first parents: a walk asks for them
             # next, and opening a transaction per commit would cost as much as the rest.
@@ -98,17 +98,17 @@ class _Graph:
                     rec = commitgraph.get_record(txn, at)
                     if rec is None:
                         break
-                    self.nodes[at] = _Node(rec.time_ns, rec.parents, rec.tree, True, rec.paths)
+                    self.nodes[at] = Node(rec.time_ns, rec.parents, rec.tree, True, rec.paths)
                     at = bytes(rec.parents[0]) if rec.parents else None
             n = self.nodes.get(oid)
             if n is not None:
                 return n
         c = self.store.commit(ObjectId(oid))
-        n = self.nodes[oid] = _Node(c.time_ns, c.parents, c.tree, False, None)
+        n = self.nodes[oid] = Node(c.time_ns, c.parents, c.tree, False, None)
         return n
 
 
-def _walk(graph: _Graph, heads: Sequence[ObjectId], only: set[bytes] | None) -> Iterator[bytes]:
+def walk_ids(graph: Graph, heads: Sequence[ObjectId], only: set[bytes] | None) -> Iterator[bytes]:
     """Ids reachable from `heads` (within `only` when given), newest first, ties by id."""
     seen: set[bytes] = set()
     heap: list[tuple[int, bytes]] = []
@@ -152,13 +152,14 @@ def log(
     """The commits reachable from `heads` that pass `query`, newest first."""
     if query.limit is not None and query.limit <= 0:
         return
-    graph = _Graph(store, query.use_index)
+    graph = Graph(store, query.use_index)
     only = reachable_only_from(store, heads, query.exclude) if query.exclude else None
     probes = [(p, bloom.path_hash(b"/".join(p))) for p in query.paths]
     wants_commit = bool(query.grep or query.author or query.meta or query.inputs)
     made_from = _MadeFrom(store)
+    entries: EntryCache = {}
     found = 0
-    for raw in _walk(graph, heads, only):
+    for raw in walk_ids(graph, heads, only):
         node = graph.node(raw)
         if query.since_ns is not None and node.time_ns < query.since_ns:
             continue
@@ -176,7 +177,7 @@ def log(
             continue
         if maybe:
             parent = graph.node(bytes(node.parents[0])).tree if node.parents else None
-            if not any(path_changed(store, parent, node.tree, p) for p, _ in maybe):
+            if not any(path_changed(store, parent, node.tree, p, entries) for p, _ in maybe):
                 continue
         yield oid, commit or store.commit(oid)
         found += 1

@@ -29,6 +29,7 @@ def _show_changes(items: tuple[api.StatusItem, ...]) -> None:
 @click.option("--meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
 @click.option("--input", "inputs", multiple=True, help="REPO@REF this version was made from.")
 @click.option("--dry-run", is_flag=True, help="Show what would be committed; change nothing.")
+@render.no_verify_opt
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def commit(
@@ -38,17 +39,21 @@ def commit(
     meta: tuple[str, ...],
     inputs: tuple[str, ...],
     dry_run: bool,
+    no_verify: bool,
     as_json: bool,
 ) -> None:
     """Commit what a writable mount changed (MOUNTPOINT: default the mount around the
     current directory). Prints the commit id.
 
     The branch moves only if it is still at the mount's base (else exit 14, the overlay
-    kept). --dry-run lists what would be committed."""
-    r = api.commit(c.home, mountpoint, message, list(meta), list(inputs), dry_run)
+    kept). --dry-run lists what would be committed. The mount's daemon runs the branch's
+    pre-commit hooks and checks: a refusal shows their output, exits 34 and keeps the
+    overlay."""
+    r = api.commit(c.home, mountpoint, message, list(meta), list(inputs), dry_run, no_verify)
     if as_json:
         render.emit_json(r)
         return
+    render.hook_results(r.hooks)
     if dry_run:
         _show_changes(r.changes)
         render.message(

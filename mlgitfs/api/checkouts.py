@@ -13,6 +13,7 @@ from mlgitfs.errors import MountError, UsageError
 from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.revspec import parse_revspec
+from mlgitfs.repo.gate import HookResult
 from mlgitfs.store.facade import Store
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class CheckoutCommitResult:
     bytes_stored: int
     seconds: float
     changes: tuple[StatusItem, ...]  # what a dry run would commit
+    hooks: tuple[HookResult, ...] = ()  # the branch's hooks and checks that ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +125,11 @@ def commit(
     meta: list[str] | None = None,
     inputs: list[str] | None = None,
     dry_run: bool = False,
+    no_verify: bool = False,
 ) -> CheckoutCommitResult:
-    """Commit what the writable mount changed; the branch moves (CAS on the mount's base)."""
+    """Commit what the writable mount changed; the branch moves (CAS on the mount's base).
+    The mount's daemon runs the branch's pre-commit hooks (`no_verify`: skipped, where the
+    branch allows); a refusal arrives as HookRefused and the overlay is kept."""
     from mlgitfs.daemon import messages, protocol
 
     store, m, sock = _writable_mount(home, mountpoint)
@@ -135,6 +140,7 @@ def commit(
         tuple((r, bytes(c)) for r, c in parse_inputs(store, inputs or [], repo)),
         dry_run,
         default_author(),
+        no_verify,
     )
     v = protocol.call(sock, request, m.revspec)
     info = None
@@ -144,6 +150,8 @@ def commit(
     return CheckoutCommitResult(
         m.mountpoint, repo, branch, info, v.dry_run, v.files_hashed, v.bytes_hashed,
         v.bytes_stored, v.seconds, _status_items(v.changes),
+        tuple(HookResult(h.name, h.kind, h.event, h.status, h.code, h.output, h.cached,
+                         h.seconds) for h in v.hooks),
     )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlgitfs.api._common import open_store
 from mlgitfs.api.branches import checkout_guard
-from mlgitfs.api.hookviews import hook_options
+from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import UnsafeOperation, UsageError
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgitfs.api._common import Progress, close_store, open_store, repo_result
-from mlgitfs.api.hookviews import hook_options
 from mlgitfs.api.results import RepoResult
+from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import UsageError
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import to_hex

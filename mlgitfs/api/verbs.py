@@ -17,7 +17,6 @@ from mlgitfs.api._common import (
     ref_index,
     repo_result,
 )
-from mlgitfs.api.hookviews import hook_options
 from mlgitfs.api.results import (
     CommitInfo,
     DiffItem,
@@ -28,6 +27,7 @@ from mlgitfs.api.results import (
     LsEntry,
     RepoResult,
 )
+from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import chunks, db, reflog
 from mlgitfs.meta import env as env_mod

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mlgitfs.daemon import messages as msg
+from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import ProtocolError
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.vfs import checkout_ops
@@ -61,11 +62,16 @@ def _items(changes: list[Change]) -> tuple[msg.ChangeItem, ...]:
 async def _commit(view: WritableView, req: msg.CommitRequest) -> Outcome:
     inputs = [(repo, ObjectId(commit)) for repo, commit in req.inputs]
     out = await checkout_ops.commit_checkout(
-        view, req.message, dict(req.meta), inputs, req.dry_run, req.author or None
+        view, req.message, dict(req.meta), inputs, req.dry_run, req.author or None,
+        hook_options(view.store, req.no_verify),
+    )  # fmt: skip
+    hooks = tuple(
+        msg.HookItem(h.name, h.kind, h.event, h.status, h.code, h.output, h.cached, h.seconds)
+        for h in out.hooks
     )
     return Outcome(msg.CommitReply(
         out.commit, out.tree, out.base, out.files_hashed, out.bytes_hashed, out.bytes_stored,
-        out.dry_run, _items(out.changes), out.seconds,
+        out.dry_run, _items(out.changes), out.seconds, hooks,
     ))  # fmt: skip
 
 

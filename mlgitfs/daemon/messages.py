@@ -73,6 +73,20 @@ class ChangeItem:
 
 
 @dataclass(frozen=True, slots=True)
+class HookItem:
+    """One hook or check that gated a commit (repo/gate.py's HookResult)."""
+
+    name: str
+    kind: str  # hook, check
+    event: str
+    status: str  # passed, failed, timed out, crashed
+    code: int
+    output: str
+    cached: bool
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class CommitReply(Reply):
     commit: bytes | None  # None: nothing to commit, or a dry run
     tree: bytes
@@ -83,6 +97,7 @@ class CommitReply(Reply):
     dry_run: bool
     changes: tuple[ChangeItem, ...]  # what the commit changes (a dry run: would change)
     seconds: float
+    hooks: tuple[HookItem, ...] = ()  # the branch's hooks and checks that ran
 
 
 @op("commit", CommitReply)
@@ -93,6 +108,7 @@ class CommitRequest(Request[CommitReply]):
     inputs: tuple[tuple[str, bytes], ...] = ()  # (repo, commit id) the commit was made from
     dry_run: bool = False
     author: str = ""  # "": the daemon's default
+    no_verify: bool = False  # skip the branch's hooks (refused where its rules forbid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -22,6 +22,7 @@ from mlgitfs.model.names import split_path
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.repo import refs
 from mlgitfs.repo.commits import CommitRequest
+from mlgitfs.repo.gate import HookOptions, HookResult
 from mlgitfs.vfs import changes, commit, restore
 from mlgitfs.vfs.changes import Change
 from mlgitfs.vfs.overlay import WritableView
@@ -40,6 +41,7 @@ class CommitOutcome:
     dry_run: bool
     changes: list[Change]  # what the commit changes (a dry run: would change)
     seconds: float
+    hooks: list[HookResult] = field(default_factory=list)  # hooks and checks that ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,11 @@ async def commit_checkout(
     inputs: list[tuple[str, ObjectId]] | None = None,
     dry_run: bool = False,
     author: str | None = None,
+    hooks: HookOptions | None = None,
 ) -> CommitOutcome:
-    """Commit what the view changed; the branch moves by compare-and-swap on its base."""
+    """Commit what the view changed; the branch moves by compare-and-swap on its base.
+    The branch's pre-commit hooks gate it (their commands run in the commit's worker thread,
+    the mount still serving reads); post-commit hooks run once the mount is thawed."""
     if not message.strip():
         raise UsageError("a commit needs a message (-m)")
     req = CommitRequest(view.repo, view.branch, message, meta or {}, inputs or [], author)
@@ -80,7 +85,7 @@ async def commit_checkout(
         view.flush_base()
         try:
             out = await trio.to_thread.run_sync(
-                commit.build, view, plan, req, dry_run, limiter=_commit_limiter
+                commit.build, view, plan, req, dry_run, None, hooks, limiter=_commit_limiter
             )
         except ConflictError as exc:
             raise ConflictError(
@@ -99,9 +104,13 @@ async def commit_checkout(
     if out.commit is not None:
         log.info("committed %s to %s@%s: %d files hashed", short_hex(out.commit), view.repo,
                  view.branch, out.files_hashed)  # fmt: skip
+        if out.gate is not None and out.candidate is not None:
+            out.candidate.commit = out.commit
+            await trio.to_thread.run_sync(out.gate.post_commit, out.candidate)
     return CommitOutcome(out.commit, out.tree, plan.base_commit, out.files_hashed,
                          out.bytes_hashed, out.bytes_stored, dry_run, report,
-                         time.perf_counter() - t0)  # fmt: skip
+                         time.perf_counter() - t0,
+                         out.gate.results if out.gate is not None else [])  # fmt: skip
 
 
 def check_commit(view: WritableView, deltas: list[changes.Delta]) -> None:

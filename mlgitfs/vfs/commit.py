@@ -31,6 +31,7 @@ from mlgitfs.model.objects import EntryKind, TreeEntry, clamp_time_ns
 from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
+from mlgitfs.repo.gate import Candidate, Gate, HookOptions
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.cache import SegmentWriter
@@ -72,6 +73,8 @@ class Outcome:
     files_hashed: int = 0
     bytes_hashed: int = 0
     bytes_stored: int = 0
+    gate: Gate | None = None  # the hooks that gated the commit (post-commit runs them later)
+    candidate: Candidate | None = None
 
 
 def plan(view: WritableView) -> Plan:
@@ -166,9 +169,15 @@ def _encode_files(
 
 
 def build(
-    view: WritableView, p: Plan, req: CommitRequest, dry_run: bool, threads: int | None = None
+    view: WritableView,
+    p: Plan,
+    req: CommitRequest,
+    dry_run: bool,
+    threads: int | None = None,
+    hooks: HookOptions | None = None,
 ) -> Outcome:
-    """Worker thread: hash the overlay files, rebuild the changed trees, write the commit."""
+    """Worker thread: hash the overlay files, rebuild the changed trees, write the commit,
+    gated by the branch's pre-commit hooks (a refusal raises; the overlay is untouched)."""
     store = view.store
     chunker = Chunker(store.params)
     writer = store.chunks.writer()
@@ -260,9 +269,18 @@ def build(
             rec.base = head
             put_checkout(txn, view.repo, view.branch, rec)
 
-        cid, _ = write_commit(
-            store, req, out.tree, (p.base_commit,), p.base_commit, writer, new_objects, also
-        )
+        # Hooks come from the branch's head, which is the checkout's base (the CAS holds it).
+        gate = (hooks or HookOptions()).gate(store, view.branch, p.base_commit)
+        cand = Candidate(view.repo, view.branch, p.base_commit, out.tree, out.tree, base_tree)
+        validate, step = gate.commit_steps(cand, ("pre-commit",))
+        try:
+            cid, _ = write_commit(
+                store, req, out.tree, (p.base_commit,), p.base_commit, writer, new_objects,
+                also, validate, step,
+            )  # fmt: skip
+        finally:
+            out.gate, out.candidate = gate, cand
+            gate.flush()
         writer.reset()
         out.commit = cid
         return out

@@ -502,7 +502,7 @@ def fsck(c: Ctx, repo: str | None, check_remote: bool, rebuild_index: bool, as_j
 @click.option(
     "--threshold",
     type=float,
-    default=0.5,
+    default=0.95,
     show_default=True,
     help="Rewrite a segment file whose live fraction is below this.",
 )

@@ -30,7 +30,7 @@ class GcRoots:
         return self.ref_commits | self.reflog_commits | self.checkout_bases
 
 
-def gc_roots(txn: ReadTxn, now_ns: int | None = None) -> GcRoots:
+def gc_roots(txn: ReadTxn, now_ns: int | None = None, pins: bool = True) -> GcRoots:
     """The roots as of `now_ns` (default: the clock), which decides which reflog entries
     have expired."""
     now = time.time_ns() if now_ns is None else now_ns
@@ -40,5 +40,6 @@ def gc_roots(txn: ReadTxn, now_ns: int | None = None) -> GcRoots:
         refs.update(oid for _, oid in db.list_refs(txn, rec.name))
         reflog.update(ObjectId(c) for c in db.reflog_commits(txn, rec.name, now))
     bases = {rec.base for _, _, rec in checkouts.list_checkouts(txn)}
-    pins = {ChunkId(c) for c in chunks.pinned(txn)}
-    return GcRoots(frozenset(refs), frozenset(reflog), frozenset(bases), frozenset(pins))
+    # `pins=False`: gc does not mark from pins, and a store's pins can be millions
+    pinned = frozenset(ChunkId(c) for c in chunks.pinned(txn)) if pins else frozenset()
+    return GcRoots(frozenset(refs), frozenset(reflog), frozenset(bases), pinned)

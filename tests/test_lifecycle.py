@@ -184,6 +184,15 @@ def test_push_delete_guards_and_effect(cli: Cli, ds: Path, remote: Remote, tmp_p
     assert json.loads(third("tag", "ds", "--json").stdout) == []
     other("fetch", "ds")
     other("show", "ds@origin/dev", code=4)
+    # --force: a ref moved since our fetch, and the default branch
+    other("import", "ds@main", str(src), "-m", "moves main")
+    other("push", "ds@main")
+    cli("push", "ds@main", "--delete", code=22)  # moved too: --force overrides both
+    cli("push", "ds@main", "--delete", "--force")
+    assert not [k for k in remote.remote_keys() if k.startswith("refs/")]
+    cli("show", "ds@main")  # the local branch stays, and can be pushed again
+    cli("push", "ds@main")
+    assert "refs/ds/heads/main" in remote.remote_keys()
 
 
 def test_reading_an_expired_version_names_the_rule(

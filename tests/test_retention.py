@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import fnmatch
 import json
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from mlgitfs.model.retention import (
     RuleSet,
     rule_for,
 )
-from mlgitfs.repo.expiry import expired_commits, expiry
+from mlgitfs.repo.expiry import decide, expired_commits, expiry
 from mlgitfs.repo.retention import cutoff_ns, keep
 from tests.conftest import Cli
 from tests.test_sync import Remote, remote
@@ -333,3 +334,105 @@ def test_retention_rules_travel_with_push_fetch_and_clone(
     other("push", "copy")
     cli("pull", "ds")
     assert json.loads(cli("retention", "show", "ds", "--json").stdout)["rules"] == []
+
+
+# --- expiry over generated stores: commit graphs, refs of two repos, rules, held commits --
+
+
+def _oid(i: int) -> ObjectId:
+    return ObjectId(i.to_bytes(2, "big") * 16)
+
+
+_REFS = ["heads/main", "heads/dev", "heads/feature/x", "tags/v1", "tags/feature/t",
+         "remotes/origin/heads/main", "remotes/origin/tags/v1"]  # fmt: skip
+_PATTERNS = ["*", "main", "feature/*", "v1"]
+_small = st.sampled_from([0, 0, 0, 1, 2, 3])
+_tight_policies = st.builds(
+    Policy, last=_small, daily=_small, weekly=_small, monthly=_small, yearly=_small,
+    within=st.none() | st.builds(Duration, days=st.integers(0, 60)), keep_tags=st.booleans(),
+)  # fmt: skip
+
+
+@st.composite
+def _stores(draw: st.DrawFn) -> tuple[dict[int, tuple[tuple[int, ...], int] | None],
+                                      list[tuple[str, str, int]], dict[str, tuple[Rule, ...]],
+                                      set[int]]:  # fmt: skip
+    n = draw(st.integers(1, 30))
+    graph: dict[int, tuple[tuple[int, ...], int] | None] = {}
+    for i in range(n):
+        # mostly a line (long histories), with merges and new roots now and then
+        extra = draw(st.lists(st.integers(0, i - 1), max_size=1)) if i else []
+        first = [] if i == 0 or draw(st.integers(0, 9)) == 0 else [i - 1]
+        parents = list(dict.fromkeys(first + extra))
+        missing = draw(st.integers(0, 19)) == 0  # beyond a partial fetch
+        graph[i] = None if missing else (tuple(parents), draw(_times))
+    refs = draw(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(_REFS),
+                                   st.integers(0, n - 1)),
+                         min_size=1, max_size=6, unique_by=lambda r: (r[0], r[1])))  # fmt: skip
+    rules = {
+        repo: tuple(draw(st.lists(st.builds(Rule, st.sampled_from(_PATTERNS), _tight_policies),
+                                  min_size=repo == "a", max_size=3,
+                                  unique_by=lambda r: r.pattern)))
+        for repo in ("a", "b")
+    }  # fmt: skip
+    held = set(draw(st.lists(st.integers(0, n - 1), max_size=3)))
+    return graph, refs, rules, held
+
+
+def _reference_expiry(graph: dict[int, tuple[tuple[int, ...], int] | None],
+                      refs: list[tuple[str, str, int]], rules: dict[str, tuple[Rule, ...]],
+                      held: set[int]) -> set[int]:  # fmt: skip
+    def reach(head: int) -> set[int]:
+        found = {head} if graph[head] is not None else set()
+        while True:
+            more = {p for c in found for p in graph[c][0] if graph[p] is not None} - found  # type: ignore[index]
+            if not more:
+                return found
+            found |= more
+
+    kept: set[int] = set()
+    governed: set[int] = set()
+    for repo, ref, head in refs:
+        parts = ref.split("/")
+        if parts[0] == "remotes":
+            parts = parts[2:]
+        kind, name = parts[0], "/".join(parts[1:])
+        if kind == "heads":
+            kept.add(head)
+        exact = [r for r in rules[repo] if r.pattern == name]
+        globs = [r for r in rules[repo] if fnmatch.fnmatchcase(name, r.pattern)]
+        longest = max((len(r.pattern) for r in globs), default=0)
+        rule = (exact or [r for r in globs if len(r.pattern) == longest] or [None])[0]
+        if rule is None:
+            kept |= reach(head)
+        elif kind == "tags":
+            if rule.policy.keep_tags:
+                kept.add(head)
+            elif graph[head] is not None:
+                governed.add(head)
+        else:
+            line = reach(head)
+            governed |= line
+            history = [(_oid(c), graph[c][1]) for c in line]  # type: ignore[index]
+            kept |= {c for c in line if _oid(c) in _reference(history, rule.policy, NOW)}
+    return governed - kept - held
+
+
+@settings(max_examples=200, deadline=None)
+@given(store=_stores())
+def test_expiry_of_generated_stores_matches_the_reference(
+    store: tuple[dict[int, tuple[tuple[int, ...], int] | None], list[tuple[str, str, int]],
+                 dict[str, tuple[Rule, ...]], set[int]],
+) -> None:  # fmt: skip
+    graph, refs, rules, held = store
+    by_oid = {_oid(i): i for i in graph}
+
+    def load(oid: ObjectId) -> tuple[tuple[ObjectId, ...], int] | None:
+        node = graph[by_oid[oid]]
+        return None if node is None else (tuple(_oid(p) for p in node[0]), node[1])
+
+    got = decide([(r, ref, _oid(h)) for r, ref, h in refs], load, rules,
+                 {_oid(h) for h in held}, NOW)  # fmt: skip
+    assert {by_oid[o] for o in got} == _reference_expiry(graph, refs, rules, held)
+    for repo, why in got.values():
+        assert why.startswith(f"retention of {repo}@")

@@ -16,7 +16,7 @@ window of retention too: set `config reflog-expiry` to shorten it).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,19 +54,21 @@ def _governed_name(ref: str) -> tuple[str, bool] | None:
     return None
 
 
+Node = tuple[tuple[ObjectId, ...], int]  # a commit's parents and time
+Loader = Callable[[ObjectId], Node | None]  # None: not in the store (or not a commit)
+
+
 class _History:
-    """Commits read from one transaction, each decoded (and checked) once."""
+    """Commits by id through `load`, each loaded once."""
 
-    def __init__(self, txn: ReadTxn) -> None:
-        self.txn = txn
-        self.commits: dict[ObjectId, Commit | None] = {}
+    def __init__(self, load: Loader) -> None:
+        self.load = load
+        self.nodes: dict[ObjectId, Node | None] = {}
 
-    def commit(self, oid: ObjectId) -> Commit | None:
-        if oid not in self.commits:
-            data = db.get_object_bytes(self.txn, oid)
-            obj = None if data is None else decode(data, oid)
-            self.commits[oid] = obj if isinstance(obj, Commit) else None
-        return self.commits[oid]
+    def node(self, oid: ObjectId) -> Node | None:
+        if oid not in self.nodes:
+            self.nodes[oid] = self.load(oid)
+        return self.nodes[oid]
 
     def of(self, head: ObjectId) -> list[tuple[ObjectId, int]]:
         """Every commit reachable from `head` by parents, with its time (a commit not in the
@@ -76,63 +78,75 @@ class _History:
         stack = [head]
         while stack:
             oid = stack.pop()
-            c = self.commit(oid)
-            if c is None:
+            node = self.node(oid)
+            if node is None:
                 continue
-            out.append((oid, c.time_ns))
-            for p in c.parents:
+            out.append((oid, node[1]))
+            for p in node[0]:
                 if p not in seen:
                     seen.add(p)
                     stack.append(p)
         return out
 
 
-def _repo_verdict(txn: ReadTxn, hist: _History, repo: str, rules: tuple[Rule, ...],
-                  now_ns: int) -> tuple[dict[ObjectId, str], set[ObjectId]]:  # fmt: skip
-    """(commits a rule of `repo` governs, each with that rule; commits `repo` keeps)."""
-    governed: dict[ObjectId, str] = {}
+def decide(
+    refs: Iterable[tuple[str, str, ObjectId]],
+    load: Loader,
+    rules: Mapping[str, tuple[Rule, ...]],
+    held: Set[ObjectId],
+    now_ns: int,
+) -> dict[ObjectId, tuple[str, str]]:
+    """The expired commits (each with its repo and the rule that governed it) of a store
+    whose refs are (repo, stored ref name, head), under each repo's `rules`, as of `now_ns`;
+    `held` never expires (checkout bases, live reflog commits). Pure: the module note says
+    what it decides; `expiry` feeds it from LMDB."""
+    hist = _History(load)
+    governed: dict[ObjectId, tuple[str, str]] = {}
     kept: set[ObjectId] = set()
-    for ref, head in db.list_refs(txn, repo):
+    for repo, ref, head in refs:
         named = _governed_name(ref)
         if named is None or not named[1]:
             kept.add(head)  # a branch's head, never a tag's: keep_tags decides that
-        rule = None if named is None else rule_for(rules, named[0])
-        history = hist.of(head)
+        rule = None if named is None else rule_for(rules.get(repo, ()), named[0])
         if rule is None or named is None:
-            kept.update(oid for oid, _ in history)
+            kept.update(oid for oid, _ in hist.of(head))
             continue
-        label = rule.label(repo)
+        label = (repo, rule.label(repo))
         if named[1]:  # a tag: its commit only; its history is the branches' to keep
             if rule.policy.keep_tags:
                 kept.add(head)
-            else:
+            elif hist.node(head) is not None:
                 governed.setdefault(head, label)
             continue
+        history = hist.of(head)
         kept.update(policy_math.keep(history, rule.policy, now_ns))
         for oid, _ in history:
             governed.setdefault(oid, label)
-    return governed, kept
+    return {oid: g for oid, g in governed.items() if oid not in kept and oid not in held}
 
 
 def expiry(txn: ReadTxn, now_ns: int) -> list[Expiry]:
     """Every expired commit of the store as of `now_ns` with its reason, oldest first. A
     commit two repos share expires only when neither keeps it."""
-    hist = _History(txn)
+
+    def load(oid: ObjectId) -> Node | None:
+        data = db.get_object_bytes(txn, oid)
+        obj = None if data is None else decode(data, oid)
+        return (obj.parents, obj.time_ns) if isinstance(obj, Commit) else None
+
     held = {rec.base for _, _, rec in checkouts.list_checkouts(txn)}
-    governed: dict[ObjectId, tuple[str, str]] = {}
-    kept: set[ObjectId] = set()
+    refs: list[tuple[str, str, ObjectId]] = []
+    rules: dict[str, tuple[Rule, ...]] = {}
     for rec in db.list_repos(txn):
         held.update(ObjectId(c) for c in reflog.live_commits(txn, rec.name, now_ns))
-        rules = retention.get_rules(txn, rec.name)
-        gov, keep = _repo_verdict(txn, hist, rec.name, rules, now_ns)
-        kept |= keep
-        for oid, why in gov.items():
-            governed.setdefault(oid, (rec.name, why))
+        rules[rec.name] = retention.get_rules(txn, rec.name)
+        refs.extend((rec.name, ref, head) for ref, head in db.list_refs(txn, rec.name))
+    hist = _History(load)
     out = []
-    for oid, (repo, why) in governed.items():
-        c = hist.commit(oid)
-        if oid not in kept and oid not in held and c is not None:
-            out.append(Expiry(repo, oid, c.time_ns, why))
+    for oid, (repo, why) in decide(refs, hist.node, rules, held, now_ns).items():
+        node = hist.node(oid)
+        assert node is not None  # decide governs only commits it could load
+        out.append(Expiry(repo, oid, node[1], why))
     return sorted(out, key=lambda e: (e.time_ns, e.commit))
 
 

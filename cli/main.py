@@ -309,16 +309,26 @@ def log(
 
 @cli.command()
 @click.argument("revspec", shell_complete=complete.revspec)
+@click.option(
+    "--key",
+    "key",
+    multiple=True,
+    help="A table's key column (repeat for a composite key).  [default: the key of the "
+    "path's rows rule in .mlgitfs/merge.toml]",
+)
 @json_opt
 @pass_ctx
-def blame(c: Ctx, revspec: str, as_json: bool) -> None:
-    """Show each entry of a directory (REPO@REF[:DIR]) with the commit that last changed it:
-    short id, date, author, name (and the old path when it came by an exact rename).
+def blame(c: Ctx, revspec: str, key: tuple[str, ...], as_json: bool) -> None:
+    """Show who last changed what. For a directory (REPO@REF[:DIR]), each entry with the
+    commit that last changed it; for a CSV, TSV, JSONL or Parquet file, each row, by key,
+    with the commit that last set it (added it or changed a cell). Columns: short id,
+    date, author, then the name or the key (and the old path after an exact rename).
 
-    "Last changed" is what `log -n 1 --path DIR/NAME` shows; one walk over the commit-graph
-    index answers every entry. With --json: name, kind, commit, author, time_ns, subject,
-    path (where the entry was in that commit)."""
-    render.blame(api.blame(c.home, revspec), as_json)
+    "Last changed" is what `log -n 1 --path PATH` shows; one walk over the commit-graph
+    index answers every entry or row. With --json: kind ("dir" or "rows"), entries (name,
+    kind, commit, author, time_ns, subject, path) or key_columns and rows (key, commit,
+    author, time_ns, subject, path: where it was in that commit)."""
+    render.blame(api.blame(c.home, revspec, list(key)), as_json)
 
 
 @cli.command()

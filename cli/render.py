@@ -203,19 +203,22 @@ def log(items: list[api.CommitInfo], as_json: bool, oneline: bool = False) -> No
         _commit_text(ci)
 
 
-def blame(items: list[api.BlameItem], as_json: bool) -> None:
+def blame(r: api.BlameResult, as_json: bool) -> None:
     if as_json:
-        emit_json(items)
+        emit_json(r)
         return
-    width = max((len(i.author) for i in items), default=0)
-    for i in items:
-        mark = "/" if i.kind == "dir" else ""
-        moved = (
-            f"  (was {i.path})" if not i.path.endswith("/" + i.name) and i.path != i.name else ""
-        )
+    authors = [e.author for e in r.entries] + [row.author for row in r.rows]
+    width = max(map(len, authors), default=0)
+    for e in r.entries:
+        mark = "/" if e.kind == "dir" else ""
+        moved = "" if e.path == e.name or e.path.endswith("/" + e.name) else f"  (was {e.path})"
         click.echo(
-            f"{i.commit[:12]}  {when(i.time_ns)}  {i.author:<{width}}  {i.name}{mark}{moved}"
+            f"{e.commit[:12]}  {when(e.time_ns)}  {e.author:<{width}}  {e.name}{mark}{moved}"
         )
+    for row in r.rows:
+        moved = f"  (was in {row.path})" if row.path != r.path else ""
+        key = ",".join(row.key)
+        click.echo(f"{row.commit[:12]}  {when(row.time_ns)}  {row.author:<{width}}  {key}{moved}")
 
 
 def show(ci: api.CommitInfo, as_json: bool) -> None:

@@ -119,13 +119,129 @@ def test_blame_through_the_cli_follows_a_rename(cli: Cli, tmp_path: Path) -> Non
     (src / "img" / "b.jpg").write_bytes(b"b2")
     cli("import", "ds", str(src), "-m", "rename and change")
     log = {c["message"]: c["id"] for c in json.loads(cli("log", "ds", "--json").stdout)}
-    top = {i["name"]: i for i in json.loads(cli("blame", "ds", "--json").stdout)}
+    top = {i["name"]: i for i in json.loads(cli("blame", "ds", "--json").stdout)["entries"]}
     assert top["labels.csv"]["commit"] == log["labels"]
     assert top["img"]["commit"] == log["rename and change"] and top["img"]["kind"] == "dir"
-    img = {i["name"]: i for i in json.loads(cli("blame", "ds:img", "--json").stdout)}
+    img = {i["name"]: i for i in json.loads(cli("blame", "ds:img", "--json").stdout)["entries"]}
     assert img["c.jpg"]["commit"] == log["first"] and img["c.jpg"]["path"] == "img/a.jpg"
     assert img["b.jpg"]["commit"] == log["rename and change"]
     text = cli("blame", "ds:img").stdout.splitlines()
     assert text[1].startswith(log["first"][:12]) and text[1].endswith("c.jpg  (was img/a.jpg)")
-    assert "not implemented" in cli("blame", "ds:labels.csv", code=2).stderr
+    assert "--key COL" in cli("blame", "ds:labels.csv", code=2).stderr
     cli("blame", "ds:nothing", code=4)
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+KEYS = ["1", "2", "3", "4", "5"]
+LABELS = ["cat", "dog", 'say "hi"', "a,b", "two\nlines"]  # quoted CSV fields included
+
+row_op = st.one_of(
+    st.tuples(st.just("set"), st.sampled_from(KEYS), st.sampled_from(LABELS)),
+    st.tuples(st.just("drop"), st.sampled_from(KEYS), st.just("")),
+    st.tuples(st.just("move"), st.sampled_from(["t.csv", "sub/t.csv", "u.csv"]), st.just("")),
+    st.tuples(st.just("other"), st.just(""), st.sampled_from(LABELS)),
+)
+
+
+def _csv(table: dict[str, str]) -> bytes:
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["id", "label"])
+    for k in sorted(table):
+        w.writerow([k, table[k]])
+    return out.getvalue().encode()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commits=st.lists(st.lists(row_op, min_size=1, max_size=3), min_size=1, max_size=10))
+def test_row_blame_matches_a_reference_over_key_to_row_dicts(
+    commits: list[list[tuple[str, str, str]]],
+) -> None:
+    from mlgitfs.repo.blamerows import blame_rows
+    from mlgitfs.repo.commits import CommitRequest, write_commit
+    from mlgitfs.repo.trees import NewObjects
+    from tests.test_logindex import T0, build_tree
+
+    with tempfile.TemporaryDirectory(prefix="mlgitfs-rowblame-") as tmp:
+        home = Path(tmp) / "home"
+        store = _store(home)
+        try:
+            table: dict[str, str] = {"1": "cat"}
+            path, other = "t.csv", "x"
+            history: list[tuple[bytes, str, dict[str, str]]] = []  # (commit, path, table)
+            head = None
+            for n, ops in enumerate(commits):
+                for op, a, b in ops:
+                    if op == "set":
+                        table = {**table, a: b}
+                    elif op == "drop":
+                        table = {k: v for k, v in table.items() if k != a}
+                    elif op == "move":
+                        path = a
+                    else:
+                        other = b
+                files = {path: (_csv(table), 0o644, 0), "readme": (other.encode(), 0o644, 0)}
+                writer = store.chunks.writer()
+                objs: NewObjects = []
+                tree = build_tree(store, files, writer, objs)
+                req = CommitRequest("r", "main", f"c{n}", {}, [], "ann@lab", T0 + n)
+                parents = (head,) if head else ()
+                head, _ = write_commit(store, req, tree, parents, head, writer, objs)
+                writer.reset()
+                history.append((bytes(head), path, dict(table)))
+            assert head is not None
+            # the reference: walk back; a row is set where it differs from the version
+            # before, and every row is set where the file moved and changed at once
+            want: dict[str, bytes] = {}
+            for k in history[-1][2]:
+                for i in range(len(history) - 1, -1, -1):
+                    c, p, t = history[i]
+                    prev = history[i - 1] if i else None
+                    if prev is None:
+                        want[k] = c
+                        break
+                    moved_and_changed = prev[1] != p and prev[2] != t
+                    if moved_and_changed or prev[2].get(k) != t.get(k):
+                        want[k] = c
+                        break
+            for index in (True, False):
+                got = blame_rows(store, head, tuple(path.encode().split(b"/")), ["id"], index)
+                assert {str(x.key[0]): bytes(x.commit) for x in got.rows} == want
+                assert [str(x.key[0]) for x in got.rows] == sorted(history[-1][2])
+            assert fsck(store).clean
+        finally:
+            api.close_store(home)
+
+
+def test_row_blame_through_the_cli_with_the_rules_key(cli: Cli, tmp_path: Path) -> None:
+    src = write_tree(
+        tmp_path / "src",
+        {
+            ".mlgitfs/merge.toml": '[[rule]]\npath = "*.csv"\nstrategy = "rows"\nkey = ["id"]\n',
+            "labels.csv": 'id,label\n1,cat\n2,"a,b"\n',
+        },
+    )
+    cli("init", "ds", "--kind", "labels", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "first")
+    (src / "labels.csv").write_text('id,label\n1,cat\n2,"a,""b"""\n3,dog\n')
+    cli("import", "ds", str(src), "-m", "relabel 2, add 3")
+    (src / "labels.csv").rename(src / "train.csv")
+    cli("import", "ds", str(src), "-m", "rename")
+    log = {c["message"]: c["id"] for c in json.loads(cli("log", "ds", "--json").stdout)}
+    out = json.loads(cli("blame", "ds:train.csv", "--json").stdout)
+    assert out["kind"] == "rows" and out["key_columns"] == ["id"]
+    got = {tuple(r["key"]): (r["commit"], r["path"]) for r in out["rows"]}
+    assert got == {
+        ("1",): (log["first"], "labels.csv"),
+        ("2",): (log["relabel 2, add 3"], "labels.csv"),
+        ("3",): (log["relabel 2, add 3"], "labels.csv"),
+    }
+    text = cli("blame", "ds:train.csv", "--key", "id").stdout.splitlines()
+    assert text[0].startswith(log["first"][:12]) and text[0].endswith("  1  (was in labels.csv)")
+    assert "no key column nope" in cli("blame", "ds:train.csv", "--key", "nope", code=33).stderr
+    assert "name a table file" in cli("blame", "ds", "--key", "id", code=2).stderr
+    assert "no table format" in cli("blame", "ds:.mlgitfs/merge.toml", code=30).stderr

@@ -71,6 +71,7 @@ from mlgitfs.api.remotes import (
 )
 from mlgitfs.api.results import (
     BlameItem,
+    BlameResult,
     CommitInfo,
     DiffItem,
     DiffResult,
@@ -80,6 +81,7 @@ from mlgitfs.api.results import (
     LsEntry,
     RefResult,
     RepoResult,
+    RowBlameItem,
 )
 from mlgitfs.api.retention import (
     ExpiringInfo,
@@ -147,6 +149,8 @@ __all__ = [
     "LineageResult",
     "LsEntry",
     "BlameItem",
+    "BlameResult",
+    "RowBlameItem",
     "blame",
     "MountInfo",
     "PathsResult",

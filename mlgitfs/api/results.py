@@ -84,6 +84,29 @@ class BlameItem:
 
 
 @dataclass(frozen=True, slots=True)
+class RowBlameItem:
+    """One row of a table, by key, and the commit that last set it."""
+
+    key: tuple[str, ...]  # the key's cells as text
+    commit: str
+    author: str
+    time_ns: int
+    subject: str
+    path: str  # where the file was in that commit (another path after a rename)
+
+
+@dataclass(frozen=True, slots=True)
+class BlameResult:
+    """A directory's entries (`entries`) or a table's rows by key (`rows`)."""
+
+    kind: str  # "dir" or "rows"
+    path: str  # the directory or file blamed, inside the version ("" for the root)
+    entries: tuple[BlameItem, ...] = ()
+    key_columns: tuple[str, ...] = ()
+    rows: tuple[RowBlameItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DiffItem:
     change: str  # added, modified, renamed, deleted (model/changes.py)
     path: str

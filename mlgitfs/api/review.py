@@ -8,13 +8,14 @@ import re
 from pathlib import Path
 
 from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta, ref_index
-from mlgitfs.api.results import BlameItem, CommitInfo
+from mlgitfs.api.results import BlameItem, BlameResult, CommitInfo, RowBlameItem
 from mlgitfs.errors import InvalidRevspec, UsageError
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo import blame as blame_mod
-from mlgitfs.repo import history, refs
+from mlgitfs.repo import blamerows, history, refs
+from mlgitfs.store.facade import Store
 
 
 def parse_time(text: str, option: str) -> int:
@@ -96,16 +97,21 @@ def log(
     ]
 
 
-def blame(home: Path | None, revspec: str, use_index: bool = True) -> list[BlameItem]:
-    """Each entry of the directory REVSPEC names (REPO@REF[:DIR]) with the commit that last
-    changed it, in name order; exact renames are followed (repo/blame.py)."""
+def blame(
+    home: Path | None, revspec: str, key: list[str] | None = None, use_index: bool = True
+) -> BlameResult:
+    """REPO@REF[:PATH] names a directory: each entry with the commit that last changed it
+    (repo/blame.py); a CSV, TSV, JSONL or Parquet file: each row, by `key` (or the key of
+    the path's rows merge rule), with the commit that last set it (repo/blamerows.py).
+    Exact renames are followed."""
     store = open_store(home)
     r = refs.resolve(store, revspec)
     if r.entry is not None and not r.entry.is_dir:
-        raise UsageError(
-            f"{revspec}: blame shows a directory's entries; blame of a file's rows or chunks "
-            "is not implemented yet"
-        )
+        if not r.entry.is_file:
+            raise UsageError(f"{revspec} is a symlink: blame a directory or a table")
+        return _blame_rows(store, r, key or [], use_index)
+    if key:
+        raise UsageError(f"--key: {revspec} is a directory; name a table file")
     lines = blame_mod.blame_dir(store, r.commit_id, r.spec.path, use_index)
     commits = {bytes(x.commit): store.commit(x.commit) for x in lines}
     kinds = {EntryKind.DIR: "dir", EntryKind.SYMLINK: "symlink"}
@@ -119,8 +125,31 @@ def blame(home: Path | None, revspec: str, use_index: bool = True) -> list[Blame
                 to_hex(x.commit),
                 c.author,
                 c.time_ns,
-                c.message.splitlines()[0] if c.message else "",
+                _subject(c.message),
                 x.path.decode("utf-8", "surrogateescape"),
             )
         )
-    return out
+    return BlameResult("dir", r.spec.path_str, entries=tuple(out))
+
+
+def _subject(message: str) -> str:
+    return message.splitlines()[0] if message else ""
+
+
+def _blame_rows(store: Store, r: refs.Resolved, key: list[str], use_index: bool) -> BlameResult:
+    blamed = blamerows.blame_rows(store, r.commit_id, r.spec.path, key, use_index)
+    commits = {bytes(x.commit): store.commit(x.commit) for x in blamed.rows}
+    items = []
+    for x in blamed.rows:
+        c = commits[bytes(x.commit)]
+        items.append(
+            RowBlameItem(
+                tuple(blamed.show(cell) for cell in x.key),
+                to_hex(x.commit),
+                c.author,
+                c.time_ns,
+                _subject(c.message),
+                x.path.decode("utf-8", "surrogateescape"),
+            )
+        )
+    return BlameResult("rows", r.spec.path_str, key_columns=blamed.key_columns, rows=tuple(items))

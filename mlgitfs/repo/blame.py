@@ -121,5 +121,13 @@ def _renames(
     return out
 
 
+def follow_rename(
+    store: Store, old: ObjectId | None, new: ObjectId, path: bytes, cache: EntryCache
+) -> bytes | None:
+    """The old path of `path` when it is the new path of an exact rename from tree `old` to
+    `new` (None: it is not)."""
+    return _renames(store, old, new, [path], cache).get(path)
+
+
 def _absent(store: Store, tree: ObjectId | None, path: bytes, cache: EntryCache) -> bool:
     return cached_entry(store, tree, _split(path), cache) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from mlgitfs import api
 
 from . import render
+from .mountmergecmds import show_merging
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -77,17 +79,25 @@ def commit(
 def status(c: Ctx, mountpoint: Path | None, as_json: bool) -> None:
     """What a writable mount changed against its base commit: added (A), modified (M),
     deleted (D), renamed (R) paths, by content: exactly what the next commit changes (a
-    file replaced by a rename with other bytes is M, with the same bytes not shown); then
-    the changes the mount refused since the last status, with the reason. The cost follows
-    the changes."""
+    file replaced by a rename with other bytes is M, with the same bytes not shown); the
+    merge in progress and its unmerged paths (U, with the three sides and a table's
+    conflicting cells); whether the branch moved under the mount (behind: see `update`);
+    then the changes the mount refused since the last status, with the reason. The cost
+    follows the changes."""
     r = api.status(c.home, mountpoint)
     if as_json:
-        render.emit_json(r)
+        render.emit_json({**dataclasses.asdict(r), "behind": r.behind})
         return
     render.message(f"{r.repo}@{r.branch} ({r.mutability}) at {r.mountpoint}, base {r.base[:12]}")
+    if r.behind:
+        render.message(
+            f"behind: {r.repo}@{r.branch} moved to {r.head[:12]}; `mlgitfs update` brings the "
+            "mount there (a commit now is refused, exit 14)"
+        )
     if not r.changes:
         render.message("nothing changed")
     _show_changes(r.changes)
+    show_merging(r.merging)
     if r.refused or r.refused_dropped:
         click.echo(f"refused since the last status ({len(r.refused) + r.refused_dropped}):")
         for op, path, why in r.refused:

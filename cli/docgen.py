@@ -33,6 +33,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Merging", ["merge", "merge-base", "reset", "revert", "cherry-pick", "merge-table"]),
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
+    ("Merging in a writable mount", ["update", "resolve", "conflicts"]),
     ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch"]),
     ("Store", ["fsck", "gc", "config", "completion", "retention"]),
 ]
@@ -45,6 +46,8 @@ NOTES = {
     "Writable branch mounts": "MOUNTPOINT defaults to the mount around the current directory; "
     "PATHs are paths inside a mount. See [overlay.md](overlay.md) for the overlay, the commit "
     "protocol and crash safety.",
+    "Merging in a writable mount": "`merge SOURCE --into MOUNTPOINT` starts a merge in a "
+    "mount; see [merge.md](merge.md#resolving-in-a-mount).",
     "Remotes": "See [remotes.md](remotes.md) for URLs, credentials and the push protocol.",
 }
 

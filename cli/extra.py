@@ -31,3 +31,8 @@ def register(group: click.Group) -> None:
 
     for cmd in lifecyclecmds.COMMANDS:
         group.add_command(cmd)
+
+    from . import mountmergecmds
+
+    for cmd in mountmergecmds.COMMANDS:
+        group.add_command(cmd)

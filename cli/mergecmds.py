@@ -12,11 +12,17 @@ from mlgitfs.errors import MergeConflict
 from mlgitfs.model.conflicts import Conflict, SideInfo
 
 from . import render
+from .mountmergecmds import mount_result
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 into_opt = click.option("--into", help="The branch to change, REPO@BRANCH (default REPO@main).")
+merge_into_opt = click.option(
+    "--into",
+    help="The branch to change, REPO@BRANCH (default REPO@main), or a writable mount's "
+    "MOUNTPOINT (conflicts then stay in the mount to resolve).",
+)
 strategy_opt = click.option(
     "--strategy",
     type=click.Choice(["ours", "theirs"]),
@@ -69,19 +75,22 @@ def _run(as_json: bool, call: Callable[[], api.MergeResult]) -> None:
 
 
 @click.command()
-@click.argument("source")
-@into_opt
+@click.argument("source", required=False)
+@merge_into_opt
 @click.option("-m", "--message", help="The commit message.  [default: one naming the change]")
 @click.option("--ff-only", is_flag=True, help="Refuse unless it is a fast-forward.")
 @click.option("--no-ff", is_flag=True, help="A merge commit even when a fast-forward would do.")
 @strategy_opt
 @dry_opt
 @render.no_verify_opt
+@click.option(
+    "--abort", is_flag=True, help="Undo the merge in progress in a mount (SOURCE: the mount)."
+)
 @json_opt
 @pass_ctx
 def merge(
     c: Ctx,
-    source: str,
+    source: str | None,
     into: str | None,
     message: str | None,
     ff_only: bool,
@@ -89,15 +98,38 @@ def merge(
     strategy: str | None,
     dry_run: bool,
     no_verify: bool,
+    abort: bool,
     as_json: bool,
 ) -> None:
-    """Merge SOURCE (REPO@REF: a branch, tag, commit or origin/main) into a branch.
+    """Merge SOURCE (REPO@REF: a branch, tag, commit or origin/main) into a branch, or into
+    a writable mount.
 
-    A fast-forward when the branch has nothing SOURCE lacks (unless --no-ff), else a
-    three-way merge against their merge base committed with two parents, the branch moved by
-    compare-and-swap. Conflicts are listed per path (kind; base, ours and theirs: id, size,
-    mode) on stdout, exit 23, and change nothing. --ff-only refuses anything else (exit 12).
-    The branch's pre-merge and pre-commit hooks gate the result (a refusal exits 34)."""
+    Into a branch: a fast-forward when the branch has nothing SOURCE lacks (unless --no-ff),
+    else a three-way merge against their merge base committed with two parents, the branch
+    moved by compare-and-swap. Conflicts are listed per path (kind; base, ours and theirs: id,
+    size, mode) on stdout, exit 23, and change nothing. --ff-only refuses anything else
+    (exit 12). The branch's pre-merge and pre-commit hooks gate the result (a refusal exits
+    34).
+
+    Into a MOUNTPOINT: the mount's tree with its uncommitted changes is merged with SOURCE;
+    the clean part goes into the mount, conflicted paths stay (`U` in status) for `mlgitfs
+    resolve`, and `commit` concludes the merge with two parents. `merge --abort MOUNTPOINT`
+    puts the mount back as it was."""
+    if abort:
+        where = into or source
+        mount_result(api.merge_abort(c.home, Path(where) if where else None), as_json)
+        return
+    if source is None:
+        raise click.UsageError("name the SOURCE to merge (REPO@REF)")
+    if api.is_mountpoint(into):
+        assert into is not None
+        if message or ff_only or no_ff or dry_run:
+            raise click.UsageError(
+                "-m, --ff-only, --no-ff and --dry-run are for merges into a branch; a merge "
+                "into a mount is concluded by `mlgitfs commit -m ...`"
+            )
+        mount_result(api.merge_into_mount(c.home, source, Path(into), strategy), as_json)
+        return
     _run(
         as_json,
         lambda: api.merge(

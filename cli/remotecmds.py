@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mlgitfs import api
@@ -137,6 +139,12 @@ def fetch(c: Ctx, repo: str, remote_name: str | None, as_json: bool) -> None:
     type=click.Choice(["ours", "theirs"]),
     help="How a merge resolves conflicts that no rule of .mlgitfs/merge.toml covers.",
 )
+@click.option(
+    "--into",
+    "mountpoint",
+    type=click.Path(path_type=Path),
+    help="Merge into this writable mount of the branch instead (conflicts stay there).",
+)
 @json_opt
 @pass_ctx
 def pull(
@@ -145,11 +153,24 @@ def pull(
     remote_name: str | None,
     ff_only: bool,
     strategy: str | None,
+    mountpoint: Path | None,
     as_json: bool,
 ) -> None:
     """Fetch, then fast-forward REPO[@BRANCH] to the remote's branch, or merge it in when
-    the two diverged (conflicts: listed, exit 23, nothing changed)."""
+    the two diverged (conflicts: listed, exit 23, nothing changed). With --into MOUNTPOINT
+    the remote's branch is merged into that writable mount, its uncommitted changes
+    included, as `merge --into MOUNTPOINT` does (conflicts stay there to resolve, exit 26)."""
     from .mergecmds import conflicts
+
+    if mountpoint is not None:
+        from .mountmergecmds import mount_result
+
+        if ff_only:
+            raise click.UsageError("--ff-only is for pulls into a branch, not --into a mount")
+        mount_result(
+            api.pull_into_mount(c.home, target, mountpoint, remote_name, strategy), as_json
+        )
+        return
 
     try:
         with render.progress(c, "pulling", "objects") as bar:

@@ -17,6 +17,7 @@ from mlgitfs.repo.gate import HookResult
 from mlgitfs.store.facade import Store
 
 if TYPE_CHECKING:
+    from mlgitfs.api.mountmerge import MergeInfo
     from mlgitfs.daemon.messages import ChangeItem
 
 # --- checkouts -------------------------------------------------------------------------------
@@ -44,6 +45,13 @@ class StatusResult:
     # many more were refused than kept (the daemon keeps 1,000).
     refused: tuple[tuple[str, str, str], ...] = ()
     refused_dropped: int = 0
+    head: str = ""  # the branch's head: not the base when the branch moved under the mount
+    merging: MergeInfo | None = None  # a merge (or update) in progress, its conflicts
+
+    @property
+    def behind(self) -> bool:
+        """The branch moved since the mount's base (`mlgitfs update` catches up)."""
+        return bool(self.head) and self.head != self.base
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +165,15 @@ def commit(
 
 def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
     """What the writable mount changed against its base commit (O(changes))."""
+    from mlgitfs.api.mountmerge import merge_info
     from mlgitfs.daemon import messages, protocol
 
     _, m, sock = _writable_mount(home, mountpoint)
     v = protocol.call(sock, messages.StatusRequest(), m.revspec)
+    head = to_hex(v.head) if v.head is not None else ""
     return StatusResult(m.mountpoint, v.repo, v.branch, to_hex(v.base), v.mutability,
-                        _status_items(v.changes), v.refused, v.refused_dropped)  # fmt: skip
+                        _status_items(v.changes), v.refused, v.refused_dropped, head,
+                        merge_info(v.merging))  # fmt: skip
 
 
 def restore(home: Path | None, paths: list[Path], source: str | None = None) -> PathsResult:

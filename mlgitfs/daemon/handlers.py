@@ -14,9 +14,12 @@ from typing import Any, TypeVar
 
 from mlgitfs.daemon import messages as msg
 from mlgitfs.daemon.hookviews import hook_options
-from mlgitfs.errors import ProtocolError
+from mlgitfs.errors import ProtocolError, UsageError
+from mlgitfs.meta.mergestate import MergeState
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.vfs import checkout_ops
+from mlgitfs.model.names import split_path
+from mlgitfs.repo.merge import Strategy, side_info
+from mlgitfs.vfs import checkout_ops, mountmerge
 from mlgitfs.vfs.changes import Change
 from mlgitfs.vfs.overlay import WritableView
 
@@ -80,8 +83,49 @@ async def _status(view: WritableView, req: msg.StatusRequest) -> Outcome:
     out = await checkout_ops.status(view)
     return Outcome(msg.StatusReply(
         out.repo, out.branch, out.base, out.mutability, _items(out.changes),
-        tuple(out.refused), out.refused_dropped,
+        tuple(out.refused), out.refused_dropped, out.head, _merge_info(out.merging),
     ))  # fmt: skip
+
+
+def _merge_info(s: MergeState | None) -> msg.MergeInfo | None:
+    if s is None:
+        return None
+    conflicts = tuple(
+        msg.ConflictItem(
+            c.path.decode("utf-8", "surrogateescape"), c.kind, c.detail, side_info(c.base),
+            side_info(c.ours), side_info(c.theirs), c.cells,
+        )
+        for c in s.conflicts
+    )  # fmt: skip
+    return msg.MergeInfo(s.kind, s.label, s.theirs, s.merge_base, s.old_base, s.ours_tree,
+                         s.merged_tree, len(s.paths), conflicts)  # fmt: skip
+
+
+def _merged(got: mountmerge.Merged) -> Outcome:
+    reply = msg.MergeReply(got.status, tuple(got.out.paths), _merge_info(got.state))
+    return Outcome(reply, got.out.entries, got.out.inodes)
+
+
+@handles(msg.MergeRequest)
+async def _merge(view: WritableView, req: msg.MergeRequest) -> Outcome:
+    if req.strategy not in ("", "ours", "theirs"):
+        raise UsageError(f"--strategy is ours or theirs, not {req.strategy!r}")
+    theirs = ObjectId(req.theirs) if req.theirs is not None else None
+    strategy = Strategy(req.strategy) if req.strategy else None
+    return _merged(await mountmerge.merge(view, theirs, req.label or view.branch, strategy))
+
+
+@handles(msg.ResolveRequest)
+async def _resolve(view: WritableView, req: msg.ResolveRequest) -> Outcome:
+    paths = [b"/".join(split_path(p)) for p in req.paths]
+    if not paths:
+        raise UsageError("name the conflicted paths to resolve")
+    return _merged(await mountmerge.resolve(view, paths, req.side))
+
+
+@handles(msg.MergeAbortRequest)
+async def _merge_abort(view: WritableView, req: msg.MergeAbortRequest) -> Outcome:
+    return _merged(await mountmerge.abort(view))
 
 
 @handles(msg.RestoreRequest)

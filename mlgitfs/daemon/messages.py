@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from mlgitfs.errors import ProtocolError
+from mlgitfs.model.conflicts import CellConflict, SideInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,34 @@ class CommitRequest(Request[CommitReply]):
 
 
 @dataclass(frozen=True, slots=True)
+class ConflictItem:
+    """One unmerged path of a merge into the mount: its kind and the three sides."""
+
+    path: str
+    kind: str  # model/conflicts.py's ConflictKind values
+    detail: str
+    base: SideInfo | None
+    ours: SideInfo | None
+    theirs: SideInfo | None
+    cells: tuple[CellConflict, ...] = ()  # a table's conflicting cells (kind rows)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeInfo:
+    """A merge (or update) in progress in the mount (meta/mergestate.py)."""
+
+    kind: str  # merge or update
+    label: str  # how theirs was named
+    theirs: bytes
+    merge_base: bytes
+    old_base: bytes
+    ours_tree: bytes
+    merged_tree: bytes
+    paths: int  # how many paths the merge put in the mount
+    conflicts: tuple[ConflictItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReply(Reply):
     repo: str
     branch: str
@@ -122,6 +151,8 @@ class StatusReply(Reply):
     # more were refused than kept.
     refused: tuple[tuple[str, str, str], ...] = ()
     refused_dropped: int = 0
+    head: bytes | None = None  # the branch's head (not the base: it moved under the mount)
+    merging: MergeInfo | None = None
 
 
 @op("status", StatusReply)
@@ -152,6 +183,36 @@ class UnlockReply(Reply):
 @dataclass(frozen=True, slots=True)
 class UnlockRequest(Request[UnlockReply]):
     paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MergeReply(Reply):
+    status: str  # up to date, merged, updated, conflicts, resolved, aborted
+    paths: tuple[str, ...]  # what the operation put in the mount
+    merging: MergeInfo | None  # the merge still in progress
+
+
+@op("merge", MergeReply)
+@dataclass(frozen=True, slots=True)
+class MergeRequest(Request[MergeReply]):
+    """merge --into MOUNTPOINT (theirs: a commit id), or update (theirs None)."""
+
+    theirs: bytes | None = None
+    label: str = ""  # how the user named theirs
+    strategy: str = ""  # ours, theirs; "": rules only
+
+
+@op("resolve", MergeReply)
+@dataclass(frozen=True, slots=True)
+class ResolveRequest(Request[MergeReply]):
+    paths: tuple[str, ...]
+    side: str = ""  # base, ours, theirs; "": the file as it is in the mount
+
+
+@op("merge_abort", MergeReply)
+@dataclass(frozen=True, slots=True)
+class MergeAbortRequest(Request[MergeReply]):
+    pass
 
 
 @op("flush", Reply)

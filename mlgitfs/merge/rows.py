@@ -64,6 +64,10 @@ class TableMergeResult:
     conflicts: tuple[RowConflict, ...]
     key_columns: tuple[str, ...]  # how conflicts' keys read; () when the whole row is the key
     rows_changed: int = 0  # ours' rows the merge replaced, deleted or appended
+    # with conflicts: the merged table with ours' value in each conflicting cell (and ours'
+    # row where a row was deleted on one side and changed on the other), for a merge into a
+    # writable mount to leave for a person to edit; None when the columns conflicted
+    partial: bytes | None = None
 
     def conflicts_csv(self) -> bytes:
         """The conflicts as a CSV table to review in a spreadsheet: key columns, then column,
@@ -359,14 +363,14 @@ class _Merge:
                 mine = project(o, columns) if columns is not None and o is not None else o
                 if merged != mine or columns is not None and columns != ours.columns:
                     edits.append(Edit(at[0], at[1], merged))
+        appended.sort(key=lambda a: a[0])
+        data = codec.encode(ours, theirs, columns, edits, [r for _, r in appended])
         if self.conflicts:
             order = {c: i for i, c in enumerate(columns or ())}
             found = sorted(
                 self.conflicts, key=lambda c: (c.key, order.get(c.column, len(order)), c.column)
             )
-            return TableMergeResult(None, tuple(found), key_names or ())
-        appended.sort(key=lambda a: a[0])
-        data = codec.encode(ours, theirs, columns, edits, [r for _, r in appended])
+            return TableMergeResult(None, tuple(found), key_names or (), partial=data)
         return TableMergeResult(data, (), key_names or (), len(edits) + len(appended))
 
     def _added_keys(

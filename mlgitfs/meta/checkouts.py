@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 
 from mlgitfs.errors import CorruptObject
-from mlgitfs.meta import db
+from mlgitfs.meta import db, mergestate
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.meta.schema import CHECKOUTS, INODES
 from mlgitfs.model import codec
@@ -243,6 +243,7 @@ def drop_checkout(txn: WriteTxn, repo: str, branch: str) -> CheckoutRecord | Non
     if rec is None:
         return None
     InodeTable(rec.id).clear(txn, b"nbdu")
+    mergestate.clear(txn, rec.id)
     txn.delete(CHECKOUTS, checkout_key(repo, branch))
     return rec
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from mlgitfs.meta import checkouts, chunks, db
+from mlgitfs.meta import checkouts, chunks, db, mergestate
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
 
@@ -40,6 +40,8 @@ def gc_roots(txn: ReadTxn, now_ns: int | None = None, pins: bool = True) -> GcRo
         refs.update(oid for _, oid in db.list_refs(txn, rec.name))
         reflog.update(ObjectId(c) for c in db.reflog_commits(txn, rec.name, now))
     bases = {rec.base for _, _, rec in checkouts.list_checkouts(txn)}
+    for _, state in mergestate.list_states(txn):  # a mount's merge: its second parent
+        bases.update((state.theirs, state.merge_base, state.old_base))
     # `pins=False`: gc does not mark from pins, and a store's pins can be millions
     pinned = frozenset(ChunkId(c) for c in chunks.pinned(txn)) if pins else frozenset()
     return GcRoots(frozenset(refs), frozenset(reflog), frozenset(bases), pinned)

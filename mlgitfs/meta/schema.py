@@ -25,6 +25,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | retention | repo name | the repo's retention rules (model/retention.py) | retention.py |
 | expired | commit id | expiry record: when, and the rule it fell out of | retention.py |
 | hook_results | hook digest + tree id | cached verdict of a hook or check (JSON) | hookresults.py |
+| merges | checkout id | a writable mount's merge in progress, conflicts | mergestate.py |
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ INODES = "inodes"
 RETENTION = "retention"
 EXPIRED = "expired"
 HOOK_RESULTS = "hook_results"
+MERGES = "merges"
 
 DATABASES = (
     OBJECTS,
@@ -67,4 +69,5 @@ DATABASES = (
     EXPIRED,
     HOOK_RESULTS,
     COMMIT_GRAPH,
+    MERGES,
 )

@@ -28,6 +28,18 @@ class SideInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CellConflict:
+    """One conflicting cell (or row) of a table merged row by row (strategy rows)."""
+
+    key: str  # the row's key values, joined by ", "
+    column: str
+    base: str | None  # None: no such cell on that side
+    ours: str | None
+    theirs: str | None
+    kind: str  # cell, delete/modify, modify/delete, key columns
+
+
+@dataclass(frozen=True, slots=True)
 class Conflict:
     path: str
     kind: ConflictKind
@@ -35,3 +47,4 @@ class Conflict:
     ours: SideInfo | None
     theirs: SideInfo | None
     detail: str = ""
+    cells: tuple[CellConflict, ...] = ()  # a table's conflicting cells (kind rows)

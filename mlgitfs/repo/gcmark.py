@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject
-from mlgitfs.meta import checkouts, db
+from mlgitfs.meta import checkouts, db, mergestate
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.roots import GcRoots
 from mlgitfs.model.ids import ObjectId, short_hex
@@ -101,6 +101,12 @@ def overlay_entries(txn: ReadTxn) -> list[TreeEntry]:
     out: list[TreeEntry] = []
     for _, _, rec in checkouts.list_checkouts(txn):
         out.extend(n.base for n in checkouts.InodeTable(rec.id).nodes(txn) if n.base is not None)
+    for _, state in mergestate.list_states(txn):
+        # a merge in progress in a mount: the stash abort restores from, the merged tree,
+        # and the sides of its conflicts (resolve and `conflicts --side` read them)
+        for tree in (state.ours_tree, state.merged_tree):
+            out.append(TreeEntry(b"", EntryKind.DIR, 0o755, 0, 0, bytes(tree)))
+        out.extend(e for c in state.conflicts for e in (c.base, c.ours, c.theirs) if e)
     return out
 
 

@@ -37,7 +37,7 @@ from typing import Protocol
 
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.model.changes import ChangeKind
-from mlgitfs.model.conflicts import Conflict, ConflictKind, SideInfo
+from mlgitfs.model.conflicts import CellConflict, Conflict, ConflictKind, SideInfo
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, decode, of_kind
 from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, drop_shared, find_renames
@@ -90,6 +90,9 @@ class TableResult(Protocol):
     @property
     def conflicts(self) -> Sequence[object]: ...
 
+    @property
+    def partial(self) -> bytes | None: ...  # with conflicts: merged rows, ours' in conflicts
+
 
 @dataclass
 class TreeMerge:
@@ -126,6 +129,15 @@ def _three(b: object, o: object, t: object) -> tuple[bool, object]:
     return False, o
 
 
+def _cell(c: object) -> CellConflict:
+    """A row conflict (merge/rows.py's RowConflict) in the model's terms."""
+    key = getattr(c, "key", ())
+    return CellConflict(
+        ", ".join(str(k) for k in key), str(getattr(c, "column", "")), getattr(c, "base", None),
+        getattr(c, "ours", None), getattr(c, "theirs", None), str(getattr(c, "kind", "")),
+    )  # fmt: skip
+
+
 def _text(path: bytes) -> str:
     return path.decode("utf-8", "surrogateescape")
 
@@ -137,7 +149,9 @@ class _Merger:
         resolve: Resolver,
         blobs: Blobs | None,
         table_merge: TableMerge | None,
+        keep_partial: bool = False,
     ) -> None:
+        self.keep_partial = keep_partial
         self.store = store
         self.resolve = resolve
         self.blobs = blobs
@@ -163,6 +177,7 @@ class _Merger:
         strategy = rule.strategy if rule is not None else Strategy.FAIL
         chosen: TreeEntry | None = o
         ok = True
+        cells: tuple[CellConflict, ...] = ()
         if strategy is Strategy.OURS:
             chosen = o
         elif strategy is Strategy.THEIRS:
@@ -170,7 +185,7 @@ class _Merger:
         elif strategy is Strategy.UNION and kind is ConflictKind.MODIFY_DELETE:
             chosen = o if o is not None else t
         elif strategy is Strategy.ROWS and rule is not None:
-            ok, chosen, detail = self.rows(text, kind, b, o, t, list(rule.key), detail)
+            ok, chosen, detail, cells = self.rows(text, kind, b, o, t, list(rule.key), detail)
             if not ok and detail:
                 kind = ConflictKind.ROWS
         else:
@@ -179,9 +194,9 @@ class _Merger:
             self.result.resolved.append((text, kind, strategy))
             return chosen
         self.result.conflicts.append(
-            Conflict(text, kind, side_info(b), side_info(o), side_info(t), detail)
+            Conflict(text, kind, side_info(b), side_info(o), side_info(t), detail, cells)
         )
-        return o
+        return chosen if strategy is Strategy.ROWS else o
 
     def rows(
         self,
@@ -192,11 +207,13 @@ class _Merger:
         t: TreeEntry | None,
         key: list[str],
         detail: str,
-    ) -> tuple[bool, TreeEntry | None, str]:
+    ) -> tuple[bool, TreeEntry | None, str, tuple[CellConflict, ...]]:
+        """(merged cleanly, the entry, detail, conflicting cells); with keep_partial, a
+        table that conflicted is the merged rows with ours' value in each conflicting cell."""
         if kind not in (ConflictKind.MODIFY_MODIFY, ConflictKind.ADD_ADD):
-            return False, o, ""
+            return False, o, "", ()
         if o is None or t is None or not o.is_file or not t.is_file:
-            return False, o, ""
+            return False, o, "", ()
         if self.table_merge is None or self.blobs is None:
             # the caller gives mlgitfs/merge/rows.py's merge_table (repo/mergebranch.py)
             raise UsageError(f"{path}: this merge was given no row-level table merge")
@@ -205,8 +222,12 @@ class _Merger:
         if got.data is None or got.conflicts:
             shown = "; ".join(str(c) for c in got.conflicts[:3])
             more = f" and {len(got.conflicts) - 3} more" if len(got.conflicts) > 3 else ""
-            return False, o, f"{len(got.conflicts)} conflicting rows or cells: {shown}{more}"
-        return True, self.blobs.write(got.data, o), detail
+            text = f"{len(got.conflicts)} conflicting rows or cells: {shown}{more}"
+            cells = tuple(_cell(c) for c in got.conflicts)
+            if self.keep_partial and got.partial is not None:
+                return False, self.blobs.write(got.partial, o), text, cells
+            return False, o, text, cells
+        return True, self.blobs.write(got.data, o), detail, ()
 
     # --- entries --------------------------------------------------------------------------
 
@@ -461,11 +482,13 @@ def merge_trees(
     resolve: Resolver | None = None,
     blobs: Blobs | None = None,
     table_merge: TableMerge | None = None,
+    keep_partial: bool = False,
 ) -> TreeMerge:
-    """Merge the trees `ours` and `theirs` against `base`. With conflicts left, `tree` is
-    meaningless and nothing should be written; otherwise `new_objects` holds what `tree`
-    needs that the store may lack."""
-    m = _Merger(store, resolve or (lambda _path: None), blobs, table_merge)
+    """Merge the trees `ours` and `theirs` against `base`; `new_objects` holds what `tree`
+    needs that the store may lack. With conflicts left, `tree` has ours' side at each
+    conflicted path (with keep_partial, a table's merged rows with ours' conflicting cells):
+    a branch merge writes nothing then; a merge into a writable mount leaves it there."""
+    m = _Merger(store, resolve or (lambda _path: None), blobs, table_merge, keep_partial)
     reader = m.reader
     pairs: list[tuple[str, str, str]] = []
     base, (ours, theirs), m.result.renames = _follow_renames(

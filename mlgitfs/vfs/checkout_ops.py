@@ -1,5 +1,5 @@
 """The checkout verbs a writable mount serves over its control socket: commit, status,
-restore, unlock.
+restore, unlock (merges into the mount: vfs/mountmerge.py).
 
 Typed arguments in, typed outcomes out; daemon/handlers.py maps each control request
 (daemon/messages.py) to one of them. Errors are raised as `MlgitError`s; the daemon's server
@@ -13,17 +13,19 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
 from mlgitfs.errors import ConflictError, FsError, PolicyError, UsageError
+from mlgitfs.meta.mergestate import MergeState
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.names import split_path
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.repo import refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.repo.gate import HookOptions, HookResult
-from mlgitfs.vfs import changes, commit, restore
+from mlgitfs.vfs import changes, commit, mountmerge, restore
 from mlgitfs.vfs.changes import Change
 from mlgitfs.vfs.overlay import WritableView
 
@@ -53,6 +55,8 @@ class StatusOutcome:
     changes: list[Change]
     refused: list[tuple[str, str, str]]  # (operation, path, reason) since the last status
     refused_dropped: int  # how many more were refused than kept
+    head: ObjectId | None  # the branch's head: not the base when it moved under the mount
+    merging: MergeState | None  # a merge (or update) in progress
 
 
 _commit_limiter = trio.CapacityLimiter(1)
@@ -75,23 +79,28 @@ async def commit_checkout(
     req = CommitRequest(view.repo, view.branch, message, meta or {}, inputs or [], author)
     t0 = time.perf_counter()
     async with view.frozen():
+        merging = mountmerge.before_commit(view)  # UnmergedPaths while conflicts remain
         # Frozen: no mutation runs until this block ends; writes arriving now wait at the gate
         # and land in the next commit. The diff is the status a dry run shows and what the
         # commit changes (commit.build keeps entries whose content is unchanged).
         deltas = await changes.compute(view)
-        check_commit(view, deltas)
+        check_commit(view, deltas, merging)
         report = changes.report(deltas)
         plan = commit.plan(view)
         view.flush_base()
         try:
             out = await trio.to_thread.run_sync(
-                commit.build, view, plan, req, dry_run, None, hooks, limiter=_commit_limiter
-            )
+                partial(
+                    commit.build, view, plan, req, dry_run, None, hooks,
+                    theirs=merging.theirs if merging else None,
+                    conclude=merging.conclude if merging else None,
+                ),
+                limiter=_commit_limiter,
+            )  # fmt: skip
         except ConflictError as exc:
             raise ConflictError(
-                f"{exc.message}. Your changes are kept in the mount; to build on the new head, "
-                "copy them out, run `mlgitfs restore` in the mount, unmount and mount the "
-                "branch again (an unchanged checkout follows the branch), then copy them back"
+                f"{exc.message}. Your changes are kept in the mount; `mlgitfs update "
+                "MOUNTPOINT` moves the mount to the branch's head and merges them in"
             ) from exc
         doomed: list[str] = []
         if out.commit is not None:
@@ -113,12 +122,17 @@ async def commit_checkout(
                          out.gate.results if out.gate is not None else [])  # fmt: skip
 
 
-def check_commit(view: WritableView, deltas: list[changes.Delta]) -> None:
+def check_commit(
+    view: WritableView, deltas: list[changes.Delta], merging: mountmerge.Concluding | None = None
+) -> None:
     """Ask the policies about every committed file whose content the commit would change,
-    whatever system calls got it there; refused: PolicyError listing them, nothing committed."""
+    whatever system calls got it there (not what a merge brought: committed elsewhere
+    already); refused: PolicyError listing them, nothing committed."""
     refused = []
     for d in deltas:
         if d.change != "modified" or d.old is None or d.new is None:
+            continue
+        if merging is not None and merging.merged(d.path):
             continue
         if d.old.kind not in (EntryKind.FILE, EntryKind.CHUNKED) or d.new.kind is EntryKind.DIR:
             continue
@@ -140,7 +154,8 @@ async def status(view: WritableView) -> StatusOutcome:
     items = await changes.status(view)
     refused, dropped = view.take_refused()
     return StatusOutcome(view.repo, view.branch, view.record.base, view.mutability.value,
-                         items, refused, dropped)  # fmt: skip
+                         items, refused, dropped, mountmerge.head_of(view),
+                         mountmerge.state_of(view))  # fmt: skip
 
 
 async def restore_paths(

@@ -175,9 +175,18 @@ def build(
     dry_run: bool,
     threads: int | None = None,
     hooks: HookOptions | None = None,
+    *,
+    theirs: ObjectId | None = None,
+    conclude: Callable[[WriteTxn], None] | None = None,
+    stash: bool = False,
 ) -> Outcome:
     """Worker thread: hash the overlay files, rebuild the changed trees, write the commit,
-    gated by the branch's pre-commit hooks (a refusal raises; the overlay is untouched)."""
+    gated by the branch's pre-commit hooks (a refusal raises; the overlay is untouched).
+
+    A merge into the mount is concluded by a commit with the parents (base, `theirs`), made
+    even when its tree is the base's, and `conclude` runs in its transaction (it drops the
+    merge state). `stash` writes the tree's chunks and objects, and no commit and no hook:
+    the mount's tree as it is, for a merge to read (vfs/mountmerge.py)."""
     store = view.store
     chunker = Chunker(store.params)
     writer = store.chunks.writer()
@@ -244,10 +253,17 @@ def build(
         root_was = TreeEntry(b"", EntryKind.DIR, p.root.mode, 0, p.root.mtime_ns, bytes(base_tree))
         root = entry_of(p.root, root_was)
         out.tree = ObjectId(root.ref)
-        if dry_run or out.tree == base_tree:
+        if dry_run or (out.tree == base_tree and (theirs is None or stash)):
             writer.discard()
             return out
         out.bytes_stored = writer.bytes_written
+        if stash:
+            writer.flush()
+            with store.env.write() as txn:
+                writer.record(txn)
+                store.put_objects(txn, new_objects)
+            writer.reset()
+            return out
 
         def also(txn: WriteTxn) -> None:
             rec = get_checkout(txn, view.repo, view.branch)
@@ -268,14 +284,17 @@ def build(
             assert head is not None
             rec.base = head
             put_checkout(txn, view.repo, view.branch, rec)
+            if conclude is not None:
+                conclude(txn)
 
         # Hooks come from the branch's head, which is the checkout's base (the CAS holds it).
         gate = (hooks or HookOptions()).gate(store, view.branch, p.base_commit)
         cand = Candidate(view.repo, view.branch, p.base_commit, out.tree, out.tree, base_tree)
         validate, step = gate.commit_steps(cand, ("pre-commit",))
+        parents = (p.base_commit,) if theirs is None else (p.base_commit, theirs)
         try:
             cid, _ = write_commit(
-                store, req, out.tree, (p.base_commit,), p.base_commit, writer, new_objects,
+                store, req, out.tree, parents, p.base_commit, writer, new_objects,
                 also, validate, step,
             )  # fmt: skip
         finally:

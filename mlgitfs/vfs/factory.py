@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgitfs.errors import FsError, MountError, UnknownRef
-from mlgitfs.meta import checkouts, db
+from mlgitfs.meta import checkouts, db, mergestate
 from mlgitfs.meta.env import Transactions
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex
 from mlgitfs.model.names import split_path
@@ -98,7 +98,8 @@ def open_checkout_view(
         with store.env.write() as txn:
             rec = checkouts.get_checkout(txn, repo, branch) or rec
             head = db.get_ref(txn, repo, branch_ref(branch)) or head
-            if rec.base != head and not checkouts.has_changes(txn, rec.id):
+            merging = mergestate.get(txn, rec.id) is not None
+            if rec.base != head and not checkouts.has_changes(txn, rec.id) and not merging:
                 # Nothing uncommitted: follow the branch (an import or another mount moved it).
                 log.info("checkout of %s@%s follows the branch to %s", repo, branch,
                          short_hex(head))  # fmt: skip
@@ -107,7 +108,7 @@ def open_checkout_view(
                 checkouts.put_checkout(txn, repo, branch, rec)
             elif rec.base != head:
                 log.warning("%s@%s moved to %s since this checkout's base %s: commits will be "
-                            "refused until the overlay is restored", repo, branch,
+                            "refused until `mlgitfs update`", repo, branch,
                             short_hex(head), short_hex(rec.base))  # fmt: skip
         commit = store.commit(rec.base)
         view = WritableView(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from mlgitfs.meta.env import WriteTxn
 from mlgitfs.vfs.nodes import Node
 
 K = TypeVar("K")
@@ -52,6 +53,8 @@ class Batch:
     undeltas: set[tuple[int, bytes]] = field(default_factory=set)
     drop_nodes: set[int] = field(default_factory=set)
     after: list[Callable[[], None]] = field(default_factory=list)
+    # more records to write in the same transaction (a mount merge's state: vfs/mountmerge.py)
+    also: list[Callable[[WriteTxn], None]] = field(default_factory=list)
     _saved: dict[int, tuple[Node, tuple[object, ...]]] = field(default_factory=dict)
     _undo: list[Callable[[], None]] = field(default_factory=list)
 
@@ -95,7 +98,7 @@ class Batch:
         self._undo.append(action)
 
     def empty(self) -> bool:
-        return not (self.nodes or self.deltas or self.undeltas or self.drop_nodes)
+        return not (self.nodes or self.deltas or self.undeltas or self.drop_nodes or self.also)
 
     def rollback(self) -> None:
         for undo in reversed(self._undo):

@@ -294,6 +294,8 @@ class OverlayBase:
                     self.table.del_delta(txn, parent, name)
                 for (parent, name), ino in batch.deltas.items():
                     self.table.put_delta(txn, parent, name, ino)
+                for write in batch.also:
+                    write(txn)
             self._pending_base = []
         except MlgitError as exc:
             log.error("cannot record an overlay change: %s", exc)

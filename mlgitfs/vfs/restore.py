@@ -119,10 +119,10 @@ def _restore_one(
     entry = _lookup(view, source, parts)
     # One change: if its transaction fails, memory is as it was and no file is deleted.
     with view.change() as batch:
-        _restore_into(view, parts, entry, source, base, out, batch)
+        restore_into(view, parts, entry, source, base, out, batch)
 
 
-def _restore_into(
+def restore_into(
     view: WritableView,
     parts: list[bytes],
     entry: TreeEntry | None,
@@ -130,7 +130,12 @@ def _restore_into(
     base: ObjectId,
     out: RestoreOutcome,
     batch: Batch,
+    *,
+    exact: bool = False,
 ) -> None:
+    """Put `entry` (None: nothing) at `parts` in the checkout, in `batch`; missing parent
+    directories take their modes from `source`. From the base commit (`source == base`)
+    under the base's own parent the delta is dropped instead, unless `exact`."""
     d = view.nodes[ROOT_INODE]
     for i, part in enumerate(parts[:-1]):
         child = view.find(d, part)
@@ -160,7 +165,7 @@ def _restore_into(
     out.paths.append(b"/".join(parts).decode("utf-8", "surrogateescape"))
     if entry is not None:
         here = b"/".join(parts)
-        if source == base and _is_base_dir(view, d, parts[:-1], base):
+        if source == base and not exact and _is_base_dir(view, d, parts[:-1], base):
             # The parent is the base's own directory: dropping the change brings the base back.
             batch.discard(d.whiteouts, name)
             batch.discard(d.overrides, name)

@@ -51,7 +51,8 @@ def _render_retention(r: api.RetentionResult, as_json: bool) -> None:
     for rule in r.rules:
         click.echo(f"{r.repo}@{rule.pattern}\t{rule.description}")
     for e in r.expiring:
-        click.echo(f"expiring\t{e.commit[:12]}\t{e.reason}")
+        state = "expired" if e.let_go_ns else "expiring"  # expired: gc let its contents go
+        click.echo(f"{state}\t{e.commit[:12]}\t{e.reason}")
 
 
 @retention.command("show")
@@ -59,8 +60,9 @@ def _render_retention(r: api.RetentionResult, as_json: bool) -> None:
 @json_opt
 @pass_ctx
 def retention_show(c: Ctx, repo: str, as_json: bool) -> None:
-    """Show REPO's policies, one per branch pattern, and the versions they let expire now
-    (a version a live reflog entry or a checkout names is held until that ends)."""
+    """Show REPO's policies, one per branch pattern, and the versions they let expire now:
+    "expiring" (the next gc lets their contents go) or "expired" (gc did). A version a live
+    reflog entry or a checkout names is held until that ends."""
     _render_retention(api.retention_show(c.home, repo), as_json)
 
 

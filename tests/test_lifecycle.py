@@ -209,7 +209,11 @@ def test_reading_an_expired_version_names_the_rule(
     old = _id(cli, "ds~2")
     cli("retention", "set", "ds", "--keep-last", "1")
     cli("config", "reflog-expiry", "0")
+    assert [e["let_go_ns"] for e in json.loads(cli("retention", "show", "ds", "--json").stdout)[
+        "expiring"]] == [0, 0]  # fmt: skip
     cli("gc")
+    shown = cli("retention", "show", "ds").stdout
+    assert f"expired\t{old[:12]}\tretention of ds@*" in shown and "expiring" not in shown
     rule = "retention of ds@* (keep-last 1, tags kept)"
     err = cli("cat", "ds~2:own.bin", code=26).stderr
     assert f"ds@{old[:12]} has expired" in err and rule in err and "UTC" in err

@@ -44,6 +44,7 @@ class ExpiringInfo:
     commit: str
     time_ns: int
     reason: str
+    let_go_ns: int = 0  # when gc let its contents go (its expiry record); 0: not yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +73,21 @@ def retention_show(home: Path | None, repo: str) -> RetentionResult:
     with store.env.read() as txn:
         db.get_repo(txn, spec.repo)
         ruleset = retention.get_ruleset(txn, spec.repo)
-        going = [e for e in expiry(txn, now) if e.repo == spec.repo]
+        going = [
+            (e, retention.get_expired(txn, e.commit))
+            for e in expiry(txn, now)
+            if e.repo == spec.repo
+        ]
     rules = () if ruleset is None else ruleset.rules
     return RetentionResult(
         spec.repo,
         tuple(_info(r) for r in rules),
         0 if ruleset is None else ruleset.set_ns,
         "" if ruleset is None else ruleset.who,
-        tuple(ExpiringInfo(to_hex(e.commit), e.time_ns, e.reason) for e in going),
+        tuple(
+            ExpiringInfo(to_hex(e.commit), e.time_ns, e.reason, 0 if rec is None else rec.time_ns)
+            for e, rec in going
+        ),  # fmt: skip
     )
 
 

@@ -11,38 +11,27 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.meta import roots
-from tests.conftest import Cli, set_mtimes, write_tree
+from tests.conftest import Cli, write_tree
+from tests.test_cli_refs import _id, ds, needs_fuse
 from tests.test_sync import Remote, remote
 from tests.wmount import Mounter, mlgitfs, mounter
 from testsupport.mounts import fuse_skip_reason
 
-__all__ = ["mounter", "remote"]
-OLD = 1_600_000_000_000_000_000
-needs_fuse = pytest.mark.skipif(fuse_skip_reason() is not None, reason=str(fuse_skip_reason()))
+__all__ = ["ds", "mounter", "remote"]
 
 
 @pytest.fixture
-def ds(tmp_path: Path, cli: Cli) -> Path:
-    """ds with two commits on main, and a branch dev one commit ahead that nothing else holds."""
-    src = write_tree(tmp_path / "src", {"labels.csv": "x,y\n", "README": "hello\n"})
-    set_mtimes(src, OLD)
-    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
-    cli("import", "ds", str(src), "-m", "v1")
-    (src / "labels.csv").write_text("x,y\n1,2\n")
-    cli("import", "ds", str(src), "-m", "v2")
+def dev(ds: Path, cli: Cli) -> Path:
+    """ds (two commits on main), and a branch dev one commit ahead that nothing else holds."""
     cli("branch", "ds@dev")
-    (src / "dev.txt").write_text("only on dev\n")
-    cli("import", "ds@dev", str(src), "-m", "dev work")
-    (src / "dev.txt").unlink()
-    return src
-
-
-def _id(cli: Cli, revspec: str) -> str:
-    return str(json.loads(cli("show", revspec, "--json").stdout)["id"])
+    (ds / "dev.txt").write_text("only on dev\n")
+    cli("import", "ds@dev", str(ds), "-m", "dev work")
+    (ds / "dev.txt").unlink()
+    return ds
 
 
 def test_reflog_records_who_when_why_and_brings_a_deleted_branch_back(
-    cli: Cli, ds: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, dev: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dev = _id(cli, "ds@dev")
     main = _id(cli, "ds@main")
@@ -69,13 +58,13 @@ def test_reflog_records_who_when_why_and_brings_a_deleted_branch_back(
     assert b"".join(api.cat(cli.home, "ds@dev:dev.txt")) == b"only on dev\n"
     assert json.loads(cli("reflog", "ds@dev", "--json").stdout)[0]["why"] == "create heads/dev"
     # a reflog selector names a commit, never a branch to move
-    assert "invalid branch name" in cli("import", "ds@dev@{1}", str(ds), "-m", "x", code=6).stderr
+    assert "invalid branch name" in cli("import", "ds@dev@{1}", str(dev), "-m", "x", code=6).stderr
     cli("reflog", "ds@nothing", code=4)
     cli("reflog", "nope", code=3)
     cli("reflog", "ds~1", code=2)
 
 
-def test_reflog_expiry_is_configurable_and_ends_recovery_roots(cli: Cli, ds: Path) -> None:
+def test_reflog_expiry_is_configurable_and_ends_recovery_roots(cli: Cli, dev: Path) -> None:
     assert "reflog-expiry\t30d" in cli("config").stdout
     cli("config", "reflog-expiry", "1y", code=2)
     cli("config", "reflog-expiry", "soon", code=2)
@@ -97,7 +86,7 @@ def test_reflog_expiry_is_configurable_and_ends_recovery_roots(cli: Cli, ds: Pat
         assert dev not in roots.gc_roots(txn, time.time_ns() + 1).reflog_commits
 
 
-def test_repos_rm_guards_and_a_clean_restart(cli: Cli, ds: Path, tmp_path: Path) -> None:
+def test_repos_rm_guards_and_a_clean_restart(cli: Cli, dev: Path, tmp_path: Path) -> None:
     cli("repos", "rm", "nope", "--yes", code=3)
     cli("repos", "rm", "ds", code=1, input=b"n\n")  # not confirmed: nothing happens
     err = cli("repos", "rm", "ds", "--yes", code=22).stderr
@@ -122,7 +111,7 @@ def test_repos_rm_guards_and_a_clean_restart(cli: Cli, ds: Path, tmp_path: Path)
 
 @needs_fuse
 def test_repos_rm_refused_while_mounted_and_drops_checkouts(
-    home: Path, cli: Cli, ds: Path, mounter: Mounter
+    home: Path, cli: Cli, dev: Path, mounter: Mounter
 ) -> None:
     api.close_store(home)
     ro = mounter("ds@main~1", "ro")
@@ -140,7 +129,7 @@ def test_repos_rm_refused_while_mounted_and_drops_checkouts(
     assert not overlays.exists() or list(overlays.iterdir()) == []
     # a repo of the same name, its branch of the same name: no old overlay comes back
     mlgitfs(home, "init", "ds", "--kind", "dataset", "--mutability", "mutable")
-    mlgitfs(home, "import", "ds", str(ds), "-m", "fresh")
+    mlgitfs(home, "import", "ds", str(dev), "-m", "fresh")
     mlgitfs(home, "branch", "ds@dev")
     mp = mounter("ds@dev", "dev2")
     assert not (mp / "draft.txt").exists()
@@ -148,7 +137,7 @@ def test_repos_rm_refused_while_mounted_and_drops_checkouts(
     assert st["changes"] == []
 
 
-def test_push_delete_guards_and_effect(cli: Cli, ds: Path, remote: Remote, tmp_path: Path) -> None:
+def test_push_delete_guards_and_effect(cli: Cli, dev: Path, remote: Remote, tmp_path: Path) -> None:
     cli("remote", "add", "origin", remote.url, *remote.add_args())
     cli("push", "ds", "--all")
     cli("tag", "ds@v1", "ds~1")

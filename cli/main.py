@@ -316,9 +316,10 @@ def log(
     help="A table's key column (repeat for a composite key).  [default: the key of the "
     "path's rows rule in .mlgitfs/merge.toml]",
 )
+@click.option("--cells", is_flag=True, help="A table: each cell too, with the commit that set it.")
 @json_opt
 @pass_ctx
-def blame(c: Ctx, revspec: str, key: tuple[str, ...], as_json: bool) -> None:
+def blame(c: Ctx, revspec: str, key: tuple[str, ...], cells: bool, as_json: bool) -> None:
     """Show who last changed what. For a directory (REPO@REF[:DIR]), each entry with the
     commit that last changed it; for a CSV, TSV, JSONL or Parquet file, each row, by key,
     with the commit that last set it (added it or changed a cell). Columns: short id,
@@ -327,8 +328,9 @@ def blame(c: Ctx, revspec: str, key: tuple[str, ...], as_json: bool) -> None:
     "Last changed" is what `log -n 1 --path PATH` shows; one walk over the commit-graph
     index answers every entry or row. With --json: kind ("dir" or "rows"), entries (name,
     kind, commit, author, time_ns, subject, path) or key_columns and rows (key, commit,
-    author, time_ns, subject, path: where it was in that commit)."""
-    render.blame(api.blame(c.home, revspec, list(key)), as_json)
+    author, time_ns, subject, path: where it was in that commit; with --cells, cells: column,
+    commit, author, time_ns, path)."""
+    render.blame(api.blame(c.home, revspec, list(key), cells), as_json)
 
 
 @cli.command()

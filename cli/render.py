@@ -219,6 +219,11 @@ def blame(r: api.BlameResult, as_json: bool) -> None:
         moved = f"  (was in {row.path})" if row.path != r.path else ""
         key = ",".join(row.key)
         click.echo(f"{row.commit[:12]}  {when(row.time_ns)}  {row.author:<{width}}  {key}{moved}")
+        for cell in row.cells:
+            click.echo(
+                f"{cell.commit[:12]}  {when(cell.time_ns)}  {cell.author:<{width}}  "
+                f"{key}.{cell.column}"
+            )
 
 
 def show(ci: api.CommitInfo, as_json: bool) -> None:

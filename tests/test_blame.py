@@ -208,10 +208,26 @@ def test_row_blame_matches_a_reference_over_key_to_row_dicts(
                     if moved_and_changed or prev[2].get(k) != t.get(k):
                         want[k] = c
                         break
+            want_cells: dict[tuple[str, str], bytes] = {}
+            for k in history[-1][2]:
+                for col in ("id", "label"):
+                    for i in range(len(history) - 1, -1, -1):
+                        c, p, t = history[i]
+                        prev = history[i - 1] if i else None
+                        if prev is None or (prev[1] != p and prev[2] != t):
+                            want_cells[(k, col)] = c
+                            break
+                        a, b = t.get(k), prev[2].get(k)
+                        if (a is None or b is None) and a != b or col == "label" and a != b:
+                            want_cells[(k, col)] = c
+                            break
             for index in (True, False):
-                got = blame_rows(store, head, tuple(path.encode().split(b"/")), ["id"], index)
+                parts = tuple(path.encode().split(b"/"))
+                got = blame_rows(store, head, parts, ["id"], index, cells=True)
                 assert {str(x.key[0]): bytes(x.commit) for x in got.rows} == want
                 assert [str(x.key[0]) for x in got.rows] == sorted(history[-1][2])
+                cells = {(str(x.key[0]), col): bytes(c) for x in got.rows for col, c, _ in x.cells}
+                assert cells == want_cells
             assert fsck(store).clean
         finally:
             api.close_store(home)
@@ -242,6 +258,10 @@ def test_row_blame_through_the_cli_with_the_rules_key(cli: Cli, tmp_path: Path) 
     }
     text = cli("blame", "ds:train.csv", "--key", "id").stdout.splitlines()
     assert text[0].startswith(log["first"][:12]) and text[0].endswith("  1  (was in labels.csv)")
+    cells = json.loads(cli("blame", "ds:train.csv", "--cells", "--json").stdout)["rows"]
+    two = {c["column"]: c["commit"] for c in cells[1]["cells"]}
+    assert two == {"id": log["first"], "label": log["relabel 2, add 3"]}
+    assert "--cells: ds is a directory" in cli("blame", "ds", "--cells", code=2).stderr
     assert "no key column nope" in cli("blame", "ds:train.csv", "--key", "nope", code=33).stderr
     assert "name a table file" in cli("blame", "ds", "--key", "id", code=2).stderr
     assert "no table format" in cli("blame", "ds:.mlgitfs/merge.toml", code=30).stderr

@@ -82,6 +82,7 @@ from mlgitfs.api.remotes import (
     remote_remove,
 )
 from mlgitfs.api.results import (
+    BlameCell,
     BlameItem,
     BlameResult,
     CommitInfo,
@@ -171,6 +172,7 @@ __all__ = [
     "LineageResult",
     "LsEntry",
     "BlameItem",
+    "BlameCell",
     "BlameResult",
     "RowBlameItem",
     "blame",

@@ -93,6 +93,18 @@ class RowBlameItem:
     time_ns: int
     subject: str
     path: str  # where the file was in that commit (another path after a rename)
+    cells: tuple[BlameCell, ...] = ()  # with --cells
+
+
+@dataclass(frozen=True, slots=True)
+class BlameCell:
+    """One cell of a row and the commit that last set it."""
+
+    column: str
+    commit: str
+    author: str
+    time_ns: int
+    path: str
 
 
 @dataclass(frozen=True, slots=True)

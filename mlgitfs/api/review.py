@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta, ref_index
-from mlgitfs.api.results import BlameItem, BlameResult, CommitInfo, RowBlameItem
+from mlgitfs.api.results import BlameCell, BlameItem, BlameResult, CommitInfo, RowBlameItem
 from mlgitfs.errors import InvalidRevspec, UsageError
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import EntryKind
@@ -98,20 +98,25 @@ def log(
 
 
 def blame(
-    home: Path | None, revspec: str, key: list[str] | None = None, use_index: bool = True
+    home: Path | None,
+    revspec: str,
+    key: list[str] | None = None,
+    cells: bool = False,
+    use_index: bool = True,
 ) -> BlameResult:
     """REPO@REF[:PATH] names a directory: each entry with the commit that last changed it
     (repo/blame.py); a CSV, TSV, JSONL or Parquet file: each row, by `key` (or the key of
     the path's rows merge rule), with the commit that last set it (repo/blamerows.py).
-    Exact renames are followed."""
+    With `cells`, each cell of a table too. Exact renames are followed."""
     store = open_store(home)
     r = refs.resolve(store, revspec)
     if r.entry is not None and not r.entry.is_dir:
         if not r.entry.is_file:
             raise UsageError(f"{revspec} is a symlink: blame a directory or a table")
-        return _blame_rows(store, r, key or [], use_index)
-    if key:
-        raise UsageError(f"--key: {revspec} is a directory; name a table file")
+        return _blame_rows(store, r, key or [], cells, use_index)
+    if key or cells:
+        option = "--key" if key else "--cells"
+        raise UsageError(f"{option}: {revspec} is a directory; name a table file")
     lines = blame_mod.blame_dir(store, r.commit_id, r.spec.path, use_index)
     commits = {bytes(x.commit): store.commit(x.commit) for x in lines}
     kinds = {EntryKind.DIR: "dir", EntryKind.SYMLINK: "symlink"}
@@ -136,12 +141,27 @@ def _subject(message: str) -> str:
     return message.splitlines()[0] if message else ""
 
 
-def _blame_rows(store: Store, r: refs.Resolved, key: list[str], use_index: bool) -> BlameResult:
-    blamed = blamerows.blame_rows(store, r.commit_id, r.spec.path, key, use_index)
-    commits = {bytes(x.commit): store.commit(x.commit) for x in blamed.rows}
+def _blame_rows(
+    store: Store, r: refs.Resolved, key: list[str], cells: bool, use_index: bool
+) -> BlameResult:
+    blamed = blamerows.blame_rows(store, r.commit_id, r.spec.path, key, use_index, cells)
+    ids = {bytes(x.commit) for x in blamed.rows} | {
+        bytes(cid) for x in blamed.rows for _, cid, _ in x.cells
+    }
+    commits = {i: store.commit(ObjectId(i)) for i in ids}
     items = []
     for x in blamed.rows:
         c = commits[bytes(x.commit)]
+        cell_items = tuple(
+            BlameCell(
+                column,
+                to_hex(cid),
+                commits[bytes(cid)].author,
+                commits[bytes(cid)].time_ns,
+                p.decode("utf-8", "surrogateescape"),
+            )
+            for column, cid, p in x.cells
+        )
         items.append(
             RowBlameItem(
                 tuple(blamed.show(cell) for cell in x.key),
@@ -150,6 +170,7 @@ def _blame_rows(store: Store, r: refs.Resolved, key: list[str], use_index: bool)
                 c.time_ns,
                 _subject(c.message),
                 x.path.decode("utf-8", "surrogateescape"),
+                cell_items,
             )
         )
     return BlameResult("rows", r.spec.path_str, key_columns=blamed.key_columns, rows=tuple(items))

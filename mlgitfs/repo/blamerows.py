@@ -38,6 +38,7 @@ class RowBlame:
     row: Row
     commit: ObjectId
     path: bytes  # where the file was in that commit
+    cells: tuple[tuple[str, ObjectId, bytes], ...] = ()  # with `cells`: column, commit, path
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +111,11 @@ def blame_rows(
     path: Sequence[bytes],
     key: Sequence[str] = (),
     use_index: bool = True,
+    cells: bool = False,
 ) -> RowsBlamed:
-    """Each row of the table at `path` of `head` with the commit that last set it."""
+    """Each row of the table at `path` of `head` with the commit that last set it; with
+    `cells`, each cell too (the first commit where that column of that row differs from the
+    first parent's; a row that is not there has no cells)."""
     text = b"/".join(path).decode("utf-8", "surrogateescape")
     tree = store.commit(head).tree
     codec_for(text)  # a name no table format reads is refused first (TableError)
@@ -126,8 +130,11 @@ def blame_rows(
     entry = cached_entry(store, tree, tuple(path), cache)
     assert entry is not None and entry.is_file  # the caller resolved it
     today = tables.rows(entry)
-    pending = set(today)
-    found: dict[Key, tuple[ObjectId, bytes]] = {}
+    # (key, None) for a row, (key, column) for a cell
+    pending: set[tuple[Key, str | None]] = {(k, None) for k in today}
+    if cells:
+        pending |= {(k, c) for k, row in today.items() for c in row}
+    found: dict[tuple[Key, str | None], tuple[ObjectId, bytes]] = {}
     follow = b"/".join(path)
     graph = Graph(store, use_index)
     for raw in walk_ids(graph, [head], None):
@@ -147,10 +154,25 @@ def blame_rows(
             continue
         now = tables.rows(cached_entry(store, node.tree, parts, cache))
         before = tables.rows(cached_entry(store, parent, parts, cache))
-        for k in [k for k in pending if now.get(k) != before.get(k)]:
-            found[k] = (ObjectId(raw), follow)
-            pending.discard(k)
-    for k in pending:  # a row no commit set: the walk ended (unreachable in a sound store)
-        found[k] = (head, follow)
-    rows = [RowBlame(k, r, *found[k]) for k, r in tables.ordered(entry)]
+        for item in [i for i in pending if _differs(now, before, *i)]:
+            found[item] = (ObjectId(raw), follow)
+            pending.discard(item)
+    for item in pending:  # nothing set it: the walk ended (unreachable in a sound store)
+        found[item] = (head, follow)
+    rows = [
+        RowBlame(
+            k,
+            r,
+            *found[(k, None)],
+            tuple((c, *found[(k, c)]) for c in r) if cells else (),
+        )
+        for k, r in tables.ordered(entry)
+    ]
     return RowsBlamed(keys, rows, tables.codec.show)
+
+
+def _differs(now: dict[Key, Row], before: dict[Key, Row], key: Key, column: str | None) -> bool:
+    a, b = now.get(key), before.get(key)
+    if column is None or a is None or b is None:
+        return a != b
+    return a.get(column, ABSENT) != b.get(column, ABSENT)

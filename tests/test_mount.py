@@ -281,6 +281,33 @@ def test_a_second_walk_sends_no_readdir(dataset: Path, home: Path, mounter: Moun
     assert request_counts(home)["readdir"] == after_first["readdir"]
 
 
+def test_ioctls_get_enotty_and_the_mount_goes_on(dataset: Path, mounter: Mounter) -> None:
+    """Every ioctl on a file (isatty's TCGETS above all, one per buffered open()) reaches the
+    daemon, which has no ioctl handler: libfuse answers ENOSYS, the kernel turns that into
+    ENOTTY ("not a terminal"); bursts of them from several threads leave the mount serving
+    every read. Holds for the patched and the stock pyfuse3 (packaging/test-stock.sh)."""
+    import fcntl
+    import termios
+
+    mp = mounter("ds@v1")
+    files = sorted((mp / "train").rglob("*.jpg"))
+
+    def burst(p: Path) -> bytes:
+        with open(p, "rb", buffering=0) as f:
+            for _ in range(40):
+                with pytest.raises(OSError) as exc:
+                    fcntl.ioctl(f.fileno(), termios.TCGETS, bytes(64))
+                assert exc.value.errno == errno.ENOTTY
+            assert not f.isatty()
+            return f.read()
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(burst, files))
+    assert got == [(dataset / p.relative_to(mp)).read_bytes() for p in files]
+    with open(mp / "labels.csv", "rb") as f:  # buffered: isatty() on open
+        assert f.read() == (dataset / "labels.csv").read_bytes()
+
+
 def request_counts(home: Path) -> dict[str, int]:
     """The mount daemon's request counts so far (it logs them on SIGUSR1)."""
     [rec] = api.mounts(home)

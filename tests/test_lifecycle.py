@@ -11,6 +11,7 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.meta import roots
+from mlgitfs.model.ids import ObjectId
 from tests.conftest import Cli, write_tree
 from tests.test_cli_refs import _id, ds, needs_fuse
 from tests.test_sync import Remote, remote
@@ -81,9 +82,18 @@ def test_reflog_expiry_is_configurable_and_ends_recovery_roots(cli: Cli, dev: Pa
     with store.env.read() as txn:
         assert dev in roots.gc_roots(txn).reflog_commits
         assert dev not in roots.gc_roots(txn, time.time_ns() + 7201 * 10**9).reflog_commits
+    cli("gc")  # entries inside the expiry stay, and keep what they name
+    assert len(json.loads(cli("reflog", "ds@dev", "--json").stdout)) == 3
+    cli("branch", "ds@dev", "ds@dev@{1}")
+    cli("branch", "-d", "ds@dev", "--force")
     cli("config", "reflog-expiry", "0")
     with store.env.read() as txn:
         assert dev not in roots.gc_roots(txn, time.time_ns() + 1).reflog_commits
+    # gc drops the expired entries (they keep nothing) and what only they kept
+    cli("gc")
+    cli("reflog", "ds@dev", code=4)
+    assert "no reflog for 'dev'" in cli("show", "ds@dev@{1}", code=4).stderr
+    assert not api.open_store(cli.home).has_object(ObjectId(dev))
 
 
 def test_repos_rm_guards_and_a_clean_restart(cli: Cli, dev: Path, tmp_path: Path) -> None:

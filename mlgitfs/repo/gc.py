@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import ConflictError, CorruptObject, StoreError
-from mlgitfs.meta import chunks, db, gcstate, retention, statcache
+from mlgitfs.meta import chunks, db, gcstate, reflog, retention, statcache
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.roots import gc_roots
 from mlgitfs.model.ids import ObjectId, short_hex
@@ -193,6 +193,8 @@ def _sweep(
         for oid in still:
             e = expiries[ObjectId(oid)]
             retention.record_expired(txn, e.commit, ExpiryRecord(now, e.reason))
+        # reflog entries past the expiry were no root of this gc (same txn, same now): they go
+        reflog.prune(txn, now)
         gone: set[bytes] = set()
         for oid, size in cand.objects:
             if oid in marker.objects:

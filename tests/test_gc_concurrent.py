@@ -113,3 +113,30 @@ def test_gc_beside_imports_and_mount_commits(home: Path, tmp_path: Path, mounter
         shutil.rmtree(dest)
     assert len(acked) == 2 * ROUNDS
     print(f"{gcs[0]} gcs, {len(REFUSED)} commits refused and retried")
+
+
+def test_overlay_restored_from_a_deleted_branch_stays(
+    home: Path, tmp_path: Path, mounter: Mounter
+) -> None:
+    """A file restored into a writable mount from another branch is a base-backed inode of
+    the overlay (no copy): gc keeps its content after that branch is deleted."""
+    api.init(home, "ds", "dataset", "mutable")
+    api.config(home, "reflog-expiry", "0")
+    random_files(tmp_path / "seed", 3, 10_000, 0)
+    api.import_dir(home, "ds@main", tmp_path / "seed", "seed")
+    api.branch_create(home, "ds@side")
+    shutil.copytree(tmp_path / "seed", tmp_path / "side")
+    extra = random_files(tmp_path / "side", 4, 500_000, 7)
+    api.import_dir(home, "ds@side", tmp_path / "side", "side")
+    mp = mounter("ds@main")
+    path = next(iter(extra))
+    api.restore(home, [mp / path], "ds@side")
+    api.branch_delete(home, "ds@side", force=True)
+    r = api.gc(home)
+    assert r.objects > 0  # the side commit and its trees went; the restored file did not
+    assert (mp / path).read_bytes() == extra[path]
+    c = api.commit(home, mp, "restored")
+    assert c.commit is not None
+    dest = tmp_path / "out"
+    api.export(home, f"ds@{c.commit.id}", dest)
+    assert (dest / path).read_bytes() == extra[path]

@@ -7,7 +7,8 @@ deleted with the reflog expiring at once, so that FRACTION of the files' chunks 
 trees leading to them) are garbage. It prints one JSON line: files, garbage files, seconds.
 
 ``python -m bench.gcsynth gc HOME`` runs one gc and prints its result as JSON with the
-process's peak RSS (``maxrss_kib``), so the case measures the gc's memory alone.
+process's peak RSS (``maxrss_kib``, LMDB's mapped pages included) and its peak anonymous
+memory (``peak_anon_kib``, sampled every 50 ms), so the case measures the gc's alone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import random
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -75,14 +77,36 @@ def build(home: Path, files: int, fraction: float) -> dict[str, float]:
     return {"files": total, "garbage_files": len(changed), "seconds": time.perf_counter() - t0}
 
 
+def _rss_anon_kib() -> int:
+    """Anonymous resident memory (the heap), not LMDB's mapped file pages, which ru_maxrss
+    counts too although the kernel can drop them at any time."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    return 0
+
+
 def gc(home: Path) -> dict[str, object]:
     from mlgitfs import api
 
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _rss_anon_kib())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     r = api.gc(home)
+    secs = time.perf_counter() - t0
+    done.set()
+    sampler.join()
     out: dict[str, object] = dataclasses.asdict(r)
-    out["seconds"] = time.perf_counter() - t0
+    out["seconds"] = secs
     out["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out["peak_anon_kib"] = peak[0]
     return out
 
 

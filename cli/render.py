@@ -344,7 +344,7 @@ def gc(r: api.GcResult, as_json: bool) -> None:
     if as_json:
         emit_json(r)
         return
-    would = "would free" if r.dry_run else "freed"
+    would = "to free" if r.dry_run else "freed"
     for c in r.expired:
         click.echo(f"expired {c}: its file contents go, its history stays")
     click.echo(f"objects   {r.objects:>10,}  {human(r.object_bytes):>10}  ({would}; database)")

@@ -90,6 +90,21 @@ def merge_two_branches(work: Path, data: Path) -> None:
     run("log", "pets", "-n", "3")
 
 
+def reclaim_a_branch(work: Path) -> None:
+    """A scratch branch with its own data, deleted: gc gives its bytes back once the reflog
+    no longer keeps it (here at once: reflog-expiry 0; the default keeps 30 days)."""
+    scratch = work / "scratch"
+    scratch.mkdir()
+    (scratch / "noise.bin").write_bytes(os.urandom(4 << 20))
+    run("branch", "pets@scratch")
+    run("import", "pets@scratch", str(scratch), "-m", "4 MiB nobody needs")
+    run("branch", "-d", "pets@scratch", "--force")
+    run("config", "reflog-expiry", "0")
+    run("gc", "--dry-run")
+    run("gc")
+    run("config", "reflog-expiry", "30d")
+
+
 def share_through_a_remote(work: Path) -> None:
     """Push to a file:// remote, clone into a second store, read a file through a mount of the
     clone: its chunks stream from the remote on first read."""
@@ -146,6 +161,7 @@ def main() -> None:
         run("export", "pets@v1:val", str(work / "exported"))
         merge_two_branches(work, data)
         edit_in_a_mount(work)
+        reclaim_a_branch(work)
         run("repos")
         run("fsck")
         share_through_a_remote(work)

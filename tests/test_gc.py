@@ -64,7 +64,7 @@ def test_dry_run_changes_nothing_and_predicts(home: Path, tmp_path: Path, cli: C
     api.close_store(home)
     files = store_files(home)
     out = cli("gc", "--dry-run")
-    assert "would free" in out.stdout
+    assert "to free" in out.stdout
     dry = api.gc(home, dry_run=True)
     api.close_store(home)
     assert store_files(home) == files  # byte for byte, and no file added

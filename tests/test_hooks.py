@@ -15,6 +15,7 @@ from mlgitfs import api
 from mlgitfs.errors import HookRefused
 from mlgitfs.meta import db
 from tests.conftest import Cli, write_tree
+from tests.test_sync import Remote, remote
 
 HOOK = """\
 import json, os, signal, sys, time
@@ -77,7 +78,10 @@ def setup(cli: Cli, tmp_path: Path, toml: str, files: dict[str, bytes | str] | N
     return src
 
 
+__all__ = ["remote"]
 MODES = ["pass", "fail", "timeout", "crash"]
+# What the edits of the pre-commit tests (import and mount) change, as a hook's stdin says.
+EDITS = [("added", "c.txt"), ("deleted", "b.txt"), ("modified", "a.txt")]
 
 
 def _expect(res_stderr: str, mode: str) -> None:
@@ -120,11 +124,7 @@ def test_pre_commit_on_import(cli: Cli, tmp_path: Path, home: Path, mode: str) -
     assert run["cwd"] == env["MLGITFS_VIEW"]
     stdin = run["stdin"]
     assert isinstance(stdin, dict)
-    assert sorted((c["change"], c["path"]) for c in stdin["changes"]) == [
-        ("added", "c.txt"),
-        ("deleted", "b.txt"),
-        ("modified", "a.txt"),
-    ]
+    assert sorted((c["change"], c["path"]) for c in stdin["changes"]) == EDITS
     assert run["seen"] == {"a.txt": "changed", "c.txt": "new"}  # the candidate, read
     assert run["wrote"] is False  # the view is read-only
     if mode == "pass":
@@ -176,6 +176,28 @@ def test_pre_merge(cli: Cli, tmp_path: Path, home: Path, mode: str) -> None:
     assert run["seen"] == {"d.txt": "from dev"}
 
 
+def test_pre_commit_gates_merge_commits_and_picks(cli: Cli, tmp_path: Path, home: Path) -> None:
+    src = setup(cli, tmp_path, hooks_toml(tmp_path, "pass", '["pre-commit"]'))
+    cli("branch", "ds@dev", "ds@main")
+    (src / "d.txt").write_text("from dev")
+    cli("import", "ds@dev", str(src), "-m", "dev work")
+    other = tmp_path / "other"
+    cli("export", "ds@main", str(other))
+    (other / "m.txt").write_text("on main")
+    cli("import", "ds@main", str(other), "-m", "main work")
+    assert len(runs(tmp_path)) == 2  # both imports were commits of a branch with the hook
+    cli("merge", "ds@dev", "--into", "ds@main")
+    merged = runs(tmp_path)[-1]
+    env, stdin = merged["env"], merged["stdin"]
+    assert isinstance(env, dict) and isinstance(stdin, dict)
+    assert env["MLGITFS_EVENT"] == "pre-commit"
+    assert [(c["change"], c["path"]) for c in stdin["changes"]] == [("added", "d.txt")]
+    # Reverting the merge gives back main's earlier tree, checked already: no hook spawned.
+    res = cli("revert", "ds@main", "--into", "ds@main")
+    assert "pre-commit hook probe: passed, cached" in res.stderr
+    assert len(runs(tmp_path)) == 3
+
+
 def test_fast_forward_merge_is_gated(cli: Cli, tmp_path: Path, home: Path) -> None:
     src = setup(cli, tmp_path, hooks_toml(tmp_path, "fail", '["pre-merge"]'))
     cli("branch", "ds@dev", "ds@main")
@@ -204,30 +226,31 @@ def test_pre_merge_skip_and_branch_rules(cli: Cli, tmp_path: Path, home: Path) -
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_pre_push(cli: Cli, tmp_path: Path, home: Path, mode: str) -> None:
+def test_pre_push(cli: Cli, tmp_path: Path, home: Path, mode: str, remote: Remote) -> None:
     src = setup(cli, tmp_path, hooks_toml(tmp_path, mode, '["pre-push"]', timeout=1.5))
-    remote = tmp_path / "remote"
-    cli("remote", "add", "origin", remote.as_uri())
+    cli("remote", "add", "origin", remote.url, *remote.add_args())
     if mode == "pass":
         cli("push", "ds")
-        assert (remote / "refs/ds/heads/main").exists()
+        (run,) = runs(tmp_path)
+        stdin = run["stdin"]
+        assert isinstance(stdin, dict)
+        assert stdin["base"] is None  # a branch new on the remote: every path is new
+        assert {c["path"] for c in stdin["changes"]} == {".mlgitfs/hooks.toml", "a.txt", "b.txt"}
+    else:
+        cli("push", "ds", "--no-verify")  # main allows skipping: v1 goes up unchecked
+        assert runs(tmp_path) == []
+    keys = remote.remote_keys()
+    (src / "a.txt").write_text("later")
+    cli("import", "ds", str(src), "-m", "v2")
+    if mode == "pass":
+        cli("push", "ds")
     else:
         res = cli("push", "ds", code=34)
-        assert "pre-push hook 'probe'" in res.stderr
-        keys = {str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file()}
-        assert not any(k.startswith(("refs/", "packs/", "repos/")) for k in keys), keys
-    (run,) = runs(tmp_path)
-    stdin = run["stdin"]
-    assert isinstance(stdin, dict)
-    assert stdin["base"] is None  # a branch new on the remote: every path is new
-    assert {c["path"] for c in stdin["changes"]} == {".mlgitfs/hooks.toml", "a.txt", "b.txt"}
-    (src / "a.txt").write_text("later")
-    if mode == "pass":
-        cli("import", "ds", str(src), "-m", "v2")
-        cli("push", "ds")
-        second = runs(tmp_path)[-1]["stdin"]
-        assert isinstance(second, dict) and second["base"] is not None
-        assert [c["path"] for c in second["changes"]] == ["a.txt"]
+        assert "pre-push hook 'probe'" in res.stderr and "nothing was changed" in res.stderr
+        assert remote.remote_keys() == keys  # no pack, no ref: nothing was sent
+    second = runs(tmp_path)[-1]["stdin"]
+    assert isinstance(second, dict) and second["base"] is not None
+    assert [c["path"] for c in second["changes"]] == ["a.txt"]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -12,7 +12,7 @@ import pytest
 from mlgitfs import api
 from mlgitfs.errors import HookRefused
 from tests.conftest import write_tree
-from tests.test_hooks import MODES, head, hooks_toml, runs
+from tests.test_hooks import EDITS, MODES, head, hooks_toml, runs
 from tests.wmount import OLD, Mounter, mlgitfs, mounter
 from testsupport.mounts import fuse_skip_reason
 
@@ -78,11 +78,7 @@ def test_mount_commit_runs_pre_commit_hooks(
     (run,) = runs(tmp_path)
     stdin = run["stdin"]
     assert isinstance(stdin, dict)
-    assert sorted((c["change"], c["path"]) for c in stdin["changes"]) == [
-        ("added", "c.txt"),
-        ("deleted", "b.txt"),
-        ("modified", "a.txt"),
-    ]
+    assert sorted((c["change"], c["path"]) for c in stdin["changes"]) == EDITS
     assert run["seen"] == {"a.txt": "changed in the mount", "c.txt": "new in the mount"}
     assert run["wrote"] is False
     if mode == "fail":  # and after fixing nothing, --no-verify where allowed commits

@@ -88,6 +88,12 @@ def merge_two_branches(work: Path, data: Path) -> None:
     merged = run("cat", "pets:tags.csv").stdout
     assert "3,lynx" in merged and "8,wolf" in merged, merged
     run("log", "pets", "-n", "3")
+    # Review: who set row 8 of the labels table (by the rules' key), and every version that
+    # changed the table, found through the commit-graph index.
+    run("log", "pets", "--path", "tags.csv", "--oneline")
+    blamed = run("blame", "pets:tags.csv").stdout.splitlines()
+    relabel8 = run("log", "pets", "--grep", "^relabel row 8$", "--oneline").stdout.split()[0]
+    assert any(line.startswith(relabel8) and line.endswith("  8") for line in blamed), blamed
 
 
 def reclaim_a_branch(work: Path) -> None:

@@ -140,3 +140,23 @@ def test_overlay_restored_from_a_deleted_branch_stays(
     dest = tmp_path / "out"
     api.export(home, f"ds@{c.commit.id}", dest)
     assert (dest / path).read_bytes() == extra[path]
+
+
+def test_a_mounted_commit_no_ref_keeps_survives_gc(
+    home: Path, tmp_path: Path, mounter: Mounter
+) -> None:
+    """A read-only mount of a commit whose branch was deleted keeps serving it: live mounts'
+    commits are roots."""
+    api.init(home, "ds", "dataset", "mutable")
+    api.config(home, "reflog-expiry", "0")
+    random_files(tmp_path / "seed", 3, 10_000, 0)
+    api.import_dir(home, "ds@main", tmp_path / "seed", "seed")
+    api.branch_create(home, "ds@side")
+    files = random_files(tmp_path / "side", 4, 400_000, 9)
+    r = api.import_dir(home, "ds@side", tmp_path / "side", "side")
+    mp = mounter(f"ds@{r.commit.id}", "ro")
+    api.branch_delete(home, "ds@side", force=True)
+    kept = api.gc(home)
+    assert kept.chunks == 0
+    for rel, data in files.items():
+        assert (mp / rel).read_bytes() == data

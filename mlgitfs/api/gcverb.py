@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlgitfs.api._common import open_store
+from mlgitfs.daemon import registry
 from mlgitfs.errors import UsageError
 from mlgitfs.repo import gc as gc_mod
 from mlgitfs.repo.gc import GcResult
@@ -17,4 +18,10 @@ def gc(
     say what each step would free (nothing is written)."""
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold {threshold} is not between 0 and 1")
-    return gc_mod.gc(open_store(home), dry_run, threshold)
+    store = open_store(home)
+
+    def mounted() -> list[bytes]:
+        # a mount of several versions records no one commit: its versions are kept by refs
+        return [bytes.fromhex(m.commit) for m in registry.list_mounts(store.run_dir) if m.commit]
+
+    return gc_mod.gc(store, dry_run, threshold, mounted=mounted)

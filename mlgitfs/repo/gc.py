@@ -26,7 +26,7 @@ import fcntl
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import ConflictError, CorruptObject, StoreError
@@ -83,21 +83,24 @@ def gc(
     dry_run: bool = False,
     threshold: float = DEFAULT_THRESHOLD,
     now_ns: int | None = None,
+    mounted: Callable[[], Iterable[bytes]] = lambda: (),
 ) -> GcResult:
-    """`now_ns` (default: the clock) decides which reflog entries and versions expired."""
+    """`now_ns` (default: the clock) decides which reflog entries and versions expired.
+    `mounted` gives the commits live mounts serve (roots too: a read-only mount of a commit
+    no ref keeps), asked at the mark and again at the sweep."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold} is not in [0, 1]")
     res = GcResult(dry_run, threshold)
     now = time.time_ns() if now_ns is None else now_ns
     if dry_run:
-        _run(store, res, now)
+        _run(store, res, now, mounted)
         return res
     with _gc_lock(store):
-        _run(store, res, now)
+        _run(store, res, now, mounted)
     return res
 
 
-def _run(store: Store, res: GcResult, now: int) -> None:
+def _run(store: Store, res: GcResult, now: int, mounted: Callable[[], Iterable[bytes]]) -> None:
     res.bytes_before = store.chunks.usage()
     t0 = time.perf_counter()
     marker = Marker()
@@ -106,6 +109,7 @@ def _run(store: Store, res: GcResult, now: int) -> None:
         expiries = {e.commit: e for e in expiry.expiry(txn, now)}
         expired = frozenset(bytes(c) for c in expiries)
         mark_roots(marker, txn, roots, expired)
+        marker.mark(txn, _present(txn, mounted()))
         cand = _candidates(txn, marker)
     res.expired = [f"{e.repo}@{short_hex(e.commit)} ({e.reason})" for e in expiries.values()]
     res.seconds_mark = time.perf_counter() - t0
@@ -134,7 +138,7 @@ def _run(store: Store, res: GcResult, now: int) -> None:
         res.bytes_after = res.bytes_before - res.segment_bytes_freed
         return
     t1 = time.perf_counter()
-    _sweep(store, marker, cand, expiries, now, res)
+    _sweep(store, marker, cand, expiries, now, mounted, res)
     res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)
     del marker, cand  # the segment step needs neither: it reads locations under each lock
     t2 = time.perf_counter()
@@ -176,6 +180,7 @@ def _sweep(
     cand: _Candidates,
     expiries: dict[ObjectId, expiry.Expiry],
     now: int,
+    mounted: Callable[[], Iterable[bytes]],
     res: GcResult,
 ) -> None:
     """One write transaction: the final mark, the deletions, the epoch (see the module).
@@ -188,7 +193,7 @@ def _sweep(
         }
         revived = [bytes(c) for c in expiries if bytes(c) not in still]
         trees = [bytes(_commit(txn, c).tree) for c in revived]
-        commits = [bytes(c) for c in roots.commits]
+        commits = [bytes(c) for c in roots.commits] + _present(txn, mounted())
         marker.mark(txn, commits, overlay_entries(txn), still, trees)
         for oid in still:
             e = expiries[ObjectId(oid)]
@@ -241,3 +246,8 @@ def _commit(txn: ReadTxn, oid: bytes) -> Commit:
     if not isinstance(obj, Commit):
         raise CorruptObject(short_hex(oid), "an expired version's commit is not a commit")
     return obj
+
+
+def _present(txn: ReadTxn, commits: Iterable[bytes]) -> list[bytes]:
+    """The mounted commits the store has (a mount of a remote's commit may not be local)."""
+    return [c for c in commits if db.has_object(txn, c)]

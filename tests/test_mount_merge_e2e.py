@@ -16,6 +16,7 @@ import pytest
 from mlgitfs import api
 from mlgitfs.errors import MlgitError
 from tests.conftest import Cli, write_tree
+from tests.test_mount_merge import RULES
 from tests.test_sync import Remote, remote
 from tests.wmount import OLD, snapshot
 from testsupport.mounts import detach, fuse_skip_reason, stop_pid
@@ -26,7 +27,6 @@ pytestmark = [
 ]
 __all__ = ["remote"]
 
-RULES = '[[rule]]\npath = "labels/*.csv"\nstrategy = "rows"\nkey = ["image_id"]\n'
 LABELS = "image_id,label,note\n" + "".join(f'img{i:03d},cat,"a, b"\n' for i in range(60))
 
 

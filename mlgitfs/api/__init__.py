@@ -49,7 +49,6 @@ from mlgitfs.api.merging import (
 )
 from mlgitfs.api.mountmerge import (
     MergeInfo,
-    MountConflict,
     MountMergeResult,
     conflict_side,
     is_mountpoint,
@@ -121,6 +120,7 @@ from mlgitfs.api.verbs import (
     show,
 )
 from mlgitfs.memory import keep_freed_memory
+from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.repo.gc import GcResult
 
 __all__ = [

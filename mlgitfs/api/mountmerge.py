@@ -17,7 +17,7 @@ from mlgitfs.api.checkouts import _mount_paths, _repo_branch, _writable_mount
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import mergestate
 from mlgitfs.meta.checkouts import get_checkout
-from mlgitfs.model.conflicts import CellConflict, SideInfo
+from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.model.ids import to_hex
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.model.revspec import parse_revspec
@@ -26,17 +26,6 @@ from mlgitfs.repo.trees import chunk_bytes, file_chunks
 
 if TYPE_CHECKING:
     from mlgitfs.daemon import messages
-
-
-@dataclass(frozen=True, slots=True)
-class MountConflict:
-    path: str
-    kind: str  # model/conflicts.py's ConflictKind values
-    detail: str
-    base: SideInfo | None
-    ours: SideInfo | None
-    theirs: SideInfo | None
-    cells: tuple[CellConflict, ...] = ()  # a table's conflicting cells (kind rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +57,9 @@ def merge_info(v: messages.MergeInfo | None) -> MergeInfo | None:
     """The daemon's description of a merge in progress."""
     if v is None:
         return None
-    conflicts = tuple(
-        MountConflict(c.path, c.kind, c.detail, c.base, c.ours, c.theirs, c.cells)
-        for c in v.conflicts
-    )
     return MergeInfo(
         v.kind, v.label, to_hex(v.theirs), to_hex(v.merge_base), to_hex(v.old_base),
-        to_hex(v.ours_tree), to_hex(v.merged_tree), v.paths, conflicts,
+        to_hex(v.ours_tree), to_hex(v.merged_tree), v.paths, v.conflicts,
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from mlgitfs.daemon import messages as msg
 from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import ProtocolError, UsageError
 from mlgitfs.meta.mergestate import MergeState
+from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.names import split_path
 from mlgitfs.repo.merge import Strategy, side_info
@@ -91,7 +92,7 @@ def _merge_info(s: MergeState | None) -> msg.MergeInfo | None:
     if s is None:
         return None
     conflicts = tuple(
-        msg.ConflictItem(
+        MountConflict(
             c.path.decode("utf-8", "surrogateescape"), c.kind, c.detail, side_info(c.base),
             side_info(c.ours), side_info(c.theirs), c.cells,
         )

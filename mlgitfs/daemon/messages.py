@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from mlgitfs.errors import ProtocolError
-from mlgitfs.model.conflicts import CellConflict, SideInfo
+from mlgitfs.model.conflicts import MountConflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +113,6 @@ class CommitRequest(Request[CommitReply]):
 
 
 @dataclass(frozen=True, slots=True)
-class ConflictItem:
-    """One unmerged path of a merge into the mount: its kind and the three sides."""
-
-    path: str
-    kind: str  # model/conflicts.py's ConflictKind values
-    detail: str
-    base: SideInfo | None
-    ours: SideInfo | None
-    theirs: SideInfo | None
-    cells: tuple[CellConflict, ...] = ()  # a table's conflicting cells (kind rows)
-
-
-@dataclass(frozen=True, slots=True)
 class MergeInfo:
     """A merge (or update) in progress in the mount (meta/mergestate.py)."""
 
@@ -137,7 +124,7 @@ class MergeInfo:
     ours_tree: bytes
     merged_tree: bytes
     paths: int  # how many paths the merge put in the mount
-    conflicts: tuple[ConflictItem, ...]
+    conflicts: tuple[MountConflict, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,3 +48,16 @@ class Conflict:
     theirs: SideInfo | None
     detail: str = ""
     cells: tuple[CellConflict, ...] = ()  # a table's conflicting cells (kind rows)
+
+
+@dataclass(frozen=True, slots=True)
+class MountConflict:
+    """A path a merge into a writable mount left unmerged (as status and the api show it)."""
+
+    path: str
+    kind: str  # a ConflictKind value
+    detail: str
+    base: SideInfo | None
+    ours: SideInfo | None
+    theirs: SideInfo | None
+    cells: tuple[CellConflict, ...] = ()  # a table's conflicting cells (kind rows)

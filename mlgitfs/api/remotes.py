@@ -16,6 +16,7 @@ from mlgitfs.model.ids import to_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.revspec import branch_name, parse_repo_branch, parse_revspec
 from mlgitfs.repo import prefetch as prefetch_mod
+from mlgitfs.repo import push as push_mod
 from mlgitfs.repo import remotes as remotes_mod
 from mlgitfs.repo import sync as sync_mod
 from mlgitfs.repo.merge import Strategy
@@ -24,7 +25,7 @@ from mlgitfs.store import packs as packs_mod
 from mlgitfs.store.facade import default_home
 
 # --- remotes ----------------------------------------------------------------------------------
-# Remotes, push, fetch, pull, clone, prefetch (mlgitfs/repo/remotes.py, sync.py, prefetch.py).
+# Remotes, push, fetch, pull, clone, prefetch (mlgitfs/repo/: remotes, push, sync, prefetch).
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ def push(
     branch = branch_name(spec.ref)
     pack_target = int(os.environ.get("MLGITFS_PACK_TARGET", packs_mod.PACK_TARGET))
     store = open_store(home)
-    out = sync_mod.push(
+    out = push_mod.push(
         store, spec.repo, branch, remote, all_refs, progress, pack_target,
         hooks=hook_options(store, no_verify),
     )  # fmt: skip

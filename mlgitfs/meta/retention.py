@@ -1,7 +1,7 @@
 """The retention rules of each repo and the expiry records of commits whose contents went.
 
 Rules are one value per repo (all its patterns), so a `retention set` replaces them in one
-put; they travel with the repo on push and fetch (repo/sync.py). An expiry record is
+put; they travel with the repo on push and fetch (repo/push.py, repo/sync.py). An expiry record is
 written by gc when it drops an expired commit's contents, so a later read can say which
 rule let them go even after the rules changed.
 """

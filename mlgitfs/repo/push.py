@@ -1,0 +1,450 @@
+"""Push: moving versions from a store to a remote.
+
+Push ordering (design §4; docs/remotes.md has the crash states):
+1. learn what the remote has: read the pack indexes not seen before (cached in LMDB);
+2. read each remote ref with its ETag; a ref the local one does not descend from is refused
+   before anything is uploaded (NotFastForward, "pull first");
+3. walk from the local heads, stopping at commits and subtrees the remote already has, so
+   the cost follows what changed; the walk lists children before parents;
+4. upload chunk packs (pack, then its index) in parallel, and only when all are up, the
+   metadata packs one after another in walk order, each with its chunk locator (pack,
+   locator, then index: store/packs.py). A metadata object therefore becomes
+   visible (its index written) only after every chunk and object it names: whatever an
+   interrupted push leaves visible is complete, which is what makes step 3's "stop at what
+   the remote has" safe;
+5. write `repos/REPO` if absent, then move each ref by compare-and-swap: If-Match the ETag
+   read in step 2, If-None-Match: * to create. A lost race re-reads the ref: still a
+   fast-forward → retry; otherwise NotFastForward. Tags never move.
+6. unpin the chunks the remote now has (local imports and commits pin theirs), so the
+   cache budget may evict them; they are fetched again on demand.
+An interrupted push leaves every remote ref where it was; a rerun uploads only what is
+missing (its index refresh sees the packs that made it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from mlgitfs.errors import (
+    ConflictError,
+    CorruptObject,
+    MissingObject,
+    NotFastForward,
+    PreconditionFailed,
+    RemoteError,
+    RemoteKeyMissing,
+    UnknownRef,
+)
+from mlgitfs.meta import chunks, db
+from mlgitfs.meta.db import RepoRecord
+from mlgitfs.meta.remotes import RemoteRecord
+from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
+from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
+from mlgitfs.progress import announce
+from mlgitfs.repo import remotes, retentionsync
+from mlgitfs.repo.gate import Candidate, HookOptions
+from mlgitfs.repo.sync import (
+    Progress,
+    RefUpdate,
+    SyncOutcome,
+    TransferStats,
+    contains,
+    read_ref,
+    set_tracking,
+    tracking,
+)
+from mlgitfs.repo.trees import MAX_DEPTH
+from mlgitfs.store import compress, packs, remotedb
+from mlgitfs.store.cache import Location
+from mlgitfs.store.facade import Store
+from mlgitfs.store.packs import CHUNKS, META
+from mlgitfs.store.remote import RemoteTransport
+
+UPLOADERS = 8
+CAS_RETRIES = 5
+
+
+class _Plan:
+    """What the remote lacks, children before parents (see step 3 of the module note)."""
+
+    def __init__(self, store: Store, remote: str) -> None:
+        self.store = store
+        self.remote = remote
+        self.seen: set[bytes] = set()
+        self.chunks: list[tuple[bytes, Location]] = []
+        self.meta: list[tuple[bytes, bytes]] = []
+        self.chunk_refs: dict[bytes, list[bytes]] = {}  # tree or manifest → chunks it names
+        self.present: list[bytes] = []  # chunks the remote had already
+
+    def _remote_has(self, kind: str, ids: Iterable[bytes]) -> set[bytes]:
+        with self.store.env.read() as txn:
+            return {i for i in ids if remotedb.remote_has(txn, self.remote, kind, i)}
+
+    def commits(self, heads: Iterable[bytes]) -> None:
+        order: list[bytes] = []
+        stack: list[tuple[bytes, bool]] = [(h, False) for h in heads]
+        while stack:
+            oid, done = stack.pop()
+            if done:
+                order.append(oid)
+                continue
+            if oid in self.seen or self._remote_has(META, [oid]):
+                continue
+            self.seen.add(oid)
+            stack.append((oid, True))
+            c = self.store.commit(ObjectId(oid))
+            # inputs (commits of other repos) go too: lineage and fsck need them
+            stack.extend((bytes(p), False) for p in (*c.parents, *(i for _, i in c.inputs)))
+        for oid in order:  # parents first, each after its tree
+            c = self.store.commit(ObjectId(oid))
+            self.tree(bytes(c.tree))
+            self.meta.append((oid, c.encode()))
+
+    def tree(self, root: bytes) -> None:
+        """The directories below `root` the remote lacks, each after everything it names
+        (iterative: a deep tree does not exhaust the stack)."""
+        stack: list[tuple[bytes, Tree | TreeIndex | None, int]] = [(root, None, 0)]
+        while stack:
+            oid, expanded, depth = stack.pop()
+            if expanded is not None:  # its children are planned: now the object itself
+                self.meta.append((oid, expanded.encode()))
+                continue
+            if oid in self.seen or self._remote_has(META, [oid]):
+                continue
+            if depth > 2 * MAX_DEPTH:  # pages count as a level
+                raise CorruptObject(short_hex(oid), f"a tree deeper than {MAX_DEPTH} levels")
+            self.seen.add(oid)
+            obj = self.store.get_object(ObjectId(oid))
+            children: list[bytes] = []
+            if isinstance(obj, TreeIndex):
+                children = [bytes(p.page) for p in obj.pages]
+            elif isinstance(obj, Tree):
+                files = [e for e in obj.entries if e.kind is EntryKind.FILE]
+                on_remote = self._remote_has(CHUNKS, [e.ref for e in files])
+                self.chunk_refs[oid] = [e.ref for e in files]
+                self.present.extend(on_remote)
+                for e in obj.entries:
+                    if e.kind is EntryKind.DIR:
+                        children.append(e.ref)
+                    elif e.kind is EntryKind.CHUNKED:
+                        self.manifest(e.ref)
+                    elif e.kind is EntryKind.FILE and e.ref not in on_remote:
+                        self.chunk(e.ref)
+            else:
+                raise CorruptObject(short_hex(oid), "a directory entry names a non-tree object")
+            stack.append((oid, obj, depth))
+            stack.extend((c, None, depth + 1) for c in reversed(children))
+
+    def manifest(self, oid: bytes) -> None:
+        if oid in self.seen or self._remote_has(META, [oid]):
+            return
+        self.seen.add(oid)
+        m = self.store.get(ObjectId(oid), Manifest)
+        on_remote = self._remote_has(CHUNKS, [bytes(c.id) for c in m.chunks])
+        self.chunk_refs[oid] = [bytes(c.id) for c in m.chunks]
+        self.present.extend(on_remote)
+        for c in m.chunks:
+            if bytes(c.id) not in on_remote:
+                self.chunk(bytes(c.id))
+        self.meta.append((oid, m.encode()))
+
+    def chunk(self, cid: bytes) -> None:
+        if cid in self.seen:
+            return
+        self.seen.add(cid)
+        with self.store.env.read() as txn:
+            loc = self.store.chunks.location(txn, ChunkId(cid))
+        if loc is None:  # only on another remote (a partial clone): bring it here first
+            self.store.read_chunk(ChunkId(cid))
+            with self.store.env.read() as txn:
+                loc = self.store.chunks.location(txn, ChunkId(cid))
+            assert loc is not None
+        self.chunks.append((cid, loc))
+
+
+def _groups(sizes: Iterable[tuple[int, int]], target: int) -> list[list[int]]:
+    """Indexes of consecutive items grouped into packs of about `target` bytes and at most
+    PACK_ENTRIES items (readers refuse indexes of more than packs.MAX_PACK_ENTRIES)."""
+    out: list[list[int]] = [[]]
+    total = 0
+    for i, size in sizes:
+        if out[-1] and (total + size > target or len(out[-1]) >= packs.PACK_ENTRIES):
+            out.append([])
+            total = 0
+        out[-1].append(i)
+        total += size
+    return [g for g in out if g]
+
+
+class _Uploader:
+    def __init__(
+        self, store: Store, rec: RemoteRecord, t: RemoteTransport, progress: Progress | None
+    ):
+        self.store = store
+        self.rec = rec
+        self.t = t
+        self.progress = progress
+        self.stats = TransferStats()
+        self._chunk_bytes = 0  # stored bytes of the chunks uploaded, against the plan's total
+        self._lock = threading.Lock()
+
+    def _stored_chunk(self, cid: bytes, loc: Location) -> tuple[bytes, int, bytes, int]:
+        try:
+            stored = self.store.chunks.read_stored(loc)
+        except MissingObject:
+            # a gc moved it to a new segment since the plan looked (store/compact.py)
+            with self.store.env.read() as txn:
+                moved = self.store.chunks.location(txn, ChunkId(cid))
+            if moved is None or moved.pack() == loc.pack():
+                raise
+            loc = moved
+            stored = self.store.chunks.read_stored(loc)
+        raw = compress.decompress(loc.codec, stored, loc.raw_len, f"chunk {short_hex(cid)}")
+        if len(raw) != loc.raw_len or hash_bytes(raw) != cid:  # never spread local damage
+            raise CorruptObject(short_hex(cid), "local chunk does not hash to its id; run fsck")
+        return cid, loc.codec, stored, loc.raw_len
+
+    def upload(
+        self,
+        kind: str,
+        items: list[tuple[bytes, int, bytes, int]],
+        chunk_refs: dict[bytes, list[bytes]] | None = None,
+    ) -> None:
+        index, data, idx = packs.build_pack(kind, items)
+        self.t.put(packs.pack_key(kind, index.pack), data)
+        sections: dict[bytes, packs.Section] = {}
+        if chunk_refs is not None:  # a meta pack: its locator goes up before its index
+            loc, lidx = self._locator(index.pack, [it[0] for it in items], chunk_refs)
+            self.t.put(packs.locator_key(index.pack), loc)
+            self.t.put(packs.locator_index_key(index.pack), lidx)
+            sections = packs.decode_locator_index(index.pack, lidx)
+        self.t.put(packs.index_key(kind, index.pack), idx)  # after the pack: see packs.py
+        with self.store.env.write() as txn:
+            remotedb.record_index(txn, self.rec.name, index)
+            if chunk_refs is not None:
+                remotedb.record_locator_index(txn, self.rec.name, index.pack, sections)
+        with self._lock:
+            s = self.stats
+            if kind == CHUNKS:
+                s.packs += 1
+                s.chunks += len(items)
+                self._chunk_bytes += sum(len(it[2]) for it in items)
+            else:
+                s.meta_packs += 1
+                s.objects += len(items)
+            s.bytes += len(data) + len(idx)
+            s.requests += 2
+            if self.progress is not None and kind == CHUNKS:  # the unit: chunks
+                self.progress(s.chunks, self._chunk_bytes)
+
+    def _locator(
+        self, pack: bytes, oids: list[bytes], chunk_refs: dict[bytes, list[bytes]]
+    ) -> tuple[bytes, bytes]:
+        """The locator of a meta pack: where this remote keeps the chunks of its objects
+        (all uploaded or found on the remote before any meta pack goes up)."""
+        name = self.rec.name
+        sections = []
+        with self.store.env.read() as txn:
+            for oid in oids:
+                found = []
+                for cid in dict.fromkeys(chunk_refs.get(oid, ())):
+                    locs = [loc for r, loc in remotedb.locate(txn, CHUNKS, cid) if r == name]
+                    if locs:
+                        found.append((cid, locs[0]))
+                sections.append((oid, found))
+        return packs.build_locator(pack, sections)
+
+    def chunk_pack(self, group: list[tuple[bytes, Location]]) -> None:
+        self.upload(CHUNKS, [self._stored_chunk(cid, loc) for cid, loc in group])
+
+    def run(self, plan: _Plan, target: int) -> None:
+        announce(self.progress, len(plan.chunks), sum(loc.stored_len for _, loc in plan.chunks))
+        groups = _groups(((i, loc.stored_len) for i, (_, loc) in enumerate(plan.chunks)), target)
+        with ThreadPoolExecutor(UPLOADERS, thread_name_prefix="mlgitfs-push") as pool:
+            list(pool.map(lambda g: self.chunk_pack([plan.chunks[i] for i in g]), groups))
+        items = [packs.meta_item(oid, data) for oid, data in plan.meta]
+        for g in _groups(((i, len(it[2])) for i, it in enumerate(items)), target):
+            # in order: children before parents
+            self.upload(META, [items[i] for i in g], plan.chunk_refs)
+
+
+def _rejection(repo: str, ref: str, known: bytes | None, now: bytes | None) -> str:
+    kind, name = ref.split("/", 1)
+    if kind == "tags":
+        return f"tag {repo}@{name} is at {short_hex(now or b'')} on the remote; tags never move"
+    if known is None or known == now:
+        return (
+            f"remote {repo}@{name} is at {short_hex(now or b'')}, which is not in the local "
+            "history; pull first"
+        )
+    return f"remote {name} moved from {short_hex(known)} to {short_hex(now or b'')}; pull first"
+
+
+def _pre_push(
+    store: Store,
+    repo: str,
+    todo: list[tuple[str, bytes, bytes | None, str | None]],
+    hooks: HookOptions,
+) -> None:
+    """pre-push hooks of each branch about to move on the remote, before anything is sent:
+    read from the pushed version (the local branch's head), with the remote's head (an
+    ancestor, so local) as the base; a refusal sends nothing."""
+    for ref, new, old, _ in todo:
+        if not ref.startswith("heads/"):
+            continue
+        branch, cid = ref.removeprefix("heads/"), ObjectId(new)
+        base = ObjectId(old) if old is not None else None
+        gate = hooks.gate(store, branch, cid)
+        cand = Candidate(
+            repo, branch, base, cid, store.commit(cid).tree,
+            store.commit(base).tree if base is not None else None,
+        )  # fmt: skip
+        try:
+            gate.run(cand, ("pre-push",))
+        finally:
+            gate.flush()
+
+
+def push(
+    store: Store,
+    repo: str,
+    branch: str | None,
+    remote: str | None = None,
+    all_refs: bool = False,
+    progress: Progress | None = None,
+    pack_target: int = packs.PACK_TARGET,
+    hooks: HookOptions | None = None,
+) -> SyncOutcome:
+    t0 = time.perf_counter()
+    rec = remotes.choose(store, remote)
+    if not rec.conditional_writes:
+        raise remotes.no_conditional_writes(rec)
+    with store.env.read() as txn:
+        repo_rec = db.get_repo(txn, repo)
+        if all_refs:
+            local = [
+                (r, o) for r, o in db.list_refs(txn, repo) if r.startswith(("heads/", "tags/"))
+            ]
+        else:
+            head = db.get_ref(txn, repo, "heads/" + (branch or "main"))
+            if head is None:
+                raise UnknownRef(f"{repo} has no branch {branch or 'main'!r}")
+            local = [("heads/" + (branch or "main"), head)]
+    t = store.remote.transport(rec)
+    remote_repo = rec.remote_repo(repo)
+    remotes.check_config(store, rec.url, t, create=True)
+    has_repo = _check_remote_repo(t, remote_repo, repo_rec)
+    out = SyncOutcome(rec.name, repo)
+    todo: list[tuple[str, bytes, bytes | None, str | None]] = []
+    for ref, new in local:
+        try:
+            old, etag = read_ref(t, packs.ref_key(remote_repo, ref))
+        except RemoteError as exc:  # one ref the remote cannot answer for stops only itself
+            out.updates.append(RefUpdate(ref, None, new, "failed", exc.message))
+            continue
+        if old == new:
+            out.updates.append(RefUpdate(ref, old, new, "up to date"))
+        elif old is not None and (ref.startswith("tags/") or not contains(store, old, new)):
+            known = tracking(store, repo, rec.name, ref)
+            out.updates.append(
+                RefUpdate(ref, old, new, "rejected", _rejection(repo, ref, known, old))
+            )
+        else:
+            todo.append((ref, new, old, etag))
+    _pre_push(store, repo, todo, hooks or HookOptions())
+    set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"})
+    if todo:
+        store.remote.refresh(rec, CHUNKS)
+        store.remote.refresh(rec, META)
+        plan = _Plan(store, rec.name)
+        plan.commits([new for _, new, _, _ in todo])
+        up = _Uploader(store, rec, t, progress)
+        up.run(plan, pack_target)
+        out.stats = up.stats
+        if not has_repo:
+            _write_remote_repo(t, remote_repo, repo_rec)
+        for ref, new_head, old, etag in todo:
+            # Each ref on its own: one that cannot be written (a `file://` remote holding
+            # `feature` cannot hold `feature/x`) never keeps the others, main above all, back.
+            try:
+                update = _move_ref(store, t, repo, remote_repo, rec.name, ref, new_head, old, etag)
+            except (RemoteError, NotFastForward) as exc:
+                update = RefUpdate(ref, old, new_head, "failed", exc.message)
+            out.updates.append(update)
+        # the remote has them now (indexed, so durable there): the budget may evict them
+        with store.env.write() as txn:
+            chunks.unpin(txn, [cid for cid, _ in plan.chunks])
+            chunks.unpin(txn, plan.present)
+        store.remote.enforce_budget(force=True)
+    retentionsync.publish(store, t, repo, remote_repo)  # after the refs: see retentionsync
+    out.stats.seconds = time.perf_counter() - t0
+    failed = [u for u in out.updates if u.status == "failed"]
+    rejected = [u for u in out.updates if u.status == "rejected"]
+    if failed or rejected:
+        moved = [u.ref for u in out.updates if u.status in ("created", "updated", "up to date")]
+        done = f" (pushed: {', '.join(moved)})" if moved else ""
+        reasons = [f"{u.ref}: {u.message}" for u in failed] + [u.message for u in rejected]
+        error = RemoteError if failed else NotFastForward
+        raise error(f"not pushed: {'; '.join(reasons)}{done}")
+    return out
+
+
+def _move_ref(
+    store: Store,
+    t: RemoteTransport,
+    repo: str,
+    remote_repo: str,
+    remote: str,
+    ref: str,
+    new: bytes,
+    old: bytes | None,
+    etag: str | None,
+) -> RefUpdate:
+    key = packs.ref_key(remote_repo, ref)
+    first = old
+    for _ in range(CAS_RETRIES):
+        try:
+            if etag is None:
+                t.put_if_absent(key, packs.encode_ref(new))
+            else:
+                t.put_if_match(key, packs.encode_ref(new), etag)
+        except PreconditionFailed:
+            now, etag = read_ref(t, key)
+            if now == new:
+                break  # someone pushed the very same commit
+            if now is not None and (ref.startswith("tags/") or not contains(store, now, new)):
+                set_tracking(store, repo, remote, {ref: now})
+                return RefUpdate(ref, now, new, "rejected", _rejection(repo, ref, first, now))
+            old = now
+            continue
+        break
+    else:
+        raise NotFastForward(f"remote {ref} keeps moving; try again")
+    set_tracking(store, repo, remote, {ref: new})
+    return RefUpdate(ref, old, new, "created" if old is None else "updated")
+
+
+def _check_remote_repo(t: RemoteTransport, remote_repo: str, rec: RepoRecord) -> bool:
+    """Whether the remote has the repo's record; ConflictError if it is another kind of repo."""
+    key = packs.repo_key(remote_repo)
+    try:
+        kind, mut, _ = packs.parse_repo(packs.get_capped(t, key, packs.RECORD_CAP), key)
+    except RemoteKeyMissing:
+        return False
+    if (kind, mut) != (rec.kind.value, rec.mutability.value):
+        raise ConflictError(
+            f"the remote's {remote_repo} is a {kind} repo ({mut}); the local {rec.name} is a "
+            f"{rec.kind.value} repo ({rec.mutability.value}): refusing to mix them"
+        )
+    return True
+
+
+def _write_remote_repo(t: RemoteTransport, remote_repo: str, rec: RepoRecord) -> None:
+    data = packs.render_repo(rec.kind.value, rec.mutability.value, rec.categories)
+    # created meanwhile: _check_remote_repo compared kinds before the upload
+    with contextlib.suppress(PreconditionFailed):
+        t.put_if_absent(packs.repo_key(remote_repo), data)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlgitfs.errors import CorruptObject
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import (
     ChunkRef,
@@ -24,7 +25,6 @@ from mlgitfs.model.objects import (
     Tree,
     TreeEntry,
     TreeIndex,
-    decode,
     make_commit,
     object_id,
 )

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mlgitfs.errors import CorruptObject, InvalidName, InvalidRevspec
 from mlgitfs.model import codec
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId, from_hex, hash_bytes
 from mlgitfs.model.names import check_ref_name, check_repo_name
 from mlgitfs.model.objects import (
@@ -26,7 +27,6 @@ from mlgitfs.model.objects import (
     Tree,
     TreeEntry,
     TreeIndex,
-    decode,
     make_commit,
     object_id,
 )

@@ -18,8 +18,9 @@ from mlgitfs.errors import PathNotFound
 from mlgitfs.meta import commitgraph
 from mlgitfs.meta.commitgraph import GraphRecord
 from mlgitfs.model import bloom
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.model.objects import Commit, KindT, Object, TreeEntry, decode, of_kind
+from mlgitfs.model.objects import Commit, KindT, Object, TreeEntry, of_kind
 from mlgitfs.repo.diff import diff_trees
 from mlgitfs.repo.trees import ObjectReader, resolve_path, walk
 from mlgitfs.store.facade import Store

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from mlgitfs.errors import MissingObject, VersionExpired
 from mlgitfs.meta import checkouts, db, reflog, retention
 from mlgitfs.meta.env import ReadTxn
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
-from mlgitfs.model.objects import Commit, decode
+from mlgitfs.model.objects import Commit
 from mlgitfs.model.retention import Rule, rule_for
 from mlgitfs.model.revspec import BRANCH_QUALIFIER, TAG_QUALIFIER
 from mlgitfs.repo import retention as policy_math

@@ -33,8 +33,9 @@ from mlgitfs.errors import ConflictError, CorruptObject, StoreError
 from mlgitfs.meta import chunks, db, gcstate, reflog, retention, statcache
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.roots import gc_roots
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
-from mlgitfs.model.objects import Commit, decode
+from mlgitfs.model.objects import Commit
 from mlgitfs.model.retention import ExpiryRecord
 from mlgitfs.repo import expiry
 from mlgitfs.repo.gcmark import Marker, mark_roots, overlay_entries

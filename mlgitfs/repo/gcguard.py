@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from mlgitfs.errors import ConflictError
 from mlgitfs.meta import chunks, db, gcstate
 from mlgitfs.meta.env import ReadTxn
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
-from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex, decode
+from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.store import remotedb
 from mlgitfs.store.packs import CHUNKS, META
 

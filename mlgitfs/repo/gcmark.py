@@ -21,8 +21,9 @@ from mlgitfs.errors import CorruptObject
 from mlgitfs.meta import checkouts, db, mergestate
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.roots import GcRoots
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
-from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeEntry, TreeIndex, decode
+from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeEntry, TreeIndex
 from mlgitfs.store import remotedb
 from mlgitfs.store.packs import META
 

@@ -38,8 +38,9 @@ from typing import Protocol
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.conflicts import CellConflict, Conflict, ConflictKind, SideInfo
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, to_hex
-from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, decode, of_kind
+from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, of_kind
 from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, drop_shared, find_renames
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, build_dir, resolve_path

@@ -23,8 +23,9 @@ from mlgitfs.errors import MergeConflict, NotFastForward, UnknownRef, UsageError
 from mlgitfs.merge.rows import merge_table
 from mlgitfs.meta import db
 from mlgitfs.model.conflicts import Conflict, ConflictKind
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
-from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, TreeIndex, decode
+from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, TreeIndex
 from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId
-from mlgitfs.model.objects import Commit, KindT, Object, decode, of_kind
+from mlgitfs.model.objects import Commit, KindT, Object, of_kind
 from mlgitfs.store.facade import Store
 
 

@@ -23,8 +23,9 @@ from typing import TypeVar
 from mlgitfs.errors import CorruptObject, MissingObject, StoreError, UsageError
 from mlgitfs.meta import chunks, db
 from mlgitfs.meta.env import MetaEnv, WriteTxn, open_env
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
-from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex, decode
+from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex
 from mlgitfs.store import remotedb
 from mlgitfs.store.cache import ChunkCache
 from mlgitfs.store.chunker import DEFAULT_PARAMS, ChunkerParams

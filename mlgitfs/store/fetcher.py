@@ -36,8 +36,9 @@ from mlgitfs.meta import db
 from mlgitfs.meta import remotes as remote_records
 from mlgitfs.meta.env import MetaEnv
 from mlgitfs.meta.remotes import RemoteRecord
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
-from mlgitfs.model.objects import EntryKind, Manifest, Object, Tree, decode
+from mlgitfs.model.objects import EntryKind, Manifest, Object, Tree
 from mlgitfs.store import packs, remotedb
 from mlgitfs.store.cache import FETCH_SEGMENT_TARGET, ChunkCache, SegmentWriter
 from mlgitfs.store.packs import (

@@ -31,6 +31,7 @@ def _show_changes(items: tuple[api.StatusItem, ...]) -> None:
 @click.option("--meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
 @click.option("--input", "inputs", multiple=True, help="REPO@REF this version was made from.")
 @click.option("--dry-run", is_flag=True, help="Show what would be committed; change nothing.")
+@render.inputs_from_opt
 @render.no_verify_opt
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
@@ -41,6 +42,7 @@ def commit(
     meta: tuple[str, ...],
     inputs: tuple[str, ...],
     dry_run: bool,
+    inputs_from: str | None,
     no_verify: bool,
     as_json: bool,
 ) -> None:
@@ -51,7 +53,9 @@ def commit(
     kept). --dry-run lists what would be committed. The mount's daemon runs the branch's
     pre-commit hooks and checks: a refusal shows their output, exits 34 and keeps the
     overlay."""
-    r = api.commit(c.home, mountpoint, message, list(meta), list(inputs), dry_run, no_verify)
+    r = api.commit(
+        c.home, mountpoint, message, list(meta), list(inputs), dry_run, no_verify, inputs_from
+    )
     if as_json:
         render.emit_json(r)
         return

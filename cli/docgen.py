@@ -27,7 +27,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Repositories", ["init", "repos"]),
     (
         "Versions",
-        ["import", "export", "log", "blame", "show", "ls", "cat", "diff", "lineage"],
+        ["import", "export", "log", "blame", "show", "ls", "cat", "diff", "lineage", "run"],
     ),
     ("Branches and tags", ["branch", "tag", "reflog"]),
     ("Merging", ["merge", "merge-base", "reset", "revert", "cherry-pick", "merge-table"]),

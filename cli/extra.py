@@ -36,3 +36,8 @@ def register(group: click.Group) -> None:
 
     for cmd in mountmergecmds.COMMANDS:
         group.add_command(cmd)
+
+    from . import lineagecmds
+
+    for cmd in lineagecmds.COMMANDS:
+        group.add_command(cmd)

@@ -192,6 +192,7 @@ def repos_rm(c: Ctx, name: str, force: bool, yes: bool) -> None:
     help="REPO@REF this version was made from (repeatable; @REF: a ref of this repo).",
 )
 @click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
+@render.inputs_from_opt
 @render.no_verify_opt
 @json_opt
 @pass_ctx
@@ -203,6 +204,7 @@ def import_(
     meta: tuple[str, ...],
     inputs: tuple[str, ...],
     allow_empty: bool,
+    inputs_from: str | None,
     no_verify: bool,
     as_json: bool,
 ) -> None:
@@ -218,7 +220,7 @@ def import_(
     with render.progress(c, "importing", "files") as bar:
         r = api.import_dir(
             c.home, target, source, message, list(meta), list(inputs), bar, allow_empty,
-            no_verify,
+            no_verify, inputs_from,
         )  # fmt: skip
     render.import_result(r, as_json)
 

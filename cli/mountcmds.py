@@ -29,6 +29,12 @@ pass_ctx = click.make_pass_decorator(Ctx)
 )
 @click.option("--cache-size", "old_cache_size", hidden=True, help="Old name of --memory.")
 @click.option("--read-only", is_flag=True, help="Mount a branch read-only.")
+@click.option(
+    "--recordable",
+    is_flag=True,
+    help="Let `mlgitfs run --record` record reads here at any time (read-only mounts: the "
+    "kernel keeps sending opens, one more request per file opened).",
+)
 @pass_ctx
 def mount(
     c: Ctx,
@@ -39,6 +45,7 @@ def mount(
     memory: str,
     old_cache_size: str | None,
     read_only: bool,
+    recordable: bool,
 ) -> None:
     """Mount REVSPECS at MOUNTPOINT; returns once the mount answers.
 
@@ -60,6 +67,7 @@ def mount(
         allow_other=allow_other,
         cache_size=memory,
         read_only=read_only,
+        recordable=recordable,
     )
     if info is not None:
         mode = "read-only" if info.read_only else "writable"

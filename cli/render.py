@@ -142,6 +142,13 @@ no_verify_opt = click.option(
     help="Skip the branch's hooks and checks (refused, exit 15, where allow_skip = false).",
 )
 
+inputs_from_opt = click.option(
+    "--inputs-from",
+    metavar="NAME",
+    help="Attach recording NAME (`mlgitfs run --record NAME`): the versions it read become "
+    "inputs, its files read the version's read set (`lineage --files`).",
+)
+
 
 def hook_results(results: Sequence[HookResult]) -> None:
     """One line per hook or check on stderr; a failed post-commit hook as a warning."""

@@ -64,6 +64,7 @@ from mlgitfs.api.mounts import (
     mounts,
     unmount,
 )
+from mlgitfs.api.readsets import RunResult, recording, run_recorded
 from mlgitfs.api.remotes import (
     CloneResult,
     PrefetchResult,
@@ -203,6 +204,9 @@ __all__ = [
     "init",
     "keep_freed_memory",
     "lineage_of",
+    "RunResult",
+    "recording",
+    "run_recorded",
     "log",
     "ls",
     "mount",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlgitfs.api import readsets as readsets_api
 from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta
 from mlgitfs.api.mounts import MountInfo
 from mlgitfs.api.results import CommitInfo
@@ -134,6 +135,7 @@ def commit(
     inputs: list[str] | None = None,
     dry_run: bool = False,
     no_verify: bool = False,
+    inputs_from: str | None = None,
 ) -> CheckoutCommitResult:
     """Commit what the writable mount changed; the branch moves (CAS on the mount's base).
     The mount's daemon runs the branch's pre-commit hooks (`no_verify`: skipped, where the
@@ -142,10 +144,12 @@ def commit(
 
     store, m, sock = _writable_mount(home, mountpoint)
     repo, branch = _repo_branch(m.revspec)
+    rs = None if inputs_from is None else readsets_api.load_recording(store, inputs_from)
+    declared = parse_inputs(store, inputs or [], repo)
     request = messages.CommitRequest(
         message,
         tuple(sorted(parse_meta(meta or []).items())),
-        tuple((r, bytes(c)) for r, c in parse_inputs(store, inputs or [], repo)),
+        tuple((r, bytes(c)) for r, c in readsets_api.merged_inputs(declared, rs)),
         dry_run,
         default_author(),
         no_verify,
@@ -155,6 +159,8 @@ def commit(
     if v.commit is not None:
         oid = ObjectId(v.commit)
         info = commit_info(oid, store.commit(oid))
+        if rs is not None:
+            readsets_api.attach(store, oid, rs)
     return CheckoutCommitResult(
         m.mountpoint, repo, branch, info, v.dry_run, v.files_hashed, v.bytes_hashed,
         v.bytes_stored, v.seconds, _status_items(v.changes),

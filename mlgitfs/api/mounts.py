@@ -39,13 +39,17 @@ def mount(
     allow_other: bool = False,
     cache_size: str | None = None,
     read_only: bool = False,
+    recordable: bool = False,
 ) -> MountInfo | None:
     """Mount a version, or several (docs/mount.md, "Several versions in one mount"); returns
     once the mount answers (None after a foreground run ends).
 
     `REPO@REF` mounts that version (a branch writable unless `read_only`); `REPO@REF:PATH`
     one directory of it, read-only; `REPO` alone its branches, tags and commits as `@REF/`
-    directories; several revspecs mount side by side, each under its repo's name."""
+    directories; several revspecs mount side by side, each under its repo's name.
+    `recordable`: a read-only mount keeps the kernel's opens coming, so that a read set can
+    be recorded in it at any time (daemon/recorder.py), at the cost of an open and a release
+    per file opened."""
     from mlgitfs.daemon import mount as mount_mod
 
     warn_if_stock()
@@ -57,7 +61,9 @@ def mount(
     home_str = str(store.home.resolve())
     parsed = [parse_revspec(s) for s in specs]
     if len(parsed) > 1 or _repo_only(parsed[0]):
-        return _mount_versions(store, parsed, mountpoint, cache_bytes, foreground, allow_other)
+        return _mount_versions(
+            store, parsed, mountpoint, cache_bytes, foreground, allow_other, recordable
+        )
     r = refs.resolve(store, parsed[0])
     if r.entry is not None and not r.entry.is_dir:
         raise UsageError(f"{r.spec} is a file: mount a directory (or the whole version)")
@@ -91,6 +97,7 @@ def mount(
         run_dir=store.run_dir,
         revspec=shown,
         commit=to_hex(r.commit_id),
+        recordable=recordable,
     )
     if result is None:
         return None
@@ -117,6 +124,7 @@ def _mount_versions(
     cache_bytes: int,
     foreground: bool,
     allow_other: bool,
+    recordable: bool = False,
 ) -> MountInfo | None:
     """A read-only mount of several versions: one repo's `@REF/` directories, or each
     revspec under its repo's name. Every named version is resolved now (a bad one changes
@@ -156,6 +164,7 @@ def _mount_versions(
         read_only=True,
         foreground=foreground,
         allow_other=allow_other,
+        recordable=recordable,
         run_dir=store.run_dir,
         revspec=shown,
         commit="",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlgitfs.api import readsets as readsets_api
 from mlgitfs.api._common import (
     Progress,
     commit_info,
@@ -83,19 +84,25 @@ def import_dir(
     progress: Progress | None = None,
     allow_empty: bool = False,
     no_verify: bool = False,
+    inputs_from: str | None = None,
 ) -> ImportResult:
     """Import SOURCE as a new commit; when nothing changed, no commit unless `allow_empty`.
-    The branch's pre-commit hooks gate it (`no_verify`: skipped, where the branch allows)."""
+    The branch's pre-commit hooks gate it (`no_verify`: skipped, where the branch allows).
+    `inputs_from`: a recording whose read set becomes the version's inputs and files read."""
     repo, branch = parse_repo_branch(target)
     store = open_store(home)
+    rs = None if inputs_from is None else readsets_api.load_recording(store, inputs_from)
+    declared = parse_inputs(store, inputs or [], repo)
     req = CommitRequest(
-        repo, branch, message, parse_meta(meta or []), parse_inputs(store, inputs or [], repo)
+        repo, branch, message, parse_meta(meta or []), readsets_api.merged_inputs(declared, rs)
     )
     t0 = time.perf_counter()
     out = ingest.import_directory(
         store, req, source, progress, allow_empty=allow_empty,
         hooks=hook_options(store, no_verify),
     )  # fmt: skip
+    if rs is not None and out.changed:
+        readsets_api.attach(store, out.commit, rs)
     s = out.stats
     return ImportResult(
         repo,

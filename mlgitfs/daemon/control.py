@@ -1,5 +1,6 @@
-"""The control socket server of a writable mount (trio): one request per connection, to one
-of the daemon's views, which it keys by ref (REPO@BRANCH).
+"""The control socket server of a mount (trio): one request per connection, to one of the
+daemon's views, which it keys by ref (REPO@BRANCH), or to its read-set recorder (a
+read-only mount serves only the recording ops).
 
 Frames and errors are daemon/protocol.py's, requests and replies daemon/messages.py's, the
 handlers daemon/handlers.py's (over the verbs of vfs/checkout_ops.py). Each
@@ -20,6 +21,7 @@ import trio
 
 from mlgitfs import memory
 from mlgitfs.daemon import handlers, protocol
+from mlgitfs.daemon.recorder import Recorder
 from mlgitfs.errors import DaemonError, MlgitError, MountError
 from mlgitfs.vfs.overlay import WritableView
 
@@ -53,7 +55,9 @@ def pick_view(views: Views, ref: str) -> WritableView:
     return view
 
 
-async def _serve_one(stream: trio.SocketStream, views: Views, invalidate: Invalidate) -> None:
+async def _serve_one(
+    stream: trio.SocketStream, views: Views, invalidate: Invalidate, recorder: Recorder
+) -> None:
     async with stream:
         try:
             n = protocol.frame_length(await _recv_exact(stream, 4))
@@ -65,7 +69,9 @@ async def _serve_one(stream: trio.SocketStream, views: Views, invalidate: Invali
         reply: dict[str, Any]
         try:
             ref, typed = protocol.parse_request(request)
-            out = await handlers.handle(pick_view(views, ref), typed)
+            out = await handlers.handle_recording(recorder, typed)
+            if out is None:
+                out = await handlers.handle(pick_view(views, ref), typed)
             reply = protocol.ok_reply(typed, out.reply)
             if out.entries or out.inodes:
                 await invalidate(out.entries, out.inodes)
@@ -87,9 +93,11 @@ async def serve_control(
     path: str,
     views: Views,
     invalidate: Invalidate,
+    recorder: Recorder | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on the Unix socket `path` (mode 0600) until cancelled, for `views`."""
+    """Listen on the Unix socket `path` (mode 0600) until cancelled, for `views` (none on a
+    read-only mount) and the daemon's read-set `recorder`."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
@@ -97,12 +105,15 @@ async def serve_control(
     os.chmod(path, 0o600)
     sock.listen(16)
     listener = trio.SocketListener(sock)
+    recorder = Recorder() if recorder is None else recorder
     task_status.started()
     try:
         async with trio.open_nursery() as nursery:
             while True:
                 stream = await listener.accept()
-                nursery.start_soon(_serve_one, stream, views, invalidate, name="control-request")
+                nursery.start_soon(
+                    _serve_one, stream, views, invalidate, recorder, name="control-request"
+                )
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)

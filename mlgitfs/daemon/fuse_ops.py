@@ -33,6 +33,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import pyfuse3
 
 from mlgitfs.daemon import pyfuse3_build
+from mlgitfs.daemon.recorder import RECORDED_FH, OriginOf, Recorder
 from mlgitfs.errors import FsError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.vfs.types import Attr, FsView
@@ -151,9 +152,13 @@ class FuseOps(pyfuse3.Operations):
         on_init: Callable[[], None] | None = None,
         dynamic: Callable[[InodeNo], bool] | None = None,
         counts: collections.Counter[str] | None = None,
+        recorder: Recorder | None = None,
+        origin: OriginOf | None = None,
     ) -> None:
         """`dynamic(ino)`: whether a directory's listing and missing names may change (a
-        multi-version mount's own directories follow the refs): the kernel caches neither."""
+        multi-version mount's own directories follow the refs): the kernel caches neither.
+        `recorder`: the daemon's read-set recordings (daemon/recorder.py); `origin(ino)`:
+        the (repo, commit, path) of a file, what a recording notes of it."""
         super().__init__()
         self.view = view
         self.read_only = read_only
@@ -167,6 +172,8 @@ class FuseOps(pyfuse3.Operations):
         self.counts: collections.Counter[str] = collections.Counter() if counts is None else counts
         self.on_init = on_init
         self.dynamic = dynamic
+        self.recorder = Recorder() if recorder is None else recorder
+        self.origin: OriginOf = origin or (lambda ino: None)
 
     def init(self) -> None:
         """The kernel's INIT: called just before its reply is sent; must not raise."""
@@ -300,9 +307,17 @@ class FuseOps(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         if self.read_only and (flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC):
             raise pyfuse3.FUSEError(errno.EROFS)
-        if self.read_only and NO_OPEN:
+        recorder = self.recorder
+        if recorder.active:
+            # An open by a recorded process tree gets a fh of its own, whose reads count.
+            fh = recorder.opened(ctx.pid, inode, self.origin)
+            if fh is not None:
+                return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        if self.read_only and NO_OPEN and not recorder.keep_opens:
             # Once per mount: the kernel stops sending open and release and keeps file pages
             # cached; the patched pyfuse3 passes the inode to `read` in place of fh 0.
+            # (A recording can no longer see this mount's opens: recorder.py.)
+            recorder.opens_skipped = True
             raise pyfuse3.FUSEError(errno.ENOSYS)
         # fh is the inode: reads need nothing else. keep_cache: the data never changes.
         return pyfuse3.FileInfo(fh=inode, keep_cache=True)
@@ -313,6 +328,10 @@ class FuseOps(pyfuse3.Operations):
     async def read(  # type: ignore[override]
         self, fh: int, off: int, size: int
     ) -> bytes | memoryview | list[memoryview]:
+        if fh >= RECORDED_FH:
+            parts = await self.view.read_parts(InodeNo(self.recorder.inode(fh)), off, size)
+            self.recorder.served(fh, sum(len(p) for p in parts))
+            return reply_of(parts)
         return reply_of(await self.view.read_parts(InodeNo(fh), off, size))
 
     @_guarded
@@ -322,7 +341,8 @@ class FuseOps(pyfuse3.Operations):
 
     @_guarded
     async def release(self, fh: int) -> None:
-        return None
+        if fh >= RECORDED_FH:
+            self.recorder.released(fh)
 
     # -- mutations: refused on a read-only mount (the kernel's `ro` stops most before us) ----
 

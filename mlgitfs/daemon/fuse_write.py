@@ -79,6 +79,8 @@ class WritableFuseOps(FuseOps):
     @_guarded
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         fh = await self.wview.open(InodeNo(inode), flags, caller(ctx))
+        if self.recorder.active:
+            self.recorder.opened_as(ctx.pid, inode, fh, self.wview.origin)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @_guarded
@@ -92,7 +94,10 @@ class WritableFuseOps(FuseOps):
     async def read(  # type: ignore[override]
         self, fh: int, off: int, size: int
     ) -> bytes | memoryview | list[memoryview]:  # buffers, as FuseOps.read says
-        return reply_of(await self.wview.read_parts(fh, off, size))
+        parts = await self.wview.read_parts(fh, off, size)
+        if self.recorder.handles():
+            self.recorder.served_if(fh, sum(len(p) for p in parts))
+        return reply_of(parts)
 
     @_guarded
     async def write(self, fh: int, off: int, buf: bytes) -> int:
@@ -101,6 +106,7 @@ class WritableFuseOps(FuseOps):
     @_guarded
     async def release(self, fh: int) -> None:
         self.wview.release(fh)
+        self.recorder.released(fh)
 
     @_guarded
     async def fsync(self, fh: int, datasync: bool) -> None:

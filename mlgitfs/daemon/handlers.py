@@ -3,7 +3,9 @@ typed request into a call of a checkout verb (vfs/checkout_ops.py) and its outco
 op's typed reply, plus what the kernel's caches must forget because of it.
 
 Adding an op: a request and a reply class in messages.py, a `@handles(TheRequest)` function
-here (tests/test_control_protocol.py checks that every op has one).
+here (tests/test_control_protocol.py checks that every op has one). The recording ops are
+the daemon's, not a view's (a read-only mount has no view to name): `@records(TheRequest)`,
+served with the daemon's `Recorder`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any, TypeVar
 
 from mlgitfs.daemon import messages as msg
 from mlgitfs.daemon.hookviews import hook_options
-from mlgitfs.errors import ProtocolError, UsageError
+from mlgitfs.daemon.recorder import Recorder
+from mlgitfs.errors import MountError, NotFound, ProtocolError, UsageError
 from mlgitfs.meta.mergestate import MergeState
 from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.model.ids import ObjectId
@@ -46,6 +49,49 @@ def handles(kind: type[Q]) -> Callable[[Handler[Q]], Handler[Q]]:
         return fn
 
     return register
+
+
+RecorderHandler = Callable[[Recorder, Q], Awaitable[Outcome]]
+RECORDER_HANDLERS: dict[type[msg.Request[Any]], RecorderHandler[Any]] = {}
+
+
+def records(kind: type[Q]) -> Callable[[RecorderHandler[Q]], RecorderHandler[Q]]:
+    def register(fn: RecorderHandler[Q]) -> RecorderHandler[Q]:
+        RECORDER_HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+async def handle_recording(recorder: Recorder, request: msg.Request[Any]) -> Outcome | None:
+    """The outcome of a recording op; None when `request` is not one (a view's op)."""
+    fn = RECORDER_HANDLERS.get(type(request))
+    if fn is None:
+        return None
+    out = await fn(recorder, request)
+    msg.check_reply(request, out.reply)
+    return out
+
+
+@records(msg.RecordStartRequest)
+async def _record_start(recorder: Recorder, req: msg.RecordStartRequest) -> Outcome:
+    try:
+        recorder.start(req.name, req.root_pid)
+    except ValueError as exc:
+        raise MountError(str(exc)) from None
+    return Outcome(msg.Reply())
+
+
+@records(msg.RecordStopRequest)
+async def _record_stop(recorder: Recorder, req: msg.RecordStopRequest) -> Outcome:
+    rec = recorder.stop(req.name)
+    if rec is None:
+        raise NotFound(f"no recording named {req.name!r} runs in this mount")
+    items = tuple(
+        msg.ReadItem(repo, commit, path, served, opens)
+        for (repo, commit, path), (served, opens) in sorted(rec.files.items())
+    )
+    return Outcome(msg.RecordStopReply(items))
 
 
 async def handle(view: WritableView, request: msg.Request[Any]) -> Outcome:

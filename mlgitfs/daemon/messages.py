@@ -220,6 +220,37 @@ class PingRequest(Request[PingReply]):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class ReadItem:
+    """One file a recording saw opened (daemon/recorder.py)."""
+
+    repo: str
+    commit: bytes
+    path: str
+    bytes_read: int  # bytes the daemon served through the recorded opens
+    opens: int
+
+
+@op("record_start", Reply)
+@dataclass(frozen=True, slots=True)
+class RecordStartRequest(Request[Reply]):
+    """Attribute the opens of `root_pid` and its descendants to recording `name`."""
+
+    name: str
+    root_pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordStopReply(Reply):
+    items: tuple[ReadItem, ...]
+
+
+@op("record_stop", RecordStopReply)
+@dataclass(frozen=True, slots=True)
+class RecordStopRequest(Request[RecordStopReply]):
+    name: str
+
+
 # --- encoding ----------------------------------------------------------------------------------
 
 _HINTS: dict[type, dict[str, Any]] = {}

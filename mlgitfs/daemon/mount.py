@@ -68,6 +68,7 @@ class DaemonConfig:
     commit: str = ""
     log_file: str | None = None
     debug: bool = False
+    recordable: bool = False  # keep opens from the start (daemon/recorder.py)
 
     def argv(self) -> list[str]:
         out = [self.mountpoint, "--fsname", self.fsname, "--view-factory", self.view_factory]
@@ -83,6 +84,8 @@ class DaemonConfig:
             out.append("--writable")
         if self.debug:
             out.append("--debug")
+        if self.recordable:
+            out.append("--recordable")
         return out
 
 
@@ -149,6 +152,7 @@ def mount(
     log_file: str | os.PathLike[str] | None = None,
     debug: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    recordable: bool = False,
 ) -> MountResult | None:
     """Mount the view built by `view_factory(view_arg)` at mountpoint.
 
@@ -170,6 +174,7 @@ def mount(
         view_arg=view_arg,
         read_only=read_only,
         allow_other=allow_other,
+        recordable=recordable,
         run_dir=os.fspath(run_dir) if run_dir is not None else None,
         revspec=revspec,
         commit=commit,

@@ -42,12 +42,14 @@ from mlgitfs.daemon.mount import (
     check_mountpoint,
     detach,
 )
+from mlgitfs.daemon.recorder import Recorder
 from mlgitfs.errors import MlgitError, MountError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.store.segfile import Buffer
 from mlgitfs.vfs.multi import VersionsView
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.prefill import Prefill
+from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import FsView, ViewContext
 
 log = logging.getLogger(__name__)
@@ -186,16 +188,23 @@ async def _serve_async(
         nursery.start_soon(_announce, config, ready, initialized, name="announce-mounted")
         # Views with background work (read-ahead) run it in this nursery.
         ops.view.attach(nursery)
-        if isinstance(ops, WritableFuseOps) and config.run_dir:
+        if config.run_dir:
             # The control socket answers before the record naming it is written.
             path = str(registry.control_socket_path(Path(config.run_dir), os.getpid()))
-            views = {f"{ops.wview.repo}@{ops.wview.branch}": ops.wview}
-            await nursery.start(serve_control, path, views, ops.invalidate)
+            if isinstance(ops, WritableFuseOps):
+                views = {f"{ops.wview.repo}@{ops.wview.branch}": ops.wview}
+                await nursery.start(serve_control, path, views, ops.invalidate, ops.recorder)
+            else:
+                await nursery.start(serve_control, path, {}, _nothing_to_forget, ops.recorder)
         set_spin = getattr(pyfuse3, "set_spin", None)  # our pyfuse3 build (packaging/pyfuse3)
         if set_spin is not None:
             set_spin(SPIN_NS)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
+
+
+async def _nothing_to_forget(entries: list[tuple[int, bytes]], inodes: list[int]) -> None:
+    """A read-only mount's control ops change nothing the kernel caches."""
 
 
 def _store_pages(ino: int, data: bytes | memoryview) -> None:
@@ -204,8 +213,12 @@ def _store_pages(ino: int, data: bytes | memoryview) -> None:
     pyfuse3.notify_store(ino, 0, cast(bytes, data))
 
 
-def _prefill(counts: collections.Counter[str]) -> Prefill:
+def _prefill(counts: collections.Counter[str], recorder: Recorder) -> Prefill:
     def prefill(ino: InodeNo, data: Buffer) -> None:
+        if recorder.active:
+            # Pages handed over ahead would be read without the daemon serving them: a
+            # recording's bytes read would miss them (daemon/recorder.py).
+            return
         _store_pages(ino, data)
         counts["prefilled"] += 1  # files prefilled, logged with the request counts
 
@@ -226,17 +239,22 @@ def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
     view: FsView | None = None
     try:
         counts: collections.Counter[str] = collections.Counter()
+        recorder = Recorder()
+        recorder.keep_opens = config.recordable
         # Only a read-only view prefills: a version never changes, so a page is never stale.
-        context = ViewContext(prefill=_prefill(counts) if config.read_only else None)
+        prefill = _prefill(counts, recorder) if config.read_only else None
+        context = ViewContext(prefill=prefill)
         view = load_factory(config.view_factory)(config.view_arg, context)
         initialized = trio.Event()
         if config.read_only:
             dynamic = view.is_dynamic if isinstance(view, VersionsView) else None
+            origin = view.origin if isinstance(view, VersionsView | SnapshotView) else None
             ops = FuseOps(
-                view, read_only=True, on_init=initialized.set, dynamic=dynamic, counts=counts
-            )
+                view, read_only=True, on_init=initialized.set, dynamic=dynamic, counts=counts,
+                recorder=recorder, origin=origin,
+            )  # fmt: skip
         elif isinstance(view, WritableView):
-            ops = WritableFuseOps(view, on_init=initialized.set, counts=counts)
+            ops = WritableFuseOps(view, on_init=initialized.set, counts=counts, recorder=recorder)
         else:
             raise MountError(f"the view of {config.fsname} is read-only: mount it read-only")
         _init_fuse(ops, config)
@@ -283,6 +301,9 @@ def _parse(argv: Sequence[str] | None) -> tuple[DaemonConfig, bool, float]:
     p.add_argument("--log-file")
     p.add_argument("--allow-other", action="store_true")
     p.add_argument("--writable", action="store_true", help="serve a writable view (a branch)")
+    p.add_argument(
+        "--recordable", action="store_true", help="keep opens: read sets can be recorded later"
+    )
     p.add_argument("--foreground", action="store_true", help="stay attached, log to stderr")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
@@ -306,6 +327,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[DaemonConfig, bool, float]:
         commit=a.commit,
         log_file=os.path.abspath(log_file) if log_file else None,
         debug=a.debug,
+        recordable=a.recordable,
     )
     return config, a.foreground, a.timeout
 

@@ -26,6 +26,8 @@ values are pack types of `store/`, through these constants; none spells a name a
 | expired | commit id | expiry record: when, and the rule it fell out of | retention.py |
 | hook_results | hook digest + tree id | cached verdict of a hook or check (JSON) | hookresults.py |
 | merges | checkout id | a writable mount's merge in progress, conflicts | mergestate.py |
+| recordings | recording name | read set of a recorded run (model/readset.py) | readsets.py |
+| readsets | commit id | read set attached to that version (its files read) | readsets.py |
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ RETENTION = "retention"
 EXPIRED = "expired"
 HOOK_RESULTS = "hook_results"
 MERGES = "merges"
+RECORDINGS = "recordings"
+READSETS = "readsets"
 
 DATABASES = (
     OBJECTS,
@@ -70,4 +74,6 @@ DATABASES = (
     HOOK_RESULTS,
     COMMIT_GRAPH,
     MERGES,
+    RECORDINGS,
+    READSETS,
 )

@@ -54,6 +54,7 @@ def snapshot_view(arg: dict[str, Any], context: ViewContext) -> SnapshotView:
         prefill=context.prefill,
         commit=commit,
         repo=str(arg.get("repo", "")),
+        prefix=str(arg.get("path") or "").strip("/"),
     )
 
 

@@ -160,6 +160,12 @@ class VersionsView:
         for v in self._versions.values():
             v.view.close()
 
+    def origin(self, ino: int) -> tuple[str, bytes, str] | None:
+        """(repo, commit, path in the commit) of a file of one of the versions, for read-set
+        recording (daemon/recorder.py); None for the mount's own directories."""
+        v = self._versions.get(ino >> VERSION_SHIFT) if ino >> VERSION_SHIFT else None
+        return None if v is None else v.view.origin(ino & _INNER)
+
     def is_dynamic(self, ino: InodeNo) -> bool:
         """Whether the kernel must not cache this directory's listing or missing names:
         the mount's own directories, whose names follow the repos' refs."""
@@ -275,6 +281,7 @@ class VersionsView:
             prefill=self._version_prefill(base),
             commit=commit,
             repo=d.repo or "",
+            prefix="/".join(os.fsdecode(p) for p in path),
         )
         v = _Version(base, d.ino, name, view)
         self._versions[base >> VERSION_SHIFT] = v

@@ -327,6 +327,18 @@ class OverlayBase:
             node = self.nodes[node.parent]
         return b"/".join(reversed(parts))
 
+    def origin(self, ino: int) -> tuple[str, bytes, str] | None:
+        """(repo, base commit, path there) of a file whose content is still the base
+        commit's, for read-set recording (daemon/recorder.py); None for a file the overlay
+        holds (its content is in no commit yet), a directory or an unknown inode."""
+        node = self.nodes.get(ino)
+        if node is None or node.kind is not Kind.FILE or node.overlay or node.base is None:
+            return None
+        path = self.base_path(node)
+        if path is None:
+            return None
+        return self.repo, bytes(self.record.base), os.fsdecode(path)
+
     def base_path(self, node: Node) -> bytes | None:
         """The path this node had in the base commit, or None if it did not come from it."""
         names: list[bytes] = []  # up to the nearest node whose base path is known

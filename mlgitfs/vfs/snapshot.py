@@ -86,6 +86,7 @@ class SnapshotView:
         prefill: Prefill | None = None,
         commit: ObjectId | None = None,
         repo: str = "",
+        prefix: str = "",
     ) -> None:
         """`reader`: a `FileReader` shared with other views of the same store (one chunk
         cache for several versions); `ino_limit`: the view's inode numbers stay below it
@@ -93,8 +94,10 @@ class SnapshotView:
         `warm_up`: open the remotes' transports on attach (once per mount is enough);
         `prefill`: hands files to the kernel's page cache (vfs/prefill.py); None: never;
         `commit` and `repo`: the version shown, so that a read of contents gc let go because
-        the version expired says so (EIO, with the rule in the log)."""
+        the version expired says so (EIO, with the rule in the log); `prefix`: the path of
+        the shown directory inside the commit (a sub-path mount), for `origin`."""
         self.store = store
+        self._prefix = prefix + "/" if prefix else ""
         self.commit = commit
         self.repo = repo
         self.tree = tree
@@ -130,6 +133,14 @@ class SnapshotView:
         await trio.to_thread.run_sync(self.store.remote.warm_up, limiter=self._limiter)
 
     # --- inodes and attributes ------------------------------------------------------------
+
+    def origin(self, ino: int) -> tuple[str, bytes, str] | None:
+        """(repo, commit, path in the commit) of a file the kernel holds, for read-set
+        recording (daemon/recorder.py); None for a directory or an unknown version."""
+        node = self._nodes.get(ino)
+        if node is None or node.entry is None or self.commit is None or not node.entry.is_file:
+            return None
+        return self.repo, bytes(self.commit), self._prefix + node.path
 
     def _node(self, ino: InodeNo) -> _Node:
         node = self._nodes.get(ino)

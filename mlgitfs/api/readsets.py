@@ -1,0 +1,126 @@
+"""Read-set lineage: `run --record` (a process tree's reads through the store's mounts), the
+recordings it stores, and the read sets `import`/`commit --inputs-from` attach to versions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlgitfs.api._common import open_store
+from mlgitfs.errors import MlgitError, MountError, NotFound, UsageError
+from mlgitfs.meta import readsets
+from mlgitfs.model import readset
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.model.names import check_ref_name
+from mlgitfs.model.readset import ReadSet
+from mlgitfs.store.facade import Store
+
+if TYPE_CHECKING:
+    from mlgitfs.daemon.registry import MountRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A recorded run: its exit status and the read set stored under `readset.name`."""
+
+    returncode: int
+    mounts: tuple[str, ...]  # the mountpoints that recorded
+    readset: ReadSet
+
+
+def run_recorded(
+    home: Path | None, name: str, argv: list[str], mountpoints: list[Path] | None = None
+) -> RunResult:
+    """Run `argv` while the store's mounts (or those at `mountpoints`) attribute the opens of
+    this process and its descendants to recording `name`; store the read set under `name`
+    (replacing one of that name). Nothing is stored if the command cannot be started."""
+    from mlgitfs.daemon import messages, protocol, registry
+
+    check_ref_name(name, "recording")
+    if not argv:
+        raise UsageError("run: give the command to run after --")
+    store = open_store(home)
+    records = registry.list_mounts(store.run_dir)
+    if mountpoints:
+        wanted = {os.path.abspath(p) for p in mountpoints}
+        missing = wanted - {m.mountpoint for m in records}
+        if missing:
+            raise NotFound(f"no mount of this store at {', '.join(sorted(missing))}")
+        records = [m for m in records if m.mountpoint in wanted]
+    started = []
+    try:
+        for m in records:
+            protocol.call(m.control_socket, messages.RecordStartRequest(name, os.getpid()))
+            started.append(m)
+    except MlgitError as exc:
+        _stop_all(started, name)
+        raise MountError(f"cannot record in the mount at {m.mountpoint}: {exc.message}") from exc
+    t0 = time.time_ns()
+    try:
+        code = subprocess.run(argv, check=False).returncode
+    except OSError as exc:
+        _stop_all(started, name)
+        raise UsageError(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _stop_all(started, name)
+        raise
+    items = _stop_all(started, name)
+    rs = readset.build(name, t0, argv, items)
+    with store.env.write() as txn:
+        readsets.put_recording(txn, rs)
+    return RunResult(code, tuple(m.mountpoint for m in started), rs)
+
+
+def _stop_all(records: list[MountRecord], name: str) -> list[tuple[str, bytes, str, int]]:
+    from mlgitfs.daemon import messages, protocol
+
+    items: list[tuple[str, bytes, str, int]] = []
+    for m in records:
+        with contextlib.suppress(MlgitError):  # a daemon gone meanwhile recorded nothing
+            reply = protocol.call(m.control_socket, messages.RecordStopRequest(name))
+            items.extend((i.repo, i.commit, i.path, i.bytes_read) for i in reply.items)
+    return items
+
+
+def recording(home: Path | None, name: str) -> ReadSet:
+    return load_recording(open_store(home), name)
+
+
+def load_recording(store: Store, name: str) -> ReadSet:
+    with store.env.read() as txn:
+        rs = readsets.get_recording(txn, name)
+    if rs is None:
+        raise NotFound(
+            f"no recording named {name!r}: 'mlgitfs run --record {name} -- CMD' makes one"
+        )
+    return rs
+
+
+def inputs_of(rs: ReadSet) -> list[tuple[str, ObjectId]]:
+    return [(i.repo, i.commit) for i in rs.inputs]
+
+
+def merged_inputs(
+    declared: list[tuple[str, ObjectId]], rs: ReadSet | None
+) -> list[tuple[str, ObjectId]]:
+    """`--input` versions then the read set's, each once."""
+    out = list(declared)
+    for item in inputs_of(rs) if rs is not None else []:
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def attach(store: Store, commit: ObjectId, rs: ReadSet) -> None:
+    with store.env.write() as txn:
+        readsets.attach(txn, commit, rs)
+
+
+def attached(store: Store, commit: ObjectId) -> ReadSet | None:
+    with store.env.read() as txn:
+        return readsets.attached(txn, commit)

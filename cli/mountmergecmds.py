@@ -126,13 +126,26 @@ def update(c: Ctx, mountpoint: Path | None, strategy: str | None, as_json: bool)
     type=click.Choice(["base", "ours", "theirs"]),
     help="Write this side's version of the conflicted file PATH to stdout.",
 )
+@click.option(
+    "--cells",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the conflicting cells of the conflicted table PATH here as a CSV table.",
+)
 @json_opt
 @pass_ctx
-def conflicts(c: Ctx, path: Path | None, side: str | None, as_json: bool) -> None:
+def conflicts(
+    c: Ctx, path: Path | None, side: str | None, cells: Path | None, as_json: bool
+) -> None:
     """The unmerged paths of the merge in progress in a writable mount (PATH: the mount, or
     a path inside it; default the current directory): kind, the base, ours and theirs
     sides, and a table's conflicting cells (key, column, base, ours, theirs). With --side,
-    the bytes of that version of the conflicted file PATH."""
+    the bytes of that version of the conflicted file PATH; with --cells FILE, the
+    conflicting cells of the table PATH as a CSV table for a spreadsheet."""
+    if cells is not None:
+        if path is None:
+            raise click.UsageError("--cells needs the conflicted table's PATH")
+        cells.write_bytes(api.conflict_cells_csv(c.home, path))
+        return
     if side is not None:
         if path is None:
             raise click.UsageError("--side needs the conflicted file's PATH")

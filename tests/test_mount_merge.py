@@ -103,6 +103,11 @@ def test_merge_into_mount_resolve_abort_commit(cli: Cli, tmp_path: Path, mounter
     assert side == {"base": "notes\n", "ours": "our notes\n", "theirs": "theirs notes\n"}
     csv_theirs = cli("conflicts", str(mp / "labels/train.csv"), "--side", "theirs")
     assert csv_theirs.stdout == theirs_csv
+    cli("conflicts", str(mp / "labels/train.csv"), "--cells", str(tmp_path / "cells.csv"))
+    assert (tmp_path / "cells.csv").read_bytes() == (
+        b"\xef\xbb\xbfkey,column,base,ours,theirs,conflict\r\nimg007,label,cat,elk,yak,cell\r\n"
+    )
+    cli("conflicts", str(mp / "notes.txt"), "--cells", str(tmp_path / "x.csv"), code=2)
     # commit refuses while conflicts remain
     r = cli("commit", str(mp), "-m", "too early", code=26)
     assert "notes.txt" in r.stderr

@@ -50,6 +50,7 @@ from mlgitfs.api.merging import (
 from mlgitfs.api.mountmerge import (
     MergeInfo,
     MountMergeResult,
+    conflict_cells_csv,
     conflict_side,
     is_mountpoint,
     merge_abort,
@@ -137,6 +138,7 @@ __all__ = [
     "MergeInfo",
     "MountConflict",
     "MountMergeResult",
+    "conflict_cells_csv",
     "conflict_side",
     "is_mountpoint",
     "merge_abort",

@@ -7,6 +7,8 @@ view stays coherent; the sides of a conflict are read here from the merge state 
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,12 +19,14 @@ from mlgitfs.api.checkouts import _mount_paths, _repo_branch, _writable_mount
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import mergestate
 from mlgitfs.meta.checkouts import get_checkout
+from mlgitfs.meta.mergestate import ConflictRecord
 from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.model.ids import to_hex
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo import refs
 from mlgitfs.repo.trees import chunk_bytes, file_chunks
+from mlgitfs.store.facade import Store
 
 if TYPE_CHECKING:
     from mlgitfs.daemon import messages
@@ -126,10 +130,8 @@ def merge_abort(home: Path | None, mountpoint: Path | None) -> MountMergeResult:
     return _call(home, mountpoint, messages.MergeAbortRequest())
 
 
-def conflict_side(home: Path | None, path: Path, side: str) -> Iterator[bytes]:
-    """The bytes of one side (base, ours, theirs) of a conflicted file of a writable mount."""
-    if side not in ("base", "ours", "theirs"):
-        raise UsageError(f"a side is base, ours or theirs, not {side!r}")
+def _conflicted(home: Path | None, path: Path) -> tuple[Store, str, ConflictRecord]:
+    """The store, the path inside its mount, and the conflict record of a conflicted path."""
     store, m, _ = _writable_mount(home, path)
     [rel] = _mount_paths([path], m.mountpoint)
     repo, branch = _repo_branch(m.revspec)
@@ -142,7 +144,15 @@ def conflict_side(home: Path | None, path: Path, side: str) -> Iterator[bytes]:
     found = [c for c in state.conflicts if c.path == key]
     if not found:
         raise UsageError(f"{rel} is not a conflicted path (`mlgitfs status` lists them)")
-    entry = getattr(found[0], side)
+    return store, rel, found[0]
+
+
+def conflict_side(home: Path | None, path: Path, side: str) -> Iterator[bytes]:
+    """The bytes of one side (base, ours, theirs) of a conflicted file of a writable mount."""
+    if side not in ("base", "ours", "theirs"):
+        raise UsageError(f"a side is base, ours or theirs, not {side!r}")
+    store, rel, found = _conflicted(home, path)
+    entry = getattr(found, side)
     if entry is None:
         raise PathNotFound(f"{rel} does not exist on the {side} side")
     if entry.is_dir or entry.kind is EntryKind.SYMLINK:
@@ -152,6 +162,21 @@ def conflict_side(home: Path | None, path: Path, side: str) -> Iterator[bytes]:
         raise PathNotFound(f"{rel} is {what} on the {side} side")
     for c in file_chunks(store, entry):
         yield chunk_bytes(store, c)
+
+
+def conflict_cells_csv(home: Path | None, path: Path) -> bytes:
+    """The conflicting cells of a conflicted table as a CSV table to review in a spreadsheet
+    (key, column, base, ours, theirs, conflict; UTF-8 with a BOM, CRLF lines, as
+    `merge-table --conflicts` writes them)."""
+    _, rel, found = _conflicted(home, path)
+    if not found.cells:
+        raise UsageError(f"{rel} has no conflicting cells (it is not a table merged by rows)")
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(["key", "column", "base", "ours", "theirs", "conflict"])
+    for x in found.cells:
+        w.writerow([x.key, x.column, x.base or "", x.ours or "", x.theirs or "", x.kind])
+    return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
 def pull_into_mount(

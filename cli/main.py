@@ -448,15 +448,34 @@ def tag(c: Ctx, target: str, revspec: str | None, delete: bool, as_json: bool) -
     default="both",
     help="up: the inputs it was made from; down: the versions made from it; both.",
 )
+@click.option(
+    "--files", is_flag=True, help="The files it was made from: the read set attached to it."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tree", "openlineage", "dot"]),
+    default="tree",
+    help="openlineage: run events, one JSON object a line; dot: a Graphviz digraph.",
+)
 @json_opt
 @pass_ctx
-def lineage(c: Ctx, revspec: str, direction: str, as_json: bool) -> None:
+def lineage(c: Ctx, revspec: str, direction: str, files: bool, fmt: str, as_json: bool) -> None:
     """The graph of inputs: what a version was made from (up: its --inputs, transitively)
     and what was made from it (down).
 
     With --json: {"upstream": NODE, "downstream": NODE}, a NODE being repo, commit, message,
-    refs, and its neighbours: "inputs" upstream, "used_by" downstream."""
-    render.lineage(api.lineage_of(c.home, revspec, direction), as_json)
+    refs, and its neighbours: "inputs" upstream, "used_by" downstream. --files lists the
+    files read of each input version (`import`/`commit --inputs-from` attach them; see
+    docs/review.md). --format openlineage writes OpenLineage run events of the upstream
+    graph for a lineage server (Marquez); --format dot the graph for Graphviz
+    (`| dot -Tsvg`)."""
+    if files:
+        render.lineage_files(api.lineage_files(c.home, revspec), as_json)
+    elif fmt != "tree":
+        click.echo(api.lineage_export(c.home, revspec, fmt, direction), nl=False)
+    else:
+        render.lineage(api.lineage_of(c.home, revspec, direction), as_json)
 
 
 @cli.command()

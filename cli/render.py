@@ -331,6 +331,21 @@ def lineage(items: list[api.LineageResult], as_json: bool) -> None:
         _tree(r.root, 1, "<-" if r.direction == "upstream" else "->")
 
 
+def lineage_files(r: api.LineageFilesResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(r)
+        return
+    rs = r.readset
+    if rs is None:
+        message(f"{r.repo}@{r.commit[:12]} has no read set attached (--inputs-from)")
+        return
+    click.echo(f"{r.repo}@{r.commit[:12]} read by {rs.name}: {rs.files} files")
+    for i in rs.inputs:
+        click.echo(f"{i.repo}@{i.commit.hex()[:12]}: {len(i.files)} files")
+        for f in i.files:
+            click.echo(f"  {f.path}\t{f.bytes_read}")
+
+
 def fsck(report: FsckReport, as_json: bool) -> None:
     if as_json:
         emit_json(report)

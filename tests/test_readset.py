@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,9 +17,10 @@ from mlgitfs import api
 from mlgitfs.api import readsets as readsets_api
 from mlgitfs.daemon import fuse_ops
 from mlgitfs.errors import NotFound
+from mlgitfs.meta import readsets
 from mlgitfs.model import readset
 from mlgitfs.model.ids import ObjectId
-from tests.conftest import write_tree
+from tests.conftest import Cli, write_tree
 from tests.wmount import MLGITFS, Mounter, mlgitfs, mounter
 from testsupport.mounts import fuse_skip_reason
 
@@ -153,3 +155,105 @@ def test_read_set_encoding_round_trips() -> None:
         ("train/a/1.bin", 8),
         ("train/a/10.bin", 9),
     ]
+
+
+@pytest.fixture
+def model_lineage(tmp_path: Path, home: Path) -> dict[str, str]:
+    """ds (two versions), labels made from ds@v1 (declared), a model made from a recording
+    that read files of ds@v2 and of labels."""
+    api.init(home, "ds", "dataset", "strict")
+    api.init(home, "labels", "labels", "strict")
+    api.init(home, "models", "model", "strict")
+    ids = {}
+    ids["ds1"] = api.import_dir(
+        home, "ds", write_tree(tmp_path / "d1", {"a.bin": b"1"}), "v1"
+    ).commit.id
+    ids["ds2"] = api.import_dir(
+        home, "ds", write_tree(tmp_path / "d2", {"a.bin": b"2", "b.bin": b"22"}), "v2"
+    ).commit.id
+    ids["labels"] = api.import_dir(
+        home,
+        "labels",
+        write_tree(tmp_path / "l", {"l.csv": "a,1\n"}),
+        "l",
+        inputs=[f"ds@{ids['ds1']}"],
+    ).commit.id
+    ds2, labels = bytes.fromhex(ids["ds2"]), bytes.fromhex(ids["labels"])
+    items = [("ds", ds2, "b.bin", 2), ("ds", ds2, "a.bin", 1), ("labels", labels, "l.csv", 4)]
+    store = api.open_store(home)
+    with store.env.write() as txn:
+        readsets.put_recording(txn, readset.build("train-1", 1, ["python", "t.py"], items))
+    model = write_tree(tmp_path / "m", {"w": b"w"})
+    ids["model"] = api.import_dir(home, "models", model, "m", inputs_from="train-1").commit.id
+    return ids
+
+
+def test_lineage_files(model_lineage: dict[str, str], cli: Cli) -> None:
+    ids = model_lineage
+    out = cli("lineage", "models@main", "--files").stdout.splitlines()
+    assert out == [
+        f"models@{ids['model'][:12]} read by train-1: 3 files",
+        f"ds@{ids['ds2'][:12]}: 2 files", "  a.bin\t1", "  b.bin\t2",
+        f"labels@{ids['labels'][:12]}: 1 files", "  l.csv\t4",
+    ]  # fmt: skip
+    doc = json.loads(cli("lineage", "models@main", "--files", "--json").stdout)
+    assert doc["readset"]["name"] == "train-1"
+    assert [(i["repo"], [f["path"] for f in i["files"]]) for i in doc["readset"]["inputs"]] == [
+        ("ds", ["a.bin", "b.bin"]), ("labels", ["l.csv"])
+    ]  # fmt: skip
+    none = cli("lineage", "labels@main", "--files", "--json").stdout
+    assert json.loads(none)["readset"] is None
+    cli("lineage", "models@main", "--files", "--format", "dot")  # --files wins, no error
+    assert "inputs" in cli("show", "models@main", "--json").stdout
+
+
+def test_lineage_openlineage_events_validate(model_lineage: dict[str, str], cli: Cli) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).parent / "data" / "openlineage-2-0-2.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    # A run event, not a job event (which the spec's oneOf would also accept without "run").
+    run_event = {k: v for k, v in schema.items() if k != "oneOf"} | {"$ref": "#/$defs/RunEvent"}
+    run_validator = jsonschema.Draft202012Validator(run_event)
+    ids = model_lineage
+    lines = cli("lineage", "models@main", "--format", "openlineage").stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    for e in events:
+        errors = [err.message for v in (validator, run_validator) for err in v.iter_errors(e)]
+        assert not errors, errors
+    # Upstream first: labels (made from ds v1), then the model.
+    outputs = [e["outputs"][0]["name"] for e in events]
+    assert outputs == [f"labels@{ids['labels']}", f"models@{ids['model']}"]
+    model = events[1]
+    assert model["job"] == {"namespace": "mlgitfs", "name": "train-1"}
+    assert model["eventType"] == "COMPLETE" and model["schemaURL"].startswith("https://openlineage")
+    read = {
+        i["name"]: [(f["path"], f["bytesRead"]) for f in facet["files"]]
+        for i in model["inputs"]
+        for facet in [i["inputFacets"]["mlgitfs_readSet"]]
+    }
+    assert read == {f"ds@{ids['ds2']}": [("a.bin", 1), ("b.bin", 2)],
+                    f"labels@{ids['labels']}": [("l.csv", 4)]}  # fmt: skip
+    assert [i["name"] for i in events[0]["inputs"]] == [f"ds@{ids['ds1']}"]
+    assert "inputFacets" not in events[0]["inputs"][0]  # declared, not recorded
+    # A broken event is caught by the same schemas (the check is not vacuous).
+    assert list(validator.iter_errors(model | {"eventTime": 5}))
+    assert list(run_validator.iter_errors({k: v for k, v in model.items() if k != "run"}))
+
+
+_NODE = re.compile(r'^  "([^"]+)" \[label="([^"]*)", shape=(\w+)\];$')
+_EDGE = re.compile(r'^  "([^"]+)" -> "([^"]+)"( \[label="(\d+) files read"\])?;$')
+
+
+def test_lineage_dot_draws_the_graph(model_lineage: dict[str, str], cli: Cli) -> None:
+    ids = model_lineage
+    text = cli("lineage", "labels@main", "--format", "dot").stdout
+    lines = text.splitlines()
+    assert lines[0] == "digraph lineage {" and lines[-1] == "}"
+    nodes = {m.group(1): m.group(3) for m in map(_NODE.match, lines) if m}
+    edges = {(m.group(1), m.group(2)): m.group(4) for m in map(_EDGE.match, lines) if m}
+    body = [ln for ln in lines[1:-1] if not ln.startswith("  node ") and "rankdir" not in ln]
+    assert len(body) == len(nodes) + len(edges)  # every line is a node or an edge
+    ds1, labels, model = f"ds@{ids['ds1']}", f"labels@{ids['labels']}", f"models@{ids['model']}"
+    # labels: up to ds v1, down to the model (ds v2 is not on its graph).
+    assert nodes == {ds1: "cylinder", labels: "note", model: "box3d"}
+    assert edges == {(ds1, labels): None, (labels, model): "1"}

@@ -65,7 +65,14 @@ from mlgitfs.api.mounts import (
     mounts,
     unmount,
 )
-from mlgitfs.api.readsets import RunResult, recording, run_recorded
+from mlgitfs.api.readsets import (
+    LineageFilesResult,
+    RunResult,
+    lineage_export,
+    lineage_files,
+    recording,
+    run_recorded,
+)
 from mlgitfs.api.remotes import (
     CloneResult,
     PrefetchResult,
@@ -207,6 +214,9 @@ __all__ = [
     "keep_freed_memory",
     "lineage_of",
     "RunResult",
+    "LineageFilesResult",
+    "lineage_export",
+    "lineage_files",
     "recording",
     "run_recorded",
     "log",

@@ -4,6 +4,7 @@ recordings it stores, and the read sets `import`/`commit --inputs-from` attach t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import time
@@ -18,6 +19,8 @@ from mlgitfs.model import readset
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.names import check_ref_name
 from mlgitfs.model.readset import ReadSet
+from mlgitfs.repo import lineage, refs
+from mlgitfs.repo import lineage_export as lineage_export_mod
 from mlgitfs.store.facade import Store
 
 if TYPE_CHECKING:
@@ -124,3 +127,35 @@ def attach(store: Store, commit: ObjectId, rs: ReadSet) -> None:
 def attached(store: Store, commit: ObjectId) -> ReadSet | None:
     with store.env.read() as txn:
         return readsets.attached(txn, commit)
+
+
+@dataclass(frozen=True, slots=True)
+class LineageFilesResult:
+    """The files a version was made from: its read set (None: none attached)."""
+
+    repo: str
+    commit: str
+    readset: ReadSet | None
+
+
+def lineage_files(home: Path | None, revspec: str) -> LineageFilesResult:
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    return LineageFilesResult(r.repo, r.commit_id.hex(), attached(store, r.commit_id))
+
+
+def lineage_export(home: Path | None, revspec: str, fmt: str, direction: str = "both") -> str:
+    """The lineage of `revspec` as OpenLineage run events (`openlineage`: one JSON event per
+    line, upstream first) or as a Graphviz digraph (`dot`)."""
+    store = open_store(home)
+    r = refs.resolve(store, revspec)
+    up = lineage.upstream(store, r.repo, r.commit_id)
+    if fmt == "openlineage":
+        events = lineage_export_mod.run_events(store, up)
+        return "".join(json.dumps(e, sort_keys=True) + "\n" for e in events)
+    if fmt == "dot":
+        roots = [up] if direction != "down" else []
+        if direction != "up":
+            roots.append(lineage.downstream(store, r.repo, r.commit_id))
+        return lineage_export_mod.dot(store, roots)
+    raise UsageError(f"unknown lineage format {fmt!r}: openlineage or dot")

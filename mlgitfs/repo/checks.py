@@ -14,6 +14,7 @@ A check returns its verdict; it never raises for bad content (only for a store t
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import re
@@ -32,10 +33,15 @@ from mlgitfs.repo.hooks import ContentReader, Hook
 from mlgitfs.repo.mergerules import glob_pattern
 from mlgitfs.repo.trees import file_chunks
 
-try:  # optional: the image check says it was skipped without it
-    from PIL import Image
-except ImportError:  # pragma: no cover - depends on the environment
-    Image = None
+
+def _pillow() -> Any | None:
+    """PIL.Image, or None where Pillow is not installed (the image check then says it was
+    skipped). Imported by name so mypy sees one type whether Pillow is installed or not."""
+    try:
+        return importlib.import_module("PIL.Image")
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+
 
 MAX_FINDINGS = 10  # problems listed per check; the count says how many more
 _SEARCH_BATCH = 64  # new keys looked up by one byte search each (merge/text.py's limit)
@@ -105,13 +111,14 @@ def run_check(hook: Hook, reader: ContentReader, changes: Sequence[DiffEntry]) -
 
 def _images(globs: Sequence[str], reader: ContentReader, files: list[DiffEntry]) -> Verdict:
     files = [c for c in files if _matches(globs, c.path)]
-    if Image is None:
+    image = _pillow()
+    if image is None:
         return Verdict(True, f"skipped: Pillow is not installed ({len(files)} image(s) unchecked)")
     bad = []
     for c in files:
         assert c.new is not None
         try:
-            with Image.open(io.BytesIO(file_bytes(reader, c.new))) as im:
+            with image.open(io.BytesIO(file_bytes(reader, c.new))) as im:
                 im.load()
         except Exception as exc:  # Pillow raises many kinds for a broken image
             bad.append(f"{c.path}: does not decode as an image ({type(exc).__name__}: {exc})")

@@ -373,16 +373,54 @@ def cat(c: Ctx, revspec: str) -> None:
 @click.argument("a", shell_complete=complete.revspec)
 @click.argument("b", shell_complete=complete.revspec)
 @click.argument("paths", nargs=-1)
-@click.option("--stat", is_flag=True, help="Only counts and sizes.")
+@click.option("--stat", is_flag=True, help="Only counts and sizes (with --rows: per table).")
+@click.option("--rows", is_flag=True, help="Tables (CSV, TSV, JSONL, Parquet) row by row.")
+@click.option(
+    "--key",
+    "key",
+    multiple=True,
+    help="With --rows: a key column (repeat for a compound key).  [default: the key of the "
+    "table's rows rule in .mlgitfs/merge.toml]",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv"]),
+    default="text",
+    help="With --rows: csv writes one line per cell (table, key, change, column, before, "
+    "after) for a spreadsheet.",
+)
 @json_opt
 @pass_ctx
-def diff(c: Ctx, a: str, b: str, paths: tuple[str, ...], stat: bool, as_json: bool) -> None:
+def diff(
+    c: Ctx,
+    a: str,
+    b: str,
+    paths: tuple[str, ...],
+    stat: bool,
+    rows: bool,
+    key: tuple[str, ...],
+    fmt: str,
+    as_json: bool,
+) -> None:
     """Files added, removed, modified and renamed between versions A and B, with sizes;
     PATHs (inside the versions) keep only changes under them.
 
     Identical subtrees and pages are skipped by id, so the cost follows what differs. With
     --json: a, b (commit ids), items (change, path, old_size, new_size, old_path) and the
-    counts added, removed, modified."""
+    counts added, removed, modified.
+
+    With --rows: each table that differs, row by row by key: rows added (+), removed (-)
+    and changed (~, each changed cell as column: before -> after), and columns added or
+    removed from its header. The key is --key, else the table's rows rule's key. A table
+    renamed exactly has no row changes. With --json: a, b and tables (path, change,
+    old_path, key_columns, columns_added, columns_removed, added, removed, changed, rows:
+    change, key, cells: column, before, after; null: no such cell)."""
+    if rows:
+        render.diff_rows(api.diff_rows(c.home, a, b, list(paths), key), stat, as_json, fmt)
+        return
+    if key or fmt != "text":
+        raise click.UsageError("--key and --format go with --rows")
     render.diff(api.diff(c.home, a, b, list(paths)), stat, as_json)
 
 

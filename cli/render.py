@@ -286,6 +286,50 @@ def diff(d: api.DiffResult, stat: bool, as_json: bool) -> None:
     )
 
 
+def diff_rows(d: api.RowDiffResult, stat: bool, as_json: bool, fmt: str) -> None:
+    if as_json:
+        emit_json(
+            {
+                "a": d.a,
+                "b": d.b,
+                "tables": [
+                    dict(dataclasses.asdict(t), added=t.added, removed=t.removed, changed=t.changed)
+                    for t in d.tables
+                ],
+            }
+        )
+        return
+    if fmt == "csv":
+        sys.stdout.buffer.write(d.to_csv())
+        sys.stdout.buffer.flush()
+        return
+    for t in d.tables:
+        moved = f" (from {t.old_path})" if t.old_path else ""
+        counts = f"{t.added} added, {t.removed} removed, {t.changed} changed"
+        click.echo(f"{CHANGE_SIGN[t.change]}  {t.path}{moved}: {counts}")
+        if t.columns_added or t.columns_removed:
+            cols = [f"+{c}" for c in t.columns_added] + [f"-{c}" for c in t.columns_removed]
+            click.echo(f"   columns {' '.join(cols)}")
+        if stat:
+            continue
+        for r in t.rows:
+            key = ", ".join(r.key)
+            if r.change == "changed":
+                click.echo(f"~  {key}")
+                for c in r.cells:
+                    click.echo(f"     {c.column}: {_cell(c.before)} -> {_cell(c.after)}")
+            else:
+                sign = "+" if r.change == "added" else "-"
+                cells = ", ".join(
+                    f"{c.column}={_cell(c.after if sign == '+' else c.before)}" for c in r.cells
+                )
+                click.echo(f"{sign}  {key}  {cells}")
+
+
+def _cell(v: str | None) -> str:
+    return "(none)" if v is None else repr(v)
+
+
 def refs(items: list[api.RefResult], as_json: bool) -> None:
     if as_json:
         emit_json(items)

@@ -93,6 +93,7 @@ from mlgitfs.api.results import (
     BlameCell,
     BlameItem,
     BlameResult,
+    CellDiff,
     CommitInfo,
     DiffItem,
     DiffResult,
@@ -103,6 +104,9 @@ from mlgitfs.api.results import (
     RefResult,
     RepoResult,
     RowBlameItem,
+    RowDiffItem,
+    RowDiffResult,
+    TableDiffItem,
 )
 from mlgitfs.api.retention import (
     ExpiringInfo,
@@ -112,6 +116,7 @@ from mlgitfs.api.retention import (
     retention_show,
 )
 from mlgitfs.api.review import blame, log
+from mlgitfs.api.rowdiffs import diff_rows
 from mlgitfs.api.tables import TableMergeFilesResult, merge_table_files
 from mlgitfs.api.verbs import (
     CONFIG_KEYS,
@@ -186,6 +191,11 @@ __all__ = [
     "BlameResult",
     "RowBlameItem",
     "blame",
+    "CellDiff",
+    "RowDiffItem",
+    "RowDiffResult",
+    "TableDiffItem",
+    "diff_rows",
     "MountInfo",
     "PathsResult",
     "PrefetchResult",

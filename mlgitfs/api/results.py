@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlgitfs.merge.table import spreadsheet_csv
 from mlgitfs.repo import lineage
 from mlgitfs.repo.gate import HookResult
 
@@ -116,6 +117,63 @@ class BlameResult:
     entries: tuple[BlameItem, ...] = ()
     key_columns: tuple[str, ...] = ()
     rows: tuple[RowBlameItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CellDiff:
+    column: str
+    before: str | None  # None: no such cell (no row, or no field)
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowDiffItem:
+    change: str  # added, removed, changed
+    key: tuple[str, ...]  # the key's values as text
+    cells: tuple[CellDiff, ...]  # changed: the cells that differ; added/removed: every cell
+
+
+@dataclass(frozen=True, slots=True)
+class TableDiffItem:
+    path: str  # in B (in A for a deleted table)
+    change: str  # the file's change: added, modified, renamed, deleted
+    old_path: str  # renamed: where it was in A
+    key_columns: tuple[str, ...]
+    columns_added: tuple[str, ...]
+    columns_removed: tuple[str, ...]
+    rows: tuple[RowDiffItem, ...]
+
+    @property
+    def added(self) -> int:
+        return sum(1 for r in self.rows if r.change == "added")
+
+    @property
+    def removed(self) -> int:
+        return sum(1 for r in self.rows if r.change == "removed")
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for r in self.rows if r.change == "changed")
+
+
+@dataclass(frozen=True, slots=True)
+class RowDiffResult:
+    a: str
+    b: str
+    tables: tuple[TableDiffItem, ...]
+
+    def to_csv(self) -> bytes:
+        """One line per cell: table, key, change, column, before, after (a spreadsheet's
+        table; a compound key's values joined by "; ")."""
+        return spreadsheet_csv(
+            ("table", "key", "change", "column", "before", "after"),
+            [
+                (t.path, "; ".join(r.key), r.change, c.column, c.before or "", c.after or "")
+                for t in self.tables
+                for r in t.rows
+                for c in r.cells
+            ],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from mlgitfs.repo import ingest, lineage, refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.repo.expiry import explain_missing
 from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
-from mlgitfs.store.facade import default_home, parse_size
+from mlgitfs.store.facade import Store, default_home, parse_size
 
 # --- verbs ----------------------------------------------------------------------------------
 
@@ -178,7 +178,11 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
     store.remote.drain()  # what was fetched is cached once the last bytes are out
 
 
-def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> DiffResult:
+def changed(
+    home: Path | None, a: str, b: str, paths: list[str] | None = None
+) -> tuple[Store, refs.Resolved, refs.Resolved, list[diff_mod.DiffEntry]]:
+    """The store, both sides resolved, and what differs between them (exact renames paired),
+    kept to the changes under `paths`."""
     store = open_store(home)
     # Paths are inside the versions: '..', '.' or an empty part is refused, not normalized.
     prefixes = ["/".join(os.fsdecode(x) for x in split_path(p)) for p in paths or []]
@@ -194,10 +198,7 @@ def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> D
         raise UsageError(
             "diff compares directories: name a commit or a directory path on both sides"
         )
-    items = [
-        DiffItem(d.change.value, d.path, d.old_size, d.new_size, d.old_path)
-        for d in diff_mod.with_renames(diff_mod.diff_trees(store, ta, tb))
-    ]
+    items = diff_mod.with_renames(diff_mod.diff_trees(store, ta, tb))
     if prefixes:
         items = [
             i
@@ -206,6 +207,12 @@ def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> D
                 x == p or x.startswith(p + "/") for p in prefixes for x in (i.path, i.old_path) if x
             )
         ]
+    return store, ra, rb, items
+
+
+def diff(home: Path | None, a: str, b: str, paths: list[str] | None = None) -> DiffResult:
+    _, ra, rb, entries = changed(home, a, b, paths)
+    items = [DiffItem(d.change.value, d.path, d.old_size, d.new_size, d.old_path) for d in entries]
     return DiffResult(to_hex(ra.commit_id), to_hex(rb.commit_id), tuple(items))
 
 

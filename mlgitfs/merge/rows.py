@@ -19,14 +19,22 @@ A side whose bytes equal the base's (or the other side's) gives the other side's
 
 from __future__ import annotations
 
-import csv
 import enum
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlgitfs.errors import DuplicateKey, MissingKeyColumn, TableError
-from mlgitfs.merge.table import ABSENT, Cell, Codec, Decoded, Edit, Record, Row, project
+from mlgitfs.merge.table import (
+    ABSENT,
+    Cell,
+    Codec,
+    Decoded,
+    Edit,
+    Record,
+    Row,
+    project,
+    spreadsheet_csv,
+)
 
 Key = tuple[Cell, ...]
 
@@ -75,14 +83,12 @@ class TableMergeResult:
         that as UTF-8), CRLF lines."""
         fixed = ("column", "base", "ours", "theirs", "conflict")
         names = [f"key:{k}" if k in fixed else k for k in self.key_columns] or ["key"]
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\r\n")
-        w.writerow([*names, *fixed])
+        lines = []
         for c in self.conflicts:
             key = list(c.key) if self.key_columns else ["; ".join(c.key)]
             key += [""] * (len(names) - len(key))
-            w.writerow([*key, c.column, c.base or "", c.ours or "", c.theirs or "", c.kind.value])
-        return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
+            lines.append([*key, c.column, c.base or "", c.ours or "", c.theirs or "", c.kind.value])
+        return spreadsheet_csv([*names, *fixed], lines)
 
 
 def codec_for(path: str) -> Codec:

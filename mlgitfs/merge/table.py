@@ -8,7 +8,9 @@ never decides the merge: `mlgitfs.merge.rows` does, over rows as dicts keyed by 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import csv
+import io
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -105,3 +107,13 @@ class Codec(Protocol):
 
 def project(row: Mapping[str, Cell], columns: Sequence[str]) -> Row:
     return {c: row.get(c, ABSENT) for c in columns}
+
+
+def spreadsheet_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """A CSV table for a spreadsheet: UTF-8 with a BOM (spreadsheets read that as UTF-8),
+    CRLF lines."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")

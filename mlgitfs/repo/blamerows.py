@@ -72,9 +72,7 @@ class _Tables:
         return [(self._key_of(r), r) for r in self.codec.all_rows(table)]
 
     def _bytes(self, entry: TreeEntry) -> bytes:
-        return b"".join(
-            self.store.read_chunk(ChunkId(c.id)) for c in file_chunks(self.store, entry)
-        )
+        return entry_bytes(self.store, entry)
 
     def _key_of(self, row: Row) -> Key:
         return tuple(row.get(c, ABSENT) for c in self.key)
@@ -95,6 +93,29 @@ class _Tables:
                 raise DuplicateKey(f"{self.path}: two rows with the key ({shown})")
             out[k] = row
         return out
+
+
+def entry_bytes(store: Store, entry: TreeEntry, seen: dict[bytes, bytes] | None = None) -> bytes:
+    """A file's bytes; chunks already in `seen` (by id) are not read again."""
+    seen = {} if seen is None else seen
+    parts = []
+    for c in file_chunks(store, entry):
+        got = seen.get(c.id)
+        if got is None:
+            got = seen[c.id] = store.read_chunk(ChunkId(c.id))
+        parts.append(got)
+    return b"".join(parts)
+
+
+def table_key(store: Store, tree: ObjectId, path: str, key: Sequence[str]) -> tuple[str, ...]:
+    """`key`, else the key of the path's `rows` rule in `tree`; none is a UsageError."""
+    keys = tuple(key) or rule_key(store, tree, path)
+    if not keys:
+        raise UsageError(
+            f"{path}: name the key columns with --key COL, or give the path a rows rule "
+            "with a key in .mlgitfs/merge.toml"
+        )
+    return keys
 
 
 def rule_key(store: Store, tree: ObjectId, path: str) -> tuple[str, ...]:
@@ -119,12 +140,7 @@ def blame_rows(
     text = b"/".join(path).decode("utf-8", "surrogateescape")
     tree = store.commit(head).tree
     codec_for(text)  # a name no table format reads is refused first (TableError)
-    keys = tuple(key) or rule_key(store, tree, text)
-    if not keys:
-        raise UsageError(
-            f"{text}: name the key columns with --key COL, or give the path a rows rule "
-            "with a key in .mlgitfs/merge.toml"
-        )
+    keys = table_key(store, tree, text, key)
     tables = _Tables(store, text, keys)
     cache: EntryCache = {}
     entry = cached_entry(store, tree, tuple(path), cache)

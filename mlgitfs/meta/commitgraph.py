@@ -3,7 +3,10 @@
 Derived data, never inside the commit object (the object format is unchanged), kept in the
 database "commit_graph" beside "generations": the commit's time, parents and root tree,
 and the changed-path filter against its first parent (model/bloom.py), or None when the
-commit changed more than bloom.MAX_KEYS paths ("every path maybe"). `write_commit` writes
+commit changed more than bloom.MAX_KEYS paths ("every path maybe"). Beside it, in the
+database "changed_paths", the exact set the filter holds (the changed paths and their
+directories, sorted), read only when the filter says "maybe": a path-limited log then
+confirms a hit without reading a tree. `write_commit` writes
 a commit's record in the commit's own transaction, fetch writes those of the commits it
 brings, fsck checks them and `fsck --repair-index` rebuilds them all. A commit with no
 record is walked from its object and diffed: the index only ever saves work.
@@ -12,11 +15,11 @@ record is walked from its object and diffed: the index only ever saves work.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject
 from mlgitfs.meta.env import ReadTxn, WriteTxn
-from mlgitfs.meta.schema import COMMIT_GRAPH
+from mlgitfs.meta.schema import CHANGED_PATHS, COMMIT_GRAPH
 from mlgitfs.model import codec
 from mlgitfs.model.ids import ID_LEN, ObjectId, short_hex
 
@@ -29,6 +32,9 @@ class GraphRecord:
     parents: tuple[ObjectId, ...]
     tree: ObjectId
     paths: bytes | None  # the changed-path filter; None: too many changes to filter
+    # the keys of the filter, exactly (kept in "changed_paths"; None when not loaded, or
+    # when there were too many); not part of `encode`
+    changed: tuple[bytes, ...] | None = field(default=None, compare=False)
 
     def encode(self) -> bytes:
         return codec.pack(
@@ -62,11 +68,28 @@ def get_record(txn: ReadTxn, oid: bytes) -> GraphRecord | None:
 
 
 def put_record(txn: WriteTxn, oid: bytes, rec: GraphRecord) -> None:
+    """The record, and its exact changed paths when it has them."""
     txn.put(COMMIT_GRAPH, bytes(oid), rec.encode())
+    if rec.changed is None:
+        txn.delete(CHANGED_PATHS, bytes(oid))
+    else:
+        txn.put(CHANGED_PATHS, bytes(oid), codec.pack(list(rec.changed)))
+
+
+def get_changed(txn: ReadTxn, oid: bytes) -> frozenset[bytes] | None:
+    """The exact changed paths (and their directories) of `oid`, or None (not kept)."""
+    data = txn.get(CHANGED_PATHS, bytes(oid))
+    if data is None:
+        return None
+    v = codec.unpack(data, f"changed paths of {short_hex(oid)}")
+    if not isinstance(v, list) or not all(isinstance(p, bytes) for p in v):
+        raise CorruptObject(f"changed paths of {short_hex(oid)}", "malformed")
+    return frozenset(v)
 
 
 def delete_record(txn: WriteTxn, oid: bytes) -> None:
     txn.delete(COMMIT_GRAPH, bytes(oid))
+    txn.delete(CHANGED_PATHS, bytes(oid))
 
 
 def records(txn: ReadTxn) -> Iterator[tuple[ObjectId, bytes]]:
@@ -77,3 +100,4 @@ def records(txn: ReadTxn) -> Iterator[tuple[ObjectId, bytes]]:
 
 def clear(txn: WriteTxn) -> None:
     txn.clear(COMMIT_GRAPH)
+    txn.clear(CHANGED_PATHS)

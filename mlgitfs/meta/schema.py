@@ -15,6 +15,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | reflog | repo NUL refname NUL time_ns | old, new, why, who | reflog.py |
 | generations | commit id | generation number, 8 bytes big-endian | db.py |
 | commit_graph | commit id | time, parents, tree, changed-path filter | commitgraph.py |
+| changed_paths | commit id | the filter's keys exactly: changed paths and dirs | commitgraph.py |
 | config | key | msgpack value: format, chunker, counters, cache budget | db.py |
 | remotes | remote name | remote record | store/remotedb.py |
 | remote_packs | remote NUL kind NUL pack id | entry count (indexes read) | store/remotedb.py |
@@ -40,6 +41,7 @@ REFS = "refs"
 REFLOG = "reflog"
 GENERATIONS = "generations"
 COMMIT_GRAPH = "commit_graph"
+CHANGED_PATHS = "changed_paths"
 CONFIG = "config"
 REMOTES = "remotes"
 REMOTE_PACKS = "remote_packs"
@@ -73,6 +75,7 @@ DATABASES = (
     EXPIRED,
     HOOK_RESULTS,
     COMMIT_GRAPH,
+    CHANGED_PATHS,
     MERGES,
     RECORDINGS,
     READSETS,

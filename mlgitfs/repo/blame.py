@@ -22,7 +22,7 @@ from mlgitfs.model import bloom
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import TreeEntry
-from mlgitfs.repo.commitindex import EntryCache, cached_entry, path_changed
+from mlgitfs.repo.commitindex import EntryCache, cached_entry
 from mlgitfs.repo.diff import diff_trees, with_renames
 from mlgitfs.repo.history import Graph, walk_ids
 from mlgitfs.repo.trees import DirView, resolve_path
@@ -76,7 +76,7 @@ def blame_dir(
         changed = [
             (name, p)
             for name, p in follow.items()
-            if _dir_of(p) in dirs and path_changed(store, parent, node.tree, _split(p), cache)
+            if _dir_of(p) in dirs and graph.touched(raw, _split(p), cache)
         ]
         if not changed:
             continue

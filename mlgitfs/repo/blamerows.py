@@ -22,7 +22,7 @@ from mlgitfs.model import bloom
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import TreeEntry
 from mlgitfs.repo.blame import follow_rename
-from mlgitfs.repo.commitindex import EntryCache, cached_entry, path_changed
+from mlgitfs.repo.commitindex import EntryCache, cached_entry
 from mlgitfs.repo.history import Graph, walk_ids
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergerules import load_rules, resolver
@@ -162,7 +162,7 @@ def blame_rows(
             continue
         parent = graph.node(bytes(node.parents[0])).tree if node.parents else None
         parts = tuple(follow.split(b"/"))
-        if not path_changed(store, parent, node.tree, parts, cache):
+        if not graph.touched(raw, parts, cache):
             continue
         old = follow_rename(store, parent, node.tree, follow, cache)
         if old is not None:  # moved unchanged: the rows are as they were at the old path

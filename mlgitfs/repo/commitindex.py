@@ -60,23 +60,26 @@ def _changed_paths(reader: ObjectReader, old: ObjectId | None, new: ObjectId) ->
         yield d.path.encode("utf-8", "surrogateescape")
 
 
-def path_filter(reader: ObjectReader, old: ObjectId | None, new: ObjectId) -> bytes | None:
-    """The changed-path filter from tree `old` to `new`; None over bloom.MAX_KEYS keys."""
+def changed_keys(reader: ObjectReader, old: ObjectId | None, new: ObjectId) -> set[bytes] | None:
+    """The paths that changed from tree `old` to `new` and their directories: exactly the
+    paths `path_changed` says changed; None over bloom.MAX_KEYS keys."""
     keys: set[bytes] = set()
     for p in _changed_paths(reader, old, new):
         bloom.add_with_parents(keys, p)
         if len(keys) > bloom.MAX_KEYS:
             return None
-    return bloom.build(keys)
+    return keys
 
 
 def make_record(reader: ObjectReader, commit: Commit, parent_tree: ObjectId | None) -> GraphRecord:
     """`commit`'s record; `parent_tree` is its first parent's tree (None for a root)."""
+    keys = changed_keys(reader, parent_tree, commit.tree)
     return GraphRecord(
         commit.time_ns,
         commit.parents,
         commit.tree,
-        path_filter(reader, parent_tree, commit.tree),
+        None if keys is None else bloom.build(keys),
+        None if keys is None else tuple(sorted(keys)),
     )
 
 
@@ -114,10 +117,11 @@ def check(store: Store, oid: bytes, commit: Commit) -> str | None:
     """Why `oid`'s record is wrong, or None (also when it has none: the index is optional)."""
     with store.env.read() as txn:
         rec = commitgraph.get_record(txn, oid)
+        changed = commitgraph.get_changed(txn, oid)
     if rec is None:
         return None
     want = record_of(store, commit)
-    if rec != want:
+    if rec != want or changed != (None if want.changed is None else frozenset(want.changed)):
         return "its commit-graph record disagrees with the commit (run fsck --rebuild-index)"
     return None
 

@@ -86,6 +86,24 @@ class Graph:
             n = self._load(oid)
         return n
 
+    def changed(self, oid: bytes) -> frozenset[bytes] | None:
+        """The exact changed paths of an indexed commit (None: not kept, or not indexed)."""
+        n = self.node(oid)
+        if not n.indexed or n.paths is None:
+            return None
+        with self.store.env.read() as txn:
+            return commitgraph.get_changed(txn, oid)
+
+    def touched(self, oid: bytes, path: Sequence[bytes], cache: EntryCache | None = None) -> bool:
+        """Exactly: whether commit `oid` changed `path` against its first parent; from the
+        index's exact paths when it keeps them, else by comparing the two entries."""
+        exact = self.changed(oid)
+        if exact is not None:
+            return b"/".join(path) in exact
+        n = self.node(oid)
+        parent = self.node(bytes(n.parents[0])).tree if n.parents else None
+        return path_changed(self.store, parent, n.tree, path, cache)
+
     def _load(self, oid: bytes) -> Node:
         if self.use_index:
             # One short read transaction for a run of first parents: a walk asks for them
@@ -175,10 +193,8 @@ def log(
         commit = store.commit(oid) if wants_commit else None
         if commit is not None and not _commit_passes(commit, query, made_from):
             continue
-        if maybe:
-            parent = graph.node(bytes(node.parents[0])).tree if node.parents else None
-            if not any(path_changed(store, parent, node.tree, p, entries) for p, _ in maybe):
-                continue
+        if maybe and not any(graph.touched(raw, p, entries) for p, _ in maybe):
+            continue
         yield oid, commit or store.commit(oid)
         found += 1
         if query.limit is not None and found >= query.limit:

@@ -35,7 +35,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Merging in a writable mount", ["update", "resolve", "conflicts"]),
     ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch"]),
-    ("Store", ["fsck", "gc", "config", "completion", "retention"]),
+    ("Store", ["fsck", "gc", "config", "completion", "retention", "erase", "erasures"]),
 ]
 
 

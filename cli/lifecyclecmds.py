@@ -1,7 +1,8 @@
-"""Lifecycle commands: reflog, retention (docs/lifecycle.md)."""
+"""Lifecycle commands: reflog, retention, erase (docs/lifecycle.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import click
@@ -120,4 +121,62 @@ def retention_set(
     _render_retention(r, as_json)
 
 
-COMMANDS: list[click.Command] = [reflog, retention]
+@click.command()
+@click.argument("repo", shell_complete=complete.revspec)
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--all-versions",
+    is_flag=True,
+    help="Erase every content the paths ever had, not only the named version's.",
+)
+@click.option("-m", "--message", "why", default="", help="Why (kept in the erasure record).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_opt
+@pass_ctx
+def erase(
+    c: Ctx, repo: str, paths: tuple[str, ...], all_versions: bool, why: str, yes: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Remove the contents of PATHs (files, or every file below a directory) from every
+    version of REPO, without rewriting history: commit and tree ids, names and sizes stay,
+    the bytes leave the store's segment files (a gc runs). By default the contents erased are
+    the ones PATHs have in REPO (its default branch) or REPO@REF; --all-versions erases every
+    content PATHs had in any version. The same bytes held by a file not erased (another path,
+    another repo, a later commit) stay. Reading an erased file is an error naming the
+    erasure (exit 35; EIO in a mount). An erasure record (who, when, why, which paths and
+    file ids) is kept (`mlgitfs erasures`). Only this store: remotes keep their copy."""
+    if not yes:
+        click.confirm(f"erase the contents of {', '.join(paths)} from every version of "
+                      f"{repo}? This cannot be undone", abort=True)  # fmt: skip
+    r = api.erase(c.home, repo, list(paths), all_versions, why)
+    if as_json:
+        render.emit_json(r)
+        return
+    click.echo(f"erasure {r.erasure}: {len(r.files)} file contents of {r.repo} erased from "
+               f"{r.versions} versions")  # fmt: skip
+    for path, fid in r.files:
+        click.echo(f"erased\t{fid[:12]}\t{path}")
+    if r.gc is not None:
+        render.gc(r.gc, False)
+        if r.gc.segments_busy:
+            render.message("mlgitfs: warning: segments busy: run 'mlgitfs gc --threshold 1' "
+                           "once writers are done to remove the last bytes")  # fmt: skip
+
+
+@click.command()
+@json_opt
+@pass_ctx
+def erasures(c: Ctx, as_json: bool) -> None:
+    """List the erasure records of the store, oldest first: number, when (UTC), who, repo,
+    paths, why; --json adds the erased file ids."""
+    items = api.erasures_list(c.home)
+    if as_json:
+        render.emit_json(items)
+        return
+    for r in items:
+        when = dt.datetime.fromtimestamp(r.time_ns // 1_000_000_000, dt.UTC)
+        click.echo(f"{r.erasure}\t{when:%Y-%m-%dT%H:%M:%SZ}\t{r.who}\t{r.repo}\t"
+                   f"{', '.join(r.paths)}\t{r.why}")  # fmt: skip
+
+
+COMMANDS: list[click.Command] = [reflog, retention, erase, erasures]

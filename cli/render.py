@@ -402,6 +402,12 @@ def fsck(report: FsckReport, as_json: bool) -> None:
         f"{report.files} files, {report.chunks} chunks ({human(report.bytes)})"
         + (f", {report.remote_chunks} chunks only on a remote" if report.remote_chunks else "")
         + (f", {report.index_rebuilt} index records rebuilt" if report.index_rebuilt else "")
+        + (f", {report.expired} expired versions (contents let go)" if report.expired else "")
+        + (
+            f", {report.erased} erased files ({report.erasures} erasures)"
+            if report.erasures
+            else ""
+        )
         + f": {state}"
     )
 

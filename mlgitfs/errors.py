@@ -19,7 +19,8 @@ table and tests/test_cli.py keeps the two together.
     ├── AlreadyExists               exit 8   a repo, branch, tag or remote that exists already
     ├── CorruptObject               exit 7   an object that does not hash to its id or parse
     │   └── MissingObject           exit 7   an object or chunk that should be there and is not
-    │       └── VersionExpired      exit 26  file contents of a version retention let expire
+    │       ├── VersionExpired      exit 26  file contents of a version retention let expire
+    │       └── FileErased          exit 35  file contents removed by `mlgitfs erase`
     ├── SourceError                 exit 9   import input refused: special file, unreadable file
     ├── DestinationError            exit 25  export output cannot be written (permission, space)
     ├── StoreError                  exit 10  the local store cannot do what was asked
@@ -129,6 +130,18 @@ class VersionExpired(MissingObject):
     names and sizes remain); the message names the rule."""
 
     exit_code = 26
+
+    def __init__(self, object_id: str, message: str) -> None:
+        MlgitError.__init__(self, message)
+        self.object_id = object_id
+        self.reason = message
+
+
+class FileErased(MissingObject):
+    """A file whose contents `mlgitfs erase` removed from the version read (its history,
+    names and sizes remain); the message names the erasure record."""
+
+    exit_code = 35
 
     def __init__(self, object_id: str, message: str) -> None:
         MlgitError.__init__(self, message)

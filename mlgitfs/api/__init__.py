@@ -34,6 +34,7 @@ from mlgitfs.api.checkouts import (
     unlock,
 )
 from mlgitfs.api.doctor import DoctorResult, PatchStatus, doctor
+from mlgitfs.api.erasing import EraseResult, erase, erasures_list
 from mlgitfs.api.gcverb import gc
 from mlgitfs.api.lifecycle import ReflogResult, RepoRemoveResult, reflog_show, repos_rm
 from mlgitfs.api.merging import (
@@ -176,6 +177,9 @@ __all__ = [
     "PatchStatus",
     "doctor",
     "gc",
+    "erase",
+    "erasures_list",
+    "EraseResult",
     "GcResult",
     "CommitInfo",
     "ConfigResult",

@@ -172,7 +172,8 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
         raise PathNotFound(f"{revspec} is a directory; use 'mlgitfs ls'")
     if r.entry.kind is EntryKind.SYMLINK:
         raise PathNotFound(f"{revspec} is a symlink to {r.entry.ref.decode(errors='replace')}")
-    with explain_missing(store, r.repo, r.commit_id):
+    path = b"/".join(r.spec.path)
+    with explain_missing(store, r.repo, r.commit_id, path, bytes(r.entry.ref)):
         for c in file_chunks(store, r.entry):
             yield chunk_bytes(store, c)
     store.remote.drain()  # what was fetched is cached once the last bytes are out

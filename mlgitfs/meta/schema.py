@@ -29,6 +29,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | merges | checkout id | a writable mount's merge in progress, conflicts | mergestate.py |
 | recordings | recording name | read set of a recorded run (model/readset.py) | readsets.py |
 | readsets | commit id | read set attached to that version (its files read) | readsets.py |
+| erasures | sequence number (8 bytes) | erasure record: who, when, why, paths, ids | erasures.py |
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ HOOK_RESULTS = "hook_results"
 MERGES = "merges"
 RECORDINGS = "recordings"
 READSETS = "readsets"
+ERASURES = "erasures"
 
 DATABASES = (
     OBJECTS,
@@ -79,4 +81,5 @@ DATABASES = (
     MERGES,
     RECORDINGS,
     READSETS,
+    ERASURES,
 )

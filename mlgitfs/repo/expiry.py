@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mlgitfs.errors import MissingObject, VersionExpired
+from mlgitfs.errors import FileErased, MissingObject, VersionExpired
 from mlgitfs.meta import checkouts, db, reflog, retention
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model.decode import decode
@@ -29,6 +29,7 @@ from mlgitfs.model.objects import Commit
 from mlgitfs.model.retention import Rule, rule_for
 from mlgitfs.model.revspec import BRANCH_QUALIFIER, TAG_QUALIFIER
 from mlgitfs.repo import retention as policy_math
+from mlgitfs.repo.erase import erased_error
 from mlgitfs.store.facade import Store
 
 TRACKING = "remotes/"
@@ -175,15 +176,25 @@ def expired_error(store: Store, repo: str, commit: ObjectId) -> VersionExpired |
 
 
 @contextmanager
-def explain_missing(store: Store, repo: str, commit: ObjectId) -> Iterator[None]:
-    """Turn a MissingObject met while reading `commit`'s files into VersionExpired when the
-    version expired (a chunk missing for another reason stays what it is)."""
+def explain_missing(
+    store: Store,
+    repo: str,
+    commit: ObjectId,
+    path: bytes | None = None,
+    file_id: bytes | None = None,
+) -> Iterator[None]:
+    """Turn a MissingObject met while reading `commit`'s files into FileErased when an
+    erasure covers the file (`path` and `file_id` when known; else any of the commit's), or
+    into VersionExpired when the version expired (a chunk missing for another reason stays
+    what it is)."""
     try:
         yield
-    except VersionExpired:
+    except (VersionExpired, FileErased):
         raise
     except MissingObject as exc:
-        err = expired_error(store, repo, commit)
+        err: MissingObject | None = erased_error(store, repo, commit, path, file_id)
+        if err is None:
+            err = expired_error(store, repo, commit)
         if err is None:
             raise
         raise err from exc

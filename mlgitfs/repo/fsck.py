@@ -9,6 +9,8 @@ names, order across pages), and the history of every input commit is walked like
 Every checkout's base commit is checked to exist and walked like a ref (a missing one is
 reported: the overlay is a delta against its tree). A commit with an expiry record (gc let
 its contents go, by a retention rule) is checked like any other except its files' chunks.
+A file whose id an erasure record names (meta/erasures.py) and whose chunks are absent is
+counted as erased, not damage (its bytes present are checked like any other's).
 A commit's commit-graph record, when it has one, must equal the record made again from
 the commit (repo/commitindex.py); with `rebuild_index` every record is made again instead,
 from the commits the walk reached.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject
-from mlgitfs.meta import checkouts, db, retention
+from mlgitfs.meta import checkouts, db, erasures, retention
 from mlgitfs.meta import remotes as remote_records
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
@@ -48,6 +50,8 @@ class FsckReport:
     bytes: int = 0
     remote_chunks: int = 0  # not in the local cache; on a remote
     expired: int = 0  # commits whose contents retention let go (gc records them): not read
+    erasures: int = 0  # erasure records of the store (meta/erasures.py)
+    erased: int = 0  # file entries whose missing contents an erasure removed: not damage
     index_rebuilt: int = 0  # commit-graph records written by rebuild_index
     damage: list[Damage] = field(default_factory=list)
 
@@ -71,6 +75,10 @@ class _Checker:
         self.check_remote = check_remote
         with store.env.read() as txn:
             self.has_remotes = any(True for _ in remote_records.all_remote_names(txn))
+            records = erasures.list_all(txn)
+        report.erasures = len(records)
+        self.erased_ids = frozenset().union(*(r.file_ids for r in records))
+        self.missing: set[bytes] = set()  # chunks absent (not corrupt)
         self.report = report
         self.progress = progress
         self.seen: set[bytes] = set()
@@ -95,15 +103,19 @@ class _Checker:
             self.damage(oid, exc.reason, path)
             return None
 
-    def chunk(self, cid: bytes, length: int, path: str) -> None:
-        """Check the chunk once; check the length this entry gives it every time."""
+    def chunk(self, cid: bytes, length: int, path: str, erased: bool = False) -> bool:
+        """Check the chunk once; check the length this entry gives it every time. An
+        `erased` file's absent chunk is not damage: False (the caller counts the file)."""
         if cid not in self.chunk_len:
             self.chunk_len[cid] = self._read_chunk(cid)
         got = self.chunk_len[cid]
+        if erased and cid in self.missing:
+            return False
         if isinstance(got, str):
             self.damage(cid, got, path)
         elif got is not None and got != length:
             self.damage(cid, f"chunk has {got} bytes, the file's entry says {length}", path)
+        return True
 
     def _read_chunk(self, cid: bytes) -> int | str | None:
         if self.has_remotes and not self.store.chunks.has(ChunkId(cid)):
@@ -114,6 +126,9 @@ class _Checker:
                 return None
         try:
             n = len(self.store.read_chunk(ChunkId(cid)))
+        except MissingObject as exc:
+            self.missing.add(cid)
+            return exc.reason
         except CorruptObject as exc:
             return exc.reason
         self.report.chunks += 1
@@ -148,8 +163,9 @@ class _Checker:
                             subdirs.append((e.ref, sub, depth + 1))
                     elif e.kind is EntryKind.FILE:
                         self.report.files += 1
-                        if contents:
-                            self.chunk(e.ref, e.size, sub)
+                        erased = e.ref in self.erased_ids
+                        if contents and not self.chunk(e.ref, e.size, sub, erased):
+                            self.report.erased += 1
                     elif e.kind is EntryKind.CHUNKED:
                         self.report.files += 1
                         self.manifest(e.ref, e.size, sub, contents)
@@ -185,8 +201,10 @@ class _Checker:
             return
         if obj.size != size:
             self.damage(oid, f"manifest lists {obj.size} bytes, the tree says {size}", path)
-        for c in obj.chunks if contents else ():
-            self.chunk(bytes(c.id), c.length, path)
+        erased = oid in self.erased_ids
+        gone = [c for c in (obj.chunks if contents else ())
+                if not self.chunk(bytes(c.id), c.length, path, erased)]  # fmt: skip
+        self.report.erased += bool(gone)
 
     def generation(self, oid: bytes, commit: Commit, label: str) -> None:
         """A recorded generation number must be 1 + the largest of its parents' (ancestry

@@ -30,14 +30,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import ConflictError, CorruptObject, StoreError
-from mlgitfs.meta import chunks, db, gcstate, reflog, retention, statcache
+from mlgitfs.meta import chunks, db, erasures, gcstate, reflog, retention, statcache
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.roots import gc_roots
 from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.retention import ExpiryRecord
-from mlgitfs.repo import expiry
+from mlgitfs.repo import erase, expiry
 from mlgitfs.repo.gcmark import Marker, mark_roots, overlay_entries
 from mlgitfs.store.cache import RECORD_HEADER, Location
 from mlgitfs.store.compact import compact
@@ -77,6 +77,7 @@ class _Candidates:
     statcache: list[tuple[bytes, bytes]]  # key, the ref it names
     live_bytes: dict[int, int]  # segment -> bytes of marked records
     segment_limit: int  # the newest segment S knew of
+    dead_segments: set[int]  # segments holding a candidate chunk's record
 
 
 def gc(
@@ -85,23 +86,31 @@ def gc(
     threshold: float = DEFAULT_THRESHOLD,
     now_ns: int | None = None,
     mounted: Callable[[], Iterable[bytes]] = lambda: (),
+    purge: bool = False,
+    first: Callable[[], None] = lambda: None,
 ) -> GcResult:
     """`now_ns` (default: the clock) decides which reflog entries and versions expired.
     `mounted` gives the commits live mounts serve (roots too: a read-only mount of a commit
-    no ref keeps), asked at the mark and again at the sweep."""
+    no ref keeps), asked at the mark and again at the sweep. `purge` (erase): every segment
+    holding a swept chunk is rewritten whatever its live fraction, so no swept byte stays on
+    disk (others follow `threshold`). `first` runs under gc's lock before the mark (erase
+    writes its record there, so no gc that started before it sweeps without it)."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold} is not in [0, 1]")
     res = GcResult(dry_run, threshold)
     now = time.time_ns() if now_ns is None else now_ns
     if dry_run:
-        _run(store, res, now, mounted)
+        _run(store, res, now, mounted, purge)
         return res
     with _gc_lock(store):
-        _run(store, res, now, mounted)
+        first()
+        _run(store, res, now, mounted, purge)
     return res
 
 
-def _run(store: Store, res: GcResult, now: int, mounted: Callable[[], Iterable[bytes]]) -> None:
+def _run(
+    store: Store, res: GcResult, now: int, mounted: Callable[[], Iterable[bytes]], purge: bool
+) -> None:
     res.bytes_before = store.chunks.usage()
     t0 = time.perf_counter()
     marker = Marker()
@@ -109,8 +118,15 @@ def _run(store: Store, res: GcResult, now: int, mounted: Callable[[], Iterable[b
         roots = gc_roots(txn, now, pins=False)
         expiries = {e.commit: e for e in expiry.expiry(txn, now)}
         expired = frozenset(bytes(c) for c in expiries)
+        records = erasures.list_all(txn)
+        marker.erased = frozenset().union(*(r.file_ids for r in records))
         mark_roots(marker, txn, roots, expired)
-        marker.mark(txn, _present(txn, mounted()))
+        present = _present(txn, mounted())
+        marker.mark(txn, present)
+        if records:
+            commits = [bytes(c) for c in roots.commits] + present
+            kept = erase.keepers(txn, records, commits, expired, overlay_entries(txn))
+            marker.mark(txn, (), kept=kept)
         cand = _candidates(txn, marker)
     res.expired = [f"{e.repo}@{short_hex(e.commit)} ({e.reason})" for e in expiries.values()]
     res.seconds_mark = time.perf_counter() - t0
@@ -121,8 +137,13 @@ def _run(store: Store, res: GcResult, now: int, mounted: Callable[[], Iterable[b
         (seg, size)
         for seg, size in store.chunks.segments()
         if seg <= cand.segment_limit
-        and (cand.live_bytes.get(seg, 0) == 0 or cand.live_bytes[seg] < res.threshold * size)
+        and (
+            cand.live_bytes.get(seg, 0) == 0
+            or cand.live_bytes[seg] < res.threshold * size
+            or (purge and seg in cand.dead_segments)
+        )
     ]
+    forced = {seg for seg, _ in segments if purge and seg in cand.dead_segments}
     if res.dry_run:
         res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)
         res.objects, res.object_bytes = len(cand.objects), sum(n for _, n in cand.objects)
@@ -133,7 +154,7 @@ def _run(store: Store, res: GcResult, now: int, mounted: Callable[[], Iterable[b
             if live == 0:
                 res.segments_deleted += 1
                 res.segment_bytes_freed += size
-            elif live < res.threshold * size:
+            elif live < res.threshold * size or seg in forced:
                 res.segments_rewritten += 1
                 res.segment_bytes_freed += size - live
         res.bytes_after = res.bytes_before - res.segment_bytes_freed
@@ -144,9 +165,12 @@ def _run(store: Store, res: GcResult, now: int, mounted: Callable[[], Iterable[b
     del marker, cand  # the segment step needs neither: it reads locations under each lock
     t2 = time.perf_counter()
     res.seconds_sweep = t2 - t1
-    stats = compact(store.chunks, [s for s, _ in segments], res.threshold)
-    res.segments_deleted, res.segments_rewritten = stats.deleted, stats.rewritten
-    res.segment_bytes_freed, res.segments_busy = stats.freed, stats.skipped_busy
+    stats = compact(store.chunks, [s for s, _ in segments if s not in forced], res.threshold)
+    both = [stats, compact(store.chunks, sorted(forced), 1.0)] if forced else [stats]
+    res.segments_deleted = sum(st.deleted for st in both)
+    res.segments_rewritten = sum(st.rewritten for st in both)
+    res.segment_bytes_freed = sum(st.freed for st in both)
+    res.segments_busy = sum(st.skipped_busy for st in both)
     res.seconds_segments = time.perf_counter() - t2
     res.bytes_after = store.chunks.usage()
 
@@ -165,7 +189,9 @@ def _candidates(txn: ReadTxn, marker: Marker) -> _Candidates:
     gone = {oid for oid, _ in objects} | {cid for cid, _ in dead}
     stale = [(k, ref) for k, ref in statcache.entries(txn) if ref in gone] if gone else []
     limit = db.get_config(txn, "counter.segment")
-    return _Candidates(objects, dead, stale, live_bytes, limit if isinstance(limit, int) else 0)
+    dead_segments = {_SEG_LEN.unpack_from(data)[0] for _, data in dead}
+    return _Candidates(objects, dead, stale, live_bytes, limit if isinstance(limit, int) else 0,
+                       dead_segments)  # fmt: skip
 
 
 _SEG_LEN = struct.Struct("<I8xI")  # a packed Location's segment and stored length
@@ -195,7 +221,11 @@ def _sweep(
         revived = [bytes(c) for c in expiries if bytes(c) not in still]
         trees = [bytes(_commit(txn, c).tree) for c in revived]
         commits = [bytes(c) for c in roots.commits] + _present(txn, mounted())
-        marker.mark(txn, commits, overlay_entries(txn), still, trees)
+        loose = overlay_entries(txn)
+        marker.mark(txn, commits, loose, still, trees)
+        records = erasures.list_all(txn)
+        if records:  # an occurrence not erased committed during the mark keeps its bytes
+            marker.mark(txn, (), kept=erase.keepers(txn, records, commits, still, loose))
         for oid in still:
             e = expiries[ObjectId(oid)]
             retention.record_expired(txn, e.commit, ExpiryRecord(now, e.reason))

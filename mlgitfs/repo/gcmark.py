@@ -36,6 +36,9 @@ class Marker:
     chunks: set[bytes] = field(default_factory=set)
     _full: set[bytes] = field(default_factory=set)  # trees walked with their files
     remote_only: int = 0  # reachable objects not local but on a remote (not walked)
+    # file ids of erased occurrences (meta/erasures.py): their contents are not marked from
+    # the trees (as an expired version's are not); `kept` marks the ones still needed
+    erased: frozenset[bytes] = frozenset()
 
     def mark(
         self,
@@ -44,15 +47,19 @@ class Marker:
         entries: Iterable[TreeEntry] = (),
         expired: frozenset[bytes] = frozenset(),
         trees: Iterable[bytes] = (),
+        kept: Iterable[TreeEntry] = (),
     ) -> None:
-        """Mark from `commits`, loose tree `entries` (a checkout's overlay records) and
-        `trees` (with their files: a commit no longer expired).
+        """Mark from `commits`, loose tree `entries` (a checkout's overlay records),
+        `trees` (with their files: a commit no longer expired) and `kept` (files whose ids
+        were erased somewhere that a file not erased still needs: repo/erase.py).
         Raises CorruptObject when a reachable object is neither local nor on a remote:
         gc must not sweep a store it cannot see whole (fsck says what is wrong)."""
         stack: list[tuple[bytes, bool]] = [(bytes(c), True) for c in commits]
         stack.extend((bytes(t), True) for t in trees)
         for e in entries:
             self._entry(e, True, stack)
+        for e in kept:
+            self._entry(e, True, stack, force=True)
         while stack:
             oid, full = stack.pop()
             if oid in self._full or (not full and oid in self.objects):
@@ -89,7 +96,11 @@ class Marker:
                 self._full.add(oid)
                 self.chunks.update(bytes(c.id) for c in obj.chunks)
 
-    def _entry(self, e: TreeEntry, full: bool, stack: list[tuple[bytes, bool]]) -> None:
+    def _entry(
+        self, e: TreeEntry, full: bool, stack: list[tuple[bytes, bool]], force: bool = False
+    ) -> None:
+        if full and not force and e.ref in self.erased and e.kind is not EntryKind.DIR:
+            full = False  # an erased file keeps its manifest, not its chunks
         if e.kind in (EntryKind.DIR, EntryKind.CHUNKED):
             stack.append((bytes(e.ref), full))  # an expired file keeps its manifest
         elif e.kind is EntryKind.FILE and full:

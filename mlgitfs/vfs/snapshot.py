@@ -38,6 +38,7 @@ import trio
 from mlgitfs.errors import FsError, MissingObject, MlgitError
 from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.erase import erased_error
 from mlgitfs.repo.expiry import expired_error
 from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.trees import DirView
@@ -336,11 +337,15 @@ class SnapshotView:
         return parts
 
     def _explained(self, exc: FsError, node: _Node) -> FsError:
-        """EIO from a missing chunk of an expired version: logged with the rule that let it
-        go (the daemon log; `mlgitfs mounts` shows the version as expired)."""
+        """EIO from a missing chunk of an erased file or an expired version: logged with the
+        erasure or the rule that let it go (the daemon log; `mlgitfs mounts` shows the
+        version as expired)."""
         if self.commit is None or not isinstance(exc.__cause__, MissingObject):
             return exc
-        expired = expired_error(self.store, self.repo, self.commit)
+        ref = None if node.entry is None else bytes(node.entry.ref)
+        expired: MissingObject | None = erased_error(self.store, self.repo, self.commit, None, ref)
+        if expired is None:
+            expired = expired_error(self.store, self.repo, self.commit)
         if expired is None:
             return exc
         log.error("cannot read %r: %s", node.path, expired.message)

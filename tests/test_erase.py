@@ -1,0 +1,121 @@
+"""Erase (issue 16 item 5, the local store): a marker written into an erased file is in no
+file of the store afterwards (segments, chunk cache, LMDB), read as raw bytes; the same bytes
+held by a file not erased stay; reading the erased file names the erasure (exit 35; EIO in a
+mount, the erasure in the daemon log); fsck is clean and counts the erased files.
+
+The markers sit in random bytes: zstd cannot compress such a block, so it stores it raw and
+the marker is searchable in the segment files as written (the test first finds each marker
+there, so an absence afterwards means something)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mlgitfs import api
+from tests.conftest import Cli, write_tree
+from tests.test_cli_refs import _id
+from tests.wmount import Mounter, mlgitfs, mounter
+from testsupport.mounts import fuse_skip_reason
+
+__all__ = ["mounter"]
+
+
+def _holding(home: Path, marker: bytes) -> list[str]:
+    """The store's files whose raw bytes contain `marker`."""
+    out = []
+    for d, _, names in os.walk(home):
+        for n in names:
+            p = Path(d) / n
+            if p.is_file() and marker in p.read_bytes():
+                out.append(str(p.relative_to(home)))
+    return out
+
+
+def _secret(marker: bytes, size: int) -> bytes:
+    half = size // 2
+    return os.urandom(half) + marker + os.urandom(size - half)
+
+
+def test_erase_removes_the_bytes_keeps_shared_ones_and_names_itself(
+    home: Path, cli: Cli, tmp_path: Path, mounter: Mounter
+) -> None:
+    old_m, new_m, kept_m = b"MARKER-OLD-7f3a9c", b"MARKER-NEW-51be20", b"MARKER-KEPT-c0ffee"
+    kept = _secret(kept_m, 200_000)
+    src = write_tree(tmp_path / "src", {"secret.csv": _secret(old_m, 150_000),
+                                        "keep.csv": kept, "notes.txt": "fine\n"})  # fmt: skip
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "v1")
+    big = _secret(new_m, 5 << 20)  # chunked: a manifest and several chunks
+    (src / "secret.csv").write_bytes(big)
+    cli("import", "ds", str(src), "-m", "v2")
+    cli("init", "other", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "other", str(write_tree(tmp_path / "o", {"twin.csv": kept})), "-m", "o")
+    for m in (old_m, new_m, kept_m):
+        assert _holding(home, m), f"{m!r} not findable before the erase: the test means nothing"
+    head, first = _id(cli, "ds"), _id(cli, "ds~1")
+
+    # default: the head's contents of the paths, from every version that holds them there
+    out = cli("erase", "ds", "secret.csv", "keep.csv", "-m", "GDPR request 42", "--yes",
+              "--json").stdout  # fmt: skip
+    res = json.loads(out)
+    assert res["erasure"] == 1 and res["why"] == "GDPR request 42" and res["versions"] == 2
+    assert sorted(p for p, _ in res["files"]) == ["keep.csv", "secret.csv"]
+    api.close_store(home)
+    assert _holding(home, new_m) == []
+    assert _holding(home, old_m), "v1's secret.csv was not erased (not the head's content)"
+    assert _holding(home, kept_m), "other:twin.csv holds keep.csv's bytes: they stay"
+    err = cli("cat", "ds:secret.csv", code=35).stderr
+    assert f"ds@{head[:12]}:secret.csv" in err and "erasure 1" in err
+    assert "GDPR request 42" in err and "secret.csv, keep.csv" in err
+    assert cli("cat", "ds~1:secret.csv").stdout_bytes[:150_000].count(old_m) == 1
+    assert cli("cat", "other:twin.csv").stdout_bytes == kept
+    assert cli("cat", "ds:keep.csv").stdout_bytes == kept  # the bytes are another file's too
+    assert cli("cat", "ds:notes.txt").stdout == "fine\n"
+    assert "erasure 1" in cli("export", "ds", str(tmp_path / "ex"), code=35).stderr
+    assert _id(cli, "ds") == head and _id(cli, "ds~1") == first  # history unchanged
+    sizes = {e["path"]: e["size"] for e in json.loads(cli("ls", "ds", "--json").stdout)}
+    assert sizes["secret.csv"] == len(big)
+
+    # --all-versions: every content the path ever had
+    cli("erase", "ds", "secret.csv", "--all-versions", "-m", "all of it", "--yes")
+    api.close_store(home)
+    assert _holding(home, old_m) == [] and _holding(home, new_m) == []
+    assert "erasure 2" in cli("cat", "ds~1:secret.csv", code=35).stderr
+    listed = json.loads(cli("erasures", "--json").stdout)
+    assert [(r["erasure"], r["why"]) for r in listed] == [(1, "GDPR request 42"), (2, "all of it")]
+
+    report = api.fsck(home)
+    api.close_store(home)
+    assert report.clean, report.damage
+    assert report.erasures == 2 and report.erased == 2  # ds:secret.csv (v2), ds~1:secret.csv
+    assert "2 erased files (2 erasures): clean" in cli("fsck").stderr
+    cli("gc")  # a later gc keeps what it must and finds nothing more to remove
+    assert cli("cat", "other:twin.csv").stdout_bytes == kept
+    assert _holding(home, kept_m)
+
+    if fuse_skip_reason() is not None:
+        return
+    api.close_store(home)
+    mp = mounter(f"ds@{head}", "erased")
+    assert (mp / "notes.txt").read_text() == "fine\n"
+    with pytest.raises(OSError) as caught:
+        (mp / "secret.csv").read_bytes()
+    assert caught.value.errno == 5  # EIO
+    mlgitfs(home, "unmount", str(mp))
+    logs = [p.read_text() for p in (home / "mounts").rglob("*.log")]
+    assert any("erasure 1" in t and "secret.csv" in t for t in logs)
+
+
+def test_erase_refuses_bad_input_and_changes_nothing(home: Path, cli: Cli, tmp_path: Path) -> None:
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(write_tree(tmp_path / "s", {"a.txt": "a\n"})), "-m", "v1")
+    assert "no file nope.txt" in cli("erase", "ds", "nope.txt", "--yes", code=4).stderr
+    cli("erase", "ds", "a.txt", code=1, input=b"n\n")  # declined at the question
+    cli("erase", "nosuch", "a.txt", "--yes", code=3)
+    assert "apart" in cli("erase", "ds:a.txt", "a.txt", "--yes", code=2).stderr
+    assert json.loads(cli("erasures", "--json").stdout) == []
+    assert cli("cat", "ds:a.txt").stdout == "a\n"

@@ -25,8 +25,9 @@ from mlgitfs.meta import checkouts, db, erasures
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.model.actor import default_actor
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
-from mlgitfs.model.objects import Commit, EntryKind, KindT, Object, TreeEntry, decode
+from mlgitfs.model.objects import Commit, EntryKind, KindT, Object, TreeEntry
 from mlgitfs.repo import refs
 from mlgitfs.repo.trees import DirView, resolve_path, walk
 from mlgitfs.store.facade import Store

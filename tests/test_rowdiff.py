@@ -255,3 +255,51 @@ def test_diff_rows_through_the_library_and_the_cli(cli: Cli, tmp_path: Path) -> 
     assert (
         "--key and --format go with --rows" in cli("diff", "ds", "ds", "--key", "id", code=2).stderr
     )
+
+
+def test_a_table_renamed_then_changed_is_diffed_against_its_old_path(
+    cli: Cli, tmp_path: Path
+) -> None:
+    pytest.importorskip("pyarrow")
+    from mlgitfs.merge.parquet import write_rows
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "labels.csv").write_text('id,label\n1,cat\n2,"x,\ny"\n')
+    (src / "d" / "p.parquet").write_bytes(write_rows(["id", "v"], [{"id": "1", "v": "a"}]))
+    cli("init", "ds", "--kind", "labels", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "first")
+    (src / "d" / "labels.csv").rename(src / "d" / "train.csv")  # an exact rename ...
+    (src / "d" / "p.parquet").rename(src / "d" / "q.parquet")
+    cli("import", "ds", str(src), "-m", "rename")
+    (src / "d" / "train.csv").write_text('id,label\n1,dog\n2,"x,\ny"\n3,ü\n')  # ... then a change
+    q = [{"id": "1", "v": "b"}, {"id": "2", "v": None}]
+    (src / "d" / "q.parquet").write_bytes(write_rows(["id", "v"], q))
+    cli("import", "ds", str(src), "-m", "relabel")
+
+    got = api.diff_rows(cli.home, "ds@main~2", "ds@main", ["d/train.csv"], ["id"])
+    (t,) = got.tables
+    assert (t.path, t.change, t.old_path) == ("d/train.csv", "renamed", "d/labels.csv")
+    assert {(r.change, r.key): r.cells for r in t.rows} == {
+        ("changed", ("1",)): (api.CellDiff("label", "cat", "dog"),),
+        ("added", ("3",)): (api.CellDiff("id", None, "3"), api.CellDiff("label", None, "ü")),
+    }
+    # a sub-directory diff, and the old path as the PATH
+    sub = api.diff_rows(cli.home, "ds@main~2:d", "ds@main:d", ["labels.csv"], ["id"])
+    assert [(x.path, x.old_path, x.changed, x.added) for x in sub.tables] == [
+        ("train.csv", "labels.csv", 1, 1)
+    ]
+    out = json.loads(cli("diff", "ds@main~2", "ds@main", "--rows", "--key", "id", "--json").stdout)
+    pq = {x["path"]: x for x in out["tables"]}["d/q.parquet"]
+    assert (pq["change"], pq["old_path"]) == ("renamed", "d/p.parquet")
+    rows = {r["key"][0]: r for r in pq["rows"]}
+    assert rows["1"]["cells"] == [{"column": "v", "before": "a", "after": "b"}]
+    assert rows["2"]["change"] == "added"
+    text = cli("diff", "ds@main~2", "ds@main", "d", "--rows", "--key", "id", "--stat").stdout
+    assert "R  d/train.csv (from d/labels.csv): 1 added, 0 removed, 1 changed" in text
+    # only the exact rename between main~2 and main~1: no row changes
+    one = api.diff_rows(cli.home, "ds@main~2", "ds@main~1", None, ["id"])
+    assert [(x.path, x.change, x.rows) for x in one.tables] == [
+        ("d/q.parquet", "renamed", ()),
+        ("d/train.csv", "renamed", ()),
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,11 +179,16 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
     store.remote.drain()  # what was fetched is cached once the last bytes are out
 
 
+Pairing = Callable[
+    [Store, refs.Resolved, refs.Resolved, list[diff_mod.DiffEntry]], list[diff_mod.DiffEntry]
+]
+
+
 def changed(
-    home: Path | None, a: str, b: str, paths: list[str] | None = None
+    home: Path | None, a: str, b: str, paths: list[str] | None = None, pair: Pairing | None = None
 ) -> tuple[Store, refs.Resolved, refs.Resolved, list[diff_mod.DiffEntry]]:
-    """The store, both sides resolved, and what differs between them (exact renames paired),
-    kept to the changes under `paths`."""
+    """The store, both sides resolved, and what differs between them (exact renames paired,
+    then `pair`'s pairs), kept to the changes under `paths` (at either end of a rename)."""
     store = open_store(home)
     # Paths are inside the versions: '..', '.' or an empty part is refused, not normalized.
     prefixes = ["/".join(os.fsdecode(x) for x in split_path(p)) for p in paths or []]
@@ -200,6 +205,8 @@ def changed(
             "diff compares directories: name a commit or a directory path on both sides"
         )
     items = diff_mod.with_renames(diff_mod.diff_trees(store, ta, tb))
+    if pair is not None:
+        items = pair(store, ra, rb, items)
     if prefixes:
         items = [
             i

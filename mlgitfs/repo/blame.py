@@ -131,3 +131,26 @@ def follow_rename(
 
 def _absent(store: Store, tree: ObjectId | None, path: bytes, cache: EntryCache) -> bool:
     return cached_entry(store, tree, _split(path), cache) is None
+
+
+def path_at_ancestor(
+    store: Store, head: ObjectId, ancestor: ObjectId, path: bytes, use_index: bool = True
+) -> bytes | None:
+    """Where the file at `path` of `head` was in `ancestor`, following exact renames along
+    `head`'s first parents (as blame does); None when `ancestor` is not on that chain. The
+    changed-path filters pass over the commits that surely did not touch the path."""
+    graph = Graph(store, use_index)
+    cache: EntryCache = {}
+    follow, raw, stop = path, bytes(head), bytes(ancestor)
+    while raw != stop:
+        node = graph.node(raw)
+        if not node.parents:
+            return None
+        parent = bytes(node.parents[0])
+        bits = node.paths if node.indexed else None
+        if bits is None or bloom.may_contain(bits, bloom.path_hash(follow)):
+            before = graph.node(parent).tree
+            if graph.touched(raw, _split(follow), cache):
+                follow = follow_rename(store, before, node.tree, follow, cache) or follow
+        raw = parent
+    return follow

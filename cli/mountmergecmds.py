@@ -60,7 +60,7 @@ def show_merging(m: api.MergeInfo | None) -> None:
 
 
 def mount_result(r: api.MountMergeResult, as_json: bool) -> None:
-    """The result; a merge or update that left conflicts then exits 26 (UnmergedPaths)."""
+    """The result; a merge or update that left conflicts then exits 27 (UnmergedPaths)."""
     _render(r, as_json)
     if r.status == "conflicts" and r.merging is not None:
         raise UnmergedPaths(

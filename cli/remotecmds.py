@@ -159,7 +159,7 @@ def pull(
     """Fetch, then fast-forward REPO[@BRANCH] to the remote's branch, or merge it in when
     the two diverged (conflicts: listed, exit 23, nothing changed). With --into MOUNTPOINT
     the remote's branch is merged into that writable mount, its uncommitted changes
-    included, as `merge --into MOUNTPOINT` does (conflicts stay there to resolve, exit 26)."""
+    included, as `merge --into MOUNTPOINT` does (conflicts stay there to resolve, exit 27)."""
     from .mergecmds import conflicts
 
     if mountpoint is not None:

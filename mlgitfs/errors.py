@@ -35,7 +35,7 @@ table and tests/test_cli.py keeps the two together.
     │   └── RemoteKeyMissing        exit 21  no object at that key of an existing remote
     ├── ConflictError               exit 14  the branch moved since the checkout's base
     ├── MergeConflict               exit 23  a merge found conflicts; nothing was changed
-    ├── UnmergedPaths               exit 26  a mount's merge has conflicts not resolved yet
+    ├── UnmergedPaths               exit 27  a mount's merge has conflicts not resolved yet
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
     ├── DaemonError                 exit 16  the mount's daemon did not answer or refused
     │   └── ProtocolError           exit 16  a control message that is not what its op defines
@@ -220,7 +220,7 @@ class MergeConflict(MlgitError):
 class UnmergedPaths(MlgitError):
     """A writable mount's merge still has conflicted paths: commit waits for `resolve`."""
 
-    exit_code = 26
+    exit_code = 27
 
 
 class PolicyError(MlgitError):

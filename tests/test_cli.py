@@ -206,6 +206,26 @@ def test_exit_code_table_matches_docs() -> None:
     assert issubclass(MlgitError, Exception)
 
 
+def test_exit_codes_are_distinct() -> None:
+    """A script tells errors apart by exit code: a class shares its code only with its own
+    family (a subclass may keep its parent's code), never with an unrelated class."""
+    owner: dict[int, type[MlgitError]] = {}
+    for cls in all_error_classes():
+        if cls.__name__ == "FsError":
+            continue
+        first = owner.setdefault(cls.exit_code, cls)
+        related = (
+            issubclass(cls, first)
+            or issubclass(first, cls)
+            or any(
+                b is not MlgitError and issubclass(cls, b) and issubclass(first, b)
+                for b in cls.__mro__
+                if isinstance(b, type) and issubclass(b, MlgitError)
+            )
+        )
+        assert related, f"{cls.__name__} and {first.__name__} share exit {cls.exit_code}"
+
+
 def test_config_cache_size(cli: Cli) -> None:
     cli("config", code=24)  # no store yet: config does not make one
     cli("init", "ds", "--kind", "dataset", "--mutability", "strict")

@@ -73,7 +73,7 @@ def test_merge_into_mount_resolve_abort_commit(cli: Cli, tmp_path: Path, mounter
     before = snapshot(mp)
     status_before = _status(cli, mp)["changes"]
 
-    r = cli("merge", "ds@b", "--into", str(mp), code=26)
+    r = cli("merge", "ds@b", "--into", str(mp), code=27)
     assert "U  labels/train.csv  (rows)" in r.stdout and "U  notes.txt" in r.stdout
     assert "key img007, column 'label': base 'cat', ours 'elk', theirs 'yak' (cell)" in r.stdout
     # the clean part is in the mount, read through the kernel
@@ -109,7 +109,7 @@ def test_merge_into_mount_resolve_abort_commit(cli: Cli, tmp_path: Path, mounter
     )
     cli("conflicts", str(mp / "notes.txt"), "--cells", str(tmp_path / "x.csv"), code=2)
     # commit refuses while conflicts remain
-    r = cli("commit", str(mp), "-m", "too early", code=26)
+    r = cli("commit", str(mp), "-m", "too early", code=27)
     assert "notes.txt" in r.stderr
     assert api.show(cli.home, "ds@main").id == base
 
@@ -120,7 +120,7 @@ def test_merge_into_mount_resolve_abort_commit(cli: Cli, tmp_path: Path, mounter
     assert st["changes"] == status_before and st["merging"] is None
 
     # again, then resolve: notes by a side, the table by editing the cell
-    cli("merge", "ds@b", "--into", str(mp), code=26)
+    cli("merge", "ds@b", "--into", str(mp), code=27)
     cli("resolve", str(mp / "notes.txt"), "--theirs")
     assert (mp / "notes.txt").read_bytes() == b"theirs notes\n"
     (mp / "labels" / "train.csv").write_text(merged_csv.replace("img007,elk", "img007,elk-yak"))
@@ -154,7 +154,7 @@ def test_update_carries_changes_over_a_moved_branch(
     assert "behind" in cli("status", str(mp)).stderr
     r = cli("commit", str(mp), "-m", "stale", code=14)
     assert "mlgitfs update" in r.stderr
-    r = cli("update", str(mp), code=26)
+    r = cli("update", str(mp), code=27)
     assert "U  notes.txt" in r.stdout
     assert (mp / "images" / "3.jpg").read_bytes() == b"moved 3\n"
     assert (mp / "images" / "0.jpg").read_bytes() == b"ours 0\n"

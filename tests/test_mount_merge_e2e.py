@@ -93,7 +93,7 @@ def test_two_stores_merge_rows_resolve_in_a_mount_push_pull(
         b_head = api.show(b.home, "ds@main").id
 
         # B pulls into its mount: the rows merge, one cell is left to resolve
-        r = b("pull", "ds", "--into", str(mp_b), code=26)
+        r = b("pull", "ds", "--into", str(mp_b), code=27)
         assert "U  labels/train.csv  (rows)" in r.stdout
         assert "key img007, column 'label': base 'cat', ours 'yak', theirs 'elk'" in r.stdout
         assert (mp_b / "images/1.jpg").read_bytes() == b"A's image 1"
@@ -109,7 +109,7 @@ def test_two_stores_merge_rows_resolve_in_a_mount_push_pull(
         ]  # fmt: skip
         theirs = b("conflicts", str(mp_b / "labels/train.csv"), "--side", "theirs").stdout
         assert theirs == csv_a
-        r = b("commit", str(mp_b), "-m", "too early", code=26)
+        r = b("commit", str(mp_b), "-m", "too early", code=27)
         # B settles the cell by editing the file in the mount, and resolves it
         final = merged.replace('img007,yak,"a, b"', 'img007,elk,"a, b"')
         (mp_b / "labels/train.csv").write_text(final)

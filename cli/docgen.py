@@ -34,6 +34,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Merging in a writable mount", ["update", "resolve", "conflicts"]),
+    ("Governance", ["promote", "checks"]),
     ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch"]),
     ("Store", ["fsck", "gc", "config", "completion", "retention", "erase", "erasures"]),
 ]
@@ -48,6 +49,7 @@ NOTES = {
     "protocol and crash safety.",
     "Merging in a writable mount": "`merge SOURCE --into MOUNTPOINT` starts a merge in a "
     "mount; see [merge.md](merge.md#resolving-in-a-mount).",
+    "Governance": "See [governance.md](governance.md) for hooks, branch rules and promotion.",
     "Remotes": "See [remotes.md](remotes.md) for URLs, credentials and the push protocol.",
 }
 

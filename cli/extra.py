@@ -41,3 +41,8 @@ def register(group: click.Group) -> None:
 
     for cmd in lineagecmds.COMMANDS:
         group.add_command(cmd)
+
+    from . import promotecmds
+
+    for cmd in promotecmds.COMMANDS:
+        group.add_command(cmd)

@@ -272,6 +272,17 @@ class HookRefused(MlgitError):
         self.output = output
 
 
+class BranchProtected(PolicyError):
+    """A direct commit, import, revert, cherry-pick, merge or push that would move a
+    protected branch other than by promotion: refused, nothing changed."""
+
+    exit_code = 36
+
+    def __init__(self, message: str, rule: str = "") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
 def all_error_classes() -> list[type[MlgitError]]:
     """Every class of the hierarchy, for the exit-code table and its test."""
     out: list[type[MlgitError]] = []

@@ -66,6 +66,14 @@ from mlgitfs.api.mounts import (
     mounts,
     unmount,
 )
+from mlgitfs.api.promotion import (
+    CheckRecord,
+    ChecksResult,
+    PromoteResult,
+    Promotion,
+    checks,
+    promote,
+)
 from mlgitfs.api.readsets import (
     LineageFilesResult,
     RunResult,
@@ -139,6 +147,12 @@ from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.repo.gc import GcResult
 
 __all__ = [
+    "CheckRecord",
+    "ChecksResult",
+    "PromoteResult",
+    "Promotion",
+    "checks",
+    "promote",
     "ExpiringInfo",
     "RetentionResult",
     "RuleInfo",

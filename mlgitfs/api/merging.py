@@ -207,6 +207,7 @@ def reset(home: Path | None, repo_branch: str, revspec: str, force: bool = False
         old = db.get_ref(txn, repo, ref)
     if old is None:
         raise UsageError(f"{repo} has no branch {branch!r} (create it with 'mlgitfs branch')")
+    hook_options(store).gate(store, branch, old, "reset")  # a protected branch refuses
     with checkout_guard(store, repo, branch) as (_, dirty):
         if dirty:
             raise UnsafeOperation(

@@ -26,6 +26,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | retention | repo name | the repo's retention rules (model/retention.py) | retention.py |
 | expired | commit id | expiry record: when, and the rule it fell out of | retention.py |
 | hook_results | hook digest + tree id | cached verdict of a hook or check (JSON) | hookresults.py |
+| promotions | repo NUL commit id + branch | a promotion and its checks (JSON) | promotions.py |
 | merges | checkout id | a writable mount's merge in progress, conflicts | mergestate.py |
 | recordings | recording name | read set of a recorded run (model/readset.py) | readsets.py |
 | readsets | commit id | read set attached to that version (its files read) | readsets.py |
@@ -57,6 +58,7 @@ MERGES = "merges"
 RECORDINGS = "recordings"
 READSETS = "readsets"
 ERASURES = "erasures"
+PROMOTIONS = "promotions"
 
 DATABASES = (
     OBJECTS,
@@ -82,4 +84,5 @@ DATABASES = (
     RECORDINGS,
     READSETS,
     ERASURES,
+    PROMOTIONS,
 )

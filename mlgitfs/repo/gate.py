@@ -39,13 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from mlgitfs.errors import HookRefused, PolicyError
-from mlgitfs.meta import hookresults
+from mlgitfs.errors import BranchProtected, HookRefused, PolicyError
+from mlgitfs.meta import hookresults, promotions
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.objects import Commit
 from mlgitfs.repo.checks import run_check
 from mlgitfs.repo.diff import DiffEntry, diff_trees, with_renames
 from mlgitfs.repo.hooks import (
+    HOOKS_PATH,
+    BranchRule,
     ContentReader,
     Hook,
     HooksFile,
@@ -134,6 +136,9 @@ class Gate:
     store: Store
     hooks: HooksFile
     views: ViewMaker | None
+    rule: BranchRule | None = None  # the branch's rule (protected, required checks)
+    required: tuple[Hook, ...] = ()  # run at every pre- event, whatever their `events`
+    via: str = "commit"  # the operation (see load)
     results: list[HookResult] = field(default_factory=list)
     _pending: list[tuple[str, ObjectId, bool, str, int]] = field(default_factory=list)
 
@@ -150,10 +155,19 @@ class Gate:
         head: ObjectId | None,
         views: ViewMaker | None,
         no_verify: bool = False,
+        via: str = "commit",
     ) -> Gate:
         """The gate of an operation on `branch`, whose hooks `head` holds (None: no hooks).
-        With `no_verify`, no hook runs: PolicyError where the branch's rules forbid that."""
+        With `no_verify`, no hook runs: PolicyError where the branch's rules forbid that.
+        `via` names the operation (an import, a mount commit, a revert... a merge, a push,
+        a promote): BranchProtected where the branch's rule forbids it to move the branch."""
         hooks = load_hooks(store, store.commit(head).tree) if head is not None else HooksFile()
+        rule = hooks.rule(branch)
+        required: tuple[Hook, ...] = ()
+        if rule is not None and rule.guarded:
+            _allowed(rule, branch, via)
+        if via in ("merge", "promote"):
+            required = tuple(hooks.required(branch))  # --no-verify never skips these
         if no_verify:
             if not hooks.allow_skip(branch):
                 raise PolicyError(
@@ -161,15 +175,37 @@ class Gate:
                     ".mlgitfs/hooks.toml); nothing was changed"
                 )
             hooks = HooksFile(rules=hooks.rules)
-        return cls(store, hooks, views)
+        return cls(store, hooks, views, rule, required, via)
 
-    def _applying(self, branch: str, events: Sequence[str], commands: bool | None) -> list[Hook]:
+    def _applying(
+        self, branch: str, events: Sequence[str], commands: bool | None, pre: bool = True
+    ) -> list[Hook]:
         out: dict[str, Hook] = {}  # a hook of several of the events runs once
-        for e in events:
-            for h in self.hooks.for_event(e, branch):
-                if commands is None or bool(h.command) == commands:
-                    out.setdefault(h.name, h)
+        for h in [*(self.required if pre else ()),
+                  *(h for e in events for h in self.hooks.for_event(e, branch))]:  # fmt: skip
+            if commands is None or bool(h.command) == commands:
+                out.setdefault(h.name, h)
         return list(out.values())
+
+    def record(self, repo: str, branch: str, c: Candidate, via: str) -> None:
+        """Record the required checks `c` passed to move a protected `branch` (after the
+        move, in a transaction of its own: docs/governance.md, its crash table)."""
+        if via != "promote" and (self.rule is None or not self.rule.guarded):
+            return
+        names = {h.name for h in self.required}
+        doc = {
+            "branch": branch,
+            "via": via,
+            "base": to_hex(c.base) if c.base else None,
+            "checks": [
+                {"name": r.name, "kind": r.kind, "status": r.status, "cached": r.cached}
+                for r in self.results
+                if r.name in names
+            ],
+            "time": time.time(),
+        }
+        with self.store.env.write() as txn:
+            promotions.put(txn, repo, c.commit, branch, doc)
 
     def commit_steps(
         self, c: Candidate, events: tuple[str, ...]
@@ -195,7 +231,7 @@ class Gate:
         """Run the hooks of the gate's events on `c`; HookRefused at the first failure when
         `refuse` (post- events only report)."""
         reader = reader or self.store
-        todo = self._applying(c.branch, events, commands)
+        todo = self._applying(c.branch, events, commands, pre=refuse)
         if not todo:
             return
         found: list[DiffEntry] | None = None
@@ -203,7 +239,7 @@ class Gate:
         view: Path | None = None
         try:
             for h in todo:
-                event = next(e for e in events if h.applies(e, c.branch))
+                event = next((e for e in events if h.applies(e, c.branch)), events[0])
                 res = self._cached(h, event, c)
                 if res is None:
                     if found is None:
@@ -288,6 +324,43 @@ class Gate:
             for digest, tree, ok, output, code in self._pending:
                 hookresults.put(txn, digest, tree, ok, output, code)
         self._pending.clear()
+
+
+_VIA = {
+    "commit": "a direct commit",
+    "import": "an import",
+    "mount commit": "a commit in a writable mount",
+    "merge": "a merge",
+    "push": "a push",
+    "reset": "a reset",
+}
+
+
+def _allowed(rule: BranchRule, branch: str, via: str) -> None:
+    if via == "promote" or (via == "merge" and rule.merges_only) or via == "push":
+        return  # a push is judged by the pushed commit's promotion record (sync.py)
+    what = "protected = true" if not rule.merges_only else "merges_only = true"
+    how = "`mlgitfs promote REPO@SRC --to " + branch + "`"
+    if rule.merges_only:
+        how += " or `mlgitfs merge SRC --into REPO@" + branch + "`"
+    raise BranchProtected(
+        f"branch {branch!r} is protected (branch rule {rule.pattern!r} in {HOOKS_PATH}: "
+        f"{what}): {_VIA.get(via, via)} cannot move it; move it with {how}; nothing was changed",
+        rule.pattern,
+    )
+
+
+def check_pushable(store: Store, repo: str, branch: str, cid: ObjectId, rule: BranchRule) -> None:
+    """BranchProtected unless `cid` was promoted to (or merged into) `branch` here."""
+    with store.env.read() as txn:
+        if promotions.get(txn, repo, cid, branch) is not None:
+            return
+    raise BranchProtected(
+        f"branch {branch!r} is protected (branch rule {rule.pattern!r} in {HOOKS_PATH}): "
+        f"{short_hex(cid)} was not promoted to it, so it is not pushed; run `mlgitfs promote "
+        f"{repo}@SRC --to {branch}`; nothing was sent",
+        rule.pattern,
+    )
 
 
 def _refusal(res: HookResult, c: Candidate) -> HookRefused:
@@ -375,6 +448,8 @@ class HookOptions:
 
     views: ViewMaker | None = None
     no_verify: bool = False
+    promotion: bool = False  # the operation is `mlgitfs promote`: it may move a protected branch
 
-    def gate(self, store: Store, branch: str, head: ObjectId | None) -> Gate:
-        return Gate.load(store, branch, head, self.views, self.no_verify)
+    def gate(self, store: Store, branch: str, head: ObjectId | None, via: str = "commit") -> Gate:
+        via = "promote" if self.promotion else via
+        return Gate.load(store, branch, head, self.views, self.no_verify, via)

@@ -77,7 +77,14 @@ class Hook:
 @dataclass(frozen=True, slots=True)
 class BranchRule:
     pattern: str
-    allow_skip: bool
+    allow_skip: bool = True
+    protected: bool = False  # moved only by `promote` (and `merge --into` if merges_only)
+    merges_only: bool = False  # protected, and `merge --into` may move it too
+    required_checks: tuple[str, ...] = ()  # hooks or checks a promotion or merge must pass
+
+    @property
+    def guarded(self) -> bool:
+        return self.protected or self.merges_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +95,21 @@ class HooksFile:
     def for_event(self, event: str, branch: str) -> list[Hook]:
         return [h for h in self.hooks if h.applies(event, branch)]
 
-    def allow_skip(self, branch: str) -> bool:
+    def rule(self, branch: str) -> BranchRule | None:
+        """The first rule whose pattern matches `branch` (None: no rule)."""
         for r in self.rules:
             if _branch_glob(r.pattern).match(branch):
-                return r.allow_skip
-        return True
+                return r
+        return None
+
+    def allow_skip(self, branch: str) -> bool:
+        r = self.rule(branch)
+        return r is None or r.allow_skip
+
+    def required(self, branch: str) -> list[Hook]:
+        r = self.rule(branch)
+        names = r.required_checks if r is not None else ()
+        return [h for n in names for h in self.hooks if h.name == n]
 
 
 def _branch_glob(glob: str) -> re.Pattern[str]:
@@ -211,16 +228,33 @@ def parse_hooks(text: str, where: str = HOOKS_PATH) -> HooksFile:
     names = [h.name for h in hooks]
     if len(set(names)) != len(names):
         raise UsageError(f"{where}: two hooks or checks with one name")
-    rules = []
-    for n, item in enumerate(doc.get("branch", []), 1):
-        what = f"{where}, branch rule {n}"
-        if not isinstance(item, dict) or set(item) - {"pattern", "allow_skip"}:
-            raise UsageError(f"{what}: a branch rule has pattern and allow_skip")
-        pattern, allow = item.get("pattern"), item.get("allow_skip", True)
-        if not isinstance(pattern, str) or not pattern or not isinstance(allow, bool):
-            raise UsageError(f"{what}: pattern is a glob, allow_skip true or false")
-        rules.append(BranchRule(pattern, allow))
+    rules = [_parse_rule(item, n, where, set(names)) for n, item in
+             enumerate(doc.get("branch", []), 1)]  # fmt: skip
     return HooksFile(tuple(hooks), tuple(rules))
+
+
+_RULE_KEYS = {"pattern", "allow_skip", "protected", "merges_only", "required_checks"}
+
+
+def _parse_rule(item: object, n: int, where: str, names: set[str]) -> BranchRule:
+    what = f"{where}, branch rule {n}"
+    if not isinstance(item, dict) or set(item) - _RULE_KEYS:
+        raise UsageError(f"{what}: a branch rule has only {', '.join(sorted(_RULE_KEYS))}")
+    pattern = item.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        raise UsageError(f"{what}: pattern is a glob over branch names")
+    what = f"{where}, branch rule {pattern!r}"
+    flags = [item.get(k, d) for k, d in
+             (("allow_skip", True), ("protected", False), ("merges_only", False))]  # fmt: skip
+    if not all(isinstance(f, bool) for f in flags):
+        raise UsageError(f"{what}: allow_skip, protected and merges_only are true or false")
+    required = _strs(item.get("required_checks", []), f"{what}: required_checks")
+    for name in required:
+        if name not in names:
+            raise UsageError(
+                f"{what}: required check {name!r} is not a [[hook]] or [[check]] of {where}"
+            )
+    return BranchRule(pattern, flags[0], flags[1], flags[2], required)
 
 
 class ContentReader(ObjectReader, Protocol):

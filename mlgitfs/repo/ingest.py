@@ -132,7 +132,7 @@ def import_directory(
         if head is None:  # refused before reading the source, and again at the commit
             refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
     # Hooks come from the head before reading the source: --no-verify is refused early.
-    gate = (hooks or HookOptions()).gate(store, req.branch, head)
+    gate = (hooks or HookOptions()).gate(store, req.branch, head, "import")
     writer = store.chunks.writer(direct=True)  # write-once bulk: bypass the page cache
     chunker = Chunker(store.params)
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).

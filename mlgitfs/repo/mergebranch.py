@@ -138,7 +138,7 @@ def merge_into_branch(
     out = MergeOutcome("up to date", ours, theirs, dry_run=dry_run)
     if is_ancestor(store, theirs, ours):
         return out
-    gate = (hooks or HookOptions()).gate(store, branch, ours)
+    gate = (hooks or HookOptions()).gate(store, branch, ours, "merge")
     if is_ancestor(store, ours, theirs) and ff is not FastForward.NEVER:
         out.status, out.base, out.tree = "fast-forward", ours, store.commit(theirs).tree
         if not dry_run:
@@ -151,6 +151,7 @@ def merge_into_branch(
             with store.env.write() as txn:
                 db.set_ref(txn, repo, branch_ref(branch), theirs, ours, f"merge {label}: ff")
             out.commit = theirs
+            gate.record(repo, branch, cand, gate.via)
             gate.post_commit(cand)
             out.hooks = gate.results
         return out
@@ -249,6 +250,8 @@ def _commit_merge(
         writer.discard()
         raise
     writer.reset()
+    cand.commit = out.commit
+    gate.record(repo, branch, cand, gate.via)
     gate.post_commit(cand)
     out.hooks = gate.results
     return out

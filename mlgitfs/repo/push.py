@@ -46,7 +46,7 @@ from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
 from mlgitfs.repo import remotes, retentionsync
-from mlgitfs.repo.gate import Candidate, HookOptions
+from mlgitfs.repo.gate import Candidate, HookOptions, check_pushable
 from mlgitfs.repo.sync import (
     Progress,
     RefUpdate,
@@ -298,7 +298,9 @@ def _pre_push(
             continue
         branch, cid = ref.removeprefix("heads/"), ObjectId(new)
         base = ObjectId(old) if old is not None else None
-        gate = hooks.gate(store, branch, cid)
+        gate = hooks.gate(store, branch, cid, "push")
+        if gate.rule is not None and gate.rule.guarded:
+            check_pushable(store, repo, branch, cid, gate.rule)
         cand = Candidate(
             repo, branch, base, cid, store.commit(cid).tree,
             store.commit(base).tree if base is not None else None,

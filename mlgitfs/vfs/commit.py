@@ -288,7 +288,7 @@ def build(
                 conclude(txn)
 
         # Hooks come from the branch's head, which is the checkout's base (the CAS holds it).
-        gate = (hooks or HookOptions()).gate(store, view.branch, p.base_commit)
+        gate = (hooks or HookOptions()).gate(store, view.branch, p.base_commit, "mount commit")
         cand = Candidate(view.repo, view.branch, p.base_commit, out.tree, out.tree, base_tree)
         validate, step = gate.commit_steps(cand, ("pre-commit",))
         parents = (p.base_commit,) if theirs is None else (p.base_commit, theirs)

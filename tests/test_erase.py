@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
+from mlgitfs.meta import erasures
+from mlgitfs.repo import erase as erase_mod
+from mlgitfs.store.facade import Store
 from tests.conftest import Cli, write_tree
 from tests.test_cli_refs import _id
 from tests.wmount import Mounter, mlgitfs, mounter
@@ -119,3 +122,37 @@ def test_erase_refuses_bad_input_and_changes_nothing(home: Path, cli: Cli, tmp_p
     assert "apart" in cli("erase", "ds:a.txt", "a.txt", "--yes", code=2).stderr
     assert json.loads(cli("erasures", "--json").stdout) == []
     assert cli("cat", "ds:a.txt").stdout == "a\n"
+
+
+def test_erase_killed_after_its_record_is_finished_by_gc(
+    home: Path, cli: Cli, tmp_path: Path
+) -> None:
+    """Killed between the record and its gc (the record written, no gc run): the record
+    stands, fsck counts the file as erased only once its bytes are gone, and `gc --threshold 1`
+    removes them; the same bytes at another path of the same repo, added later, stay."""
+    marker, twin_m = b"MARKER-KILLED-9d1e", b"MARKER-TWIN-77aa01"
+    secret, twin = _secret(marker, 120_000), _secret(twin_m, 90_000)
+    src = write_tree(tmp_path / "src", {"a/secret.bin": secret, "twin.bin": twin})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "v1")
+    store = Store.open(home)
+    plan = erase_mod.plan(store, "ds", ["a", "twin.bin"], all_versions=False, why="test")
+    with store.env.write() as txn:
+        erasures.add(txn, plan.record)  # what a kill right after step 1 leaves
+    api.close_store(home)
+    (src / "copy.bin").write_bytes(twin)  # same bytes, a path not erased, a later commit
+    (src / "a" / "secret.bin").unlink()
+    cli("import", "ds", str(src), "-m", "v2")
+    assert _holding(home, marker)
+    report = api.fsck(home)
+    api.close_store(home)
+    assert report.clean and report.erasures == 1 and report.erased == 0  # bytes still here
+    cli("gc", "--threshold", "1")
+    api.close_store(home)
+    assert _holding(home, marker) == []
+    assert _holding(home, twin_m), "ds:copy.bin (v2) holds twin.bin's bytes: they stay"
+    assert cli("cat", "ds:copy.bin").stdout_bytes == twin
+    assert "erasure 1" in cli("cat", "ds~1:a/secret.bin", code=35).stderr
+    report = api.fsck(home)
+    api.close_store(home)
+    assert report.clean and report.erased == 1  # ds~1:a/secret.bin

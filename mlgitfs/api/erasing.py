@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from mlgitfs.api._common import open_store
-from mlgitfs.daemon import registry
+from mlgitfs.api.gcverb import mounted_commits
 from mlgitfs.meta import erasures
 from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.model.ids import to_hex
@@ -41,9 +42,7 @@ def erase(
         with store.env.write() as txn:
             written.append(erasures.add(txn, plan.record))
 
-    def mounted() -> list[bytes]:
-        return [bytes.fromhex(m.commit) for m in registry.list_mounts(store.run_dir) if m.commit]
-
+    mounted = partial(mounted_commits, store)
     res = gc_mod.gc(store, threshold=gc_mod.DEFAULT_THRESHOLD, mounted=mounted, purge=True,
                     first=record)  # fmt: skip
     rec = written[0]

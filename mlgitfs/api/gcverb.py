@@ -9,6 +9,7 @@ from mlgitfs.daemon import registry
 from mlgitfs.errors import UsageError
 from mlgitfs.repo import gc as gc_mod
 from mlgitfs.repo.gc import GcResult
+from mlgitfs.store.facade import Store
 
 
 def gc(
@@ -19,9 +20,10 @@ def gc(
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold {threshold} is not between 0 and 1")
     store = open_store(home)
+    return gc_mod.gc(store, dry_run, threshold, mounted=lambda: mounted_commits(store))
 
-    def mounted() -> list[bytes]:
-        # a mount of several versions records no one commit: its versions are kept by refs
-        return [bytes.fromhex(m.commit) for m in registry.list_mounts(store.run_dir) if m.commit]
 
-    return gc_mod.gc(store, dry_run, threshold, mounted=mounted)
+def mounted_commits(store: Store) -> list[bytes]:
+    """The commits live mounts of the store serve (gc roots). A mount of several versions
+    records no one commit: its versions are kept by refs."""
+    return [bytes.fromhex(m.commit) for m in registry.list_mounts(store.run_dir) if m.commit]

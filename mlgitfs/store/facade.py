@@ -29,8 +29,9 @@ from mlgitfs.model.objects import Commit, Manifest, Object, Tree, TreeIndex
 from mlgitfs.store import remotedb
 from mlgitfs.store.cache import ChunkCache
 from mlgitfs.store.chunker import DEFAULT_PARAMS, ChunkerParams
-from mlgitfs.store.fetcher import Deliver, RemoteFetcher, TransportFactory
+from mlgitfs.store.fetcher import Deliver, RemoteFetcher
 from mlgitfs.store.packs import CHUNKS
+from mlgitfs.store.remoteindex import TransportFactory
 from mlgitfs.store.segfile import Buffer
 
 STORE_FORMAT = 1

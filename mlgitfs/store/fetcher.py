@@ -1,8 +1,8 @@
-"""Reading chunks and metadata objects from remotes: index refresh, ranged GETs, verification.
+"""Reading chunks and metadata objects from remotes: ranged GETs, verification, caching.
 
 The store's fallback when something is not local (`Store.read_chunk`, `Store.get_object`) and
 the download half of fetch and prefetch. Locations come from the pack indexes cached in LMDB
-(store/remotedb.py); an id no index knows triggers one refresh of the remotes' indexes.
+(store/remoteindex.py); an id no index knows triggers one refresh of the remotes' indexes.
 Chunk locations come first from chunk locators (store/packs.py): fetching a tree page or a
 manifest also fetches its locator section (one coalesced ranged GET), which locates the
 chunks of its files, so reading one file of a fresh clone never reads every chunk index.
@@ -24,16 +24,13 @@ Single flight (two readers of one missing chunk, one GET) is the daemon's busine
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject, MlgitError, RemoteKeyMissing
 from mlgitfs.meta import db
-from mlgitfs.meta import remotes as remote_records
 from mlgitfs.meta.env import MetaEnv
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.decode import decode
@@ -45,14 +42,11 @@ from mlgitfs.store.packs import (
     CHUNKS,
     META,
     PackLocation,
-    decode_index,
-    index_key,
     open_entry,
-    parse_index_key,
 )
 from mlgitfs.store.remote import RemoteTransport
+from mlgitfs.store.remoteindex import RemoteIndexes, TransportFactory
 from mlgitfs.store.segfile import Buffer
-from mlgitfs.store.transports import open_transport
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +57,6 @@ BACKLOG = 8  # batches of fetched chunks (≤ MAX_REQUEST each) waiting to be wr
 
 Progress = Callable[[int, int], None]
 Deliver = Callable[[list[tuple[bytes, Buffer]]], None]  # (chunk id, raw bytes) of one request
-TransportFactory = Callable[[RemoteRecord], RemoteTransport]
 
 
 @dataclass
@@ -95,8 +88,8 @@ class RemoteFetcher:
     ) -> None:
         self.env = env
         self.cache = cache
-        # how a remote record becomes a transport: tests pass a counting or failing double
-        self._open = transport_factory or (lambda rec: open_transport(rec.url, rec.endpoint_url))
+        # transports and the pack indexes cached in LMDB (store/remoteindex.py)
+        self.indexes = RemoteIndexes(env, transport_factory)
         self.budget = budget  # bytes of chunk cache; None: unbounded
         self.skipped_batches = 0  # fetched batches not cached because the disk fell behind
         self._since_check = 0
@@ -108,101 +101,25 @@ class RemoteFetcher:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writer: SegmentWriter | None = None
-        self._transports: dict[str, tuple[RemoteRecord, RemoteTransport]] = {}
-        self._refreshed: dict[tuple[str, str], float] = {}
-        self._damaged: set[str] = set()  # "remote: index key" of indexes skipped as damaged
-        self._pid = os.getpid()
 
-    # --- transports and indexes ---------------------------------------------------------
+    # --- the remotes' transports and indexes (store/remoteindex.py) ---------------------
 
     def transport(self, rec: RemoteRecord) -> RemoteTransport:
-        with self._lock:
-            if self._pid != os.getpid():  # connection pools do not survive a fork
-                self._transports.clear()
-                self._pid = os.getpid()
-            cached = self._transports.get(rec.name)
-            if cached is not None and cached[0] == rec:
-                return cached[1]
-            t = self._open(rec)
-            self._transports[rec.name] = (rec, t)
-            return t
+        return self.indexes.transport(rec)
 
     def warm_up(self) -> None:
-        """Open a transport to every remote now (for S3, importing boto3 and building a
-        client costs about 0.3 s), so that a mount's first read does not wait for it."""
-        for rec in self.remotes():
-            try:
-                self.transport(rec)
-            except MlgitError as exc:  # the first real request reports it
-                log.debug("could not open remote %s ahead of use: %s", rec.name, exc)
+        self.indexes.warm_up()
 
     def remotes(self) -> list[RemoteRecord]:
-        with self.env.read() as txn:
-            return remote_records.list_remotes(txn)
+        return self.indexes.remotes()
 
     def refresh(self, rec: RemoteRecord, kind: str) -> int:
-        """Read and cache every index of `kind` on the remote not read yet; how many were new."""
-        t = self.transport(rec)
-        started = time.monotonic()
-        with self.env.read() as txn:
-            known = remotedb.known_packs(txn, rec.name, kind)
-        new = {p for p in map(lambda k: parse_index_key(kind, k), t.list(kind + "/")) if p}
-        new -= known
+        return self.indexes.refresh(rec, kind)
 
-        def one(pack: bytes) -> None:
-            try:
-                data = packs.get_capped(t, index_key(kind, pack), packs.INDEX_CAP)
-                index = decode_index(kind, pack, data)
-            except RemoteKeyMissing:
-                return  # removed since the listing
-            except CorruptObject as exc:
-                # An interrupted upload can leave a truncated index (SeaweedFS keeps the part
-                # of a PUT it received). Its pack is not visible, so a push uploads what it
-                # holds again; not recording it makes the next refresh read it afresh.
-                log.warning("ignoring a damaged index on %s: %s", rec.name, exc)
-                with self._lock:
-                    self._damaged.add(f"{rec.name}: {index_key(kind, pack)}")
-                return
-            with self.env.write() as txn:
-                remotedb.record_index(txn, rec.name, index)
-            with self._lock:
-                self._damaged.discard(f"{rec.name}: {index_key(kind, pack)}")
-
-        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-idx") as pool:
-            list(pool.map(one, sorted(new)))
-        if kind == META:
-            self._refresh_locators(rec, t)
-        with self._lock:
-            self._refreshed[(rec.name, kind)] = started
-        if new:
-            log.debug("read %d new %s indexes of %s", len(new), kind, rec.name)
-        return len(new)
-
-    def _refresh_locators(self, rec: RemoteRecord, t: RemoteTransport) -> None:
-        """Read the `.lidx` of every meta pack whose index is known and whose locator is not."""
-        with self.env.read() as txn:
-            todo = remotedb.known_packs(txn, rec.name, META) - remotedb.known_packs(
-                txn, rec.name, remotedb.LOCATORS
-            )
-
-        def one(pack: bytes) -> None:
-            key = packs.locator_index_key(pack)
-            try:
-                sections = packs.decode_locator_index(
-                    pack, packs.get_capped(t, key, packs.INDEX_CAP)
-                )
-            except RemoteKeyMissing:
-                sections = {}  # pushed by an older mlgitfs: its chunks are found by the indexes
-            except CorruptObject as exc:
-                # An accelerator only: its chunks are found through the chunk indexes. Not
-                # recorded as read, so a repaired .lidx is read at the next refresh.
-                log.warning("ignoring damaged chunk locator index %s of %s: %s", key, rec.name, exc)
-                return
-            with self.env.write() as txn:
-                remotedb.record_locator_index(txn, rec.name, pack, sections)
-
-        with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-lidx") as pool:
-            list(pool.map(one, sorted(todo)))
+    def locate(
+        self, kind: str, oids: Iterable[bytes]
+    ) -> dict[bytes, tuple[RemoteRecord, PackLocation]]:
+        return self.indexes.locate(kind, oids)
 
     def _load_sections(self, objs: dict[bytes, Object]) -> None:
         """Fetch the locator sections of fetched trees and manifests; record their chunks'
@@ -259,43 +176,6 @@ class RemoteFetcher:
             with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-loc") as pool:
                 list(pool.map(one, requests))
 
-    def _locate(
-        self, kind: str, oids: Iterable[bytes]
-    ) -> dict[bytes, list[tuple[str, PackLocation]]]:
-        with self.env.read() as txn:
-            return {oid: remotedb.locate(txn, kind, oid) for oid in oids}
-
-    def locate(
-        self, kind: str, oids: Iterable[bytes]
-    ) -> dict[bytes, tuple[RemoteRecord, PackLocation]]:
-        """One location per id, refreshing the indexes for ids no cached index knows (unless
-        another thread's refresh began after we looked); MissingObject for an id no remote has."""
-        wanted = list(dict.fromkeys(oids))
-        looked = time.monotonic()
-        found = self._locate(kind, wanted)
-        missing = [o for o, locs in found.items() if not locs]
-        if missing:
-            for rec in self.remotes():
-                with self._lock:
-                    last = self._refreshed.get((rec.name, kind))
-                if last is None or last < looked:
-                    self.refresh(rec, kind)
-            found.update(self._locate(kind, missing))
-        recs = {r.name: r for r in self.remotes()}
-        out: dict[bytes, tuple[RemoteRecord, PackLocation]] = {}
-        for oid, locs in found.items():
-            usable = [(recs[name], loc) for name, loc in locs if name in recs]
-            if not usable:
-                what = "chunk" if kind == CHUNKS else "object"
-                with self._lock:
-                    damaged = sorted(self._damaged)
-                why = f" (damaged indexes were skipped: {', '.join(damaged)})" if damaged else ""
-                raise MissingObject(
-                    short_hex(oid), f"{what} not in the store nor on any remote{why}"
-                )
-            out[oid] = usable[0]
-        return out
-
     # --- reading ------------------------------------------------------------------------
 
     def _verified(
@@ -312,8 +192,7 @@ class RemoteFetcher:
     def _forget(self, rec: RemoteRecord, oid: bytes, loc: PackLocation) -> None:
         with self.env.write() as txn:
             remotedb.forget_location(txn, rec.name, loc.kind, oid, loc.pack)
-        with self._lock:  # the next miss refreshes this remote's indexes again
-            self._refreshed.pop((rec.name, loc.kind), None)
+        self.indexes.forget_refresh(rec.name, loc.kind)  # the next miss refreshes them
 
     def _plan(self, located: dict[bytes, tuple[RemoteRecord, PackLocation]]) -> list[_Request]:
         by_pack: dict[tuple[str, str], list[tuple[bytes, RemoteRecord, PackLocation]]] = {}
@@ -525,10 +404,7 @@ class RemoteFetcher:
 
     def close(self) -> None:
         self.drain()
-        with self._lock:
-            for _, t in self._transports.values():
-                t.close()
-            self._transports.clear()
+        self.indexes.close()
         with self._write_lock:
             if self._writer is not None:
                 self._writer.reset()

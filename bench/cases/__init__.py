@@ -4,6 +4,7 @@
 from bench.cases import (
     checkouts,
     checkouts_edit,
+    diffing_rows,
     gc,
     history,
     hooks_gate,
@@ -24,6 +25,7 @@ from bench.cases import (
 __all__ = [
     "checkouts",
     "checkouts_edit",
+    "diffing_rows",
     "gc",
     "history",
     "hooks_gate",

@@ -303,3 +303,24 @@ def test_a_table_renamed_then_changed_is_diffed_against_its_old_path(
         ("d/q.parquet", "renamed", ()),
         ("d/train.csv", "renamed", ()),
     ]
+
+
+def test_a_compound_key() -> None:
+    old = b"img,crop,label\na,1,cat\na,2,dog\nb,1,cow\n"
+    new = b"img,crop,label\na,1,cat\na,2,emu\nb,2,cow\n"
+    got = diff_table("t.csv", old, new, ["img", "crop"], ("A", "B"))
+    assert [
+        (r.change, r.key, [(c.column, c.before, c.after) for c in r.cells]) for r in got.rows
+    ] == [
+        ("changed", ("a", "2"), [("label", "dog", "emu")]),
+        (
+            "added",
+            ("b", "2"),
+            [("img", ABSENT, "b"), ("crop", ABSENT, "2"), ("label", ABSENT, "cow")],
+        ),
+        (
+            "removed",
+            ("b", "1"),
+            [("img", "b", ABSENT), ("crop", "1", ABSENT), ("label", "cow", ABSENT)],
+        ),
+    ]

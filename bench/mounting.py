@@ -98,10 +98,10 @@ class MlgitfsMount:
         return secs
 
 
-def mount_once(store: Mlgitfs, revspec: str, path: Path) -> MlgitfsMount:
-    """``mlgitfs mount REVSPEC PATH``, timed; the caller must call ``unmount``."""
+def mount_once(store: Mlgitfs, revspec: str, path: Path, *options: str) -> MlgitfsMount:
+    """``mlgitfs mount REVSPEC PATH [OPTIONS]``, timed; the caller must call ``unmount``."""
     mountpoint(path)
-    ran = store.call("mount", revspec, path, timeout=120, check=False)
+    ran = store.call("mount", revspec, path, *options, timeout=120, check=False)
     mounted = MlgitfsMount(store, revspec, path, ran.seconds)
     if ran.returncode != 0:
         mounted.unmount()
@@ -111,9 +111,11 @@ def mount_once(store: Mlgitfs, revspec: str, path: Path) -> MlgitfsMount:
 
 
 @contextlib.contextmanager
-def mlgitfs_mount(store: Mlgitfs, revspec: str, path: Path) -> Iterator[MlgitfsMount]:
+def mlgitfs_mount(
+    store: Mlgitfs, revspec: str, path: Path, *options: str
+) -> Iterator[MlgitfsMount]:
     """A mount for a body that does not time the mount itself (its pid is known on entry)."""
-    mounted = mount_once(store, revspec, path)
+    mounted = mount_once(store, revspec, path, *options)
     try:
         _ = mounted.pid
         yield mounted

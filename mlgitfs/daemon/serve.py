@@ -215,11 +215,11 @@ def _store_pages(ino: int, data: bytes | memoryview) -> None:
 
 def _prefill(counts: collections.Counter[str], recorder: Recorder) -> Prefill:
     def prefill(ino: InodeNo, data: Buffer) -> None:
-        if recorder.active:
-            # Pages handed over ahead would be read without the daemon serving them: a
-            # recording's bytes read would miss them (daemon/recorder.py).
-            return
         _store_pages(ino, data)
+        if recorder.active:
+            # Pages handed over ahead are read without a read request: a recorded open of
+            # the file counts them (daemon/recorder.py).
+            recorder.prefilled(ino, len(data))
         counts["prefilled"] += 1  # files prefilled, logged with the request counts
 
     return prefill

@@ -99,8 +99,8 @@ class Marker:
     def _entry(
         self, e: TreeEntry, full: bool, stack: list[tuple[bytes, bool]], force: bool = False
     ) -> None:
-        if full and not force and e.ref in self.erased and e.kind is not EntryKind.DIR:
-            full = False  # an erased file keeps its manifest, not its chunks
+        if self.erased and full and not force and e.ref in self.erased:
+            full = False  # an erased file keeps its manifest, not its chunks (ids: files')
         if e.kind in (EntryKind.DIR, EntryKind.CHUNKED):
             stack.append((bytes(e.ref), full))  # an expired file keeps its manifest
         elif e.kind is EntryKind.FILE and full:

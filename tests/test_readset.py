@@ -16,6 +16,7 @@ import pytest
 from mlgitfs import api
 from mlgitfs.api import readsets as readsets_api
 from mlgitfs.daemon import fuse_ops
+from mlgitfs.daemon.recorder import Recorder
 from mlgitfs.errors import NotFound
 from mlgitfs.meta import readsets
 from mlgitfs.model import readset
@@ -104,6 +105,13 @@ def test_recorded_loader_reads_exactly(
     assert shown["name"] == "job" and len(shown["inputs"][0]["files"]) == len(job_reads)
     if kind == "read-only":
         _attach_to_a_model(home, tmp_path, rs, commit)
+    if kind == "writable":
+        # A commit from the mount attaches the read set of the job that read its base.
+        (mp / "notes.txt").write_text("trained on a subset")
+        mlgitfs(home, "commit", str(mp), "-m", "notes", "--inputs-from", "job")
+        shown_files = json.loads(mlgitfs(home, "lineage", "ds@main", "--files", "--json").stdout)
+        assert shown_files["readset"]["name"] == "job"
+        assert api.show(home, "ds@main").inputs == (("ds", commit),)
 
 
 def _attach_to_a_model(home: Path, tmp_path: Path, rs: readset.ReadSet, data: str) -> None:
@@ -257,3 +265,32 @@ def test_lineage_dot_draws_the_graph(model_lineage: dict[str, str], cli: Cli) ->
     # labels: up to ds v1, down to the model (ds v2 is not on its graph).
     assert nodes == {ds1: "cylinder", labels: "note", model: "box3d"}
     assert edges == {(ds1, labels): None, (labels, model): "1"}
+
+
+def test_process_tree_membership() -> None:
+    """Descendants and their threads belong to the innermost recording; others to none."""
+    # pid -> (tgid, ppid): 10 runs 20 (a nested run) which forks 30 (thread 31); 40 is not.
+    table = {10: (10, 1), 20: (20, 10), 30: (30, 20), 31: (30, 20), 40: (40, 1), 50: (50, 10)}
+    rec = Recorder(status=table.get)
+    rec.start("outer", 10)
+    rec.start("inner", 20)
+    assert rec.recording_of(30) is rec.active[20]  # a worker of the inner run
+    assert rec.recording_of(31) is rec.active[20]  # its thread
+    assert rec.recording_of(50) is rec.active[10]
+    assert rec.recording_of(40) is None
+    assert rec.recording_of(99) is None  # gone already
+    with pytest.raises(ValueError, match="is running"):
+        rec.start("inner", 60)
+    origins = {7: ("ds", b"c" * 32, "a.bin")}
+    fh = rec.opened(30, 7, origins.get)
+    assert fh is not None and rec.opened(40, 7, origins.get) is None
+    assert rec.opened(30, 8, origins.get) is None  # not a file of a commit
+    rec.served(fh, 5)
+    rec.released(fh)
+    inner = rec.stop("inner")
+    assert inner is not None and inner.files == {("ds", b"c" * 32, "a.bin"): [5, 1]}
+    assert rec.recording_of(30) is rec.active[10]  # the outer run takes it back
+    assert rec.stop("inner") is None
+    rec.opens_skipped = True
+    with pytest.raises(ValueError, match="no-open"):
+        rec.start("late", 70)

@@ -16,9 +16,8 @@ import csv
 import io
 import time
 
-from bench.cases.merging_rows import RULES, Labels
+from bench.cases.merging_rows import Labels, labels_store
 from bench.context import QUICK_FACTOR, Context
-from bench.ours import Mlgitfs
 from bench.registry import Row, case
 
 ROWS = 1_000_000
@@ -55,14 +54,7 @@ def diff_rows(ctx: Context) -> list[Row]:
     if {str(r.key[0]) for r in got.rows} != want or plain != want:
         raise RuntimeError("diff_rows: the changed keys differ from the relabelled rows")
 
-    root = ctx.fresh_dir("diff_rows")
-    store = Mlgitfs(root / "store", ctx.work / "logs" / "diff_rows.log")
-    store.init("labels")
-    tree = root / "tree"
-    (tree / ".mlgitfs").mkdir(parents=True)
-    (tree / ".mlgitfs" / "merge.toml").write_bytes(RULES)
-    (tree / "labels.csv").write_bytes(old)
-    store.import_dir("labels@main", tree, "base")
+    store, _, tree = labels_store(ctx, "diff_rows", old)
     (tree / "labels.csv").write_bytes(new)
     store.import_dir("labels@main", tree, "relabel")
     secs, out = store.json("diff", "labels@main~1", "labels@main", "--rows")

@@ -98,15 +98,22 @@ def _in_process(labels: Labels, cpu: list[float]) -> tuple[list[float], list[int
     return seconds, conflicts, ok
 
 
-def _cli(ctx: Context, labels: Labels) -> tuple[list[float], list[int], bool]:
-    root = ctx.fresh_dir("merge_rows")
-    store = Mlgitfs(root / "store", ctx.work / "logs" / "merge_rows.log")
+def labels_store(ctx: Context, name: str, table: bytes) -> tuple[Mlgitfs, Path, Path]:
+    """A store whose repo `labels` has `labels.csv` (and the rows rule) imported as main's
+    first commit: (store, its root directory, the imported tree to edit)."""
+    root = ctx.fresh_dir(name)
+    store = Mlgitfs(root / "store", ctx.work / "logs" / f"{name}.log")
     store.init("labels")
     tree = root / "tree"
     (tree / ".mlgitfs").mkdir(parents=True)
     (tree / ".mlgitfs" / "merge.toml").write_bytes(RULES)
-    (tree / "labels.csv").write_bytes(labels.table(set()))
+    (tree / "labels.csv").write_bytes(table)
     store.import_dir("labels@main", tree, "base")
+    return store, root, tree
+
+
+def _cli(ctx: Context, labels: Labels) -> tuple[list[float], list[int], bool]:
+    store, root, tree = labels_store(ctx, "merge_rows", labels.table(set()))
     for j, p in enumerate(labels.picks):
         store.run("branch", f"labels@b{j}", "labels@main")
         (tree / "labels.csv").write_bytes(labels.table(set(p)))

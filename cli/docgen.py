@@ -35,7 +35,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Merging in a writable mount", ["update", "resolve", "conflicts"]),
     ("Governance", ["promote", "checks"]),
-    ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch"]),
+    ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch", "bundle"]),
     ("Store", ["fsck", "gc", "config", "completion", "retention", "erase", "erasures"]),
 ]
 

@@ -183,7 +183,7 @@ def pull(
 
 @click.command()
 @click.argument("url")
-@click.argument("repo", shell_complete=complete.repo)
+@click.argument("repo", required=False, shell_complete=complete.repo)
 @click.argument("local_name", required=False)
 @endpoint_opt
 @click.option(
@@ -207,7 +207,26 @@ def clone(
     """Clone REPO from URL as LOCAL_NAME (default REPO): refs and history now (the progress
     bar counts those objects, commits and root trees), file contents on demand. The only
     command besides init that creates a store; a clone that fails or is interrupted leaves
-    nothing behind (no store, no remote, no directory)."""
+    nothing behind (no store, no remote, no directory).
+
+    `clone FILE [NAME]` restores a bundle (`mlgitfs bundle`) as NAME (default the bundled
+    repo's name), contents included; a truncated or altered bundle is refused (exit 37)
+    before anything is created."""
+    if "://" not in url:
+        if local_name is not None:
+            raise click.UsageError("clone FILE [NAME]: a bundle holds one repo, name it once")
+        b = api.clone_bundle(c.home, Path(url), repo)
+        if as_json:
+            render.emit_json(b)
+            return
+        render.message(
+            f"cloned {b.repo.name} from bundle {url} ({b.repo.kind}, {b.repo.mutability}): "
+            f"{b.repo.branches} branches, {b.repo.tags} tags; {b.objects} objects, "
+            f"{b.chunks} chunks ({render.human(b.bytes)}) in {b.seconds:.2f}s"
+        )
+        return
+    if repo is None:
+        raise click.UsageError("clone URL REPO [LOCAL_NAME]: name the repo to clone")
     with render.progress(c, "cloning", "objects") as bar:
         r = api.clone(c.home, url, repo, local_name, endpoint_url, remote_name, bar)
     if as_json:
@@ -237,4 +256,23 @@ def prefetch(c: Ctx, revspec: str, as_json: bool) -> None:
     )
 
 
-COMMANDS: list[click.Command] = [remote, push, fetch, pull, clone, prefetch]
+@click.command()
+@click.argument("repo", shell_complete=complete.repo)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@json_opt
+@pass_ctx
+def bundle(c: Ctx, repo: str, file: Path, as_json: bool) -> None:
+    """Write REPO's branches, tags, history, file contents and retention rules to one FILE,
+    for cold storage; `mlgitfs clone FILE` restores it. FILE is replaced atomically: a bundle
+    that fails or is killed leaves FILE as it was, and a rerun finishes."""
+    r = api.bundle(c.home, repo, file)
+    if as_json:
+        render.emit_json(r)
+        return
+    render.message(
+        f"bundled {r.repo} into {r.file}: {r.refs} refs, {r.objects} objects, {r.chunks} "
+        f"chunks, {render.human(r.bytes)} in {r.seconds:.2f}s"
+    )
+
+
+COMMANDS: list[click.Command] = [remote, push, fetch, pull, clone, prefetch, bundle]

@@ -18,9 +18,10 @@ table and tests/test_cli.py keeps the two together.
     ├── AmbiguousRef                exit 5   a short commit id that names several commits
     ├── AlreadyExists               exit 8   a repo, branch, tag or remote that exists already
     ├── CorruptObject               exit 7   an object that does not hash to its id or parse
-    │   └── MissingObject           exit 7   an object or chunk that should be there and is not
-    │       ├── VersionExpired      exit 26  file contents of a version retention let expire
-    │       └── FileErased          exit 35  file contents removed by `mlgitfs erase`
+    │   ├── MissingObject           exit 7   an object or chunk that should be there and is not
+    │   │   ├── VersionExpired      exit 26  file contents of a version retention let expire
+    │   │   └── FileErased          exit 35  file contents removed by `mlgitfs erase`
+    │   └── BundleDamaged           exit 37  a bundle file truncated, altered or not a bundle
     ├── SourceError                 exit 9   import input refused: special file, unreadable file
     ├── DestinationError            exit 25  export output cannot be written (permission, space)
     ├── StoreError                  exit 10  the local store cannot do what was asked
@@ -147,6 +148,17 @@ class FileErased(MissingObject):
         MlgitError.__init__(self, message)
         self.object_id = object_id
         self.reason = message
+
+
+class BundleDamaged(CorruptObject):
+    """A bundle file (`mlgitfs bundle`) that is truncated, altered or no bundle at all."""
+
+    exit_code = 37
+
+    def __init__(self, path: str, reason: str) -> None:
+        MlgitError.__init__(self, f"bundle {path} is damaged: {reason}; nothing was restored")
+        self.object_id = path
+        self.reason = reason
 
 
 class SourceError(MlgitError):

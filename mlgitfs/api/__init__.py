@@ -23,6 +23,7 @@ from mlgitfs.api.branches import (
     tag_delete,
     tag_list,
 )
+from mlgitfs.api.bundles import BundleCloneResult, BundleResult, bundle, clone_bundle
 from mlgitfs.api.checkouts import (
     CheckoutCommitResult,
     PathsResult,
@@ -229,7 +230,11 @@ __all__ = [
     "branch_delete",
     "branch_list",
     "cat",
+    "BundleCloneResult",
+    "BundleResult",
+    "bundle",
     "clone",
+    "clone_bundle",
     "close_store",
     "commit",
     "config",

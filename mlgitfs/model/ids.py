@@ -50,3 +50,16 @@ def check_raw_id(raw: bytes) -> bytes:
     if not isinstance(raw, bytes) or len(raw) != ID_LEN:
         raise CorruptObject(repr(raw)[:80], "an id must be 32 bytes")
     return raw
+
+
+class Hasher:
+    """BLAKE3-256 over bytes given piece by piece (a bundle's checksum)."""
+
+    def __init__(self) -> None:
+        self._h = blake3.blake3()
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._h.update(data)
+
+    def digest(self) -> bytes:
+        return bytes(self._h.digest())

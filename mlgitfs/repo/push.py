@@ -68,7 +68,7 @@ UPLOADERS = 8
 CAS_RETRIES = 5
 
 
-class _Plan:
+class Plan:
     """What the remote lacks, children before parents (see step 3 of the module note)."""
 
     def __init__(self, store: Store, remote: str) -> None:
@@ -180,6 +180,25 @@ def _groups(sizes: Iterable[tuple[int, int]], target: int) -> list[list[int]]:
     return [g for g in out if g]
 
 
+def stored_chunk(store: Store, cid: bytes, loc: Location) -> tuple[bytes, int, bytes, int]:
+    """(id, codec, stored bytes, raw length) of a local chunk, checked against its id (never
+    spread local damage); `loc` is where the plan found it."""
+    try:
+        stored = store.chunks.read_stored(loc)
+    except MissingObject:
+        # a gc moved it to a new segment since the plan looked (store/compact.py)
+        with store.env.read() as txn:
+            moved = store.chunks.location(txn, ChunkId(cid))
+        if moved is None or moved.pack() == loc.pack():
+            raise
+        loc = moved
+        stored = store.chunks.read_stored(loc)
+    raw = compress.decompress(loc.codec, stored, loc.raw_len, f"chunk {short_hex(cid)}")
+    if len(raw) != loc.raw_len or hash_bytes(raw) != cid:
+        raise CorruptObject(short_hex(cid), "local chunk does not hash to its id; run fsck")
+    return cid, loc.codec, stored, loc.raw_len
+
+
 class _Uploader:
     def __init__(
         self, store: Store, rec: RemoteRecord, t: RemoteTransport, progress: Progress | None
@@ -191,22 +210,6 @@ class _Uploader:
         self.stats = TransferStats()
         self._chunk_bytes = 0  # stored bytes of the chunks uploaded, against the plan's total
         self._lock = threading.Lock()
-
-    def _stored_chunk(self, cid: bytes, loc: Location) -> tuple[bytes, int, bytes, int]:
-        try:
-            stored = self.store.chunks.read_stored(loc)
-        except MissingObject:
-            # a gc moved it to a new segment since the plan looked (store/compact.py)
-            with self.store.env.read() as txn:
-                moved = self.store.chunks.location(txn, ChunkId(cid))
-            if moved is None or moved.pack() == loc.pack():
-                raise
-            loc = moved
-            stored = self.store.chunks.read_stored(loc)
-        raw = compress.decompress(loc.codec, stored, loc.raw_len, f"chunk {short_hex(cid)}")
-        if len(raw) != loc.raw_len or hash_bytes(raw) != cid:  # never spread local damage
-            raise CorruptObject(short_hex(cid), "local chunk does not hash to its id; run fsck")
-        return cid, loc.codec, stored, loc.raw_len
 
     def upload(
         self,
@@ -259,9 +262,9 @@ class _Uploader:
         return packs.build_locator(pack, sections)
 
     def chunk_pack(self, group: list[tuple[bytes, Location]]) -> None:
-        self.upload(CHUNKS, [self._stored_chunk(cid, loc) for cid, loc in group])
+        self.upload(CHUNKS, [stored_chunk(self.store, cid, loc) for cid, loc in group])
 
-    def run(self, plan: _Plan, target: int) -> None:
+    def run(self, plan: Plan, target: int) -> None:
         announce(self.progress, len(plan.chunks), sum(loc.stored_len for _, loc in plan.chunks))
         groups = _groups(((i, loc.stored_len) for i, (_, loc) in enumerate(plan.chunks)), target)
         with ThreadPoolExecutor(UPLOADERS, thread_name_prefix="mlgitfs-push") as pool:
@@ -362,7 +365,7 @@ def push(
     if todo:
         store.remote.refresh(rec, CHUNKS)
         store.remote.refresh(rec, META)
-        plan = _Plan(store, rec.name)
+        plan = Plan(store, rec.name)
         plan.commits([new for _, new, _, _ in todo])
         up = _Uploader(store, rec, t, progress)
         up.run(plan, pack_target)

@@ -140,6 +140,55 @@ def share_through_a_remote(work: Path) -> None:
         run("--home", store2, "unmount", str(mnt), check=False)
 
 
+GATES = """\
+[[check]]                     # a built-in validator: the labels table's schema
+name = "schema"
+events = ["pre-push"]
+type = "table"
+path = "labels.csv"
+columns = { id = "int", label = "str" }
+key = ["id"]
+
+[[hook]]                      # a command, run on a read-only view of the candidate
+name = "images"
+events = ["pre-push"]
+command = "if find . -name '*.jpg' -size 0 | grep .; then echo 'empty images' >&2; exit 1; fi"
+
+[[branch]]
+pattern = "main"
+protected = true              # only `mlgitfs promote` moves it
+required_checks = ["schema", "images"]
+"""
+
+
+def gate_and_promote(work: Path) -> None:
+    """A protected main: a direct import is refused, a bad version fails the gate at
+    promotion and main stays, the fixed version passes and is promoted, then pushed."""
+    rel = work / "release"
+    (rel / ".mlgitfs").mkdir(parents=True)
+    (rel / ".mlgitfs" / "hooks.toml").write_text(GATES)
+    (rel / "labels.csv").write_text("id,label\n1,cat\n2,dog\n")
+    (rel / "0001.jpg").write_bytes(b"jpeg bytes")
+    run("init", "release", "--kind", "dataset", "--mutability", "mutable")
+    run("import", "release", str(rel), "-m", "first release")
+    run("branch", "release@dev")
+    (rel / "labels.csv").write_text("id,label\n1,cat\n2,dog\n2,bird\n")  # key 2 twice
+    (rel / "0002.jpg").write_bytes(b"")
+    refused = run("import", "release@main", str(rel), "-m", "straight to main", check=False)
+    assert refused.returncode == 36, refused.returncode  # BranchProtected
+    run("import", "release@dev", str(rel), "-m", "a bird, a new image")
+    before = run("log", "release", "-n", "1", "--oneline").stdout
+    gated = run("promote", "release@dev", "--to", "main", check=False)
+    assert gated.returncode == 34, gated.returncode  # HookRefused: main did not move
+    assert run("log", "release", "-n", "1", "--oneline").stdout == before
+    (rel / "labels.csv").write_text("id,label\n1,cat\n2,dog\n3,bird\n")
+    (rel / "0002.jpg").write_bytes(b"more jpeg bytes")
+    run("import", "release@dev", str(rel), "-m", "fix: bird is 3, image written")
+    run("promote", "release@dev", "--to", "main")
+    run("checks", "release@main")
+    run("push", "release")  # allowed: main's head was promoted
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mlgitfs-demo-"))
     os.environ["MLGITFS_HOME"] = str(work / "store")
@@ -171,6 +220,7 @@ def main() -> None:
         run("repos")
         run("fsck")
         share_through_a_remote(work)
+        gate_and_promote(work)
         print("\ndemo finished: every step above ran for real")
     finally:
         shutil.rmtree(work, ignore_errors=True)

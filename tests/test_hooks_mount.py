@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
-from mlgitfs.errors import HookRefused
+from mlgitfs.errors import BranchProtected, HookRefused
 from tests.conftest import write_tree
 from tests.test_hooks import EDITS, MODES, head, hooks_toml, runs
 from tests.wmount import OLD, Mounter, mlgitfs, mounter
@@ -118,3 +118,21 @@ def test_mount_commit_post_commit_hook(home: Path, tmp_path: Path, mounter: Moun
     (run,) = runs(tmp_path)
     env = run["env"]
     assert isinstance(env, dict) and env["MLGITFS_CANDIDATE"] == r.commit.id
+
+
+def test_mount_commit_on_a_protected_branch_is_refused(
+    home: Path, tmp_path: Path, mounter: Mounter
+) -> None:
+    make(home, tmp_path, TABLE + '[[branch]]\npattern = "main"\nprotected = true\n')
+    mp = mounter("ds@main")
+    before, log = head(home), api.reflog_show(home, "ds@main")
+    (mp / "a.txt").write_text("changed in the mount")
+    with pytest.raises(BranchProtected) as info:
+        api.commit(home, mp, "direct")  # the refusal crosses the protocol as its own class
+    assert info.value.exit_code == 36 and info.value.rule == "main"
+    out = mlgitfs(home, "commit", str(mp), "-m", "direct", check=False)
+    assert out.returncode == 36, out.stderr
+    assert "a commit in a writable mount cannot move it" in out.stderr
+    assert head(home) == before and api.reflog_show(home, "ds@main") == log
+    assert (mp / "a.txt").read_text() == "changed in the mount"  # the overlay is kept
+    assert status_paths(home, mp) == ["a.txt"]

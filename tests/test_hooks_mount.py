@@ -132,7 +132,7 @@ def test_mount_commit_on_a_protected_branch_is_refused(
     assert info.value.exit_code == 36 and info.value.rule == "main"
     out = mlgitfs(home, "commit", str(mp), "-m", "direct", check=False)
     assert out.returncode == 36, out.stderr
-    assert "a commit in a writable mount cannot move it" in out.stderr
+    assert "a commit in a writable mount is refused" in out.stderr
     assert head(home) == before and api.reflog_show(home, "ds@main") == log
     assert (mp / "a.txt").read_text() == "changed in the mount"  # the overlay is kept
     assert status_paths(home, mp) == ["a.txt"]

@@ -81,6 +81,7 @@ def test_direct_changes_to_a_protected_branch_are_refused(
         ("cherry-pick", "ds@dev", "--into", "ds@main"),
         ("reset", "ds@main", "ds@dev", "--force"),
         ("import", "ds@staging", str(src), "-m", "direct"),  # merges_only: no imports
+        ("branch", "-d", "ds@main", "--force"),
     ):
         res = cli(*args, code=36)
         assert "is protected (branch rule" in res.stderr, args

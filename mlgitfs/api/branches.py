@@ -23,6 +23,7 @@ from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.revspec import DEFAULT_BRANCH, branch_name, parse_revspec
 from mlgitfs.repo import refs
+from mlgitfs.repo.gate import Gate
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
 
@@ -122,6 +123,7 @@ def branch_delete(home: Path | None, repo_branch: str, force: bool = False) -> D
         head = db.get_ref(txn, repo, ref)
     if head is None:
         raise UnknownRef(f"{repo} has no branch {name!r}")
+    Gate.load(store, name, head, None, via="delete")  # a protected branch, --force or not
     with checkout_guard(store, repo, name) as (has_checkout, dirty):
         if not force:
             _refuse_unsafe(store, repo, name, head, dirty)

@@ -333,6 +333,7 @@ _VIA = {
     "merge": "a merge",
     "push": "a push",
     "reset": "a reset",
+    "delete": "deleting it",
 }
 
 
@@ -345,7 +346,7 @@ def _allowed(rule: BranchRule, branch: str, via: str) -> None:
         how += " or `mlgitfs merge SRC --into REPO@" + branch + "`"
     raise BranchProtected(
         f"branch {branch!r} is protected (branch rule {rule.pattern!r} in {HOOKS_PATH}: "
-        f"{what}): {_VIA.get(via, via)} cannot move it; move it with {how}; nothing was changed",
+        f"{what}): {_VIA.get(via, via)} is refused; move it with {how}; nothing was changed",
         rule.pattern,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -47,4 +48,45 @@ def run(
     sys.exit(r.returncode)
 
 
-COMMANDS = [run]
+@click.group()
+def record() -> None:
+    """Record a read set around commands you run yourself (as `run --record` does for one
+    command): `record start NAME`, run the job, `record stop NAME`."""
+
+
+@record.command("start")
+@click.argument("name")
+@click.option(
+    "--pid",
+    type=int,
+    help="Record this process and its descendants (default: the shell that runs this).",
+)
+@click.option(
+    "--mount",
+    "mounts",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Record only in the mount at this mountpoint (repeatable; default: every mount).",
+)
+@pass_ctx
+def record_start(c: Ctx, name: str, pid: int | None, mounts: tuple[Path, ...]) -> None:
+    """Start recording NAME: the store's mounts attribute the opens of process PID and its
+    descendants (default: this command's parent, the shell) until `record stop NAME`."""
+    r = api.record_start(c.home, name, os.getppid() if pid is None else pid, list(mounts))
+    render.message(f"recording {r.name} for pid {r.pid} in {len(r.mounts)} mounts")
+
+
+@record.command("stop")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the read set as JSON on stdout.")
+@pass_ctx
+def record_stop(c: Ctx, name: str, as_json: bool) -> None:
+    """Stop recording NAME in every mount and store its read set (for `--inputs-from NAME`)."""
+    rs = api.record_stop(c.home, name)
+    if as_json:
+        render.emit_json(rs)
+    else:
+        render.message(f"recorded {name}: {rs.files} files of {len(rs.inputs)} versions")
+
+
+COMMANDS = [run, record]

@@ -294,3 +294,36 @@ def test_process_tree_membership() -> None:
     rec.opens_skipped = True
     with pytest.raises(ValueError, match="no-open"):
         rec.start("late", 70)
+
+
+def test_record_start_stop_around_a_running_job(
+    dataset: dict[str, bytes], home: Path, tmp_path: Path, mounter: Mounter
+) -> None:
+    if fuse_skip_reason() is not None:
+        pytest.skip(str(fuse_skip_reason()))
+    mp = mounter("ds@main", "mnt", "--read-only")
+    names = sorted(dataset)
+    job_reads, other = names[:5], names[5:8]
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    job = subprocess.Popen(
+        [sys.executable, JOB, str(mp), str(ready), str(go), *job_reads], text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _wait(ready, job)
+        mlgitfs(home, "record", "start", "r2", "--pid", str(job.pid))
+        refused = mlgitfs(home, "record", "start", "r2", "--pid", str(job.pid), check=False)
+        assert refused.returncode == 11 and "is running" in refused.stderr
+        for p in other:  # not in the job's tree
+            (mp / p).read_bytes()
+        go.write_text("go")
+        assert job.wait(timeout=120) == 0, job.communicate()
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    shown = json.loads(mlgitfs(home, "record", "stop", "r2", "--json").stdout)
+    assert [f["path"] for f in shown["inputs"][0]["files"]] == job_reads
+    assert [f.path for f in api.recording(home, "r2").inputs[0].files] == job_reads
+    again = mlgitfs(home, "record", "stop", "r2", check=False)
+    assert again.returncode == 3 and "no recording named 'r2'" in again.stderr

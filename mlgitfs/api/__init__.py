@@ -77,9 +77,12 @@ from mlgitfs.api.promotion import (
 )
 from mlgitfs.api.readsets import (
     LineageFilesResult,
+    RecordStartResult,
     RunResult,
     lineage_export,
     lineage_files,
+    record_start,
+    record_stop,
     recording,
     run_recorded,
 )
@@ -247,6 +250,9 @@ __all__ = [
     "keep_freed_memory",
     "lineage_of",
     "RunResult",
+    "RecordStartResult",
+    "record_start",
+    "record_stop",
     "LineageFilesResult",
     "lineage_export",
     "lineage_files",

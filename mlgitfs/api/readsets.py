@@ -36,18 +36,14 @@ class RunResult:
     readset: ReadSet
 
 
-def run_recorded(
-    home: Path | None, name: str, argv: list[str], mountpoints: list[Path] | None = None
-) -> RunResult:
-    """Run `argv` while the store's mounts (or those at `mountpoints`) attribute the opens of
-    this process and its descendants to recording `name`; store the read set under `name`
-    (replacing one of that name). Nothing is stored if the command cannot be started."""
+def _start_all(
+    store: Store, name: str, root: int, mountpoints: list[Path] | None
+) -> list[MountRecord]:
+    """Start recording `name` for the tree of `root` in the store's mounts (or those at
+    `mountpoints`); all or none: a refusal stops those already started."""
     from mlgitfs.daemon import messages, protocol, registry
 
     check_ref_name(name, "recording")
-    if not argv:
-        raise UsageError("run: give the command to run after --")
-    store = open_store(home)
     records = registry.list_mounts(store.run_dir)
     if mountpoints:
         wanted = {os.path.abspath(p) for p in mountpoints}
@@ -55,14 +51,34 @@ def run_recorded(
         if missing:
             raise NotFound(f"no mount of this store at {', '.join(sorted(missing))}")
         records = [m for m in records if m.mountpoint in wanted]
-    started = []
-    try:
-        for m in records:
-            protocol.call(m.control_socket, messages.RecordStartRequest(name, os.getpid()))
-            started.append(m)
-    except MlgitError as exc:
-        _stop_all(started, name)
-        raise MountError(f"cannot record in the mount at {m.mountpoint}: {exc.message}") from exc
+    started: list[MountRecord] = []
+    for m in records:
+        try:
+            protocol.call(m.control_socket, messages.RecordStartRequest(name, root))
+        except MlgitError as exc:
+            _stop_all(started, name)
+            raise MountError(
+                f"cannot record in the mount at {m.mountpoint}: {exc.message}"
+            ) from exc
+        started.append(m)
+    return started
+
+
+def _store(store: Store, rs: ReadSet) -> None:
+    with store.env.write() as txn:
+        readsets.put_recording(txn, rs)
+
+
+def run_recorded(
+    home: Path | None, name: str, argv: list[str], mountpoints: list[Path] | None = None
+) -> RunResult:
+    """Run `argv` while the store's mounts (or those at `mountpoints`) attribute the opens of
+    this process and its descendants to recording `name`; store the read set under `name`
+    (replacing one of that name). Nothing is stored if the command cannot be started."""
+    if not argv:
+        raise UsageError("run: give the command to run after --")
+    store = open_store(home)
+    started = _start_all(store, name, os.getpid(), mountpoints)
     t0 = time.time_ns()
     try:
         code = subprocess.run(argv, check=False).returncode
@@ -72,22 +88,59 @@ def run_recorded(
     except BaseException:
         _stop_all(started, name)
         raise
-    items = _stop_all(started, name)
+    items, _ = _stop_all(started, name)
     rs = readset.build(name, t0, argv, items)
-    with store.env.write() as txn:
-        readsets.put_recording(txn, rs)
+    _store(store, rs)
     return RunResult(code, tuple(m.mountpoint for m in started), rs)
 
 
-def _stop_all(records: list[MountRecord], name: str) -> list[tuple[str, bytes, str, int]]:
+@dataclass(frozen=True, slots=True)
+class RecordStartResult:
+    name: str
+    pid: int  # the root of the recorded process tree
+    mounts: tuple[str, ...]
+
+
+def record_start(
+    home: Path | None, name: str, pid: int, mountpoints: list[Path] | None = None
+) -> RecordStartResult:
+    """Start recording `name` for the process tree of `pid` (see `run_recorded`); `record_stop`
+    ends it and stores the read set."""
+    if pid <= 1:
+        raise UsageError(f"record start: --pid {pid} is not a process to record")
+    started = _start_all(open_store(home), name, pid, mountpoints)
+    return RecordStartResult(name, pid, tuple(m.mountpoint for m in started))
+
+
+def record_stop(home: Path | None, name: str) -> ReadSet:
+    """End recording `name` in every mount running it and store its read set."""
+    from mlgitfs.daemon import registry
+
+    check_ref_name(name, "recording")
+    store = open_store(home)
+    items, found = _stop_all(registry.list_mounts(store.run_dir), name)
+    if not found:
+        raise NotFound(f"no recording named {name!r} runs in any mount of this store")
+    rs = readset.build(name, time.time_ns(), (), items)
+    _store(store, rs)
+    return rs
+
+
+def _stop_all(
+    records: list[MountRecord], name: str
+) -> tuple[list[tuple[str, bytes, str, int]], int]:
+    """The items of recording `name` in these mounts, and how many of them ran it."""
     from mlgitfs.daemon import messages, protocol
 
     items: list[tuple[str, bytes, str, int]] = []
+    found = 0
     for m in records:
-        with contextlib.suppress(MlgitError):  # a daemon gone meanwhile recorded nothing
+        # A daemon gone meanwhile recorded nothing; one not running `name` says NotFound.
+        with contextlib.suppress(MlgitError):
             reply = protocol.call(m.control_socket, messages.RecordStopRequest(name))
             items.extend((i.repo, i.commit, i.path, i.bytes_read) for i in reply.items)
-    return items
+            found += 1
+    return items, found
 
 
 def recording(home: Path | None, name: str) -> ReadSet:

@@ -3,6 +3,9 @@
     [[branch]]                  # rules per branch pattern (the first that matches decides)
     pattern = "main"            #   a glob over branch names (* within a segment, ** across)
     allow_skip = false          #   --no-verify refused here (default: allowed)
+    protected = true            #   moved only by `promote` (gate.py: which operations may)
+    merges_only = false         #   true: protected, but `merge --into` may move it too
+    required_checks = ["labels-schema"]   # run by promote and merge, whatever their events
 
     [[hook]]                    # a command run on a read-only view of the candidate
     name = "labels-sane"

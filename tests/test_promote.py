@@ -186,3 +186,36 @@ def test_push_of_a_protected_branch_needs_a_promotion(
     cli("promote", "ds@dev", "--to", "main")
     cli("push", "ds")
     assert api.checks(home, "ds@main").promotions[0].branch == "main"
+
+
+def test_pull_fast_forwards_a_protected_branch_but_never_merges_it(
+    cli: Cli, tmp_path: Path, home: Path, remote: Remote
+) -> None:
+    src = setup(cli, tmp_path)
+    cli("remote", "add", "origin", remote.url, *remote.add_args())
+    cli("promote", "ds@main", "--to", "main")  # records main's first version: pushable
+    cli("push", "ds")
+    other = Cli(tmp_path / "other-store")
+    other("clone", remote.url, "ds", *remote.add_args())
+    (src / "a.txt").write_text("a")
+    cli("import", "ds@dev", str(src), "-m", "a")
+    cli("promote", "ds@dev", "--to", "main")
+    cli("push", "ds")
+    other("pull", "ds")  # a fast-forward to the team's version moves the protected branch
+    work = tmp_path / "other-work"
+    other("export", "ds@main", str(work))
+    (work / "b.txt").write_text("b")
+    other("branch", "ds@mine", "ds@main")
+    other("import", "ds@mine", str(work), "-m", "b")
+    other("promote", "ds@mine", "--to", "main")
+    (src / "c.txt").write_text("c")
+    cli("import", "ds@dev", str(src), "-m", "c")
+    cli("promote", "ds@dev", "--to", "main")
+    cli("push", "ds")
+    store = api.open_store(other.home)
+    with store.env.read() as txn:
+        mine = db.get_ref(txn, "ds", "heads/main")
+    res = other("pull", "ds", code=36)  # diverged: the merge commit was never checked
+    assert "a merge is refused" in res.stderr
+    with store.env.read() as txn:
+        assert db.get_ref(txn, "ds", "heads/main") == mine

@@ -14,17 +14,18 @@ from . import render
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--record", "name", required=True, help="Store the read set under NAME.")
-@click.option(
+mount_opt = click.option(
     "--mount",
     "mounts",
     multiple=True,
     type=click.Path(path_type=Path),
     help="Record only in the mount at this mountpoint (repeatable; default: every mount).",
 )
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--record", "name", required=True, help="Store the read set under NAME.")
+@mount_opt
 @click.option("--json", "as_json", is_flag=True, help="Print the read set as JSON on stdout.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
@@ -61,13 +62,7 @@ def record() -> None:
     type=int,
     help="Record this process and its descendants (default: the shell that runs this).",
 )
-@click.option(
-    "--mount",
-    "mounts",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Record only in the mount at this mountpoint (repeatable; default: every mount).",
-)
+@mount_opt
 @pass_ctx
 def record_start(c: Ctx, name: str, pid: int | None, mounts: tuple[Path, ...]) -> None:
     """Start recording NAME: the store's mounts attribute the opens of process PID and its

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
-from mlgitfs.errors import BundleDamaged
+from mlgitfs.errors import BundleDamaged, ConflictError, MissingObject, NotFound
 from mlgitfs.store import bundlefile
 from tests.conftest import Cli, write_tree
 
@@ -122,35 +122,85 @@ def test_damaged_bundle_is_refused(home: Path, cli: Cli, tmp_path: Path, damage:
     assert [x.name for x in api.repos(home)] == ["ds"]
 
 
-def _bundle_cmd(home: Path, file: Path) -> list[str]:
-    code = "from mlgitfs_cli.main import cli; cli()"
-    return [sys.executable, "-c", code, "--home", str(home), "-q", "bundle", "ds", str(file)]
+def test_bundle_refusals(home: Path, cli: Cli, tmp_path: Path) -> None:
+    _make_repo(home, tmp_path / "src")
+    file = tmp_path / "ds.bundle"
+    held = bundlefile.BundleWriter(file)  # another bundle writing FILE: refused, FILE untouched
+    r = cli("bundle", "ds", str(file), code=ConflictError.exit_code)
+    assert "another bundle is being written" in r.stderr and not file.exists()
+    held.abort()
+    r = Cli(tmp_path / "h2")("clone", str(tmp_path / "nope.bundle"), code=NotFound.exit_code)
+    assert "no bundle file" in r.stderr and not (tmp_path / "h2").exists()
+    cli("bundle", "nope", str(file), code=NotFound.exit_code)
+    # erased contents are not bundled yet: a clear refusal, no file
+    cli("erase", "ds", "img/b.bin", "-m", "test", "--all-versions", "--yes")
+    cli("gc")
+    r = cli("bundle", "ds", str(file), code=MissingObject.exit_code)
+    assert "cannot be bundled" in r.stderr and not file.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+class _Worker:
+    """tests/bundleworker.py, started and ready: `go` starts the bundle."""
+
+    def __init__(self, home: Path, file: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.bundleworker", str(home), str(file)],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        assert self.stdout.readline() == b"ready\n"
+
+    def go(self) -> None:
+        self.stdin.write(b"go\n")
+        self.stdin.flush()
+
+    def finish(self) -> None:
+        self.go()
+        assert self.stdout.readline() == b"done\n"
+        self.stdin.close()
+        self.stdout.close()
+        assert self.proc.wait() == 0
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.stdin.close()
+        self.stdout.close()
 
 
 def test_bundle_killed_then_rerun(home: Path, tmp_path: Path) -> None:
-    revs = _make_repo(home, tmp_path / "src", size=8)
+    revs = _make_repo(home, tmp_path / "src", size=24)
     api.close_store(home)
     file = tmp_path / "ds.bundle"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    partial = tmp_path / ".ds.bundle.partial"
+    probe = _Worker(home, tmp_path / "probe.bundle")
     t0 = time.monotonic()
-    subprocess.run(_bundle_cmd(home, tmp_path / "probe.bundle"), env=env, check=True)
+    probe.finish()
     whole = time.monotonic() - t0
     rnd = random.Random(16)
-    killed_after_start = 0
-    for _ in range(KILLS):
-        proc = subprocess.Popen(_bundle_cmd(home, file), env=env)
-        time.sleep(rnd.uniform(0.3 * whole, whole))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if file.exists():  # killed after the rename: a whole bundle
+    killed_mid_write = 0
+    for i in range(KILLS):
+        if i == KILLS // 2:  # the second half replaces a previous bundle
+            _Worker(home, file).finish()
+        before = file.read_bytes() if file.exists() else None
+        w = _Worker(home, file)
+        w.go()
+        time.sleep(rnd.uniform(0, whole))
+        w.kill()
+        if file.exists():  # the previous bundle, or a whole new one (killed after the rename)
             bundlefile.verify(file)
-            file.unlink()
+            if before is None:
+                file.unlink()
         else:
-            killed_after_start += 1
-    assert killed_after_start > 0
-    subprocess.run(_bundle_cmd(home, file), env=env, check=True)
+            assert before is None
+        killed_mid_write += int(partial.exists() and partial.stat().st_size > 0)
+    assert killed_mid_write > 0  # some kills landed while the file was being written
+    _Worker(home, file).finish()
     bundlefile.verify(file)
-    assert not (tmp_path / ".ds.bundle.partial").exists()
+    assert not partial.exists()
     fresh = tmp_path / "restored"
     Cli(fresh)("clone", str(file))
     assert api.fsck(fresh).clean

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgitfs.errors import AlreadyExists, BundleDamaged, CorruptObject
+from mlgitfs.errors import AlreadyExists, BundleDamaged, CorruptObject, MissingObject
 from mlgitfs.meta import db, retention
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.model.ids import ID_LEN, ChunkId, ObjectId, hash_bytes, short_hex
@@ -52,7 +52,14 @@ def write(store: Store, repo: str, path: Path) -> BundleStats:
         refs = [(r, o) for r, o in db.list_refs(txn, repo) if r.startswith(("heads/", "tags/"))]
         rules = retention.get_ruleset(txn, repo)
     plan = Plan(store, NO_REMOTE)
-    plan.commits([bytes(o) for _, o in refs])
+    try:
+        plan.commits([bytes(o) for _, o in refs])
+    except MissingObject as exc:
+        raise MissingObject(
+            exc.object_id,
+            f"{exc.reason}: {repo} cannot be bundled (contents that gc let go, erased or "
+            "expired, are not bundled yet: docs/lifecycle.md)",
+        ) from exc
     out = BundleStats(repo, len(refs), len(plan.meta), len(plan.chunks))
     w = bundlefile.BundleWriter(path)
     try:

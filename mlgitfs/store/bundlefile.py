@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mlgitfs.errors import BundleDamaged, ConflictError, DestinationError
+from mlgitfs.errors import BundleDamaged, ConflictError, DestinationError, NotFound
 from mlgitfs.model.ids import ID_LEN, Hasher
 
 MAGIC = b"mlgitfs bundle\n\x00"
@@ -127,6 +127,8 @@ def verify(path: Path) -> None:
     name = str(path)
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise NotFound(f"no bundle file {name}") from None
     except OSError as exc:
         raise BundleDamaged(name, f"cannot read it ({exc.strerror})") from exc
     with f:

@@ -1,0 +1,22 @@
+"""A bundle in a process of its own for tests/test_bundle.py: imports first, prints "ready",
+then bundles repo ds of HOME into FILE on a line of stdin, so a kill lands in the work, not in
+the interpreter's start."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mlgitfs import api
+
+
+def main() -> None:
+    home, file = Path(sys.argv[1]), Path(sys.argv[2])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    api.bundle(home, "ds", file)
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

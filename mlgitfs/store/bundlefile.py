@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from mlgitfs.errors import BundleDamaged, ConflictError, DestinationError, NotFound
 from mlgitfs.model.ids import ID_LEN, Hasher
+from mlgitfs.store.durable import fsync_dir
 
 MAGIC = b"mlgitfs bundle\n\x00"
 VERSION = 1
@@ -97,11 +98,7 @@ class BundleWriter:
             self._f.flush()
             os.fsync(self._f.fileno())
             os.replace(self.tmp, self.path)  # still locked: no rerun truncates it meanwhile
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self.path.parent)
         except OSError as exc:
             raise DestinationError(f"cannot write {self.path}: {exc.strerror}") from exc
         self.size += len(end)

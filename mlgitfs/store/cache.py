@@ -41,6 +41,7 @@ from mlgitfs.meta import chunks, db, gcstate
 from mlgitfs.meta.env import MetaEnv, ReadTxn, WriteTxn
 from mlgitfs.model.ids import ChunkId, hash_bytes, short_hex
 from mlgitfs.store import compress
+from mlgitfs.store.durable import fsync_dir
 from mlgitfs.store.segfile import Buffer, SegmentFile
 
 log = logging.getLogger(__name__)
@@ -407,11 +408,7 @@ class SegmentWriter:
             for f in self._dirty:
                 os.fsync(f.fd)
             if self._dirty:
-                fd = os.open(self.cache.root, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_dir(self.cache.root)
         except OSError as exc:
             raise StoreError(f"cannot sync the chunk cache: {exc.strerror}") from exc
         self._synced += self._dirty

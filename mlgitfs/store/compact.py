@@ -25,6 +25,7 @@ from mlgitfs.errors import StoreError
 from mlgitfs.meta import chunks
 from mlgitfs.model.ids import ChunkId
 from mlgitfs.store.cache import RECORD_HEADER, ChunkCache, Location, SegmentWriter, scan_segment
+from mlgitfs.store.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 BATCH_BYTES = 256 << 20  # live bytes moved per relocation transaction
@@ -143,8 +144,4 @@ def _commit(cache: ChunkCache, b: _Batch, stats: CompactStats) -> None:
 
 def _fsync_dir(cache: ChunkCache) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(cache.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(cache.root)

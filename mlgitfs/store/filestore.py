@@ -33,6 +33,7 @@ from mlgitfs.errors import (
     RemoteKeyMissing,
     RemoteNotFound,
 )
+from mlgitfs.store.durable import fsync_dir
 from mlgitfs.store.remote import ObjectInfo, check_key, check_prefix, run_probe
 
 TMP_DIR = ".tmp"
@@ -150,7 +151,7 @@ class FileTransport:
                 path.unlink()
             except FileNotFoundError:
                 return
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
     def probe_conditional_writes(self) -> bool:
         return run_probe(self)
@@ -182,7 +183,7 @@ class FileTransport:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -222,15 +223,7 @@ def _makedirs(path: Path) -> None:
     for d in reversed(missing):
         with contextlib.suppress(FileExistsError):  # another writer made it first
             d.mkdir()
-        _fsync_dir(d.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(d.parent)
 
 
 def _raise_walk_error(exc: OSError) -> None:

@@ -197,7 +197,7 @@ def test_bad_hooks_file_cannot_be_committed(cli: Cli, tmp_path: Path, home: Path
         ('[[check]]\ntype = "table"\npath = "*.csv"\ncolumns = {a = "date"}\n', "columns maps"),
         ('[[check]]\ntype = "max-size"\nsize = "lots"\n', "check 'check-1'"),
         ('[[check]]\ntype = "paths"\n', "names allow or forbid"),
-        ('[[branch]]\npattern = "main"\nallow_skip = "no"\n', "allow_skip true or false"),
+        ('[[branch]]\npattern = "main"\nallow_skip = "no"\n', "allow_skip is true or false"),
         ('[[hook]]\nname = "x"\nevents = ["pre-comit"]\ncommand = "true"\n', "pre-comit"),
         ("[[hook]\n", "not valid TOML"),
     ]:

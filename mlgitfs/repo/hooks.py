@@ -247,10 +247,11 @@ def _parse_rule(item: object, n: int, where: str, names: set[str]) -> BranchRule
     if not isinstance(pattern, str) or not pattern:
         raise UsageError(f"{what}: pattern is a glob over branch names")
     what = f"{where}, branch rule {pattern!r}"
-    flags = [item.get(k, d) for k, d in
-             (("allow_skip", True), ("protected", False), ("merges_only", False))]  # fmt: skip
-    if not all(isinstance(f, bool) for f in flags):
-        raise UsageError(f"{what}: allow_skip, protected and merges_only are true or false")
+    defaults = (("allow_skip", True), ("protected", False), ("merges_only", False))
+    flags = [item.get(k, d) for k, d in defaults]
+    for (key, _), flag in zip(defaults, flags, strict=True):
+        if not isinstance(flag, bool):
+            raise UsageError(f"{what}: {key} is true or false, not {flag!r}")
     required = _strs(item.get("required_checks", []), f"{what}: required_checks")
     for name in required:
         if name not in names:

@@ -34,17 +34,15 @@ from mlgitfs.model.objects import DIR_MODE_MASK, PERM_MASK, TreeEntry, clamp_tim
 from mlgitfs.repo.trees import MAX_DEPTH, MAX_PATH, file_chunks
 from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import Node
-from mlgitfs.vfs.overlay_base import (
-    RENAME_EXCHANGE,
-    RENAME_NOREPLACE,
-    RENAME_WHITEOUT,
-    Handle,
-    OverlayBase,
-    now_ns,
-)
+from mlgitfs.vfs.overlay_base import OverlayBase
+from mlgitfs.vfs.overlay_state import Handle, now_ns
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, Kind
 
 log = logging.getLogger(__name__)
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+RENAME_WHITEOUT = 4
 
 
 def _check_dir_path(path: bytes) -> None:

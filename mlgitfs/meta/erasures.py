@@ -5,6 +5,11 @@ and the versions (commit ids) it was erased from: the file at that path with tha
 one of those commits is erased; the same bytes elsewhere (another path, another repo, a
 later commit) are not. gc reads every record at each run and does not keep an erased
 occurrence's chunks live (repo/gc.py); reads name the record (repo/erase.py).
+
+Beside the records, the set "erased_chunks": the chunks only erased files hold, rewritten
+by every gc that sees a record (in its sweep transaction). The fetcher consults it on a
+local miss only and refuses to bring such a chunk back from a remote whose packs still
+hold it (store/fetcher.py): without it, a read would silently undo the erase.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 
 from mlgitfs.errors import CorruptObject
 from mlgitfs.meta.env import ReadTxn, WriteTxn
-from mlgitfs.meta.schema import ERASURES
+from mlgitfs.meta.schema import ERASED_CHUNKS, ERASURES
 from mlgitfs.model import codec
 
 _SEQ = struct.Struct(">Q")
@@ -79,3 +84,19 @@ def find(
                for p, f in rec.files):  # fmt: skip
             return rec
     return None
+
+
+def set_erased_chunks(txn: WriteTxn, cids: set[bytes]) -> None:
+    """Make `cids` the set of chunks only erased files hold (replacing the last one)."""
+    txn.clear(ERASED_CHUNKS)
+    for cid in sorted(cids):
+        txn.put(ERASED_CHUNKS, cid, b"")
+
+
+def erased_among(txn: ReadTxn, cids: list[bytes]) -> list[bytes]:
+    """Those of `cids` that only erased files hold (never to be fetched again)."""
+    return [c for c in cids if txn.has(ERASED_CHUNKS, c)]
+
+
+def erased_chunk_ids(txn: ReadTxn) -> frozenset[bytes]:
+    return frozenset(k for k, _ in txn.scan(ERASED_CHUNKS))

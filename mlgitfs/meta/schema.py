@@ -31,6 +31,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | recordings | recording name | read set of a recorded run (model/readset.py) | readsets.py |
 | readsets | commit id | read set attached to that version (its files read) | readsets.py |
 | erasures | sequence number (8 bytes) | erasure record: who, when, why, paths, ids | erasures.py |
+| erased_chunks | chunk id | b"": held only by erased files; never fetched back | erasures.py |
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ MERGES = "merges"
 RECORDINGS = "recordings"
 READSETS = "readsets"
 ERASURES = "erasures"
+ERASED_CHUNKS = "erased_chunks"
 PROMOTIONS = "promotions"
 
 DATABASES = (
@@ -85,4 +87,5 @@ DATABASES = (
     READSETS,
     ERASURES,
     PROMOTIONS,
+    ERASED_CHUNKS,
 )

@@ -27,7 +27,7 @@ from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.model.actor import default_actor
 from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
-from mlgitfs.model.objects import Commit, EntryKind, KindT, Object, TreeEntry
+from mlgitfs.model.objects import Commit, EntryKind, KindT, Manifest, Object, TreeEntry
 from mlgitfs.repo import refs
 from mlgitfs.repo.trees import DirView, resolve_path, walk
 from mlgitfs.store.facade import Store
@@ -175,6 +175,21 @@ def keepers(
                 elif e.ref in ids and (path, bytes(e.ref)) not in here:
                     out[bytes(e.ref)] = e
     return list(out.values())
+
+
+def erased_chunks(txn: ReadTxn, records: list[ErasureRecord], live: set[bytes]) -> set[bytes]:
+    """The chunks of the erased file ids (a manifest's chunks, or the id itself: a one-chunk
+    file) that no file not erased holds (`live`: gc's final mark). Local or not: a chunk a
+    remote still holds must not come back either."""
+    out: set[bytes] = set()
+    for fid in frozenset().union(*(r.file_ids for r in records)):
+        data = db.get_object_bytes(txn, ObjectId(fid))
+        obj = None if data is None else decode(data, fid)
+        if isinstance(obj, Manifest):
+            out.update(bytes(c.id) for c in obj.chunks)
+        else:
+            out.add(fid)
+    return out - live
 
 
 def describe(rec: ErasureRecord) -> str:

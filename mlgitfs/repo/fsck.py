@@ -76,6 +76,8 @@ class _Checker:
         with store.env.read() as txn:
             self.has_remotes = any(True for _ in remote_records.all_remote_names(txn))
             records = erasures.list_all(txn)
+            # chunks only erased files hold: gone here, and never fetched back from a remote
+            self.erased_chunks = erasures.erased_chunk_ids(txn)
         report.erasures = len(records)
         self.erased_ids = frozenset().union(*(r.file_ids for r in records))
         self.missing: set[bytes] = set()  # chunks absent (not corrupt)
@@ -106,6 +108,8 @@ class _Checker:
     def chunk(self, cid: bytes, length: int, path: str, erased: bool = False) -> bool:
         """Check the chunk once; check the length this entry gives it every time. An
         `erased` file's absent chunk is not damage: False (the caller counts the file)."""
+        if erased and cid in self.erased_chunks and not self.store.chunks.has(ChunkId(cid)):
+            return False  # a remote may still hold it: not this store's to read
         if cid not in self.chunk_len:
             self.chunk_len[cid] = self._read_chunk(cid)
         got = self.chunk_len[cid]

@@ -226,6 +226,8 @@ def _sweep(
         records = erasures.list_all(txn)
         if records:  # an occurrence not erased committed during the mark keeps its bytes
             marker.mark(txn, (), kept=erase.keepers(txn, records, commits, still, loose))
+            # what only erased files hold: the fetcher never brings it back from a remote
+            erasures.set_erased_chunks(txn, erase.erased_chunks(txn, records, marker.chunks))
         for oid in still:
             e = expiries[ObjectId(oid)]
             retention.record_expired(txn, e.commit, ExpiryRecord(now, e.reason))

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject, MlgitError, RemoteKeyMissing
-from mlgitfs.meta import db
+from mlgitfs.meta import db, erasures
 from mlgitfs.meta.env import MetaEnv
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.decode import decode
@@ -265,6 +265,9 @@ class RemoteFetcher:
         wanted = list(dict.fromkeys(cids))
         if not wanted:
             return stats
+        with self.env.read() as txn:  # erased ones stay away (their readers are refused)
+            refused = set(erasures.erased_among(txn, wanted))
+        wanted = [c for c in wanted if c not in refused] if refused else wanted
         requests = self._plan(self.locate(CHUNKS, wanted))
 
         def each(rec: RemoteRecord, got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
@@ -293,6 +296,10 @@ class RemoteFetcher:
 
     def fetch_chunk(self, cid: bytes) -> bytes:
         """One chunk's raw bytes, verified and written into the local cache."""
+        with self.env.read() as txn:
+            if erasures.erased_among(txn, [cid]):
+                # a remote's packs still hold it: fetching would undo the erase
+                raise MissingObject(short_hex(cid), "erased: only erased files held it")
         ((rec, loc),) = self.locate(CHUNKS, [cid]).values()
         ((_, _, stored),) = self._get(
             _Request(rec, loc.key, loc.offset, loc.offset + loc.length, [(cid, loc)])

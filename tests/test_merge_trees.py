@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from mlgitfs import api
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.commits import CommitRequest, write_commit
-from mlgitfs.repo.merge import PendingReader, Rule, Strategy, merge_trees
+from mlgitfs.repo.merge import Rule, Strategy, merge_trees
+from mlgitfs.repo.mergeedit import PendingReader
 from mlgitfs.repo.trees import NewObjects
 from mlgitfs.store.facade import Store
 from tests.mergeref import Flat, Value, build, flatten, is_dir, parents, reference_merge, under

@@ -35,6 +35,7 @@ from mlgitfs.merge.table import (
     project,
     spreadsheet_csv,
 )
+from mlgitfs.merge.threeway import three_way
 
 Key = tuple[Cell, ...]
 
@@ -125,14 +126,6 @@ def merge_table(
     return _Merge(codec, path, b, o, t, keys).run()
 
 
-def _three(b: object, o: object, t: object) -> tuple[bool, object]:
-    if o == t or b == t:
-        return True, o
-    if b == o:
-        return True, t
-    return False, o
-
-
 def _rank(key: Key) -> tuple[str, ...]:
     return tuple(str(k) for k in key)
 
@@ -197,7 +190,7 @@ class _Merge:
         bset = set(bc or ())
 
         def present(c: str) -> bool:
-            return bool(_three(c in bset, c in oc, c in tc)[1])
+            return bool(three_way(c in bset, c in oc, c in tc)[1])
 
         merged = tuple(c for c in oc if present(c)) + tuple(
             c for c in tc if c not in oc and present(c)
@@ -246,7 +239,7 @@ class _Merge:
         names = list(o) + [c for c in t if c not in o] + [c for c in b if c not in o and c not in t]
         for c in names:
             bv, ov, tv = b.get(c, ABSENT), o.get(c, ABSENT), t.get(c, ABSENT)
-            ok, v = _three(bv, ov, tv)
+            ok, v = three_way(bv, ov, tv)
             if not ok:
                 self._conflict(RowConflictKind.CELL, k, keycols, c, bv, ov, tv)
             if v is not ABSENT:

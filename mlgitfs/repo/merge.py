@@ -35,18 +35,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from mlgitfs.errors import PathNotFound, UsageError
-from mlgitfs.model.changes import ChangeKind
+from mlgitfs.errors import UsageError
+from mlgitfs.merge.threeway import three_way
 from mlgitfs.model.conflicts import CellConflict, Conflict, ConflictKind, SideInfo
-from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, to_hex
-from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, of_kind
-from mlgitfs.repo.diff import DiffEntry, content_key, diff_trees, drop_shared, find_renames
+from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.diff import content_key, drop_shared
+from mlgitfs.repo.mergeedit import (
+    DIR_MODE,
+    PendingReader,
+    edit_paths,
+    entry_at,
+    follow_renames,
+    split_path,
+)
 from mlgitfs.repo.treeedit import update_dir
-from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, build_dir, resolve_path
+from mlgitfs.repo.trees import DirView, NewObjects, build_dir
 from mlgitfs.store.facade import Store
 
-DIR_MODE = 0o755  # a directory the rename step has to create
 MAX_MERGE_DEPTH = 256  # the walk recurses (two frames a level): well inside Python's limit
 
 
@@ -119,15 +125,6 @@ def _same(x: TreeEntry | None, y: TreeEntry | None) -> bool:
     if x is None or y is None:
         return x is y
     return (x.kind, x.ref, x.mode) == (y.kind, y.ref, y.mode)
-
-
-def _three(b: object, o: object, t: object) -> tuple[bool, object]:
-    """(clean, value) of a three-way choice between plain values."""
-    if o == t or b == t:
-        return True, o
-    if b == o:
-        return True, t
-    return False, o
 
 
 def _cell(c: object) -> CellConflict:
@@ -275,8 +272,8 @@ class _Merger:
         self, path: bytes, b: TreeEntry | None, o: TreeEntry, t: TreeEntry
     ) -> TreeEntry | None:
         bc = content_key(b) if b is not None else None
-        ok_c, content = _three(bc, content_key(o), content_key(t))
-        ok_m, mode = _three(b.mode if b is not None else None, o.mode, t.mode)
+        ok_c, content = three_way(bc, content_key(o), content_key(t))
+        ok_m, mode = three_way(b.mode if b is not None else None, o.mode, t.mode)
         if not ok_c:
             if b is None:
                 kind = ConflictKind.ADD_ADD
@@ -319,7 +316,7 @@ class _Merger:
             return None
         mode = (o or t).mode if (o is None or t is None) else o.mode  # type: ignore[union-attr]
         if o is not None and t is not None:
-            ok, m = _three(b.mode if b is not None else None, o.mode, t.mode)
+            ok, m = three_way(b.mode if b is not None else None, o.mode, t.mode)
             if not ok:
                 chosen = self.conflict(path, ConflictKind.MODE, b, o, t)
                 m = chosen.mode if chosen is not None else o.mode
@@ -346,131 +343,6 @@ class _Merger:
         return {e.name: e for e in ex}, {e.name: e for e in ey}
 
 
-# --- renames ----------------------------------------------------------------------------
-
-
-def _files(entries: list[DiffEntry]) -> tuple[dict[str, TreeEntry], dict[str, TreeEntry]]:
-    deleted = {d.path: d.old for d in entries if d.change is ChangeKind.DELETED and d.old}
-    added = {d.path: d.new for d in entries if d.change is ChangeKind.ADDED and d.new}
-    return deleted, added
-
-
-def _split(path: str) -> tuple[bytes, ...]:
-    return tuple(path.encode("utf-8", "surrogateescape").split(b"/"))
-
-
-class PendingReader:
-    """The store plus the objects a merge has built and not written (an ObjectReader); a
-    pending object is decoded only when asked for."""
-
-    def __init__(self, store: Store, out: NewObjects) -> None:
-        self.store = store
-        self.out = out
-        self._raw: dict[bytes, bytes] = {}
-        self._mine: dict[bytes, Object] = {}
-        self._seen = 0
-
-    def get_object(self, oid: ObjectId) -> Object:
-        key = bytes(oid)
-        obj = self._mine.get(key)
-        if obj is not None:
-            return obj
-        if self._seen < len(self.out):
-            self._raw.update((bytes(i), d) for i, d in self.out[self._seen :])
-            self._seen = len(self.out)
-        data = self._raw.get(key)
-        if data is None:
-            return self.store.get_object(oid)
-        obj = self._mine[key] = decode(data, oid)
-        return obj
-
-    def get(self, oid: ObjectId, kind: type[KindT]) -> KindT:
-        return of_kind(self.get_object(oid), oid, kind)
-
-
-def _at(reader: ObjectReader, root: ObjectId, path: str) -> tuple[bool, TreeEntry | None]:
-    """(reachable, entry): unreachable when an ancestor of `path` is not a directory."""
-    try:
-        return True, resolve_path(reader, root, _split(path))
-    except PathNotFound as exc:
-        return "not a directory" not in exc.message, None
-
-
-def edit_paths(
-    reader: ObjectReader,
-    root: ObjectId | None,
-    edits: dict[tuple[bytes, ...], TreeEntry | None],
-    out: NewObjects,
-) -> tuple[ObjectId, int]:
-    """`root` (None: empty) with entries put, or removed (None), at paths: (its id, entry
-    count). Missing directories are created with mode DIR_MODE; emptied ones stay. Only the
-    directories and pages on the edited paths are rewritten."""
-    direct: dict[bytes, TreeEntry | None] = {}
-    nested: dict[bytes, dict[tuple[bytes, ...], TreeEntry | None]] = {}
-    for path, e in edits.items():
-        if len(path) == 1:
-            direct[path[0]] = None if e is None else replace(e, name=path[0])
-        else:
-            nested.setdefault(path[0], {})[path[1:]] = e
-    for name, sub in nested.items():
-        cur = DirView(reader, root).lookup(name) if root is not None else None
-        if cur is not None and cur.is_dir:
-            ref, count = edit_paths(reader, ObjectId(cur.ref), sub, out)
-            mode, mtime = cur.mode, cur.mtime_ns
-        else:
-            ref, count = edit_paths(reader, None, sub, out)
-            mode, mtime = DIR_MODE, 0
-        direct[name] = TreeEntry(name, EntryKind.DIR, mode, count, mtime, bytes(ref))
-    return update_dir(reader, root, direct, out)
-
-
-def _follow_renames(
-    reader: ObjectReader,
-    base: ObjectId,
-    sides: tuple[ObjectId, ObjectId],
-    out: NewObjects,
-    conflicts: list[tuple[str, str, str]],
-) -> tuple[ObjectId, tuple[ObjectId, ObjectId], dict[str, str]]:
-    """Rewrite base and sides so that a change made on one side to a file the other side
-    renamed lands on the renamed file (see the module note). Returns the new base, sides,
-    the renames followed, and records rename/rename pairs (source, ours' target, theirs')."""
-    diffs = [list(diff_trees(reader, base, side)) for side in sides]
-    files = [_files(d) for d in diffs]
-    renames = [find_renames(gone.items(), new.items()) for gone, new in files]
-    modified = [
-        {d.path: d.new for d in diff if d.change is ChangeKind.MODIFIED and d.new} for diff in diffs
-    ]
-    for src in sorted(set(renames[0]) & set(renames[1])):
-        if renames[0][src] != renames[1][src]:
-            conflicts.append((src, renames[0][src], renames[1][src]))
-    base_edits: dict[tuple[bytes, ...], TreeEntry | None] = {}
-    side_edits: list[dict[tuple[bytes, ...], TreeEntry | None]] = [{}, {}]
-    followed: dict[str, str] = {}
-    for s in (0, 1):
-        other = 1 - s
-        for src, dst in sorted(renames[s].items()):
-            changed = modified[other].get(src)
-            if changed is None:
-                continue
-            reachable, there = _at(reader, sides[other], dst)
-            if not reachable or there is not None:
-                continue
-            base_entry = files[s][0][src]
-            base_edits[_split(src)] = None
-            base_edits[_split(dst)] = base_entry
-            side_edits[other][_split(src)] = None
-            side_edits[other][_split(dst)] = changed
-            followed[src] = dst
-    if not followed:
-        return base, sides, followed
-    new_base = edit_paths(reader, base, base_edits, out)[0]
-    new_sides = tuple(
-        edit_paths(reader, side, edits, out)[0] if edits else side
-        for side, edits in zip(sides, side_edits, strict=True)
-    )
-    return new_base, (new_sides[0], new_sides[1]), followed
-
-
 def _root(tree: ObjectId) -> TreeEntry:
     return TreeEntry(b"", EntryKind.DIR, DIR_MODE, 0, 0, bytes(tree))
 
@@ -492,7 +364,7 @@ def merge_trees(
     m = _Merger(store, resolve or (lambda _path: None), blobs, table_merge, keep_partial)
     reader = m.reader
     pairs: list[tuple[str, str, str]] = []
-    base, (ours, theirs), m.result.renames = _follow_renames(
+    base, (ours, theirs), m.result.renames = follow_renames(
         reader, base, (ours, theirs), m.out, pairs
     )
     drop: dict[tuple[bytes, ...], TreeEntry | None] = {}
@@ -500,16 +372,16 @@ def merge_trees(
         rule = m.resolve(src)
         if rule is not None and rule.strategy in (Strategy.OURS, Strategy.THEIRS):
             # one target wins: the other side's copy goes
-            drop[_split(theirs_dst if rule.strategy is Strategy.OURS else ours_dst)] = None
+            drop[split_path(theirs_dst if rule.strategy is Strategy.OURS else ours_dst)] = None
             m.result.resolved.append((src, ConflictKind.RENAME_RENAME, rule.strategy))
             continue
         m.result.conflicts.append(
             Conflict(
                 src,
                 ConflictKind.RENAME_RENAME,
-                side_info(_at(reader, base, src)[1]),
-                side_info(_at(reader, ours, ours_dst)[1]),
-                side_info(_at(reader, theirs, theirs_dst)[1]),
+                side_info(entry_at(reader, base, src)[1]),
+                side_info(entry_at(reader, ours, ours_dst)[1]),
+                side_info(entry_at(reader, theirs, theirs_dst)[1]),
                 f"renamed to {ours_dst} on ours and to {theirs_dst} on theirs",
             )
         )

@@ -156,3 +156,30 @@ def test_erase_killed_after_its_record_is_finished_by_gc(
     report = api.fsck(home)
     api.close_store(home)
     assert report.clean and report.erased == 1  # ds~1:a/secret.bin
+
+
+def test_writable_mount_names_the_erasure(
+    home: Path, cli: Cli, tmp_path: Path, mounter: Mounter
+) -> None:
+    """A read of an erased file in a writable mount is EIO with the erasure in the daemon log,
+    as in a read-only mount; the mount's other files read and write as usual."""
+    if (why := fuse_skip_reason()) is not None:
+        pytest.skip(why)
+    marker = b"MARKER-WRITABLE-5e61"
+    src = write_tree(tmp_path / "src", {"d/secret.bin": _secret(marker, 80_000), "ok.txt": "ok\n"})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "v1")
+    cli("erase", "ds", "d", "-m", "licence withdrawn", "--yes")
+    api.close_store(home)
+    mp = mounter("ds@main", "rw")
+    assert (mp / "ok.txt").read_text() == "ok\n"
+    with pytest.raises(OSError) as caught:
+        (mp / "d" / "secret.bin").read_bytes()
+    assert caught.value.errno == 5  # EIO
+    (mp / "new.txt").write_text("new\n")
+    assert (mp / "new.txt").read_text() == "new\n"
+    mlgitfs(home, "unmount", str(mp))
+    logs = "\n".join(p.read_text() for p in (home / "mounts").rglob("*.log"))
+    line = next(t for t in logs.splitlines() if "erasure 1" in t)
+    assert "d/secret.bin" in line and "licence withdrawn" in line
+    assert _holding(home, marker) == []

@@ -192,9 +192,21 @@ def explain_missing(
     except (VersionExpired, FileErased):
         raise
     except MissingObject as exc:
-        err: MissingObject | None = erased_error(store, repo, commit, path, file_id)
-        if err is None:
-            err = expired_error(store, repo, commit)
+        err = missing_reason(store, repo, commit, path, file_id)
         if err is None:
             raise
         raise err from exc
+
+
+def missing_reason(
+    store: Store,
+    repo: str,
+    commit: ObjectId,
+    path: bytes | None = None,
+    file_id: bytes | None = None,
+) -> MissingObject | None:
+    """FileErased when an erasure covers the file of `commit` (`path` and `file_id` when
+    known), else VersionExpired when the version expired, else None: why a file's contents
+    are missing, for the CLI's reads and both kinds of mount."""
+    err: MissingObject | None = erased_error(store, repo, commit, path, file_id)
+    return expired_error(store, repo, commit) if err is None else err

@@ -22,6 +22,7 @@ from mlgitfs.repo.trees import DirView, resolve_path
 from mlgitfs.vfs.nodes import TYPE_BITS, Node
 from mlgitfs.vfs.overlay_state import Handle, OverlayState
 from mlgitfs.vfs.policy import Change
+from mlgitfs.vfs.reader import explained
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, Kind, StatFs
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,14 @@ class OverlayBase(OverlayState):
             return [memoryview(await self.read(fh, offset, size))]
         if node.base is None:
             return []
-        return await self.reader.read_parts(node, offset, size)
+        base = node.base
+        try:
+            return await self.reader.read_parts(node, offset, size)
+        except FsError as exc:  # an erased or expired file: the log says why, as read-only
+            shown = self.path_of(node).decode("utf-8", "surrogateescape")
+            commit = ObjectId(self.record.base)
+            err = explained(exc, self.store, self.repo, commit, shown, bytes(base.ref))
+            raise err from exc.__cause__
 
     # --- policies -----------------------------------------------------------------------------
 

@@ -33,14 +33,31 @@ from dataclasses import dataclass
 
 import trio
 
-from mlgitfs.errors import CorruptObject, FsError, MlgitError
+from mlgitfs.errors import CorruptObject, FsError, MissingObject, MlgitError
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.expiry import missing_reason
 from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store.facade import Store
 from mlgitfs.store.segfile import Buffer
 
 log = logging.getLogger(__name__)
+
+
+def explained(
+    exc: FsError, store: Store, repo: str, commit: ObjectId, shown: str, file_id: bytes | None
+) -> FsError:
+    """EIO from a missing chunk of an erased file or an expired version, logged with the
+    erasure or the rule that let it go (a mount can only say EIO: the daemon log, which
+    `mlgitfs mounts` points to, says why); any other error as it was."""
+    if not isinstance(exc.__cause__, MissingObject):
+        return exc
+    why = missing_reason(store, repo, commit, None, file_id)
+    if why is None:
+        return exc
+    log.error("cannot read %r: %s", shown, why.message)
+    return FsError(errno.EIO, why.message)
+
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
 # Local chunks are loaded this far past a sequential read (the kernel's own read-ahead

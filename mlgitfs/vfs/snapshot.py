@@ -35,16 +35,14 @@ from typing import TypeVar
 
 import trio
 
-from mlgitfs.errors import FsError, MissingObject, MlgitError
+from mlgitfs.errors import FsError, MlgitError
 from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.erase import erased_error
-from mlgitfs.repo.expiry import expired_error
 from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs.prefill import DIR_PREFILL, PREFILL_FILE_MAX, DirPrefiller, Prefill
-from mlgitfs.vfs.reader import ChunkReader, FileReader, ReadState
+from mlgitfs.vfs.reader import ChunkReader, FileReader, ReadState, explained
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
 
 log = logging.getLogger(__name__)
@@ -340,16 +338,10 @@ class SnapshotView:
         """EIO from a missing chunk of an erased file or an expired version: logged with the
         erasure or the rule that let it go (the daemon log; `mlgitfs mounts` shows the
         version as expired)."""
-        if self.commit is None or not isinstance(exc.__cause__, MissingObject):
+        if self.commit is None:
             return exc
         ref = None if node.entry is None else bytes(node.entry.ref)
-        expired: MissingObject | None = erased_error(self.store, self.repo, self.commit, None, ref)
-        if expired is None:
-            expired = expired_error(self.store, self.repo, self.commit)
-        if expired is None:
-            return exc
-        log.error("cannot read %r: %s", node.path, expired.message)
-        return FsError(errno.EIO, expired.message)
+        return explained(exc, self.store, self.repo, self.commit, node.path, ref)
 
     def _unread_small_files(self, parent: _Node) -> Iterator[tuple[InodeNo, ChunkId, int]]:
         """(inode, chunk, size) of the small single-chunk files of a directory that the

@@ -7,18 +7,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgitfs.api import readsets as readsets_api
-from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta
+from mlgitfs.api._common import commit_info, parse_inputs, parse_meta
+from mlgitfs.api._mounts import mount_paths, repo_branch, writable_mount
+from mlgitfs.api.mountmerge import MergeInfo, merge_info
 from mlgitfs.api.mounts import MountInfo
 from mlgitfs.api.results import CommitInfo
-from mlgitfs.errors import MountError, UsageError
+from mlgitfs.errors import UsageError
 from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo.gate import HookResult
-from mlgitfs.store.facade import Store
 
 if TYPE_CHECKING:
-    from mlgitfs.api.mountmerge import MergeInfo
     from mlgitfs.daemon.messages import ChangeItem
 
 # --- checkouts -------------------------------------------------------------------------------
@@ -76,55 +76,8 @@ class PathsResult:
     paths: tuple[str, ...]
 
 
-def _writable_mount(home: Path | None, where: Path | None) -> tuple[Store, MountInfo, str]:
-    """The writable mount containing `where` (default: the current directory) and its
-    control socket."""
-    import os as _os
-
-    from mlgitfs.daemon import registry
-
-    store = open_store(home)
-    target = _os.path.abspath(where if where is not None else _os.getcwd())
-    best = None
-    for m in registry.list_mounts(store.run_dir):
-        inside = target == m.mountpoint or target.startswith(m.mountpoint.rstrip("/") + "/")
-        if inside and (best is None or len(m.mountpoint) > len(best.mountpoint)):
-            best = m
-    if best is None:
-        raise MountError(
-            f"{target} is not inside a mount of the store at {store.home} (see 'mlgitfs "
-            "mounts'; a mount of another store needs its --home or MLGITFS_HOME)"
-        )
-    if best.read_only or not best.control_socket:
-        raise MountError(f"{best.mountpoint} is a read-only mount ({best.revspec}): "
-                         "mount a branch without --read-only to change it")  # fmt: skip
-    info = MountInfo(best.revspec, best.commit, best.mountpoint, best.pid, best.read_only,
-                     best.fsname)  # fmt: skip
-    return store, info, best.control_socket
-
-
-def _mount_paths(paths: list[Path], mountpoint: str) -> list[str]:
-    import os as _os
-
-    out = []
-    for p in paths:
-        full = _os.path.abspath(p)
-        if full == mountpoint:
-            out.append("")
-        elif full.startswith(mountpoint.rstrip("/") + "/"):
-            out.append(full[len(mountpoint.rstrip("/")) + 1 :])
-        else:
-            raise UsageError(f"{p} is not inside the mount at {mountpoint}")
-    return out
-
-
 def _status_items(raw: tuple[ChangeItem, ...]) -> tuple[StatusItem, ...]:
     return tuple(StatusItem(c.change, c.path, c.kind, c.old_path) for c in raw)
-
-
-def _repo_branch(revspec: str) -> tuple[str, str]:
-    repo, _, ref = revspec.partition("@")
-    return repo, ref
 
 
 def commit(
@@ -142,8 +95,8 @@ def commit(
     branch allows); a refusal arrives as HookRefused and the overlay is kept."""
     from mlgitfs.daemon import messages, protocol
 
-    store, m, sock = _writable_mount(home, mountpoint)
-    repo, branch = _repo_branch(m.revspec)
+    store, m, sock = writable_mount(home, mountpoint)
+    repo, branch = repo_branch(m.revspec)
     rs = None if inputs_from is None else readsets_api.load_recording(store, inputs_from)
     declared = parse_inputs(store, inputs or [], repo)
     request = messages.CommitRequest(
@@ -171,10 +124,9 @@ def commit(
 
 def status(home: Path | None, mountpoint: Path | None = None) -> StatusResult:
     """What the writable mount changed against its base commit (O(changes))."""
-    from mlgitfs.api.mountmerge import merge_info
     from mlgitfs.daemon import messages, protocol
 
-    _, m, sock = _writable_mount(home, mountpoint)
+    _, m, sock = writable_mount(home, mountpoint)
     v = protocol.call(sock, messages.StatusRequest(), m.revspec)
     head = to_hex(v.head) if v.head is not None else ""
     return StatusResult(m.mountpoint, v.repo, v.branch, to_hex(v.base), v.mutability,
@@ -187,8 +139,8 @@ def restore(home: Path | None, paths: list[Path], source: str | None = None) -> 
     no path: the whole tree."""
     from mlgitfs.daemon import messages, protocol
 
-    _, m, sock = _writable_mount(home, paths[0] if paths else None)
-    rel = tuple(_mount_paths(paths, m.mountpoint)) if paths else ()
+    _, m, sock = writable_mount(home, paths[0] if paths else None)
+    rel = tuple(mount_paths(paths, m.mountpoint)) if paths else ()
     v = protocol.call(sock, messages.RestoreRequest(rel, _source(source, m)), m.revspec)
     return PathsResult(m.mountpoint, v.paths)
 
@@ -198,7 +150,7 @@ def _source(source: str | None, m: MountInfo) -> str:
     ref v1; a bare word is a repo, as everywhere, and one not the mount's is refused here."""
     if source is None:
         return ""
-    repo = _repo_branch(m.revspec)[0]
+    repo = repo_branch(m.revspec)[0]
     spec = parse_revspec(source, default_repo=repo)
     if spec.repo != repo and not spec.explicit_ref:
         raise UsageError(
@@ -214,7 +166,7 @@ def unlock(home: Path | None, paths: list[Path]) -> PathsResult:
 
     if not paths:
         raise UsageError("name the files to unlock")
-    _, m, sock = _writable_mount(home, paths[0])
-    request = messages.UnlockRequest(tuple(_mount_paths(paths, m.mountpoint)))
+    _, m, sock = writable_mount(home, paths[0])
+    request = messages.UnlockRequest(tuple(mount_paths(paths, m.mountpoint)))
     v = protocol.call(sock, request, m.revspec)
     return PathsResult(m.mountpoint, v.paths)

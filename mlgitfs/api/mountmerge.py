@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlgitfs.api.checkouts import _mount_paths, _repo_branch, _writable_mount
+from mlgitfs.api._mounts import mount_paths, repo_branch, writable_mount
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import mergestate
 from mlgitfs.meta.checkouts import get_checkout
@@ -71,8 +71,8 @@ def _call(home: Path | None, where: Path | None, request: messages.MergeRequest
           | messages.ResolveRequest | messages.MergeAbortRequest) -> MountMergeResult:  # fmt: skip
     from mlgitfs.daemon import protocol
 
-    _, m, sock = _writable_mount(home, where)
-    repo, branch = _repo_branch(m.revspec)
+    _, m, sock = writable_mount(home, where)
+    repo, branch = repo_branch(m.revspec)
     v = protocol.call(sock, request, m.revspec)
     return MountMergeResult(m.mountpoint, repo, branch, v.status, v.paths,
                             merge_info(v.merging))  # fmt: skip
@@ -90,8 +90,8 @@ def merge_into_mount(
     into its overlay, conflicts stay for `resolve`; `commit` concludes it (two parents)."""
     from mlgitfs.daemon import messages
 
-    store, m, _ = _writable_mount(home, mountpoint)
-    repo, _branch = _repo_branch(m.revspec)
+    store, m, _ = writable_mount(home, mountpoint)
+    repo, _branch = repo_branch(m.revspec)
     r = refs.resolve(store, parse_revspec(source, default_repo=repo))
     if r.spec.path:
         raise UsageError(f"{source!r} names a path; name a commit")
@@ -118,8 +118,8 @@ def resolve(home: Path | None, paths: list[Path], side: str | None = None) -> Mo
 
     if not paths:
         raise UsageError("name the conflicted paths to resolve")
-    _, m, _ = _writable_mount(home, paths[0])
-    rel = _mount_paths(paths, m.mountpoint)
+    _, m, _ = writable_mount(home, paths[0])
+    rel = mount_paths(paths, m.mountpoint)
     return _call(home, paths[0], messages.ResolveRequest(tuple(rel), side or ""))
 
 
@@ -132,9 +132,9 @@ def merge_abort(home: Path | None, mountpoint: Path | None) -> MountMergeResult:
 
 def _conflicted(home: Path | None, path: Path) -> tuple[Store, str, ConflictRecord]:
     """The store, the path inside its mount, and the conflict record of a conflicted path."""
-    store, m, _ = _writable_mount(home, path)
-    [rel] = _mount_paths([path], m.mountpoint)
-    repo, branch = _repo_branch(m.revspec)
+    store, m, _ = writable_mount(home, path)
+    [rel] = mount_paths([path], m.mountpoint)
+    repo, branch = repo_branch(m.revspec)
     with store.env.read() as txn:
         rec = get_checkout(txn, repo, branch)
         state = mergestate.get(txn, rec.id) if rec is not None else None
@@ -190,8 +190,8 @@ def pull_into_mount(
     the writable mount at MOUNTPOINT, as `merge --into MOUNTPOINT` does."""
     from mlgitfs.api.remotes import fetch
 
-    _, m, _ = _writable_mount(home, mountpoint)
-    repo, branch = _repo_branch(m.revspec)
+    _, m, _ = writable_mount(home, mountpoint)
+    repo, branch = repo_branch(m.revspec)
     want_repo, _, want_branch = target.partition("@")
     if want_repo != repo or (want_branch and want_branch != branch):
         raise UsageError(f"the mount at {m.mountpoint} is of {m.revspec}, not of {target}")

@@ -12,7 +12,8 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.errors import ConflictError, MissingObject
-from mlgitfs.meta import chunks, gcstate
+from mlgitfs.meta import chunks, commitgraph, db, gcstate
+from mlgitfs.model.ids import ObjectId
 from tests.conftest import Cli
 from tests.gchelpers import forget_reflog, random_files, segment_bytes, store_files
 
@@ -55,6 +56,43 @@ def test_deleted_branch_frees_disk(home: Path, tmp_path: Path) -> None:
     _read_back(home, tmp_path, "ds@main", keep)
     again = api.gc(home)
     assert (again.objects, again.chunks, again.segment_bytes_freed) == (0, 0, 0)
+
+
+def test_swept_commits_lose_their_commit_graph_records(home: Path, tmp_path: Path) -> None:
+    """The commit-graph index (records, exact changed paths) and the generation numbers of
+    the commits gc sweeps go in its sweep; the kept commits' stay, and fsck is clean."""
+    api.init(home, "ds", "dataset", "mutable")
+    random_files(tmp_path / "src", 3, 2_000, 1)
+    api.import_dir(home, "ds@main", tmp_path / "src", "main")
+    api.branch_create(home, "ds@side")
+    for seed in (2, 3):
+        random_files(tmp_path / "src", 2, 2_000, seed)
+        api.import_dir(home, "ds@side", tmp_path / "src", f"side {seed}")
+    store = api.open_store(home)
+    with store.env.read() as txn:
+        heads = dict(db.list_refs(txn, "ds"))
+        top = bytes(heads["heads/side"])
+        first = bytes(store.commit(ObjectId(top)).parents[0])
+        kept = bytes(heads["heads/main"])
+        side = [top, first]
+        for c in [*side, kept]:
+            assert commitgraph.get_record(txn, c) is not None
+        assert all(commitgraph.get_changed(txn, c) for c in side)  # the test means something
+    api.branch_delete(home, "ds@side", force=True)
+    forget_reflog(store)
+    r = api.gc(home)
+    assert r.objects > 0
+    store = api.open_store(home)
+    with store.env.read() as txn:
+        for c in side:
+            assert not db.has_object(txn, c)
+            assert commitgraph.get_record(txn, c) is None
+            assert commitgraph.get_changed(txn, c) is None
+            assert db.get_generation(txn, ObjectId(c)) is None
+        assert {bytes(c) for c, _ in commitgraph.records(txn)} == {kept}
+    report = api.fsck(home)
+    api.close_store(home)
+    assert report.clean, report.damage
 
 
 def test_dry_run_changes_nothing_and_predicts(home: Path, tmp_path: Path, cli: Cli) -> None:

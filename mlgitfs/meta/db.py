@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlgitfs.errors import AlreadyExists, ConflictError, CorruptObject, UnknownRepo
-from mlgitfs.meta import reflog
+from mlgitfs.meta import commitgraph, reflog
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.meta.schema import CONFIG, GENERATIONS, OBJECTS, REFLOG, REFS, REPOS
 from mlgitfs.model import codec
@@ -161,8 +161,10 @@ def all_objects(txn: ReadTxn) -> Iterator[tuple[bytes, int]]:
 
 
 def delete_object(txn: WriteTxn, oid: bytes) -> bool:
-    """Only gc deletes objects (unreachable ones), with their generation numbers."""
+    """Only gc deletes objects (unreachable ones), with their generation numbers and
+    commit-graph records (derived data of a commit gone: nothing may read it again)."""
     txn.delete(GENERATIONS, oid)
+    commitgraph.delete_record(txn, oid)
     return txn.delete(OBJECTS, oid)
 
 

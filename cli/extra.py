@@ -7,6 +7,11 @@ import click
 
 def register(group: click.Group) -> None:
     """Add the commands defined in sibling modules to `group`."""
+    from . import refcmds, reviewcmds
+
+    for cmd in [*reviewcmds.COMMANDS, *refcmds.COMMANDS]:
+        group.add_command(cmd)
+
     from . import mountcmds
 
     for cmd in mountcmds.COMMANDS:

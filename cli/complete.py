@@ -71,11 +71,10 @@ def remote(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[
 SHELLS = ("bash", "zsh", "fish")
 
 
-def script(shell: str) -> str:
-    """The completion script for `shell`, as click writes it for the `mlgitfs` program."""
+def script(shell: str, cli: click.Command) -> str:
+    """The completion script for `shell`, as click writes it for the `mlgitfs` program
+    (`cli`, its root group: passed in, since main.py imports this module)."""
     from click.shell_completion import get_completion_class
-
-    from .main import cli
 
     cls = get_completion_class(shell)
     if cls is None:

@@ -362,7 +362,7 @@ def completion(shell: str) -> None:
     bash:  eval "$(mlgitfs completion bash)"     (in ~/.bashrc)
     zsh:   eval "$(mlgitfs completion zsh)"      (in ~/.zshrc)
     fish:  mlgitfs completion fish | source      (in config.fish)"""
-    click.echo(complete.script(shell))
+    click.echo(complete.script(shell, cli))
 
 
 def _register_extensions() -> None:

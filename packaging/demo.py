@@ -66,6 +66,34 @@ def edit_in_a_mount(work: Path) -> None:
             run("unmount", str(ro), check=False)
 
 
+TRAIN = """import pathlib, sys
+data, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+seen = sorted(data.glob("train/cat/000*.jpg"))  # a toy model: the cats numbered 000x
+out.mkdir()
+total = sum(len(p.read_bytes()) for p in seen)
+(out / "weights.bin").write_bytes(bytes(total % 251 for _ in range(64)))
+"""
+
+
+def train_from_a_mount(work: Path) -> None:
+    """A training job reads from a mount; the files it read become the model's lineage."""
+    if not os.path.exists("/dev/fuse"):
+        print("(no /dev/fuse here: skipping the training steps)")
+        return
+    mnt, out = work / "train-data", work / "model"
+    mnt.mkdir()
+    (work / "train.py").write_text(TRAIN)
+    run("mount", "pets@v3", str(mnt))
+    try:
+        run("run", "--record", "train-1", "--", sys.executable, str(work / "train.py"),
+            str(mnt), str(out))  # fmt: skip
+    finally:
+        run("unmount", str(mnt), check=False)
+    run("init", "pets-model", "--kind", "model", "--mutability", "strict")
+    run("import", "pets-model", str(out), "-m", "toy model", "--inputs-from", "train-1")
+    run("lineage", "pets-model", "--files")
+
+
 def merge_two_branches(work: Path, data: Path) -> None:
     """Two people change the same labels table on two branches; the merge combines their rows
     (a `rows` rule in .mlgitfs/merge.toml) and their files."""
@@ -216,6 +244,7 @@ def main() -> None:
         run("export", "pets@v1:val", str(work / "exported"))
         merge_two_branches(work, data)
         edit_in_a_mount(work)
+        train_from_a_mount(work)
         reclaim_a_branch(work)
         run("repos")
         run("fsck")

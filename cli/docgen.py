@@ -46,7 +46,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Merging in a writable mount", ["update", "resolve", "conflicts"]),
-    ("Governance", ["promote", "checks"]),
+    ("Governance", ["promote", "checks", "access"]),
     ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch", "bundle"]),
     ("Store", ["fsck", "gc", "config", "completion", "retention", "erase", "erasures"]),
 ]
@@ -61,7 +61,8 @@ NOTES = {
     "protocol and crash safety.",
     "Merging in a writable mount": "`merge SOURCE --into MOUNTPOINT` starts a merge in a "
     "mount; see [merge.md](merge.md#resolving-in-a-mount).",
-    "Governance": "See [governance.md](governance.md) for hooks, branch rules and promotion.",
+    "Governance": "See [governance.md](governance.md) for hooks, branch rules, promotion, "
+    "roles and S3 policies.",
     "Remotes": "See [remotes.md](remotes.md) for URLs, credentials and the push protocol.",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import (
+    accesscmds,
     checkoutcmds,
     lifecyclecmds,
     lineagecmds,
@@ -18,7 +19,7 @@ from . import (
 )
 
 _MODULES = (reviewcmds, refcmds, mountcmds, checkoutcmds, remotecmds, mergecmds,
-            lifecyclecmds, mountmergecmds, lineagecmds, promotecmds)  # fmt: skip
+            lifecyclecmds, mountmergecmds, lineagecmds, promotecmds, accesscmds)  # fmt: skip
 
 
 def register(group: click.Group) -> None:

@@ -35,7 +35,12 @@ def remote_add(c: Ctx, name: str, url: str, endpoint_url: str | None) -> None:
     """Add remote NAME at URL after checking it answers and enforces conditional writes."""
     r = api.remote_add(c.home, name, url, endpoint_url)
     render.message(f"added remote {r.name} ({r.url})")
-    if not r.conditional_writes:
+    if r.conditional_writes is None:
+        render.message(
+            f"note: these credentials may not write to {r.url}, so whether it enforces "
+            "conditional writes is checked by the first push"
+        )
+    elif not r.conditional_writes:
         render.message(
             f"warning: {r.url} ignores conditional writes (If-None-Match/If-Match): "
             "two pushers could lose commits, so pushes to it will be refused"
@@ -53,7 +58,9 @@ def remote_list(c: Ctx, as_json: bool) -> None:
         return
     for r in items:
         extra = f"\tendpoint {r.endpoint_url}" if r.endpoint_url else ""
-        flag = "" if r.conditional_writes else "\t(no conditional writes: push refused)"
+        flag = {True: "", None: "\t(read-only so far: the first push probes it)"}.get(
+            r.conditional_writes, "\t(no conditional writes: push refused)"
+        )
         click.echo(f"{r.name}\t{r.url}{extra}{flag}")
 
 

@@ -6,6 +6,11 @@ SigV4 with one identity made from ``ACCESS_KEY``/``SECRET_KEY`` (``weed mini`` c
 its environment), so wrong credentials are refused as on AWS. Buckets are never created
 implicitly (``-s3.autoCreateBucket=false``), so a missing bucket is an error as on AWS.
 
+With ``identities`` (an ``s3.json`` identity configuration: ``identities`` and ``policies``,
+as ``mlgitfs access export --format seaweedfs`` writes it), the server enforces those
+identities' policies instead; the test identity ``ACCESS_KEY`` is added to them as an admin,
+so fixtures can still create buckets and inspect everything.
+
 Used by the session fixture ``s3_server`` of tests/conftest_s3.py and by bench/seaweed.py.
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import json
 import os
 import random
 import shutil
@@ -110,6 +116,13 @@ class S3Server:
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.log_path, lines)
 
+    def env_as(self, access_key: str, secret_key: str) -> dict[str, str]:
+        """``env`` with another identity's credentials."""
+        env = client_env(self.endpoint_url)
+        env["AWS_ACCESS_KEY_ID"] = access_key
+        env["AWS_SECRET_ACCESS_KEY"] = secret_key
+        return env
+
 
 def make_client(endpoint_url: str, **kwargs: Any) -> Any:
     import boto3
@@ -173,7 +186,22 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
-def weed_args(weed: str, data_dir: Path) -> tuple[list[str], int, list[int]]:
+def identity_config(identities: dict[str, Any]) -> dict[str, Any]:
+    """``identities`` (an s3.json) with the test identity added as an admin."""
+    admin = {
+        "name": "mlgitfs-test-admin",
+        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    return {
+        "identities": [admin, *identities.get("identities", [])],
+        "policies": list(identities.get("policies", [])),
+    }
+
+
+def weed_args(
+    weed: str, data_dir: Path, s3_config: Path | None = None
+) -> tuple[list[str], int, list[int]]:
     """The command line for ``weed mini`` with fresh explicit ports, its S3 port, all ports."""
     (
         master,
@@ -215,6 +243,8 @@ def weed_args(weed: str, data_dir: Path) -> tuple[list[str], int, list[int]]:
         f"-metricsPort={metrics}",
         f"-metricsIp={HOST}",
     ]
+    if s3_config is not None:
+        args.append(f"-s3.config={s3_config}")
     return args, s3, sorted(ports | {admin, admin + ADMIN_GRPC_OFFSET})
 
 
@@ -283,12 +313,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def run_seaweedfs(weed: str, attempts: int = 3) -> Iterator[S3Server]:
+def run_seaweedfs(
+    weed: str, attempts: int = 3, identities: dict[str, Any] | None = None
+) -> Iterator[S3Server]:
     """Start ``weed mini`` in a temporary directory, yield it ready, stop it and clean up.
+    With ``identities`` (an s3.json), it enforces them (see the module docstring).
 
     A port taken between choosing and binding shows as an early exit: retried with new ports.
     """
     tmp = Path(tempfile.mkdtemp(prefix="mlgitfs-seaweedfs-"))
+    s3_config: Path | None = None
+    if identities is not None:
+        s3_config = tmp / "s3.json"
+        fd = os.open(s3_config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(identity_config(identities), f)
     proc: subprocess.Popen[bytes] | None = None
     used_ports: list[int] = []
     try:
@@ -296,7 +335,7 @@ def run_seaweedfs(weed: str, attempts: int = 3) -> Iterator[S3Server]:
             data_dir = tmp / f"data{attempt}"
             data_dir.mkdir()
             log_path = tmp / f"weed{attempt}.log"
-            args, s3_port, ports = weed_args(weed, data_dir)
+            args, s3_port, ports = weed_args(weed, data_dir, s3_config)
             used_ports.extend(ports)
             endpoint_url = f"http://{HOST}:{s3_port}"
             with open(log_path, "wb") as log:

@@ -14,6 +14,15 @@ from mlgitfs.api._common import (
     close_store,
     open_store,
 )
+from mlgitfs.api.access import (
+    AccessExportResult,
+    AccessResult,
+    GrantItem,
+    access_export,
+    access_grant,
+    access_revoke,
+    access_show,
+)
 from mlgitfs.api.branches import (
     DeleteResult,
     branch_create,
@@ -151,6 +160,13 @@ from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.repo.gc import GcResult
 
 __all__ = [
+    "AccessExportResult",
+    "AccessResult",
+    "GrantItem",
+    "access_export",
+    "access_grant",
+    "access_revoke",
+    "access_show",
     "CheckRecord",
     "ChecksResult",
     "PromoteResult",

@@ -33,7 +33,7 @@ class RemoteResult:
     name: str
     url: str
     endpoint_url: str | None
-    conditional_writes: bool  # False: the remote ignores preconditions and is refused for push
+    conditional_writes: bool | None  # False: ignores preconditions, push refused; None: unproven
 
 
 @dataclass(frozen=True, slots=True)

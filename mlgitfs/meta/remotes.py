@@ -31,7 +31,7 @@ class RemoteRecord:
     name: str
     url: str
     endpoint_url: str | None
-    conditional_writes: bool
+    conditional_writes: bool | None  # None: not proven (these credentials could not write)
     repos: tuple[tuple[str, str], ...] = ()  # (local repo, repo name on the remote), sorted
 
     def remote_repo(self, local: str) -> str:
@@ -54,7 +54,11 @@ class RemoteRecord:
         try:
             _, url, endpoint, cond, repos = v
             return cls(
-                name, str(url), str(endpoint) or None, bool(cond), tuple((a, b) for a, b in repos)
+                name,
+                str(url),
+                str(endpoint) or None,
+                None if cond is None else bool(cond),
+                tuple((a, b) for a, b in repos),
             )
         except (ValueError, TypeError) as exc:
             raise CorruptObject(f"remote record {name}", "malformed") from exc

@@ -32,6 +32,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | readsets | commit id | read set attached to that version (its files read) | readsets.py |
 | erasures | sequence number (8 bytes) | erasure record: who, when, why, paths, ids | erasures.py |
 | erased_chunks | chunk id | b"": held only by erased files; never fetched back | erasures.py |
+| access | b"local" | the store's trust policy (model/access.py), edited by `access` | access.py |
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ READSETS = "readsets"
 ERASURES = "erasures"
 ERASED_CHUNKS = "erased_chunks"
 PROMOTIONS = "promotions"
+ACCESS = "access"
 
 DATABASES = (
     OBJECTS,
@@ -88,4 +90,5 @@ DATABASES = (
     ERASURES,
     PROMOTIONS,
     ERASED_CHUNKS,
+    ACCESS,
 )

@@ -35,6 +35,7 @@ from mlgitfs.errors import (
     MissingObject,
     NotFastForward,
     PreconditionFailed,
+    RemoteDenied,
     RemoteError,
     RemoteKeyMissing,
     UnknownRef,
@@ -325,9 +326,7 @@ def push(
     hooks: HookOptions | None = None,
 ) -> SyncOutcome:
     t0 = time.perf_counter()
-    rec = remotes.choose(store, remote)
-    if not rec.conditional_writes:
-        raise remotes.no_conditional_writes(rec)
+    rec = remotes.writable(store, remotes.choose(store, remote))
     with store.env.read() as txn:
         repo_rec = db.get_repo(txn, repo)
         if all_refs:
@@ -362,6 +361,7 @@ def push(
             todo.append((ref, new, old, etag))
     _pre_push(store, repo, todo, hooks or HookOptions())
     set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"})
+    denied: set[str] = set()
     if todo:
         store.remote.refresh(rec, CHUNKS)
         store.remote.refresh(rec, META)
@@ -379,6 +379,8 @@ def push(
                 update = _move_ref(store, t, repo, remote_repo, rec.name, ref, new_head, old, etag)
             except (RemoteError, NotFastForward) as exc:
                 update = RefUpdate(ref, old, new_head, "failed", exc.message)
+                if isinstance(exc, RemoteDenied):  # the store's policy (docs/governance.md)
+                    denied.add(ref)
             out.updates.append(update)
         # the remote has them now (indexed, so durable there): the budget may evict them
         with store.env.write() as txn:
@@ -394,6 +396,8 @@ def push(
         done = f" (pushed: {', '.join(moved)})" if moved else ""
         reasons = [f"{u.ref}: {u.message}" for u in failed] + [u.message for u in rejected]
         error = RemoteError if failed else NotFastForward
+        if failed and not rejected and all(u.ref in denied for u in failed):
+            error = RemoteDenied
         raise error(f"not pushed: {'; '.join(reasons)}{done}")
     return out
 

@@ -9,12 +9,14 @@ S3 access comes from the standard AWS chain at each use.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from mlgitfs.errors import (
     AlreadyExists,
     InvalidName,
     PreconditionFailed,
+    RemoteDenied,
     RemoteError,
     UnknownRepo,
     UsageError,
@@ -27,6 +29,8 @@ from mlgitfs.store import packs
 from mlgitfs.store.facade import Store
 from mlgitfs.store.remote import RemoteTransport, parse_remote_url
 from mlgitfs.store.transports import open_transport
+
+log = logging.getLogger(__name__)
 
 DEFAULT_REMOTE = "origin"
 TRACKING = "remotes"  # remote-tracking refs: REPO NUL remotes/NAME/heads/BRANCH in "refs"
@@ -101,13 +105,40 @@ def add(store: Store, name: str, url: str, endpoint_url: str | None = None) -> R
             raise AlreadyExists(f"remote {name!r} already exists")
     t = open_transport(url, endpoint_url)
     try:
-        conditional = t.probe_conditional_writes()  # also proves the bucket is reachable
-        check_config(store, url, t, create=conditional)
+        conditional = _probe(t)
+        check_config(store, url, t, create=conditional is True)
     finally:
         t.close()
     rec = RemoteRecord(name, url, endpoint_url, conditional)
     with store.env.write() as txn:
         remote_records.add_remote(txn, rec)
+    return rec
+
+
+def _probe(t: RemoteTransport) -> bool | None:
+    """Whether the remote enforces conditional writes; None when these credentials may not
+    write the probe's scratch key (a reader's clone): `writable` probes before a push."""
+    try:
+        return t.probe_conditional_writes()  # also proves the bucket is reachable
+    except RemoteDenied as exc:
+        log.info("%s: cannot probe conditional writes (%s)", t.describe(), exc.message)
+        return None
+
+
+def writable(store: Store, rec: RemoteRecord) -> RemoteRecord:
+    """`rec` if its remote enforces conditional writes, probed now when `remote add` could
+    not (RemoteDenied when these credentials may not write there); else refused."""
+    if rec.conditional_writes is None:
+        t = open_transport(rec.url, rec.endpoint_url)
+        try:
+            ok = t.probe_conditional_writes()
+        finally:
+            t.close()
+        rec = RemoteRecord(rec.name, rec.url, rec.endpoint_url, ok, rec.repos)
+        with store.env.write() as txn:
+            remote_records.put_remote(txn, rec)
+    if not rec.conditional_writes:
+        raise no_conditional_writes(rec)
     return rec
 
 

@@ -341,14 +341,41 @@ def fsck(c: Ctx, repo: str | None, check_remote: bool, rebuild_index: bool, as_j
     show_default=True,
     help="Rewrite a segment file whose live fraction is below this.",
 )
+@click.option(
+    "--remote",
+    "remote",
+    metavar="NAME",
+    default=None,
+    help="Reclaim packs on remote NAME instead of the local store.",
+)
+@click.option(
+    "--grace",
+    metavar="DURATION",
+    default=None,
+    help="With --remote: wait this long between condemning packs and deleting them "
+    "(90s, 30m, 1h; default 1h). Longer than any push.",
+)
 @json_opt
 @pass_ctx
-def gc(c: Ctx, dry_run: bool, threshold: float, as_json: bool) -> None:
+def gc(
+    c: Ctx, dry_run: bool, threshold: float, remote: str | None, grace: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     """Delete what no ref, reflog entry, checkout or unpushed chunk reaches: objects and
     chunk locations from the database, then segment files with nothing live; files whose
     live fraction is under --threshold are rewritten, so the disk space comes back. Safe
     while mounts read, imports write and mounts commit. With --dry-run, print what each
-    step would free and change nothing."""
+    step would free and change nothing.
+
+    With --remote NAME: the same for the remote's packs, while others push, fetch and
+    mount (no lock a push waits for): mark from every ref of every repo there (retention
+    as the remote's rules say), repack packs whose live fraction is under --threshold,
+    condemn, wait --grace, then delete. One gc per remote at a time (exit 14)."""
+    if remote is not None:
+        render.gc_remote(api.gc_remote(c.home, remote, dry_run, threshold, grace), as_json)
+        return
+    if grace is not None:
+        raise click.UsageError("--grace applies to gc --remote only")
     render.gc(api.gc(c.home, dry_run, threshold), as_json)
 
 

@@ -432,6 +432,24 @@ def gc(r: api.GcResult, as_json: bool) -> None:
     )
 
 
+def gc_remote(r: api.RemoteGcResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(r)
+        return
+    would = "to free" if r.dry_run else "freed"
+    for c in r.expired:
+        click.echo(f"expired {c}: its file contents go, its history stays")
+    click.echo(f"packs     {r.packs_dead:>5} dead, {r.packs_repacked} sparse (repacked into "
+               f"{r.packs_written}), {r.packs_unindexed} without index, {r.packs_revived} "
+               "revived")  # fmt: skip
+    click.echo(f"remote    {human(r.bytes_before)} -> {human(r.bytes_after)}: "
+               f"{human(r.bytes_freed)} {would} ({human(r.bytes_copied)} copied)")  # fmt: skip
+    message(
+        f"{r.remote}: {r.refs} refs keep {r.live_objects:,} objects and {r.live_chunks:,} "
+        f"chunks" + ("" if r.dry_run else f"; grace {r.grace:g} s; gc {r.gc_id}")
+    )
+
+
 def doctor(r: api.DoctorResult, as_json: bool) -> None:
     if as_json:
         emit_json(r)

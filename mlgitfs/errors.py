@@ -35,6 +35,7 @@ table and tests/test_cli.py keeps the two together.
     │   ├── RemoteUnreachable       exit 20  the endpoint did not answer (refused, timed out, DNS)
     │   └── RemoteKeyMissing        exit 21  no object at that key of an existing remote
     ├── ConflictError               exit 14  the branch moved since the checkout's base
+    │   └── RemoteGcRunning         exit 14  another gc holds the remote's lease
     ├── MergeConflict               exit 23  a merge found conflicts; nothing was changed
     ├── UnmergedPaths               exit 27  a mount's merge has conflicts not resolved yet
     ├── PolicyError                 exit 15  a change the repo's mutability policy forbids
@@ -217,6 +218,10 @@ class RemoteKeyMissing(RemoteError):
 
 class ConflictError(MlgitError):
     exit_code = 14
+
+
+class RemoteGcRunning(ConflictError):
+    """Another remote gc holds the remote's lease (`gc/lease`): nothing was changed."""
 
 
 class MergeConflict(MlgitError):

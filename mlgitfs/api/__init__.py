@@ -46,6 +46,7 @@ from mlgitfs.api.checkouts import (
 from mlgitfs.api.doctor import DoctorResult, PatchStatus, doctor
 from mlgitfs.api.erasing import EraseResult, erase, erasures_list
 from mlgitfs.api.gcverb import gc
+from mlgitfs.api.gcverb import gc_remote_verb as gc_remote
 from mlgitfs.api.lifecycle import ReflogResult, RepoRemoveResult, reflog_show, repos_rm
 from mlgitfs.api.merging import (
     MergeBaseResult,
@@ -158,6 +159,7 @@ from mlgitfs.api.verbs import (
 from mlgitfs.memory import keep_freed_memory
 from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.repo.gc import GcResult
+from mlgitfs.repo.remotegc import RemoteGcResult
 
 __all__ = [
     "AccessExportResult",
@@ -211,6 +213,8 @@ __all__ = [
     "PatchStatus",
     "doctor",
     "gc",
+    "gc_remote",
+    "RemoteGcResult",
     "erase",
     "erasures_list",
     "EraseResult",

@@ -159,3 +159,21 @@ def on_any_remote(txn: ReadTxn, letter: bytes, oid: bytes) -> bool:
 
 def forget_location(txn: WriteTxn, letter: bytes, oid: bytes, remote: str) -> None:
     txn.delete(REMOTE_LOCS, letter + oid + remote.encode())
+
+
+def forget_kind(txn: WriteTxn, remote: str, letters: bytes, kinds: tuple[str, ...]) -> int:
+    """Forget every location of `remote` under `letters` and every pack of `kinds` read
+    from it (a remote gc deleted packs: everything is read afresh); how many locations."""
+    suffix = remote.encode()
+    gone = [
+        key
+        for key, _ in txn.scan(REMOTE_LOCS)
+        if key[:1] in letters and key[1 + _ID_LEN :] == suffix
+    ]
+    for key in gone:
+        txn.delete(REMOTE_LOCS, key)
+    for kind in kinds:
+        prefix = remote.encode() + b"\0" + kind.encode() + b"\0"
+        for key, _ in list(txn.scan(REMOTE_PACKS, prefix)):
+            txn.delete(REMOTE_PACKS, key)
+    return len(gone)

@@ -14,7 +14,7 @@ write lock), stopping wherever it meets what is marked already.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject
@@ -54,6 +54,32 @@ class Marker:
         were erased somewhere that a file not erased still needs: repo/erase.py).
         Raises CorruptObject when a reachable object is neither local nor on a remote:
         gc must not sweep a store it cannot see whole (fsck says what is wrong)."""
+
+        def load(oid: bytes) -> bytes | None:
+            data = db.get_object_bytes(txn, ObjectId(oid))
+            if data is None:
+                if not remotedb.on_any_remote(txn, META, oid):
+                    raise CorruptObject(
+                        short_hex(oid),
+                        "reachable but missing: gc changed nothing; run 'mlgitfs fsck'",
+                    )
+                self.remote_only += 1
+            return data
+
+        self.walk(load, commits, entries, expired, trees, kept)
+
+    def walk(
+        self,
+        load: Callable[[bytes], bytes | None],
+        commits: Iterable[bytes],
+        entries: Iterable[TreeEntry] = (),
+        expired: frozenset[bytes] = frozenset(),
+        trees: Iterable[bytes] = (),
+        kept: Iterable[TreeEntry] = (),
+    ) -> None:
+        """`mark` with objects read by `load` (remote gc reads a remote's packs): it gives
+        an object's bytes, or None for one reached but not walked (only on a remote), or
+        raises for one that should be there."""
         stack: list[tuple[bytes, bool]] = [(bytes(c), True) for c in commits]
         stack.extend((bytes(t), True) for t in trees)
         for e in entries:
@@ -64,14 +90,8 @@ class Marker:
             oid, full = stack.pop()
             if oid in self._full or (not full and oid in self.objects):
                 continue
-            data = db.get_object_bytes(txn, ObjectId(oid))
+            data = load(oid)
             if data is None:
-                if not remotedb.on_any_remote(txn, META, oid):
-                    raise CorruptObject(
-                        short_hex(oid),
-                        "reachable but missing: gc changed nothing; run 'mlgitfs fsck'",
-                    )
-                self.remote_only += 1
                 self.objects.add(oid)
                 self._full.add(oid)
                 continue
@@ -95,6 +115,11 @@ class Marker:
             elif isinstance(obj, Manifest) and full:
                 self._full.add(oid)
                 self.chunks.update(bytes(c.id) for c in obj.chunks)
+
+    def partial(self) -> set[bytes]:
+        """Trees, tree indexes and manifests marked for their metadata only (reached only
+        from expired versions): some of their files' chunks may be gone."""
+        return self.objects - self._full
 
     def _entry(
         self, e: TreeEntry, full: bool, stack: list[tuple[bytes, bool]], force: bool = False

@@ -46,8 +46,9 @@ from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
-from mlgitfs.repo import remotes, retentionsync
+from mlgitfs.repo import remotegcstate, remotes, retentionsync
 from mlgitfs.repo.gate import Candidate, HookOptions, check_pushable
+from mlgitfs.repo.remotegcstate import Condemned
 from mlgitfs.repo.sync import (
     Progress,
     RefUpdate,
@@ -66,15 +67,19 @@ from mlgitfs.store.packs import CHUNKS, META
 from mlgitfs.store.remote import RemoteTransport
 
 UPLOADERS = 8
+GC_REPLANS = 4  # plans against newly condemned packs before a push gives up (exit 14)
 CAS_RETRIES = 5
 
 
 class Plan:
-    """What the remote lacks, children before parents (see step 3 of the module note)."""
+    """What the remote lacks, children before parents (see step 3 of the module note).
+    An id the remote holds only in packs a remote gc condemned counts as absent, and the
+    walk never stops at metadata a gc kept for its names only (`gc/expired`)."""
 
-    def __init__(self, store: Store, remote: str) -> None:
+    def __init__(self, store: Store, remote: str, gcs: Condemned | None = None) -> None:
         self.store = store
         self.remote = remote
+        self.gcs = gcs or Condemned()
         self.seen: set[bytes] = set()
         self.chunks: list[tuple[bytes, Location]] = []
         self.meta: list[tuple[bytes, bytes]] = []
@@ -83,7 +88,17 @@ class Plan:
 
     def _remote_has(self, kind: str, ids: Iterable[bytes]) -> set[bytes]:
         with self.store.env.read() as txn:
-            return {i for i in ids if remotedb.remote_has(txn, self.remote, kind, i)}
+            if not self.gcs.packs and not self.gcs.expired:
+                return {i for i in ids if remotedb.remote_has(txn, self.remote, kind, i)}
+            return {
+                i
+                for i in ids
+                if not (kind == META and i in self.gcs.expired)
+                and any(
+                    r == self.remote and not self.gcs.holds(kind, loc.pack)
+                    for r, loc in remotedb.locate(txn, kind, i)
+                )
+            }
 
     def commits(self, heads: Iterable[bytes]) -> None:
         order: list[bytes] = []
@@ -208,6 +223,7 @@ class _Uploader:
         self.rec = rec
         self.t = t
         self.progress = progress
+        self.gcs = Condemned()  # the plan's: the locators never name condemned packs
         self.stats = TransferStats()
         self._chunk_bytes = 0  # stored bytes of the chunks uploaded, against the plan's total
         self._lock = threading.Lock()
@@ -256,7 +272,11 @@ class _Uploader:
             for oid in oids:
                 found = []
                 for cid in dict.fromkeys(chunk_refs.get(oid, ())):
-                    locs = [loc for r, loc in remotedb.locate(txn, CHUNKS, cid) if r == name]
+                    locs = [
+                        loc
+                        for r, loc in remotedb.locate(txn, CHUNKS, cid)
+                        if r == name and not self.gcs.holds(CHUNKS, loc.pack)
+                    ]
                     if locs:
                         found.append((cid, locs[0]))
                 sections.append((oid, found))
@@ -266,6 +286,7 @@ class _Uploader:
         self.upload(CHUNKS, [stored_chunk(self.store, cid, loc) for cid, loc in group])
 
     def run(self, plan: Plan, target: int) -> None:
+        self.gcs = plan.gcs
         announce(self.progress, len(plan.chunks), sum(loc.stored_len for _, loc in plan.chunks))
         groups = _groups(((i, loc.stored_len) for i, (_, loc) in enumerate(plan.chunks)), target)
         with ThreadPoolExecutor(UPLOADERS, thread_name_prefix="mlgitfs-push") as pool:
@@ -274,6 +295,36 @@ class _Uploader:
         for g in _groups(((i, len(it[2])) for i, it in enumerate(items)), target):
             # in order: children before parents
             self.upload(META, [items[i] for i in g], plan.chunk_refs)
+
+
+def _upload_all(
+    store: Store,
+    rec: RemoteRecord,
+    t: RemoteTransport,
+    heads: list[bytes],
+    up: _Uploader,
+    target: int,
+) -> list[Plan]:
+    """Steps 1, 3 and 4, with remote gc (docs/design.md, "gc (remote)"): what running gcs
+    condemned counts as absent; and just before the refs move, `gc/` is listed again: a
+    gc that condemned packs since this push began may hold something the push reused, so
+    the plan is made again against the new lists (it uploads only what they took)."""
+    gcs = remotegcstate.read_condemned(t)
+    plans: list[Plan] = []
+    for _ in range(GC_REPLANS):
+        store.remote.refresh(rec, CHUNKS)
+        store.remote.refresh(rec, META)
+        plan = Plan(store, rec.name, gcs)
+        plan.commits(heads)
+        up.run(plan, target)
+        plans.append(plan)
+        now = remotegcstate.read_condemned(t)
+        if now.lists <= gcs.lists:
+            return plans
+        gcs = now
+    raise ConflictError(
+        "remote gcs kept condemning packs during the push; nothing was moved: push again"
+    )
 
 
 def _rejection(repo: str, ref: str, known: bytes | None, now: bytes | None) -> str:
@@ -363,12 +414,8 @@ def push(
     set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"})
     denied: set[str] = set()
     if todo:
-        store.remote.refresh(rec, CHUNKS)
-        store.remote.refresh(rec, META)
-        plan = Plan(store, rec.name)
-        plan.commits([new for _, new, _, _ in todo])
         up = _Uploader(store, rec, t, progress)
-        up.run(plan, pack_target)
+        plans = _upload_all(store, rec, t, [new for _, new, _, _ in todo], up, pack_target)
         out.stats = up.stats
         if not has_repo:
             _write_remote_repo(t, remote_repo, repo_rec)
@@ -384,8 +431,9 @@ def push(
             out.updates.append(update)
         # the remote has them now (indexed, so durable there): the budget may evict them
         with store.env.write() as txn:
-            chunks.unpin(txn, [cid for cid, _ in plan.chunks])
-            chunks.unpin(txn, plan.present)
+            for plan in plans:
+                chunks.unpin(txn, [cid for cid, _ in plan.chunks])
+                chunks.unpin(txn, plan.present)
         store.remote.enforce_budget(force=True)
     retentionsync.publish(store, t, repo, remote_repo)  # after the refs: see retentionsync
     out.stats.seconds = time.perf_counter() - t0

@@ -6,15 +6,22 @@ ETag (a lost race re-reads and compares again); fetch, pull and clone adopt the 
 when it is newer than the local one. So the last `retention set` anywhere wins everywhere,
 a cleared set (empty, stamped) included. The key is written after the refs of a push and
 read after the refs of a fetch; neither order matters for safety, since rules name no object.
+
+What a remote gc let go travels too: `expired/REPO` holds, for each version whose file
+contents that gc deleted from the remote, when and under which rule (model/retention's
+ExpiryRecord). Fetch and clone record them locally, so a read of such a version gives
+VersionExpired (exit 26) naming the rule and fsck counts it as expired, not as damage.
 """
 
 from __future__ import annotations
 
-from mlgitfs.errors import PreconditionFailed
+from mlgitfs.errors import CorruptObject, PreconditionFailed, RemoteKeyMissing
 from mlgitfs.meta import retention
 from mlgitfs.meta.env import WriteTxn
+from mlgitfs.model import codec
+from mlgitfs.model.ids import ID_LEN, ObjectId
 from mlgitfs.model.names import check_repo_name
-from mlgitfs.model.retention import RuleSet
+from mlgitfs.model.retention import ExpiryRecord, RuleSet
 from mlgitfs.store import packs
 from mlgitfs.store.facade import Store
 from mlgitfs.store.remote import RemoteTransport
@@ -63,3 +70,44 @@ def adopt(txn: WriteTxn, repo: str, theirs: RuleSet | None) -> bool:
         return False
     retention.put_ruleset(txn, repo, theirs)
     return True
+
+
+EXPIRED_CAP = 256 << 20
+
+
+def expired_key(remote_repo: str) -> str:
+    return f"expired/{check_repo_name(remote_repo)}"
+
+
+def read_expired(t: RemoteTransport, remote_repo: str) -> dict[bytes, ExpiryRecord]:
+    """The versions of `remote_repo` whose contents a remote gc let go ({} when none)."""
+    key = expired_key(remote_repo)
+    try:
+        data = packs.get_capped(t, key, EXPIRED_CAP)
+    except RemoteKeyMissing:
+        return {}
+    try:
+        version, items = codec.unpack(data, key)
+        out = {bytes(c): ExpiryRecord(int(n), str(why)) for c, n, why in items}
+    except (TypeError, ValueError) as exc:
+        raise CorruptObject(key, "malformed list of expired versions") from exc
+    if version != 1 or any(len(c) != ID_LEN for c in out):
+        raise CorruptObject(key, "malformed list of expired versions")
+    return out
+
+
+def publish_expired(
+    t: RemoteTransport, remote_repo: str, records: dict[bytes, ExpiryRecord]
+) -> None:
+    """Add `records` to the remote's list (written by the gc holding the lease only)."""
+    merged = read_expired(t, remote_repo)
+    for c, r in records.items():
+        merged.setdefault(c, r)
+    items = [[c, r.time_ns, r.reason] for c, r in sorted(merged.items())]
+    t.put(expired_key(remote_repo), codec.pack([1, items]))
+
+
+def adopt_expired(txn: WriteTxn, records: dict[bytes, ExpiryRecord]) -> None:
+    for c, r in records.items():
+        if retention.get_expired(txn, ObjectId(c)) is None:
+            retention.record_expired(txn, ObjectId(c), r)

@@ -168,9 +168,12 @@ def fetch(
         db.get_repo(txn, repo)
     rec = remotes.choose(store, remote)
     out = _fetch(store, rec, repo, progress)
-    theirs, _ = retentionsync.read_remote(store.remote.transport(rec), rec.remote_repo(repo))
+    t = store.remote.transport(rec)
+    theirs, _ = retentionsync.read_remote(t, rec.remote_repo(repo))
+    gone = retentionsync.read_expired(t, rec.remote_repo(repo))
     with store.env.write() as txn:
         retentionsync.adopt(txn, repo, theirs)
+        retentionsync.adopt_expired(txn, gone)
     out.stats.seconds = time.perf_counter() - t0
     return out
 
@@ -291,10 +294,12 @@ def _clone_into(
         raise CorruptObject(key, "unknown kind or mutability") from exc
     out = _fetch(store, rec, local, progress)
     rules, _ = retentionsync.read_remote(t, repo)
+    gone = retentionsync.read_expired(t, repo)
     prefix = remotes.tracking_ref(rec.name, "")
     with store.env.write() as txn:  # last, in one transaction: no half-made repo
         db.create_repo(txn, record)
         retentionsync.adopt(txn, local, rules)
+        retentionsync.adopt_expired(txn, gone)
         for name, oid in list(db.list_refs(txn, local, prefix)):
             db.set_ref(txn, local, name[len(prefix) :], oid, None, f"clone {url}")
     return record, out

@@ -216,18 +216,34 @@ class RemoteFetcher:
                 cur.items.append((oid, loc))
         return out
 
-    def _get(self, req: _Request) -> list[tuple[bytes, PackLocation, memoryview]]:
-        """The stored bytes of each item of one ranged GET (lengths checked by open_entry)."""
+    def _get(
+        self, req: _Request, again: bool = True
+    ) -> list[tuple[bytes, PackLocation, memoryview]]:
+        """The stored bytes of each item of one ranged GET (lengths checked by open_entry).
+        A pack that is gone (a remote gc deleted it after copying its live entries) is
+        forgotten, and the items are looked up once more: the refreshed indexes name the
+        copy, or the error says that running the command again may find it."""
         t = self.transport(req.rec)
         try:
             data = t.get_range(req.key, req.start, req.end - req.start)
         except RemoteKeyMissing as exc:
-            oid = req.items[0][0]
+            oid, kind = req.items[0][0], req.items[0][1].kind
             for item, loc in req.items:  # the index named a pack that is not there
                 self._forget(req.rec, item, loc)
-            raise MissingObject(
-                short_hex(oid), f"pack {req.key} is missing on remote {req.rec.name}"
-            ) from exc
+            why = (
+                f"pack {req.key} is missing on remote {req.rec.name} (a remote gc may have "
+                "removed it: run the command again)"
+            )
+            if not again:
+                raise MissingObject(short_hex(oid), why) from exc
+            try:
+                located = self.locate(kind, [item for item, _ in req.items])
+            except MissingObject as lost:
+                raise MissingObject(short_hex(oid), f"{why}; {lost.reason}") from exc
+            out: list[tuple[bytes, PackLocation, memoryview]] = []
+            for retry in self._plan(located):
+                out.extend(self._get(retry, again=False))
+            return out
         body = memoryview(data)  # views: the chunks of a 16 MiB GET are not copied out
         return [
             (oid, loc, body[loc.offset - req.start : loc.offset - req.start + loc.length])

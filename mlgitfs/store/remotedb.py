@@ -74,3 +74,11 @@ def record_chunk_locations(
 ) -> None:
     for cid, loc in items:
         records.put_location(txn, records.CHUNK, cid, remote, loc.pack_bytes())
+
+
+def forget_all(txn: WriteTxn, remote: str, kind: str) -> int:
+    """Forget what `remote`'s indexes of `kind` said (and, for meta packs, their locators):
+    some of its packs are gone, so every index of that kind is read afresh."""
+    if kind == CHUNKS:
+        return records.forget_kind(txn, remote, records.CHUNK, (CHUNKS,))
+    return records.forget_kind(txn, remote, records.OBJECT + records.SECTION, (META, LOCATORS))

@@ -76,8 +76,17 @@ class RemoteIndexes:
         started = time.monotonic()
         with self.env.read() as txn:
             known = remotedb.known_packs(txn, rec.name, kind)
-        new = {p for p in map(lambda k: parse_index_key(kind, k), t.list(kind + "/")) if p}
-        new -= known
+        listed = {p for p in map(lambda k: parse_index_key(kind, k), t.list(kind + "/")) if p}
+        if known - listed:
+            # A remote gc deleted packs (after copying their live entries into new ones):
+            # what their indexes said goes, and every index is read afresh, so an id that
+            # was recorded in a deleted pack is found in the pack that holds it now.
+            with self.env.write() as txn:
+                remotedb.forget_all(txn, rec.name, kind)
+            known = set()
+            log.info("%s: %s packs were removed (remote gc): re-reading its indexes",
+                     rec.name, kind)  # fmt: skip
+        new = listed - known
 
         def one(pack: bytes) -> None:
             try:

@@ -1,0 +1,180 @@
+"""Remote gc (issue 16 item 4) against file:// and SeaweedFS: dead packs of deleted branches
+go and the bytes freed are reported, sparse packs are repacked, every remaining ref clones
+from a fresh store byte for byte and fscks clean (a clone made before the gc too, reading
+through its stale pack locations), `--dry-run` changes nothing, a second gc is refused
+while one holds the lease, retention is applied as the remote's rules say."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from mlgitfs import api
+from mlgitfs.repo import remotegcstate
+from mlgitfs.repo.remotegc import bytes_on_remote
+from tests.conftest import Cli
+from tests.gchelpers import random_files
+from tests.test_sync import Remote, remote
+
+__all__ = ["remote"]
+
+MARK = b"SCRATCH-ONLY-7c1f0e"
+PACK = str(96 << 10)  # small packs: several per branch, so repacks and dead packs both happen
+
+
+def remote_files(r: Remote) -> dict[str, bytes]:
+    t = r.transport()
+    try:
+        return {k: t.get(k) for k in t.list() if not k.startswith("tmp/")}
+    finally:
+        t.close()
+
+
+def build(cli: Cli, tmp_path: Path, r: Remote) -> tuple[Path, Path]:
+    """ds@main (80% of `all`), ds@side (all, pushed first: main's chunks share its packs),
+    ds@scratch (data of its own, with a marker). Pushed, then side and scratch deleted on
+    the remote. Returns the directories main and side were imported from."""
+    all_dir, main_dir, scratch = tmp_path / "all", tmp_path / "main", tmp_path / "scratch"
+    files = random_files(all_dir, 40, 30_000, seed=1)
+    for i, (rel, data) in enumerate(sorted(files.items())):
+        if i % 5:
+            (main_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (main_dir / rel).write_bytes(data)
+    random_files(scratch, 12, 30_000, seed=2)
+    (scratch / "marker.txt").write_bytes(MARK * 100)
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(main_dir), "-m", "main")
+    cli("branch", "ds@side", "ds@main")
+    cli("import", "ds@side", str(all_dir), "-m", "all")
+    cli("branch", "ds@scratch", "ds@main")
+    cli("import", "ds@scratch", str(scratch), "-m", "scratch")
+    cli("remote", "add", "origin", r.url, *r.add_args())
+    cli("push", "ds@side")
+    cli("push", "ds@scratch")
+    cli("push", "ds@main")
+    cli("push", "--delete", "ds@side", "origin", "--force")
+    cli("push", "--delete", "ds@scratch", "origin", "--force")
+    return main_dir, all_dir
+
+
+def clone_check(tmp_path: Path, r: Remote, name: str, expect: dict[str, Path]) -> None:
+    """A fresh store clones the remote, reads every ref's files byte for byte, fscks clean."""
+    fresh = Cli(tmp_path / name)
+    fresh("clone", r.url, "ds", *r.add_args())
+    for ref, src in expect.items():
+        out = tmp_path / f"{name}-{ref}"
+        fresh("export", f"ds@{ref}", str(out))
+        assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == {
+            p.relative_to(src): p.read_bytes() for p in src.rglob("*") if p.is_file()
+        }
+    report = api.fsck(fresh.home, check_remote=True)
+    api.close_store(fresh.home)
+    assert report.clean, report.damage
+
+
+def test_remote_gc_reclaims_and_keeps_every_ref(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
+    main_dir, _ = build(cli, tmp_path, remote)
+    early = Cli(tmp_path / "early")  # cloned before the gc: its pack locations go stale
+    early("clone", remote.url, "ds", *remote.add_args())
+
+    before = remote_files(remote)
+    dry = json.loads(cli("gc", "--remote", "origin", "--dry-run", "--json").stdout)
+    assert remote_files(remote) == before  # --dry-run changes nothing
+    assert dry["packs_dead"] > 0 and dry["packs_repacked"] > 0 and dry["bytes_freed"] > 0
+
+    t = remote.transport()
+    size_before = bytes_on_remote(t)
+    res = json.loads(cli("gc", "--remote", "origin", "--grace", "0.2s", "--json").stdout)
+    size_after = bytes_on_remote(t)
+    t.close()
+    assert res["packs_dead"] == dry["packs_dead"] and res["packs_repacked"] > 0
+    assert res["packs_written"] > 0 and res["bytes_freed"] > 0
+    assert res["bytes_after"] == res["bytes_before"] - res["bytes_freed"]
+    assert size_before - size_after >= res["bytes_freed"] * 0.9  # locators are not counted
+    after = remote_files(remote)
+    assert not [k for k in after if k.startswith("gc/") and k != remotegcstate.EXPIRED_KEY]
+    if remote.url.startswith("file:"):  # the scratch branch's bytes left the remote
+        assert not [k for k, v in after.items() if MARK in v]
+    # a second gc finds nothing more to do
+    again = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)
+    assert again["packs_dead"] == 0 and again["packs_repacked"] == 0
+
+    clone_check(tmp_path, remote, "fresh", {"main": main_dir})
+    out = tmp_path / "early-main"  # reads through locations of deleted packs
+    early("export", "ds@main", str(out))
+    assert sorted(p.read_bytes() for p in out.rglob("*") if p.is_file()) == sorted(
+        p.read_bytes() for p in main_dir.rglob("*") if p.is_file()
+    )
+    early("fsck")
+    cli("push", "ds@main")  # the writer's stale view: refreshed, "up to date"
+    cli("fsck")
+
+
+def test_second_gc_is_refused_while_one_holds_the_lease(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
+    build(cli, tmp_path, remote)
+    before = remote_files(remote)
+    done: list[str] = []
+    started = threading.Event()
+
+    def first() -> None:
+        res = api.gc_remote(home, "origin", grace="3s")
+        done.append(res.gc_id)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    t = remote.transport()
+    try:
+        for _ in range(400):  # until the first one holds the lease
+            if remotegcstate.lease_holder(t) is not None:
+                started.set()
+                break
+            threading.Event().wait(0.02)
+        assert started.is_set()
+        err = cli("gc", "--remote", "origin", "--grace", "0", code=14).stderr
+        assert "another gc holds the remote's lease" in err and "nothing was changed" in err
+    finally:
+        worker.join()
+        t.close()
+    assert done
+    assert remote_files(remote) != before  # the first one did its work
+    assert remotegcstate.lease_holder(remote.transport()) is None
+
+
+def test_retention_on_the_remote_lets_old_versions_go(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
+    v1 = tmp_path / "v1"
+    random_files(v1, 10, 30_000, seed=5)
+    (v1 / "old.txt").write_bytes(MARK * 50)
+    v2 = tmp_path / "v2"
+    random_files(v2, 10, 30_000, seed=6)
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(v1), "-m", "v1")
+    cli("remote", "add", "origin", remote.url, *remote.add_args())
+    cli("push", "ds")
+    cli("import", "ds", str(v2), "-m", "v2")
+    cli("retention", "set", "ds", "--keep-last", "1")
+    cli("push", "ds")  # publishes retention/ds
+    res = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)
+    assert len(res["expired"]) == 1 and "keep-last 1" in res["expired"][0]
+    assert res["packs_dead"] > 0
+    if remote.url.startswith("file:"):
+        assert not [k for k, v in remote_files(remote).items() if MARK in v]
+    clone_check(tmp_path, remote, "fresh", {"main": v2})
+    fresh = Cli(tmp_path / "fresh")
+    assert len(json.loads(fresh("log", "ds", "--json").stdout)) == 2  # the history stays
+    # pushing v1's tree again (a revert) uploads its chunks: the walk does not stop at the
+    # expired tree the remote keeps for its names
+    cli("import", "ds", str(v1), "-m", "back to v1")
+    cli("push", "ds")
+    clone_check(tmp_path, remote, "again", {"main": v1})

@@ -1,0 +1,135 @@
+"""Remote gc against real processes (file:// and SeaweedFS): pushes from another store,
+reusing the contents of a deleted branch that the gc condemns, race a gc and lose nothing;
+a gc killed with SIGKILL in each phase, then run again, leaves a remote from which every
+ref clones byte for byte and fscks clean (docs/design.md, "gc (remote)", crash table)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+from tests.gchelpers import random_files
+from tests.test_remotegc import PACK, build, clone_check
+from tests.test_sync import Remote, remote
+
+__all__ = ["remote"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KILLS = int(os.environ.get("MLGITFS_REMOTEGC_KILLS", "6"))
+PHASES = ("announce", "mark", "repack", "condemn", "grace", "delete")
+
+
+def _env(r: Remote) -> dict[str, str]:
+    return {**os.environ, **r.env, "PYTHONPATH": str(REPO_ROOT), "MLGITFS_PACK_TARGET": PACK}
+
+
+def _mlgitfs(env: dict[str, str], home: Path, *args: str) -> str:
+    ran = subprocess.run(
+        [sys.executable, "-c", "from mlgitfs_cli.entry import main; main()",
+         "--home", str(home), "-q", *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, f"mlgitfs {' '.join(args)}: {ran.returncode} {ran.stderr}"
+    return ran.stdout
+
+
+def _gc(env: dict[str, str], home: Path, grace: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.remotegcworker", str(home), str(grace)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_pushes_racing_a_gc_lose_nothing(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
+    _, all_dir = build(cli, tmp_path, remote)
+    env = _env(remote)
+    other = tmp_path / "other"  # another machine: pushes versions holding side's files
+    _mlgitfs(env, other, "clone", remote.url, "ds", *remote.add_args())
+    gc = _gc(env, home, 2.0)
+    versions: list[tuple[str, Path]] = []
+    try:
+        for i in range(12):  # before, during and after the gc's condemn, grace and delete
+            src = tmp_path / f"v{i}"
+            shutil.copytree(all_dir, src)  # side's files: garbage the gc condemns
+            random_files(src, 3, 20_000, seed=100 + i)
+            _mlgitfs(env, other, "import", "ds@main", str(src), "-m", f"v{i}")
+            _mlgitfs(env, other, "push", "ds@main")
+            head = json.loads(_mlgitfs(env, other, "show", "ds@main", "--json"))["id"]
+            versions.append((head, src))
+            if gc.poll() is not None and i >= 4:
+                break
+        assert gc.wait(timeout=300) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            gc.kill()
+        gc.wait()
+    assert gc.stdout is not None and "done" in gc.stdout.read()
+    fresh = tmp_path / "fresh"
+    clone_check(tmp_path, remote, "fresh", {"main": versions[-1][1]})
+    for head, src in versions:  # every acknowledged commit reads back byte for byte
+        out = tmp_path / f"out-{head[:8]}"
+        Cli(fresh)("export", f"ds@{head}", str(out))
+        got = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert got == {p.relative_to(src): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
+
+def test_killed_remote_gc_then_rerun_loses_nothing(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
+    main_dir, _ = build(cli, tmp_path, remote)
+    env = _env(remote)
+    rnd = random.Random(4)
+    killed: list[str] = []
+    for k in range(KILLS):
+        target = PHASES[k % len(PHASES)]
+        gc = _gc(env, home, 0.6)
+        assert gc.stdout is not None
+        seen = ""
+        for line in gc.stdout:
+            seen = line.strip()
+            if seen in (target, "done"):
+                break
+        time.sleep(rnd.uniform(0.0, 0.2))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(gc.pid, signal.SIGKILL)
+        code = gc.wait()
+        gc.stdout.close()
+        assert code in (0, -signal.SIGKILL), (target, code)
+        if code == -signal.SIGKILL:
+            killed.append(seen)
+        clone_check(tmp_path, remote, f"after{k}", {"main": main_dir})
+        # more garbage, so the next kill lands in work; and wait out the dead gc's lease
+        scratch = tmp_path / f"scratch{k}"
+        random_files(scratch, 6, 30_000, seed=200 + k)
+        cli("branch", f"ds@tmp{k}", "ds@main")
+        cli("import", f"ds@tmp{k}", str(scratch), "-m", "garbage")
+        cli("push", f"ds@tmp{k}")
+        cli("push", "--delete", f"ds@tmp{k}", "origin", "--force")
+        cli("branch", "-d", f"ds@tmp{k}", "--force")
+        time.sleep(0.7)
+    assert len(killed) >= KILLS // 2, killed
+    res = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)
+    assert res["packs_revived"] == 0
+    again = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)
+    assert (again["packs_dead"], again["packs_repacked"], again["packs_unindexed"]) == (0, 0, 0)
+    t = remote.transport()
+    try:
+        assert [k for k in t.list("gc/") if k != "gc/expired"] == []
+    finally:
+        t.close()
+    clone_check(tmp_path, remote, "final", {"main": main_dir})

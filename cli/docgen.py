@@ -47,7 +47,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Merging in a writable mount", ["update", "resolve", "conflicts"]),
     ("Governance", ["promote", "checks", "access"]),
-    ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch", "bundle"]),
+    ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch", "bundle", "mirror"]),
     ("Store", ["fsck", "gc", "config", "completion", "retention", "erase", "erasures"]),
 ]
 

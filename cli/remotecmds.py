@@ -282,4 +282,44 @@ def bundle(c: Ctx, repo: str, file: Path, as_json: bool) -> None:
     )
 
 
-COMMANDS: list[click.Command] = [remote, push, fetch, pull, clone, prefetch, bundle]
+@click.command()
+@click.argument("source")
+@click.argument("target")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete refs and records TARGET has and SOURCE no longer has.",
+)
+@click.option("--source-endpoint-url", help="S3 endpoint of a SOURCE given as an s3:// URL.")
+@click.option("--target-endpoint-url", help="S3 endpoint of a TARGET given as an s3:// URL.")
+@json_opt
+@pass_ctx
+def mirror(
+    c: Ctx,
+    source: str,
+    target: str,
+    prune: bool,
+    source_endpoint_url: str | None,
+    target_endpoint_url: str | None,
+    as_json: bool,
+) -> None:
+    """Copy every repo, ref, pack, retention rule and erasure record of the remote SOURCE
+    into TARGET (each a remote name of the store or a URL: s3://BUCKET/PREFIX, file:///DIR),
+    for backups. Incremental: a second run copies only packs that are new. A killed mirror
+    leaves TARGET consistent (refs are written after the packs they need) and a rerun
+    finishes. Safe while others push to SOURCE: refs are read before its packs are listed.
+    Packs are never deleted; refs deleted at SOURCE stay on TARGET unless --prune."""
+    with render.progress(c, "mirroring", "packs") as bar:
+        r = api.mirror(c.home, source, target, prune, bar, source_endpoint_url, target_endpoint_url)
+    if as_json:
+        render.emit_json(r)
+        return
+    pruned = f", {r.refs_pruned} refs pruned" if prune else ""
+    render.message(
+        f"mirrored {source} to {target}: {r.packs} packs copied ({render.human(r.bytes)}), "
+        f"{r.packs_present} already there, {r.records} records, {r.refs_updated} refs "
+        f"updated{pruned} in {r.seconds:.2f}s"
+    )
+
+
+COMMANDS: list[click.Command] = [remote, push, fetch, pull, clone, prefetch, bundle, mirror]

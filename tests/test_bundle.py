@@ -25,7 +25,7 @@ KILLS = int(os.environ.get("MLGITFS_BUNDLE_KILLS", "12"))
 TABLE = "id,label\n" + "".join(f"{i},{'cat' if i % 3 else 'dog'}\n" for i in range(2000))
 
 
-def _make_repo(home: Path, src: Path, size: int = 1) -> list[str]:
+def make_repo(home: Path, src: Path, size: int = 1) -> list[str]:
     """A repo `ds` with three branches, two tags, a table and retention rules; returns every
     revspec worth exporting."""
     rnd = random.Random(7)
@@ -66,7 +66,7 @@ def _snapshot(root: Path) -> dict[str, bytes | str]:
     return out
 
 
-def _same_versions(a: Path, b: Path, revs: list[str], tmp: Path) -> None:
+def same_versions(a: Path, b: Path, revs: list[str], tmp: Path) -> None:
     for i, rev in enumerate(revs):
         api.export(a, rev, tmp / f"a{i}")
         api.export(b, rev, tmp / f"b{i}")
@@ -74,7 +74,7 @@ def _same_versions(a: Path, b: Path, revs: list[str], tmp: Path) -> None:
 
 
 def test_bundle_restores_every_version(home: Path, cli: Cli, tmp_path: Path) -> None:
-    revs = _make_repo(home, tmp_path / "src")
+    revs = make_repo(home, tmp_path / "src")
     file = tmp_path / "ds.bundle"
     r = cli("bundle", "ds", str(file), "--json")
     assert '"refs": 5' in r.stdout and file.stat().st_size > 300_000
@@ -83,21 +83,21 @@ def test_bundle_restores_every_version(home: Path, cli: Cli, tmp_path: Path) -> 
     Cli(fresh)("clone", str(file))
     report = api.fsck(fresh)
     assert report.clean, report.damage
-    _same_versions(home, fresh, revs, tmp_path / "x")
+    same_versions(home, fresh, revs, tmp_path / "x")
     assert {b.name for b in api.branch_list(fresh, "ds")} == {"main", "dev", "exp"}
     assert {t.name for t in api.tag_list(fresh, "ds")} == {"v1", "v2"}
     assert api.retention_show(fresh, "ds").rules == api.retention_show(home, "ds").rules
     # a second name in the same store; the first name again is refused
     Cli(fresh)("clone", str(file), "copy")
     Cli(fresh)("clone", str(file), code=8)
-    _same_versions(home, fresh, ["ds@v2"], tmp_path / "y")
+    same_versions(home, fresh, ["ds@v2"], tmp_path / "y")
     assert api.fsck(fresh).clean
     api.close_store(fresh)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty", "not-a-bundle"])
 def test_damaged_bundle_is_refused(home: Path, cli: Cli, tmp_path: Path, damage: str) -> None:
-    _make_repo(home, tmp_path / "src")
+    make_repo(home, tmp_path / "src")
     file = tmp_path / "ds.bundle"
     cli("bundle", "ds", str(file))
     data = bytearray(file.read_bytes())
@@ -123,7 +123,7 @@ def test_damaged_bundle_is_refused(home: Path, cli: Cli, tmp_path: Path, damage:
 
 
 def test_bundle_refusals(home: Path, cli: Cli, tmp_path: Path) -> None:
-    _make_repo(home, tmp_path / "src")
+    make_repo(home, tmp_path / "src")
     file = tmp_path / "ds.bundle"
     held = bundlefile.BundleWriter(file)  # another bundle writing FILE: refused, FILE untouched
     r = cli("bundle", "ds", str(file), code=ConflictError.exit_code)
@@ -172,7 +172,7 @@ class _Worker:
 
 
 def test_bundle_killed_then_rerun(home: Path, tmp_path: Path) -> None:
-    revs = _make_repo(home, tmp_path / "src", size=24)
+    revs = make_repo(home, tmp_path / "src", size=24)
     api.close_store(home)
     file = tmp_path / "ds.bundle"
     partial = tmp_path / ".ds.bundle.partial"
@@ -204,5 +204,5 @@ def test_bundle_killed_then_rerun(home: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "restored"
     Cli(fresh)("clone", str(file))
     assert api.fsck(fresh).clean
-    _same_versions(home, fresh, revs, tmp_path / "x")
+    same_versions(home, fresh, revs, tmp_path / "x")
     api.close_store(fresh)

@@ -59,6 +59,7 @@ from mlgitfs.api.merging import (
     reset,
     revert,
 )
+from mlgitfs.api.mirroring import MirrorResult, mirror
 from mlgitfs.api.mountmerge import (
     MergeInfo,
     MountMergeResult,
@@ -256,6 +257,8 @@ __all__ = [
     "BundleCloneResult",
     "BundleResult",
     "bundle",
+    "MirrorResult",
+    "mirror",
     "clone",
     "clone_bundle",
     "close_store",

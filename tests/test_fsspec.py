@@ -9,6 +9,7 @@ import fsspec
 import pytest
 
 from mlgitfs import api
+from mlgitfs.errors import UsageError
 from tests.conftest import write_tree
 
 
@@ -30,5 +31,5 @@ def test_fsspec_reads_versions(tmp_path: Path, home: Path) -> None:
         assert f.read() == big
     with pytest.raises(FileNotFoundError):
         fs.info("ds@v1/nope")
-    with pytest.raises(PermissionError):
+    with pytest.raises(UsageError, match="is a tag: tags never move"):
         fs.open("ds@v1/a/b.txt", "wb")

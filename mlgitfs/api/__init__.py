@@ -157,6 +157,7 @@ from mlgitfs.api.verbs import (
     repos,
     show,
 )
+from mlgitfs.api.writes import PathEdit, WriteResult, WriteTarget, write_paths, write_target
 from mlgitfs.memory import keep_freed_memory
 from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.repo.gc import GcResult
@@ -170,6 +171,11 @@ __all__ = [
     "access_grant",
     "access_revoke",
     "access_show",
+    "PathEdit",
+    "WriteResult",
+    "WriteTarget",
+    "write_paths",
+    "write_target",
     "CheckRecord",
     "ChecksResult",
     "PromoteResult",

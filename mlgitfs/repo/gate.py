@@ -329,6 +329,7 @@ class Gate:
 _VIA = {
     "commit": "a direct commit",
     "import": "an import",
+    "write": "a write through the Python filesystem (fsspec)",
     "mount commit": "a commit in a writable mount",
     "merge": "a merge",
     "push": "a push",

@@ -35,9 +35,10 @@ from mlgitfs.model.objects import (
 )
 from mlgitfs.progress import Totals
 from mlgitfs.repo import filedata, listing, refs
-from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
+from mlgitfs.repo.commits import CommitRequest, branch_ref
 from mlgitfs.repo.filedata import EncodedChunk
-from mlgitfs.repo.gate import Candidate, HookOptions, HookResult
+from mlgitfs.repo.gate import HookOptions, HookResult
+from mlgitfs.repo.pathcommit import gated_commit
 from mlgitfs.repo.trees import MAX_DEPTH, build_dir
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
@@ -159,23 +160,14 @@ def import_directory(
                 also(txn)
             writer.reset()
             return ImportOutcome(head, tree, head, w.stats, changed=False)
-        cand = Candidate(
-            req.repo, req.branch, head, tree, tree, store.commit(head).tree if head else None
-        )
-        validate, step = gate.commit_steps(cand, ("pre-commit",))
-        try:
-            cid, _ = write_commit(
-                store, req, tree, (head,) if head else (), head, writer, w.new_objects, also,
-                validate, step,
-            )  # fmt: skip
-        finally:
-            gate.flush()
+        base_tree = store.commit(head).tree if head else None
+        cid, cand = gated_commit(store, gate, req, head, tree, base_tree, writer, w.new_objects,
+                                 also)  # fmt: skip
     except BaseException:
         writer.discard()
         raise
     writer.reset()
     w.stats.bytes_stored = writer.bytes_written
-    cand.commit = cid
     gate.post_commit(cand)
     return ImportOutcome(cid, tree, head, w.stats, hooks=gate.results)
 

@@ -72,10 +72,11 @@ def edit_paths(
     root: ObjectId | None,
     edits: dict[tuple[bytes, ...], TreeEntry | None],
     out: NewObjects,
+    dir_mtime_ns: int = 0,
 ) -> tuple[ObjectId, int]:
     """`root` (None: empty) with entries put, or removed (None), at paths: (its id, entry
-    count). Missing directories are created with mode DIR_MODE; emptied ones stay. Only the
-    directories and pages on the edited paths are rewritten."""
+    count). Missing directories are created with mode DIR_MODE and mtime `dir_mtime_ns`;
+    emptied ones stay. Only the directories and pages on the edited paths are rewritten."""
     direct: dict[bytes, TreeEntry | None] = {}
     nested: dict[bytes, dict[tuple[bytes, ...], TreeEntry | None]] = {}
     for path, e in edits.items():
@@ -86,11 +87,11 @@ def edit_paths(
     for name, sub in nested.items():
         cur = DirView(reader, root).lookup(name) if root is not None else None
         if cur is not None and cur.is_dir:
-            ref, count = edit_paths(reader, ObjectId(cur.ref), sub, out)
+            ref, count = edit_paths(reader, ObjectId(cur.ref), sub, out, dir_mtime_ns)
             mode, mtime = cur.mode, cur.mtime_ns
         else:
-            ref, count = edit_paths(reader, None, sub, out)
-            mode, mtime = DIR_MODE, 0
+            ref, count = edit_paths(reader, None, sub, out, dir_mtime_ns)
+            mode, mtime = DIR_MODE, dir_mtime_ns
         direct[name] = TreeEntry(name, EntryKind.DIR, mode, count, mtime, bytes(ref))
     return update_dir(reader, root, direct, out)
 

@@ -25,6 +25,7 @@ from mlgitfs.model.objects import EntryKind
 from mlgitfs.repo import refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.repo.gate import HookOptions, HookResult
+from mlgitfs.repo.pathcommit import policy_message
 from mlgitfs.vfs import changes, commit, mountmerge, restore
 from mlgitfs.vfs.changes import Change
 from mlgitfs.vfs.overlay import WritableView
@@ -144,7 +145,7 @@ def check_commit(
             refused.append(exc.message)
     if refused:
         raise PolicyError(
-            restore.policy_message("commit", refused)
+            policy_message("commit", refused)
             + "\nnothing was committed; `mlgitfs restore PATH` puts a committed file back"
         )
 

@@ -48,10 +48,17 @@ class Policy(Protocol):
 class MutabilityPolicy:
     """strict / flexible / mutable, as the repo says (unlocked paths: flexible only)."""
 
-    def __init__(self, repo: str, mutability: Mutability, unlocked: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        repo: str,
+        mutability: Mutability,
+        unlocked: Callable[[str], bool],
+        mounted: bool = True,
+    ) -> None:
         self.repo = repo
         self.mutability = mutability
         self.unlocked = unlocked
+        self.mounted = mounted  # False: a write without a mount (fsspec), where no unlock exists
 
     def check(self, change: Change) -> Refusal | None:
         if not change.replaces or self.mutability is Mutability.MUTABLE:
@@ -63,8 +70,13 @@ class MutabilityPolicy:
                 "a committed file's content never changes in a strict repo: add a file under "
                 "a new name, or remove this one"
             )
-        else:
+        elif self.mounted:
             how = f"run `mlgitfs unlock {change.path}` first (flexible repo)"
+        else:
+            how = (
+                f"a flexible repo changes it only after `mlgitfs unlock {change.path}` in a "
+                "writable mount of the branch: change it there"
+            )
         return Refusal(
             errno.EPERM,
             self.mutability.value,

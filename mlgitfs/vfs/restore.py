@@ -18,6 +18,7 @@ from mlgitfs.meta.db import Mutability
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.diff import diff_trees
+from mlgitfs.repo.pathcommit import policy_message
 from mlgitfs.repo.trees import DirView, resolve_path
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, Node
 from mlgitfs.vfs.overlay import Batch, WritableView, now_ns
@@ -214,11 +215,3 @@ def unlock(view: WritableView, paths: list[list[bytes]]) -> list[str]:
                 view.table.put_unlocked(txn, path)
         view.unlocked.update(done)
     return [p.decode("utf-8", "surrogateescape") for p in done]
-
-
-def policy_message(op: str, reasons: list[str]) -> str:
-    """One message for several refusals of one operation: the first reason in full (it names
-    the policy and the way out), then every path."""
-    if len(reasons) == 1:
-        return f"{op} refused: {reasons[0]}"
-    return f"{op} refused for {len(reasons)} paths:\n  " + "\n  ".join(reasons)

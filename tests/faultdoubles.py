@@ -134,6 +134,7 @@ def failing_checkout_view(arg: dict[str, Any], context: ViewContext) -> Writable
         1 << 20,
         files=lambda root: FailingFiles(root, faults),
         meta=FailingEnv(store.env, faults),
+        context=context,
     )
     # On once the view is loaded (loading writes the checkout's inode high-water mark).
     faults.files, faults.meta = set(arg.get("fail_files", [])), bool(arg.get("fail_meta"))

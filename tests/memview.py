@@ -21,7 +21,15 @@ import trio
 
 from mlgitfs.errors import FsError
 from mlgitfs.model.ids import InodeNo
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs, ViewContext
+from mlgitfs.vfs.types import (
+    ROOT_INODE,
+    Attr,
+    Kind,
+    Origin,
+    StatFs,
+    ViewContext,
+    WritableFsView,
+)
 
 BLOCK = 4096
 
@@ -186,6 +194,15 @@ class MemView:
 
     def close(self) -> None:
         """Nothing held."""
+
+    def origin(self, ino: InodeNo) -> Origin | None:
+        return None  # no commit behind it
+
+    def is_dynamic(self, ino: InodeNo) -> bool:
+        return False
+
+    def writable(self) -> WritableFsView | None:
+        return None
 
 
 @dataclass(frozen=True)

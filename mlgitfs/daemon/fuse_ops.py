@@ -31,12 +31,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
+import trio
 
 from mlgitfs.daemon import pyfuse3_build
-from mlgitfs.daemon.recorder import RECORDED_FH, OriginOf, Recorder
+from mlgitfs.daemon.recorder import RECORDED_FH, Recorder
 from mlgitfs.errors import FsError
 from mlgitfs.model.ids import InodeNo
-from mlgitfs.vfs.types import Attr, FsView
+from mlgitfs.vfs.types import Attr, FsView, Origin
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +151,12 @@ class FuseOps(pyfuse3.Operations):
         attr_timeout: float = DAY,
         negative_timeout: float = DAY,
         on_init: Callable[[], None] | None = None,
-        dynamic: Callable[[InodeNo], bool] | None = None,
         counts: collections.Counter[str] | None = None,
         recorder: Recorder | None = None,
-        origin: OriginOf | None = None,
     ) -> None:
-        """`dynamic(ino)`: whether a directory's listing and missing names may change (a
-        multi-version mount's own directories follow the refs): the kernel caches neither.
-        `recorder`: the daemon's read-set recordings (daemon/recorder.py); `origin(ino)`:
-        the (repo, commit, path) of a file, what a recording notes of it."""
+        """`recorder`: the daemon's read-set recordings (daemon/recorder.py), which note the
+        view's `origin` of each file. A directory the view calls dynamic (`is_dynamic`: its
+        listing and missing names follow refs) is cached by the kernel in neither way."""
         super().__init__()
         self.view = view
         self.read_only = read_only
@@ -171,9 +169,10 @@ class FuseOps(pyfuse3.Operations):
         # (`counts` also receives the daemon's prefill count: files handed to the page cache.)
         self.counts: collections.Counter[str] = collections.Counter() if counts is None else counts
         self.on_init = on_init
-        self.dynamic = dynamic
         self.recorder = Recorder() if recorder is None else recorder
-        self.origin: OriginOf = origin or (lambda ino: None)
+
+    def origin(self, ino: int) -> Origin | None:
+        return self.view.origin(InodeNo(ino))
 
     def init(self) -> None:
         """The kernel's INIT: called just before its reply is sent; must not raise."""
@@ -210,6 +209,18 @@ class FuseOps(pyfuse3.Operations):
         e.st_ctime_ns = attr.mtime_ns if attr.ctime_ns is None else attr.ctime_ns
         return e
 
+    async def invalidate(self, entries: list[tuple[int, bytes]], inodes: list[int]) -> None:
+        """Make the kernel forget entries and inodes changed behind its back (a control op:
+        restore, merge)."""
+        for parent, name in entries:
+            pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
+        for ino in inodes:
+            try:
+                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    log.debug("invalidate_inode(%d): %s", ino, exc)
+
     def _negative(self) -> pyfuse3.EntryAttributes:
         # st_ino 0 makes the kernel cache the absence for entry_timeout.
         e = pyfuse3.EntryAttributes()
@@ -229,7 +240,7 @@ class FuseOps(pyfuse3.Operations):
             attr = self.view.lookup(InodeNo(parent_inode), name)
         except FsError as exc:
             if exc.errno == errno.ENOENT:
-                if self.dynamic is not None and self.dynamic(InodeNo(parent_inode)):
+                if self.view.is_dynamic(InodeNo(parent_inode)):
                     raise pyfuse3.FUSEError(errno.ENOENT) from None  # an absence not cached
                 return self._negative()
             raise
@@ -248,7 +259,7 @@ class FuseOps(pyfuse3.Operations):
         self, inode: int, ctx: pyfuse3.RequestContext
     ) -> int | pyfuse3.FileInfo:
         # Not ENOSYS: readdir would then get fh 0 and could not tell which directory.
-        if self.read_only and CACHE_DIR and not (self.dynamic and self.dynamic(InodeNo(inode))):
+        if self.read_only and CACHE_DIR and not self.view.is_dynamic(InodeNo(inode)):
             # A version's directories never change: the kernel keeps each listing
             # (FOPEN_CACHE_DIR), so a second walk sends no readdir at all.
             return pyfuse3.FileInfo(fh=inode, keep_cache=True)

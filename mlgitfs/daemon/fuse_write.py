@@ -1,4 +1,4 @@
-"""The pyfuse3 adapter of a writable mount: `FuseOps` plus writes, over a `WritableView`.
+"""The pyfuse3 adapter of a writable mount: `FuseOps` plus writes, over a `WritableFsView`.
 
 Translation only, as in fuse_ops.py: every handler is guarded (any exception becomes a
 `FUSEError`), file handles are the view's (reads need them: pyfuse3 passes no inode to
@@ -19,12 +19,10 @@ import os
 import stat
 
 import pyfuse3
-import trio
 
 from mlgitfs.daemon.fuse_ops import FuseOps, _guarded, reply_of
 from mlgitfs.model.ids import InodeNo
-from mlgitfs.vfs.overlay import WritableView
-from mlgitfs.vfs.types import Caller
+from mlgitfs.vfs.types import Caller, WritableFsView
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +34,7 @@ def caller(ctx: pyfuse3.RequestContext) -> Caller:
 
 
 class WritableFuseOps(FuseOps):
-    def __init__(self, view: WritableView, **kwargs: object) -> None:
+    def __init__(self, view: WritableFsView, **kwargs: object) -> None:
         super().__init__(
             view,
             read_only=False,
@@ -46,17 +44,6 @@ class WritableFuseOps(FuseOps):
             **kwargs,  # type: ignore[arg-type]
         )
         self.wview = view
-
-    async def invalidate(self, entries: list[tuple[int, bytes]], inodes: list[int]) -> None:
-        """Make the kernel forget entries and inodes changed behind its back (restore)."""
-        for parent, name in entries:
-            pyfuse3.invalidate_entry_async(parent, name, ignore_enoent=True)
-        for ino in inodes:
-            try:
-                await trio.to_thread.run_sync(pyfuse3.invalidate_inode, ino)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    log.debug("invalidate_inode(%d): %s", ino, exc)
 
     # -- directories ------------------------------------------------------------------------
 
@@ -80,7 +67,7 @@ class WritableFuseOps(FuseOps):
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         fh = await self.wview.open(InodeNo(inode), flags, caller(ctx))
         if self.recorder.active:
-            self.recorder.opened_as(ctx.pid, inode, fh, self.wview.origin)
+            self.recorder.opened_as(ctx.pid, inode, fh, self.origin)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     @_guarded

@@ -46,10 +46,8 @@ from mlgitfs.daemon.recorder import Recorder
 from mlgitfs.errors import MlgitError, MountError
 from mlgitfs.model.ids import InodeNo
 from mlgitfs.store.segfile import Buffer
-from mlgitfs.vfs.multi import VersionsView
-from mlgitfs.vfs.overlay import WritableView
+from mlgitfs.vfs.inodes import InodeSpace
 from mlgitfs.vfs.prefill import Prefill
-from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import FsView, ViewContext
 
 log = logging.getLogger(__name__)
@@ -180,8 +178,9 @@ async def _signals(ops: FuseOps, task_status: Any = trio.TASK_STATUS_IGNORED) ->
 
 
 async def _serve_async(
-    ops: FuseOps, config: DaemonConfig, ready: _Ready, initialized: trio.Event
-) -> None:
+    ops: FuseOps, config: DaemonConfig, ready: _Ready, initialized: trio.Event,
+    context: ViewContext,
+) -> None:  # fmt: skip
     async with trio.open_nursery() as nursery:
         # Signals first: a SIGTERM right after readiness must already unmount cleanly.
         await nursery.start(_signals, ops)
@@ -190,21 +189,15 @@ async def _serve_async(
         ops.view.attach(nursery)
         if config.run_dir:
             # The control socket answers before the record naming it is written.
+            # The checkouts the views entered when made (none on a read-only mount).
             path = str(registry.control_socket_path(Path(config.run_dir), os.getpid()))
-            if isinstance(ops, WritableFuseOps):
-                views = {f"{ops.wview.repo}@{ops.wview.branch}": ops.wview}
-                await nursery.start(serve_control, path, views, ops.invalidate, ops.recorder)
-            else:
-                await nursery.start(serve_control, path, {}, _nothing_to_forget, ops.recorder)
+            views = context.checkouts
+            await nursery.start(serve_control, path, views, ops.invalidate, ops.recorder)
         set_spin = getattr(pyfuse3, "set_spin", None)  # our pyfuse3 build (packaging/pyfuse3)
         if set_spin is not None:
             set_spin(SPIN_NS)
         await pyfuse3.main()
         nursery.cancel_scope.cancel()
-
-
-async def _nothing_to_forget(entries: list[tuple[int, bytes]], inodes: list[int]) -> None:
-    """A read-only mount's control ops change nothing the kernel caches."""
 
 
 def _store_pages(ino: int, data: bytes | memoryview) -> None:
@@ -243,18 +236,19 @@ def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
         recorder.keep_opens = config.recordable
         # Only a read-only view prefills: a version never changes, so a page is never stale.
         prefill = _prefill(counts, recorder) if config.read_only else None
-        context = ViewContext(prefill=prefill)
+        # One inode space for every view this daemon serves (vfs/inodes.py).
+        context = ViewContext(prefill=prefill, inodes=InodeSpace())
         view = load_factory(config.view_factory)(config.view_arg, context)
         initialized = trio.Event()
+        writable = view.writable()
         if config.read_only:
-            dynamic = view.is_dynamic if isinstance(view, VersionsView) else None
-            origin = view.origin if isinstance(view, VersionsView | SnapshotView) else None
             ops = FuseOps(
-                view, read_only=True, on_init=initialized.set, dynamic=dynamic, counts=counts,
-                recorder=recorder, origin=origin,
-            )  # fmt: skip
-        elif isinstance(view, WritableView):
-            ops = WritableFuseOps(view, on_init=initialized.set, counts=counts, recorder=recorder)
+                view, read_only=True, on_init=initialized.set, counts=counts, recorder=recorder
+            )
+        elif writable is not None:
+            ops = WritableFuseOps(
+                writable, on_init=initialized.set, counts=counts, recorder=recorder
+            )
         else:
             raise MountError(f"the view of {config.fsname} is read-only: mount it read-only")
         _init_fuse(ops, config)
@@ -271,7 +265,7 @@ def serve(config: DaemonConfig, ready_fd: int | None = None) -> int:
         return 1
     status = 0
     try:
-        trio.run(_serve_async, ops, config, ready, initialized)
+        trio.run(_serve_async, ops, config, ready, initialized, context)
     except BaseException:
         log.critical("the FUSE main loop failed", exc_info=True)
         status = 1

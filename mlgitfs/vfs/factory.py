@@ -52,6 +52,7 @@ def snapshot_view(arg: dict[str, Any], context: ViewContext) -> SnapshotView:
         time_ns=time_ns,
         cache_bytes=int(arg.get("cache_bytes", 256 << 20)),
         prefill=context.prefill,
+        inodes=context.inodes.take(),
         commit=commit,
         repo=str(arg.get("repo", "")),
         prefix=str(arg.get("path") or "").strip("/"),
@@ -69,7 +70,9 @@ def versions_view(arg: dict[str, Any], context: ViewContext) -> VersionsView:
             _sub_tree(store, commit, src.path)  # a file is refused now, not at first lookup
         sources.append(src)
     cache_bytes = int(arg.get("cache_bytes", 256 << 20))
-    return VersionsView(store, sources, cache_bytes=cache_bytes, prefill=context.prefill)
+    return VersionsView(
+        store, sources, cache_bytes=cache_bytes, prefill=context.prefill, inodes=context.inodes
+    )
 
 
 def open_checkout_view(
@@ -80,11 +83,16 @@ def open_checkout_view(
     *,
     files: Callable[[Path], OverlayFiles] = OverlayFiles,
     meta: Transactions | None = None,
+    context: ViewContext | None = None,
 ) -> WritableView:
     """The writable view of repo@branch: its checkout (made at the first mount), locked.
 
     `files` makes the overlay's file operations from its directory and `meta` is where its
-    records are written: the seams fault tests replace (tests/faultdoubles.py)."""
+    records are written: the seams fault tests replace (tests/faultdoubles.py). `context`:
+    the daemon's (its inode numbers; the view enters its checkouts); None: one of its own."""
+    context = ViewContext() if context is None else context
+    if f"{repo}@{branch}" in context.checkouts:
+        raise MountError(f"{repo}@{branch} is served twice by one daemon")
     with store.env.write() as txn:
         rec_repo = db.get_repo(txn, repo)
         head = db.get_ref(txn, repo, branch_ref(branch))
@@ -115,16 +123,18 @@ def open_checkout_view(
         view = WritableView(
             store, repo, branch, rec, overlay, mutability=rec_repo.mutability,
             base_tree=commit.tree, base_time_ns=commit.time_ns, cache_bytes=cache_bytes, lock=lock,
-            files=files(overlay / "files"), meta=meta,
+            files=files(overlay / "files"), meta=meta, inodes=context.inodes.take(),
         )  # fmt: skip
     except BaseException:
         lock.release()
         raise
+    context.checkouts[view.ref] = view
     return view
 
 
 def checkout_view(arg: dict[str, Any], context: ViewContext) -> WritableView:
     store = Store.open(Path(arg["home"]))
     return open_checkout_view(
-        store, str(arg["repo"]), str(arg["branch"]), int(arg.get("cache_bytes", 256 << 20))
-    )
+        store, str(arg["repo"]), str(arg["branch"]), int(arg.get("cache_bytes", 256 << 20)),
+        context=context,
+    )  # fmt: skip

@@ -13,10 +13,11 @@ A version shows the commit its name resolved to when it was opened, for as long 
 holds it: it never changes under a reader. The listing of a `@REF` level shows the repo's
 branches and tags (not every commit) as they are when listed.
 
-Inode numbers: version k (k >= 1, never reused in a mount's life) owns the numbers
-k << VERSION_SHIFT .. (k + 1) << VERSION_SHIFT - 1, its view's own numbers offset into that
-range; the mount's own directories use range 0. Numbers of two versions never collide, and
-each version keeps its view's stable path-hash numbers. All versions share one `FileReader`
+Inode numbers come from the daemon's `InodeSpace` (vfs/inodes.py), shared by every view it
+serves: the mount's own directories take the first range (0, which holds the root), each
+version opened takes the next one (never reused in a mount's life), its view's own numbers
+shifted into it. Numbers of two versions never collide, and each version keeps its view's
+stable path-hash numbers. All versions share one `FileReader`
 (one memory cache of chunks for the mount) and keep every kernel-cache lever of a
 single-version mount; only the mount's own directories are left uncached by the kernel
 (`is_dynamic`), so a branch made after the mount can still be opened by name.
@@ -44,17 +45,16 @@ from mlgitfs.repo import refs
 from mlgitfs.repo.trees import resolve_path
 from mlgitfs.store.facade import Store
 from mlgitfs.store.segfile import Buffer
+from mlgitfs.vfs.inodes import RANGE_BITS, InodeRange, InodeSpace
 from mlgitfs.vfs.prefill import Prefill
 from mlgitfs.vfs.reader import FileReader
 from mlgitfs.vfs.snapshot import SnapshotView
-from mlgitfs.vfs.types import ROOT_INODE, Attr, FsView, Kind, StatFs
+from mlgitfs.vfs.types import ROOT_INODE, Attr, FsView, Kind, Origin, StatFs, WritableFsView
 
 log = logging.getLogger(__name__)
 
 _R = TypeVar("_R")
-VERSION_SHIFT = 48  # a version's own inode numbers stay below 2^48
-_INNER = (1 << VERSION_SHIFT) - 1
-MAX_VERSIONS = (1 << (63 - VERSION_SHIFT)) - 1  # versions opened in one mount's life
+VERSION_SHIFT = RANGE_BITS  # a version's own inode numbers stay below 2^48
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class _Dir:
 
 @dataclass(slots=True)
 class _Version:
-    base: int  # k << VERSION_SHIFT
+    inodes: InodeRange  # its numbers in the mount
     parent: InodeNo
     name: bytes
     view: SnapshotView
@@ -111,10 +111,14 @@ class VersionsView:
         uid: int | None = None,
         gid: int | None = None,
         prefill: Prefill | None = None,
+        inodes: InodeSpace | None = None,
     ) -> None:
         """`prefill`: the page-cache prefill (vfs/prefill.py), each version's inode numbers
-        shifted into its range; None: never."""
+        shifted into its range; None: never. `inodes`: the daemon's inode numbers (shared by
+        the views it serves); None: a space of the view's own."""
         self.store = store
+        self._space = InodeSpace() if inodes is None else inodes
+        self._own = self._space.take()  # the mount's own directories (the first: the root)
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.time_ns = time.time_ns()
@@ -123,11 +127,11 @@ class VersionsView:
         single = sources[0] if len(sources) == 1 and sources[0].name == b"" else None
         if single is not None and single.commit is not None:
             raise ValueError("a single version is a SnapshotView's to serve")
-        root = _Dir(ROOT_INODE, single.repo if single else None, "")
-        self._dirs: dict[int, _Dir] = {ROOT_INODE: root}
-        self._versions: dict[int, _Version] = {}
+        root = _Dir(self._own.outer(ROOT_INODE), single.repo if single else None, "")
+        self.root = root.ino  # ROOT_INODE when the view is the mount's (its space's first)
+        self._dirs: dict[int, _Dir] = {root.ino: root}
+        self._versions: dict[int, _Version] = {}  # by the index of their range
         self._next_dir = ROOT_INODE + 1
-        self._next_version = 1
         self._nursery: trio.Nursery | None = None
         self._prefill = prefill
 
@@ -145,14 +149,14 @@ class VersionsView:
             self.store.remote.warm_up, limiter=self._reader.loader.limiter
         )
 
-    def _version_prefill(self, base: int) -> Prefill | None:
-        """The prefill of the version whose inode numbers start at `base`."""
+    def _version_prefill(self, inodes: InodeRange) -> Prefill | None:
+        """The prefill of the version whose inode numbers are `inodes`."""
         prefill = self._prefill
         if prefill is None:
             return None
 
         def shifted(ino: InodeNo, data: Buffer) -> None:
-            prefill(InodeNo(base | ino), data)
+            prefill(inodes.outer(ino), data)
 
         return shifted
 
@@ -160,16 +164,19 @@ class VersionsView:
         for v in self._versions.values():
             v.view.close()
 
-    def origin(self, ino: int) -> tuple[str, bytes, str] | None:
+    def origin(self, ino: InodeNo) -> Origin | None:
         """(repo, commit, path in the commit) of a file of one of the versions, for read-set
         recording (daemon/recorder.py); None for the mount's own directories."""
-        v = self._versions.get(ino >> VERSION_SHIFT) if ino >> VERSION_SHIFT else None
-        return None if v is None else v.view.origin(ino & _INNER)
+        v = None if self._own.holds(ino) else self._versions.get(self._space.index_of(ino))
+        return None if v is None else v.view.origin(v.inodes.inner(ino))
 
     def is_dynamic(self, ino: InodeNo) -> bool:
         """Whether the kernel must not cache this directory's listing or missing names:
         the mount's own directories, whose names follow the repos' refs."""
-        return ino >> VERSION_SHIFT == 0
+        return self._own.holds(ino)
+
+    def writable(self) -> WritableFsView | None:
+        return None  # versions never change
 
     def versions_open(self) -> int:
         """Versions the view holds now (tests, logs)."""
@@ -178,10 +185,10 @@ class VersionsView:
     # --- routing --------------------------------------------------------------------------
 
     def _version(self, ino: InodeNo) -> tuple[_Version, InodeNo]:
-        v = self._versions.get(ino >> VERSION_SHIFT)
+        v = self._versions.get(self._space.index_of(ino))
         if v is None:
             raise FsError(errno.ENOENT, f"inode {ino} is unknown")
-        return v, InodeNo(ino & _INNER)
+        return v, v.inodes.inner(ino)
 
     def _dir(self, ino: InodeNo) -> _Dir:
         d = self._dirs.get(ino)
@@ -191,7 +198,7 @@ class VersionsView:
 
     @staticmethod
     def _out(v: _Version, attr: Attr) -> Attr:
-        return dataclasses.replace(attr, ino=InodeNo(v.base | attr.ino))
+        return dataclasses.replace(attr, ino=v.inodes.outer(attr.ino))
 
     def _dir_attr(self, ino: InodeNo) -> Attr:
         return Attr(ino, Kind.DIR, stat.S_IFDIR | 0o555, 0, self.time_ns, 2, self.uid, self.gid)
@@ -199,13 +206,13 @@ class VersionsView:
     # --- metadata -------------------------------------------------------------------------
 
     def getattr(self, ino: InodeNo) -> Attr:
-        if ino >> VERSION_SHIFT:
+        if not self._own.holds(ino):
             v, inner = self._version(ino)
             return self._out(v, v.view.getattr(inner))
         return self._dir_attr(self._dir(ino).ino)
 
     def lookup(self, parent: InodeNo, name: bytes) -> Attr:
-        if parent >> VERSION_SHIFT:
+        if not self._own.holds(parent):
             v, inner = self._version(parent)
             attr = v.view.lookup(inner, name)
             if attr.ino == ROOT_INODE:  # "." or ".." of the version's root: counted there
@@ -222,8 +229,8 @@ class VersionsView:
         if ino is None:
             ino = self._guard(lambda: self._make(d, name, known), name)
             d.children[name] = ino
-        if ino >> VERSION_SHIFT:
-            v = self._versions[ino >> VERSION_SHIFT]
+        if not self._own.holds(ino):
+            v = self._versions[self._space.index_of(ino)]
             v.lookups += 1
             return self._out(v, v.view.getattr(ROOT_INODE))
         return self._dir_attr(ino)
@@ -257,18 +264,15 @@ class VersionsView:
         return text[1:]
 
     def _new_dir(self, repo: str, prefix: str) -> InodeNo:
-        ino = InodeNo(self._next_dir)
+        ino = self._own.outer(self._next_dir)
         self._next_dir += 1
         self._dirs[ino] = _Dir(ino, repo, prefix)
         return ino
 
     def _open(self, d: _Dir, name: bytes, commit: ObjectId, path: tuple[bytes, ...]) -> InodeNo:
         """A new version's view in the next range of inode numbers."""
-        if self._next_version > MAX_VERSIONS:
-            raise FsError(errno.ENOSPC, f"{MAX_VERSIONS} versions were opened in this mount")
         tree, time_ns = sub_tree(self.store, commit, path)
-        base = self._next_version << VERSION_SHIFT
-        self._next_version += 1
+        inodes = self._space.take()  # FsError(ENOSPC) once every range was taken
         view = SnapshotView(
             self.store,
             tree,
@@ -276,22 +280,22 @@ class VersionsView:
             uid=self.uid,
             gid=self.gid,
             reader=self._reader,
-            ino_limit=1 << VERSION_SHIFT,
+            inodes=inodes,
             warm_up=False,  # the mount's view warms the remotes up once
-            prefill=self._version_prefill(base),
+            prefill=self._version_prefill(inodes),
             commit=commit,
             repo=d.repo or "",
             prefix="/".join(os.fsdecode(p) for p in path),
         )
-        v = _Version(base, d.ino, name, view)
-        self._versions[base >> VERSION_SHIFT] = v
+        v = _Version(inodes, d.ino, name, view)
+        self._versions[inodes.index] = v
         if self._nursery is not None:
             view.attach(self._nursery)
         log.info("opened %r (%s) in the mount", name, commit.hex()[:12])
-        return InodeNo(base | ROOT_INODE)
+        return inodes.outer(ROOT_INODE)
 
     def readdir(self, ino: InodeNo, offset: int) -> Iterator[tuple[bytes, Attr, int]]:
-        if ino >> VERSION_SHIFT:
+        if not self._own.holds(ino):
             v, inner = self._version(ino)
             for name, attr, nxt in v.view.readdir(inner, offset):
                 yield name, self._out(v, attr), nxt
@@ -330,7 +334,7 @@ class VersionsView:
         return sorted((b"@" + n.encode(), oid) for n, oid in names.items())
 
     def readlink(self, ino: InodeNo) -> bytes:
-        if ino >> VERSION_SHIFT:
+        if not self._own.holds(ino):
             v, inner = self._version(ino)
             return v.view.readlink(inner)
         raise FsError(errno.EINVAL)
@@ -342,13 +346,16 @@ class VersionsView:
         inner: dict[int, list[tuple[InodeNo, int]]] = {}
         roots: list[tuple[int, int]] = []
         for ino, n in items:
-            k = ino >> VERSION_SHIFT
-            if not k:
+            if self._own.holds(ino):
                 continue  # the mount's own directories stay: few, and made again cheaply
-            if ino & _INNER == ROOT_INODE:
+            k = self._space.index_of(ino)
+            v = self._versions.get(k)
+            if v is None:
+                continue
+            if v.inodes.inner(ino) == ROOT_INODE:
                 roots.append((k, n))
             else:
-                inner.setdefault(k, []).append((InodeNo(ino & _INNER), n))
+                inner.setdefault(k, []).append((v.inodes.inner(ino), n))
         for k, batch in inner.items():
             v = self._versions.get(k)
             if v is not None:
@@ -388,7 +395,7 @@ class VersionsView:
         return await v.view.read_parts(inner, offset, size)
 
     def _version_or_dir(self, ino: InodeNo) -> tuple[_Version, InodeNo]:
-        if not ino >> VERSION_SHIFT:
+        if self._own.holds(ino):
             raise FsError(errno.EISDIR)
         return self._version(ino)
 

@@ -24,6 +24,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -36,7 +37,7 @@ from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import Node
 from mlgitfs.vfs.overlay_base import OverlayBase
 from mlgitfs.vfs.overlay_state import Handle, now_ns
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, Kind
+from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, FsView, Kind, WritableFsView
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ __all__ = ["Batch", "Handle", "WritableView", "now_ns"]
 
 class WritableView(OverlayBase):
     """A read-write `FsView` of one checkout (repo@branch)."""
+
+    def writable(self) -> WritableFsView | None:
+        return self
 
     # --- copy-up and writes -------------------------------------------------------------------
 
@@ -482,3 +486,8 @@ class WritableView(OverlayBase):
             self.io.utime(node.ino, mtime_ns)
         except OSError as exc:
             log.error("cannot restore the mtime of inode %d: %s", node.ino, exc)
+
+
+if TYPE_CHECKING:  # mypy holds the view to both protocols the daemon serves it through
+    _AS_VIEW: type[FsView] = WritableView
+    _AS_WRITABLE: type[WritableFsView] = WritableView

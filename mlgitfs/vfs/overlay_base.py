@@ -102,6 +102,9 @@ class OverlayBase(OverlayState):
         recorded for the checkout; letting go of unchanged base nodes is not built yet, so a
         branch mount holds every node it has shown (about 1 KiB each)."""
 
+    def is_dynamic(self, ino: InodeNo) -> bool:
+        return False  # every change goes through this view: the kernel's caches are told
+
     def statfs(self) -> StatFs:
         st = os.statvfs(self.files)
         return StatFs(st.f_frsize, st.f_blocks, st.f_bavail, st.f_files, st.f_favail, MAX_NAME)

@@ -32,6 +32,7 @@ from mlgitfs.store.facade import Store
 from mlgitfs.vfs.checkout import CheckoutLock
 from mlgitfs.vfs.gate import WriteGate
 from mlgitfs.vfs.hashcache import RefCache
+from mlgitfs.vfs.inodes import InodeRange, InodeSpace
 from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, BaseReader, Node
 from mlgitfs.vfs.overlay_files import OverlayFiles
@@ -77,8 +78,12 @@ class OverlayState:
         files: OverlayFiles | None = None,
         meta: Transactions | None = None,
         policies: Sequence[Policy] | None = None,
+        inodes: InodeRange | None = None,
     ) -> None:
+        """`inodes`: the range of the daemon's inode numbers (vfs/inodes.py) the checkout's
+        recorded numbers stay in; None: the first range of a space of its own."""
         self.store = store
+        self.inodes = InodeSpace().take() if inodes is None else inodes
         self.lock = lock  # released by close()
         self.repo = repo
         self.branch = branch
@@ -167,6 +172,11 @@ class OverlayState:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
+    @property
+    def ref(self) -> str:
+        """REPO@BRANCH: the view's key on the control socket."""
+        return f"{self.repo}@{self.branch}"
+
     def is_unlocked(self, path: str) -> bool:
         return path.encode("utf-8", "surrogateescape") in self.unlocked
 
@@ -213,6 +223,9 @@ class OverlayState:
     # --- inode numbers and persistence --------------------------------------------------------
 
     def alloc(self) -> int:
+        """A new inode number: the checkout's own counter (recorded), within its range."""
+        if self._next_ino >= self.inodes.size:
+            raise FsError(errno.ENOSPC, f"the checkout used all {self.inodes.size} inode numbers")
         if self._next_ino >= self.record.ino_hwm:
             with self.meta.write() as txn:
                 self.record.ino_hwm = self._next_ino + INO_BLOCK

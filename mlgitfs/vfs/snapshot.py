@@ -31,7 +31,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -41,9 +41,10 @@ from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.facade import Store
+from mlgitfs.vfs.inodes import InodeRange, InodeSpace
 from mlgitfs.vfs.prefill import DIR_PREFILL, PREFILL_FILE_MAX, DirPrefiller, Prefill
 from mlgitfs.vfs.reader import ChunkReader, FileReader, ReadState, explained
-from mlgitfs.vfs.types import ROOT_INODE, Attr, Kind, StatFs
+from mlgitfs.vfs.types import ROOT_INODE, Attr, FsView, Kind, Origin, StatFs, WritableFsView
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class SnapshotView:
         gid: int | None = None,
         writable_bits: bool = False,
         reader: FileReader | None = None,
-        ino_limit: int = 1 << 63,
+        inodes: InodeRange | None = None,
         warm_up: bool = True,
         prefill: Prefill | None = None,
         commit: ObjectId | None = None,
@@ -88,8 +89,9 @@ class SnapshotView:
         prefix: str = "",
     ) -> None:
         """`reader`: a `FileReader` shared with other views of the same store (one chunk
-        cache for several versions); `ino_limit`: the view's inode numbers stay below it
-        (a multi-version mount gives each version a range of its own, vfs/multi.py);
+        cache for several versions); `inodes`: the range its inode numbers stay in (its
+        inner numbers, vfs/inodes.py: a multi-version mount gives each version a range of
+        its own and shifts them, vfs/multi.py); None: the first range of a space of its own;
         `warm_up`: open the remotes' transports on attach (once per mount is enough);
         `prefill`: hands files to the kernel's page cache (vfs/prefill.py); None: never;
         `commit` and `repo`: the version shown, so that a read of contents gc let go because
@@ -107,6 +109,7 @@ class SnapshotView:
         self._mode_mask = 0o777 if writable_bits else 0o555
         self._nodes: dict[int, _Node] = {ROOT_INODE: _Node(ROOT_INODE, ROOT_INODE, None, "")}
         # Path hashes below half the range, spares (collisions) above.
+        ino_limit = (InodeSpace().take() if inodes is None else inodes).size
         self._hashed_inos = ino_limit >> 1
         self._ino_limit = ino_limit
         self._spare_ino = self._hashed_inos
@@ -133,7 +136,13 @@ class SnapshotView:
 
     # --- inodes and attributes ------------------------------------------------------------
 
-    def origin(self, ino: int) -> tuple[str, bytes, str] | None:
+    def is_dynamic(self, ino: InodeNo) -> bool:
+        return False  # a version never changes
+
+    def writable(self) -> WritableFsView | None:
+        return None
+
+    def origin(self, ino: InodeNo) -> Origin | None:
         """(repo, commit, path in the commit) of a file the kernel holds, for read-set
         recording (daemon/recorder.py); None for a directory or an unknown version."""
         node = self._nodes.get(ino)
@@ -433,3 +442,7 @@ class SnapshotView:
             await trio.to_thread.run_sync(
                 self._prefiller.prefill_fetched, files, limiter=self._limiter
             )
+
+
+if TYPE_CHECKING:  # mypy holds the view to the whole protocol the daemon serves
+    _AS_VIEW: type[FsView] = SnapshotView

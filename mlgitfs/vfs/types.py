@@ -8,18 +8,22 @@ without a kernel. Errors are `FsError(errno)`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from mlgitfs.meta.checkouts import Kind as Kind  # the view protocol's word too
 from mlgitfs.model.ids import InodeNo
+from mlgitfs.vfs.inodes import InodeSpace
 
 if TYPE_CHECKING:
     import trio
 
+    from mlgitfs.vfs.overlay import WritableView
     from mlgitfs.vfs.prefill import Prefill
 
 ROOT_INODE = InodeNo(1)  # pyfuse3.ROOT_INODE
+
+Origin = tuple[str, bytes, str]  # repo, commit id, path inside the commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +66,17 @@ class ViewContext:
 
     # The page-cache prefill (vfs/prefill.py), for read-only views; None: do not prefill.
     prefill: Prefill | None = None
+    # The mount's inode numbers (vfs/inodes.py): every view of the daemon takes its ranges
+    # here, so no two of them hand out the same number.
+    inodes: InodeSpace = field(default_factory=InodeSpace)
+    # The checkouts the daemon serves, by ref (REPO@BRANCH): a writable view enters itself
+    # when made; the control socket serves these (daemon/control.py).
+    checkouts: dict[str, WritableView] = field(default_factory=dict)
 
 
 class FsView(Protocol):
-    """A read-only filesystem view (issue 3). Writable views extend it (issue 4)."""
+    """What the FUSE adapter serves (daemon/fuse_ops.py): a read-only view, or, through
+    `writable()`, one whose files change (`WritableFsView`, daemon/fuse_write.py)."""
 
     def getattr(self, ino: InodeNo) -> Attr: ...
 
@@ -104,3 +115,84 @@ class FsView(Protocol):
     def close(self) -> None:
         """Release what the view holds (its lock, overlay files); once, after unmount."""
         ...
+
+    def origin(self, ino: InodeNo) -> Origin | None:
+        """(repo, commit, path in the commit) of a file whose bytes are a committed version's,
+        for read-set recording (daemon/recorder.py); None for anything else."""
+        ...
+
+    def is_dynamic(self, ino: InodeNo) -> bool:
+        """Whether the kernel must cache neither this directory's listing nor its missing
+        names (they follow refs: a multi-version mount's own directories)."""
+        ...
+
+    def writable(self) -> WritableFsView | None:
+        """The view's writable side (itself, typed for its writes); None: read-only."""
+        ...
+
+
+class WritableFsView(FsView, Protocol):
+    """A view whose files change: what the writable FUSE adapter asks (daemon/fuse_write.py).
+
+    Its reads and listings go by its own handles (`open`, `opendir`: pyfuse3 passes no inode
+    to `read` or `readdir`); every change takes the `Caller` of its request, which reaches
+    the view's policies (vfs/policy.py). `ref` (REPO@BRANCH) keys it on the control socket."""
+
+    @property
+    def ref(self) -> str: ...
+
+    def opendir(self, ino: InodeNo) -> int: ...
+
+    def readdir(self, fh: int, offset: int) -> Iterator[tuple[bytes, Attr, int]]:
+        """Entries of the directory open as `fh` after `offset`."""
+        ...
+
+    def releasedir(self, fh: int) -> None: ...
+
+    async def read(self, fh: int, offset: int, size: int) -> bytes | memoryview: ...
+
+    async def read_parts(self, fh: int, offset: int, size: int) -> list[memoryview]: ...
+
+    async def open(self, ino: InodeNo, flags: int, caller: Caller | None = None) -> int: ...
+
+    async def create(
+        self, parent: InodeNo, name: bytes, mode: int, flags: int, caller: Caller | None = None
+    ) -> tuple[int, Attr]: ...
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int: ...
+
+    def release(self, fh: int) -> None: ...
+
+    async def fsync(self, fh: int, datasync: bool) -> None: ...
+
+    async def mkdir(
+        self, parent: InodeNo, name: bytes, mode: int, caller: Caller | None = None
+    ) -> Attr: ...
+
+    async def symlink(
+        self, parent: InodeNo, name: bytes, target: bytes, caller: Caller | None = None
+    ) -> Attr: ...
+
+    async def unlink(self, parent: InodeNo, name: bytes, caller: Caller | None = None) -> None: ...
+
+    async def rmdir(self, parent: InodeNo, name: bytes, caller: Caller | None = None) -> None: ...
+
+    async def rename(
+        self, p_old: InodeNo, old: bytes, p_new: InodeNo, new: bytes, flags: int,
+        caller: Caller | None = None,
+    ) -> None: ...  # fmt: skip
+
+    async def link(self, ino: InodeNo, parent: InodeNo, name: bytes) -> Attr: ...
+
+    async def setattr(
+        self,
+        ino: InodeNo,
+        *,
+        mode: int | None = None,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        atime_ns: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        caller: Caller | None = None,
+    ) -> Attr: ...

@@ -46,7 +46,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("Mounts", ["mount", "unmount", "mounts", "doctor"]),
     ("Writable branch mounts", ["status", "commit", "restore", "unlock"]),
     ("Merging in a writable mount", ["update", "resolve", "conflicts"]),
-    ("Governance", ["promote", "checks", "access"]),
+    ("Governance", ["promote", "checks", "access", "key", "verify"]),
     ("Remotes", ["remote", "push", "fetch", "pull", "clone", "prefetch", "bundle", "mirror"]),
     ("Store", ["fsck", "gc", "config", "completion", "retention", "erase", "erasures"]),
 ]

@@ -7,6 +7,7 @@ import click
 from . import (
     accesscmds,
     checkoutcmds,
+    keycmds,
     lifecyclecmds,
     lineagecmds,
     mergecmds,
@@ -19,7 +20,8 @@ from . import (
 )
 
 _MODULES = (reviewcmds, refcmds, mountcmds, checkoutcmds, remotecmds, mergecmds,
-            lifecyclecmds, mountmergecmds, lineagecmds, promotecmds, accesscmds)  # fmt: skip
+            lifecyclecmds, mountmergecmds, lineagecmds, promotecmds, accesscmds,
+            keycmds)  # fmt: skip
 
 
 def register(group: click.Group) -> None:

@@ -296,7 +296,14 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
                 memory is another setting: mount --memory.)
     reflog-expiry  how long a reflog entry keeps the commits it names
                 (30d; e.g. 90d, 12h, 0). A deleted branch can be recreated
-                from its reflog until then, and no longer kept after."""
+                from its reflog until then, and no longer kept after.
+    signing-key  the key of the key ring that signs (default: the only
+                private key; none: back to that default).
+    sign-commits  auto (sign when the key ring holds a private key), true
+                (refuse to commit unsigned), false.
+    verify-refs  warn: a ref on a remote moved by an unknown key, or
+                unsigned, is logged; refuse: fetch, pull and clone refuse
+                it (exit 40 or 41). A bad signature is always refused."""
     items = api.config(c.home, key, value)
     if as_json:
         render.emit_json(items)

@@ -46,7 +46,11 @@ table and tests/test_cli.py keeps the two together.
     │   ├── TableParseError         exit 31  a table file that does not parse (or cannot be written)
     │   ├── DuplicateKey            exit 32  two rows of one table with the same key
     │   └── MissingKeyColumn        exit 33  a key column the merge rule names is not in the table
-    └── HookRefused                 exit 34  a pre- hook or check refused the candidate
+    ├── HookRefused                 exit 34  a pre- hook or check refused the candidate
+    └── VerificationFailed          exit 38  a signed statement that does not hold for its commit
+        ├── SignatureInvalid        exit 39  a signature that is not its signer's of that statement
+        ├── UnknownKey              exit 40  a statement signed by a key the key ring does not know
+        └── Unsigned                exit 41  a commit (or ref move) that carries no signature
 """
 
 from __future__ import annotations
@@ -298,6 +302,32 @@ class BranchProtected(PolicyError):
     def __init__(self, message: str, rule: str = "") -> None:
         super().__init__(message)
         self.rule = rule
+
+
+class VerificationFailed(MlgitError):
+    """A signed statement (model/statement.py) that does not hold for the commit it is
+    attached to: about another commit, or a body that does not describe it."""
+
+    exit_code = 38
+
+
+class SignatureInvalid(VerificationFailed):
+    """A signature that is not its named signer's signature of the statement (altered
+    subject, kind, body or signer, or a forged signature)."""
+
+    exit_code = 39
+
+
+class UnknownKey(VerificationFailed):
+    """A statement signed by a key the key ring (or the trust given) does not know."""
+
+    exit_code = 40
+
+
+class Unsigned(VerificationFailed):
+    """A commit, or a ref move on a remote, that carries no signature where one is needed."""
+
+    exit_code = 41
 
 
 def all_error_classes() -> list[type[MlgitError]]:

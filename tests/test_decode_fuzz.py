@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlgitfs.errors import CorruptObject
+from mlgitfs.model import codec
+from mlgitfs.model import statement as stm
 from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import (
@@ -28,6 +30,8 @@ from mlgitfs.model.objects import (
     make_commit,
     object_id,
 )
+from mlgitfs.model.signing import SigningKey
+from mlgitfs.repo import statementsync
 from mlgitfs.store import compress, packs
 from mlgitfs.store.chunker import DEFAULT_PARAMS
 
@@ -86,6 +90,19 @@ def _decode_section(data: bytes) -> object:
     return packs.decode_section(H[0], sec, data)
 
 
+STATEMENT = stm.sign(SigningKey.from_seed(bytes(32)), ObjectId(H[0]), "commit", codec.pack([1]))
+
+
+def _signed_ref(d: bytes) -> object:
+    _, raw = packs.decode_ref_record("refs/ds/heads/main", d)
+    return stm.decode(raw) if raw is not None else None
+
+
+def _statement_pack(body: bytes) -> object:
+    data = _retrail(body)
+    return statementsync.read_pack(hash_bytes(data), data, "stmts/x.spack")
+
+
 # (name, valid seed bytes, decoder): the seed of a checksummed format is its body
 TARGETS: list[tuple[str, bytes, Callable[[bytes], object]]] = [
     *((f"object{i}", data, decode) for i, data in enumerate(OBJECTS)),
@@ -93,6 +110,9 @@ TARGETS: list[tuple[str, bytes, Callable[[bytes], object]]] = [
     ("locator index", LIDX[:-32], lambda d: packs.decode_locator_index(PACK, _retrail(d))),
     ("locator section", LOC[: _LIDX_SECTIONS[H[0]].length], _decode_section),
     ("ref", packs.encode_ref(H[0]), lambda d: packs.decode_ref("refs/ds/heads/main", d)),
+    ("signed ref", packs.encode_ref(H[0], STATEMENT.encode()), _signed_ref),
+    ("statement", STATEMENT.encode(), stm.decode),
+    ("statement pack", statementsync.build_pack([STATEMENT.encode()])[1][:-32], _statement_pack),
     ("config", packs.render_config(DEFAULT_PARAMS), lambda d: packs.parse_config(d, "r")),
     ("repo", packs.render_repo("dataset", "strict", ["a"]), lambda d: packs.parse_repo(d, "r")),
     ("zstd", ZSTD, lambda d: compress.decompress(compress.ZSTD, d, len(ZSTD_RAW), "c")),

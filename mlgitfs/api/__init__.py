@@ -47,6 +47,18 @@ from mlgitfs.api.doctor import DoctorResult, PatchStatus, doctor
 from mlgitfs.api.erasing import EraseResult, erase, erasures_list
 from mlgitfs.api.gcverb import gc
 from mlgitfs.api.gcverb import gc_remote_verb as gc_remote
+from mlgitfs.api.keys import (
+    CommitVerifyResult,
+    KeyResult,
+    StatementResult,
+    VerifyResult,
+    key_export,
+    key_generate,
+    key_import,
+    key_list,
+    key_remove,
+    verify,
+)
 from mlgitfs.api.lifecycle import ReflogResult, RepoRemoveResult, reflog_show, repos_rm
 from mlgitfs.api.merging import (
     MergeBaseResult,
@@ -214,6 +226,16 @@ __all__ = [
     "TableMergeFilesResult",
     "MergeBaseResult",
     "CONFIG_KEYS",
+    "CommitVerifyResult",
+    "KeyResult",
+    "StatementResult",
+    "VerifyResult",
+    "key_export",
+    "key_generate",
+    "key_import",
+    "key_list",
+    "key_remove",
+    "verify",
     "CheckoutCommitResult",
     "CloneResult",
     "DoctorResult",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlgitfs.api import keys as keys_api
 from mlgitfs.api import readsets as readsets_api
 from mlgitfs.api._common import (
     Progress,
@@ -258,7 +259,7 @@ def fsck(
 
 # --- config ---------------------------------------------------------------------------------
 
-CONFIG_KEYS = ("cache-size", "reflog-expiry")
+CONFIG_KEYS = ("cache-size", "reflog-expiry", *keys_api.SETTINGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +273,8 @@ def config(
 ) -> list[ConfigResult]:
     """Read every setting, one, or set one. `cache-size`: the chunk cache's byte budget
     (e.g. 20G; 0 or "none" for no budget); $MLGITFS_CACHE_SIZE overrides it.
-    `reflog-expiry`: how long reflog entries keep what they name (e.g. 30d, 12h; 0: none)."""
+    `reflog-expiry`: how long reflog entries keep what they name (e.g. 30d, 12h; 0: none).
+    `signing-key`, `sign-commits`, `verify-refs`: see api/keys.py."""
     store = open_store(home)
     if key is not None and key not in CONFIG_KEYS:
         raise UsageError(f"unknown setting {key!r}; settings: {', '.join(CONFIG_KEYS)}")
@@ -283,12 +285,15 @@ def config(
         seconds = _expiry_seconds(value)
         with store.env.write() as txn:
             reflog.set_expiry_s(txn, seconds)
+    if key in keys_api.SETTINGS and value is not None:
+        keys_api.set_setting(home, key, value)
     budget = store.remote.budget
     with store.env.read() as txn:
         expiry = reflog.expiry_s(txn)
     current = [
         ConfigResult("cache-size", str(budget) if budget else ""),
         ConfigResult("reflog-expiry", _duration_text(expiry)),
+        *(ConfigResult(k, v) for k, v in keys_api.settings(home)),
     ]
     return [c for c in current if key is None or c.key == key]
 

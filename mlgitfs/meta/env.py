@@ -52,6 +52,14 @@ class ReadTxn:
                     return
                 yield k, bytes(value)
 
+    def scan_from(self, db: str, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every record whose key sorts at or after `start`, in key order."""
+        with self._txn.cursor(db=self._dbs[db]) as cur:
+            if not cur.set_range(start):
+                return
+            for key, value in cur:
+                yield bytes(key), bytes(value)
+
     def count(self, db: str) -> int:
         return int(self._txn.stat(self._dbs[db])["entries"])
 

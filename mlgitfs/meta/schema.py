@@ -33,6 +33,9 @@ values are pack types of `store/`, through these constants; none spells a name a
 | erasures | sequence number (8 bytes) | erasure record: who, when, why, paths, ids | erasures.py |
 | erased_chunks | chunk id | b"": held only by erased files; never fetched back | erasures.py |
 | access | b"local" | the store's trust policy (model/access.py), edited by `access` | access.py |
+| statements | commit id + statement id | signed statement (model/statement.py) | statements.py |
+| statement_log | sequence number (8 bytes) | commit id + statement id, by arrival | statements.py |
+| statement_remotes | statement id + remote name | b"": that remote holds it | statements.py |
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ ERASURES = "erasures"
 ERASED_CHUNKS = "erased_chunks"
 PROMOTIONS = "promotions"
 ACCESS = "access"
+STATEMENTS = "statements"
+STATEMENT_LOG = "statement_log"
+STATEMENT_REMOTES = "statement_remotes"
 
 DATABASES = (
     OBJECTS,
@@ -91,4 +97,7 @@ DATABASES = (
     PROMOTIONS,
     ERASED_CHUNKS,
     ACCESS,
+    STATEMENTS,
+    STATEMENT_LOG,
+    STATEMENT_REMOTES,
 )

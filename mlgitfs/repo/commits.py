@@ -5,9 +5,10 @@ Order (design §4, conventions "children before parents"):
 2. one write transaction records the chunk locations, puts manifests, trees and the commit,
    and moves the branch with a compare-and-swap on the head the caller started from;
 3. anything the caller must change with it (stat cache, checkout base) goes in that same
-   transaction through `also`; the commit's generation number (repo/graph.py) and its
+   transaction through `also`; the commit's generation number (repo/graph.py), its
    commit-graph record (repo/commitindex.py, computed from the objects before the
-   transaction) too;
+   transaction) and, when signing is on, its author's signed statement (repo/keyring.py,
+   model/statement.py) too;
 4. a `validate` callable, if given, reads the staged result (repo/staged.py) last, inside
    the transaction: raising refuses the commit and aborts everything.
 With a `gate` step (a hook command, which runs in another process and reads through a
@@ -27,12 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlgitfs.errors import ConflictError, UnknownRef, UsageError
-from mlgitfs.meta import commitgraph, db, gcstate
+from mlgitfs.meta import commitgraph, db, gcstate, statements
 from mlgitfs.meta.env import WriteTxn
+from mlgitfs.model import statement
 from mlgitfs.model.actor import default_actor as default_author
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit, make_commit, object_id
-from mlgitfs.repo import refs
+from mlgitfs.repo import keyring, refs
 from mlgitfs.repo.commitindex import PendingObjects, make_record
 from mlgitfs.repo.gcguard import check_reuse
 from mlgitfs.repo.graph import ensure_generations
@@ -84,6 +86,9 @@ def write_commit(
         req.inputs,
     )
     cid, data = object_id(commit)
+    with store.env.read() as txn:  # the author's key, when signing is on (repo/keyring.py)
+        key = keyring.signer(keyring.Keyring(store.home), txn)
+    signature = statement.sign_commit(key, cid, commit) if key is not None else None
     parent_tree = store.commit(parents[0]).tree if parents else None
     record = make_record(PendingObjects(store, dict(new_objects)), commit, parent_tree)
     writer.flush()
@@ -100,6 +105,8 @@ def write_commit(
         store.put_objects(txn, new_objects)
         check_reuse(txn, writer.gc_epoch, [bytes(tree), *map(bytes, parents)], new_objects)
         db.put_object(txn, cid, data)
+        if signature is not None:
+            statements.put(txn, signature)
         db.put_generation(txn, cid, 1 + max(parent_gens.values(), default=0))
         commitgraph.put_record(txn, cid, record)
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import ConflictError, CorruptObject, StoreError
-from mlgitfs.meta import chunks, db, erasures, gcstate, reflog, retention, statcache
+from mlgitfs.meta import chunks, db, erasures, gcstate, reflog, retention, statcache, statements
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.roots import gc_roots
 from mlgitfs.model.decode import decode
@@ -234,10 +234,13 @@ def _sweep(
         # reflog entries past the expiry were no root of this gc (same txn, same now): they go
         reflog.prune(txn, now)
         gone: set[bytes] = set()
+        signed = statements.count(txn) > 0  # a commit's statements go with it
         for oid, size in cand.objects:
             if oid in marker.objects:
                 res.rescued += 1
             elif db.delete_object(txn, oid):
+                if signed:
+                    statements.delete_subject(txn, ObjectId(oid))
                 gone.add(oid)
                 res.objects += 1
                 res.object_bytes += size

@@ -46,8 +46,9 @@ from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
-from mlgitfs.repo import remotegcstate, remotes, retentionsync
+from mlgitfs.repo import refsign, remotegcstate, remotes, retentionsync, statementsync
 from mlgitfs.repo.gate import Candidate, HookOptions, check_pushable
+from mlgitfs.repo.refsign import RefSigner
 from mlgitfs.repo.remotegcstate import Condemned
 from mlgitfs.repo.sync import (
     Progress,
@@ -417,13 +418,18 @@ def push(
         up = _Uploader(store, rec, t, progress)
         plans = _upload_all(store, rec, t, [new for _, new, _, _ in todo], up, pack_target)
         out.stats = up.stats
+        # the signatures of what is now visible there, before any ref names it
+        _push_statements(store, t, rec.name)
         if not has_repo:
             _write_remote_repo(t, remote_repo, repo_rec)
+        signer = refsign.ref_signer(store, remote_repo)
         for ref, new_head, old, etag in todo:
             # Each ref on its own: one that cannot be written (a `file://` remote holding
             # `feature` cannot hold `feature/x`) never keeps the others, main above all, back.
             try:
-                update = _move_ref(store, t, repo, remote_repo, rec.name, ref, new_head, old, etag)
+                update = _move_ref(
+                    store, t, repo, remote_repo, rec.name, ref, new_head, old, etag, signer
+                )
             except (RemoteError, NotFastForward) as exc:
                 update = RefUpdate(ref, old, new_head, "failed", exc.message)
                 if isinstance(exc, RemoteDenied):  # the store's policy (docs/governance.md)
@@ -435,6 +441,8 @@ def push(
                 chunks.unpin(txn, [cid for cid, _ in plan.chunks])
                 chunks.unpin(txn, plan.present)
         store.remote.enforce_budget(force=True)
+    else:  # no ref moves; statements made since the last push (attestations) still go
+        _push_statements(store, t, rec.name)
     retentionsync.publish(store, t, repo, remote_repo)  # after the refs: see retentionsync
     out.stats.seconds = time.perf_counter() - t0
     failed = [u for u in out.updates if u.status == "failed"]
@@ -460,15 +468,18 @@ def _move_ref(
     new: bytes,
     old: bytes | None,
     etag: str | None,
+    signer: RefSigner | None = None,
 ) -> RefUpdate:
     key = packs.ref_key(remote_repo, ref)
     first = old
     for _ in range(CAS_RETRIES):
+        st = signer(ref, old, new) if signer is not None else None  # old may change: re-sign
+        data = packs.encode_ref(new, st.encode() if st is not None else None)
         try:
             if etag is None:
-                t.put_if_absent(key, packs.encode_ref(new))
+                t.put_if_absent(key, data)
             else:
-                t.put_if_match(key, packs.encode_ref(new), etag)
+                t.put_if_match(key, data, etag)
         except PreconditionFailed:
             now, etag = read_ref(t, key)
             if now == new:
@@ -481,8 +492,18 @@ def _move_ref(
         break
     else:
         raise NotFastForward(f"remote {ref} keeps moving; try again")
+    if st is not None:
+        statementsync.attach(store, [st], remote)
     set_tracking(store, repo, remote, {ref: new})
     return RefUpdate(ref, old, new, "created" if old is None else "updated")
+
+
+def _push_statements(store: Store, t: RemoteTransport, remote: str) -> None:
+    def on_remote(commit: bytes) -> bool:
+        with store.env.read() as txn:
+            return remotedb.remote_has(txn, remote, META, commit)
+
+    statementsync.push_statements(store, t, remote, on_remote)
 
 
 def _check_remote_repo(t: RemoteTransport, remote_repo: str, rec: RepoRecord) -> bool:

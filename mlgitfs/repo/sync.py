@@ -26,10 +26,12 @@ from mlgitfs.errors import (
 from mlgitfs.meta import db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.meta.remotes import RemoteRecord
+from mlgitfs.model import statement
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit
-from mlgitfs.repo import remotes, retentionsync
+from mlgitfs.model.statement import Statement
+from mlgitfs.repo import refsign, remotes, retentionsync, statementsync
 from mlgitfs.repo.commitindex import index_commits
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.merge import Strategy
@@ -76,10 +78,20 @@ class SyncOutcome:
 
 
 def read_ref(t: RemoteTransport, key: str) -> tuple[bytes | None, str | None]:
+    commit, _, etag = read_ref_record(t, key)
+    return commit, etag
+
+
+def read_ref_record(
+    t: RemoteTransport, key: str
+) -> tuple[bytes | None, Statement | None, str | None]:
+    """A remote ref's commit, its ref statement (None for an unsigned move) and its ETag."""
     got = packs.get_capped_with_etag(t, key, packs.REF_CAP)
     if got is None:
-        return None, None
-    return packs.decode_ref(key, got[0]), got[1]
+        return None, None, None
+    commit, raw = packs.decode_ref_record(key, got[0])
+    st = statement.decode(raw, f"the ref statement in {key}") if raw is not None else None
+    return commit, st, got[1]
 
 
 def contains(store: Store, ancestor: bytes, head: bytes) -> bool:
@@ -107,15 +119,17 @@ def set_tracking(store: Store, repo: str, remote: str, values: dict[str, bytes |
 # --- fetch, pull, clone ---------------------------------------------------------------------
 
 
-def _remote_refs(t: RemoteTransport, remote_repo: str) -> dict[str, bytes]:
+def _remote_refs(t: RemoteTransport, remote_repo: str) -> dict[str, tuple[bytes, Statement | None]]:
+    """Each ref of the remote's repo: its commit and its ref statement (if signed)."""
     base = f"refs/{remote_repo}/"
     names = [n for n in (packs.parse_ref_key(remote_repo, k) for k in t.list(base)) if n]
 
-    def read(ref: str) -> tuple[str, bytes | None]:
-        return ref, read_ref(t, base + ref)[0]
+    def read(ref: str) -> tuple[str, bytes | None, Statement | None]:
+        oid, st, _ = read_ref_record(t, base + ref)
+        return ref, oid, st
 
     with ThreadPoolExecutor(8, thread_name_prefix="mlgitfs-refs") as pool:
-        return {ref: oid for ref, oid in pool.map(read, names) if oid is not None}
+        return {ref: (oid, st) for ref, oid, st in pool.map(read, names) if oid is not None}
 
 
 def missing_objects(store: Store, ids: Iterable[bytes]) -> list[bytes]:
@@ -183,10 +197,15 @@ def _fetch(
 ) -> SyncOutcome:
     t = store.remote.transport(rec)
     remotes.check_config(store, rec.url, t, create=False)
-    found = _remote_refs(t, rec.remote_repo(repo))
+    signed = _remote_refs(t, rec.remote_repo(repo))
+    ref_statements = refsign.check_fetched(store, rec.remote_repo(repo), signed)
+    found = {ref: oid for ref, (oid, _) in signed.items()}
     store.remote.refresh(rec, META)
     out = SyncOutcome(rec.name, repo)
     _fetch_history(store, found.values(), out.stats, progress)
+    # the commits are here: their statements (and the refs') are attached before the refs move
+    statementsync.fetch_statements(store, t, rec.name)
+    statementsync.attach(store, ref_statements, rec.name)
     with store.env.read() as txn:
         prefix = remotes.tracking_ref(rec.name, "")
         before = {r[len(prefix) :]: o for r, o in db.list_refs(txn, repo, prefix)}

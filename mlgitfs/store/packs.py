@@ -15,9 +15,11 @@ Layout under the remote prefix (keys relative to it):
     packs/<pack id>.pack|.idx       chunk packs and their indexes
     meta/<pack id>.pack|.idx        packs of manifests, trees, tree indexes and commits
     meta/<pack id>.loc|.lidx        the meta pack's chunk locator (optional, see below)
-    refs/REPO/heads/BRANCH          a commit id in hex (and a newline)
+    refs/REPO/heads/BRANCH          a commit id in hex (and a newline); a signed move adds
+                                    a line `stmt HEX`, its ref statement
     refs/REPO/tags/TAG
     repos/REPO                      the repo's kind, mutability and categories (TOML)
+    stmts/<pack id>.spack           signed statements of commits (repo/statementsync.py)
 
 An index is written after its pack, so an index never names a pack that is not there; a pack
 without an index (an interrupted push) is invisible and harmless.
@@ -61,7 +63,7 @@ MAX_RAW = compress.MAX_RAW  # no entry decompresses to more than this
 CONFIG_KEY = "mlgitfs.toml"
 # Size caps on what a remote hands us, checked before the bytes are read (a hostile 1.5 GB
 # ref file was read whole): each is far above what a push writes.
-REF_CAP = 4096  # a ref is 65 bytes
+REF_CAP = 4096  # a ref is 65 bytes, 600 or so with its ref statement
 RECORD_CAP = 64 << 10  # mlgitfs.toml, repos/REPO
 PACK_ENTRIES = 65536  # a push splits packs at this many entries
 MAX_PACK_ENTRIES = 1 << 18  # a reader refuses an index (or locator index) of more
@@ -179,15 +181,37 @@ def parse_ref_key(repo: str, key: str) -> str | None:
     return rest
 
 
-def encode_ref(commit: bytes) -> bytes:
-    return (to_hex(commit) + "\n").encode()
+def encode_ref(commit: bytes, statement: bytes | None = None) -> bytes:
+    """A ref's bytes: the commit id in hex, and, when the move was signed, a second line
+    `stmt HEX` with its ref statement (model/statement.py): one object, so the ref and the
+    proof of who moved it change together, by the same compare-and-swap."""
+    text = to_hex(commit) + "\n"
+    if statement is not None:
+        text += "stmt " + statement.hex() + "\n"
+    return text.encode()
 
 
 def decode_ref(key: str, data: bytes) -> bytes:
+    return decode_ref_record(key, data)[0]
+
+
+def decode_ref_record(key: str, data: bytes) -> tuple[bytes, bytes | None]:
+    """(commit id, the ref statement's encoding or None) of a ref's bytes; the statement
+    itself is decoded and checked by its reader."""
     try:
-        return from_hex(data.decode("ascii").strip())
-    except (UnicodeDecodeError, CorruptObject) as exc:
+        lines = data.decode("ascii").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if len(lines) in (1, 2):
+            commit = from_hex(lines[0].strip())
+            if len(lines) == 1:
+                return commit, None
+            tag, _, stmt = lines[1].partition(" ")
+            if tag == "stmt" and stmt:
+                return commit, bytes.fromhex(stmt)
+    except (UnicodeDecodeError, CorruptObject, ValueError) as exc:
         raise CorruptObject(key, "a remote ref must hold one commit id in hex") from exc
+    raise CorruptObject(key, "a remote ref holds a commit id in hex and at most a `stmt` line")
 
 
 # --- capped reads ---------------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Signed statements attached to commits (model/statement.py), and what each remote holds.
+
+- "statements": subject commit id (32) + statement id (32) -> the statement's encoding.
+  Every kind (commit, ref, attestation) lives here; a commit's statements are one scan.
+- "statement_log": sequence number (8 bytes, big-endian) -> subject + statement id, one
+  record per statement the store learned, in order: a push sends what arrived since its
+  remote's cursor (config ``statements.sent.REMOTE``), so it never rescans every statement.
+- "statement_remotes": statement id + remote name -> b"": the remote holds it (pushed there,
+  or read from one of its statement packs).
+
+Statements are write-once (content-addressed); deleting a commit's statements goes with the
+commit (`delete_subject`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+
+from mlgitfs.meta import db
+from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.meta.schema import STATEMENT_LOG, STATEMENT_REMOTES, STATEMENTS
+from mlgitfs.model import statement
+from mlgitfs.model.ids import ID_LEN, ObjectId, hash_bytes, short_hex
+from mlgitfs.model.statement import Statement
+
+_SEQ = struct.Struct(">Q")
+
+
+def put(txn: WriteTxn, st: Statement) -> bool:
+    """Attach `st` to its subject; False when the store had it already."""
+    return attach(txn, st.subject, st.encode())
+
+
+def attach(txn: WriteTxn, subject: ObjectId, data: bytes) -> bool:
+    """Attach an encoded statement to `subject` as it is (`put` attaches one to its own
+    subject; the verifier catches one attached elsewhere)."""
+    sid = hash_bytes(data)
+    if not txn.put_new(STATEMENTS, bytes(subject) + sid, data):
+        return False
+    seq = db.next_counter(txn, "statements")
+    txn.put(STATEMENT_LOG, _SEQ.pack(seq), bytes(subject) + sid)
+    return True
+
+
+def put_many(txn: WriteTxn, sts: Iterable[Statement]) -> int:
+    return sum(1 for st in sts if put(txn, st))
+
+
+def of_subject(txn: ReadTxn, subject: ObjectId) -> list[Statement]:
+    """Every statement attached to `subject`, decoded (CorruptObject for a damaged one)."""
+    out = []
+    for key, data in txn.scan(STATEMENTS, bytes(subject)):
+        out.append(statement.decode(data, f"statement {short_hex(key[ID_LEN:])}"))
+    return out
+
+
+def count(txn: ReadTxn) -> int:
+    return txn.count(STATEMENTS)
+
+
+def delete_subject(txn: WriteTxn, subject: ObjectId) -> int:
+    """Drop every statement of `subject` (the commit is gone); their log records stay and
+    are skipped by `since`."""
+    keys = [k for k, _ in txn.scan(STATEMENTS, bytes(subject))]
+    for k in keys:
+        txn.delete(STATEMENTS, k)
+    return len(keys)
+
+
+def detach(txn: WriteTxn, subject: ObjectId, sid: bytes) -> bool:
+    """Drop one statement from `subject` (one found attached to the wrong commit)."""
+    return txn.delete(STATEMENTS, bytes(subject) + sid)
+
+
+def since(txn: ReadTxn, seq: int) -> Iterator[tuple[int, ObjectId, bytes, bytes]]:
+    """(sequence, subject, statement id, encoding) of each statement learned after `seq`."""
+    for key, value in txn.scan_from(STATEMENT_LOG, _SEQ.pack(seq + 1)):
+        n = _SEQ.unpack(key)[0]
+        data = txn.get(STATEMENTS, value)
+        if data is not None:
+            yield n, ObjectId(value[:ID_LEN]), value[ID_LEN:], data
+
+
+def cursor(txn: ReadTxn, remote: str) -> int:
+    value = db.get_config(txn, "statements.sent." + remote)
+    return value if isinstance(value, int) else 0
+
+
+def set_cursor(txn: WriteTxn, remote: str, seq: int) -> None:
+    db.set_config(txn, "statements.sent." + remote, seq)
+
+
+def on_remote(txn: ReadTxn, remote: str, sid: bytes) -> bool:
+    return txn.has(STATEMENT_REMOTES, sid + remote.encode())
+
+
+def mark_on_remote(txn: WriteTxn, remote: str, sids: Iterable[bytes]) -> None:
+    for sid in sids:
+        txn.put(STATEMENT_REMOTES, sid + remote.encode(), b"")

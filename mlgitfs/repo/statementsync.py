@@ -1,0 +1,153 @@
+"""Signed statements travelling with their commits: statement packs on a remote.
+
+A push uploads, as ONE object, the statements the remote lacks whose subject it holds
+(`stmts/<id>.spack`), after the meta packs (so every subject is visible first) and before
+the refs move (so a fetcher that sees a ref sees its commits' signatures). A fetch lists
+`stmts/`, reads the packs it has not read before, checks each and attaches their statements.
+Statements are small (about 250 bytes), so 10,000 signed commits cost one PUT of ~2.5 MB,
+not 10,000 requests.
+
+Pack format 1: canonical msgpack ``["spack", 1, [statement encoding, ...]]`` followed by a
+32-byte BLAKE3 trailer of those bytes; its id (in the key) is the BLAKE3 of the whole object.
+A reader checks the id, the trailer and every statement's encoding before it keeps any; a
+pack that fails is skipped with a warning and not recorded as read (a repaired or re-pushed
+one is read next time). Signatures are not checked here: a statement is kept as it came, and
+`mlgitfs verify` (repo/verify.py) judges it against the key ring, so an altered signature is
+reported as such instead of vanishing.
+
+Crash states: killed during the pack's PUT, the remote has no pack or a truncated one (it
+fails its check): the rerun sends the statements again (they were not marked as on the
+remote) and a fetch skips the bad one. Killed after the PUT, before the local marks: the
+rerun sends a pack of the same id again. Killed after the pack, before the ref CAS: the
+statements' subjects are visible there, no ref moved; harmless, a rerun finds them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from mlgitfs.errors import CorruptObject, MlgitError
+from mlgitfs.meta import remotes as remote_meta
+from mlgitfs.meta import statements
+from mlgitfs.model import codec
+from mlgitfs.model.ids import ID_LEN, from_hex, hash_bytes, short_hex, to_hex
+from mlgitfs.model.statement import Statement, decode
+from mlgitfs.store import packs
+from mlgitfs.store.facade import Store
+from mlgitfs.store.remote import RemoteTransport
+
+log = logging.getLogger(__name__)
+
+PREFIX = "stmts/"
+SUFFIX = ".spack"
+KIND = "stmts"  # the kind under which read packs are recorded (meta/remotes.py)
+TAG = "spack"
+FORMAT = 1
+MAX_PACK = 256 << 20  # bytes of one statement pack a reader accepts
+READERS = 8
+
+
+def pack_key(pack: bytes) -> str:
+    return f"{PREFIX}{to_hex(pack)}{SUFFIX}"
+
+
+def parse_pack_key(key: str) -> bytes | None:
+    name = key.removeprefix(PREFIX)
+    if not key.startswith(PREFIX) or not name.endswith(SUFFIX):
+        return None
+    try:
+        return from_hex(name.removesuffix(SUFFIX))
+    except CorruptObject:
+        return None
+
+
+def build_pack(encodings: list[bytes]) -> tuple[bytes, bytes]:
+    """(pack id, bytes) of a statement pack."""
+    body = codec.pack([TAG, FORMAT, encodings])
+    data = body + hash_bytes(body)
+    return hash_bytes(data), data
+
+
+def read_pack(pack: bytes, data: bytes, key: str) -> list[Statement]:
+    """The statements of a pack, every check passed (CorruptObject naming the key otherwise)."""
+    if hash_bytes(data) != pack:
+        raise CorruptObject(key, "the statement pack does not hash to the id in its key")
+    body, trailer = data[:-ID_LEN], data[-ID_LEN:]
+    if len(data) <= ID_LEN or hash_bytes(body) != trailer:
+        raise CorruptObject(key, "the statement pack's trailer does not match its contents")
+    v = codec.unpack_canonical(body, key)
+    if not (isinstance(v, list) and len(v) == 3 and v[0] == TAG and v[1] == FORMAT):
+        raise CorruptObject(key, "not a format-1 statement pack")
+    if not isinstance(v[2], list) or not all(isinstance(e, bytes) for e in v[2]):
+        raise CorruptObject(key, "a statement pack holds a list of encoded statements")
+    return [decode(e, f"statement {i} of {key}") for i, e in enumerate(v[2])]
+
+
+def push_statements(
+    store: Store, t: RemoteTransport, remote: str, subject_on_remote: Callable[[bytes], bool]
+) -> int:
+    """Upload, in one pack, the statements learned since the remote's cursor that it lacks
+    and whose subject it holds; returns how many. Statements of commits not on the remote
+    wait (the cursor stops before the first of them) for the push that sends their commit."""
+    with store.env.read() as txn:
+        start = last = statements.cursor(txn, remote)
+        pending = []
+        for seq, subject, sid, data in statements.since(txn, start):
+            last = seq
+            if not statements.on_remote(txn, remote, sid):
+                pending.append((seq, subject, sid, data))
+    send: list[tuple[bytes, bytes]] = []
+    waiting: int | None = None
+    for seq, subject, sid, data in pending:
+        if subject_on_remote(subject):
+            send.append((sid, data))
+        elif waiting is None:
+            waiting = seq
+    if send:
+        pack, data = build_pack([d for _, d in send])
+        t.put(pack_key(pack), data)
+    with store.env.write() as txn:
+        statements.mark_on_remote(txn, remote, [sid for sid, _ in send])
+        statements.set_cursor(txn, remote, last if waiting is None else waiting - 1)
+    return len(send)
+
+
+def fetch_statements(store: Store, t: RemoteTransport, remote: str) -> int:
+    """Read the statement packs of the remote not read before and attach their statements;
+    returns how many were new to the store."""
+    with store.env.read() as txn:
+        known = remote_meta.known_packs(txn, remote, KIND)
+    wanted = [(p, k) for k in t.list(PREFIX) if (p := parse_pack_key(k)) and p not in known]
+    if not wanted:
+        return 0
+
+    def read(item: tuple[bytes, str]) -> tuple[bytes, list[Statement] | None]:
+        pack, key = item
+        try:
+            return pack, read_pack(pack, packs.get_capped(t, key, MAX_PACK), key)
+        except MlgitError as exc:
+            log.warning("statement pack %s skipped: %s", short_hex(pack), exc)
+            return pack, None
+
+    with ThreadPoolExecutor(READERS, thread_name_prefix="mlgitfs-stmts") as pool:
+        got = list(pool.map(read, wanted))
+    new = 0
+    with store.env.write() as txn:
+        for pack, sts in got:
+            if sts is None:
+                continue
+            new += statements.put_many(txn, sts)
+            statements.mark_on_remote(txn, remote, [st.id for st in sts])
+            remote_meta.put_pack(txn, remote, KIND, pack, len(sts))
+    return new
+
+
+def attach(store: Store, sts: list[Statement], remote: str | None = None) -> None:
+    """Attach statements read or written beside refs to their subjects; `remote` holds them
+    already (in its refs), so no statement pack carries them there again."""
+    with store.env.write() as txn:
+        statements.put_many(txn, sts)
+        if remote is not None:
+            statements.mark_on_remote(txn, remote, [st.id for st in sts])

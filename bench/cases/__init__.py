@@ -20,6 +20,7 @@ from bench.cases import (
     remote,
     remote_reads,
     retention,
+    signing,
     storage,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "remote",
     "remote_reads",
     "retention",
+    "signing",
     "storage",
 ]

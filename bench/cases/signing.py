@@ -1,0 +1,113 @@
+"""Signed history (issue 17 item 3): push and clone of COMMITS commits with every commit
+signed and the pushed ref signed, against the same history unsigned (target: under 5% more
+time each).
+
+Two stores hold the same commits (bench/signsynth.py), one with an author's statement per
+commit and a key that signs the push's ref move. Each round copies each store afresh,
+pushes it to an empty file:// remote (the statement pack goes up in the signed push), and
+clones that remote into an empty store (the clone reads the statement pack and checks the
+ref's statement); signed and unsigned alternate, best of ROUNDS. `verify --all-history` of
+the signed clone (one ed25519 verification per commit) is measured too, for information:
+it is a separate command, not part of the clone. Full size is 10,000 commits; ``--quick``
+(the CI smoke size) 1,000.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.context import Context
+from bench.ours import Mlgitfs
+from bench.registry import Row, case
+
+COMMITS, QUICK_COMMITS = 10_000, 1_000
+ROUNDS = 3
+TARGET = 1.05
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _build(home: Path, commits: int, sign: bool) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "bench.signsynth", "build", str(home), str(commits)]
+    proc = subprocess.run(
+        [*argv, *(["--sign"] if sign else [])], cwd=ROOT, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"signsynth exited {proc.returncode}: {proc.stderr}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _round(ctx: Context, base: Path, sign: bool, n: int) -> tuple[float, float, float | None]:
+    """(push s, clone s, verify s or None) of one fresh copy of the store at `base`."""
+    tag = f"{'signed' if sign else 'unsigned'}-{n}"
+    work = ctx.work / "signing" / tag
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    home, clone_home, remote = work / "store", work / "clone", work / "remote"
+    shutil.copytree(base, home)
+    log = ctx.work / "logs" / "signing.log"
+    ours = Mlgitfs(home, log)
+    ours.run("remote", "add", "origin", remote.as_uri())
+    ctx.settle()
+    push = ours.run("push", "s")
+    theirs = Mlgitfs(clone_home, log)
+    clone = theirs.run("clone", remote.as_uri(), "s")
+    verify = None
+    if sign:
+        exported = ours.call("key", "export").stdout
+        key_file = work / "bench.pub"
+        key_file.write_text(exported)
+        theirs.run("key", "import", str(key_file), "--name", "bench")
+        verify = theirs.run("verify", "s@main", "--all-history")
+    shutil.rmtree(work, ignore_errors=True)
+    return push, clone, verify
+
+
+@case("signing_push_clone", "signing")
+def signing_push_clone(ctx: Context) -> list[Row]:
+    """Push and clone of a long signed history against the same history unsigned."""
+    commits = QUICK_COMMITS if ctx.quick else COMMITS
+    bases = {s: ctx.work / "signing" / ("base-signed" if s else "base-unsigned") for s in (0, 1)}
+    info = {}
+    for sign, base in bases.items():
+        shutil.rmtree(base, ignore_errors=True)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        info[sign] = _build(base, commits, bool(sign))
+    ctx.log(f"signing: {commits} commits built in {info[0]['seconds']:.0f}s / "
+            f"{info[1]['seconds']:.0f}s (signed)")  # fmt: skip
+    best: dict[tuple[int, str], float] = {}
+    for n in range(ROUNDS):
+        for sign in (0, 1) if n % 2 == 0 else (1, 0):
+            push, clone, verify = _round(ctx, bases[sign], bool(sign), n)
+            for what, s in (("push", push), ("clone", clone), ("verify", verify)):
+                if s is not None:
+                    best[(sign, what)] = min(best.get((sign, what), float("inf")), s)
+    label = f"{commits:,} commits"
+    extra = {"build": info, "best": {f"{'signed' if k[0] else 'unsigned'} {k[1]}": v
+                                     for k, v in best.items()}}  # fmt: skip
+    rows = [
+        Row(
+            "signing_push_clone", f"push of {label}: signed / unsigned",
+            best[(1, "push")], best[(0, "push")], best[(1, "push")] / best[(0, "push")],
+            TARGET, "max", "s", "unsigned", extra=extra,
+        ),
+        Row(
+            "signing_push_clone", f"clone of {label}: signed / unsigned",
+            best[(1, "clone")], best[(0, "clone")], best[(1, "clone")] / best[(0, "clone")],
+            TARGET, "max", "s", "unsigned",
+        ),
+        Row(
+            "signing_push_clone", f"verify --all-history of {label} / unsigned clone",
+            best[(1, "verify")], best[(0, "clone")], best[(1, "verify")] / best[(0, "clone")],
+            None, "max", "s", "unsigned clone",
+        ),
+    ]  # fmt: skip
+    if not ctx.keep:
+        shutil.rmtree(ctx.work / "signing", ignore_errors=True)
+    return rows

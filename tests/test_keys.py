@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,10 @@ from mlgitfs.repo import statementsync
 from mlgitfs.store import packs
 from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
+from tests.wmount import Mounter, mlgitfs, mounter
+from testsupport.s3server import S3Server
+
+__all__ = ["mounter"]  # a fixture
 
 # --- signing, statements ----------------------------------------------------------------------
 
@@ -137,17 +142,44 @@ def test_commits_signed_when_the_user_has_a_key(cli: Cli, tmp_path: Path) -> Non
 # --- push, clone, fetch -----------------------------------------------------------------------
 
 
-def _team(tmp_path: Path, n: int = 3) -> tuple[Cli, Cli, str, list[str]]:
-    """alice's store with `n` signed commits pushed to a file:// remote; bob's clone."""
+@dataclass(frozen=True)
+class Where:
+    url: str
+    endpoint: str | None
+
+    def args(self) -> list[str]:
+        return ["--endpoint-url", self.endpoint] if self.endpoint else []
+
+    def keys(self, prefix: str) -> list[str]:
+        t = open_transport(self.url, self.endpoint)
+        try:
+            return list(t.list(prefix))
+        finally:
+            t.close()
+
+
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    if request.param == "file":
+        return Where((tmp_path / "remote").as_uri(), None)
+    server: S3Server = request.getfixturevalue("s3_server")
+    return Where(f"s3://{server.new_bucket()}/team", server.endpoint_url)
+
+
+def _team(
+    tmp_path: Path, n: int = 3, where: Where | None = None
+) -> tuple[Cli, Cli, str, list[str]]:
+    """alice's store with `n` signed commits pushed to a remote (file:// unless `where`);
+    bob's clone."""
+    where = where or Where((tmp_path / "remote").as_uri(), None)
     alice, bob = Cli(tmp_path / "alice"), Cli(tmp_path / "bob")
     alice("init", "ds", "--kind", "dataset", "--mutability", "mutable")
     alice("key", "generate", "--name", "alice")
     ids = [_import(alice, tmp_path, i) for i in range(n)]
-    url = (tmp_path / "remote").as_uri()
-    alice("remote", "add", "origin", url)
+    alice("remote", "add", "origin", where.url, *where.args())
     alice("push", "ds")
-    bob("clone", url, "ds")
-    return alice, bob, url, ids
+    bob("clone", where.url, "ds", *where.args())
+    return alice, bob, where.url, ids
 
 
 def _done(*clis: Cli) -> None:
@@ -169,12 +201,11 @@ def _refs(cli: Cli) -> list[tuple[str, bytes]]:
 
 
 def test_signatures_travel_with_the_commits(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, where: Where, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, "mlgitfs.repo.refsign")  # bob knows no key yet: warned
-    alice, bob, url, ids = _team(tmp_path)
-    keys = [k for k in open_transport(url).list("stmts/")]
-    assert len(keys) == 1  # one statement pack for the push, not one object per commit
+    alice, bob, url, ids = _team(tmp_path, 3, where)
+    assert len(where.keys("stmts/")) == 1  # one statement pack per push, not one per commit
     res = bob("verify", "ds@main", code=40)  # signed, by a key bob does not know
     assert "not trusted here" in res.stderr
     _trust(alice, bob, "alice")
@@ -184,10 +215,10 @@ def test_signatures_travel_with_the_commits(
     assert sorted(s["kind"] for s in head) == ["commit", "ref"]  # the push's ref move too
     # a later push sends only what is new, in one more pack
     alice("push", "ds")  # up to date: nothing to send
-    assert len(list(open_transport(url).list("stmts/"))) == 1
+    assert len(where.keys("stmts/")) == 1
     _import(alice, tmp_path, 7)
     alice("push", "ds")
-    assert len(list(open_transport(url).list("stmts/"))) == 2
+    assert len(where.keys("stmts/")) == 2
     bob("pull", "ds")
     bob("verify", "ds@main", "--all-history")
     _done(alice, bob)
@@ -223,6 +254,7 @@ def test_flipped_byte_in_a_signed_commit_is_corrupt(tmp_path: Path) -> None:
         t.put(key, bytes(raw))
     carol = Cli(tmp_path / "carol")
     carol("clone", url, "ds", code=7)
+    assert not (carol.home / "meta").exists() or not api.repos(carol.home)
     _done(alice, bob)
 
 
@@ -335,3 +367,20 @@ def test_gc_sweeps_the_statements_of_the_commits_it_sweeps(cli: Cli, tmp_path: P
     with store.env.read() as txn:
         assert statements.of_subject(txn, tmp_head) == [] and statements.count(txn) == 1
     cli("verify", "ds@main")
+
+
+@pytest.mark.fuse
+def test_a_writable_mount_commit_is_signed(
+    cli: Cli, home: Path, tmp_path: Path, mounter: Mounter
+) -> None:
+    """The mount's daemon commits through the same path: signed by the store's key."""
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("key", "generate", "--name", "alice")
+    _import(cli, tmp_path, 1)
+    api.close_store(home)
+    mp = mounter("ds@main")
+    (mp / "new.txt").write_bytes(b"written in the mount\n")
+    mlgitfs(home, "commit", str(mp), "-m", "from the mount")
+    out = json.loads(mlgitfs(home, "verify", "ds@main", "--all-history", "--json").stdout)
+    assert out["ok"] and len(out["commits"]) == 2
+    assert all(c["signed"] for c in out["commits"])

@@ -95,7 +95,7 @@ def check_fetched(
         else:
             log.warning(
                 "%s@%s was moved to %s by key %s, which the key ring does not know",
-                remote_repo, ref, short_hex(commit), short_key_id(st.signer),
+                remote_repo, ref.split("/", 1)[-1], short_hex(commit), short_key_id(st.signer),
             )  # fmt: skip
         keep.append(st)
     return keep

@@ -18,8 +18,10 @@ from mlgitfs.repo.remotegc import bytes_on_remote
 from tests.conftest import Cli
 from tests.gchelpers import random_files
 from tests.test_sync import Remote, remote
+from tests.wmount import Mounter, mounter
+from testsupport.mounts import fuse_skip_reason
 
-__all__ = ["remote"]
+__all__ = ["mounter", "remote"]
 
 MARK = b"SCRATCH-ONLY-7c1f0e"
 PACK = str(96 << 10)  # small packs: several per branch, so repacks and dead packs both happen
@@ -178,3 +180,37 @@ def test_retention_on_the_remote_lets_old_versions_go(
     cli("import", "ds", str(v1), "-m", "back to v1")
     cli("push", "ds")
     clone_check(tmp_path, remote, "again", {"main": v1})
+
+
+def test_a_mount_reads_the_right_bytes_across_a_remote_gc(
+    home: Path, tmp_path: Path, remote: Remote, mounter: Mounter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A read-only mount of a clone (`home`) streams from the remote while another machine's
+    gc repacks and deletes the packs it reads: files read during the grace come from the old
+    packs, files read after the delete through the copies (the daemon's locations are stale:
+    it finds the copies by reading the indexes again)."""
+    if (why := fuse_skip_reason()) is not None:
+        pytest.skip(why)
+    monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
+    writer = Cli(tmp_path / "writer")
+    main_dir, _ = build(writer, tmp_path, remote)
+    Cli(home)("clone", remote.url, "ds", *remote.add_args())
+    mp = mounter("ds@main", "ro")
+    files = sorted(p.relative_to(main_dir) for p in main_dir.rglob("*") if p.is_file())
+    got: dict[Path, bytes] = {}
+    ran: list[api.RemoteGcResult] = []
+    gc = threading.Thread(target=lambda: ran.append(api.gc_remote(writer.home, "origin",
+                                                                  grace="1s")))  # fmt: skip
+    gc.start()
+    try:
+        # during the gc, one directory (a first read fetches its directory's files ahead)
+        for rel in [f for f in files if f.parts[0] == "d0"]:
+            got[rel] = (mp / rel).read_bytes()
+    finally:
+        gc.join()
+    assert ran and ran[0].packs_repacked > 0
+    for rel in [f for f in files if f.parts[0] != "d0"]:  # after it: their packs are gone
+        got[rel] = (mp / rel).read_bytes()
+    assert got == {rel: (main_dir / rel).read_bytes() for rel in files}
+    api.close_store(writer.home)

@@ -90,36 +90,44 @@ def gc_reclaim(ctx: Context) -> list[Row]:
     return rows
 
 
+def dvc_gc(ctx: Context, data: Path, case_name: str) -> tuple[float, int, int]:
+    """DVC on the data set and change of ``gc_reclaim``: ``dvc add`` of all, push to a local
+    remote, remove the same 20%, ``dvc add`` and push again, then ``dvc gc -w -c -f``:
+    (seconds of the gc, bytes freed from the cache, bytes freed from the remote)."""
+    exe = fixtures.dvc_exe(ctx)
+    root = ctx.fresh_dir(case_name, "dvc")
+    remote = ctx.fresh_dir(case_name, "dvc-remote")
+    copy_tree(data / "all", root / "ds")
+    dvc = Dvc(exe, root, ctx.path("logs", f"dvc-{case_name}.log"))
+    ctx.meta.setdefault("dvc_version", dvc.version())
+    dvc.fresh()
+    dvc.run("remote", "add", "-d", "local", str(remote))
+    dvc.add("ds")
+    dvc.run("push", "--quiet")
+    for i, p in enumerate(sorted((root / "ds").rglob("*"))):  # the same 20% as ours
+        if p.is_file() and i % DROP == 0:
+            p.unlink()
+    dvc.add("ds")
+    dvc.run("push", "--quiet")
+    cache_before, remote_before = du_bytes(dvc.cache), du_bytes(remote)
+    secs = dvc.run("gc", "-w", "-c", "-f", "--quiet")
+    freed = (cache_before - du_bytes(dvc.cache), remote_before - du_bytes(remote))
+    if not ctx.keep:
+        run(["rm", "-rf", root, remote], check=False)
+    return secs, *freed
+
+
 def _dvc_rows(ctx: Context, data: Path, ours_freed: int, ours_secs: float) -> list[Row]:
     names = ("gc time vs dvc gc -w -c", "bytes freed vs dvc gc -w -c")
     if not ctx.use_dvc:
         return []
     try:
-        exe = fixtures.dvc_exe(ctx)
-        root = ctx.fresh_dir("gc", "dvc")
-        remote = ctx.fresh_dir("gc", "dvc-remote")
-        copy_tree(data / "all", root / "ds")
-        dvc = Dvc(exe, root, ctx.path("logs", "dvc-gc.log"))
-        ctx.meta.setdefault("dvc_version", dvc.version())
-        dvc.fresh()
-        dvc.run("remote", "add", "-d", "local", str(remote))
-        dvc.add("ds")
-        dvc.run("push", "--quiet")
-        for i, p in enumerate(sorted((root / "ds").rglob("*"))):  # the same 20% as ours
-            if p.is_file() and i % DROP == 0:
-                p.unlink()
-        dvc.add("ds")
-        dvc.run("push", "--quiet")
-        cache_before = du_bytes(dvc.cache)
-        dvc_secs = dvc.run("gc", "-w", "-c", "-f", "--quiet")
-        dvc_freed = cache_before - du_bytes(dvc.cache)
+        dvc_secs, dvc_freed, _ = dvc_gc(ctx, data, "gc")
     except Skipped as e:
         return [Row("gc_reclaim", n, None, None, None, skipped=str(e)) for n in names]
     except Exception as e:  # noqa: BLE001 - DVC rows fail, ours stand
         err = f"{type(e).__name__}: {e}"
         return [Row("gc_reclaim", n, None, None, None, error=err) for n in names]
-    if not ctx.keep:
-        run(["rm", "-rf", root, remote], check=False)
     return [
         Row("gc_reclaim", names[0], ours_secs, dvc_secs, ours_secs / dvc_secs, None,
             direction="max", unit="s", baseline_name="dvc gc -w -c -f",

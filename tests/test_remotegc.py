@@ -175,6 +175,11 @@ def test_retention_on_the_remote_lets_old_versions_go(
     clone_check(tmp_path, remote, "fresh", {"main": v2})
     fresh = Cli(tmp_path / "fresh")
     assert len(json.loads(fresh("log", "ds", "--json").stdout)) == 2  # the history stays
+    # rules cleared after the gc: v1's contents are gone, so it stays expired (no refusal)
+    cli("retention", "set", "ds", "--clear")
+    cli("push", "ds")
+    again = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)
+    assert again["expired"] == [] and again["packs_dead"] == 0
     # pushing v1's tree again (a revert) uploads its chunks: the walk does not stop at the
     # expired tree the remote keeps for its names
     cli("import", "ds", str(v1), "-m", "back to v1")

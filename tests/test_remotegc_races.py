@@ -90,14 +90,29 @@ def test_pushes_racing_a_gc_lose_nothing(
 def test_killed_remote_gc_then_rerun_loses_nothing(
     home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _kill_rounds(cli, tmp_path, remote, monkeypatch, KILLS)
+
+
+@pytest.mark.slow
+def test_fifty_kills_of_remote_gc(
+    home: Path, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's 50 kills, on file:// (about 4 minutes on 2 cores)."""
+    _kill_rounds(cli, tmp_path, Remote((tmp_path / "remote").as_uri(), None, {}), monkeypatch,
+                 50)  # fmt: skip
+
+
+def _kill_rounds(
+    cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch, kills: int
+) -> None:
     monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
     main_dir, _ = build(cli, tmp_path, remote)
     env = _env(remote)
     rnd = random.Random(4)
     killed: list[str] = []
-    for k in range(KILLS):
+    for k in range(kills):
         target = PHASES[k % len(PHASES)]
-        gc = _gc(env, home, 0.6)
+        gc = _gc(env, cli.home, 0.6)
         assert gc.stdout is not None
         seen = ""
         for line in gc.stdout:
@@ -122,7 +137,7 @@ def test_killed_remote_gc_then_rerun_loses_nothing(
         cli("push", "--delete", f"ds@tmp{k}", "origin", "--force")
         cli("branch", "-d", f"ds@tmp{k}", "--force")
         time.sleep(0.7)
-    assert len(killed) >= KILLS // 2, killed
+    assert len(killed) >= kills // 2, killed
     res = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)
     assert res["packs_revived"] == 0
     again = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)

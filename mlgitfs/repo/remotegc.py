@@ -118,7 +118,7 @@ def gc_remote(
     state.write_record(t, res.gc_id, started, "marking")
     phase("mark")
     view, source, marker, plan, decided = _mark(store, t, res, now_ns, threshold)
-    expired = frozenset(bytes(c) for c in decided)
+    expired = frozenset(bytes(c) for c in decided) | view.let_go
     lease.renew(force=True)
     state.write_record(t, res.gc_id, started, "repacking")
     phase("repack")
@@ -159,7 +159,7 @@ def _mark(
     view = read_view(t)
     source = ObjectSource(store, t, view)
     now = time.time_ns() if now_ns is None else now_ns
-    marker, decided = mark(source, view.refs.items(), view.rules, now)
+    marker, decided = mark(source, view.refs.items(), view.rules, now, let_go=view.let_go)
     res.refs = len(view.refs)
     res.expired = [f"{repo}@{short_hex(c)} ({why})" for c, (repo, why) in sorted(decided.items())]
     res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)

@@ -42,6 +42,7 @@ class RemoteView:
     index_bytes: dict[Pack, int] = field(default_factory=dict)
     unindexed: dict[Pack, set[str]] = field(default_factory=dict)  # pack → its keys present
     rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    let_go: set[bytes] = field(default_factory=set)  # commits an earlier gc let expire
 
     def holders(self) -> dict[bytes, list[Pack]]:
         """Every id → the visible packs holding it."""
@@ -109,6 +110,7 @@ def read_view(t: RemoteTransport) -> RemoteView:
     for repo in sorted({repo for repo, _ in view.refs}):
         rules, _ = retentionsync.read_remote(t, repo)
         view.rules[repo] = rules.rules if rules is not None else ()
+        view.let_go.update(retentionsync.read_expired(t, repo))
     return view
 
 
@@ -185,15 +187,20 @@ def chunk_refs(data: bytes, oid: bytes) -> list[bytes]:
 def mark(
     source: ObjectSource, refs: Iterable[tuple[RefKey, bytes]], rules: dict[str, tuple[Rule, ...]],
     now_ns: int, marker: Marker | None = None, expired: frozenset[bytes] | None = None,
+    let_go: Iterable[bytes] = (),
 ) -> tuple[Marker, dict[ObjectId, tuple[str, str]]]:  # fmt: skip
     """Mark from `refs` (with `marker` and `expired`: extend an earlier mark, keeping its
-    expiry decisions). Returns the marker and the expired commits with (repo, rule)."""
+    expiry decisions). Returns the marker and the newly expired commits with (repo, rule).
+    A commit in `let_go` (an earlier gc deleted its contents) stays expired whatever the
+    rules say now: its chunks are gone."""
     refs = list(refs)
     decided: dict[ObjectId, tuple[str, str]] = {}
     if expired is None:
         stored = [(repo, ref, ObjectId(head)) for (repo, ref), head in refs]
         decided = expiry.decide(stored, source.commit_node, rules, frozenset(), now_ns)
-        expired = frozenset(bytes(c) for c in decided)
+        before = set(let_go)
+        decided = {c: why for c, why in decided.items() if bytes(c) not in before}
+        expired = frozenset(bytes(c) for c in decided) | before
     marker = marker or Marker()
     marker.walk(source.load, [head for _, head in refs], expired=expired)
     return marker, decided

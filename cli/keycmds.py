@@ -72,7 +72,9 @@ def key_export(c: Ctx, name: str | None) -> None:
 @json_opt
 @pass_ctx
 def key_import(c: Ctx, file: TextIO, name: str, as_json: bool) -> None:
-    """Trust the public key in FILE ("-": stdin), one line as `key export` prints it."""
+    """Trust the public key in FILE ("-": stdin), one line as `key export` prints it.
+    Fetches and clones then check the signatures it made; import keys before a clone (the
+    store is made if there is none)."""
     where = "stdin" if file.name == "<stdin>" else f"key file {file.name}"
     k = api.key_import(c.home, file.read(), name, where)
     if as_json:

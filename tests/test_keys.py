@@ -282,7 +282,12 @@ def test_unknown_key_and_statement_moved_onto_another_commit(
     forged = stm.Statement(parent, st.kind, st.body, st.signer, st.signature)
     pack, data = statementsync.build_pack([forged.encode()])
     t.put(statementsync.pack_key(pack), data)
-    carol = Cli(tmp_path / "carol")
+    dave = Cli(tmp_path / "dave")  # trusts alice before he clones: the clone checks
+    _trust(alice, dave, "alice")
+    res = dave("clone", url, "ds", code=39)
+    assert "does not verify" in res.stderr and statementsync.PREFIX in res.stderr
+    assert api.repos(dave.home) == []
+    carol = Cli(tmp_path / "carol")  # trusts alice only after her clone: verify finds it
     carol("clone", url, "ds")
     _trust(alice, carol, "alice")
     res = carol("verify", "ds@main~1", code=39)
@@ -294,7 +299,7 @@ def test_unknown_key_and_statement_moved_onto_another_commit(
         statements.put(txn, stm.sign(mallory, head, "attestation", codec.pack(["ok"])))
     res = carol("verify", "ds@main", code=40)
     assert "not trusted here" in res.stderr
-    _done(alice, bob, carol)
+    _done(alice, bob, carol, dave)
 
 
 def test_ref_moved_by_an_untrusted_key_is_refused(

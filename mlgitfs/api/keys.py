@@ -73,8 +73,9 @@ def _result(k: KnownKey, signing: str | None) -> KeyResult:
 
 
 def key_generate(home: Path | None, name: str | None = None) -> KeyResult:
-    """A new ed25519 key pair in the store's key ring (NAME default: the user's name)."""
-    store = open_store(home)
+    """A new ed25519 key pair in the store's key ring (NAME default: the user's name); makes
+    the store if there is none yet (keys can be set up before a clone)."""
+    store = open_store(home, create=True)
     made = Keyring(store.home).generate(name or default_actor().split("@")[0])
     return _result(made, _signing_name(home))
 
@@ -96,8 +97,9 @@ def key_export(home: Path | None, name: str | None = None) -> KeyResult:
 
 
 def key_import(home: Path | None, text: str, name: str, where: str) -> KeyResult:
-    """Know the public key in `text` (one line, as `key export` prints it) as NAME."""
-    store = open_store(home)
+    """Know the public key in `text` (one line, as `key export` prints it) as NAME; makes the
+    store if there is none yet, so a clone can check signatures as it fetches."""
+    store = open_store(home, create=True)
     return _result(Keyring(store.home).import_public(text, name, where), _signing_name(home))
 
 

@@ -11,9 +11,10 @@ Pack format 1: canonical msgpack ``["spack", 1, [statement encoding, ...]]`` fol
 32-byte BLAKE3 trailer of those bytes; its id (in the key) is the BLAKE3 of the whole object.
 A reader checks the id, the trailer and every statement's encoding before it keeps any; a
 pack that fails is skipped with a warning and not recorded as read (a repaired or re-pushed
-one is read next time). Signatures are not checked here: a statement is kept as it came, and
-`mlgitfs verify` (repo/verify.py) judges it against the key ring, so an altered signature is
-reported as such instead of vanishing.
+one is read next time). A fetch checks the signature of every statement whose signer the
+key ring knows, and refuses the fetch (`SignatureInvalid`, no tracking ref moved) when one
+fails; statements by keys it does not know are kept as they came, and `mlgitfs verify`
+(repo/verify.py) judges them once their keys are imported.
 
 Crash states: killed during the pack's PUT, the remote has no pack or a truncated one (it
 fails its check): the rerun sends the statements again (they were not marked as on the
@@ -34,6 +35,7 @@ from mlgitfs.meta import statements
 from mlgitfs.model import codec
 from mlgitfs.model.ids import ID_LEN, from_hex, hash_bytes, short_hex, to_hex
 from mlgitfs.model.statement import Statement, decode
+from mlgitfs.repo.verify import Trusted, check_signature
 from mlgitfs.store import packs
 from mlgitfs.store.facade import Store
 from mlgitfs.store.remote import RemoteTransport
@@ -114,9 +116,13 @@ def push_statements(
     return len(send)
 
 
-def fetch_statements(store: Store, t: RemoteTransport, remote: str) -> int:
+def fetch_statements(
+    store: Store, t: RemoteTransport, remote: str, trusted: Trusted | None = None
+) -> int:
     """Read the statement packs of the remote not read before and attach their statements;
-    returns how many were new to the store."""
+    returns how many were new to the store. A statement signed by a key of `trusted` whose
+    signature fails is refused (`SignatureInvalid`) before anything is attached: the fetch
+    stops, no tracking ref moves. Statements by other keys are kept unjudged."""
     with store.env.read() as txn:
         known = remote_meta.known_packs(txn, remote, KIND)
     wanted = [(p, k) for k in t.list(PREFIX) if (p := parse_pack_key(k)) and p not in known]
@@ -133,6 +139,12 @@ def fetch_statements(store: Store, t: RemoteTransport, remote: str) -> int:
 
     with ThreadPoolExecutor(READERS, thread_name_prefix="mlgitfs-stmts") as pool:
         got = list(pool.map(read, wanted))
+    if trusted:
+        for pack, sts in got:
+            for st in sts or ():
+                if st.signer in trusted:
+                    where = f"{st.kind} statement {short_hex(st.id)} in {pack_key(pack)}"
+                    check_signature(st, trusted, where)
     new = 0
     with store.env.write() as txn:
         for pack, sts in got:

@@ -31,9 +31,10 @@ from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.statement import Statement
-from mlgitfs.repo import refsign, remotes, retentionsync, statementsync
+from mlgitfs.repo import refsign, remotes, retentionsync, statementsync, verify
 from mlgitfs.repo.commitindex import index_commits
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
+from mlgitfs.repo.keyring import Keyring
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import merge_into_branch
 from mlgitfs.store import packs
@@ -204,7 +205,7 @@ def _fetch(
     out = SyncOutcome(rec.name, repo)
     _fetch_history(store, found.values(), out.stats, progress)
     # the commits are here: their statements (and the refs') are attached before the refs move
-    statementsync.fetch_statements(store, t, rec.name)
+    statementsync.fetch_statements(store, t, rec.name, verify.trusted_keys(Keyring(store.home)))
     statementsync.attach(store, ref_statements, rec.name)
     with store.env.read() as txn:
         prefix = remotes.tracking_ref(rec.name, "")

@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
-from mlgitfs.errors import BundleDamaged, ConflictError, MissingObject, NotFound
+from mlgitfs.errors import BundleDamaged, ConflictError, FileErased, NotFound, VersionExpired
+from mlgitfs.meta import retention
+from mlgitfs.model.retention import Policy, Rule
 from mlgitfs.store import bundlefile
 from tests.conftest import Cli, write_tree
+from tests.gchelpers import forget_reflog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("MLGITFS_BUNDLE_KILLS", "12"))
@@ -132,12 +135,46 @@ def test_bundle_refusals(home: Path, cli: Cli, tmp_path: Path) -> None:
     r = Cli(tmp_path / "h2")("clone", str(tmp_path / "nope.bundle"), code=NotFound.exit_code)
     assert "no bundle file" in r.stderr and not (tmp_path / "h2").exists()
     cli("bundle", "nope", str(file), code=NotFound.exit_code)
-    # erased contents are not bundled yet: a clear refusal, no file
-    cli("erase", "ds", "img/b.bin", "-m", "test", "--all-versions", "--yes")
-    cli("gc")
-    r = cli("bundle", "ds", str(file), code=MissingObject.exit_code)
-    assert "cannot be bundled" in r.stderr and not file.exists()
+    assert not file.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def test_bundle_of_expired_and_erased_contents(home: Path, cli: Cli, tmp_path: Path) -> None:
+    """What gc let go travels as its records: the restore reads the live files byte for
+    byte, names the erasure for an erased file and the rule for an expired version, and its
+    fsck counts them as erased and expired, not as damage."""
+    make_repo(home, tmp_path / "src")
+    cli("erase", "ds", "img/b.bin", "-m", "licence withdrawn", "--all-versions", "--yes")
+    rnd = random.Random(3)
+    for name, files in (("m2", {"only.bin": rnd.randbytes(200_000)}), ("m3", {"later.bin": "x"})):
+        api.import_dir(home, "ds@main", write_tree(tmp_path / name, files), name)
+    store = api.open_store(home)
+    forget_reflog(store)
+    with store.env.write() as txn:  # each branch keeps its head: ds@main~1 (m2) expires
+        retention.set_rules(txn, "ds", (Rule("*", Policy(last=1)),))
+    gc = api.gc(home)
+    assert len(gc.expired) == 1 and gc.chunks > 0
+    file = tmp_path / "ds.bundle"
+    cli("bundle", "ds", str(file))
+    with open(file, "rb") as f:
+        assert f.read(20)[16:] == (2).to_bytes(4, "big")  # it holds records of let-go contents
+    fresh = tmp_path / "restored"
+    Cli(fresh)("clone", str(file))
+    here, there = api.fsck(home), api.fsck(fresh)
+    assert there.clean, there.damage
+    assert (there.expired, there.erasures, there.erased) == (
+        here.expired,
+        here.erasures,
+        here.erased,
+    )
+    assert there.expired == 1 and there.erased > 0
+    for rev in ("ds@main:later.bin", "ds@dev:labels.csv", "ds@v1:img/a.bin", "ds@exp:many/059.txt"):
+        assert b"".join(api.cat(fresh, rev)) == b"".join(api.cat(home, rev)), rev
+    r = Cli(fresh)("cat", "ds@v1:img/b.bin", code=FileErased.exit_code)
+    assert "licence withdrawn" in r.stderr
+    r = Cli(fresh)("cat", "ds@main~1:only.bin", code=VersionExpired.exit_code)
+    assert "has expired" in r.stderr
+    api.close_store(fresh)
 
 
 class _Worker:

@@ -6,6 +6,11 @@ before parents, then the retention rule set and the refs. The reflog, checkouts 
 remote-tracking refs stay behind. The file format and its atomic write are in
 store/bundlefile.py.
 
+Contents gc let go travel as their records, not as an error: the expiry record of each
+expired commit of the history, the repo's erasure records, and the ids of the absent chunks
+only erased files held. A restore records them, so reads there name the rule or the erasure
+as they do here, and fsck counts them as expired or erased, not missing.
+
 Restoring checks the whole file first (bundlefile.verify), then every chunk and object
 against its id as it is read, writes the chunks (pinned: no remote holds them) and records
 them with the objects, the repo, its rules and its refs in one LMDB transaction: a restore
@@ -15,23 +20,54 @@ them).
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from mlgitfs.errors import AlreadyExists, BundleDamaged, CorruptObject, MissingObject
-from mlgitfs.meta import db, retention
+from mlgitfs.errors import AlreadyExists, BundleDamaged, CorruptObject
+from mlgitfs.meta import db, erasures, retention
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
+from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.model.ids import ID_LEN, ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
-from mlgitfs.model.retention import RuleSet
+from mlgitfs.model.retention import ExpiryRecord, RuleSet
 from mlgitfs.repo import retentionsync
 from mlgitfs.repo.push import Plan, stored_chunk
 from mlgitfs.store import bundlefile, compress, packs
-from mlgitfs.store.bundlefile import CHUNK, OBJECT, REF, REPO, RULES
+from mlgitfs.store.bundlefile import (
+    CHUNK,
+    ERASED,
+    ERASURE,
+    EXPIRED,
+    OBJECT,
+    REF,
+    REPO,
+    RULES,
+)
 from mlgitfs.store.facade import Store
 
 NO_REMOTE = ""  # no remote has this name: the plan takes everything
+T = TypeVar("T")
+
+
+def _object_id(key: bytes, name: str) -> ObjectId:
+    if len(key) != ID_LEN:
+        raise BundleDamaged(name, "a record whose key is not an id")
+    return ObjectId(key)
+
+
+def _decoded(decode: Callable[[bytes, str], T], data: bytes, name: str) -> T:
+    try:
+        return decode(data, name)
+    except CorruptObject as exc:
+        raise BundleDamaged(name, exc.message) from exc
+
+
+def _erasure(data: bytes, name: str) -> ErasureRecord:
+    return ErasureRecord.decode(0, data)
 
 
 @dataclass(slots=True)
@@ -51,17 +87,22 @@ def write(store: Store, repo: str, path: Path) -> BundleStats:
         rec = db.get_repo(txn, repo)
         refs = [(r, o) for r, o in db.list_refs(txn, repo) if r.startswith(("heads/", "tags/"))]
         rules = retention.get_ruleset(txn, repo)
-    plan = Plan(store, NO_REMOTE)
-    try:
-        plan.commits([bytes(o) for _, o in refs])
-    except MissingObject as exc:
-        raise MissingObject(
-            exc.object_id,
-            f"{exc.reason}: {repo} cannot be bundled (contents that gc let go, erased or "
-            "expired, are not bundled yet: docs/lifecycle.md)",
-        ) from exc
+        expired = {bytes(o): r for o, r in retention.list_expired(txn)}
+        erased = erasures.erased_chunk_ids(txn)
+        records = [r for r in erasures.list_all(txn) if r.repo == repo]
+
+    def let_go(commit: bytes | None, cid: bytes) -> bool:
+        return cid in erased or (commit is not None and commit in expired)
+
+    plan = Plan(store, NO_REMOTE, let_go=let_go)
+    plan.commits([bytes(o) for _, o in refs])
+    history = {oid for oid, _ in plan.meta}
+    gone_expired = sorted(c for c in expired if c in history)
+    gone_erased = sorted(c for c in set(plan.gone) if c in erased)
+    let_go_records = bool(gone_expired or gone_erased or records)
     out = BundleStats(repo, len(refs), len(plan.meta), len(plan.chunks))
-    w = bundlefile.BundleWriter(path)
+    # version 1 when nothing was let go: older readers still restore such a bundle
+    w = bundlefile.BundleWriter(path, bundlefile.VERSION if let_go_records else 1)
     try:
         w.record(REPO, repo.encode(), packs.render_repo(rec.kind.value, rec.mutability.value,
                                                         rec.categories))  # fmt: skip
@@ -72,6 +113,12 @@ def write(store: Store, repo: str, path: Path) -> BundleStats:
             w.record(OBJECT, oid, data)
         if rules is not None:
             w.record(RULES, b"", rules.encode())
+        for oid in gone_expired:
+            w.record(EXPIRED, oid, expired[oid].encode())
+        for er in records:
+            w.record(ERASURE, b"", er.encode())
+        for cid in gone_erased:
+            w.record(ERASED, cid, b"")
         for ref, oid in refs:  # last: each names objects written above
             w.record(REF, ref.encode(), bytes(oid))
         w.commit()
@@ -94,6 +141,9 @@ def restore(
     objects: list[tuple[ObjectId, bytes]] = []
     refs: dict[str, ObjectId] = {}
     rules: RuleSet | None = None
+    expired: list[tuple[ObjectId, ExpiryRecord]] = []
+    erasure_records: list[ErasureRecord] = []
+    erased: set[bytes] = set()
     record: tuple[str, str, str, tuple[str, ...]] | None = None
     out = BundleStats(bytes=path.stat().st_size)
     try:
@@ -117,6 +167,12 @@ def restore(
                 objects.append((ObjectId(key), data))
             elif kind == RULES:
                 rules = RuleSet.decode(data, name)
+            elif kind == EXPIRED:
+                expired.append((_object_id(key, name), _decoded(ExpiryRecord.decode, data, name)))
+            elif kind == ERASURE:
+                erasure_records.append(_decoded(_erasure, data, name))
+            elif kind == ERASED:
+                erased.add(_object_id(key, name))
             elif kind == REF:
                 ref = key.decode("utf-8", "replace")
                 if not ref.startswith(("heads/", "tags/")) or len(data) != ID_LEN:
@@ -142,6 +198,12 @@ def restore(
             store.put_objects(txn, objects)
             db.create_repo(txn, rec)
             retentionsync.adopt(txn, local, rules)
+            for oid, why in expired:
+                retention.record_expired(txn, oid, why)
+            for er in erasure_records:  # numbered after the store's own records
+                erasures.add(txn, dataclasses.replace(er, repo=local))
+            if erased:
+                erasures.set_erased_chunks(txn, set(erasures.erased_chunk_ids(txn)) | erased)
             for ref, oid in refs.items():
                 db.set_ref(txn, local, ref, oid, None, f"clone {path.name}")
         writer.reset()

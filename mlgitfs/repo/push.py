@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from mlgitfs.errors import (
@@ -72,15 +72,29 @@ GC_REPLANS = 4  # plans against newly condemned packs before a push gives up (ex
 CAS_RETRIES = 5
 
 
+# (commit whose tree is walked, chunk id) -> whether that chunk may be absent because gc
+# let it go (an expired version, an erased file): bundles carry the records instead
+LetGo = Callable[[bytes | None, bytes], bool]
+
+
 class Plan:
     """What the remote lacks, children before parents (see step 3 of the module note).
     An id the remote holds only in packs a remote gc condemned counts as absent, and the
     walk never stops at metadata a gc kept for its names only (`gc/expired`)."""
 
-    def __init__(self, store: Store, remote: str, gcs: Condemned | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        remote: str,
+        gcs: Condemned | None = None,
+        let_go: LetGo | None = None,
+    ) -> None:
         self.store = store
         self.remote = remote
         self.gcs = gcs or Condemned()
+        self.let_go = let_go  # None: every chunk must be there (a push)
+        self.gone: list[bytes] = []  # chunks absent because `let_go` says they went
+        self._commit: bytes | None = None  # the commit whose tree is being walked
         self.seen: set[bytes] = set()
         self.chunks: list[tuple[bytes, Location]] = []
         self.meta: list[tuple[bytes, bytes]] = []
@@ -118,6 +132,7 @@ class Plan:
             stack.extend((bytes(p), False) for p in (*c.parents, *(i for _, i in c.inputs)))
         for oid in order:  # parents first, each after its tree
             c = self.store.commit(ObjectId(oid))
+            self._commit = oid
             self.tree(bytes(c.tree))
             self.meta.append((oid, c.encode()))
 
@@ -176,7 +191,13 @@ class Plan:
         with self.store.env.read() as txn:
             loc = self.store.chunks.location(txn, ChunkId(cid))
         if loc is None:  # only on another remote (a partial clone): bring it here first
-            self.store.read_chunk(ChunkId(cid))
+            try:
+                self.store.read_chunk(ChunkId(cid))
+            except MissingObject:
+                if self.let_go is None or not self.let_go(self._commit, cid):
+                    raise
+                self.gone.append(cid)  # expired or erased: its absence is recorded instead
+                return
             with self.store.env.read() as txn:
                 loc = self.store.chunks.location(txn, ChunkId(cid))
             assert loc is not None

@@ -26,7 +26,8 @@ from mlgitfs.model.ids import ID_LEN, Hasher
 from mlgitfs.store.durable import fsync_dir
 
 MAGIC = b"mlgitfs bundle\n\x00"
-VERSION = 1
+VERSION = 2  # 2 adds the records of contents let go; a bundle without them is written as 1
+READS = (1, 2)
 _HEAD = struct.Struct(">16sI")
 _REC = struct.Struct(">cI")
 _LEN = struct.Struct(">Q")
@@ -36,8 +37,11 @@ CHUNK = b"C"  # key: chunk id; data: codec (u8), raw length (u64), stored bytes
 OBJECT = b"O"  # key: object id; data: its encoded bytes
 RULES = b"S"  # key: empty; data: the retention rule set
 REF = b"F"  # key: ref name ("heads/main"); data: commit id
+EXPIRED = b"X"  # key: commit id; data: its expiry record (contents gc let go)  (version 2)
+ERASURE = b"Z"  # key: empty; data: an erasure record of the repo  (version 2)
+ERASED = b"D"  # key: chunk id only erased files held; data: empty  (version 2)
 END = b"E"
-KINDS = frozenset((REPO, CHUNK, OBJECT, RULES, REF, END))
+KINDS = frozenset((REPO, CHUNK, OBJECT, RULES, REF, EXPIRED, ERASURE, ERASED, END))
 MAX_KEY = 4096
 _CHUNK_HEAD = struct.Struct(">BQ")
 _BUF = 1 << 20
@@ -57,7 +61,7 @@ def decode_chunk(data: bytes, path: str) -> tuple[int, int, bytes]:
 class BundleWriter:
     """Writes records to `<dir>/.<name>.partial`, then `commit` renames it to `path`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, version: int = VERSION) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.partial")
         try:
@@ -73,7 +77,7 @@ class BundleWriter:
         self._f: BinaryIO = os.fdopen(fd, "wb", buffering=_BUF)
         self._hash = Hasher()
         self.size = 0
-        self._write(_HEAD.pack(MAGIC, VERSION))
+        self._write(_HEAD.pack(MAGIC, version))
 
     def _write(self, data: bytes) -> None:
         try:
@@ -157,8 +161,8 @@ def _check_head(head: bytes, name: str) -> None:
     if len(head) < _HEAD.size or head[:16] != MAGIC:
         raise BundleDamaged(name, "not an mlgitfs bundle (no magic)")
     (_, version) = _HEAD.unpack(head)
-    if version != VERSION:
-        raise BundleDamaged(name, f"bundle version {version}; this mlgitfs reads {VERSION}")
+    if version not in READS:
+        raise BundleDamaged(name, f"bundle version {version}; this mlgitfs reads {READS}")
 
 
 def records(path: Path) -> Iterator[tuple[bytes, bytes, bytes]]:

@@ -108,6 +108,7 @@ _KINDS = {int(k): k for k in EntryKind}
 
 
 _INT, _BYTES = frozenset({int}), frozenset({bytes})
+Row = tuple[Any, ...]  # an entry as on the wire: (name, kind, mode, size, mtime_ns, ref)
 # Entries already decoded, by their exact fields (types checked first, so 1 and True never
 # meet): the same file in base, ours and theirs is then one object, built once, and a diff
 # or merge skips it by identity (`e is f`). Bounded; emptied when full.
@@ -116,13 +117,13 @@ _SEEN_MAX = 1 << 18
 _PLAIN_KINDS = frozenset(int(k) for k in (EntryKind.FILE, EntryKind.CHUNKED, EntryKind.DIR))
 
 
-def _bulk_entries(raw: list[Any]) -> tuple[TreeEntry, ...] | None:
-    """The whole tree at once when every entry passes the per-entry fast check below (column
-    by column, in C loops: a merge or diff of a large version decodes millions of entries);
-    None when any might not, and the caller checks entry by entry. It accepts a subset of
+def _plain_columns(raw: list[Any]) -> bool:
+    """True when every entry surely passes the per-entry fast check of `_entries` (column by
+    column, in C loops: a merge or diff of a large version decodes millions of entries);
+    False when any might not, and the caller checks entry by entry. It accepts a subset of
     what `_entries` accepts, never more (sizes are held to MAX_CHUNK whatever the kind)."""
     if not raw or set(map(type, raw)) != {list} or set(map(len, raw)) != {6}:
-        return None
+        return False
     names, kinds, modes, sizes, mtimes, refs = zip(*raw, strict=True)
     if not (
         set(map(type, names)) == _BYTES
@@ -145,9 +146,25 @@ def _bulk_entries(raw: list[Any]) -> tuple[TreeEntry, ...] | None:
         and set(map(type, refs)) == _BYTES
         and set(map(len, refs)) == {ID_LEN}
     ):
-        return None
+        return False
     joined = b"".join(names)  # joining makes no '/' or NUL that no name holds
-    if b"/" in joined or b"\0" in joined:
+    return b"/" not in joined and b"\0" not in joined
+
+
+def entry_of(row: Row) -> TreeEntry:
+    """The entry of a wire row that `tree_rows` (or `_plain_columns`) accepted; one object
+    per distinct row while the bounded table holds it."""
+    e = _SEEN.get(row)
+    if e is None:
+        if len(_SEEN) > _SEEN_MAX:
+            _SEEN.clear()
+        e = _SEEN[row] = TreeEntry(row[0], _KINDS[row[1]], row[2], row[3], row[4], row[5])
+    return e
+
+
+def _bulk_entries(raw: list[Any]) -> tuple[TreeEntry, ...] | None:
+    """The whole tree at once when `_plain_columns` accepts it; None otherwise."""
+    if not _plain_columns(raw):
         return None
     seen = _SEEN
     if len(seen) > _SEEN_MAX:
@@ -159,6 +176,33 @@ def _bulk_entries(raw: list[Any]) -> tuple[TreeEntry, ...] | None:
             e = seen[key] = TreeEntry(key[0], _KINDS[key[1]], key[2], key[3], key[4], key[5])
         out.append(e)
     return tuple(out)
+
+
+def tree_rows(data: bytes, oid: bytes) -> list[Row] | None:
+    """A tree's entries as wire rows `(name, kind, mode, size, mtime_ns, ref)`, checked as
+    `decode` checks them (hash, canonical encoding, ranges, names, order), without an entry
+    object per row: a merge or diff compares whole directories that differ in a few names.
+    None when the object is not a tree (an index, a commit) or holds entries that only the
+    entry-by-entry check judges (symlinks, chunked or unusual ones): `decode` it instead."""
+    what = short_hex(oid)
+    if hash_bytes(data) != oid:
+        raise CorruptObject(what, "content does not hash to its id")
+    value = codec.unpack_canonical(data, what)
+    if not (
+        type(value) is list
+        and len(value) == 3
+        and value[0] == Tree.TAG
+        and value[1] == FORMAT
+        and type(value[2]) is list
+        and 0 < len(value[2]) <= MAX_PAGE
+        and _plain_columns(value[2])
+    ):
+        return None
+    rows: list[Row] = list(map(tuple, value[2]))
+    names = [r[0] for r in rows]
+    if len(set(names)) != len(names) or sorted(names) != names:
+        return None  # decode names the problem
+    return rows
 
 
 def _entries(c: _Check, raw: list[Any]) -> tuple[TreeEntry, ...]:

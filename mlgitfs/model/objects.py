@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -186,6 +187,20 @@ def object_id(obj: Object) -> tuple[ObjectId, bytes]:
     if problem:
         raise ValueError(f"refusing to write a {obj.TAG} the format cannot hold: {problem}")
     data = obj.encode()
+    return ObjectId(hash_bytes(data)), data
+
+
+def tree_from_rows(
+    rows: list[tuple[Any, ...]], fresh: Sequence[TreeEntry]
+) -> tuple[ObjectId, bytes]:
+    """The id and bytes of the tree whose entries are the wire `rows` (sorted by name,
+    unique): the rows of a checked tree (`decode.tree_rows`) plus those of the `fresh`
+    entries, which alone are checked here as `object_id` checks a tree's entries."""
+    problem = f"{len(rows)} entries in one tree" if len(rows) > MAX_PAGE else None
+    problem = problem or _encode_problem(Tree(tuple(fresh)))
+    if problem:
+        raise ValueError(f"refusing to write a tree the format cannot hold: {problem}")
+    data = codec.pack([Tree.TAG, FORMAT, rows])
     return ObjectId(hash_bytes(data)), data
 
 

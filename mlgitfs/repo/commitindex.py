@@ -45,6 +45,10 @@ class PendingObjects:
             obj = self.decoded[bytes(oid)] = decode(data, oid)
         return obj
 
+    def get_raw(self, oid: ObjectId) -> bytes | None:
+        data = self.new.get(bytes(oid))
+        return self.store.get_raw(oid) if data is None else data
+
     def get(self, oid: ObjectId, kind: type[KindT]) -> KindT:
         return of_kind(self.get_object(oid), oid, kind)
 

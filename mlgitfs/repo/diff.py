@@ -12,7 +12,8 @@ from mlgitfs.errors import CorruptObject
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import TreeEntry
-from mlgitfs.repo.trees import MAX_DEPTH, DirView, ObjectReader, walk
+from mlgitfs.repo.treedelta import differing
+from mlgitfs.repo.trees import MAX_DEPTH, ObjectReader, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,28 +31,6 @@ class DiffEntry:
     @property
     def new_size(self) -> int:
         return self.new.size if self.new and not self.new.is_dir else 0
-
-
-def _differing_entries(
-    store: ObjectReader, a: ObjectId, b: ObjectId
-) -> tuple[list[TreeEntry], list[TreeEntry]]:
-    """Entries of the pages that differ: a page present on both sides holds the same entries."""
-    va, vb = DirView(store, a), DirView(store, b)
-    common = frozenset(va.pages()) & frozenset(vb.pages())
-    ea = [e for t in va.page_trees(common) for e in t.entries]
-    eb = [e for t in vb.page_trees(common) for e in t.entries]
-    return drop_shared(ea, eb)
-
-
-def drop_shared(
-    ea: list[TreeEntry], eb: list[TreeEntry]
-) -> tuple[list[TreeEntry], list[TreeEntry]]:
-    """Both lists without the entries that are one object on both sides (decoding shares an
-    entry that is the same in several trees): those are equal, so nothing changed there."""
-    shared = set(map(id, ea)).intersection(map(id, eb))
-    if not shared:
-        return ea, eb
-    return [e for e in ea if id(e) not in shared], [e for e in eb if id(e) not in shared]
 
 
 def all_below(
@@ -98,7 +77,7 @@ def _diff_level(
     to `diff_trees` to compare (no recursion)."""
     if a == b:
         return
-    ea, eb = _differing_entries(store, a, b)
+    ea, eb = differing(store, a, b)
     i = j = 0
     while i < len(ea) or j < len(eb):
         x = ea[i] if i < len(ea) else None

@@ -40,7 +40,7 @@ from mlgitfs.merge.threeway import three_way
 from mlgitfs.model.conflicts import CellConflict, Conflict, ConflictKind, SideInfo
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import EntryKind, TreeEntry
-from mlgitfs.repo.diff import content_key, drop_shared
+from mlgitfs.repo.diff import content_key
 from mlgitfs.repo.mergeedit import (
     DIR_MODE,
     PendingReader,
@@ -49,8 +49,9 @@ from mlgitfs.repo.mergeedit import (
     follow_renames,
     split_path,
 )
+from mlgitfs.repo.treedelta import differing, remember
 from mlgitfs.repo.treeedit import update_dir
-from mlgitfs.repo.trees import DirView, NewObjects, build_dir
+from mlgitfs.repo.trees import NewObjects, build_dir
 from mlgitfs.store.facade import Store
 
 MAX_MERGE_DEPTH = 256  # the walk recurses (two frames a level): well inside Python's limit
@@ -296,6 +297,7 @@ class _Merger:
         bo_b, bo_o = self.delta(b, o)
         bt_b, bt_t = self.delta(b, t)
         changes: dict[bytes, TreeEntry | None] = {}
+        replaced: list[TreeEntry] = []  # ours' entries that `changes` replace or remove
         for name in sorted(set(bt_b) | set(bt_t)):
             be, te = bt_b.get(name), bt_t.get(name)
             if be == te:
@@ -304,6 +306,8 @@ class _Merger:
             merged = self.entry(prefix + name, be, oe, te)
             if merged != oe:
                 changes[name] = merged
+                if oe is not None:
+                    replaced.append(oe)
         keep_empty = o is not None and t is not None
         if o is None:
             entries = [e for _, e in sorted(changes.items()) if e is not None]
@@ -312,6 +316,11 @@ class _Merger:
             ref, count = build_dir(entries, self.out), len(entries)
         else:
             ref, count = update_dir(self.reader, ObjectId(o.ref), changes, self.out)
+            # the merged directory is ours with `changes`: its diff against ours (the
+            # commit's changed-path record) needs neither decoded
+            remember(
+                ObjectId(o.ref), ref, (replaced, [e for e in changes.values() if e is not None])
+            )
         if count == 0 and not keep_empty:
             return None
         mode = (o or t).mode if (o is None or t is None) else o.mode  # type: ignore[union-attr]
@@ -329,17 +338,12 @@ class _Merger:
     def delta(
         self, x: TreeEntry | None, y: TreeEntry | None
     ) -> tuple[dict[bytes, TreeEntry], dict[bytes, TreeEntry]]:
-        """Entries of the pages that differ between directories x and y (None: empty)."""
-        vx = DirView(self.reader, ObjectId(x.ref)) if x is not None else None
-        vy = DirView(self.reader, ObjectId(y.ref)) if y is not None else None
-        common = frozenset(vx.pages() if vx else ()) & frozenset(vy.pages() if vy else ())
-
-        def entries(v: DirView | None) -> list[TreeEntry]:
-            if v is None:
-                return []
-            return [e for t in v.page_trees(common) for e in t.entries]
-
-        ex, ey = drop_shared(entries(vx), entries(vy))
+        """Entries that differ between directories x and y (None: empty), by name."""
+        ex, ey = differing(
+            self.reader,
+            ObjectId(x.ref) if x is not None else None,
+            ObjectId(y.ref) if y is not None else None,
+        )
         return {e.name: e for e in ex}, {e.name: e for e in ey}
 
 

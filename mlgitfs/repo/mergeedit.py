@@ -46,14 +46,22 @@ class PendingReader:
         obj = self._mine.get(key)
         if obj is not None:
             return obj
-        if self._seen < len(self.out):
-            self._raw.update((bytes(i), d) for i, d in self.out[self._seen :])
-            self._seen = len(self.out)
+        self._catch_up()
         data = self._raw.get(key)
         if data is None:
             return self.store.get_object(oid)
         obj = self._mine[key] = decode(data, oid)
         return obj
+
+    def get_raw(self, oid: ObjectId) -> bytes | None:
+        self._catch_up()
+        data = self._raw.get(bytes(oid))
+        return self.store.get_raw(oid) if data is None else data
+
+    def _catch_up(self) -> None:
+        if self._seen < len(self.out):
+            self._raw.update((bytes(i), d) for i, d in self.out[self._seen :])
+            self._seen = len(self.out)
 
     def get(self, oid: ObjectId, kind: type[KindT]) -> KindT:
         return of_kind(self.get_object(oid), oid, kind)

@@ -12,9 +12,20 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
+from operator import itemgetter
 
+from mlgitfs.model.decode import Row, entry_of
 from mlgitfs.model.ids import ObjectId
-from mlgitfs.model.objects import MAX_PAGE, PageRef, Tree, TreeEntry, TreeIndex, object_id
+from mlgitfs.model.objects import (
+    MAX_PAGE,
+    PageRef,
+    Tree,
+    TreeEntry,
+    TreeIndex,
+    object_id,
+    tree_from_rows,
+)
+from mlgitfs.repo.treedelta import plain_rows
 from mlgitfs.repo.trees import PAGE_LIMIT, NewObjects, ObjectReader, build_dir, is_boundary
 
 Changes = Mapping[bytes, TreeEntry | None]  # name → new entry, or None to remove it
@@ -34,6 +45,9 @@ def update_dir(
     store: ObjectReader, old: ObjectId | None, changes: Changes, out: NewObjects
 ) -> tuple[ObjectId, int]:
     """The directory `old` (None: empty) with `changes` applied: (its id, its entry count)."""
+    rows = plain_rows(store, old) if old is not None else None
+    if rows is not None:
+        return _update_rows(old, rows, changes, out)
     obj = None if old is None else store.get_object(old)
     if obj is None or isinstance(obj, Tree):
         entries = _merge(obj.entries if obj is not None else [], changes)
@@ -78,6 +92,25 @@ def update_dir(
     oid, data = object_id(TreeIndex(tuple(new_pages)))
     out.append((oid, data))
     return oid, sum(p.count for p in new_pages)
+
+
+def _update_rows(
+    old: ObjectId | None, rows: list[Row], changes: Changes, out: NewObjects
+) -> tuple[ObjectId, int]:
+    """update_dir of a plain tree given as wire rows: the rows no change names are kept as
+    they are (no entry object each); the result is byte-identical to build_dir's."""
+    if not changes and old is not None:
+        return old, len(rows)
+    fresh = [e for e in changes.values() if e is not None]
+    merged = [r for r in rows if r[0] not in changes]
+    if fresh:
+        merged.extend(tuple(e.to_wire()) for e in fresh)
+        merged.sort(key=itemgetter(0))
+    if len(merged) > PAGE_LIMIT:
+        return build_dir([entry_of(r) for r in merged], out), len(merged)
+    oid, data = tree_from_rows(merged, fresh)
+    out.append((oid, data))
+    return oid, len(merged)
 
 
 def _page(entries: list[TreeEntry], out: NewObjects) -> PageRef:

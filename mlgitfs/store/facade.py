@@ -148,6 +148,12 @@ class Store:
         self._objects.put(bytes(oid), obj)
         return obj
 
+    def get_raw(self, oid: ObjectId) -> bytes | None:
+        """The object's bytes as stored locally (unchecked: see decode.tree_rows), or None."""
+        with self.env.read() as txn:
+            data = db.get_object_bytes(txn, oid)
+        return None if data is None else bytes(data)
+
     def get(self, oid: ObjectId, kind: type[T]) -> T:
         obj = self.get_object(oid)
         if not isinstance(obj, kind):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mlgitfs.errors import CorruptObject
 from mlgitfs.model import codec
 from mlgitfs.model import statement as stm
-from mlgitfs.model.decode import decode
+from mlgitfs.model.decode import decode, tree_rows
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import (
     ChunkRef,
@@ -171,3 +171,50 @@ def test_mutations_raise_only_corrupt_object(case: tuple[int, bytes]) -> None:
 @given(mutated())
 def test_mutations_raise_only_corrupt_object_100k(case: tuple[int, bytes]) -> None:
     _only_corrupt(case)
+
+
+PLAIN_TREE = object_id(
+    Tree(
+        (
+            TreeEntry(b"a.txt", EntryKind.FILE, 0o644, 5, T0, H[0]),
+            TreeEntry(b"big", EntryKind.CHUNKED, 0o600, 3 << 20, T0, H[1]),
+            TreeEntry(b"dir", EntryKind.DIR, 0o755, 2, -T0, H[2]),
+            TreeEntry(b"e", EntryKind.FILE, 0o600, 0, 0, H[3]),
+        )
+    )
+)[1]
+
+
+@st.composite
+def mutated_tree(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from([PLAIN_TREE, OBJECTS[0], OBJECTS[1]])))
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(data) - 1))
+        if draw(st.booleans()):
+            data[at] = draw(st.integers(0, 255))
+        else:
+            del data[at : at + draw(st.integers(1, 8))]
+    return bytes(data)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_tree())
+def test_tree_rows_accepts_only_what_decode_accepts(data: bytes) -> None:
+    """The merge's and diff's row reader (`tree_rows`) gives exactly decode's entries as wire
+    rows, or declines (None) for decode to judge; it never accepts what decode refuses."""
+    oid = hash_bytes(data)
+    try:
+        obj = decode(data, oid)
+    except CorruptObject:
+        obj = None
+    try:
+        rows = tree_rows(data, oid)
+    except CorruptObject:
+        assert obj is None
+        return
+    if rows is not None:
+        assert isinstance(obj, Tree)
+        assert rows == [tuple(e.to_wire()) for e in obj.entries]
+        assert tree_rows(data, oid) == rows  # the second read (checked once) agrees
+    with pytest.raises(CorruptObject, match="does not hash"):
+        tree_rows(data, hash_bytes(data + b"x"))

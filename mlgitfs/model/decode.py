@@ -114,6 +114,9 @@ Row = tuple[Any, ...]  # an entry as on the wire: (name, kind, mode, size, mtime
 # or merge skips it by identity (`e is f`). Bounded; emptied when full.
 _SEEN: dict[tuple[Any, ...], TreeEntry] = {}
 _SEEN_MAX = 1 << 18
+# Ids of trees whose bytes `tree_rows` checked whole: the same bytes (their hash is checked
+# again) need only be unpacked the next time (a merge reads ours' directories twice).
+_ROWS_CHECKED: set[bytes] = set()
 _PLAIN_KINDS = frozenset(int(k) for k in (EntryKind.FILE, EntryKind.CHUNKED, EntryKind.DIR))
 
 
@@ -126,24 +129,24 @@ def _plain_columns(raw: list[Any]) -> bool:
         return False
     names, kinds, modes, sizes, mtimes, refs = zip(*raw, strict=True)
     if not (
-        set(map(type, names)) == _BYTES
-        and min(map(len, names)) > 0
-        and max(map(len, names)) <= MAX_NAME
+        set(map(type, names + refs)) == _BYTES
+        and set(map(type, kinds + modes + sizes + mtimes)) == _INT  # no bool either
+    ):
+        return False
+    lens, kind_set, mode_set = set(map(len, names)), set(kinds), set(modes)
+    if not (
+        min(lens) > 0
+        and max(lens) <= MAX_NAME
         and b"." not in names
         and b".." not in names
-        and set(map(type, kinds)) == _INT
-        and set(kinds) <= _PLAIN_KINDS
-        and set(map(type, modes)) == _INT
-        and min(modes) >= 0
-        and max(modes) <= PERM_MASK
-        and set(map(type, sizes)) == _INT
+        and kind_set <= _PLAIN_KINDS
+        and min(mode_set) >= 0
+        and max(mode_set) <= PERM_MASK
         and min(sizes) >= 0
         and max(sizes) <= MAX_CHUNK
-        and (min(sizes) >= 2 or int(EntryKind.CHUNKED) not in kinds)
-        and set(map(type, mtimes)) == _INT
+        and (min(sizes) >= 2 or int(EntryKind.CHUNKED) not in kind_set)
         and min(mtimes) >= MIN_TIME_NS
         and max(mtimes) <= MAX_TIME_NS
-        and set(map(type, refs)) == _BYTES
         and set(map(len, refs)) == {ID_LEN}
     ):
         return False
@@ -187,6 +190,10 @@ def tree_rows(data: bytes, oid: bytes) -> list[Row] | None:
     what = short_hex(oid)
     if hash_bytes(data) != oid:
         raise CorruptObject(what, "content does not hash to its id")
+    key = bytes(oid)
+    if key in _ROWS_CHECKED:  # these very bytes passed every check below already
+        rows: list[Row] = list(map(tuple, codec.unpack(data, what)[2]))
+        return rows
     value = codec.unpack_canonical(data, what)
     if not (
         type(value) is list
@@ -198,10 +205,13 @@ def tree_rows(data: bytes, oid: bytes) -> list[Row] | None:
         and _plain_columns(value[2])
     ):
         return None
-    rows: list[Row] = list(map(tuple, value[2]))
+    rows = list(map(tuple, value[2]))
     names = [r[0] for r in rows]
     if len(set(names)) != len(names) or sorted(names) != names:
         return None  # decode names the problem
+    if len(_ROWS_CHECKED) >= _SEEN_MAX:
+        _ROWS_CHECKED.clear()
+    _ROWS_CHECKED.add(key)
     return rows
 
 

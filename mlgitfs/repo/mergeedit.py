@@ -12,6 +12,7 @@ from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.objects import EntryKind, KindT, Object, TreeEntry, of_kind
 from mlgitfs.repo.diff import DiffEntry, diff_trees, find_renames
+from mlgitfs.repo.treedelta import warm
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView, NewObjects, ObjectReader, resolve_path
 from mlgitfs.store.facade import Store
@@ -115,6 +116,7 @@ def follow_renames(
     renamed lands on the renamed file (see repo/merge.py's module note). Returns the new base,
     sides, the renames followed, and records rename/rename pairs (source, ours' target,
     theirs')."""
+    warm(reader, base, *sides)
     diffs = [list(diff_trees(reader, base, side)) for side in sides]
     files = [_files(d) for d in diffs]
     renames = [find_renames(gone.items(), new.items()) for gone, new in files]

@@ -93,6 +93,38 @@ def differing(reader: ObjectReader, a: ObjectId | None, b: ObjectId | None) -> D
     return delta
 
 
+def _rows_delta(ra: list[Row], rb: list[Row]) -> Delta:
+    # set differences reuse the hashes the sets hold (a row is hashed once); names are
+    # unique on each side, so sorting rows sorts by name
+    sa, sb = set(ra), set(rb)
+    return list(map(entry_of, sorted(sa - sb))), list(map(entry_of, sorted(sb - sa)))
+
+
+def warm(reader: ObjectReader, base: ObjectId, ours: ObjectId, theirs: ObjectId) -> None:
+    """Compute the deltas base→ours and base→theirs of every directory where both sides
+    differ from the base, reading each such base directory once (a merge's rename pass
+    diffs the base against each side in turn, and its walk compares them again)."""
+    todo = [(base, ours, theirs)]
+    while todo:
+        b, o, t = todo.pop()
+        if b in (o, t) or (bytes(b), bytes(o)) in _TABLE.deltas:
+            continue
+        rb = plain_rows(reader, b)
+        ro = plain_rows(reader, o) if rb is not None else None
+        rt = plain_rows(reader, t) if ro is not None else None
+        if rb is None or ro is None or rt is None:
+            continue  # paged or unusual: the diffs take the page path
+        bo, bt = _rows_delta(rb, ro), _rows_delta(rb, rt)
+        remember(b, o, bo)
+        remember(b, t, bt)
+        o_dirs = {e.name: e.ref for e in bo[1] if e.is_dir}
+        t_dirs = {e.name: e.ref for e in bt[1] if e.is_dir}
+        for e in bo[0]:
+            if e.is_dir and e.name in o_dirs and e.name in t_dirs:
+                refs = (e.ref, o_dirs[e.name], t_dirs[e.name])
+                todo.append((ObjectId(refs[0]), ObjectId(refs[1]), ObjectId(refs[2])))
+
+
 def _by_rows(reader: ObjectReader, a: ObjectId | None, b: ObjectId | None) -> Delta | None:
     ra = plain_rows(reader, a) if a is not None else []
     if ra is None:
@@ -100,8 +132,7 @@ def _by_rows(reader: ObjectReader, a: ObjectId | None, b: ObjectId | None) -> De
     rb = plain_rows(reader, b) if b is not None else []
     if rb is None:
         return None
-    sa, sb = set(ra), set(rb)
-    return [entry_of(r) for r in ra if r not in sb], [entry_of(r) for r in rb if r not in sa]
+    return _rows_delta(ra, rb)
 
 
 def _by_pages(reader: ObjectReader, a: ObjectId | None, b: ObjectId | None) -> Delta:

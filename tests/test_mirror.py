@@ -84,8 +84,10 @@ def test_mirror_restores_every_version(
     home: Path, pair: tuple[Where, Where], tmp_path: Path
 ) -> None:
     src, dst = pair
+    Cli(home)("key", "generate", "--name", "me")  # signed commits: statement packs go too
     revs = make_repo(home, tmp_path / "src")
     _add_and_push(home, src)
+    assert any(k.startswith("stmts/") for k in src.objects())
     r = _mirror(home, src, dst)
     assert r.packs > 0 and r.packs_present == 0 and r.refs_updated == 5 and r.records >= 2
     fresh = _restore(dst, tmp_path / "restored")

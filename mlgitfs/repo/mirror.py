@@ -1,9 +1,10 @@
 """Mirror: copy one remote into another (a backup), incrementally and resumably.
 
 Everything of FROM is copied but its scratch and gc records (``tmp/``, ``gc/``): packs with
-their locators and indexes, repo records, retention rules, erasure records, statements, refs.
-Packs are immutable and named by the BLAKE3 of their bytes, so "copied" is "TO has the
-index", and a second run copies only packs that are new. The order makes a kill at any
+their locators and indexes, statement packs, repo records, retention rules, expiry and
+erasure records, refs. Packs are immutable and named by the BLAKE3 of their bytes, so
+"copied" is "TO has the index" (a statement pack: "TO has it"), and a second run copies only
+packs that are new. The order makes a kill at any
 instant harmless and a rerun finish the job:
 
 1. FROM's refs are read (the *snapshot*) before its packs are listed. A push writes its packs
@@ -38,6 +39,9 @@ Progress = Callable[[int, int], None]
 # kind/<64 hex>.<part>: a pack and the files that describe it (any kind: packs/, meta/, and
 # whatever pack kinds later formats add; all are named by the BLAKE3 of the pack's bytes)
 _PACK_RE = re.compile(r"^([a-z][a-z0-9_-]*)/([0-9a-f]{64})\.(pack|loc|lidx|idx)$")
+# kind/<64 hex>.<ext> of any other extension: one object named by the BLAKE3 of its bytes
+# (statement packs, stmts/<id>.spack), immutable like a pack
+_BLOB_RE = re.compile(r"^[a-z][a-z0-9_-]*/([0-9a-f]{64})\.[a-z]+$")
 _WRITE_ORDER = ("pack", "loc", "lidx", "idx")  # the index last: it makes the pack visible
 _SKIPPED = ("tmp/", "gc/")  # probes and gc state belong to the remote they are on
 REFS = "refs/"
@@ -70,12 +74,13 @@ class _Pack:
 @dataclass
 class _Listing:
     packs: dict[tuple[str, str], set[str]]
+    blobs: set[str]
     records: list[str]
     refs: list[str]
 
 
 def _classify(keys: Iterable[str]) -> _Listing:
-    out = _Listing({}, [], [])
+    out = _Listing({}, set(), [], [])
     for key in keys:
         if key == packs.CONFIG_KEY or key.startswith(_SKIPPED):
             continue
@@ -85,6 +90,8 @@ def _classify(keys: Iterable[str]) -> _Listing:
         m = _PACK_RE.match(key)
         if m:
             out.packs.setdefault((m.group(1), m.group(2)), set()).add(m.group(3))
+        elif _BLOB_RE.match(key):
+            out.blobs.add(key)
         else:
             out.records.append(key)
     return out
@@ -160,6 +167,16 @@ def _copy_pack(src: RemoteTransport, dst: RemoteTransport, p: _Pack) -> int:
     return sum(len(v) for v in parts.values())
 
 
+def _copy_blob(src: RemoteTransport, dst: RemoteTransport, key: str) -> int:
+    m = _BLOB_RE.match(key)
+    assert m is not None
+    data = packs.get_capped(src, key, PACK_CAP)
+    if hash_bytes(data) != from_hex(m.group(1)):
+        raise CorruptObject(key, "object bytes do not hash to the id in its key")
+    dst.put(key, data)
+    return len(data)
+
+
 def _copy_records(src: RemoteTransport, dst: RemoteTransport, keys: Iterable[str]) -> int:
     written = 0
     for key in keys:
@@ -193,15 +210,22 @@ def mirror(
         if "idx" in parts
     ]
     todo = [p for p in visible if "idx" not in ours.packs.get((p.kind, p.hex), set())]
-    announce(progress, len(todo), None)
+    blobs = sorted(theirs.blobs - ours.blobs)
+    announce(progress, len(todo) + len(blobs), None)
     copied = 0
     nbytes = 0
     with ThreadPoolExecutor(PARALLEL) as pool:
-        for n in pool.map(lambda p: _copy_pack(src, dst, p), todo):
-            copied += 1
-            nbytes += n
-            if progress is not None:
-                progress(copied, nbytes)
+        # packs before the objects that name their contents (statements), as a push orders them
+        steps: list[Callable[[], Iterable[int]]] = [
+            lambda: pool.map(lambda p: _copy_pack(src, dst, p), todo),
+            lambda: pool.map(lambda k: _copy_blob(src, dst, k), blobs),
+        ]
+        for step in steps:  # the second starts once every pack of the first is written
+            for n in step():
+                copied += 1
+                nbytes += n
+                if progress is not None:
+                    progress(copied, nbytes)
     records = _copy_records(src, dst, sorted(theirs.records))
     refs_updated = 0
     for key, data in sorted(snapshot.items()):
@@ -220,7 +244,7 @@ def mirror(
     return MirrorStats(
         packs=copied,
         bytes=nbytes,
-        packs_present=len(visible) - len(todo),
+        packs_present=len(visible) - len(todo) + len(theirs.blobs & ours.blobs),
         records=records,
         refs_updated=refs_updated,
         refs_pruned=refs_pruned,

@@ -13,11 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from mlgitfs import api
 from tests.conftest import Cli
 from tests.gchelpers import random_files
 from tests.test_remotegc import PACK, build, clone_check
@@ -27,6 +29,7 @@ __all__ = ["remote"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KILLS = int(os.environ.get("MLGITFS_REMOTEGC_KILLS", "6"))
+GC_ROUNDS = 2
 PHASES = ("announce", "mark", "repack", "condemn", "grace", "delete")
 
 
@@ -51,40 +54,62 @@ def _gc(env: dict[str, str], home: Path, grace: float) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def test_pushes_racing_a_gc_lose_nothing(
+def test_pushes_racing_gcs_lose_nothing(
     home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Rounds of import + push (reusing the deleted branch's files, which the gcs condemn),
+    of garbage pushed and deleted, and of local gc, in real processes from another store,
+    while remote gcs run one after another: every acknowledged commit reads back."""
     monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
     _, all_dir = build(cli, tmp_path, remote)
     env = _env(remote)
-    other = tmp_path / "other"  # another machine: pushes versions holding side's files
+    other = tmp_path / "other"  # another machine
     _mlgitfs(env, other, "clone", remote.url, "ds", *remote.add_args())
-    gc = _gc(env, home, 2.0)
+    outputs: list[tuple[int, str]] = []
+
+    def gcs() -> None:
+        for _ in range(GC_ROUNDS):
+            gc = _gc(env, home, 1.5)
+            out, _ = gc.communicate(timeout=300)
+            outputs.append((gc.returncode, out))
+
+    loop = threading.Thread(target=gcs)
+    loop.start()
     versions: list[tuple[str, Path]] = []
     try:
-        for i in range(12):  # before, during and after the gc's condemn, grace and delete
+        for i in range(40):  # before, during and after each gc's condemn, grace and delete
             src = tmp_path / f"v{i}"
-            shutil.copytree(all_dir, src)  # side's files: garbage the gc condemns
+            shutil.copytree(all_dir, src)  # side's files: garbage the gcs condemn
             random_files(src, 3, 20_000, seed=100 + i)
             _mlgitfs(env, other, "import", "ds@main", str(src), "-m", f"v{i}")
             _mlgitfs(env, other, "push", "ds@main")
             head = json.loads(_mlgitfs(env, other, "show", "ds@main", "--json"))["id"]
             versions.append((head, src))
-            if gc.poll() is not None and i >= 4:
+            if i % 3 == 1:  # garbage for the next gc, and a local gc beside it all
+                junk = tmp_path / f"junk{i}"
+                random_files(junk, 4, 20_000, seed=300 + i)
+                _mlgitfs(env, other, "branch", f"ds@junk{i}", "ds@main")
+                _mlgitfs(env, other, "import", f"ds@junk{i}", str(junk), "-m", "junk")
+                _mlgitfs(env, other, "push", f"ds@junk{i}")
+                _mlgitfs(env, other, "push", "--delete", f"ds@junk{i}", "origin", "--force")
+                _mlgitfs(env, other, "gc")
+            if not loop.is_alive() and i >= 4:
                 break
-        assert gc.wait(timeout=300) == 0
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            gc.kill()
-        gc.wait()
-    assert gc.stdout is not None and "done" in gc.stdout.read()
+        loop.join()
+    assert [code for code, _ in outputs] == [0] * GC_ROUNDS, outputs
+    assert sum(json.loads(out.splitlines()[-1])["packs_dead"] for _, out in outputs) > 0
     fresh = tmp_path / "fresh"
     clone_check(tmp_path, remote, "fresh", {"main": versions[-1][1]})
     for head, src in versions:  # every acknowledged commit reads back byte for byte
-        out = tmp_path / f"out-{head[:8]}"
-        Cli(fresh)("export", f"ds@{head}", str(out))
-        got = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        out_dir = tmp_path / f"out-{head[:8]}"
+        Cli(fresh)("export", f"ds@{head}", str(out_dir))
+        got = {p.relative_to(out_dir): p.read_bytes() for p in out_dir.rglob("*") if p.is_file()}
         assert got == {p.relative_to(src): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    api.close_store(fresh)
+    report = api.fsck(other, check_remote=True)
+    api.close_store(other)
+    assert report.clean, report.damage
 
 
 def test_killed_remote_gc_then_rerun_loses_nothing(

@@ -85,9 +85,14 @@ def key_import(c: Ctx, file: TextIO, name: str, as_json: bool) -> None:
 
 @key.command("remove")
 @click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
-def key_remove(c: Ctx, name: str) -> None:
-    """Forget the key NAME (its private key too, if the store holds it)."""
+def key_remove(c: Ctx, name: str, yes: bool) -> None:
+    """Forget the key NAME (its private key too, if the store holds it: asked first, since
+    nothing can sign as it afterwards)."""
+    if not yes and api.key_export(c.home, name).own:
+        click.confirm(f"delete the private key {name}? Nothing can sign as it afterwards",
+                      abort=True)  # fmt: skip
     k = api.key_remove(c.home, name)
     render.message(f"removed key {k.name} ({k.short_id})")
 

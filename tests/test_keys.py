@@ -83,7 +83,7 @@ def test_key_ring_commands(cli: Cli, tmp_path: Path) -> None:
     assert exported.strip() == made["public"] and secret not in exported
     assert secret not in json.dumps(listed)
     cli("key", "generate", "--name", "alice", code=8)  # the name is taken
-    cli("key", "generate", "--name", "bad/name", code=2)
+    cli("key", "generate", "--name", "bad/name", code=6)
 
     other = Cli(tmp_path / "bob")
     other("init", "x", "--kind", "dataset", "--mutability", "mutable")
@@ -133,7 +133,8 @@ def test_commits_signed_when_the_user_has_a_key(cli: Cli, tmp_path: Path) -> Non
     cli("verify", "ds@main", code=41)
     cli("config", "sign-commits", "maybe", code=2)
     cli("config", "sign-commits", "true")
-    cli("key", "remove", "alice")
+    cli("key", "remove", "alice", input=b"n\n", code=1)  # asked, declined: kept
+    cli("key", "remove", "alice", "--yes")
     src = write_tree(tmp_path / "src4", {"labels.csv": b"id,label\n4,x\n"})
     res = cli("import", "ds", str(src), "-m", "v4", code=2)  # true and no key: refused
     assert "sign-commits is true" in res.stderr

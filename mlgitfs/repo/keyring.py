@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgitfs.errors import AlreadyExists, NotFound, UsageError
+from mlgitfs.errors import AlreadyExists, InvalidName, NotFound, UsageError
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model.signing import (
@@ -57,7 +57,7 @@ class KnownKey:
 
 def check_key_name(name: str) -> str:
     if not _NAME_RE.match(name):
-        raise UsageError(
+        raise InvalidName(
             f"invalid key name {name[:80]!r}: use up to 64 letters, digits, '.', '_', '-' or "
             "'@', starting with a letter or digit"
         )

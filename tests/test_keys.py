@@ -390,3 +390,17 @@ def test_a_writable_mount_commit_is_signed(
     out = json.loads(mlgitfs(home, "verify", "ds@main", "--all-history", "--json").stdout)
     assert out["ok"] and len(out["commits"]) == 2
     assert all(c["signed"] for c in out["commits"])
+
+
+def test_a_new_remote_of_a_removed_ones_name_gets_every_signature(tmp_path: Path) -> None:
+    alice, bob, url, ids = _team(tmp_path, 2)
+    alice("remote", "remove", "origin")
+    other = (tmp_path / "other").as_uri()
+    alice("remote", "add", "origin", other)
+    alice("push", "ds")
+    carol = Cli(tmp_path / "carol")
+    _trust(alice, carol, "alice")
+    carol("clone", other, "ds")
+    out = json.loads(carol("verify", "ds@main", "--all-history", "--json").stdout)
+    assert out["ok"] and [c["commit"] for c in out["commits"]] == ids[::-1]
+    _done(alice, bob, carol)

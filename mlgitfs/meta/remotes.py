@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlgitfs.errors import AlreadyExists, CorruptObject, UnknownRemote
+from mlgitfs.meta import statements
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.meta.schema import REMOTE_LOCS, REMOTE_PACKS, REMOTES
 from mlgitfs.model import codec
@@ -112,6 +113,7 @@ def remove_remote(txn: WriteTxn, name: str) -> None:
     for key, _ in list(txn.scan(REMOTE_LOCS)):
         if key[1 + _ID_LEN :] == suffix:
             txn.delete(REMOTE_LOCS, key)
+    statements.forget_remote(txn, name)
 
 
 # --- packs whose index was read ---------------------------------------------------------------

@@ -35,7 +35,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | access | b"local" | the store's trust policy (model/access.py), edited by `access` | access.py |
 | statements | commit id + statement id | signed statement (model/statement.py) | statements.py |
 | statement_log | sequence number (8 bytes) | commit id + statement id, by arrival | statements.py |
-| statement_remotes | statement id + remote name | b"": that remote holds it | statements.py |
+| statement_remotes | remote name NUL statement id | b"": that remote holds it | statements.py |
 """
 
 from __future__ import annotations

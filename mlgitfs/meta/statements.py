@@ -5,8 +5,9 @@
 - "statement_log": sequence number (8 bytes, big-endian) -> subject + statement id, one
   record per statement the store learned, in order: a push sends what arrived since its
   remote's cursor (config ``statements.sent.REMOTE``), so it never rescans every statement.
-- "statement_remotes": statement id + remote name -> b"": the remote holds it (pushed there,
-  or read from one of its statement packs).
+- "statement_remotes": remote name NUL statement id -> b"": the remote holds it (pushed
+  there, or read from one of its statement packs). Forgotten with the remote
+  (`forget_remote`, called by meta/remotes.remove_remote), cursor included.
 
 Statements are write-once (content-addressed); deleting a commit's statements goes with the
 commit (`delete_subject`).
@@ -91,10 +92,22 @@ def set_cursor(txn: WriteTxn, remote: str, seq: int) -> None:
     db.set_config(txn, "statements.sent." + remote, seq)
 
 
+def _remote_key(remote: str, sid: bytes) -> bytes:
+    return remote.encode() + b"\0" + sid
+
+
 def on_remote(txn: ReadTxn, remote: str, sid: bytes) -> bool:
-    return txn.has(STATEMENT_REMOTES, sid + remote.encode())
+    return txn.has(STATEMENT_REMOTES, _remote_key(remote, sid))
 
 
 def mark_on_remote(txn: WriteTxn, remote: str, sids: Iterable[bytes]) -> None:
     for sid in sids:
-        txn.put(STATEMENT_REMOTES, sid + remote.encode(), b"")
+        txn.put(STATEMENT_REMOTES, _remote_key(remote, sid), b"")
+
+
+def forget_remote(txn: WriteTxn, remote: str) -> None:
+    """The remote is gone from the store: what it held and its cursor are forgotten (a new
+    remote of the same name gets every statement its commits need)."""
+    for key, _ in list(txn.scan(STATEMENT_REMOTES, remote.encode() + b"\0")):
+        txn.delete(STATEMENT_REMOTES, key)
+    db.set_config(txn, "statements.sent." + remote, 0)

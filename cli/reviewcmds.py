@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 
 import click
@@ -92,9 +93,19 @@ def log(
     "path's rows rule in .mlgitfs/merge.toml]",
 )
 @click.option("--cells", is_flag=True, help="A table: each cell too, with the commit that set it.")
+@click.option(
+    "--row",
+    "rows",
+    multiple=True,
+    metavar="VALUES",
+    help="A table: only the row with this key (a composite key's values joined by commas, "
+    "quoted as in CSV); repeat for several. The walk stops once each has its commit.",
+)
 @json_opt
 @pass_ctx
-def blame(c: Ctx, revspec: str, key: tuple[str, ...], cells: bool, as_json: bool) -> None:
+def blame(
+    c: Ctx, revspec: str, key: tuple[str, ...], cells: bool, rows: tuple[str, ...], as_json: bool
+) -> None:
     """Show who last changed what. For a directory (REPO@REF[:DIR]), each entry with the
     commit that last changed it; for a CSV, TSV, JSONL or Parquet file, each row, by key,
     with the commit that last set it (added it or changed a cell). Columns: short id,
@@ -105,7 +116,8 @@ def blame(c: Ctx, revspec: str, key: tuple[str, ...], cells: bool, as_json: bool
     kind, commit, author, time_ns, subject, path) or key_columns and rows (key, commit,
     author, time_ns, subject, path: where it was in that commit; with --cells, cells: column,
     commit, author, time_ns, path)."""
-    render.blame(api.blame(c.home, revspec, list(key), cells), as_json)
+    only = [next(csv.reader([r])) if r else [""] for r in rows] or None
+    render.blame(api.blame(c.home, revspec, list(key), cells, rows=only), as_json)
 
 
 @click.command()

@@ -265,3 +265,6 @@ def test_row_blame_through_the_cli_with_the_rules_key(cli: Cli, tmp_path: Path) 
     assert "no key column nope" in cli("blame", "ds:train.csv", "--key", "nope", code=33).stderr
     assert "name a table file" in cli("blame", "ds", "--key", "id", code=2).stderr
     assert "no table format" in cli("blame", "ds:.mlgitfs/merge.toml", code=30).stderr
+    one = json.loads(cli("blame", "ds:train.csv", "--row", "2", "--json").stdout)["rows"]
+    assert [(r["key"], r["commit"]) for r in one] == [(["2"], log["relabel 2, add 3"])]
+    assert "no row with the key (9)" in cli("blame", "ds:train.csv", "--row", "9", code=3).stderr

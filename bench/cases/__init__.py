@@ -2,6 +2,7 @@
 (sorted by name, so a module's name places its cases in the report)."""
 
 from bench.cases import (
+    blaming,
     checkouts,
     checkouts_edit,
     diffing_rows,
@@ -26,6 +27,7 @@ from bench.cases import (
 )
 
 __all__ = [
+    "blaming",
     "checkouts",
     "checkouts_edit",
     "diffing_rows",

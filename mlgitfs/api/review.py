@@ -103,19 +103,21 @@ def blame(
     key: list[str] | None = None,
     cells: bool = False,
     use_index: bool = True,
+    rows: list[list[str]] | None = None,
 ) -> BlameResult:
     """REPO@REF[:PATH] names a directory: each entry with the commit that last changed it
     (repo/blame.py); a CSV, TSV, JSONL or Parquet file: each row, by `key` (or the key of
     the path's rows merge rule), with the commit that last set it (repo/blamerows.py).
-    With `cells`, each cell of a table too. Exact renames are followed."""
+    With `cells`, each cell of a table too; with `rows`, only the rows whose key values read
+    as one of those (the walk stops once each has its commit). Exact renames are followed."""
     store = open_store(home)
     r = refs.resolve(store, revspec)
     if r.entry is not None and not r.entry.is_dir:
         if not r.entry.is_file:
             raise UsageError(f"{revspec} is a symlink: blame a directory or a table")
-        return _blame_rows(store, r, key or [], cells, use_index)
-    if key or cells:
-        option = "--key" if key else "--cells"
+        return _blame_rows(store, r, key or [], cells, use_index, rows)
+    if key or cells or rows:
+        option = "--key" if key else "--cells" if cells else "--row"
         raise UsageError(f"{option}: {revspec} is a directory; name a table file")
     lines = blame_mod.blame_dir(store, r.commit_id, r.spec.path, use_index)
     commits = {bytes(x.commit): store.commit(x.commit) for x in lines}
@@ -142,9 +144,14 @@ def _subject(message: str) -> str:
 
 
 def _blame_rows(
-    store: Store, r: refs.Resolved, key: list[str], cells: bool, use_index: bool
+    store: Store,
+    r: refs.Resolved,
+    key: list[str],
+    cells: bool,
+    use_index: bool,
+    only: list[list[str]] | None,
 ) -> BlameResult:
-    blamed = blamerows.blame_rows(store, r.commit_id, r.spec.path, key, use_index, cells)
+    blamed = blamerows.blame_rows(store, r.commit_id, r.spec.path, key, use_index, cells, only)
     ids = {bytes(x.commit) for x in blamed.rows} | {
         bytes(cid) for x in blamed.rows for _, cid, _ in x.cells
     }

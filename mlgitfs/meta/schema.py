@@ -26,6 +26,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | retention | repo name | the repo's retention rules (model/retention.py) | retention.py |
 | expired | commit id | expiry record: when, and the rule it fell out of | retention.py |
 | hook_results | hook digest + tree id | cached verdict of a hook or check (JSON) | hookresults.py |
+| chunk_quotes | chunk id | 1 byte: an odd count of `"` in the chunk or not | chunkquotes.py |
 | promotions | repo NUL commit id + branch | a promotion and its checks (JSON) | promotions.py |
 | merges | checkout id | a writable mount's merge in progress, conflicts | mergestate.py |
 | recordings | recording name | read set of a recorded run (model/readset.py) | readsets.py |
@@ -69,6 +70,7 @@ ACCESS = "access"
 STATEMENTS = "statements"
 STATEMENT_LOG = "statement_log"
 STATEMENT_REMOTES = "statement_remotes"
+CHUNK_QUOTES = "chunk_quotes"
 
 DATABASES = (
     OBJECTS,
@@ -100,4 +102,5 @@ DATABASES = (
     STATEMENTS,
     STATEMENT_LOG,
     STATEMENT_REMOTES,
+    CHUNK_QUOTES,
 )

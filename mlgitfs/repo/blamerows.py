@@ -12,16 +12,19 @@ repo's `rows` merge rule for the path (.mlgitfs/merge.toml at the blamed version
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from mlgitfs.errors import DuplicateKey, MissingKeyColumn, UsageError
+from mlgitfs.errors import DuplicateKey, MissingKeyColumn, NotFound, UsageError
+from mlgitfs.merge.csvtable import CsvCodec
 from mlgitfs.merge.rows import codec_for
-from mlgitfs.merge.table import ABSENT, Cell, Row
+from mlgitfs.merge.table import ABSENT, Cell, Decoded, Record, Row
+from mlgitfs.merge.text import TextCodec, TextTable
 from mlgitfs.model import bloom
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import TreeEntry
 from mlgitfs.repo.blame import follow_rename
+from mlgitfs.repo.chunkrows import ChunkCache, Layout, Span, TableVersions
 from mlgitfs.repo.commitindex import EntryCache, cached_entry
 from mlgitfs.repo.history import Graph, walk_ids
 from mlgitfs.repo.merge import Strategy
@@ -46,51 +49,154 @@ class RowsBlamed:
     key_columns: tuple[str, ...]
     rows: list[RowBlame]  # in the order of the blamed version's table
     show: Callable[[Cell], str]  # the codec's cell formatter, for rendering
+    by_chunks: int = 0  # versions compared from their chunk lists, not decoded whole
+    chunks_read: int = 0  # chunks read from the store for those (the blamed version's too)
+
+
+Changes = dict[Key, tuple[Row | None, Row | None]]  # key → (newer row, older row), differing
 
 
 class _Tables:
-    """Rows by key of a file's versions, decoded once per content id."""
+    """The rows of a file's versions that differ, by key: from the chunk lists where the
+    format allows (repo/chunkrows.py), else from both versions decoded whole."""
 
     def __init__(self, store: Store, path: str, key: tuple[str, ...]) -> None:
         self.store = store
         self.codec = codec_for(path)
         self.path = path
         self.key = key
-        self.cache: dict[bytes, dict[Key, Row]] = {}
+        self.whole: dict[bytes, dict[Key, Row]] = {}  # the last versions decoded whole
+        self.versions: TableVersions | None = None
+        self.layouts: dict[bytes, Layout] = {}
+        self.fast = 0  # versions compared by their chunks (tests, bench)
+        # with rows asked for: where each still to be answered is in the version `track_ref`
+        self.track: dict[Key, Span] | None = None
+        self.track_ref = b""
 
-    def rows(self, entry: TreeEntry | None) -> dict[Key, Row]:
-        if entry is None or not entry.is_file:
-            return {}
-        got = self.cache.get(entry.ref)
+    def head(self, entry: TreeEntry, only: Sequence[Sequence[str]] | None) -> list[tuple[Key, Row]]:
+        """The blamed version's rows in file order (only those whose key reads as one of
+        `only`, when given), checked as a table."""
+        cache = ChunkCache(self.store)  # its chunks are the next older version's, mostly
+        layout = Layout(file_chunks(self.store, entry), cache)
+        table = self.codec.decode(layout.read(0, layout.size), "blamed", self.path)
+        self._check_columns(table.columns)
+        if isinstance(self.codec, TextCodec) and isinstance(table, TextTable):
+            self.versions = TableVersions(
+                cache, self.codec, self.path, self.key, table.work_encoding
+            )
+        if only is not None:
+            out, where = self._only(table, [tuple(v) for v in only])
+            if self.versions is not None and where is not None:
+                self.track, self.track_ref = where, entry.ref
+            return out
+        out = [(self._key_of(r), r) for r in self.codec.all_rows(table)]
+        seen: set[Key] = set()
+        for k, _ in out:
+            if k in seen:
+                self._twice(k)
+            seen.add(k)
+        return out
+
+    def _only(
+        self, table: Decoded, want: list[tuple[str, ...]]
+    ) -> tuple[list[tuple[Key, Row]], dict[Key, Span] | None]:
+        """The rows asked for, and where each is in the file (None: not known)."""
+        records: Sequence[Record] | None = None
+        if len(self.key) == 1 and isinstance(self.codec, CsvCodec):  # cells: the text asked
+            records = self.codec.records_with(table, self.key[0], {w[0] for w in want if w})
+        if records is None and isinstance(self.codec, TextCodec):
+            assert isinstance(table, TextTable)
+            records = self.codec.records(table, [(table.data_start, len(table.data))])
+        if records is None:
+            records = [Record(-1, -1, r) for r in self.codec.all_rows(table)]
+        out: list[tuple[Key, Row]] = []
+        where: dict[Key, Span] | None = {}
+        got: set[tuple[str, ...]] = set()
+        for rec in records:
+            k = self._key_of(rec.row)
+            shown = tuple(self.codec.show(c) for c in k)
+            if shown in want:
+                if shown in got:
+                    self._twice(k)
+                got.add(shown)
+                out.append((k, rec.row))
+                if where is not None and rec.ref >= 0:
+                    where[k] = (rec.ref, rec.end)
+                else:
+                    where = None
+        missing = [w for w in want if w not in got]
+        if missing:
+            raise NotFound(f"{self.path}: no row with the key ({', '.join(missing[0])})")
+        return out, where
+
+    def forget(self, keys: Iterable[Key]) -> None:
+        """Stop tracking rows that have their answer."""
+        if self.track is not None:
+            for k in keys:
+                self.track.pop(k, None)
+
+    def changes(self, now: TreeEntry | None, before: TreeEntry | None) -> Changes | None:
+        """The rows that differ from `before` to `now` (None: `before` is no file and `now`
+        is one, every row of `now` is new)."""
+        if now is None or not now.is_file:  # deleted here (a side branch of a merge)
+            return {k: (None, r) for k, r in self._whole(before).items()} if before else {}
+        if before is None or not before.is_file:
+            return None
+        if self.versions is not None:
+            track = self.track if self.track_ref == now.ref else None
+            got = self.versions.changes(self._layout(before), self._layout(now), track)
+            self.track = got.old_at if got is not None else None
+            self.track_ref = before.ref
+            if got is not None:
+                self.fast += 1
+                return got.rows
+        a, b = self._whole(now), self._whole(before)
+        return {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+    def _layout(self, entry: TreeEntry) -> Layout:
+        """A version's chunks; the older one of a comparison is the newer one of the next,
+        so the last two are kept (with what is known of their quote parities)."""
+        assert self.versions is not None
+        got = self.layouts.pop(entry.ref, None)
         if got is None:
-            got = self.cache[entry.ref] = self._decode(self._bytes(entry))
+            got = self.versions.layout(file_chunks(self.store, entry))
+        self.layouts[entry.ref] = got  # the most recent last
+        while len(self.layouts) > 3:
+            self.layouts.pop(next(iter(self.layouts)))
         return got
 
-    def ordered(self, entry: TreeEntry) -> list[tuple[Key, Row]]:
-        data = self._bytes(entry)
-        table = self.codec.decode(data, "blamed", self.path)
-        return [(self._key_of(r), r) for r in self.codec.all_rows(table)]
-
-    def _bytes(self, entry: TreeEntry) -> bytes:
-        return entry_bytes(self.store, entry)
+    def _whole(self, entry: TreeEntry) -> dict[Key, Row]:
+        if not entry.is_file:
+            return {}
+        got = self.whole.get(entry.ref)
+        if got is None:
+            got = self._decode(entry_bytes(self.store, entry))
+            if len(self.whole) >= 2:  # a walk compares each version with the next older one
+                self.whole.pop(next(iter(self.whole)))
+            self.whole[entry.ref] = got
+        return got
 
     def _key_of(self, row: Row) -> Key:
         return tuple(row.get(c, ABSENT) for c in self.key)
 
-    def _decode(self, data: bytes) -> dict[Key, Row]:
-        table = self.codec.decode(data, "blamed", self.path)
-        rows = self.codec.all_rows(table)
-        cols = table.columns
+    def _check_columns(self, cols: tuple[str, ...] | None) -> None:
         if cols is not None:
             missing = [c for c in self.key if c not in cols]
             if missing:
                 raise MissingKeyColumn(f"{self.path}: no key column {', '.join(missing)}")
+
+    def _twice(self, k: Key) -> None:
+        shown = ", ".join(self.codec.show(c) for c in k)
+        raise DuplicateKey(f"{self.path}: two rows with the key ({shown})")
+
+    def _decode(self, data: bytes) -> dict[Key, Row]:
+        table = self.codec.decode(data, "blamed", self.path)
+        self._check_columns(table.columns)
         out: dict[Key, Row] = {}
-        for row in rows:
+        for row in self.codec.all_rows(table):
             k = self._key_of(row)
             if k in out:
-                shown = ", ".join(self.codec.show(c) for c in k)
-                raise DuplicateKey(f"{self.path}: two rows with the key ({shown})")
+                self._twice(k)
             out[k] = row
         return out
 
@@ -133,10 +239,13 @@ def blame_rows(
     key: Sequence[str] = (),
     use_index: bool = True,
     cells: bool = False,
+    only: Sequence[Sequence[str]] | None = None,
 ) -> RowsBlamed:
     """Each row of the table at `path` of `head` with the commit that last set it; with
     `cells`, each cell too (the first commit where that column of that row differs from the
-    first parent's; a row that is not there has no cells)."""
+    first parent's; a row that is not there has no cells). With `only`, just the rows whose
+    key values read as one of those (NotFound when one is not in the table): the walk
+    stops as soon as each has its commit."""
     text = b"/".join(path).decode("utf-8", "surrogateescape")
     tree = store.commit(head).tree
     codec_for(text)  # a name no table format reads is refused first (TableError)
@@ -145,16 +254,15 @@ def blame_rows(
     cache: EntryCache = {}
     entry = cached_entry(store, tree, tuple(path), cache)
     assert entry is not None and entry.is_file  # the caller resolved it
-    today = tables.rows(entry)
-    # (key, None) for a row, (key, column) for a cell
-    pending: set[tuple[Key, str | None]] = {(k, None) for k in today}
-    if cells:
-        pending |= {(k, c) for k, row in today.items() for c in row}
-    found: dict[tuple[Key, str | None], tuple[ObjectId, bytes]] = {}
+    ordered = tables.head(entry, only)
+    rows_left = {k for k, _ in ordered}
+    cells_left = {k: set(r) for k, r in ordered} if cells else {}
+    found: dict[Key, tuple[ObjectId, bytes]] = {}
+    found_cells: dict[tuple[Key, str], tuple[ObjectId, bytes]] = {}
     follow = b"/".join(path)
     graph = Graph(store, use_index)
     for raw in walk_ids(graph, [head], None):
-        if not pending:
+        if not rows_left and not cells_left:
             break
         node = graph.node(raw)
         bits = node.paths if node.indexed else None
@@ -168,27 +276,41 @@ def blame_rows(
         if old is not None:  # moved unchanged: the rows are as they were at the old path
             follow = old
             continue
-        now = tables.rows(cached_entry(store, node.tree, parts, cache))
-        before = tables.rows(cached_entry(store, parent, parts, cache))
-        for item in [i for i in pending if _differs(now, before, *i)]:
-            found[item] = (ObjectId(raw), follow)
-            pending.discard(item)
-    for item in pending:  # nothing set it: the walk ended (unreachable in a sound store)
-        found[item] = (head, follow)
+        now = cached_entry(store, node.tree, parts, cache)
+        here = (ObjectId(raw), follow)
+        changes = tables.changes(now, cached_entry(store, parent, parts, cache))
+        if changes is None:  # the file is new here (or was no file): it set every row
+            found.update((k, here) for k in rows_left)
+            found_cells.update(((k, c), here) for k, cols in cells_left.items() for c in cols)
+            rows_left.clear()
+            cells_left.clear()
+            continue
+        for k, (a, b) in changes.items():
+            if k in rows_left:
+                found[k] = here
+                rows_left.discard(k)
+            cols = cells_left.get(k)
+            if cols:
+                hit = [
+                    c
+                    for c in cols
+                    if a is None or b is None or a.get(c, ABSENT) != b.get(c, ABSENT)
+                ]
+                for c in hit:
+                    found_cells[(k, c)] = here
+                    cols.discard(c)
+                if not cols:
+                    del cells_left[k]
+        tables.forget(k for k in changes if k not in rows_left and k not in cells_left)
+    # nothing set these: the walk ended (unreachable in a sound store)
+    found.update((k, (head, follow)) for k in rows_left)
+    found_cells.update(((k, c), (head, follow)) for k, cols in cells_left.items() for c in cols)
     rows = [
-        RowBlame(
-            k,
-            r,
-            *found[(k, None)],
-            tuple((c, *found[(k, c)]) for c in r) if cells else (),
-        )
-        for k, r in tables.ordered(entry)
+        RowBlame(k, r, *found[k], tuple((c, *found_cells[(k, c)]) for c in r) if cells else ())
+        for k, r in ordered
     ]
-    return RowsBlamed(keys, rows, tables.codec.show)
-
-
-def _differs(now: dict[Key, Row], before: dict[Key, Row], key: Key, column: str | None) -> bool:
-    a, b = now.get(key), before.get(key)
-    if column is None or a is None or b is None:
-        return a != b
-    return a.get(column, ABSENT) != b.get(column, ABSENT)
+    reads = 0
+    if tables.versions is not None:
+        reads = tables.versions.cache.reads
+        tables.versions.cache.save()
+    return RowsBlamed(keys, rows, tables.codec.show, tables.fast, reads)

@@ -1,0 +1,477 @@
+"""Which rows of a text table (CSV, TSV, JSON Lines) differ between two versions, found from
+the versions' chunk lists, so that the cost follows the change, not the file.
+
+Two versions of a large table share most of their content-defined chunks. The chunk lists
+(from the manifests) are matched in order by id; the bytes of a matched run of chunks are
+the same on both sides, and so are the records that lie wholly inside it, provided both
+sides parse it from the same state. For CSV that state is the parity of the quote
+characters before it (a newline starts a record only outside a quoted field, RFC 4180):
+each chunk's quote parity is counted once when the chunk is read, and a run whose start has
+a different parity on the two sides counts as changed. Each unmatched stretch is widened on
+both sides to the nearest record start inside the matched runs around it (a newline at even
+parity: the resync point, the same on both sides because the bytes and the parity are), so
+a quoted field holding newlines or commas is never cut. Only those spans are read; inside
+them the records that differ are found by the row merge's memcmp alignment
+(merge/align.py) and only they are parsed.
+
+A version whose header differs, that is not UTF-8 (a UTF-16 or UTF-32 BOM), or whose
+changed records do not parse, or hold a key twice, is not handled here (None): the caller
+then decodes both versions whole, which gives the full checks and messages.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import accumulate
+
+from mlgitfs.errors import MlgitError, TableError
+from mlgitfs.merge.align import hunks, record_end
+from mlgitfs.merge.table import ABSENT, Cell, Row
+from mlgitfs.merge.text import TextCodec, TextTable
+from mlgitfs.meta import chunkquotes
+from mlgitfs.model.objects import ChunkRef
+from mlgitfs.repo.trees import chunk_bytes
+from mlgitfs.store.facade import Store
+
+log = logging.getLogger(__name__)
+
+Key = tuple[Cell, ...]
+Span = tuple[int, int]
+
+CACHE_BYTES = 256 << 20  # chunk bytes kept between versions (the next older version's reuse)
+
+
+class ChunkCache:
+    """Chunk bytes by id (least recently used dropped past `budget`), and each chunk's quote
+    parity: from the store's `chunk_quotes` records, else counted when the chunk is read
+    (and recorded by `save`)."""
+
+    def __init__(self, store: Store, budget: int = CACHE_BYTES) -> None:
+        self.store = store
+        self.budget = budget
+        self.held: OrderedDict[bytes, bytes] = OrderedDict()
+        self.size = 0
+        self.odd: dict[bytes, bool] = {}
+        self.counted: dict[bytes, bool] = {}  # parities counted here, not yet recorded
+        self.reads = 0  # chunks read from the store (bench, tests)
+
+    def preload(self, refs: Sequence[ChunkRef]) -> None:
+        """The recorded parities of those of `refs` not known yet (one read transaction)."""
+        want = {r.id for r in refs if r.id not in self.odd}
+        if want:
+            with self.store.env.read() as txn:
+                self.odd.update(chunkquotes.get_many(txn, want))
+
+    def save(self) -> None:
+        """Record the parities counted here. Best effort: a blame that cannot write (a full
+        map, a read-only store) only leaves the next one to count them again."""
+        if not self.counted:
+            return
+        try:
+            with self.store.env.write() as txn:
+                chunkquotes.put_many(txn, self.counted.items())
+        except MlgitError as exc:
+            log.info("quote parities of %d chunks not kept: %s", len(self.counted), exc)
+        self.counted = {}
+
+    def get(self, ref: ChunkRef) -> bytes:
+        key = bytes(ref.id)
+        data = self.held.get(key)
+        if data is not None:
+            self.held.move_to_end(key)
+            return data
+        data = chunk_bytes(self.store, ref)
+        self.reads += 1
+        if key not in self.odd:
+            self.odd[key] = self.counted[key] = data.count(b'"') % 2 == 1
+        self.held[key] = data
+        self.size += len(data)
+        while self.size > self.budget and len(self.held) > 1:
+            _, old = self.held.popitem(last=False)
+            self.size -= len(old)
+        return data
+
+    def odd_quotes(self, ref: ChunkRef) -> bool:
+        got = self.odd.get(bytes(ref.id))
+        if got is None:
+            self.get(ref)
+            got = self.odd[bytes(ref.id)]
+        return got
+
+
+class Layout:
+    """One version of a file as its chunks: offsets, and bytes of any range on demand."""
+
+    def __init__(self, refs: Sequence[ChunkRef], cache: ChunkCache) -> None:
+        self.refs = tuple(refs)
+        self.cache = cache
+        cache.preload(self.refs)
+        self.starts = [0, *accumulate(r.length for r in self.refs)]
+        self.size = self.starts[-1]
+        self._parity: dict[int, bool] = {}
+        self._prefix: list[bool] | None = None  # every chunk's, once all are known
+
+    def read(self, lo: int, hi: int) -> bytes:
+        """Bytes [lo, hi)."""
+        if lo >= hi:
+            return b""
+        i = self._index(lo)
+        parts = []
+        while i < len(self.refs) and self.starts[i] < hi:
+            a = self.starts[i]
+            data = self.cache.get(self.refs[i])
+            parts.append(data[max(lo - a, 0) : hi - a])
+            i += 1
+        return b"".join(parts)
+
+    def parity_at_chunk(self, i: int) -> bool:
+        """Whether an odd number of quotes come before chunk i. A table that parses has an
+        even number in all (each record closes its quotes), so the chunks after i tell as
+        well as those before: whichever side has fewer chunks not read yet is read."""
+        got = self._parity.get(i)
+        if got is None and self._prefix is None and all(r.id in self.cache.odd for r in self.refs):
+            odd = self.cache.odd
+            self._prefix = [False]
+            for r in self.refs:
+                self._prefix.append(self._prefix[-1] ^ odd[r.id])
+        if self._prefix is not None:
+            return self._prefix[i]
+        if got is None:
+            odd = self.cache.odd
+            before, after = self.refs[:i], self.refs[i:]
+            unknown_before = sum(1 for r in before if bytes(r.id) not in odd)
+            unknown_after = sum(1 for r in after if bytes(r.id) not in odd)
+            side = before if unknown_before <= unknown_after else after
+            got = False
+            for r in side:
+                got ^= self.cache.odd_quotes(r)
+            self._parity[i] = got
+        return got
+
+    def _index(self, pos: int) -> int:
+        """The chunk holding byte `pos`."""
+        lo, hi = 0, len(self.refs)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.starts[mid] <= pos:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def record_start_after(self, lo: int, hi: int, odd: bool, quoted: bool) -> int | None:
+        """The first record start p with lo < p <= hi (a newline at even quote parity in
+        [lo, hi), `odd` the parity at lo), or None."""
+        at = lo
+        step = 1 << 16
+        while at < hi:
+            end = min(at + step, hi)
+            data = self.read(at, end)
+            i = data.find(b"\n")
+            while i >= 0:
+                if not quoted or not (odd ^ (data.count(b'"', 0, i) % 2 == 1)):
+                    return at + i + 1
+                i = data.find(b"\n", i + 1)
+            if quoted:
+                odd ^= data.count(b'"') % 2 == 1
+            at = end
+            step *= 2
+        return None
+
+    def record_start_before(self, lo: int, hi: int, odd: bool, quoted: bool) -> int | None:
+        """The last record start p with lo < p <= hi (a newline at even quote parity in
+        [lo, hi), `odd` the parity at hi), or None."""
+        at = hi
+        step = 1 << 16
+        while at > lo:
+            start = max(at - step, lo)
+            data = self.read(start, at)
+            i = data.rfind(b"\n")
+            while i >= 0:
+                if not quoted or not (odd ^ (data.count(b'"', i) % 2 == 1)):
+                    return start + i + 1
+                i = data.rfind(b"\n", 0, i)
+            if quoted:
+                odd ^= data.count(b'"') % 2 == 1
+            at = start
+            step *= 2
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Chunks [a, a + n) of the older version equal chunks [b, b + n) of the newer one."""
+
+    a: int
+    b: int
+    n: int
+
+
+def match_chunks(old: Sequence[ChunkRef], new: Sequence[ChunkRef]) -> list[Block]:
+    """Runs of equal chunks, in order on both sides (greedy: after a mismatch, the next new
+    chunk the old list still has further on)."""
+    a = [r.id for r in old]
+    b = [r.id for r in new]
+    where: dict[bytes, list[int]] = {}
+    for i, cid in enumerate(a):
+        where.setdefault(cid, []).append(i)
+    out: list[Block] = []
+    i = j = 0
+    na, nb = len(a), len(b)
+    while i < na and j < nb:
+        if a[i] == b[j]:
+            k = 1
+            while i + k < na and j + k < nb and a[i + k] == b[j + k]:
+                k += 1
+            out.append(Block(i, j, k))
+            i, j = i + k, j + k
+            continue
+        found = None  # the next new chunk that old still holds at or after i
+        for jj in range(j, nb):
+            for ii in where.get(b[jj], ()):
+                if ii >= i:
+                    found = (ii, jj)
+                    break
+            if found:
+                break
+        if found is None:
+            break
+        i, j = found
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RowChanges:
+    """Rows by key that differ: key → (newer row, older row), None where a side has none."""
+
+    rows: dict[Key, tuple[Row | None, Row | None]]
+    read: int  # bytes of the two versions read to find them
+    # where the tracked rows are in the older version (those it has), when asked
+    old_at: dict[Key, Span] | None = None
+
+
+def kept_records(old: Layout, new: Layout, bl: Block, quoted: bool) -> tuple[Span, Span] | None:
+    """The records wholly inside a matched block, the same on both sides: (old, new) spans
+    from the block's first resync point (a record start its own bytes and parity decide,
+    so the same on both sides) to its last; None when it holds no whole record or its start
+    is parsed from another state on each side."""
+    odd = quoted and old.parity_at_chunk(bl.a)
+    if quoted and odd != new.parity_at_chunk(bl.b):
+        return None
+    a0, a1 = old.starts[bl.a], old.starts[bl.a + bl.n]
+    b0, b1 = new.starts[bl.b], new.starts[bl.b + bl.n]
+    if a0 == 0 and b0 == 0:
+        s: int | None = 0
+    else:
+        p = old.record_start_after(a0, a1, odd, quoted)
+        s = None if p is None else p - a0
+    if s is None:
+        return None
+    if a1 == old.size and b1 == new.size:
+        e: int | None = a1 - a0
+    else:
+        end_odd = quoted and old.parity_at_chunk(bl.a + bl.n)
+        p = old.record_start_before(a0, a1, end_odd, quoted)
+        e = None if p is None else p - a0
+    if e is None or e <= s:
+        return None
+    return (a0 + s, a0 + e), (b0 + s, b0 + e)
+
+
+def changed_spans(
+    old: Layout, new: Layout, blocks: list[Block], quoted: bool
+) -> tuple[list[tuple[Span, Span]], list[tuple[Span, Span]]]:
+    """Pairs of spans (old, new), each starting and ending at a record start (or an end of
+    the file), outside of which both versions hold the same records in the same order; and
+    those outside parts, as pairs of spans too."""
+    kept = [k for k in (kept_records(old, new, bl, quoted) for bl in blocks) if k is not None]
+    out: list[tuple[Span, Span]] = []
+    at_a = at_b = 0
+    for ka, kb in [*kept, ((old.size, old.size), (new.size, new.size))]:
+        if ka[0] > at_a or kb[0] > at_b:
+            out.append(((at_a, ka[0]), (at_b, kb[0])))
+        at_a, at_b = ka[1], kb[1]
+    return out, kept
+
+
+_WIDE = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16/32 BOMs: transcoded whole
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    raw: bytes  # the bytes before the first data record (a BOM, the header record)
+    columns: tuple[str, ...] | None
+    dialect: object
+
+
+class TableVersions:
+    """Changed rows between versions of one text table, for one blame."""
+
+    def __init__(
+        self, cache: ChunkCache, codec: TextCodec, path: str, key: tuple[str, ...], encoding: str
+    ) -> None:
+        self.cache = cache
+        self.codec = codec
+        self.path = path
+        self.key = key
+        self.encoding = encoding  # the blamed version's working encoding
+        self.quoted = codec.name != "jsonl"
+        self.headers: dict[bytes, _Header | None] = {}
+
+    def layout(self, refs: Sequence[ChunkRef]) -> Layout:
+        return Layout(refs, self.cache)
+
+    def changes(
+        self, old: Layout, new: Layout, track: Mapping[Key, Span] | None = None
+    ) -> RowChanges | None:
+        """The rows by key that differ from `old` to `new`; None when this cannot tell
+        (the caller decodes both versions whole). With `track` (where some rows are in
+        `new`), also where those rows are in `old`; when each lies inside a matched run of
+        chunks, that is all that is looked at: nothing of theirs changed."""
+        ha, hb = self._header(old), self._header(new)
+        if ha is None or hb is None or ha.raw != hb.raw:
+            return None
+        blocks = match_chunks(old.refs, new.refs)
+        if track is not None:
+            moved = self._follow(old, new, blocks, track)
+            if moved is not None:
+                return RowChanges({}, 0, moved)
+        start = len(ha.raw)
+        plus: dict[Key, Row] = {}
+        minus: dict[Key, Row] = {}
+        minus_at: dict[Key, Span] = {}
+        mapped: dict[Key, Span] = {}
+        read = 0
+        spans, kept = changed_spans(old, new, blocks, self.quoted)
+        for ka, kb in kept:
+            for k, (r0, r1) in (track or {}).items():
+                if kb[0] <= r0 and r1 <= kb[1]:
+                    mapped[k] = (r0 - kb[0] + ka[0], r1 - kb[0] + ka[0])
+        for (alo, ahi), (blo, bhi) in spans:
+            if track is not None and not any(blo <= r0 < bhi for r0, _ in track.values()):
+                continue  # only the tracked rows are asked about
+            alo, ahi, blo, bhi = max(alo, start), max(ahi, start), max(blo, start), max(bhi, start)
+            a = old.read(alo, ahi)
+            b = new.read(blo, bhi)
+            read += len(a) + len(b)
+            found = hunks(a, 0, b, 0, self.quoted)
+            if not (
+                self._rows(ha, a, [(h[0], h[1]) for h in found], minus, minus_at, alo)
+                and self._rows(hb, b, [(h[2], h[3]) for h in found], plus, None, 0)
+            ):
+                return None
+            for k, (r0, r1) in (track or {}).items():
+                if blo <= r0 < bhi:
+                    # between hunks the two sides hold the same records: shift by the last
+                    # hunk's difference in length
+                    shift, inside = alo - blo, False
+                    for h in found:
+                        if h[2] <= r0 - blo < h[3]:
+                            inside = True
+                        if h[3] <= r0 - blo:
+                            shift = alo + h[1] - (blo + h[3])
+                    if not inside:
+                        mapped[k] = (r0 + shift, r1 + shift)
+        rows = {
+            k: (plus.get(k), minus.get(k))
+            for k in plus.keys() | minus.keys()
+            if plus.get(k) != minus.get(k)
+        }
+        old_at = None
+        if track is not None:
+            old_at = {**mapped, **minus_at}
+            old_at = {k: old_at[k] for k in track if k in old_at}
+        return RowChanges(rows, read, old_at)
+
+    def _follow(
+        self, old: Layout, new: Layout, blocks: list[Block], track: Mapping[Key, Span]
+    ) -> dict[Key, Span] | None:
+        """Where the tracked rows are in `old`, when each lies (with the newline before it)
+        inside a run of chunks both versions hold, parsed from the same state on both
+        sides: then the same bytes are the same record there (None: one does not). Only
+        chunk ids and recorded quote parities are looked at, no bytes."""
+        starts = [new.starts[bl.b] for bl in blocks]
+        out: dict[Key, Span] = {}
+        for k, (r0, r1) in track.items():
+            i = bisect.bisect_right(starts, r0) - 1
+            if i < 0:
+                return None
+            bl = blocks[i]
+            a0, b0 = old.starts[bl.a], new.starts[bl.b]
+            if r1 > new.starts[bl.b + bl.n] or (r0 == b0 and not a0 == b0 == 0):
+                return None
+            if self.quoted and old.parity_at_chunk(bl.a) != new.parity_at_chunk(bl.b):
+                return None
+            out[k] = (r0 - b0 + a0, r1 - b0 + a0)
+        return out
+
+    def _rows(
+        self,
+        head: _Header,
+        data: bytes,
+        spans: list[Span],
+        into: dict[Key, Row],
+        at: dict[Key, Span] | None,
+        base: int,
+    ) -> bool:
+        """Parse the records of `spans` into `into` by key (and where each is, `data` being
+        the file's bytes from `base`, into `at`); False when they do not parse or hold a key
+        twice."""
+        table = TextTable(
+            path=self.path,
+            side="blamed",
+            data=data,
+            work_encoding=self.encoding,
+            encoding=self.encoding,
+            bom=b"",
+            start=0,
+            data_start=0,
+            columns=head.columns,
+            newline=b"\n",
+            final_newline=True,
+            quoted=self.quoted,
+            dialect=head.dialect,
+        )
+        try:
+            records = self.codec.records(table, spans)
+        except (TableError, UnicodeDecodeError):
+            return False
+        for rec in records:
+            k = tuple(rec.row.get(c, ABSENT) for c in self.key)
+            if k in into:
+                return False
+            into[k] = rec.row
+            if at is not None:
+                at[k] = (base + rec.ref, base + rec.end)
+        return True
+
+    def _header(self, layout: Layout) -> _Header | None:
+        first = layout.cache.get(layout.refs[0]) if layout.refs else b""
+        if first.startswith(_WIDE):
+            return None
+        hi = max(len(first), 1)
+        while True:
+            data = layout.read(0, hi)
+            start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+            end = record_end(data, start, self.quoted)
+            if end < len(data) or hi >= layout.size:
+                break
+            hi *= 2
+        first_record = data[:end]
+        got = self.headers.get(first_record, ABSENT)
+        if got is ABSENT:
+            try:
+                # the header record alone: the dialect's quoting sample is not needed to parse
+                data_start, columns, dialect = self.codec.read_header(
+                    first_record, start, self.encoding, "blamed", self.path
+                )
+                got = _Header(data[:data_start], columns, dialect)
+            except (TableError, UnicodeDecodeError):
+                got = None
+            self.headers[first_record] = got
+        assert got is None or isinstance(got, _Header)
+        return got

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlgitfs import api
 from mlgitfs.errors import CorruptObject, UsageError
@@ -65,6 +67,31 @@ def test_statement_encoding_and_what_the_signature_covers() -> None:
     for bad in (b"\x93\x01\x02\x03", st.encode()[:-1], codec.pack(["stmt", 2])):
         with pytest.raises(CorruptObject):
             stm.decode(bad)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    kind=st.from_regex(r"[a-z][a-z0-9-]{0,31}", fullmatch=True),
+    body=st.lists(
+        st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=20), st.binary(max_size=40))
+    ),
+    subject=st.binary(min_size=32, max_size=32),
+    flip=st.integers(min_value=0),
+)
+def test_any_statement_round_trips_and_any_flipped_byte_breaks_it(
+    kind: str, body: list[object], subject: bytes, flip: int
+) -> None:
+    key = SigningKey.from_seed(bytes(range(32)))
+    signed = stm.sign(key, ObjectId(subject), kind, codec.pack(body))
+    data = signed.encode()
+    assert stm.decode(data) == signed and signed.signed_by(key.public)
+    i = flip % len(data)
+    altered = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :]
+    try:
+        other = stm.decode(altered)
+    except CorruptObject:
+        return  # no longer a statement at all
+    assert not other.signed_by(key.public)
 
 
 # --- the key ring -----------------------------------------------------------------------------

@@ -38,17 +38,20 @@ def _edited(r: api.AccessResult) -> None:
 
 
 @access.command("show")
+@click.option("--remote", default=None, help="The remote's version trusted here instead.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
-def access_show(c: Ctx, as_json: bool) -> None:
-    """Show the grants of the store's policy and each repo's protected branch patterns."""
-    r = api.access_show(c.home)
+def access_show(c: Ctx, remote: str | None, as_json: bool) -> None:
+    """Show the grants of the store's policy (with --remote, of the remote's version last
+    verified here), each identity's key, and each repo's protected branch patterns."""
+    r = api.access_show(c.home, remote)
     if as_json:
         render.emit_json(r)
         return
     click.echo(f"version {r.seq}" + (f"\t{r.digest[:16]}" if r.digest else ""))
     for g in r.grants:
-        click.echo(f"{g.identity}\t{g.role}\trepo {g.repo}\tbranch {g.branch}")
+        key = f"\tkey {g.key}" if g.key else ""
+        click.echo(f"{g.identity}\t{g.role}\trepo {g.repo}\tbranch {g.branch}{key}")
     for repo, patterns in sorted(r.protected.items()):
         if patterns:
             click.echo(f"protected\t{repo}\t{', '.join(patterns)}")
@@ -78,6 +81,20 @@ def access_revoke(
     """Remove IDENTITY's grants (of ROLE, --repo and --branch when given); exit 3 when it
     holds none of them."""
     _edited(api.access_revoke(c.home, identity, role, repo, branch))
+
+
+@access.command("publish")
+@click.option("--remote", default=None, help="The remote (default: the only one, else origin).")
+@pass_ctx
+def access_publish(c: Ctx, remote: str | None) -> None:
+    """Publish the store's policy as the remote's next version (access/policy), signed by
+    this store's signing key, which must be an admin of the version it replaces (of itself
+    for the first). Fetch, pull and clone then check history against it (config trust)."""
+    r = api.access_publish(c.home, remote)
+    if r.published:
+        render.message(f"{r.remote}: published access policy version {r.seq} ({r.digest[:16]})")
+    else:
+        render.message(f"{r.remote}: access policy version {r.seq} is up to date")
 
 
 @access.command("export")

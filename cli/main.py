@@ -303,7 +303,11 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
                 (refuse to commit unsigned), false.
     verify-refs  warn: a ref on a remote moved by an unknown key, or
                 unsigned, is logged; refuse: fetch, pull and clone refuse
-                it (exit 40 or 41). A bad signature is always refused."""
+                it (exit 40 or 41). A bad signature is always refused.
+    trust       refuse (default): fetch, pull and clone refuse history that
+                breaks the remote's access policy (exit 44) or a policy
+                replayed or not signed by an admin (exit 42, 43); warn: log
+                it and go on; off: check nothing."""
     items = api.config(c.home, key, value)
     if as_json:
         render.emit_json(items)

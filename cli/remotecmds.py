@@ -200,6 +200,10 @@ def pull(
     show_default=True,
     help="Name of the remote to record (an existing one with the same URL is reused).",
 )
+@click.option(
+    "--trust", "trust_key", default=None, metavar="KEYID",
+    help="Pin the remote's access policy to this admin key (its id, or a key ring name).",
+)  # fmt: skip
 @json_opt
 @pass_ctx
 def clone(
@@ -209,6 +213,7 @@ def clone(
     local_name: str | None,
     endpoint_url: str | None,
     remote_name: str,
+    trust_key: str | None,
     as_json: bool,
 ) -> None:
     """Clone REPO from URL as LOCAL_NAME (default REPO): refs and history now (the progress
@@ -235,7 +240,7 @@ def clone(
     if repo is None:
         raise click.UsageError("clone URL REPO [LOCAL_NAME]: name the repo to clone")
     with render.progress(c, "cloning", "objects") as bar:
-        r = api.clone(c.home, url, repo, local_name, endpoint_url, remote_name, bar)
+        r = api.clone(c.home, url, repo, local_name, endpoint_url, remote_name, bar, trust_key)
     if as_json:
         render.emit_json(r)
         return

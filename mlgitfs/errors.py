@@ -50,7 +50,10 @@ table and tests/test_cli.py keeps the two together.
     └── VerificationFailed          exit 38  a signed statement that does not hold for its commit
         ├── SignatureInvalid        exit 39  a signature that is not its signer's of that statement
         ├── UnknownKey              exit 40  a statement signed by a key the key ring does not know
-        └── Unsigned                exit 41  a commit (or ref move) that carries no signature
+        ├── Unsigned                exit 41  a commit (or ref move) that carries no signature
+        ├── PolicyRollback          exit 42  a remote's access policy older than the one trusted
+        ├── PolicyUnauthorized      exit 43  an access policy not signed by a previous admin
+        └── TrustViolation          exit 44  history that breaks the access policy
 """
 
 from __future__ import annotations
@@ -328,6 +331,27 @@ class Unsigned(VerificationFailed):
     """A commit, or a ref move on a remote, that carries no signature where one is needed."""
 
     exit_code = 41
+
+
+class PolicyRollback(VerificationFailed):
+    """A remote's access policy older than the version trusted here (a replay), another
+    version of the same number (a fork), or gone (docs/governance.md, "The policy object")."""
+
+    exit_code = 42
+
+
+class PolicyUnauthorized(VerificationFailed):
+    """An access policy version not signed by an admin of the version before it (or by the
+    pinned key), or not chained to it."""
+
+    exit_code = 43
+
+
+class TrustViolation(VerificationFailed):
+    """History that breaks the trust policy: an unsigned or unknown-key commit on a
+    protected branch, or a ref moved by a key without the role."""
+
+    exit_code = 44
 
 
 def all_error_classes() -> list[type[MlgitError]]:

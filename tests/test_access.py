@@ -12,7 +12,8 @@ import pytest
 from mlgitfs import api
 from mlgitfs.errors import CorruptObject
 from mlgitfs.model import codec
-from mlgitfs.model.access import Grant, Policy, Role
+from mlgitfs.model.access import Grant, Policy, Role, SignedPolicy
+from mlgitfs.model.signing import SigningKey
 from tests.conftest import Cli, write_tree
 
 HOOKS = """
@@ -48,7 +49,7 @@ def test_grant_revoke_and_show(cli: Cli, tmp_path: Path) -> None:
     first = show(cli)
     assert first["seq"] == 1 and first["prev"] == ""
     assert first["grants"] == [
-        {"identity": "alice", "role": "writer", "repo": "ds", "branch": "dev/*"}
+        {"identity": "alice", "role": "writer", "repo": "ds", "branch": "dev/*", "key": ""}
     ]
     assert first["protected"] == {"ds": ["main", "release/*"]}
     # the same scope with another role replaces the grant; each version names the last
@@ -88,11 +89,20 @@ def test_policy_encoding_is_canonical_and_checked() -> None:
     assert nxt.seq == 2 and nxt.prev == p.digest
     rows = [["bob", "reader", "*", "**"], ["al", "admin", "ds", "main"]]  # unsorted
     with pytest.raises(CorruptObject, match="not sorted"):
-        Policy.decode(codec.pack(["access-policy", 1, 1, b"", rows]))
+        Policy.decode(codec.pack(["access-policy", 1, 1, b"", rows, []]))
     with pytest.raises(CorruptObject, match="unknown role"):
-        Policy.decode(codec.pack(["access-policy", 1, 1, b"", [["bob", "owner", "*", "**"]]]))
+        Policy.decode(codec.pack(["access-policy", 1, 1, b"", [["bob", "owner", "*", "**"]], []]))
     with pytest.raises(CorruptObject, match="not an access policy"):
-        Policy.decode(codec.pack(["access-policy", 2, 1, b"", []]))
+        Policy.decode(codec.pack(["access-policy", 2, 1, b"", [], []]))
+    with pytest.raises(CorruptObject, match="malformed"):  # a key that is not 32 bytes
+        Policy.decode(codec.pack(["access-policy", 1, 1, b"", [], [["al", b"x"]]]))
+    # a signed version: what the signature covers
+    key = SigningKey.generate()
+    signed = SignedPolicy.sign(key, p)
+    assert SignedPolicy.decode(signed.encode()) == signed and signed.signed_by(key.public)
+    other = SignedPolicy(nxt.encode(), signed.signer, signed.signature)  # another policy
+    assert not other.signed_by(key.public)
+    assert not signed.signed_by(SigningKey.generate().public)
 
 
 def test_export_aws_iam(cli: Cli, tmp_path: Path) -> None:
@@ -136,6 +146,8 @@ def test_export_aws_iam(cli: Cli, tmp_path: Path) -> None:
     ada = statements(doc, "ada")
     assert "ProtectedBranches" not in ada
     assert f"{obj}access/*" in ada["Write"]["Resource"]
+    assert f"{obj}packs/*" in ada["Delete"]["Resource"]  # remote gc
+    assert walt["Delete"]["Resource"] == [f"{obj}refs/*/heads/*"]  # refs only
 
 
 def test_export_seaweedfs_and_its_refusals(cli: Cli, tmp_path: Path) -> None:

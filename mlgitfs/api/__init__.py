@@ -16,10 +16,12 @@ from mlgitfs.api._common import (
 )
 from mlgitfs.api.access import (
     AccessExportResult,
+    AccessPublishResult,
     AccessResult,
     GrantItem,
     access_export,
     access_grant,
+    access_publish,
     access_revoke,
     access_show,
 )
@@ -177,6 +179,8 @@ from mlgitfs.repo.remotegc import RemoteGcResult
 
 __all__ = [
     "AccessExportResult",
+    "AccessPublishResult",
+    "access_publish",
     "AccessResult",
     "GrantItem",
     "access_export",

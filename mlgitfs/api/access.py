@@ -10,9 +10,11 @@ from typing import Any
 
 from mlgitfs.api._common import open_store
 from mlgitfs.errors import UsageError
+from mlgitfs.meta import access as access_db
 from mlgitfs.model.access import Grant, Policy, Role
 from mlgitfs.model.ids import to_hex
-from mlgitfs.repo import access, accessexport, remotes
+from mlgitfs.model.signing import short_key_id
+from mlgitfs.repo import access, accessexport, remotes, trust
 from mlgitfs.store.remote import parse_remote_url
 
 
@@ -22,6 +24,7 @@ class GrantItem:
     role: str
     repo: str
     branch: str
+    key: str = ""  # the short id of the identity's key in the policy ("" for none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +46,14 @@ class AccessExportResult:
     document: dict[str, Any]
 
 
-def _items(grants: tuple[Grant, ...]) -> tuple[GrantItem, ...]:
-    return tuple(GrantItem(g.identity, g.role.label, g.repo, g.branch) for g in grants)
+def _items(grants: tuple[Grant, ...], policy: Policy) -> tuple[GrantItem, ...]:
+    def key(identity: str) -> str:
+        k = policy.key_of(identity)
+        return short_key_id(k.key_id) if k is not None else ""
+
+    return tuple(
+        GrantItem(g.identity, g.role.label, g.repo, g.branch, key(g.identity)) for g in grants
+    )
 
 
 def _result(
@@ -57,17 +66,42 @@ def _result(
         policy.seq,
         to_hex(policy.digest) if policy.seq else "",
         to_hex(policy.prev),
-        _items(policy.grants),
+        _items(policy.grants, policy),
         protected,
-        _items(added),
-        _items(removed),
+        _items(added, policy),
+        _items(removed, policy),
     )
 
 
-def access_show(home: Path | None) -> AccessResult:
-    """The store's policy, and the protected branch patterns of each repo's branch rules."""
+def access_show(home: Path | None, remote: str | None = None) -> AccessResult:
+    """The store's policy (or the version of `remote`'s trusted here), and the protected
+    branch patterns of each repo's branch rules."""
     store = open_store(home)
-    return _result(access.load(store), access.protected_patterns(store))
+    policy = access.load(store)
+    if remote is not None:
+        rec = remotes.choose(store, remote)
+        with store.env.read() as txn:
+            signed = access_db.trusted(txn, rec.name)
+        policy = signed.policy if signed is not None else Policy()
+    return _result(policy, access.protected_patterns(store))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPublishResult:
+    remote: str
+    seq: int
+    digest: str
+    published: bool  # False: the remote held these grants already
+
+
+def access_publish(home: Path | None, remote: str | None = None) -> AccessPublishResult:
+    """Publish the store's policy as the remote's next version, signed by this store's
+    signing key (an admin of the remote's current version)."""
+    store = open_store(home)
+    rec = remotes.choose(store, remote)
+    t = store.remote.transport(rec)
+    policy, new = trust.publish(store, rec, t)
+    return AccessPublishResult(rec.name, policy.seq, to_hex(policy.digest), new)
 
 
 def access_grant(

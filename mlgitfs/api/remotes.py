@@ -19,6 +19,7 @@ from mlgitfs.repo import prefetch as prefetch_mod
 from mlgitfs.repo import push as push_mod
 from mlgitfs.repo import remotes as remotes_mod
 from mlgitfs.repo import sync as sync_mod
+from mlgitfs.repo import trust
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.remoterefs import delete_remote_ref
 from mlgitfs.store import packs as packs_mod
@@ -193,14 +194,17 @@ def clone(
     endpoint_url: str | None = None,
     remote: str = "origin",
     progress: Progress | None = None,
+    trust_key: str | None = None,
 ) -> CloneResult:
     """Clone REPO from URL: its refs and history (`progress` counts those objects: commits
-    and root trees, and their bytes); file contents come on demand."""
+    and root trees, and their bytes); file contents come on demand. `trust_key` (a key id
+    in hex, or a key ring name) pins the remote's access policy to that admin's key."""
     where = (home or default_home()).absolute()
     fresh = not where.exists()  # a clone that fails leaves no store it made behind
     store = open_store(where, create=True)
     try:
-        rec, out = sync_mod.clone(store, url, repo, local_name, endpoint_url, remote, progress)
+        pin = trust.pin_key(store, trust_key) if trust_key is not None else None
+        rec, out = sync_mod.clone(store, url, repo, local_name, endpoint_url, remote, progress, pin)
     except BaseException:
         if fresh:
             close_store(where)

@@ -43,7 +43,7 @@ from mlgitfs.progress import announce
 from mlgitfs.repo import diff as diff_mod
 from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
-from mlgitfs.repo import ingest, lineage, refs
+from mlgitfs.repo import ingest, lineage, refs, trustcheck
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.repo.expiry import explain_missing
 from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
@@ -259,7 +259,7 @@ def fsck(
 
 # --- config ---------------------------------------------------------------------------------
 
-CONFIG_KEYS = ("cache-size", "reflog-expiry", *keys_api.SETTINGS)
+CONFIG_KEYS = ("cache-size", "reflog-expiry", *keys_api.SETTINGS, trustcheck.TRUST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,13 +287,18 @@ def config(
             reflog.set_expiry_s(txn, seconds)
     if key in keys_api.SETTINGS and value is not None:
         keys_api.set_setting(home, key, value)
+    if key == trustcheck.TRUST and value is not None:
+        with store.env.write() as txn:
+            db.set_config(txn, key, trustcheck.check_mode(value))
     budget = store.remote.budget
     with store.env.read() as txn:
         expiry = reflog.expiry_s(txn)
+        trust_mode = trustcheck.trust_mode(txn)
     current = [
         ConfigResult("cache-size", str(budget) if budget else ""),
         ConfigResult("reflog-expiry", _duration_text(expiry)),
         *(ConfigResult(k, v) for k, v in keys_api.settings(home)),
+        ConfigResult(trustcheck.TRUST, trust_mode),
     ]
     return [c for c in current if key is None or c.key == key]
 

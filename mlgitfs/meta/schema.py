@@ -33,7 +33,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | readsets | commit id | read set attached to that version (its files read) | readsets.py |
 | erasures | sequence number (8 bytes) | erasure record: who, when, why, paths, ids | erasures.py |
 | erased_chunks | chunk id | b"": held only by erased files; never fetched back | erasures.py |
-| access | b"local" | the store's trust policy (model/access.py), edited by `access` | access.py |
+| access | b"local", b"remote" NUL name, b"pin" NUL name | trust policies, pinned keys | access.py |
 | statements | commit id + statement id | signed statement (model/statement.py) | statements.py |
 | statement_log | sequence number (8 bytes) | commit id + statement id, by arrival | statements.py |
 | statement_remotes | remote name NUL statement id | b"": that remote holds it | statements.py |

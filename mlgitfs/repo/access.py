@@ -19,6 +19,7 @@ from mlgitfs.meta import db
 from mlgitfs.model.access import Grant, Policy, Role, check_glob, check_identity
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.hooks import load_hooks
+from mlgitfs.repo.keyring import Keyring
 from mlgitfs.repo.mergerules import glob_pattern
 from mlgitfs.store.facade import Store
 
@@ -63,7 +64,10 @@ class Edit:
 
 def grant(store: Store, identity: str, role: Role, repo: str, branch: str) -> Edit:
     """Give `identity` `role` on repo glob `repo` and branch pattern `branch`; a grant of
-    another role on the same globs is replaced (one role per identity and scope)."""
+    another role on the same globs is replaced (one role per identity and scope). When the
+    key ring knows a key of that name, the policy binds the identity to it (its signatures
+    prove the identity); else the identity is one only the object store knows."""
+    key = next((k.public for k in Keyring(store.home).known() if k.name == identity), None)
     new = Grant(
         check_identity(identity), role, check_glob(repo, "repo"), check_glob(branch, "branch")
     )
@@ -72,9 +76,10 @@ def grant(store: Store, identity: str, role: Role, repo: str, branch: str) -> Ed
         same = tuple(
             g for g in old.grants if (g.identity, g.repo, g.branch) == (identity, repo, branch)
         )
-        if same == (new,):
+        keys = old.keys if key is None else old.with_key(identity, key)
+        if same == (new,) and keys == old.keys:
             return Edit(old, (), ())
-        policy = old.successor(tuple(g for g in old.grants if g not in same) + (new,))
+        policy = old.successor(tuple(g for g in old.grants if g not in same) + (new,), keys)
         access_db.put(txn, policy)
     return Edit(policy, (new,), same)
 

@@ -6,12 +6,13 @@ the same documents).
 What each role may do on the remote's keys (PREFIX is the remote's prefix; R a repo glob,
 B a branch pattern of the grant):
 
-- reader: read mlgitfs.toml, packs/*, meta/*, access/*, refs/R/*, repos/R, retention/R;
-  list the bucket
-- writer: also write packs/*, meta/*, tmp/probe-*, repos/R, refs/R/tags/*, and write and
-  delete refs/R/heads/B
+- reader: read mlgitfs.toml, packs/*, meta/*, stmts/*, access/*, gc/*, refs/R/*, repos/R,
+  retention/R, expired/R; list the bucket
+- writer: also write packs/*, meta/*, stmts/*, tmp/probe-*, repos/R, refs/R/tags/*, and
+  write and delete refs/R/heads/B
 - maintainer: also write retention/R
-- admin: also write access/* (the policy object) and mlgitfs.toml
+- admin: also write access/* (the policy object) and mlgitfs.toml, and run remote gc
+  (write gc/* and expired/*, delete packs/*, meta/*, stmts/*, gc/*)
 
 Protected branches (repo/access.py) are denied explicitly (Deny beats Allow in both stores)
 to every identity whose grants there are below maintainer, so a writer of `*` cannot move
@@ -39,8 +40,10 @@ from mlgitfs.repo.access import matches
 FORMATS = ("aws-iam", "seaweedfs")
 IAM_VERSION = "2012-10-17"
 POLICY_PREFIX = "mlgitfs-"
-SHARED_READS = ("mlgitfs.toml", "packs/*", "meta/*", "access/*")
-SHARED_WRITES = ("packs/*", "meta/*")
+SHARED_READS = ("mlgitfs.toml", "packs/*", "meta/*", "stmts/*", "access/*", "gc/*")
+SHARED_WRITES = ("packs/*", "meta/*", "stmts/*")  # content-addressed, checked on read
+GC_WRITES = ("gc/*", "expired/*")  # remote gc (admins): its lease, records and expiry lists
+GC_DELETES = ("packs/*", "meta/*", "stmts/*", "gc/*")
 PROBE = "tmp/probe-*"  # `remote add` proves conditional writes on a scratch key here
 PUT, DELETE, GET, LIST = "s3:PutObject", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket"
 
@@ -90,6 +93,7 @@ def statements(
     reads = [t.obj(k) for k in SHARED_READS]
     for r in repos:
         reads += [t.obj(f"refs/{r}/*"), t.obj(f"repos/{r}"), t.obj(f"retention/{r}")]
+        reads.append(t.obj(f"expired/{r}"))
     # ListBucket on the whole bucket, unconditioned: without it (or with an s3:prefix
     # condition, which a HEAD does not carry) a missing key answers 403, not 404, and
     # "absent" could not be told from "denied".
@@ -106,10 +110,13 @@ def statements(
         if g.role >= Role.MAINTAINER:
             puts.append(t.obj(f"retention/{r}"))
         if g.role >= Role.ADMIN:
-            puts += [t.obj("access/*"), t.obj("mlgitfs.toml")]
+            puts += [t.obj("access/*"), t.obj("mlgitfs.toml"), *map(t.obj, GC_WRITES)]
+    deletes = list(refs)
+    if any(g.role >= Role.ADMIN for g in writes):
+        deletes += map(t.obj, GC_DELETES)
     out += [
         _allow([PUT], puts + refs, "Write"),
-        _allow([DELETE], refs, "DeleteRefs"),
+        _allow([DELETE], deletes, "Delete"),
         _allow([GET, PUT, DELETE], [t.obj(PROBE)], "Probe"),
     ]
     denied = [

@@ -21,6 +21,7 @@ from mlgitfs.errors import (
     UnknownRepo,
     UsageError,
 )
+from mlgitfs.meta import access as access_db
 from mlgitfs.meta import db
 from mlgitfs.meta import remotes as remote_records
 from mlgitfs.meta.remotes import RemoteRecord
@@ -155,6 +156,7 @@ def remove(store: Store, name: str) -> RemoteRecord:
             for ref, oid in list(db.list_refs(txn, repo.name, f"{TRACKING}/{name}/")):
                 db.set_ref(txn, repo.name, ref, None, oid, f"remote remove {name}")
         remote_records.remove_remote(txn, name)
+        access_db.forget(txn, name)  # its trusted policy and pin: a new remote starts afresh
     return rec
 
 

@@ -31,7 +31,7 @@ from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.statement import Statement
-from mlgitfs.repo import refsign, remotes, retentionsync, statementsync, verify
+from mlgitfs.repo import refsign, remotes, retentionsync, statementsync, trust, trustcheck, verify
 from mlgitfs.repo.commitindex import index_commits
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.keyring import Keyring
@@ -210,6 +210,10 @@ def _fetch(
     with store.env.read() as txn:
         prefix = remotes.tracking_ref(rec.name, "")
         before = {r[len(prefix) :]: o for r, o in db.list_refs(txn, repo, prefix)}
+    # the trust policy judges the moves before any ref moves (repo/trustcheck.py)
+    policy = trustcheck.check_fetch(store, rec, t, rec.remote_repo(repo), signed, before)
+    if policy is not None:
+        trust.adopt(store, rec, policy)
     values: dict[str, bytes | None] = {r: None for r in before if r not in found}
     values.update(found)
     set_tracking(store, repo, rec.name, values)
@@ -279,6 +283,7 @@ def clone(
     endpoint_url: str | None = None,
     remote: str = remotes.DEFAULT_REMOTE,
     progress: Progress | None = None,
+    pin: bytes | None = None,
 ) -> tuple[RepoRecord, SyncOutcome]:
     t0 = time.perf_counter()
     local = check_repo_name(local_name or repo)
@@ -288,6 +293,8 @@ def clone(
             raise AlreadyExists(f"repo {local!r} already exists in the store at {store.home}")
     rec, added = remotes.for_clone(store, remote, url, endpoint_url, local, repo)
     try:
+        if pin is not None:
+            trust.pin(store, rec, pin)
         record, out = _clone_into(store, rec, url, repo, local, progress)
     except BaseException:
         # Nothing left behind (Ctrl-C included): the remote record this clone added goes, with

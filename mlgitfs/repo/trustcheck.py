@@ -1,0 +1,206 @@
+"""Fetched history against the remote's trust policy: what `fetch`, `pull` and `clone` check
+before any ref moves (docs/governance.md, "Trusted history").
+
+For each ref of the remote that moved since the last fetch (its remote-tracking ref):
+- the move must carry a ref statement (repo/refsign.py) signed by the key of an identity of
+  the policy whose role covers it: writer for an unprotected branch or a tag, maintainer
+  for a protected one (the branch rule of the new head or of the old one says so);
+- on a protected branch, every commit the move brings (reachable from the new head, not
+  from the old one) must carry a commit statement that holds, signed by the key of an
+  identity holding at least writer on the repo.
+A breach is `TrustViolation` with every problem named (up to a few), and nothing moved;
+a policy replaced or replayed without an admin's signature is `PolicyRollback` or
+`PolicyUnauthorized` (repo/trust.py). The setting `trust` decides: ``refuse`` (the
+default), ``warn`` (log each problem, move the refs), ``off`` (check nothing). A remote
+without a policy is not checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from mlgitfs.errors import (
+    PolicyRollback,
+    PolicyUnauthorized,
+    TrustViolation,
+    UsageError,
+    VerificationFailed,
+)
+from mlgitfs.meta import db
+from mlgitfs.meta.env import ReadTxn
+from mlgitfs.meta.remotes import RemoteRecord
+from mlgitfs.model import statement as stm
+from mlgitfs.model.access import Policy, Role, SignedPolicy
+from mlgitfs.model.ids import ObjectId, short_hex
+from mlgitfs.model.signing import KeyId, PublicKey, short_key_id
+from mlgitfs.model.statement import Statement
+from mlgitfs.repo import trust
+from mlgitfs.repo.access import may_move, role_of
+from mlgitfs.repo.graph import is_ancestor
+from mlgitfs.repo.hooks import load_hooks
+from mlgitfs.repo.verify import check_ref, verify_commit
+from mlgitfs.store.facade import Store
+from mlgitfs.store.remote import RemoteTransport
+
+log = logging.getLogger(__name__)
+
+TRUST = "trust"  # config: refuse (default), warn, off
+TRUST_MODES = ("refuse", "warn", "off")
+SHOWN = 5  # problems named in a refusal
+
+
+def trust_mode(txn: ReadTxn) -> str:
+    value = db.get_config(txn, TRUST)
+    return value if isinstance(value, str) and value in TRUST_MODES else "refuse"
+
+
+def check_mode(value: str) -> str:
+    if value not in TRUST_MODES:
+        raise UsageError(f"trust is one of {', '.join(TRUST_MODES)}, not {value!r}")
+    return value
+
+
+def _keys(policy: Policy) -> dict[KeyId, PublicKey]:
+    out = {}
+    for name, _ in policy.keys:
+        key = policy.key_of(name)
+        if key is not None:
+            out[key.key_id] = key
+    return out
+
+
+def _protected(store: Store, commit: bytes | None, branch: str) -> bool:
+    if commit is None:
+        return False
+    try:
+        rule = load_hooks(store, store.commit(ObjectId(commit)).tree).rule(branch)
+    except UsageError:
+        return True  # a hooks file that does not parse protects nothing less
+    return rule is not None and rule.guarded
+
+
+def _ref_problem(
+    policy: Policy, remote_repo: str, ref: str, commit: bytes, st: Statement | None, guarded: bool
+) -> str | None:
+    kind, _, name = ref.partition("/")
+    where = f"{remote_repo}@{name}"
+    moved = f"{where} was moved to {short_hex(commit)}"
+    if st is None:
+        return f"{moved} without a signature (no ref statement)"
+    ident = policy.identity_of(st.signer)
+    if ident is None:
+        return f"{moved} by key {short_key_id(st.signer)}, the key of no identity of the policy"
+    key = policy.key_of(ident)
+    try:
+        check_ref(st, remote_repo, ref, ObjectId(commit), {st.signer: key} if key else {})
+    except VerificationFailed as exc:
+        return exc.message
+    if kind == "heads":
+        allowed = may_move(policy, ident, remote_repo, name, guarded)
+    else:
+        role = role_of(policy, ident, remote_repo)
+        allowed = role is not None and role >= Role.WRITER
+    if allowed:
+        return None
+    role = role_of(policy, ident, remote_repo, name if kind == "heads" else None)
+    need = "maintainer: it is protected" if guarded else "writer"
+    held = role.label if role is not None else "no role"
+    return f"{moved} by {ident}, who holds {held} there; moving it needs {need}"
+
+
+def _new_commits(store: Store, new: bytes, old: bytes | None) -> list[ObjectId]:
+    """Commits reachable from `new` and not from `old`, newest first."""
+    out: list[ObjectId] = []
+    seen: set[bytes] = set()
+    todo = [ObjectId(new)]
+    while todo:
+        cid = todo.pop()
+        if bytes(cid) in seen:
+            continue
+        seen.add(bytes(cid))
+        if old is not None and is_ancestor(store, cid, ObjectId(old)):
+            continue
+        out.append(cid)
+        todo.extend(store.commit(cid).parents)
+    return out
+
+
+def _commit_problem(
+    store: Store, policy: Policy, keys: Mapping[KeyId, PublicKey], repo: str, cid: ObjectId
+) -> str | None:
+    verdict = verify_commit(store, cid, keys)
+    signers = [
+        c.statement.signer
+        for c in verdict.checks
+        if c.error is None and c.statement.kind == stm.COMMIT
+    ]
+    for signer in signers:
+        ident = policy.identity_of(signer)
+        role = role_of(policy, ident, repo) if ident is not None else None
+        if role is not None and role >= Role.WRITER:
+            return None
+    what = f"commit {short_hex(cid)}"
+    if signers:
+        ident = policy.identity_of(signers[0])
+        return f"{what} is signed by {ident}, who may not write {repo}"
+    unknown = [c.statement.signer for c in verdict.checks if c.statement.kind == stm.COMMIT]
+    if unknown:
+        return f"{what} is signed by key {short_key_id(unknown[0])}, the key of no identity"
+    return f"{what} carries no author's signature"
+
+
+def check_fetch(
+    store: Store,
+    rec: RemoteRecord,
+    t: RemoteTransport,
+    remote_repo: str,
+    found: Mapping[str, tuple[bytes, Statement | None]],
+    before: Mapping[str, bytes],
+) -> SignedPolicy | None:
+    """Check the moves from `before` (remote-tracking refs) to `found` (the remote's refs,
+    their commits fetched and statements attached) against the remote's policy. Returns the
+    verified policy to adopt once the refs move (None: nothing to adopt)."""
+    with store.env.read() as txn:
+        mode = trust_mode(txn)
+    if mode == "off":
+        return None
+    try:
+        signed = trust.fetch_policy(store, rec, t)
+    except (PolicyRollback, PolicyUnauthorized) as exc:
+        if mode == "refuse":
+            raise type(exc)(f"{exc.message}; nothing was fetched") from exc
+        log.warning("%s (trust = warn: the version trusted before is kept)", exc.message)
+        return None
+    if signed is None:
+        return None
+    policy = signed.policy
+    keys = _keys(policy)
+    problems: list[str] = []
+    for ref, (commit, st) in sorted(found.items()):
+        old = before.get(ref)
+        if old == commit:
+            continue
+        branch = ref.removeprefix("heads/")
+        guarded = ref.startswith("heads/") and (
+            _protected(store, commit, branch) or _protected(store, old, branch)
+        )
+        problem = _ref_problem(policy, remote_repo, ref, commit, st, guarded)
+        if problem:
+            problems.append(problem)
+        if guarded:
+            for cid in _new_commits(store, commit, old):
+                problem = _commit_problem(store, policy, keys, remote_repo, cid)
+                if problem:
+                    problems.append(f"{problem} (on protected {remote_repo}@{branch})")
+    if not problems:
+        return signed
+    if mode == "refuse":
+        more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
+        raise TrustViolation(
+            f"history of {remote_repo} on {rec.name} breaks its access policy (version "
+            f"{policy.seq}): {'; '.join(problems[:SHOWN])}{more}; nothing was fetched"
+        )
+    for p in problems:
+        log.warning("%s (trust = warn)", p)
+    return signed

@@ -204,12 +204,12 @@ revert = _pick(
     "revert",
     "A new commit on a branch that undoes REVSPEC's changes against its first parent (a "
     "three-way merge: later changes to the same paths conflict).",
-    api.revert,
+    lambda *a: api.revert(*a),  # looked up when run: importing the CLI imports no verb
 )
 cherry_pick = _pick(
     "cherry-pick",
     "A new commit on a branch that makes REVSPEC's changes again (against its first parent).",
-    api.cherry_pick,
+    lambda *a: api.cherry_pick(*a),
 )
 
 

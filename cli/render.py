@@ -17,11 +17,12 @@ import click
 
 from mlgitfs import api
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: a command imports the library parts it runs, no more
     from rich.console import Console
-from mlgitfs.repo.fsck import FsckReport
-from mlgitfs.repo.gate import HookResult
-from mlgitfs.repo.lineage import LineageNode
+
+    from mlgitfs.repo.fsck import FsckReport
+    from mlgitfs.repo.gate import HookResult
+    from mlgitfs.repo.lineage import LineageNode
 
 
 @dataclass

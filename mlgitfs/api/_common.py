@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,3 +114,8 @@ def ref_index(store: Store, repo: str) -> dict[bytes, list[str]]:
         for ref, oid in db.list_refs(txn, repo):
             out.setdefault(bytes(oid), []).append(refs.ref_label(ref))
     return out
+
+
+def is_mountpoint(into: str | None) -> bool:
+    """`--into` names a mount (a directory) rather than REPO@BRANCH."""
+    return into is not None and ("@" not in into or os.path.isdir(into))

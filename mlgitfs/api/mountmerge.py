@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +75,6 @@ def _call(home: Path | None, where: Path | None, request: messages.MergeRequest
     v = protocol.call(sock, request, m.revspec)
     return MountMergeResult(m.mountpoint, repo, branch, v.status, v.paths,
                             merge_info(v.merging))  # fmt: skip
-
-
-def is_mountpoint(into: str | None) -> bool:
-    """`--into` names a mount (a directory) rather than REPO@BRANCH."""
-    return into is not None and ("@" not in into or os.path.isdir(into))
 
 
 def merge_into_mount(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mlgitfs.merge.table import spreadsheet_csv
-from mlgitfs.repo import lineage
-from mlgitfs.repo.gate import HookResult
+
+if TYPE_CHECKING:  # types only: a verb's result should not import other verbs' machinery
+    from mlgitfs.repo import lineage
+    from mlgitfs.repo.gate import HookResult
 
 # --- results --------------------------------------------------------------------------------
 

@@ -153,6 +153,14 @@ def test_writer_pushes_a_feature_branch_but_cannot_move_main(
     res = walt("push", "ds", code=19)
     assert "heads/main" in res.stderr and "access denied" in res.stderr
     assert remote_ref(server, "main") == main
+    # nor can his credentials write the policy object (admins only)
+    client = server.client(access_key=CREDS["walt"]["accessKey"],
+                           secret_key=CREDS["walt"]["secretKey"])  # fmt: skip
+    try:
+        with pytest.raises(client.exceptions.ClientError, match="AccessDenied"):
+            client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/access/policy", Body=b"x")
+    finally:
+        client.close()
     api.close_store(walt.home)
 
 

@@ -156,6 +156,16 @@ def test_policy_replayed_removed_or_signed_by_a_non_admin(tmp_path: Path) -> Non
     t.put(POLICY_KEY, SignedPolicy.sign(walt_key, forged).encode())
     res = bob("fetch", "ds", code=43)  # PolicyUnauthorized
     assert "signed by walt, who is not an admin of version 2" in res.stderr
+    # ada's genuine signature over a policy altered after signing
+    real = SignedPolicy.decode(current)
+    altered = SignedPolicy(forged.encode(), real.signer, real.signature)
+    t.put(POLICY_KEY, altered.encode())
+    res = bob("fetch", "ds", code=43)
+    assert "the signature by ada does not verify" in res.stderr
+    at = current.index(b"access-policy")  # a flipped byte in the policy's own tag
+    t.put(POLICY_KEY, current[:at] + bytes([current[at] ^ 1]) + current[at + 1 :])
+    res = bob("fetch", "ds", code=7)  # CorruptObject: not even decoded as a policy
+    assert "not an access policy" in res.stderr
     assert refs(bob) == before
     assert json.loads(bob("access", "show", "--remote", "origin", "--json").stdout)["seq"] == 2
     # publishing is refused to a non-admin before anything is written
@@ -165,6 +175,22 @@ def test_policy_replayed_removed_or_signed_by_a_non_admin(tmp_path: Path) -> Non
     res = walt("access", "publish", code=43)
     assert "walt is not an admin of access policy version 2" in res.stderr
     assert t.get(POLICY_KEY) == current
+
+
+def test_a_store_behind_walks_the_chain_of_versions(tmp_path: Path) -> None:
+    url, ada, walt, bob = team(tmp_path)
+    ada("access", "grant", "bob", "reader")
+    ada("access", "publish")  # version 3
+    ada("access", "revoke", "bob")
+    ada("access", "publish")  # version 4
+    walt("fetch", "ds")  # walt trusted version 1: checks 2, 3 and 4 in turn
+    assert json.loads(walt("access", "show", "--remote", "origin", "--json").stdout)["seq"] == 4
+    t = open_transport(url)
+    t.delete(version_key(3))
+    res = bob("fetch", "ds", code=43)  # bob trusted version 2: the chain has a hole
+    assert "lacks access policy version 3" in res.stderr
+    res = ada("access", "publish")
+    assert "version 4 is up to date" in res.stderr
 
 
 def test_clone_pinned_to_an_admin_key(tmp_path: Path) -> None:

@@ -431,3 +431,32 @@ def test_a_new_remote_of_a_removed_ones_name_gets_every_signature(tmp_path: Path
     out = json.loads(carol("verify", "ds@main", "--all-history", "--json").stdout)
     assert out["ok"] and [c["commit"] for c in out["commits"]] == ids[::-1]
     _done(alice, bob, carol)
+
+
+def test_a_bundle_carries_the_signatures(cli: Cli, tmp_path: Path) -> None:
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("key", "generate", "--name", "alice")
+    ids = [_import(cli, tmp_path, i) for i in range(2)]
+    bundle = tmp_path / "ds.bundle"
+    cli("bundle", "ds", str(bundle))
+    erin = Cli(tmp_path / "erin")
+    _trust(cli, erin, "alice")
+    erin("clone", str(bundle))
+    out = json.loads(erin("verify", "ds@main", "--all-history", "--json").stdout)
+    assert out["ok"] and [c["commit"] for c in out["commits"]] == ids[::-1]
+    # an altered signature is refused before anything is restored, when erin knows the key
+    store = api.open_store(cli.home)
+    head = ObjectId(from_hex(ids[1]))
+    with store.env.read() as txn:
+        good = statements.of_subject(txn, head)[0]
+    bad = stm.Statement(good.subject, good.kind, good.body, good.signer, bytes(64))
+    with store.env.write() as txn:
+        statements.put(txn, bad)
+    cli("bundle", "ds", str(tmp_path / "bad.bundle"))
+    frank = Cli(tmp_path / "frank")
+    _trust(cli, frank, "alice")
+    frank("clone", str(tmp_path / "bad.bundle"), code=39)
+    assert api.repos(frank.home) == []
+    with store.env.write() as txn:
+        statements.detach(txn, head, bad.id)
+    _done(erin, frank)

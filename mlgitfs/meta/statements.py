@@ -56,6 +56,12 @@ def of_subject(txn: ReadTxn, subject: ObjectId) -> list[Statement]:
     return out
 
 
+def every(txn: ReadTxn) -> Iterator[tuple[ObjectId, bytes]]:
+    """(commit it is attached to, encoding) of every statement of the store."""
+    for key, data in txn.scan(STATEMENTS):
+        yield ObjectId(key[:ID_LEN]), data
+
+
 def count(txn: ReadTxn) -> int:
     return txn.count(STATEMENTS)
 

@@ -9,7 +9,10 @@ store/bundlefile.py.
 Contents gc let go travel as their records, not as an error: the expiry record of each
 expired commit of the history, the repo's erasure records, and the ids of the absent chunks
 only erased files held. A restore records them, so reads there name the rule or the erasure
-as they do here, and fsck counts them as expired or erased, not missing.
+as they do here, and fsck counts them as expired or erased, not missing. The signed
+statements of the history's commits (docs/governance.md) travel too; a restore checks the
+signature of each one a key of the ring made, as a fetch does (`SignatureInvalid`, nothing
+restored).
 
 Restoring checks the whole file first (bundlefile.verify), then every chunk and object
 against its id as it is read, writes the chunks (pinned: no remote holds them) and records
@@ -28,14 +31,18 @@ from pathlib import Path
 from typing import TypeVar
 
 from mlgitfs.errors import AlreadyExists, BundleDamaged, CorruptObject
-from mlgitfs.meta import db, erasures, retention
+from mlgitfs.meta import db, erasures, retention, statements
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
 from mlgitfs.meta.erasures import ErasureRecord
+from mlgitfs.model import statement
 from mlgitfs.model.ids import ID_LEN, ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.retention import ExpiryRecord, RuleSet
+from mlgitfs.model.statement import Statement
 from mlgitfs.repo import retentionsync
+from mlgitfs.repo.keyring import Keyring
 from mlgitfs.repo.push import Plan, stored_chunk
+from mlgitfs.repo.verify import check_signature, trusted_keys
 from mlgitfs.store import bundlefile, compress, packs
 from mlgitfs.store.bundlefile import (
     CHUNK,
@@ -46,6 +53,7 @@ from mlgitfs.store.bundlefile import (
     REF,
     REPO,
     RULES,
+    STATEMENT,
 )
 from mlgitfs.store.facade import Store
 
@@ -100,9 +108,16 @@ def write(store: Store, repo: str, path: Path) -> BundleStats:
     gone_expired = sorted(c for c in expired if c in history)
     gone_erased = sorted(c for c in set(plan.gone) if c in erased)
     let_go_records = bool(gone_expired or gone_erased or records)
+    with store.env.read() as txn:  # the commits' signatures (and attestations) go along
+        signed = [
+            statement.decode(data, f"a statement of {short_hex(c)}")
+            for c, data in statements.every(txn)
+            if c in history
+        ]  # one scan of the statements: far fewer than the history's objects
     out = BundleStats(repo, len(refs), len(plan.meta), len(plan.chunks))
-    # version 1 when nothing was let go: older readers still restore such a bundle
-    w = bundlefile.BundleWriter(path, bundlefile.VERSION if let_go_records else 1)
+    # the oldest version that holds what is in it: older readers still restore such a bundle
+    version = bundlefile.SIGNED if signed else bundlefile.VERSION if let_go_records else 1
+    w = bundlefile.BundleWriter(path, version)
     try:
         w.record(REPO, repo.encode(), packs.render_repo(rec.kind.value, rec.mutability.value,
                                                         rec.categories))  # fmt: skip
@@ -119,6 +134,8 @@ def write(store: Store, repo: str, path: Path) -> BundleStats:
             w.record(ERASURE, b"", er.encode())
         for cid in gone_erased:
             w.record(ERASED, cid, b"")
+        for st in signed:
+            w.record(STATEMENT, st.id, st.encode())
         for ref, oid in refs:  # last: each names objects written above
             w.record(REF, ref.encode(), bytes(oid))
         w.commit()
@@ -144,6 +161,7 @@ def restore(
     expired: list[tuple[ObjectId, ExpiryRecord]] = []
     erasure_records: list[ErasureRecord] = []
     erased: set[bytes] = set()
+    signed: list[Statement] = []
     record: tuple[str, str, str, tuple[str, ...]] | None = None
     out = BundleStats(bytes=path.stat().st_size)
     try:
@@ -173,6 +191,11 @@ def restore(
                 erasure_records.append(_decoded(_erasure, data, name))
             elif kind == ERASED:
                 erased.add(_object_id(key, name))
+            elif kind == STATEMENT:
+                st = _decoded(statement.decode, data, name)
+                if st.id != key:
+                    raise BundleDamaged(name, f"statement {short_hex(key)} does not hash to its id")
+                signed.append(st)
             elif kind == REF:
                 ref = key.decode("utf-8", "replace")
                 if not ref.startswith(("heads/", "tags/")) or len(data) != ID_LEN:
@@ -186,6 +209,10 @@ def restore(
         for ref, oid in refs.items():
             if oid not in known and not store.has_object(oid):
                 raise BundleDamaged(name, f"{ref} names {short_hex(oid)}, which it does not hold")
+        trusted = trusted_keys(Keyring(store.home))
+        for st in signed:  # as a fetch does: a known signer's signature must hold
+            if st.signer in trusted:
+                check_signature(st, trusted, f"{st.kind} statement {short_hex(st.id)} in {name}")
         try:
             rec = RepoRecord(local, RepoKind(kind_), Mutability(mut), cats, time.time_ns())
         except ValueError as exc:
@@ -204,6 +231,7 @@ def restore(
                 erasures.add(txn, dataclasses.replace(er, repo=local))
             if erased:
                 erasures.set_erased_chunks(txn, set(erasures.erased_chunk_ids(txn)) | erased)
+            statements.put_many(txn, signed)
             for ref, oid in refs.items():
                 db.set_ref(txn, local, ref, oid, None, f"clone {path.name}")
         writer.reset()

@@ -27,7 +27,8 @@ from mlgitfs.store.durable import fsync_dir
 
 MAGIC = b"mlgitfs bundle\n\x00"
 VERSION = 2  # 2 adds the records of contents let go; a bundle without them is written as 1
-READS = (1, 2)
+SIGNED = 3  # 3 adds signed statements; a bundle without any is written as 1 or 2
+READS = (1, 2, 3)
 _HEAD = struct.Struct(">16sI")
 _REC = struct.Struct(">cI")
 _LEN = struct.Struct(">Q")
@@ -40,8 +41,9 @@ REF = b"F"  # key: ref name ("heads/main"); data: commit id
 EXPIRED = b"X"  # key: commit id; data: its expiry record (contents gc let go)  (version 2)
 ERASURE = b"Z"  # key: empty; data: an erasure record of the repo  (version 2)
 ERASED = b"D"  # key: chunk id only erased files held; data: empty  (version 2)
+STATEMENT = b"T"  # key: statement id; data: a signed statement (model/statement.py)  (version 3)
 END = b"E"
-KINDS = frozenset((REPO, CHUNK, OBJECT, RULES, REF, EXPIRED, ERASURE, ERASED, END))
+KINDS = frozenset((REPO, CHUNK, OBJECT, RULES, REF, EXPIRED, ERASURE, ERASED, STATEMENT, END))
 MAX_KEY = 4096
 _CHUNK_HEAD = struct.Struct(">BQ")
 _BUF = 1 << 20

@@ -112,6 +112,24 @@ def test_ref_moved_by_a_key_without_the_role(tmp_path: Path) -> None:
     assert refs(bob)["remotes/origin/heads/main"] == refs(walt)["heads/main"]
 
 
+def test_a_commit_dropping_the_rule_is_judged_by_it(tmp_path: Path) -> None:
+    url, ada, walt, bob = team(tmp_path)
+    work = tmp_path / "walt-unprotect"
+    walt("export", "ds@main", str(work))
+    (work / ".mlgitfs" / "hooks.toml").write_text("# main is mine now\n")
+    walt("branch", "ds@walt", "ds@main")
+    walt("import", "ds@walt", str(work), "-m", "drop the rule")
+    walt("promote", "ds@walt", "--to", "main")
+    walt("push", "ds")
+    # the new head protects nothing; the head it replaced does
+    fresh = Cli(tmp_path / "fresh")
+    res = fresh("clone", url, "ds", code=44)
+    assert "by walt, who holds writer there; moving it needs maintainer" in res.stderr
+    before = refs(bob)
+    bob("fetch", "ds", code=44)
+    assert refs(bob) == before
+
+
 def test_unsigned_and_unknown_key_commits_on_a_protected_branch(tmp_path: Path) -> None:
     url, ada, walt, bob = team(tmp_path)
     mallory = Cli(tmp_path / "mallory")  # may write the bucket, holds no key of the policy

@@ -4,7 +4,9 @@ before any ref moves (docs/governance.md, "Trusted history").
 For each ref of the remote that moved since the last fetch (its remote-tracking ref):
 - the move must carry a ref statement (repo/refsign.py) signed by the key of an identity of
   the policy whose role covers it: writer for an unprotected branch or a tag, maintainer
-  for a protected one (the branch rule of the new head or of the old one says so);
+  for a protected one. A move is judged by the rules of what it replaces: the branch is
+  protected when the branch rule of the old head, of the first parent of any commit the
+  move brings, or of the new head says so (a commit that drops the rule is judged by it);
 - on a protected branch, every commit the move brings (reachable from the new head, not
   from the old one) must carry a commit statement that holds, signed by the key of an
   identity holding at least writer on the repo.
@@ -70,14 +72,37 @@ def _keys(policy: Policy) -> dict[KeyId, PublicKey]:
     return out
 
 
-def _protected(store: Store, commit: bytes | None, branch: str) -> bool:
-    if commit is None:
-        return False
-    try:
-        rule = load_hooks(store, store.commit(ObjectId(commit)).tree).rule(branch)
-    except UsageError:
-        return True  # a hooks file that does not parse protects nothing less
-    return rule is not None and rule.guarded
+class _Rules:
+    """Whether the branch rules of a commit protect a branch, read once per tree."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.seen: dict[tuple[bytes, str], bool] = {}
+
+    def protects(self, commit: bytes | None, branch: str) -> bool:
+        if commit is None:
+            return False
+        tree = self.store.commit(ObjectId(commit)).tree
+        key = (bytes(tree), branch)
+        if key not in self.seen:
+            try:
+                rule = load_hooks(self.store, tree).rule(branch)
+                self.seen[key] = rule is not None and rule.guarded
+            except UsageError:
+                self.seen[key] = True  # a hooks file that does not parse protects nothing less
+        return self.seen[key]
+
+    def guarded(self, branch: str, new: bytes, old: bytes | None, brought: list[ObjectId]) -> bool:
+        """A move is judged by the rules of what it replaces: the old head's, and for each
+        commit it brings, its first parent's (a commit that drops the rule is judged by the
+        rule it drops), and the new head's."""
+        if self.protects(new, branch) or self.protects(old, branch):
+            return True
+        return any(
+            self.protects(bytes(p[0]), branch)
+            for p in (self.store.commit(c).parents for c in brought)
+            if p
+        )
 
 
 def _ref_problem(
@@ -177,19 +202,19 @@ def check_fetch(
     policy = signed.policy
     keys = _keys(policy)
     problems: list[str] = []
+    rules = _Rules(store)
     for ref, (commit, st) in sorted(found.items()):
         old = before.get(ref)
         if old == commit:
             continue
         branch = ref.removeprefix("heads/")
-        guarded = ref.startswith("heads/") and (
-            _protected(store, commit, branch) or _protected(store, old, branch)
-        )
+        brought = _new_commits(store, commit, old) if ref.startswith("heads/") else []
+        guarded = ref.startswith("heads/") and rules.guarded(branch, commit, old, brought)
         problem = _ref_problem(policy, remote_repo, ref, commit, st, guarded)
         if problem:
             problems.append(problem)
         if guarded:
-            for cid in _new_commits(store, commit, old):
+            for cid in brought:
                 problem = _commit_problem(store, policy, keys, remote_repo, cid)
                 if problem:
                     problems.append(f"{problem} (on protected {remote_repo}@{branch})")

@@ -165,6 +165,11 @@ def test_commits_signed_when_the_user_has_a_key(cli: Cli, tmp_path: Path) -> Non
     src = write_tree(tmp_path / "src4", {"labels.csv": b"id,label\n4,x\n"})
     res = cli("import", "ds", str(src), "-m", "v4", code=2)  # true and no key: refused
     assert "sign-commits is true" in res.stderr
+    remote = tmp_path / "remote"
+    cli("remote", "add", "origin", remote.as_uri())
+    res = cli("push", "ds", code=2)  # its ref move could not be signed: nothing sent
+    assert "sign-commits is true" in res.stderr
+    assert not (remote / "refs").exists() and not (remote / "packs").exists()
 
 
 # --- push, clone, fetch -----------------------------------------------------------------------

@@ -433,6 +433,7 @@ def push(
         else:
             todo.append((ref, new, old, etag))
     _pre_push(store, repo, todo, hooks or HookOptions())
+    signer = refsign.ref_signer(store, remote_repo)  # a key it needs and lacks: before uploads
     set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"})
     denied: set[str] = set()
     if todo:
@@ -443,7 +444,6 @@ def push(
         _push_statements(store, t, rec.name)
         if not has_repo:
             _write_remote_repo(t, remote_repo, repo_rec)
-        signer = refsign.ref_signer(store, remote_repo)
         for ref, new_head, old, etag in todo:
             # Each ref on its own: one that cannot be written (a `file://` remote holding
             # `feature` cannot hold `feature/x`) never keeps the others, main above all, back.

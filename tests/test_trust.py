@@ -193,6 +193,10 @@ def test_policy_replayed_removed_or_signed_by_a_non_admin(tmp_path: Path) -> Non
     res = walt("access", "publish", code=43)
     assert "walt is not an admin of access policy version 2" in res.stderr
     assert t.get(POLICY_KEY) == current
+    ada("access", "revoke", "ada")  # the last admin: a policy nobody could change again
+    res = ada("access", "publish", code=2)
+    assert "names no admin with a key" in res.stderr
+    assert t.get(POLICY_KEY) == current
 
 
 def test_a_store_behind_walks_the_chain_of_versions(tmp_path: Path) -> None:

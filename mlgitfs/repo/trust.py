@@ -216,6 +216,11 @@ def publish(store: Store, rec: RemoteRecord, t: RemoteTransport) -> tuple[Policy
     new = Policy(
         draft.grants, base.seq + 1 if base else 1, base.digest if base else b"", draft.keys
     )
+    if not any(new.key_of(a) is not None for a in admins(new)):
+        raise UsageError(
+            "the access policy names no admin with a key: published, nobody could ever change "
+            "it again (grant admin to an identity of the key ring); nothing was published"
+        )
     authority = base if base is not None else new
     ident = authority.identity_of(key.key_id)
     if ident is None or ident not in admins(authority):

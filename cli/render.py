@@ -216,12 +216,19 @@ def blame(r: api.BlameResult, as_json: bool) -> None:
         emit_json(r)
         return
     authors = [e.author for e in r.entries] + [row.author for row in r.rows]
+    authors += [c.author for c in r.chunks]
     width = max(map(len, authors), default=0)
     for e in r.entries:
         mark = "/" if e.kind == "dir" else ""
         moved = "" if e.path == e.name or e.path.endswith("/" + e.name) else f"  (was {e.path})"
         click.echo(
             f"{e.commit[:12]}  {when(e.time_ns)}  {e.author:<{width}}  {e.name}{mark}{moved}"
+        )
+    for ch in r.chunks:
+        moved = f"  (was {ch.path})" if ch.path != r.path else ""
+        click.echo(
+            f"{ch.commit[:12]}  {when(ch.time_ns)}  {ch.author:<{width}}  "
+            f"{ch.start}-{ch.end}  ({ch.end - ch.start} bytes){moved}"
         )
     for row in r.rows:
         moved = f"  (was in {row.path})" if row.path != r.path else ""

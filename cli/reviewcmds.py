@@ -101,23 +101,37 @@ def log(
     help="A table: only the row with this key (a composite key's values joined by commas, "
     "quoted as in CSV); repeat for several. The walk stops once each has its commit.",
 )
+@click.option(
+    "--chunks",
+    is_flag=True,
+    help="A table file: blame its content-defined chunks (byte ranges), not its rows.",
+)
 @json_opt
 @pass_ctx
 def blame(
-    c: Ctx, revspec: str, key: tuple[str, ...], cells: bool, rows: tuple[str, ...], as_json: bool
+    c: Ctx,
+    revspec: str,
+    key: tuple[str, ...],
+    cells: bool,
+    rows: tuple[str, ...],
+    chunks: bool,
+    as_json: bool,
 ) -> None:
     """Show who last changed what. For a directory (REPO@REF[:DIR]), each entry with the
     commit that last changed it; for a CSV, TSV, JSONL or Parquet file, each row, by key,
-    with the commit that last set it (added it or changed a cell). Columns: short id,
-    date, author, then the name or the key (and the old path after an exact rename).
+    with the commit that last set it (added it or changed a cell); for any other file (or
+    a table with --chunks), each content-defined chunk, a byte range START-END, with the
+    commit that introduced it. Columns: short id, date, author, then the name, the key or
+    the range (and the old path after an exact rename).
 
     "Last changed" is what `log -n 1 --path PATH` shows; one walk over the commit-graph
     index answers every entry or row. With --json: kind ("dir" or "rows"), entries (name,
     kind, commit, author, time_ns, subject, path) or key_columns and rows (key, commit,
     author, time_ns, subject, path: where it was in that commit; with --cells, cells: column,
-    commit, author, time_ns, path)."""
+    commit, author, time_ns, path) or chunks (start, end, chunk id, commit, author, time_ns,
+    subject, path)."""
     only = [next(csv.reader([r])) if r else [""] for r in rows] or None
-    render.blame(api.blame(c.home, revspec, list(key), cells, rows=only), as_json)
+    render.blame(api.blame(c.home, revspec, list(key), cells, rows=only, chunks=chunks), as_json)
 
 
 @click.command()

@@ -264,7 +264,38 @@ def test_row_blame_through_the_cli_with_the_rules_key(cli: Cli, tmp_path: Path) 
     assert "--cells: ds is a directory" in cli("blame", "ds", "--cells", code=2).stderr
     assert "no key column nope" in cli("blame", "ds:train.csv", "--key", "nope", code=33).stderr
     assert "name a table file" in cli("blame", "ds", "--key", "id", code=2).stderr
-    assert "no table format" in cli("blame", "ds:.mlgitfs/merge.toml", code=30).stderr
+    rules = json.loads(cli("blame", "ds:.mlgitfs/merge.toml", "--json").stdout)
+    assert rules["kind"] == "chunks" and rules["chunks"][0]["commit"] == log["first"]
+    assert (
+        "no table format" in cli("blame", "ds:.mlgitfs/merge.toml", "--key", "id", code=30).stderr
+    )
     one = json.loads(cli("blame", "ds:train.csv", "--row", "2", "--json").stdout)["rows"]
     assert [(r["key"], r["commit"]) for r in one] == [(["2"], log["relabel 2, add 3"])]
     assert "no row with the key (9)" in cli("blame", "ds:train.csv", "--row", "9", code=3).stderr
+
+
+def test_chunk_blame_through_the_cli(cli: Cli, tmp_path: Path) -> None:
+    import random
+
+    rnd = random.Random(5)
+    first = rnd.randbytes(3 << 20)
+    src = write_tree(tmp_path / "src", {"blob.bin": first, "labels.csv": "id\n1\n"})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "first")
+    second = first[: 2 << 20] + rnd.randbytes(4096) + first[(2 << 20) + 4096 :]
+    (src / "blob.bin").write_bytes(second)  # one stretch in the middle changed
+    cli("import", "ds", str(src), "-m", "patch")
+    log = {c["message"]: c["id"] for c in json.loads(cli("log", "ds", "--json").stdout)}
+    out = json.loads(cli("blame", "ds:blob.bin", "--json").stdout)
+    assert out["kind"] == "chunks" and out["path"] == "blob.bin"
+    spans = [(c["start"], c["end"], c["commit"]) for c in out["chunks"]]
+    assert spans[0][0] == 0 and spans[-1][1] == len(second)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    patched = {c for s, e, c in spans if s < (2 << 20) + 4096 and e > 2 << 20}
+    assert patched == {log["patch"]}  # the chunks around the change are new, the rest not
+    assert spans[0][2] == log["first"] and spans[-1][2] == log["first"]
+    text = cli("blame", "ds:blob.bin").stdout.splitlines()
+    assert text[0].startswith(log["first"][:12]) and f"0-{spans[0][1]}" in text[0]
+    table = json.loads(cli("blame", "ds:labels.csv", "--chunks", "--json").stdout)
+    assert [c["commit"] for c in table["chunks"]] == [log["first"]]
+    assert "--chunks" in cli("blame", "ds:labels.csv", "--chunks", "--key", "id", code=2).stderr

@@ -234,3 +234,75 @@ def test_row_blame_over_many_chunk_versions_matches_the_reference(
             assert fsck(store).clean
         finally:
             api.close_store(home)
+
+
+# --- chunks of files that are not tables ----------------------------------------------------
+
+byte_op = st.one_of(
+    st.tuples(st.just("append"), st.integers(1, 900)),
+    st.tuples(st.just("patch"), st.integers(0, 10_000)),
+    st.tuples(st.just("cut"), st.integers(0, 10_000)),
+    st.tuples(st.just("move"), st.sampled_from([0, 1, 2])),
+    st.tuples(st.just("other"), st.integers(0, 99)),
+)
+NAMES = ["blob.bin", "sub/blob.bin", "x.dat"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commits=st.lists(st.lists(byte_op, min_size=1, max_size=3), min_size=1, max_size=8))
+def test_chunk_blame_matches_a_reference_over_chunk_sets(
+    commits: list[list[tuple[str, int]]],
+) -> None:
+    from mlgitfs.repo.blamechunks import blame_chunks
+    from mlgitfs.repo.trees import file_chunks, resolve_path
+
+    rnd = random.Random(len(commits))
+    with tempfile.TemporaryDirectory(prefix="mlgitfs-chunkblame-") as tmp:
+        home = Path(tmp) / "home"
+        store = _store(home)
+        try:
+            data = rnd.randbytes(3000)
+            path, other = NAMES[0], b"x"
+            history: list[tuple[ObjectId, str, bytes, list[bytes]]] = []
+            head = None
+            for n, ops in enumerate(commits):
+                for o, v in ops:
+                    at = v % max(len(data), 1)
+                    if o == "append":
+                        data += rnd.randbytes(v)
+                    elif o == "patch":
+                        data = data[:at] + rnd.randbytes(8) + data[at + 8 :]
+                    elif o == "cut":
+                        data = data[:at] + data[at + 300 :]
+                    elif o == "move":
+                        path = NAMES[v]
+                    else:
+                        other = str(v).encode()
+                head = _commit(store, {path: data, "readme": other}, head, n)
+                e = resolve_path(store, store.commit(head).tree, tuple(path.encode().split(b"/")))
+                assert e is not None
+                history.append((head, path, data, [bytes(c.id) for c in file_chunks(store, e)]))
+            assert head is not None
+            # the reference: the newest version holding the chunk whose predecessor (at the
+            # same path, or the same bytes: a plain rename) does not
+            want = []
+            for cid in history[-1][3]:
+                for i in range(len(history) - 1, -1, -1):
+                    c, p, d, ids = history[i]
+                    prev = history[i - 1] if i else None
+                    older = set(prev[3]) if prev and (prev[1] == p or prev[2] == d) else set()
+                    if cid in ids and cid not in older:
+                        want.append(bytes(c))
+                        break
+            e = resolve_path(store, store.commit(head).tree, tuple(path.encode().split(b"/")))
+            assert e is not None
+            for index in (True, False):
+                got = blame_chunks(store, head, path.encode(), e, index)
+                assert [bytes(x.commit) for x in got] == want
+                assert [x.start for x in got] == [
+                    sum(x.length for x in got[:i]) for i in range(len(got))
+                ]
+                assert sum(x.length for x in got) == len(data)
+            assert fsck(store).clean
+        finally:
+            api.close_store(home)

@@ -112,14 +112,30 @@ class BlameCell:
 
 
 @dataclass(frozen=True, slots=True)
-class BlameResult:
-    """A directory's entries (`entries`) or a table's rows by key (`rows`)."""
+class ChunkBlameItem:
+    """One content-defined chunk of a file (a byte range) and the commit that introduced it."""
 
-    kind: str  # "dir" or "rows"
+    start: int  # byte offset in the blamed version
+    end: int  # start + length
+    chunk: str  # the chunk's id in hex
+    commit: str
+    author: str
+    time_ns: int
+    subject: str
+    path: str  # where the file was in that commit (another path after a rename)
+
+
+@dataclass(frozen=True, slots=True)
+class BlameResult:
+    """A directory's entries (`entries`), a table's rows by key (`rows`) or a file's chunks
+    (`chunks`)."""
+
+    kind: str  # "dir", "rows" or "chunks"
     path: str  # the directory or file blamed, inside the version ("" for the root)
     entries: tuple[BlameItem, ...] = ()
     key_columns: tuple[str, ...] = ()
     rows: tuple[RowBlameItem, ...] = ()
+    chunks: tuple[ChunkBlameItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

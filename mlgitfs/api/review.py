@@ -8,13 +8,21 @@ import re
 from pathlib import Path
 
 from mlgitfs.api._common import commit_info, open_store, parse_inputs, parse_meta, ref_index
-from mlgitfs.api.results import BlameCell, BlameItem, BlameResult, CommitInfo, RowBlameItem
+from mlgitfs.api.results import (
+    BlameCell,
+    BlameItem,
+    BlameResult,
+    ChunkBlameItem,
+    CommitInfo,
+    RowBlameItem,
+)
 from mlgitfs.errors import InvalidRevspec, UsageError
+from mlgitfs.merge.rows import EXTENSIONS
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.model.objects import EntryKind
 from mlgitfs.model.revspec import parse_revspec
 from mlgitfs.repo import blame as blame_mod
-from mlgitfs.repo import blamerows, history, refs
+from mlgitfs.repo import blamechunks, blamerows, history, refs
 from mlgitfs.store.facade import Store
 
 
@@ -104,20 +112,28 @@ def blame(
     cells: bool = False,
     use_index: bool = True,
     rows: list[list[str]] | None = None,
+    chunks: bool = False,
 ) -> BlameResult:
     """REPO@REF[:PATH] names a directory: each entry with the commit that last changed it
     (repo/blame.py); a CSV, TSV, JSONL or Parquet file: each row, by `key` (or the key of
     the path's rows merge rule), with the commit that last set it (repo/blamerows.py).
     With `cells`, each cell of a table too; with `rows`, only the rows whose key values read
-    as one of those (the walk stops once each has its commit). Exact renames are followed."""
+    as one of those (the walk stops once each has its commit). Any other file, or a table
+    with `chunks`: each content-defined chunk (a byte range) with the commit that introduced
+    it (repo/blamechunks.py). Exact renames are followed."""
     store = open_store(home)
     r = refs.resolve(store, revspec)
     if r.entry is not None and not r.entry.is_dir:
         if not r.entry.is_file:
-            raise UsageError(f"{revspec} is a symlink: blame a directory or a table")
+            raise UsageError(f"{revspec} is a symlink: blame a directory or a file")
+        table = r.spec.path_str.lower().endswith(EXTENSIONS)
+        if chunks and (key or cells or rows):
+            raise UsageError("--chunks blames byte ranges: it takes no --key, --cells or --row")
+        if chunks or not (table or key or cells or rows):
+            return _blame_chunks(store, r, use_index)
         return _blame_rows(store, r, key or [], cells, use_index, rows)
-    if key or cells or rows:
-        option = "--key" if key else "--cells" if cells else "--row"
+    if key or cells or rows or chunks:
+        option = "--key" if key else "--cells" if cells else "--row" if rows else "--chunks"
         raise UsageError(f"{option}: {revspec} is a directory; name a table file")
     lines = blame_mod.blame_dir(store, r.commit_id, r.spec.path, use_index)
     commits = {bytes(x.commit): store.commit(x.commit) for x in lines}
@@ -141,6 +157,29 @@ def blame(
 
 def _subject(message: str) -> str:
     return message.splitlines()[0] if message else ""
+
+
+def _blame_chunks(store: Store, r: refs.Resolved, use_index: bool) -> BlameResult:
+    assert r.entry is not None
+    path = b"/".join(r.spec.path)
+    blamed = blamechunks.blame_chunks(store, r.commit_id, path, r.entry, use_index)
+    commits = {bytes(x.commit): store.commit(x.commit) for x in blamed}
+    items = []
+    for x in blamed:
+        c = commits[bytes(x.commit)]
+        items.append(
+            ChunkBlameItem(
+                x.start,
+                x.start + x.length,
+                x.chunk.hex(),
+                to_hex(x.commit),
+                c.author,
+                c.time_ns,
+                _subject(c.message),
+                x.path.decode("utf-8", "surrogateescape"),
+            )
+        )
+    return BlameResult("chunks", r.spec.path_str, chunks=tuple(items))
 
 
 def _blame_rows(

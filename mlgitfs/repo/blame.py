@@ -15,7 +15,7 @@ without a change keeps the commit that last changed its content.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mlgitfs.model import bloom
@@ -154,3 +154,31 @@ def path_at_ancestor(
                 follow = follow_rename(store, before, node.tree, follow, cache) or follow
         raw = parent
     return follow
+
+
+def file_history(
+    store: Store, head: ObjectId, path: bytes, use_index: bool = True
+) -> Iterator[tuple[ObjectId, bytes, TreeEntry | None, TreeEntry | None]]:
+    """The commits that changed the file at `path` of `head`, in log order, each as (commit,
+    the file's path then, its entry there, its entry in the first parent), following exact
+    renames back (a commit that only moved the file is not one). The changed-path filters
+    pass over the commits that surely did not touch it. Stop reading when done: the walk
+    is lazy."""
+    graph = Graph(store, use_index)
+    cache: EntryCache = {}
+    follow = path
+    for raw in walk_ids(graph, [head], None):
+        node = graph.node(raw)
+        bits = node.paths if node.indexed else None
+        if bits is not None and not bloom.may_contain(bits, bloom.path_hash(follow)):
+            continue
+        parent = graph.node(bytes(node.parents[0])).tree if node.parents else None
+        parts = _split(follow)
+        if not graph.touched(raw, parts, cache):
+            continue
+        old = follow_rename(store, parent, node.tree, follow, cache)
+        if old is not None:  # moved unchanged: what it holds is as it was at the old path
+            follow = old
+            continue
+        now = cached_entry(store, node.tree, parts, cache)
+        yield ObjectId(raw), follow, now, cached_entry(store, parent, parts, cache)

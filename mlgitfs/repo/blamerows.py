@@ -20,13 +20,11 @@ from mlgitfs.merge.csvtable import CsvCodec
 from mlgitfs.merge.rows import codec_for
 from mlgitfs.merge.table import ABSENT, Cell, Decoded, Record, Row
 from mlgitfs.merge.text import TextCodec, TextTable
-from mlgitfs.model import bloom
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import TreeEntry
-from mlgitfs.repo.blame import follow_rename
+from mlgitfs.repo.blame import file_history
 from mlgitfs.repo.chunkrows import ChunkCache, Layout, Span, TableVersions
 from mlgitfs.repo.commitindex import EntryCache, cached_entry
-from mlgitfs.repo.history import Graph, walk_ids
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergerules import load_rules, resolver
 from mlgitfs.repo.trees import file_chunks
@@ -260,31 +258,14 @@ def blame_rows(
     found: dict[Key, tuple[ObjectId, bytes]] = {}
     found_cells: dict[tuple[Key, str], tuple[ObjectId, bytes]] = {}
     follow = b"/".join(path)
-    graph = Graph(store, use_index)
-    for raw in walk_ids(graph, [head], None):
-        if not rows_left and not cells_left:
-            break
-        node = graph.node(raw)
-        bits = node.paths if node.indexed else None
-        if bits is not None and not bloom.may_contain(bits, bloom.path_hash(follow)):
-            continue
-        parent = graph.node(bytes(node.parents[0])).tree if node.parents else None
-        parts = tuple(follow.split(b"/"))
-        if not graph.touched(raw, parts, cache):
-            continue
-        old = follow_rename(store, parent, node.tree, follow, cache)
-        if old is not None:  # moved unchanged: the rows are as they were at the old path
-            follow = old
-            continue
-        now = cached_entry(store, node.tree, parts, cache)
-        here = (ObjectId(raw), follow)
-        changes = tables.changes(now, cached_entry(store, parent, parts, cache))
+    history = file_history(store, head, follow, use_index)
+    for commit, follow, now, before in history if rows_left or cells_left else ():
+        here = (commit, follow)
+        changes = tables.changes(now, before)
         if changes is None:  # the file is new here (or was no file): it set every row
             found.update((k, here) for k in rows_left)
             found_cells.update(((k, c), here) for k, cols in cells_left.items() for c in cols)
-            rows_left.clear()
-            cells_left.clear()
-            continue
+            break
         for k, (a, b) in changes.items():
             if k in rows_left:
                 found[k] = here
@@ -302,9 +283,12 @@ def blame_rows(
                 if not cols:
                     del cells_left[k]
         tables.forget(k for k in changes if k not in rows_left and k not in cells_left)
-    # nothing set these: the walk ended (unreachable in a sound store)
-    found.update((k, (head, follow)) for k in rows_left)
-    found_cells.update(((k, c), (head, follow)) for k, cols in cells_left.items() for c in cols)
+        if not rows_left and not cells_left:
+            break
+    else:
+        # nothing set these: the walk ended (unreachable in a sound store)
+        found.update((k, (head, follow)) for k in rows_left)
+        found_cells.update(((k, c), (head, follow)) for k, cols in cells_left.items() for c in cols)
     rows = [
         RowBlame(k, r, *found[k], tuple((c, *found_cells[(k, c)]) for c in r) if cells else ())
         for k, r in ordered

@@ -58,22 +58,49 @@ def promote(c: Ctx, source: str, to: str, dry_run: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("revspec")
+@click.option(
+    "--verify", is_flag=True, help="Fail (the problem's exit code) if any attestation is invalid."
+)
+@click.option(
+    "--run",
+    "run_for",
+    metavar="BRANCH",
+    help="First run what promoting the commit to BRANCH would, and attest the passes.",
+)
 @json_opt
 @pass_ctx
-def checks(c: Ctx, revspec: str, as_json: bool) -> None:
-    """List the promotions recorded for REVSPEC's commit: the branch it was promoted to (or
-    merged into, for a merges_only branch), when, and the required checks it passed."""
-    r = api.checks(c.home, revspec)
+def checks(c: Ctx, revspec: str, verify: bool, run_for: str | None, as_json: bool) -> None:
+    """List the attestations of REVSPEC's commit (the checks it passed, the branches it was
+    promoted to) and re-verify each offline: signer in the key ring, signature, about this
+    commit, naming its tree.
+
+    --verify exits with the first problem's code (SignatureInvalid 39, UnknownKey 40,
+    AttestationMoved 45, AttestationTreeMismatch 46, CorruptObject 7), naming every invalid
+    attestation. --run BRANCH first runs the BRANCH rule's required checks and its
+    pre-merge and pre-commit hooks on the commit (as `promote` would; a failure exits 34
+    and attests nothing) and attests each pass with the store's signing key: a promotion
+    of this commit to BRANCH, here or in a clone that trusts the key, then needs not run
+    them again."""
+    r = api.checks(c.home, revspec, verify, run_for)
     if as_json:
         render.emit_json(r)
         return
-    if not r.promotions:
-        render.message(f"{r.commit[:12]} of {r.repo} has no recorded promotion")
-    for p in r.promotions:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(p.time))
-        click.echo(f"{p.branch}\t{p.via}\t{when}Z\tfrom {p.base[:12] or '-'}")
-        for ch in p.checks:
-            click.echo(f"  {ch.kind} {ch.name}: {ch.status}{' (cached)' if ch.cached else ''}")
+    render.hook_results(r.ran)
+    if not r.attestations:
+        render.message(f"{r.commit[:12]} of {r.repo} has no attestation")
+    for a in r.attestations:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(a.time))
+        state = "valid" if a.valid else f"INVALID ({a.error}): {a.problem}"
+        if a.kind == "promotion":
+            click.echo(f"promotion {a.name}\t{a.event}\t{when}Z\tfrom {a.base[:12] or '-'}\t"
+                       f"key {a.signer[:16]}\t{state}")  # fmt: skip
+            for ch in a.checks:
+                click.echo(f"  requires {ch.name}: attested by key {ch.signer[:16]}")
+        elif a.kind:
+            click.echo(f"{a.kind} {a.name}: {a.result}\t{a.event}\t{when}Z\t{a.validator}\t"
+                       f"key {a.signer[:16]}\t{state}")  # fmt: skip
+        else:
+            click.echo(f"attestation {a.statement[:12]}\tkey {a.signer[:16]}\t{state}")
 
 
 COMMANDS = [promote, checks]

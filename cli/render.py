@@ -154,8 +154,9 @@ inputs_from_opt = click.option(
 def hook_results(results: Sequence[HookResult]) -> None:
     """One line per hook or check on stderr; a failed post-commit hook as a warning."""
     for h in results:
-        cached = ", cached" if h.cached else ""
-        message(f"{h.event} {h.kind} {h.name}: {h.status}{cached}")
+        cached = ", cached" if h.cached and not h.attested else ""
+        attested = f", attested by key {h.attested[:16]}" if h.attested else ""
+        message(f"{h.event} {h.kind} {h.name}: {h.status}{cached}{attested}")
         if not h.ok or h.output.startswith("skipped"):
             for line in h.output.splitlines()[-20:]:
                 message(f"  {line}")

@@ -53,7 +53,9 @@ table and tests/test_cli.py keeps the two together.
         ├── Unsigned                exit 41  a commit (or ref move) that carries no signature
         ├── PolicyRollback          exit 42  a remote's access policy older than the one trusted
         ├── PolicyUnauthorized      exit 43  an access policy not signed by a previous admin
-        └── TrustViolation          exit 44  history that breaks the access policy
+        ├── TrustViolation          exit 44  history that breaks the access policy
+        ├── AttestationMoved        exit 45  an attestation attached to a commit it is not about
+        └── AttestationTreeMismatch exit 46  an attestation naming a tree its commit does not have
 """
 
 from __future__ import annotations
@@ -352,6 +354,18 @@ class TrustViolation(VerificationFailed):
     protected branch, or a ref moved by a key without the role."""
 
     exit_code = 44
+
+
+class AttestationMoved(VerificationFailed):
+    """An attestation attached to a commit it is not about (copied onto another commit)."""
+
+    exit_code = 45
+
+
+class AttestationTreeMismatch(VerificationFailed):
+    """An attestation whose body names a tree other than its commit's."""
+
+    exit_code = 46
 
 
 def all_error_classes() -> list[type[MlgitError]]:

@@ -1,7 +1,7 @@
 """Protected branches and promotion (`[[branch]]` protected, merges_only, required_checks):
 direct imports, commits, reverts, resets, merges and pushes that would move a protected
 branch are refused and change nothing; `promote` moves it only when its required checks pass
-on the candidate, and records them (`checks`); unprotected branches are unaffected."""
+on the candidate, and attests them (`checks`); unprotected branches are unaffected."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def setup(cli: Cli, tmp_path: Path) -> Path:
     """ds@main (its first import is not gated: no head yet), ds@dev and ds@staging from it."""
     src = write_tree(tmp_path / "src", {".mlgitfs/hooks.toml": HOOKS, "labels.csv": LABELS})
     cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("key", "generate", "--name", "me")  # promotions are signed attestations
     cli("import", "ds", str(src), "-m", "v1")
     cli("branch", "ds@dev", "ds@main")
     cli("branch", "ds@staging", "ds@main")
@@ -179,7 +180,7 @@ def test_push_of_a_protected_branch_needs_a_promotion(
     cli("push", "ds@dev")  # unprotected
     keys = remote.remote_keys()
     res = cli("push", "ds", code=36)  # main's first version was imported, never promoted
-    assert "was not promoted to it" in res.stderr and "nothing was sent" in res.stderr
+    assert "has no valid promotion attestation" in res.stderr and "nothing was sent" in res.stderr
     assert remote.remote_keys() == keys
     (src / "c.txt").write_text("c")
     cli("import", "ds@dev", str(src), "-m", "c")
@@ -197,6 +198,7 @@ def test_pull_fast_forwards_a_protected_branch_but_never_merges_it(
     cli("push", "ds")
     other = Cli(tmp_path / "other-store")
     other("clone", remote.url, "ds", *remote.add_args())
+    other("key", "generate", "--name", "other")
     (src / "a.txt").write_text("a")
     cli("import", "ds@dev", str(src), "-m", "a")
     cli("promote", "ds@dev", "--to", "main")

@@ -18,6 +18,7 @@ from pathlib import Path
 from mlgitfs.errors import UsageError
 from mlgitfs.model.ids import ObjectId, to_hex
 from mlgitfs.repo import export as export_mod
+from mlgitfs.repo.attestations import attester_of
 from mlgitfs.repo.gate import HookOptions
 from mlgitfs.store.facade import Store
 
@@ -90,4 +91,4 @@ def hook_options(store: Store, no_verify: bool = False) -> HookOptions:
         raise UsageError(f"MLGITFS_HOOK_VIEW must be mount or export, not {mode!r}")
     use_mount = mode == "mount" or (not mode and fuse_available())
     views = MountViews(store) if use_mount else ExportViews(store)
-    return HookOptions(views, no_verify)
+    return HookOptions(views, no_verify, attester=attester_of(store))

@@ -27,7 +27,6 @@ values are pack types of `store/`, through these constants; none spells a name a
 | expired | commit id | expiry record: when, and the rule it fell out of | retention.py |
 | hook_results | hook digest + tree id | cached verdict of a hook or check (JSON) | hookresults.py |
 | chunk_quotes | chunk id | 1 byte: an odd count of `"` in the chunk or not | chunkquotes.py |
-| promotions | repo NUL commit id + branch | a promotion and its checks (JSON) | promotions.py |
 | merges | checkout id | a writable mount's merge in progress, conflicts | mergestate.py |
 | recordings | recording name | read set of a recorded run (model/readset.py) | readsets.py |
 | readsets | commit id | read set attached to that version (its files read) | readsets.py |
@@ -65,7 +64,6 @@ RECORDINGS = "recordings"
 READSETS = "readsets"
 ERASURES = "erasures"
 ERASED_CHUNKS = "erased_chunks"
-PROMOTIONS = "promotions"
 ACCESS = "access"
 STATEMENTS = "statements"
 STATEMENT_LOG = "statement_log"
@@ -96,7 +94,6 @@ DATABASES = (
     RECORDINGS,
     READSETS,
     ERASURES,
-    PROMOTIONS,
     ERASED_CHUNKS,
     ACCESS,
     STATEMENTS,

@@ -39,10 +39,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from mlgitfs.errors import BranchProtected, HookRefused, PolicyError
-from mlgitfs.meta import hookresults, promotions
+from mlgitfs.errors import BranchProtected, HookRefused, PolicyError, UsageError
+from mlgitfs.meta import db, hookresults
+from mlgitfs.model.attestation import Attestation, PromotionAttestation
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.objects import Commit
+from mlgitfs.repo.attest import (
+    Attester,
+    Verified,
+    check_body,
+    promotion_of,
+    satisfies,
+    verify_all,
+)
 from mlgitfs.repo.checks import run_check
 from mlgitfs.repo.diff import DiffEntry, diff_trees, with_renames
 from mlgitfs.repo.hooks import (
@@ -80,6 +89,7 @@ class HookResult:
     output: str
     cached: bool = False
     seconds: float = 0.0
+    attested: str = ""  # satisfied by a valid attestation of this key (hex id): not run
 
     @property
     def ok(self) -> bool:
@@ -139,11 +149,21 @@ class Gate:
     rule: BranchRule | None = None  # the branch's rule (protected, required checks)
     required: tuple[Hook, ...] = ()  # run at every pre- event, whatever their `events`
     via: str = "commit"  # the operation (see load)
+    attester: Attester | None = None  # signs the passes (None: nothing is attested)
     results: list[HookResult] = field(default_factory=list)
     _pending: list[tuple[str, ObjectId, bool, str, int]] = field(default_factory=list)
+    _passes: list[tuple[Hook, HookResult]] = field(default_factory=list)  # to attest
+    _found: dict[ObjectId, list[Verified]] = field(default_factory=dict)  # by commit
+
+    @property
+    def attests(self) -> bool:
+        """Whether this gate's passes become attestations: a promotion, or a gate on a
+        branch whose rule requires checks (docs/governance.md, "Attestations")."""
+        return self.via == "promote" or bool(self.rule and self.rule.required_checks)
 
     def post_commit(self, c: Candidate) -> None:
         """post-commit hooks, once the branch moved: a failure is reported, never raised."""
+        self.attest(c)
         self.run(c, ("post-commit",), refuse=False)
         self.flush()
 
@@ -156,6 +176,7 @@ class Gate:
         views: ViewMaker | None,
         no_verify: bool = False,
         via: str = "commit",
+        attester: Attester | None = None,
     ) -> Gate:
         """The gate of an operation on `branch`, whose hooks `head` holds (None: no hooks).
         With `no_verify`, no hook runs: PolicyError where the branch's rules forbid that.
@@ -168,6 +189,14 @@ class Gate:
             _allowed(rule, branch, via)
         if via in ("merge", "promote"):
             required = tuple(hooks.required(branch))  # --no-verify never skips these
+        if (via == "promote" or (via == "merge" and rule is not None and rule.guarded)) and (
+            attester is None or attester.signer is None
+        ):
+            raise UsageError(
+                f"moving {branch!r} is recorded by a signed promotion attestation and this "
+                "store has no signing key (or several and none chosen): run `mlgitfs key "
+                "generate` (or `mlgitfs config signing-key NAME`) first; nothing was changed"
+            )
         if no_verify:
             if not hooks.allow_skip(branch):
                 raise PolicyError(
@@ -175,7 +204,7 @@ class Gate:
                     ".mlgitfs/hooks.toml); nothing was changed"
                 )
             hooks = HooksFile(rules=hooks.rules)
-        return cls(store, hooks, views, rule, required, via)
+        return cls(store, hooks, views, rule, required, via, attester)
 
     def _applying(
         self, branch: str, events: Sequence[str], commands: bool | None, pre: bool = True
@@ -188,24 +217,50 @@ class Gate:
         return list(out.values())
 
     def record(self, repo: str, branch: str, c: Candidate, via: str) -> None:
-        """Record the required checks `c` passed to move a protected `branch` (after the
-        move, in a transaction of its own: docs/governance.md, its crash table)."""
-        if via != "promote" and (self.rule is None or not self.rule.guarded):
+        """Attest the checks `c` passed and, when it moved a protected `branch` (or was
+        promoted), the promotion itself, naming per required check the key whose
+        attestation satisfied it (after the move: docs/governance.md, its crash table)."""
+        promoted: list[Attestation] = []
+        if via == "promote" or (self.rule is not None and self.rule.guarded):
+            assert self.attester is not None and self.attester.signer is not None  # load()
+            me = self.attester.signer
+            done = {r.name: r.attested or me for r in self.results if r.ok}
+            checks = tuple(
+                sorted({(h.name, done[h.name]) for h in self.required if h.name in done})
+            )
+            same = [
+                v for v in self.verified(repo, c.commit)
+                if v.ok and v.signer == me and isinstance(v.body, PromotionAttestation)
+                and (v.body.branch, v.body.checks) == (branch, checks)
+            ]  # fmt: skip
+            if not same:  # promoted again on the same evidence: attested once
+                promoted.append(
+                    PromotionAttestation(
+                        branch, via, c.commit, c.tree, c.base, checks, time.time_ns()
+                    )
+                )
+        self.attest(c, promoted)
+
+    def attest(self, c: Candidate, extra: Sequence[Attestation] = ()) -> None:
+        """Sign and attach the passes of this gate's pre- events (when it attests), and
+        `extra`; the passes are attested once."""
+        passes, self._passes = self._passes, []
+        if not extra and not (self.attests and passes):
+            return  # most gates: nothing to sign, and no key is read
+        me = self.attester.signer if self.attester is not None else None
+        if self.attester is None or me is None:
             return
-        names = {h.name for h in self.required}
-        doc = {
-            "branch": branch,
-            "via": via,
-            "base": to_hex(c.base) if c.base else None,
-            "checks": [
-                {"name": r.name, "kind": r.kind, "status": r.status, "cached": r.cached}
-                for r in self.results
-                if r.name in names
-            ],
-            "time": time.time(),
-        }
-        with self.store.env.write() as txn:
-            promotions.put(txn, repo, c.commit, branch, doc)
+        bodies: list[Attestation] = []
+        if self.attests:
+            now = time.time_ns()
+            mine = [v for v in self.verified(c.repo, c.commit) if v.signer == me]
+            for h, res in passes:
+                b = check_body(h, c.commit, c.tree, c.base, res.event, self.hooks.source, now)
+                if not any(satisfies(v, h, self.hooks.source, c.commit, c.tree) for v in mine):
+                    bodies.append(b)  # this key attested it already: not twice
+        bodies.extend(extra)
+        if bodies:
+            self.attester.attach(c.repo, c.commit, bodies)
 
     def commit_steps(
         self, c: Candidate, events: tuple[str, ...]
@@ -240,7 +295,13 @@ class Gate:
         try:
             for h in todo:
                 event = next((e for e in events if h.applies(e, c.branch)), events[0])
-                res = self._cached(h, event, c)
+                # A required check names the key whose attestation satisfied it: that
+                # evidence first; for the rest the local cache is the cheaper look-up.
+                if h in self.required:
+                    res = self._attested(h, event, c) or self._cached(h, event, c)
+                else:
+                    res = self._cached(h, event, c)
+                    res = res or (self._attested(h, event, c) if refuse else None)
                 if res is None:
                     if found is None:
                         found = changes(reader, c.base_tree, c.tree)
@@ -258,6 +319,8 @@ class Gate:
                         )  # fmt: skip
                         self._pending.append((h.digest, c.tree, v.ok, v.output, res.code))
                 self.results.append(res)
+                if refuse and res.status == "passed" and not res.attested:
+                    self._passes.append((h, res))
                 if not res.ok and refuse:
                     raise _refusal(res, c)
                 if not res.ok:
@@ -276,6 +339,30 @@ class Gate:
         path = cm.__enter__()
         stack.append(cm)
         return path
+
+    def verified(self, repo: str, commit: ObjectId) -> list[Verified]:
+        """The attestations attached to `commit`, each verified (read once per gate)."""
+        if commit not in self._found:
+            tree = self.store.commit(commit).tree
+            self._found[commit] = verify_all(self.attester, repo, commit, tree)
+        return self._found[commit]
+
+    def _attested(self, h: Hook, event: str, c: Candidate) -> HookResult | None:
+        """A pass of `h` that a valid attestation on the candidate already states
+        (repo/attest.py, the rule): it is not run again."""
+        if self.attester is None or not self._exists(c.commit):
+            return None
+        for v in self.verified(c.repo, c.commit):
+            if satisfies(v, h, self.hooks.source, c.commit, c.tree):
+                out = f"attested by key {v.signer[:16]}"
+                return HookResult(h.name, h.kind, event, "passed", 0, out, True, attested=v.signer)
+        return None
+
+    def _exists(self, commit: ObjectId) -> bool:
+        # A merge candidate is checked inside its commit's transaction, before it exists:
+        # nothing can be attached to it yet.
+        with self.store.env.read() as txn:
+            return db.has_object(txn, commit)
 
     def _cached(self, h: Hook, event: str, c: Candidate) -> HookResult | None:
         with self.store.env.read() as txn:
@@ -352,15 +439,15 @@ def _allowed(rule: BranchRule, branch: str, via: str) -> None:
     )
 
 
-def check_pushable(store: Store, repo: str, branch: str, cid: ObjectId, rule: BranchRule) -> None:
-    """BranchProtected unless `cid` was promoted to (or merged into) `branch` here."""
-    with store.env.read() as txn:
-        if promotions.get(txn, repo, cid, branch) is not None:
-            return
+def check_pushable(gate: Gate, repo: str, branch: str, cid: ObjectId, rule: BranchRule) -> None:
+    """BranchProtected unless `cid` carries a valid promotion attestation for `branch` (by
+    a key in the key ring: made here, or fetched with the commit)."""
+    if promotion_of(gate.verified(repo, cid), branch) is not None:
+        return
     raise BranchProtected(
         f"branch {branch!r} is protected (branch rule {rule.pattern!r} in {HOOKS_PATH}): "
-        f"{short_hex(cid)} was not promoted to it, so it is not pushed; run `mlgitfs promote "
-        f"{repo}@SRC --to {branch}`; nothing was sent",
+        f"{short_hex(cid)} has no valid promotion attestation for it, so it is not pushed; "
+        f"run `mlgitfs promote {repo}@SRC --to {branch}`; nothing was sent",
         rule.pattern,
     )
 
@@ -451,7 +538,8 @@ class HookOptions:
     views: ViewMaker | None = None
     no_verify: bool = False
     promotion: bool = False  # the operation is `mlgitfs promote`: it may move a protected branch
+    attester: Attester | None = None  # signs passes and promotions (None: none are made)
 
     def gate(self, store: Store, branch: str, head: ObjectId | None, via: str = "commit") -> Gate:
         via = "promote" if self.promotion else via
-        return Gate.load(store, branch, head, self.views, self.no_verify, via)
+        return Gate.load(store, branch, head, self.views, self.no_verify, via, self.attester)

@@ -94,6 +94,7 @@ class BranchRule:
 class HooksFile:
     hooks: tuple[Hook, ...] = ()
     rules: tuple[BranchRule, ...] = ()
+    source: str = ""  # hex SHA-256 of the file's bytes ("": no file); attestations name it
 
     def for_event(self, event: str, branch: str) -> list[Hook]:
         return [h for h in self.hooks if h.applies(event, branch)]
@@ -233,7 +234,8 @@ def parse_hooks(text: str, where: str = HOOKS_PATH) -> HooksFile:
         raise UsageError(f"{where}: two hooks or checks with one name")
     rules = [_parse_rule(item, n, where, set(names)) for n, item in
              enumerate(doc.get("branch", []), 1)]  # fmt: skip
-    return HooksFile(tuple(hooks), tuple(rules))
+    source = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return HooksFile(tuple(hooks), tuple(rules), source)
 
 
 _RULE_KEYS = {"pattern", "allow_skip", "protected", "merges_only", "required_checks"}

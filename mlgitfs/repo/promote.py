@@ -5,7 +5,8 @@ the merge of SRC into the target made by the merge machinery (refused on conflic
 target's rule (`[[branch]]` in its head's `.mlgitfs/hooks.toml`) names the required checks;
 they run with the target's pre-merge and pre-commit hooks, before the branch moves, and the
 move is a compare-and-swap on the head they were read from: on any failure nothing moves.
-The checks the promoted commit passed are then recorded (meta/promotions.py).
+The checks the promoted commit passed, and the promotion, are then attested: signed
+statements attached to the commit (repo/attest.py), pushed and fetched with it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import UsageError
-from mlgitfs.meta import db, promotions
+from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.commits import branch_ref
 from mlgitfs.repo.gate import Candidate, HookOptions, HookResult
@@ -46,7 +47,7 @@ def promote(
         head = db.get_ref(txn, repo, branch_ref(target))
     if head is None:
         raise UsageError(f"{repo} has no branch {target!r} to promote to; create it first")
-    opts = HookOptions(hooks.views, hooks.no_verify, promotion=True)
+    opts = HookOptions(hooks.views, hooks.no_verify, True, hooks.attester)
     gate = opts.gate(store, target, head)  # refuses a bad hooks file before anything runs
     required = tuple(h.name for h in gate.required)
     if is_ancestor(store, source, head):
@@ -83,7 +84,31 @@ def promote(
     return PromoteOutcome(out.status, head, source, out.commit, required, out.hooks)
 
 
-def recorded(store: Store, repo: str, commit: ObjectId) -> list[dict[str, object]]:
-    """The promotions of `commit`: to which branch, how, and the checks it passed."""
+def check_for(
+    store: Store, repo: str, commit: ObjectId, target: str, hooks: HookOptions
+) -> list[HookResult]:
+    """Run on `commit` what promoting it to `target` would (the target rule's required
+    checks, its pre-merge and pre-commit hooks), and attest the passes, so that a later
+    promotion of this commit is satisfied by them without running them again. Moves
+    nothing; HookRefused (nothing attested) at the first failure."""
     with store.env.read() as txn:
-        return promotions.of_commit(txn, repo, commit)
+        db.get_repo(txn, repo)
+        head = db.get_ref(txn, repo, branch_ref(target))
+    if head is None:
+        raise UsageError(f"{repo} has no branch {target!r} whose checks could be run")
+    gate = HookOptions(hooks.views, False, True, hooks.attester).gate(store, target, head)
+    # What changed is measured as a promotion would: against the target's head when it
+    # is an ancestor (a fast-forward), else against the commit's first parent.
+    base = (
+        head if is_ancestor(store, head, commit) else (store.commit(commit).parents or (None,))[0]
+    )
+    cand = Candidate(
+        repo, target, base, commit, store.commit(commit).tree,
+        store.commit(base).tree if base is not None else None,
+    )  # fmt: skip
+    try:
+        gate.run(cand, MERGE_EVENTS)
+    finally:
+        gate.flush()
+    gate.attest(cand)
+    return gate.results

@@ -377,7 +377,7 @@ def _pre_push(
         base = ObjectId(old) if old is not None else None
         gate = hooks.gate(store, branch, cid, "push")
         if gate.rule is not None and gate.rule.guarded:
-            check_pushable(store, repo, branch, cid, gate.rule)
+            check_pushable(gate, repo, branch, cid, gate.rule)
         cand = Candidate(
             repo, branch, base, cid, store.commit(cid).tree,
             store.commit(base).tree if base is not None else None,

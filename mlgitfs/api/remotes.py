@@ -182,7 +182,8 @@ def pull(
     if strategy is not None and strategy not in ("ours", "theirs"):
         raise UsageError(f"--strategy is ours or theirs, not {strategy!r}")
     chosen = Strategy(strategy) if strategy is not None else None
-    out = sync_mod.pull(open_store(home), repo, branch, remote, progress, ff_only, chosen)
+    store = open_store(home)
+    out = sync_mod.pull(store, repo, branch, remote, progress, ff_only, chosen, hook_options(store))
     return _sync_result("pull", out)
 
 

@@ -33,6 +33,7 @@ from mlgitfs.model.objects import Commit
 from mlgitfs.model.statement import Statement
 from mlgitfs.repo import refsign, remotes, retentionsync, statementsync, trust, trustcheck, verify
 from mlgitfs.repo.commitindex import index_commits
+from mlgitfs.repo.gate import HookOptions
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.keyring import Keyring
 from mlgitfs.repo.merge import Strategy
@@ -232,9 +233,11 @@ def pull(
     progress: Progress | None = None,
     ff_only: bool = False,
     strategy: Strategy | None = None,
+    hooks: HookOptions | None = None,
 ) -> SyncOutcome:
     """Fetch, then bring `repo@branch` to the remote's branch: a fast-forward, or (diverged,
-    unless `ff_only`) a merge commit (repo/mergebranch.py; conflicts change nothing)."""
+    unless `ff_only`) a merge commit (repo/mergebranch.py, gated by `hooks`; conflicts change
+    nothing)."""
     out = fetch(store, repo, remote, progress)
     theirs = tracking(store, repo, out.remote, "heads/" + branch)
     if theirs is None:
@@ -258,7 +261,7 @@ def pull(
         label = f"{out.remote}/{branch}"
         merged = merge_into_branch(
             store, repo, branch, ObjectId(theirs), label, f"merge {label} into {branch}",
-            strategy=strategy,
+            strategy=strategy, hooks=hooks,
         )  # fmt: skip
         update = RefUpdate(ref, ours, merged.commit, "merged")
     _adopt_tags(store, repo, out.remote)

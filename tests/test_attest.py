@@ -218,3 +218,41 @@ def test_tampered_attestations_are_named(cli: Cli, tmp_path: Path, home: Path) -
         bad = [x for x in doc["attestations"] if not x["valid"]]  # type: ignore[union-attr]
         assert len(bad) == 1 and words in bad[0]["problem"]
     assert refs(home) == before
+
+
+def test_a_gate_of_a_branch_with_required_checks_attests_its_passes(
+    cli: Cli, tmp_path: Path, home: Path
+) -> None:
+    toml = """
+[[check]]
+name = "schema"
+type = "table"
+path = "labels.csv"
+columns = { id = "int", label = "str" }
+
+[[check]]
+name = "size"
+type = "max-size"
+size = "1M"
+
+[[branch]]
+pattern = "team/**"
+required_checks = ["schema"]
+"""
+    src = write_tree(tmp_path / "src", {".mlgitfs/hooks.toml": toml, "labels.csv": LABELS})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds@team/a", str(src), "-m", "v1")  # the first version: not gated
+    cli("import", "ds@other", str(src), "-m", "v1")
+    (src / "labels.csv").write_text(LABELS + "3,bird\n")
+    cli("import", "ds@team/a", str(src), "-m", "v2")  # no key yet: gated, nothing attested
+    assert listed(cli, "ds@team/a")["attestations"] == []
+    cli("key", "generate", "--name", "alice")
+    (src / "labels.csv").write_text(LABELS + "4,fish\n")
+    cli("import", "ds@team/a", str(src), "-m", "v3")
+    doc = json.loads(cli("checks", "ds@team/a", "--verify", "--json").stdout)
+    # Every pre-commit pass of the gate (not only the required one); no promotion.
+    names = sorted((a["kind"], a["name"], a["event"]) for a in doc["attestations"])
+    assert names == [("check", "schema", "pre-commit"), ("check", "size", "pre-commit")]
+    assert doc["promotions"] == []
+    cli("import", "ds@other", str(src), "-m", "v2")  # a branch without required checks
+    assert listed(cli, "ds@other")["attestations"] == []

@@ -18,38 +18,16 @@ from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.attestations import StoreAttester, attester_of
 from mlgitfs.repo.keyring import Keyring
 from tests.conftest import Cli, write_tree
+from tests.test_promote import HOOKS, LABELS, LINT
 from tests.test_sync import Remote, remote
 
 __all__ = ["remote"]
 
-LABELS = "id,label\n1,cat\n2,dog\n"
-
 
 def hooks(counter: Path) -> str:
-    # "lint" is a real command that counts its runs in a file outside the repo.
-    lint = (
-        f"echo run >> {counter}; "
-        "test ! -e bad.txt || { echo 'lint: bad.txt must not be published' >&2; exit 1; }"
-    )
-    return f"""
-[[hook]]
-name = "lint"
-events = ["pre-push"]
-command = {json.dumps(lint)}
-
-[[check]]
-name = "schema"
-events = ["pre-push"]
-type = "table"
-path = "labels.csv"
-columns = {{ id = "int", label = "str" }}
-key = ["id"]
-
-[[branch]]
-pattern = "main"
-protected = true
-required_checks = ["schema", "lint"]
-"""
+    """test_promote's hooks (lint, a real command, and schema, both required on main),
+    lint counting its runs in a file outside the repo."""
+    return HOOKS.replace(json.dumps(LINT), json.dumps(f"echo run >> {counter}; {LINT}"))
 
 
 def setup(cli: Cli, tmp_path: Path) -> tuple[Path, Path]:

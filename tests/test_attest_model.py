@@ -50,41 +50,17 @@ def test_bodies_round_trip_canonically() -> None:
     assert b.encode() == body().encode()  # one encoding per value
 
 
+def raw_check(kind: str = "check", commit: bytes = b"\x01" * 32) -> list[object]:
+    return ["check", 1, "schema", kind, commit, b"\x11" * 32, None, "e", "v", "d", "h", "passed", 1]
+
+
 @pytest.mark.parametrize(
     "raw",
     [
         ["check", 2, *([""] * 11)],  # unknown format
         ["nope", 1],
-        [
-            "check",
-            1,
-            "schema",
-            "robot",
-            b"\x01" * 32,
-            b"\x11" * 32,
-            None,
-            "e",
-            "v",
-            "d",
-            "h",
-            "passed",
-            1,
-        ],  # fmt: skip
-        [
-            "check",
-            1,
-            "schema",
-            "check",
-            b"\x01" * 31,
-            b"\x11" * 32,
-            None,
-            "e",
-            "v",
-            "d",
-            "h",
-            "passed",
-            1,
-        ],  # fmt: skip
+        raw_check(kind="robot"),
+        raw_check(commit=b"\x01" * 31),
         [
             "promotion",
             1,

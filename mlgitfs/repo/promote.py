@@ -17,7 +17,7 @@ from mlgitfs.errors import UsageError
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.commits import branch_ref
-from mlgitfs.repo.gate import Candidate, HookOptions, HookResult
+from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
 from mlgitfs.repo.graph import is_ancestor
 from mlgitfs.repo.mergebranch import MERGE_EVENTS, merge_into_branch
 from mlgitfs.store.facade import Store
@@ -52,28 +52,14 @@ def promote(
     required = tuple(h.name for h in gate.required)
     if is_ancestor(store, source, head):
         # Up to date: the checks run on the head (against its first parent) and are
-        # recorded, which also mends a promotion whose record a crash lost.
-        parent = (store.commit(head).parents or (None,))[0]
-        cand = Candidate(
-            repo, target, parent, head, store.commit(head).tree,
-            store.commit(parent).tree if parent is not None else None,
-        )  # fmt: skip
-        try:
-            gate.run(cand, MERGE_EVENTS)
-        finally:
-            gate.flush()
+        # attested, which also mends a promotion whose attestation a crash lost.
+        cand = _run(store, gate, repo, target, _first_parent(store, head), head)
         if not dry_run:
             gate.record(repo, target, cand, "promote")
         return PromoteOutcome("up to date", head, source, None, required, gate.results)
     if dry_run:
         if is_ancestor(store, head, source):
-            cand = Candidate(
-                repo, target, head, source, store.commit(source).tree, store.commit(head).tree
-            )
-            try:
-                gate.run(cand, MERGE_EVENTS)
-            finally:
-                gate.flush()
+            _run(store, gate, repo, target, head, source)
             return PromoteOutcome("would fast-forward", head, source, None, required, gate.results)
         # The merge commit is made only at promotion: a dry run finds its conflicts.
         merge_into_branch(store, repo, target, source, label, dry_run=True, hooks=opts)
@@ -99,9 +85,19 @@ def check_for(
     gate = HookOptions(hooks.views, False, True, hooks.attester).gate(store, target, head)
     # What changed is measured as a promotion would: against the target's head when it
     # is an ancestor (a fast-forward), else against the commit's first parent.
-    base = (
-        head if is_ancestor(store, head, commit) else (store.commit(commit).parents or (None,))[0]
-    )
+    base = head if is_ancestor(store, head, commit) else _first_parent(store, commit)
+    gate.attest(_run(store, gate, repo, target, base, commit))
+    return gate.results
+
+
+def _first_parent(store: Store, commit: ObjectId) -> ObjectId | None:
+    return (store.commit(commit).parents or (None,))[0]
+
+
+def _run(
+    store: Store, gate: Gate, repo: str, target: str, base: ObjectId | None, commit: ObjectId
+) -> Candidate:
+    """Run the promotion's gate on `commit` (what changed measured against `base`)."""
     cand = Candidate(
         repo, target, base, commit, store.commit(commit).tree,
         store.commit(base).tree if base is not None else None,
@@ -110,5 +106,4 @@ def check_for(
         gate.run(cand, MERGE_EVENTS)
     finally:
         gate.flush()
-    gate.attest(cand)
-    return gate.results
+    return cand

@@ -32,10 +32,13 @@ def promote(c: Ctx, source: str, to: str, dry_run: bool, as_json: bool) -> None:
     The candidate is SOURCE's commit when the target's head is its ancestor, else the merge
     of SOURCE into the target (conflicts refuse it, exit 23). The move is a compare-and-swap
     on the target's head; a failing check refuses it (exit 34) and nothing moves. The checks
-    the promoted commit passed are recorded (see `mlgitfs checks`); a protected branch is
-    pushed only at a promoted commit. Already up to date: the checks run on the head and are
-    recorded again. --dry-run runs them on a fast-forward candidate (a merge candidate is
-    only checked for conflicts)."""
+    the promoted commit passed, and the promotion, are attested: signed with the store's key
+    (none: refused, exit 2) and attached to the commit, they travel with it (see `mlgitfs
+    checks`); a protected branch is pushed only at a commit with a valid promotion
+    attestation. A required check already attested on the candidate by a key of the key ring
+    (same definition and hooks file) is not run again. Already up to date: the checks run
+    on the head (or are found attested) and the promotion is attested. --dry-run runs them
+    on a fast-forward candidate (a merge candidate is only checked for conflicts)."""
     try:
         r = api.promote(c.home, source, to, dry_run)
     except MergeConflict as exc:

@@ -205,6 +205,7 @@ def gate_and_promote(work: Path) -> None:
     refused = run("import", "release@main", str(rel), "-m", "straight to main", check=False)
     assert refused.returncode == 36, refused.returncode  # BranchProtected
     run("import", "release@dev", str(rel), "-m", "a bird, a new image")
+    run("key", "generate", "--name", "demo")  # promotions are signed attestations
     before = run("log", "release", "-n", "1", "--oneline").stdout
     gated = run("promote", "release@dev", "--to", "main", check=False)
     assert gated.returncode == 34, gated.returncode  # HookRefused: main did not move
@@ -213,8 +214,8 @@ def gate_and_promote(work: Path) -> None:
     (rel / "0002.jpg").write_bytes(b"more jpeg bytes")
     run("import", "release@dev", str(rel), "-m", "fix: bird is 3, image written")
     run("promote", "release@dev", "--to", "main")
-    run("checks", "release@main")
-    run("push", "release")  # allowed: main's head was promoted
+    run("checks", "release@main", "--verify")  # its attestations, re-verified
+    run("push", "release")  # allowed: main's head carries a promotion attestation
 
 
 def main() -> None:

@@ -77,6 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
                 client.close()
             admin("remote", "add", "origin", f"s3://{BUCKET}/{PREFIX}",
                   "--endpoint-url", srv.endpoint_url)  # fmt: skip
+            admin("key", "generate", "--name", "admin")  # a promotion is a signed attestation
             admin("promote", "ds@main", "--to", "main")  # main's first version: pushable
             admin("push", "ds")
             api.close_store(admin.home)
@@ -108,6 +109,7 @@ def clone_and_change(tmp_path: Path, server: S3Server, who: str) -> Cli:
     """`who`'s clone of ds with a commit of its own on a new branch `who`."""
     me = Cli(tmp_path / who)
     me("clone", f"s3://{BUCKET}/{PREFIX}", "ds", "--endpoint-url", server.endpoint_url)
+    me("key", "generate", "--name", who)
     work = tmp_path / f"{who}-work"
     me("export", "ds@main", str(work))
     (work / f"{who}.txt").write_text(who)

@@ -302,6 +302,9 @@ def _run(full: bool) -> int:
         base = "" if r.baseline is None else f"{r.baseline:.3f}"
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
         print(f"| {r.case} | {r.metric} | {r.ours:.3f} | {base} | {ratio} | {r.target_text} |")
+    print()
+    for r in out:
+        print(f"- {r.metric}: {r.note}")
     return 0
 
 

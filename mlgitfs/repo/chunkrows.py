@@ -336,24 +336,46 @@ class TableVersions:
         if ha is None or hb is None or ha.raw != hb.raw:
             return None
         blocks = match_chunks(old.refs, new.refs)
-        if track is not None:
-            moved = self._follow(old, new, blocks, track)
-            if moved is not None:
-                return RowChanges({}, 0, moved)
         start = len(ha.raw)
+        if track is not None:
+            moved, rest = self._follow(old, new, blocks, track)
+            if not rest:
+                return RowChanges({}, 0, moved)
+            # the rows whose chunks changed: first the stretch around each alone
+            spans = {self._around(old, new, blocks, r0, r1) for r0, r1 in rest.values()}
+            got = self._compare(old, new, ha, hb, start, sorted(spans), rest)
+            if got is not None and got.old_at is not None and set(got.old_at) == set(rest):
+                return RowChanges(got.rows, got.read, {**moved, **got.old_at})
+            # one is not in the stretch around it (moved far, or new here): all of them
+        spans_all, kept = changed_spans(old, new, blocks, self.quoted)
+        got = self._compare(old, new, ha, hb, start, spans_all, track)
+        if got is None or track is None:
+            return got
+        mapped: dict[Key, Span] = {}
+        for ka, kb in kept:
+            for k, (r0, r1) in track.items():
+                if kb[0] <= r0 and r1 <= kb[1]:
+                    mapped[k] = (r0 - kb[0] + ka[0], r1 - kb[0] + ka[0])
+        return RowChanges(got.rows, got.read, {**mapped, **(got.old_at or {})})
+
+    def _compare(
+        self,
+        old: Layout,
+        new: Layout,
+        ha: _Header,
+        hb: _Header,
+        start: int,
+        spans: Sequence[tuple[Span, Span]],
+        track: Mapping[Key, Span] | None,
+    ) -> RowChanges | None:
+        """The rows that differ within the span pairs; with `track`, where those of the
+        tracked rows that lie in the spans are in `old`."""
         plus: dict[Key, Row] = {}
         minus: dict[Key, Row] = {}
         minus_at: dict[Key, Span] = {}
         mapped: dict[Key, Span] = {}
         read = 0
-        spans, kept = changed_spans(old, new, blocks, self.quoted)
-        for ka, kb in kept:
-            for k, (r0, r1) in (track or {}).items():
-                if kb[0] <= r0 and r1 <= kb[1]:
-                    mapped[k] = (r0 - kb[0] + ka[0], r1 - kb[0] + ka[0])
         for (alo, ahi), (blo, bhi) in spans:
-            if track is not None and not any(blo <= r0 < bhi for r0, _ in track.values()):
-                continue  # only the tracked rows are asked about
             alo, ahi, blo, bhi = max(alo, start), max(ahi, start), max(blo, start), max(bhi, start)
             a = old.read(alo, ahi)
             b = new.read(blo, bhi)
@@ -383,31 +405,59 @@ class TableVersions:
         }
         old_at = None
         if track is not None:
-            old_at = {**mapped, **minus_at}
-            old_at = {k: old_at[k] for k in track if k in old_at}
+            both = {**mapped, **minus_at}
+            old_at = {k: both[k] for k in track if k in both}
         return RowChanges(rows, read, old_at)
 
     def _follow(
         self, old: Layout, new: Layout, blocks: list[Block], track: Mapping[Key, Span]
-    ) -> dict[Key, Span] | None:
-        """Where the tracked rows are in `old`, when each lies (with the newline before it)
-        inside a run of chunks both versions hold, parsed from the same state on both
-        sides: then the same bytes are the same record there (None: one does not). Only
-        chunk ids and recorded quote parities are looked at, no bytes."""
+    ) -> tuple[dict[Key, Span], dict[Key, Span]]:
+        """Where the tracked rows are in `old`, for those that lie (with the newline before
+        them) inside a run of chunks both versions hold, parsed from the same state on both
+        sides: the same bytes are the same record there; and the others. Only chunk ids
+        and recorded quote parities are looked at, no bytes."""
         starts = [new.starts[bl.b] for bl in blocks]
         out: dict[Key, Span] = {}
+        rest: dict[Key, Span] = {}
         for k, (r0, r1) in track.items():
             i = bisect.bisect_right(starts, r0) - 1
-            if i < 0:
-                return None
-            bl = blocks[i]
+            bl = blocks[i] if i >= 0 else None
+            if bl is None:
+                rest[k] = (r0, r1)
+                continue
             a0, b0 = old.starts[bl.a], new.starts[bl.b]
-            if r1 > new.starts[bl.b + bl.n] or (r0 == b0 and not a0 == b0 == 0):
-                return None
-            if self.quoted and old.parity_at_chunk(bl.a) != new.parity_at_chunk(bl.b):
-                return None
+            if (
+                r1 > new.starts[bl.b + bl.n]
+                or (r0 == b0 and not a0 == b0 == 0)
+                or (self.quoted and old.parity_at_chunk(bl.a) != new.parity_at_chunk(bl.b))
+            ):
+                rest[k] = (r0, r1)
+                continue
             out[k] = (r0 - b0 + a0, r1 - b0 + a0)
-        return out
+        return out, rest
+
+    def _around(
+        self, old: Layout, new: Layout, blocks: list[Block], r0: int, r1: int
+    ) -> tuple[Span, Span]:
+        """The span pair from the end of the records kept by the nearest matched block
+        before [r0, r1) of `new` to the start of those of the nearest one after it."""
+        starts = [new.starts[bl.b] for bl in blocks]
+        i = bisect.bisect_right(starts, r0) - 1
+        lo: tuple[Span, Span] | None = None
+        for j in range(i, -1, -1):
+            k = kept_records(old, new, blocks[j], self.quoted)
+            if k is not None and k[1][1] <= r0:
+                lo = k
+                break
+        hi: tuple[Span, Span] | None = None
+        for j in range(max(i, 0), len(blocks)):
+            k = kept_records(old, new, blocks[j], self.quoted)
+            if k is not None and k[1][0] >= r1:
+                hi = k
+                break
+        a0, b0 = (lo[0][1], lo[1][1]) if lo else (0, 0)
+        a1, b1 = (hi[0][0], hi[1][0]) if hi else (old.size, new.size)
+        return (a0, a1), (b0, b1)
 
     def _rows(
         self,

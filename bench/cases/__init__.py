@@ -24,6 +24,7 @@ from bench.cases import (
     retention,
     signing,
     storage,
+    trust,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "retention",
     "signing",
     "storage",
+    "trust",
 ]

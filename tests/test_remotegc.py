@@ -7,14 +7,23 @@ while one holds the lease, retention is applied as the remote's rules say."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlgitfs import api
+from mlgitfs.meta.remotes import RemoteRecord
+from mlgitfs.repo import push as push_mod
 from mlgitfs.repo import remotegcstate
 from mlgitfs.repo.remotegc import bytes_on_remote
+from mlgitfs.store.facade import Store
+from mlgitfs.store.remote import RemoteTransport
+from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli
 from tests.gchelpers import random_files
 from tests.test_sync import Remote, remote
@@ -219,3 +228,62 @@ def test_a_mount_reads_the_right_bytes_across_a_remote_gc(
         got[rel] = (mp / rel).read_bytes()
     assert got == {rel: (main_dir / rel).read_bytes() for rel in files}
     api.close_store(writer.home)
+
+
+class _GcDuringPush:
+    """A transport double for the pusher: its first chunk pack upload waits until a gc
+    running meanwhile has published its condemned list (the gc's grace then runs)."""
+
+    def __init__(self, inner: RemoteTransport, start_gc: Callable[[], None]) -> None:
+        self.inner, self.start_gc, self.fired = inner, start_gc, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put(self, key: str, data: bytes) -> None:
+        if not self.fired and key.startswith("packs/") and key.endswith(".pack"):
+            self.fired = True
+            self.start_gc()
+        self.inner.put(key, data)
+
+
+def test_a_push_that_began_before_the_condemn_uploads_what_it_reused(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push reads `gc/` (nothing condemned) and plans to reuse the deleted branch's
+    chunks; a gc condemns their packs while the push uploads; the push lists `gc/` again
+    before its CAS and uploads them again, so the gc revives nothing and deletes them."""
+    monkeypatch.setenv("MLGITFS_PACK_TARGET", PACK)
+    _, all_dir = build(cli, tmp_path, remote)
+    src = tmp_path / "v"
+    shutil.copytree(all_dir, src)  # side's files: garbage the gc condemns
+    random_files(src, 3, 20_000, seed=9)
+    other = Cli(tmp_path / "other")
+    other("clone", remote.url, "ds", *remote.add_args())
+    other("import", "ds", str(src), "-m", "v")
+    api.close_store(other.home)
+    ran: list[api.RemoteGcResult] = []
+    gc = threading.Thread(target=lambda: ran.append(api.gc_remote(home, "origin", grace="2s")))
+    watcher = remote.transport()
+
+    def start_gc() -> None:
+        gc.start()
+        for _ in range(1500):
+            if any(k.endswith(".condemned") for k in watcher.list("gc/")):
+                return
+            time.sleep(0.02)
+        raise AssertionError("the gc never condemned anything")
+
+    def factory(rec: RemoteRecord) -> RemoteTransport:
+        return _GcDuringPush(open_transport(rec.url, rec.endpoint_url), start_gc)  # type: ignore[return-value]
+
+    store = Store.open(other.home, transport_factory=factory)
+    try:
+        out = push_mod.push(store, "ds", "main", pack_target=int(PACK))
+    finally:
+        store.close()
+        gc.join()
+        watcher.close()
+    assert [u.status for u in out.updates] == ["updated"]
+    assert ran and ran[0].packs_revived == 0 and ran[0].packs_dead + ran[0].packs_repacked > 0
+    clone_check(tmp_path, remote, "fresh", {"main": src})

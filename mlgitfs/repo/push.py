@@ -88,10 +88,14 @@ class Plan:
         remote: str,
         gcs: Condemned | None = None,
         let_go: LetGo | None = None,
+        through: frozenset[bytes] = frozenset(),
     ) -> None:
         self.store = store
         self.remote = remote
         self.gcs = gcs or Condemned()
+        # uploaded by an earlier plan of this push: walked through (what they name may be
+        # condemned since), never uploaded twice
+        self.through = through
         self.let_go = let_go  # None: every chunk must be there (a push)
         self.gone: list[bytes] = []  # chunks absent because `let_go` says they went
         self._commit: bytes | None = None  # the commit whose tree is being walked
@@ -102,6 +106,8 @@ class Plan:
         self.present: list[bytes] = []  # chunks the remote had already
 
     def _remote_has(self, kind: str, ids: Iterable[bytes]) -> set[bytes]:
+        if kind == META and self.through:
+            ids = [i for i in ids if i not in self.through]
         with self.store.env.read() as txn:
             if not self.gcs.packs and not self.gcs.expired:
                 return {i for i in ids if remotedb.remote_has(txn, self.remote, kind, i)}
@@ -336,8 +342,10 @@ def _upload_all(
     for _ in range(GC_REPLANS):
         store.remote.refresh(rec, CHUNKS)
         store.remote.refresh(rec, META)
-        plan = Plan(store, rec.name, gcs)
+        done = frozenset(oid for p in plans for oid, _ in p.meta)
+        plan = Plan(store, rec.name, gcs, through=done)
         plan.commits(heads)
+        plan.meta = [m for m in plan.meta if m[0] not in done]
         up.run(plan, target)
         plans.append(plan)
         now = remotegcstate.read_condemned(t)

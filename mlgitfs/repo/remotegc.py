@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mlgitfs.errors import CorruptObject, UsageError
+from mlgitfs.errors import CorruptObject, RemoteKeyMissing, UsageError
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.retention import ExpiryRecord
 from mlgitfs.repo import remotegcstate as state
@@ -144,7 +144,7 @@ def gc_remote(
     state.write_record(t, res.gc_id, started, "deleting")
     phase("delete")
     t0 = time.perf_counter()
-    _delete(t, view, source, marker, expired, doomed, res, now_ns, lease)
+    _delete(t, view, source, marker, expired, doomed, written, res, now_ns, lease)
     for key in state.gc_records(t):  # ours, and those of dead gcs (we hold the lease)
         t.delete(key)
     lease.release()
@@ -164,6 +164,7 @@ def _mark(
     res.expired = [f"{repo}@{short_hex(c)} ({why})" for c, (repo, why) in sorted(decided.items())]
     res.live_objects, res.live_chunks = len(marker.objects), len(marker.chunks)
     plan = _classify(view, marker, threshold)
+    _stale_locators(t, view, plan)
     res.packs_before = len(view.indexes)
     res.bytes_before = sum(i.size for i in view.indexes.values()) + sum(view.index_bytes.values())
     res.packs_dead, res.packs_repacked = len(plan.dead), len(plan.sparse)
@@ -209,9 +210,31 @@ def _classify(view: RemoteView, marker: Marker, threshold: float) -> _Plan:
         kept = sum(index.entries[i].length for i in mine)
         if not mine:
             dead.add(pack)
-        elif kept < threshold * index.size:
+        elif kept < (1.0 if pack[0] == META else threshold) * index.size:
+            # A meta pack keeps no dead object: a push stops its walk at any object the
+            # remote shows, so none may stay visible whose chunks or children go (and
+            # metadata is small: rewriting it is cheap)
             sparse.add(pack)
     return _Plan(owned, dead, sparse)
+
+
+def _stale_locators(t: RemoteTransport, view: RemoteView, plan: _Plan) -> None:
+    """A meta pack whose locator names a chunk pack that will not stay (condemned now, or
+    deleted by an earlier gc) is repacked: its copy gets a locator naming where the chunks
+    are, so readers do not chase deleted packs (they would find the chunks, at the cost of
+    reading every chunk index again)."""
+    stays = {p[1] for p in view.indexes if p[0] == CHUNKS} - {
+        p[1] for p in plan.dead | plan.sparse if p[0] == CHUNKS
+    }
+    for pack in sorted(view.indexes):
+        if pack[0] != META or pack in plan.dead or pack in plan.sparse:
+            continue
+        try:
+            named = packs.locator_packs(t.get(packs.locator_key(pack[1])))
+        except RemoteKeyMissing:
+            continue  # no locator (an older push): readers use the chunk indexes
+        if named - stays:
+            plan.sparse.add(pack)
 
 
 def _repack(
@@ -279,6 +302,7 @@ def _delete(
     marker: Marker,
     expired: frozenset[bytes],
     doomed: set[Pack],
+    written: set[Pack],
     res: RemoteGcResult,
     now_ns: int | None,
     lease: state.Lease,
@@ -287,6 +311,7 @@ def _delete(
     packs; delete the rest, each index before its pack."""
     old = dict(view.refs)
     was_unindexed = set(view.unindexed)
+    known = set(view.indexes)
     view.refs = read_refs(t)
     listed = list_packs(t)  # after the refs: a moved ref's objects are in listed indexes
     read_indexes(t, view, listed)
@@ -295,6 +320,16 @@ def _delete(
     now = time.time_ns() if now_ns is None else now_ns
     if moved:
         mark(source, moved, view.rules, now, marker, expired)
+    # Every object a pack made since the mark shows (a push's, finished or killed) keeps
+    # what it names: a later push may stop its walk at it.
+    shown = [
+        e.id
+        for pack, index in view.indexes.items()
+        if pack[0] == META and pack not in known and pack not in written
+        for e in index.entries
+    ]
+    if shown:
+        marker.walk(source.load, shown, expired=expired)
     keep: dict[tuple[str, bytes], bool] = {}
     for pack, index in view.indexes.items():
         if pack not in doomed:

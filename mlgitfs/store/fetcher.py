@@ -236,6 +236,7 @@ class RemoteFetcher:
             )
             if not again:
                 raise MissingObject(short_hex(oid), why) from exc
+            self.indexes.forget_all(req.rec.name, kind)
             try:
                 located = self.locate(kind, [item for item, _ in req.items])
             except MissingObject as lost:

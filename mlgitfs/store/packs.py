@@ -401,6 +401,14 @@ def decode_locator_index(pack: bytes, data: bytes) -> dict[bytes, Section]:
     return out
 
 
+def locator_packs(data: bytes) -> set[bytes]:
+    """The chunk packs a `meta/P.loc` names (its records, whole or not, unchecked: remote gc
+    only asks whether a locator still points at packs that stay)."""
+    return {
+        _SEC.unpack_from(data, i)[1] for i in range(0, len(data) - _SEC.size + 1, _SEC.size)
+    }
+
+
 def decode_section(oid: bytes, sec: Section, data: bytes) -> list[tuple[bytes, PackLocation]]:
     """The (chunk id, location) records of one object's section, checked against its digest."""
     if len(data) != sec.length or hash_bytes(data) != sec.digest:

@@ -180,6 +180,14 @@ class RemoteIndexes:
             out[oid] = usable[0]
         return out
 
+    def forget_all(self, remote: str, kind: str) -> None:
+        """A pack of `remote` is gone (a remote gc deleted it): forget everything its
+        indexes of `kind` said, so the next miss reads them all afresh (an id may be in a
+        pack this store read long ago, under a location it no longer remembers)."""
+        with self.env.write() as txn:
+            remotedb.forget_all(txn, remote, kind)
+        self.forget_refresh(remote, kind)
+
     def forget_refresh(self, remote: str, kind: str) -> None:
         """A location of `remote` failed its check: its indexes of `kind` are read again at
         the next miss."""

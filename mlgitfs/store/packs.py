@@ -404,9 +404,7 @@ def decode_locator_index(pack: bytes, data: bytes) -> dict[bytes, Section]:
 def locator_packs(data: bytes) -> set[bytes]:
     """The chunk packs a `meta/P.loc` names (its records, whole or not, unchecked: remote gc
     only asks whether a locator still points at packs that stay)."""
-    return {
-        _SEC.unpack_from(data, i)[1] for i in range(0, len(data) - _SEC.size + 1, _SEC.size)
-    }
+    return {_SEC.unpack_from(data, i)[1] for i in range(0, len(data) - _SEC.size + 1, _SEC.size)}
 
 
 def decode_section(oid: bytes, sec: Section, data: bytes) -> list[tuple[bytes, PackLocation]]:

@@ -195,6 +195,9 @@ def test_tampered_attestations_are_named(cli: Cli, tmp_path: Path, home: Path) -
         doc = listed(cli, rev)  # without --verify: listed, marked, exit 0
         bad = [x for x in doc["attestations"] if not x["valid"]]  # type: ignore[union-attr]
         assert len(bad) == 1 and words in bad[0]["problem"]
+    # `mlgitfs verify` judges an attestation's body by the same rules.
+    res = cli("verify", f"ds@{d.hex()}", code=46)
+    assert "the commit's tree is" in res.stderr
     assert refs(home) == before
 
 

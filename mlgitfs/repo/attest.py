@@ -106,18 +106,26 @@ def verify(s: Signed, commit: ObjectId, tree: ObjectId) -> Verified:
     if not s.signature_ok:
         bad = SignatureInvalid(f"{who}: its signature does not match its bytes (altered)")
         return Verified(s.statement, s.signer, None, bad)
+    body, problem = body_problem(s.body, commit, tree, who)
+    return Verified(s.statement, s.signer, body, problem)
+
+
+def body_problem(
+    data: bytes, commit: ObjectId, tree: ObjectId, who: str
+) -> tuple[Attestation | None, MlgitError | None]:
+    """Steps 4-6 on an attestation's body (also `mlgitfs verify`'s, repo/verify.py): the
+    body, and what is wrong with it as an attestation of `commit` (tree `tree`), if any."""
     try:
-        body = decode(s.body, f"attestation {s.statement[:12]}")
+        body = decode(data, who)
     except CorruptObject as exc:
-        return Verified(s.statement, s.signer, None, exc)
+        return None, exc
     if body.commit != commit:
-        return Verified(s.statement, s.signer, body, _moved(who, body.commit))
+        return body, _moved(who, body.commit)
     if body.tree != tree:
-        mismatch = AttestationTreeMismatch(
+        return body, AttestationTreeMismatch(
             f"{who}: it names tree {short_hex(body.tree)}, the commit's tree is {short_hex(tree)}"
         )
-        return Verified(s.statement, s.signer, body, mismatch)
-    return Verified(s.statement, s.signer, body, None)
+    return body, None
 
 
 def _moved(who: str, about: ObjectId) -> AttestationMoved:

@@ -7,9 +7,11 @@ A statement holds for the commit it is attached to when, in this order:
 3. the signature is that key's signature of (kind, subject, body, signer) (else
    `SignatureInvalid`);
 4. its body describes the commit: a ``commit`` statement names the commit's tree and
-   author; a ``ref`` statement moved a ref to that commit (else `VerificationFailed`).
+   author; a ``ref`` statement moved a ref to that commit (else `VerificationFailed`); an
+   ``attestation`` is about that commit and its tree (repo/attest.py: else
+   `AttestationMoved`, `AttestationTreeMismatch`, or `CorruptObject` for no attestation).
 A commit is *signed* when one ``commit`` statement holds for it (else `Unsigned`). Kinds
-this module does not know (attestations) are judged by 1-3; their bodies by their owners.
+this module does not know are judged by 1-3.
 The commit itself is loaded through the store, which checks it against its id first: a
 flipped byte in it is a `CorruptObject` before any signature is looked at.
 """
@@ -33,6 +35,7 @@ from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.signing import KeyId, PublicKey, short_key_id
 from mlgitfs.model.statement import Statement
+from mlgitfs.repo.attest import body_problem
 from mlgitfs.repo.keyring import Keyring
 from mlgitfs.store.facade import Store
 
@@ -104,6 +107,10 @@ def check_statement(st: Statement, cid: ObjectId, commit: Commit, trusted: Trust
         move = stm.decode_ref_move(st)
         if move.new != cid:
             raise VerificationFailed(f"{what} moved {move.ref} to another commit")
+    elif st.kind == stm.ATTESTATION:
+        _, problem = body_problem(st.body, cid, commit.tree, what)
+        if problem is not None:
+            raise problem
 
 
 def verify_commit(store: Store, cid: ObjectId, trusted: Trusted) -> CommitVerdict:

@@ -108,9 +108,9 @@ def check_statement(st: Statement, cid: ObjectId, commit: Commit, trusted: Trust
         if move.new != cid:
             raise VerificationFailed(f"{what} moved {move.ref} to another commit")
     elif st.kind == stm.ATTESTATION:
-        _, problem = body_problem(st.body, cid, commit.tree, what)
-        if problem is not None:
-            raise problem
+        _, wrong = body_problem(st.body, cid, commit.tree, what)
+        if wrong is not None:
+            raise wrong
 
 
 def verify_commit(store: Store, cid: ObjectId, trusted: Trusted) -> CommitVerdict:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -24,6 +26,7 @@ from mlgitfs.daemon import handlers, protocol
 from mlgitfs.daemon.recorder import Recorder
 from mlgitfs.errors import DaemonError, MlgitError, MountError
 from mlgitfs.vfs.overlay import WritableView
+from mlgitfs.vfs.types import Caller
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ async def _recv_exact(stream: trio.SocketStream, n: int) -> bytes:
 
 
 Views = Mapping[str, WritableView]  # the daemon's views, by ref (REPO@BRANCH)
+_UCRED = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 
 
 def pick_view(views: Views, ref: str) -> WritableView:
@@ -53,6 +57,17 @@ def pick_view(views: Views, ref: str) -> WritableView:
         what = f"no view of {ref}" if ref else "several views: name one"
         raise MountError(f"this mount's daemon serves {what} (it serves {served})")
     return view
+
+
+def peer(stream: trio.SocketStream) -> Caller | None:
+    """Who is at the other end of the socket (SO_PEERCRED: the kernel's word, not the
+    client's): the caller the view's policies judge; None where the kernel does not say."""
+    try:
+        raw = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    except (OSError, AttributeError):
+        return None
+    pid, uid, gid = _UCRED.unpack(raw)
+    return Caller(uid, gid, pid)
 
 
 async def _serve_one(
@@ -71,7 +86,7 @@ async def _serve_one(
             ref, typed = protocol.parse_request(request)
             out = await handlers.handle_recording(recorder, typed)
             if out is None:
-                out = await handlers.handle(pick_view(views, ref), typed)
+                out = await handlers.handle(pick_view(views, ref), typed, peer(stream))
             reply = protocol.ok_reply(typed, out.reply)
             if out.entries or out.inodes:
                 await invalidate(out.entries, out.inodes)

@@ -26,6 +26,7 @@ from mlgitfs.repo.merge import Strategy, side_info
 from mlgitfs.vfs import checkout_ops, mountmerge
 from mlgitfs.vfs.changes import Change
 from mlgitfs.vfs.overlay import WritableView
+from mlgitfs.vfs.types import Caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,8 @@ class Outcome:
 
 
 Q = TypeVar("Q", bound=msg.Request[Any])
-Handler = Callable[[WritableView, Q], Awaitable[Outcome]]
+# (the view, the request, who sent it: the socket peer, whom the view's policies judge)
+Handler = Callable[[WritableView, Q, Caller | None], Awaitable[Outcome]]
 
 HANDLERS: dict[type[msg.Request[Any]], Handler[Any]] = {}
 
@@ -94,12 +96,14 @@ async def _record_stop(recorder: Recorder, req: msg.RecordStopRequest) -> Outcom
     return Outcome(msg.RecordStopReply(items))
 
 
-async def handle(view: WritableView, request: msg.Request[Any]) -> Outcome:
-    """One typed request → its outcome; raises MlgitError for the client to show."""
+async def handle(
+    view: WritableView, request: msg.Request[Any], caller: Caller | None = None
+) -> Outcome:
+    """One typed request of `caller` → its outcome; raises MlgitError for the client to show."""
     fn = HANDLERS.get(type(request))
     if fn is None:
         raise ProtocolError(f"this daemon does not serve {msg.op_name(request)!r}")
-    out = await fn(view, request)
+    out = await fn(view, request, caller)
     msg.check_reply(request, out.reply)
     return out
 
@@ -109,11 +113,11 @@ def _items(changes: list[Change]) -> tuple[msg.ChangeItem, ...]:
 
 
 @handles(msg.CommitRequest)
-async def _commit(view: WritableView, req: msg.CommitRequest) -> Outcome:
+async def _commit(view: WritableView, req: msg.CommitRequest, caller: Caller | None) -> Outcome:
     inputs = [(repo, ObjectId(commit)) for repo, commit in req.inputs]
     out = await checkout_ops.commit_checkout(
         view, req.message, dict(req.meta), inputs, req.dry_run, req.author or None,
-        hook_options(view.store, req.no_verify),
+        hook_options(view.store, req.no_verify), caller,
     )  # fmt: skip
     hooks = tuple(
         msg.HookItem(h.name, h.kind, h.event, h.status, h.code, h.output, h.cached, h.seconds)
@@ -126,7 +130,7 @@ async def _commit(view: WritableView, req: msg.CommitRequest) -> Outcome:
 
 
 @handles(msg.StatusRequest)
-async def _status(view: WritableView, req: msg.StatusRequest) -> Outcome:
+async def _status(view: WritableView, req: msg.StatusRequest, caller: Caller | None) -> Outcome:
     out = await checkout_ops.status(view)
     return Outcome(msg.StatusReply(
         out.repo, out.branch, out.base, out.mutability, _items(out.changes),
@@ -154,7 +158,7 @@ def _merged(got: mountmerge.Merged) -> Outcome:
 
 
 @handles(msg.MergeRequest)
-async def _merge(view: WritableView, req: msg.MergeRequest) -> Outcome:
+async def _merge(view: WritableView, req: msg.MergeRequest, caller: Caller | None) -> Outcome:
     if req.strategy not in ("", "ours", "theirs"):
         raise UsageError(f"--strategy is ours or theirs, not {req.strategy!r}")
     theirs = ObjectId(req.theirs) if req.theirs is not None else None
@@ -163,7 +167,7 @@ async def _merge(view: WritableView, req: msg.MergeRequest) -> Outcome:
 
 
 @handles(msg.ResolveRequest)
-async def _resolve(view: WritableView, req: msg.ResolveRequest) -> Outcome:
+async def _resolve(view: WritableView, req: msg.ResolveRequest, caller: Caller | None) -> Outcome:
     paths = [b"/".join(split_path(p)) for p in req.paths]
     if not paths:
         raise UsageError("name the conflicted paths to resolve")
@@ -171,28 +175,30 @@ async def _resolve(view: WritableView, req: msg.ResolveRequest) -> Outcome:
 
 
 @handles(msg.MergeAbortRequest)
-async def _merge_abort(view: WritableView, req: msg.MergeAbortRequest) -> Outcome:
+async def _merge_abort(
+    view: WritableView, req: msg.MergeAbortRequest, caller: Caller | None
+) -> Outcome:
     return _merged(await mountmerge.abort(view))
 
 
 @handles(msg.RestoreRequest)
-async def _restore(view: WritableView, req: msg.RestoreRequest) -> Outcome:
-    out = await checkout_ops.restore_paths(view, req.paths, req.source)
+async def _restore(view: WritableView, req: msg.RestoreRequest, caller: Caller | None) -> Outcome:
+    out = await checkout_ops.restore_paths(view, req.paths, req.source, caller)
     return Outcome(msg.PathsReply(tuple(out.paths)), out.entries, out.inodes)
 
 
 @handles(msg.UnlockRequest)
-async def _unlock(view: WritableView, req: msg.UnlockRequest) -> Outcome:
+async def _unlock(view: WritableView, req: msg.UnlockRequest, caller: Caller | None) -> Outcome:
     done = await checkout_ops.unlock(view, req.paths)
     return Outcome(msg.UnlockReply(tuple(done), view.mutability.value))
 
 
 @handles(msg.FlushRequest)
-async def _flush(view: WritableView, req: msg.FlushRequest) -> Outcome:
+async def _flush(view: WritableView, req: msg.FlushRequest, caller: Caller | None) -> Outcome:
     view.flush_base()
     return Outcome(msg.Reply())
 
 
 @handles(msg.PingRequest)
-async def _ping(view: WritableView, req: msg.PingRequest) -> Outcome:
+async def _ping(view: WritableView, req: msg.PingRequest, caller: Caller | None) -> Outcome:
     return Outcome(msg.PingReply(view.repo, view.branch))

@@ -177,16 +177,18 @@ class Gate:
         no_verify: bool = False,
         via: str = "commit",
         attester: Attester | None = None,
+        rules: bool = True,
     ) -> Gate:
         """The gate of an operation on `branch`, whose hooks `head` holds (None: no hooks).
         With `no_verify`, no hook runs: PolicyError where the branch's rules forbid that.
         `via` names the operation (an import, a mount commit, a revert... a merge, a push,
-        a promote): BranchProtected where the branch's rule forbids it to move the branch."""
+        a promote): BranchProtected where the branch's rule forbids it to move the branch,
+        unless `rules` is False (the caller judged the rule: a mount's policies)."""
         hooks = load_hooks(store, store.commit(head).tree) if head is not None else HooksFile()
         rule = hooks.rule(branch)
         required: tuple[Hook, ...] = ()
-        if rule is not None and rule.guarded:
-            _allowed(rule, branch, via)
+        if rules and rule is not None and rule.guarded:
+            check_allowed(rule, branch, via)
         if via in ("merge", "promote"):
             required = tuple(hooks.required(branch))  # --no-verify never skips these
         if (via == "promote" or (via == "merge" and rule is not None and rule.guarded)) and (
@@ -425,7 +427,8 @@ _VIA = {
 }
 
 
-def _allowed(rule: BranchRule, branch: str, via: str) -> None:
+def check_allowed(rule: BranchRule, branch: str, via: str) -> None:
+    """BranchProtected naming the rule unless `via` may move the protected `branch`."""
     if via == "promote" or (via == "merge" and rule.merges_only) or via == "push":
         return  # a push is judged by the pushed commit's promotion record (sync.py)
     what = "protected = true" if not rule.merges_only else "merges_only = true"
@@ -540,6 +543,11 @@ class HookOptions:
     promotion: bool = False  # the operation is `mlgitfs promote`: it may move a protected branch
     attester: Attester | None = None  # signs passes and promotions (None: none are made)
 
-    def gate(self, store: Store, branch: str, head: ObjectId | None, via: str = "commit") -> Gate:
+    def gate(
+        self, store: Store, branch: str, head: ObjectId | None, via: str = "commit",
+        rules: bool = True,
+    ) -> Gate:  # fmt: skip
         via = "promote" if self.promotion else via
-        return Gate.load(store, branch, head, self.views, self.no_verify, via, self.attester)
+        return Gate.load(
+            store, branch, head, self.views, self.no_verify, via, self.attester, rules
+        )

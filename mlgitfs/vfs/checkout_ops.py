@@ -29,6 +29,7 @@ from mlgitfs.repo.pathcommit import policy_message
 from mlgitfs.vfs import changes, commit, mountmerge, restore
 from mlgitfs.vfs.changes import Change
 from mlgitfs.vfs.overlay import WritableView
+from mlgitfs.vfs.types import Caller
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,13 @@ async def commit_checkout(
     dry_run: bool = False,
     author: str | None = None,
     hooks: HookOptions | None = None,
+    caller: Caller | None = None,
 ) -> CommitOutcome:
     """Commit what the view changed; the branch moves by compare-and-swap on its base.
-    The branch's pre-commit hooks gate it (their commands run in the commit's worker thread,
-    the mount still serving reads); post-commit hooks run once the mount is thawed."""
+    The view's policies, asked with `caller`, judge every changed path and admit the
+    commit (vfs/policy.py): the branch's rule, then its pre-commit hooks (their commands run
+    in the commit's worker thread, the mount still serving reads); post-commit hooks run
+    once the mount is thawed."""
     if not message.strip():
         raise UsageError("a commit needs a message (-m)")
     req = CommitRequest(view.repo, view.branch, message, meta or {}, inputs or [], author)
@@ -85,7 +89,7 @@ async def commit_checkout(
         # and land in the next commit. The diff is the status a dry run shows and what the
         # commit changes (commit.build keeps entries whose content is unchanged).
         deltas = await changes.compute(view)
-        check_commit(view, deltas, merging)
+        check_commit(view, deltas, merging, caller)
         report = changes.report(deltas)
         plan = commit.plan(view)
         view.flush_base()
@@ -94,7 +98,7 @@ async def commit_checkout(
                 partial(
                     commit.build, view, plan, req, dry_run, None, hooks,
                     theirs=merging.theirs if merging else None,
-                    conclude=merging.conclude if merging else None,
+                    conclude=merging.conclude if merging else None, caller=caller,
                 ),
                 limiter=_commit_limiter,
             )  # fmt: skip
@@ -124,7 +128,10 @@ async def commit_checkout(
 
 
 def check_commit(
-    view: WritableView, deltas: list[changes.Delta], merging: mountmerge.Concluding | None = None
+    view: WritableView,
+    deltas: list[changes.Delta],
+    merging: mountmerge.Concluding | None = None,
+    caller: Caller | None = None,
 ) -> None:
     """Ask the policies about every committed file whose content the commit would change,
     whatever system calls got it there (not what a merge brought: committed elsewhere
@@ -140,7 +147,7 @@ def check_commit(
         if changes.same_content(d.old, d.new):
             continue  # a chmod
         try:
-            view.check("commit", d.path, True)
+            view.check("commit", d.path, True, caller)
         except FsError as exc:
             refused.append(exc.message)
     if refused:
@@ -160,7 +167,7 @@ async def status(view: WritableView) -> StatusOutcome:
 
 
 async def restore_paths(
-    view: WritableView, paths: Sequence[str], source_spec: str = ""
+    view: WritableView, paths: Sequence[str], source_spec: str = "", caller: Caller | None = None
 ) -> restore.RestoreOutcome:
     """Put `paths` (none: the whole tree) back as `source_spec` has them (a revspec of the
     view's repo; "": its base)."""
@@ -176,7 +183,7 @@ async def restore_paths(
     parts = [split_path(p) for p in paths] or [[]]
     out = restore.RestoreOutcome()
     async with view.exclusive, view.mutating():
-        restore.restore(view, parts, source, out)
+        restore.restore(view, parts, source, out, caller)
     return out
 
 

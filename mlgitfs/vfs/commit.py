@@ -32,13 +32,15 @@ from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.gate import Candidate, Gate, HookOptions
+from mlgitfs.repo.hooks import HooksFile
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
 from mlgitfs.vfs.nodes import Node
 from mlgitfs.vfs.overlay import WritableView
-from mlgitfs.vfs.types import ROOT_INODE, Kind
+from mlgitfs.vfs.policy import Proposal
+from mlgitfs.vfs.types import ROOT_INODE, Caller, Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,7 @@ def build(
     theirs: ObjectId | None = None,
     conclude: Callable[[WriteTxn], None] | None = None,
     stash: bool = False,
+    caller: Caller | None = None,
 ) -> Outcome:
     """Worker thread: hash the overlay files, rebuild the changed trees, write the commit,
     gated by the branch's pre-commit hooks (a refusal raises; the overlay is untouched).
@@ -186,7 +189,9 @@ def build(
     A merge into the mount is concluded by a commit with the parents (base, `theirs`), made
     even when its tree is the base's, and `conclude` runs in its transaction (it drops the
     merge state). `stash` writes the tree's chunks and objects, and no commit and no hook:
-    the mount's tree as it is, for a merge to read (vfs/mountmerge.py)."""
+    the mount's tree as it is, for a merge to read (vfs/mountmerge.py). Before the commit's
+    transaction the view's policies admit it (vfs/policy.py, with `caller`): a refusal
+    raises and writes nothing (the chunks hashed so far are discarded)."""
     store = view.store
     chunker = Chunker(store.params)
     writer = store.chunks.writer()
@@ -287,8 +292,10 @@ def build(
             if conclude is not None:
                 conclude(txn)
 
-        # Hooks come from the branch's head, which is the checkout's base (the CAS holds it).
-        gate = (hooks or HookOptions()).gate(store, view.branch, p.base_commit, "mount commit")
+        # Rules and hooks come from the branch's head, which is the checkout's base (the CAS
+        # holds it); a policy refuses by raising, and the one with hooks gives their gate.
+        proposal = Proposal(view.repo, view.branch, p.base_commit, caller, hooks or HookOptions())
+        gate = view.policy.admit(proposal) or Gate(store, HooksFile(), None)
         cand = Candidate(view.repo, view.branch, p.base_commit, out.tree, out.tree, base_tree)
         validate, step = gate.commit_steps(cand, ("pre-commit",))
         parents = (p.base_commit,) if theirs is None else (p.base_commit, theirs)

@@ -24,6 +24,7 @@ from mlgitfs.vfs import checkout
 from mlgitfs.vfs.multi import Source, VersionsView, sub_tree
 from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.overlay_files import OverlayFiles
+from mlgitfs.vfs.policy import Policy
 from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import ViewContext
 
@@ -84,12 +85,14 @@ def open_checkout_view(
     files: Callable[[Path], OverlayFiles] = OverlayFiles,
     meta: Transactions | None = None,
     context: ViewContext | None = None,
+    policies: tuple[Policy, ...] = (),
 ) -> WritableView:
     """The writable view of repo@branch: its checkout (made at the first mount), locked.
 
     `files` makes the overlay's file operations from its directory and `meta` is where its
     records are written: the seams fault tests replace (tests/faultdoubles.py). `context`:
-    the daemon's (its inode numbers; the view enters its checkouts); None: one of its own."""
+    the daemon's (its inode numbers; the view enters its checkouts); None: one of its own.
+    `policies`: asked after the mount's own rules, before its hooks (vfs/mountpolicy.py)."""
     context = ViewContext() if context is None else context
     if f"{repo}@{branch}" in context.checkouts:
         raise MountError(f"{repo}@{branch} is served twice by one daemon")
@@ -124,6 +127,7 @@ def open_checkout_view(
             store, repo, branch, rec, overlay, mutability=rec_repo.mutability,
             base_tree=commit.tree, base_time_ns=commit.time_ns, cache_bytes=cache_bytes, lock=lock,
             files=files(overlay / "files"), meta=meta, inodes=context.inodes.take(),
+            policies=policies,
         )  # fmt: skip
     except BaseException:
         lock.release()

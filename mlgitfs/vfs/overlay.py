@@ -148,7 +148,7 @@ class WritableView(OverlayBase):
             if not node.overlay:
                 # Asked at open too; again here because the file may have been renamed onto a
                 # committed path since (with its committed bytes: a rename allows that).
-                self.check_content("write", node)
+                self.check_content("write", node, h.caller)
                 await self.copy_up(node)
             view = memoryview(data)
             done = 0
@@ -194,10 +194,10 @@ class WritableView(OverlayBase):
 
     # --- opening and creating -----------------------------------------------------------------
 
-    def _new_handle(self, node: Node, write: bool) -> int:
+    def _new_handle(self, node: Node, write: bool, caller: Caller | None) -> int:
         fh = self._next_fh
         self._next_fh += 1
-        self._handles[fh] = Handle(node.ino, write)
+        self._handles[fh] = Handle(node.ino, write, caller)
         node.handles += 1
         return fh
 
@@ -211,7 +211,7 @@ class WritableView(OverlayBase):
         if flags & os.O_TRUNC:
             async with self.mutating():
                 await self.truncate(node, 0, caller)
-        return self._new_handle(node, write)
+        return self._new_handle(node, write, caller)
 
     def release(self, fh: int) -> None:
         h = self._handles.pop(fh, None)
@@ -270,7 +270,7 @@ class WritableView(OverlayBase):
                 self.remove_file(ino)
                 raise
             write = flags & os.O_ACCMODE != os.O_RDONLY
-            return self._new_handle(node, write), self.attr(node)
+            return self._new_handle(node, write, caller), self.attr(node)
 
     async def mkdir(
         self, parent: InodeNo, name: bytes, mode: int, caller: Caller | None = None

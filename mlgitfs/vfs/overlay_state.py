@@ -34,10 +34,11 @@ from mlgitfs.vfs.gate import WriteGate
 from mlgitfs.vfs.hashcache import RefCache
 from mlgitfs.vfs.inodes import InodeRange, InodeSpace
 from mlgitfs.vfs.journal import Batch
+from mlgitfs.vfs.mountpolicy import mount_policies
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, BaseReader, Node
 from mlgitfs.vfs.overlay_files import OverlayFiles
-from mlgitfs.vfs.policy import MutabilityPolicy, OwnerOnly, Policies, Policy
-from mlgitfs.vfs.types import ROOT_INODE, Kind
+from mlgitfs.vfs.policy import Policies, Policy
+from mlgitfs.vfs.types import ROOT_INODE, Caller, Kind
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ BASE_FLUSH = 65536
 class Handle:
     ino: int
     write: bool
+    caller: Caller | None = None  # who opened it: a write's policy check asks for them
 
 
 def now_ns() -> int:
@@ -104,12 +106,10 @@ class OverlayState:
         root.origin = b""
         self.nodes: dict[int, Node] = {ROOT_INODE: root}
         self.unlocked: set[bytes] = set()  # paths unlocked (flexible) until the next commit
-        self.policy: Policy = Policies(
-            [
-                OwnerOnly(self.uid),
-                MutabilityPolicy(repo, mutability, self.is_unlocked),
-                *(policies or ()),
-            ]
+        # Asked at every change and at commit, with the caller (vfs/policy.py); `policies`
+        # join the mount's own before its hooks.
+        self.policy: Policies = mount_policies(
+            store, repo, self.uid, mutability, self.is_unlocked, tuple(policies or ())
         )
         self.refused: list[tuple[str, str, str]] = []  # since the last status
         self.refused_dropped = 0

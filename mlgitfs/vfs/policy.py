@@ -1,12 +1,21 @@
 """Policies of a writable mount: which changes are allowed, asked at each change and at commit.
 
-A `Policy` is asked about one `Change` (the operation, the path, whether it gives a file of
-the base commit different content, and who asks) and answers None (allowed) or a `Refusal`
-(the errno for the system call and the sentence the user sees). The view asks at the system
-call where the kernel lets it (open for writing, write, truncate, create, rename, restore) and
-the commit asks again for every path its diff changes, so a change no system call showed
-(a directory renamed over a committed one) is refused there. Mutability implements it today;
-protected branches and hooks are meant to implement it too.
+A `Policy` answers two questions, both with the `Caller` who asks (the FUSE request's uid and
+gid; for a control request, the socket peer's):
+
+- `check(Change)`: one change of one path (the operation, the path, whether it gives a file
+  of the base commit different content): None (allowed) or a `Refusal` (the errno for the
+  system call and the sentence the user sees). The view asks at the system call where the
+  kernel lets it (open for writing, write, truncate, create, rename, unlink, setattr,
+  restore) and the commit asks again for every path its diff changes, so a change no system
+  call showed (a directory renamed over a committed one) is refused there.
+- `admit(Proposal)`: the commit as a whole, once, before anything of it is written: raises
+  an `MlgitError` to refuse it (BranchProtected, PolicyError...), or returns the `Gate` whose
+  hooks and checks run on the candidate (repo/gate.py), or None.
+
+`compose` puts them in one `Policies`, asked in order: the first refusal wins. A mount's are
+`vfs/mountpolicy.mount_policies`: owner, mutability, protected branch, hooks (cheap and
+local first; the hooks, which may run commands, last).
 
 Mutability (ml-git's definition): under `strict` a committed file's content never changes in
 a later version; under `flexible` not until `mlgitfs unlock PATH` (until the next commit);
@@ -20,7 +29,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from mlgitfs.errors import PolicyError
 from mlgitfs.meta.db import Mutability
+from mlgitfs.model.ids import ObjectId
+from mlgitfs.repo.gate import Gate, HookOptions
 from mlgitfs.vfs.types import Caller
 
 
@@ -39,9 +51,25 @@ class Refusal:
     reason: str  # the sentence for the user: what and the way out
 
 
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A commit a mount is about to make of `repo@branch` on top of `base`."""
+
+    repo: str
+    branch: str
+    base: ObjectId  # the checkout's base: the branch's head (the commit moves it by CAS)
+    caller: Caller | None = None  # who asked (None: the daemon itself)
+    hooks: HookOptions = HookOptions()  # how hooks get a view, and --no-verify
+
+
 class Policy(Protocol):
     def check(self, change: Change) -> Refusal | None:
         """None when the change is allowed, else why not."""
+        ...
+
+    def admit(self, proposal: Proposal) -> Gate | None:
+        """Before a commit writes anything: raise to refuse it; else the gate whose hooks
+        run on its candidate, or None."""
         ...
 
 
@@ -83,6 +111,9 @@ class MutabilityPolicy:
             f"{self.repo} is {self.mutability.value}: {change.path} is committed; {how}",
         )
 
+    def admit(self, proposal: Proposal) -> Gate | None:
+        return None  # asked per path: the commit's check of every committed file it changes
+
 
 class OwnerOnly:
     """Only the mount's owner changes it. With --allow-other, other users read the mount; their
@@ -102,9 +133,15 @@ class OwnerOnly:
             "may read it)",
         )
 
+    def admit(self, proposal: Proposal) -> Gate | None:
+        refusal = self.check(Change("commit", "", False, proposal.caller))
+        if refusal is not None:
+            raise PolicyError(f"commit refused: {refusal.reason}; nothing was committed")
+        return None
+
 
 class Policies:
-    """Several policies in order; the first refusal wins."""
+    """Several policies in order; the first refusal wins (made by `compose`)."""
 
     def __init__(self, policies: Sequence[Policy]) -> None:
         self.policies = list(policies)
@@ -115,3 +152,16 @@ class Policies:
             if refusal is not None:
                 return refusal
         return None
+
+    def admit(self, proposal: Proposal) -> Gate | None:
+        """Every policy admits the commit, in order (the first to raise refuses it); the
+        gate of the one that has hooks to run (at most one policy of a list runs hooks)."""
+        gates = [g for p in self.policies if (g := p.admit(proposal)) is not None]
+        if len(gates) > 1:
+            raise ValueError("two policies of one mount run hooks")
+        return gates[0] if gates else None
+
+
+def compose(*policies: Policy) -> Policies:
+    """One policy of several, asked in the order given."""
+    return Policies(policies)

@@ -22,7 +22,7 @@ from mlgitfs.repo.pathcommit import policy_message
 from mlgitfs.repo.trees import DirView, resolve_path
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, Node
 from mlgitfs.vfs.overlay import Batch, WritableView, now_ns
-from mlgitfs.vfs.types import ROOT_INODE, Kind
+from mlgitfs.vfs.types import ROOT_INODE, Caller, Kind
 
 
 @dataclass
@@ -77,8 +77,9 @@ def replaced_files(
 
 
 def restore(
-    view: WritableView, paths: list[list[bytes]], source: ObjectId, out: RestoreOutcome
-) -> None:
+    view: WritableView, paths: list[list[bytes]], source: ObjectId, out: RestoreOutcome,
+    caller: Caller | None = None,
+) -> None:  # fmt: skip
     """Sync, with no checkpoint: call inside `view.mutating()`. A named path that neither the
     source nor the checkout has is refused before anything changes (a typo, not a no-op); so
     is a restore the policies refuse for any committed file it would change."""
@@ -94,7 +95,7 @@ def restore(
         for parts in paths:
             for path in replaced_files(view, parts, source, base):
                 try:
-                    view.check("restore", path.encode("utf-8", "surrogateescape"), True)
+                    view.check("restore", path.encode("utf-8", "surrogateescape"), True, caller)
                 except FsError as exc:
                     refused.append(exc.message)
         if refused:

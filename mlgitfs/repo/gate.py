@@ -548,6 +548,4 @@ class HookOptions:
         rules: bool = True,
     ) -> Gate:  # fmt: skip
         via = "promote" if self.promotion else via
-        return Gate.load(
-            store, branch, head, self.views, self.no_verify, via, self.attester, rules
-        )
+        return Gate.load(store, branch, head, self.views, self.no_verify, via, self.attester, rules)

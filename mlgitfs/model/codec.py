@@ -27,10 +27,13 @@ def pack(value: Any) -> bytes:
     return bytes(msgpack.packb(value, use_bin_type=True, strict_types=False))
 
 
-def unpack(data: bytes, what: str) -> Any:
-    """Strict decode of one msgpack value; `what` names the object in errors."""
+def unpack(data: bytes, what: str, tuples: bool = False) -> Any:
+    """Strict decode of one msgpack value; `what` names the object in errors. Arrays are
+    lists, or with `tuples` tuples (hashable rows, which pack back to the same bytes)."""
     try:
-        value = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, **_LIMITS)
+        value = msgpack.unpackb(
+            data, raw=False, use_list=not tuples, strict_map_key=True, **_LIMITS
+        )
     except (
         ValueError,
         TypeError,
@@ -44,8 +47,8 @@ def unpack(data: bytes, what: str) -> Any:
     return value
 
 
-def unpack_canonical(data: bytes, what: str) -> Any:
-    value = unpack(data, what)
+def unpack_canonical(data: bytes, what: str, tuples: bool = False) -> Any:
+    value = unpack(data, what, tuples)
     if pack(value) != data:
         raise CorruptObject(what, "not in canonical encoding")
     return value

@@ -5,6 +5,7 @@ and raises `CorruptObject` naming it; the objects and their encoding are model/o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mlgitfs.errors import CorruptObject
@@ -120,12 +121,12 @@ _ROWS_CHECKED: set[bytes] = set()
 _PLAIN_KINDS = frozenset(int(k) for k in (EntryKind.FILE, EntryKind.CHUNKED, EntryKind.DIR))
 
 
-def _plain_columns(raw: list[Any]) -> bool:
+def _plain_columns(raw: Sequence[Any], row_type: type = list) -> bool:
     """True when every entry surely passes the per-entry fast check of `_entries` (column by
     column, in C loops: a merge or diff of a large version decodes millions of entries);
     False when any might not, and the caller checks entry by entry. It accepts a subset of
     what `_entries` accepts, never more (sizes are held to MAX_CHUNK whatever the kind)."""
-    if not raw or set(map(type, raw)) != {list} or set(map(len, raw)) != {6}:
+    if not raw or set(map(type, raw)) != {row_type} or set(map(len, raw)) != {6}:
         return False
     names, kinds, modes, sizes, mtimes, refs = zip(*raw, strict=True)
     if not (
@@ -192,20 +193,20 @@ def tree_rows(data: bytes, oid: bytes) -> list[Row] | None:
         raise CorruptObject(what, "content does not hash to its id")
     key = bytes(oid)
     if key in _ROWS_CHECKED:  # these very bytes passed every check below already
-        rows: list[Row] = list(map(tuple, codec.unpack(data, what)[2]))
+        rows: list[Row] = list(codec.unpack(data, what, tuples=True)[2])
         return rows
-    value = codec.unpack_canonical(data, what)
+    value = codec.unpack_canonical(data, what, tuples=True)
     if not (
-        type(value) is list
+        type(value) is tuple
         and len(value) == 3
         and value[0] == Tree.TAG
         and value[1] == FORMAT
-        and type(value[2]) is list
+        and type(value[2]) is tuple
         and 0 < len(value[2]) <= MAX_PAGE
-        and _plain_columns(value[2])
+        and _plain_columns(value[2], tuple)
     ):
         return None
-    rows = list(map(tuple, value[2]))
+    rows = list(value[2])
     names = [r[0] for r in rows]
     if len(set(names)) != len(names) or sorted(names) != names:
         return None  # decode names the problem

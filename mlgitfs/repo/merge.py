@@ -31,7 +31,9 @@ writes them with the merge commit.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -365,6 +367,35 @@ def merge_trees(
     needs that the store may lack. With conflicts left, `tree` has ours' side at each
     conflicted path (with keep_partial, a table's merged rows with ours' conflicting cells):
     a branch merge writes nothing then; a merge into a writable mount leaves it there."""
+    with _no_cycle_collection():
+        return _merge_trees(store, base, ours, theirs, resolve, blobs, table_merge, keep_partial)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused: a merge of a large version makes millions of rows
+    and entries (tuples, no cycles), and each allocation burst set off collections that
+    walked all of them again (a third of the CPU at 1,000,000 files). Process-wide, so a
+    daemon's other threads pause with it for the merge's duration; nothing is lost."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _merge_trees(
+    store: Store,
+    base: ObjectId,
+    ours: ObjectId,
+    theirs: ObjectId,
+    resolve: Resolver | None,
+    blobs: Blobs | None,
+    table_merge: TableMerge | None,
+    keep_partial: bool,
+) -> TreeMerge:
     m = _Merger(store, resolve or (lambda _path: None), blobs, table_merge, keep_partial)
     reader = m.reader
     pairs: list[tuple[str, str, str]] = []

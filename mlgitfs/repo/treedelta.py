@@ -93,10 +93,9 @@ def differing(reader: ObjectReader, a: ObjectId | None, b: ObjectId | None) -> D
     return delta
 
 
-def _rows_delta(ra: list[Row], rb: list[Row]) -> Delta:
+def _sets_delta(sa: set[Row], sb: set[Row]) -> Delta:
     # set differences reuse the hashes the sets hold (a row is hashed once); names are
     # unique on each side, so sorting rows sorts by name
-    sa, sb = set(ra), set(rb)
     return list(map(entry_of, sorted(sa - sb))), list(map(entry_of, sorted(sb - sa)))
 
 
@@ -114,7 +113,8 @@ def warm(reader: ObjectReader, base: ObjectId, ours: ObjectId, theirs: ObjectId)
         rt = plain_rows(reader, t) if ro is not None else None
         if rb is None or ro is None or rt is None:
             continue  # paged or unusual: the diffs take the page path
-        bo, bt = _rows_delta(rb, ro), _rows_delta(rb, rt)
+        sb = set(rb)
+        bo, bt = _sets_delta(sb, set(ro)), _sets_delta(sb, set(rt))
         remember(b, o, bo)
         remember(b, t, bt)
         o_dirs = {e.name: e.ref for e in bo[1] if e.is_dir}
@@ -132,7 +132,7 @@ def _by_rows(reader: ObjectReader, a: ObjectId | None, b: ObjectId | None) -> De
     rb = plain_rows(reader, b) if b is not None else []
     if rb is None:
         return None
-    return _rows_delta(ra, rb)
+    return _sets_delta(set(ra), set(rb))
 
 
 def _by_pages(reader: ObjectReader, a: ObjectId | None, b: ObjectId | None) -> Delta:

@@ -30,14 +30,13 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from mlgitfs.errors import BranchProtected, HookRefused, PolicyError, UsageError
 from mlgitfs.meta import db, hookresults
@@ -54,6 +53,7 @@ from mlgitfs.repo.attest import (
 )
 from mlgitfs.repo.checks import run_check
 from mlgitfs.repo.diff import DiffEntry, diff_trees, with_renames
+from mlgitfs.repo.hookrun import spawn, tail
 from mlgitfs.repo.hooks import (
     HOOKS_PATH,
     BranchRule,
@@ -68,9 +68,6 @@ from mlgitfs.repo.trees import walk
 from mlgitfs.store.facade import Store
 
 log = logging.getLogger(__name__)
-
-OUTPUT_TAIL = 4000  # characters of a hook's stderr (and stdout) kept for the message
-TIMEOUT_CODE = 124  # a timed-out hook's status, as timeout(1) reports it
 
 
 class ViewMaker(Protocol):
@@ -396,8 +393,8 @@ class Gate:
         ):
             stdin.write(changes_json(event, c, found))
             stdin.seek(0)
-            status, code = _spawn(list(h.command), view, env, stdin, out, err, h.timeout)
-            text = _tail(err) or _tail(out)
+            status, code = spawn(list(h.command), view, env, stdin, out, err, h.timeout)
+            text = tail(err) or tail(out)
         seconds = time.monotonic() - t0
         if status == "passed":
             self._pending.append((h.digest, c.tree, True, text, 0))
@@ -430,7 +427,7 @@ _VIA = {
 def check_allowed(rule: BranchRule, branch: str, via: str) -> None:
     """BranchProtected naming the rule unless `via` may move the protected `branch`."""
     if via == "promote" or (via == "merge" and rule.merges_only) or via == "push":
-        return  # a push is judged by the pushed commit's promotion record (sync.py)
+        return  # a push is judged by the pushed commit's promotion attestation (push.py)
     what = "protected = true" if not rule.merges_only else "merges_only = true"
     how = "`mlgitfs promote REPO@SRC --to " + branch + "`"
     if rule.merges_only:
@@ -470,45 +467,6 @@ def _refusal(res: HookResult, c: Candidate) -> HookRefused:
         res.event,
         res.output,
     )
-
-
-def _spawn(
-    argv: list[str],
-    cwd: Path,
-    env: dict[str, str],
-    stdin: IO[bytes],
-    out: IO[bytes],
-    err: IO[bytes],
-    timeout: float,
-) -> tuple[str, int]:
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=stdin, stdout=out, stderr=err, start_new_session=True
-        )
-    except OSError as exc:
-        err.write(f"cannot run {argv[0]}: {exc.strerror}".encode())
-        return "crashed", 127
-    try:
-        code = proc.wait(timeout=timeout)
-        status = "passed" if code == 0 else "failed" if code > 0 else "crashed"
-    except subprocess.TimeoutExpired:
-        err.write(f"\n(killed after {timeout:g} s)".encode())
-        status, code = "timed out", TIMEOUT_CODE
-    finally:
-        # The whole group: a hook's background children must not outlive it (nor keep the
-        # view busy so that it cannot be unmounted).
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return status, code
-
-
-def _tail(f: IO[bytes]) -> str:
-    f.seek(0, os.SEEK_END)
-    size = f.tell()
-    f.seek(max(0, size - OUTPUT_TAIL))
-    text = f.read().decode(errors="replace").strip()
-    return ("..." + text if size > OUTPUT_TAIL else text).strip()
 
 
 @dataclass

@@ -136,3 +136,22 @@ def test_mount_commit_on_a_protected_branch_is_refused(
     assert head(home) == before and api.reflog_show(home, "ds@main") == log
     assert (mp / "a.txt").read_text() == "changed in the mount"  # the overlay is kept
     assert status_paths(home, mp) == ["a.txt"]
+
+
+def test_mount_commit_on_a_branch_with_required_checks_is_attested(
+    home: Path, tmp_path: Path, mounter: Mounter
+) -> None:
+    # The daemon's gate attests its passes with the store's key (docs/governance.md).
+    rule = '[[branch]]\npattern = "main"\nrequired_checks = ["labels-schema"]\n'
+    make(home, tmp_path, TABLE + rule)
+    mlgitfs(home, "key", "generate", "--name", "me")
+    mp = mounter("ds@main")
+    with open(mp / "labels.csv", "a") as f:
+        f.write("3,bird\n")
+    r = api.commit(home, mp, "a bird")
+    assert r.commit is not None
+    found = api.checks(home, "ds@main", verify=True)
+    assert found.commit == r.commit.id
+    assert [(a.kind, a.name, a.event, a.valid) for a in found.attestations] == [
+        ("check", "labels-schema", "pre-commit", True)
+    ]

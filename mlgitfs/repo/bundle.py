@@ -1,7 +1,7 @@
 """Bundles: a repo's whole history and contents in one file (cold storage), and back.
 
 A bundle holds what a push of every branch and tag to an empty remote would upload, found by
-the push planner (repo/push.Plan, told of no remote): the chunks, then the objects children
+the push planner (repo/pushplan.Plan, told of no remote): the chunks, then the objects children
 before parents, then the retention rule set and the refs. The reflog, checkouts and
 remote-tracking refs stay behind. The file format and its atomic write are in
 store/bundlefile.py.
@@ -41,7 +41,7 @@ from mlgitfs.model.retention import ExpiryRecord, RuleSet
 from mlgitfs.model.statement import Statement
 from mlgitfs.repo import retentionsync
 from mlgitfs.repo.keyring import Keyring
-from mlgitfs.repo.push import Plan, stored_chunk
+from mlgitfs.repo.pushplan import Plan, stored_chunk
 from mlgitfs.repo.verify import check_signature, trusted_keys
 from mlgitfs.store import bundlefile, compress, packs
 from mlgitfs.store.bundlefile import (

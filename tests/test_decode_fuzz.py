@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlgitfs.errors import CorruptObject
-from mlgitfs.model import codec
+from mlgitfs.model import attestation, codec
 from mlgitfs.model import statement as stm
 from mlgitfs.model.decode import decode, tree_rows
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
@@ -93,6 +93,18 @@ def _decode_section(data: bytes) -> object:
 STATEMENT = stm.sign(SigningKey.from_seed(bytes(32)), ObjectId(H[0]), "commit", codec.pack([1]))
 
 
+ATTESTATIONS = [
+    attestation.CheckAttestation(
+        "schema", "check", ObjectId(H[0]), ObjectId(H[1]), ObjectId(H[2]), "pre-merge",
+        "table v1", "ab" * 32, "cd" * 32, "passed", T0,
+    ),
+    attestation.PromotionAttestation(
+        "main", "promote", ObjectId(H[0]), ObjectId(H[1]), None,
+        (("lint", "ef" * 32), ("schema", "ef" * 32)), T0,
+    ),
+]  # fmt: skip
+
+
 def _signed_ref(d: bytes) -> object:
     _, raw = packs.decode_ref_record("refs/ds/heads/main", d)
     return stm.decode(raw) if raw is not None else None
@@ -113,6 +125,7 @@ TARGETS: list[tuple[str, bytes, Callable[[bytes], object]]] = [
     ("signed ref", packs.encode_ref(H[0], STATEMENT.encode()), _signed_ref),
     ("statement", STATEMENT.encode(), stm.decode),
     ("statement pack", statementsync.build_pack([STATEMENT.encode()])[1][:-32], _statement_pack),
+    *((f"attestation {a.TAG}", a.encode(), attestation.decode) for a in ATTESTATIONS),
     ("config", packs.render_config(DEFAULT_PARAMS), lambda d: packs.parse_config(d, "r")),
     ("repo", packs.render_repo("dataset", "strict", ["a"]), lambda d: packs.parse_repo(d, "r")),
     ("zstd", ZSTD, lambda d: compress.decompress(compress.ZSTD, d, len(ZSTD_RAW), "c")),

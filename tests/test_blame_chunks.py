@@ -306,3 +306,37 @@ def test_chunk_blame_matches_a_reference_over_chunk_sets(
             assert fsck(store).clean
         finally:
             api.close_store(home)
+
+
+def test_recorded_quote_parities_are_checked_by_fsck_and_dropped_by_rebuild(
+    tmp_path: Path,
+) -> None:
+    from mlgitfs.meta import chunkquotes
+
+    home = tmp_path / "home"
+    store = _store(home)
+    try:
+        t = {f"k{i:03d}": (LABELS[i % len(LABELS)], "n") for i in range(60)}
+        one = _commit(store, {"t.csv": _csv(_rows(t, 0))}, None, 0)
+        t["k030"] = ("relabelled", "n")
+        two = _commit(store, {"t.csv": _csv(_rows(t, 0))}, one, 1)
+        got = blame_rows(store, two, (b"t.csv",), ["id"], only=[["k030"], ["k001"]])
+        assert [bytes(x.commit) for x in got.rows] == [bytes(one), bytes(two)]
+        assert got.by_chunks == 1
+
+        with store.env.read() as txn:
+            kept = chunkquotes.recorded(txn)
+        assert kept and fsck(store).clean
+        cid, odd = next(iter(kept.items()))
+        with store.env.write() as txn:  # a wrong record, as a bug or a hand edit would leave
+            chunkquotes.put_many(txn, [(cid, not odd)])
+        report = fsck(store)
+        assert [d.reason for d in report.damage] == [
+            "recorded quote parity disagrees with the chunk"
+        ]
+        fsck(store, rebuild_index=True)
+        with store.env.read() as txn:
+            assert chunkquotes.recorded(txn) == {}
+        assert fsck(store).clean
+    finally:
+        api.close_store(home)

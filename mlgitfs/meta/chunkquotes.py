@@ -29,3 +29,12 @@ def get_many(txn: ReadTxn, ids: Iterable[bytes]) -> dict[bytes, bool]:
 def put_many(txn: WriteTxn, items: Iterable[tuple[bytes, bool]]) -> None:
     for cid, odd in items:
         txn.put(CHUNK_QUOTES, cid, b"\x01" if odd else b"\x00")
+
+
+def recorded(txn: ReadTxn) -> dict[bytes, bool]:
+    """Every record (fsck, tests)."""
+    return {k: v == b"\x01" for k, v in txn.scan(CHUNK_QUOTES)}
+
+
+def clear(txn: WriteTxn) -> None:
+    txn.clear(CHUNK_QUOTES)

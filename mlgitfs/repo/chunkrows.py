@@ -133,11 +133,15 @@ class Layout:
         even number in all (each record closes its quotes), so the chunks after i tell as
         well as those before: whichever side has fewer chunks not read yet is read."""
         got = self._parity.get(i)
-        if got is None and self._prefix is None and all(r.id in self.cache.odd for r in self.refs):
+        if got is None and self._prefix is None:
             odd = self.cache.odd
-            self._prefix = [False]
-            for r in self.refs:
-                self._prefix.append(self._prefix[-1] ^ odd[r.id])
+            try:
+                prefix = [False]
+                for r in self.refs:
+                    prefix.append(prefix[-1] ^ odd[r.id])
+                self._prefix = prefix
+            except KeyError:  # some not known yet
+                pass
         if self._prefix is not None:
             return self._prefix[i]
         if got is None:
@@ -216,9 +220,7 @@ def match_chunks(old: Sequence[ChunkRef], new: Sequence[ChunkRef]) -> list[Block
     chunk the old list still has further on)."""
     a = [r.id for r in old]
     b = [r.id for r in new]
-    where: dict[bytes, list[int]] = {}
-    for i, cid in enumerate(a):
-        where.setdefault(cid, []).append(i)
+    where: dict[bytes, list[int]] = {}  # made on the first mismatch
     out: list[Block] = []
     i = j = 0
     na, nb = len(a), len(b)
@@ -230,6 +232,9 @@ def match_chunks(old: Sequence[ChunkRef], new: Sequence[ChunkRef]) -> list[Block
             out.append(Block(i, j, k))
             i, j = i + k, j + k
             continue
+        if not where:
+            for ii, cid in enumerate(a):
+                where.setdefault(cid, []).append(ii)
         found = None  # the next new chunk that old still holds at or after i
         for jj in range(j, nb):
             for ii in where.get(b[jj], ()):
@@ -321,6 +326,7 @@ class TableVersions:
         self.encoding = encoding  # the blamed version's working encoding
         self.quoted = codec.name != "jsonl"
         self.headers: dict[bytes, _Header | None] = {}
+        self.by_first: dict[bytes, object] = {}  # first chunk id → its file's header
 
     def layout(self, refs: Sequence[ChunkRef]) -> Layout:
         return Layout(refs, self.cache)
@@ -500,10 +506,15 @@ class TableVersions:
         return True
 
     def _header(self, layout: Layout) -> _Header | None:
+        first_id = bytes(layout.refs[0].id) if layout.refs else b""
+        known = self.by_first.get(first_id, ABSENT)
+        if known is not ABSENT:
+            assert known is None or isinstance(known, _Header)
+            return known
         first = layout.cache.get(layout.refs[0]) if layout.refs else b""
         if first.startswith(_WIDE):
             return None
-        hi = max(len(first), 1)
+        hi = min(max(len(first), 1), 1 << 16)
         while True:
             data = layout.read(0, hi)
             start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
@@ -524,4 +535,7 @@ class TableVersions:
                 got = None
             self.headers[first_record] = got
         assert got is None or isinstance(got, _Header)
+        if end <= len(first) and data[end - 1 : end] == b"\n":
+            # the header ends inside the first chunk: that chunk's id decides it
+            self.by_first[first_id] = got
         return got

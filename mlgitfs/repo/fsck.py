@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject
-from mlgitfs.meta import checkouts, db, erasures, retention
+from mlgitfs.meta import checkouts, chunkquotes, db, erasures, retention
 from mlgitfs.meta import remotes as remote_records
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeIndex
@@ -129,12 +129,18 @@ class _Checker:
             if not self.check_remote:
                 return None
         try:
-            n = len(self.store.read_chunk(ChunkId(cid)))
+            data = self.store.read_chunk(ChunkId(cid))
         except MissingObject as exc:
             self.missing.add(cid)
             return exc.reason
         except CorruptObject as exc:
             return exc.reason
+        n = len(data)
+        with self.store.env.read() as txn:
+            kept = chunkquotes.get_many(txn, [cid]).get(cid)
+        if kept is not None and kept != (data.count(b'"') % 2 == 1):
+            # blame would take this chunk's records for another row's: run --rebuild-index
+            self.damage(cid, "recorded quote parity disagrees with the chunk", "chunk_quotes")
         self.report.chunks += 1
         self.report.bytes += n
         if self.progress:
@@ -311,4 +317,6 @@ def fsck(
         checker.run()
     if rebuild_index:
         report.index_rebuilt = commitindex.rebuild(store, checker.walked, everything=repo is None)
+        with store.env.write() as txn:
+            chunkquotes.clear(txn)  # derived as blame reads chunks: dropped, made again
     return report

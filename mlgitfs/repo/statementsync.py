@@ -116,18 +116,20 @@ def push_statements(
     return len(send)
 
 
-def fetch_statements(
+Fetched = list[tuple[bytes, list[Statement]]]  # (pack id, its statements), checked
+
+
+def read_statements(
     store: Store, t: RemoteTransport, remote: str, trusted: Trusted | None = None
-) -> int:
-    """Read the statement packs of the remote not read before and attach their statements;
-    returns how many were new to the store. A statement signed by a key of `trusted` whose
-    signature fails is refused (`SignatureInvalid`) before anything is attached: the fetch
-    stops, no tracking ref moves. Statements by other keys are kept unjudged."""
+) -> Fetched:
+    """Read and check the statement packs of the remote not read before, writing nothing
+    (a fetch runs this beside its history walk, which mostly waits on I/O). A statement
+    signed by a key of `trusted` whose signature fails is refused (`SignatureInvalid`):
+    the fetch stops before anything is attached, no tracking ref moves. Statements by other
+    keys are kept unjudged."""
     with store.env.read() as txn:
         known = remote_meta.known_packs(txn, remote, KIND)
     wanted = [(p, k) for k in t.list(PREFIX) if (p := parse_pack_key(k)) and p not in known]
-    if not wanted:
-        return 0
 
     def read(item: tuple[bytes, str]) -> tuple[bytes, list[Statement] | None]:
         pack, key = item
@@ -138,22 +140,33 @@ def fetch_statements(
             return pack, None
 
     with ThreadPoolExecutor(READERS, thread_name_prefix="mlgitfs-stmts") as pool:
-        got = list(pool.map(read, wanted))
-    if trusted:
-        for pack, sts in got:
-            for st in sts or ():
-                if st.signer in trusted:
-                    where = f"{st.kind} statement {short_hex(st.id)} in {pack_key(pack)}"
-                    check_signature(st, trusted, where)
+        got = [(p, sts) for p, sts in pool.map(read, wanted) if sts is not None]
+    for pack, sts in got:
+        for st in sts:
+            key = (trusted or {}).get(st.signer)
+            if key is not None and not st.signed_by(key):  # the message only for a failure
+                where = f"{st.kind} statement {short_hex(st.id)} in {pack_key(pack)}"
+                check_signature(st, {st.signer: key}, where)  # raises SignatureInvalid
+    return got
+
+
+def attach_fetched(store: Store, remote: str, got: Fetched) -> int:
+    """Attach what `read_statements` read (their commits are in the store by now) and record
+    the packs as read; returns how many statements were new to the store."""
     new = 0
     with store.env.write() as txn:
         for pack, sts in got:
-            if sts is None:
-                continue
             new += statements.put_many(txn, sts)
             statements.mark_on_remote(txn, remote, [st.id for st in sts])
             remote_meta.put_pack(txn, remote, KIND, pack, len(sts))
     return new
+
+
+def fetch_statements(
+    store: Store, t: RemoteTransport, remote: str, trusted: Trusted | None = None
+) -> int:
+    """`read_statements` then `attach_fetched`."""
+    return attach_fetched(store, remote, read_statements(store, t, remote, trusted))
 
 
 def attach(store: Store, sts: list[Statement], remote: str | None = None) -> None:

@@ -204,9 +204,15 @@ def _fetch(
     found = {ref: oid for ref, (oid, _) in signed.items()}
     store.remote.refresh(rec, META)
     out = SyncOutcome(rec.name, repo)
-    _fetch_history(store, found.values(), out.stats, progress)
-    # the commits are here: their statements (and the refs') are attached before the refs move
-    statementsync.fetch_statements(store, t, rec.name, verify.trusted_keys(Keyring(store.home)))
+    trusted = verify.trusted_keys(Keyring(store.home))
+    # the statement packs are read and their signatures checked while the history walk
+    # waits on the remote and the disk; attached once their commits are here, before the
+    # refs move
+    with ThreadPoolExecutor(1, thread_name_prefix="mlgitfs-stmtcheck") as pool:
+        signed_later = pool.submit(statementsync.read_statements, store, t, rec.name, trusted)
+        _fetch_history(store, found.values(), out.stats, progress)
+        fetched = signed_later.result()
+    statementsync.attach_fetched(store, rec.name, fetched)
     statementsync.attach(store, ref_statements, rec.name)
     with store.env.read() as txn:
         prefix = remotes.tracking_ref(rec.name, "")

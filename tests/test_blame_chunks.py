@@ -190,17 +190,23 @@ def _reference(history: list[Version]) -> dict[str, bytes]:
 @given(
     commits=st.lists(st.lists(op, min_size=1, max_size=3), min_size=1, max_size=10),
     fill=st.integers(0, 80),
+    fmt=st.sampled_from(["csv", "csv", "jsonl"]),
 )
 def test_row_blame_over_many_chunk_versions_matches_the_reference(
-    commits: list[list[tuple[str, str, str]]], fill: int
+    commits: list[list[tuple[str, str, str]]], fill: int, fmt: str
 ) -> None:
+    encode = _csv if fmt == "csv" else _jsonl
+
+    def shown(k: str) -> str:  # a key as blame shows it (JSON Lines: its JSON text)
+        return k if fmt == "csv" else json.dumps(k)
+
     with tempfile.TemporaryDirectory(prefix="mlgitfs-chunkblame-") as tmp:
         home = Path(tmp) / "home"
         store = _store(home)
         try:
             t: dict[str, str] = {f"f{i:03d}": "filler " * (i % 5) for i in range(fill)}
             t["k00"] = "cat"
-            path, other, order = "t.csv", "x", 0
+            path, other, order = f"t.{fmt}", "x", 0
             history: list[Version] = []
             head = None
             for n, ops in enumerate(commits):
@@ -210,13 +216,13 @@ def test_row_blame_over_many_chunk_versions_matches_the_reference(
                     elif o == "drop":
                         t = {k: v for k, v in t.items() if k != a}
                     elif o == "move":
-                        path = a
+                        path = a.replace(".csv", f".{fmt}")
                     elif o == "shuffle":
                         order += 1
                     else:
                         other = b
                 rows = _rows({k: (v, "") for k, v in t.items()}, order)
-                data = _csv(rows)
+                data = encode(rows)
                 head = _commit(store, {path: data, "readme": other.encode()}, head, n)
                 history.append((head, path, dict(t), data))
             assert head is not None
@@ -224,11 +230,13 @@ def test_row_blame_over_many_chunk_versions_matches_the_reference(
             parts = tuple(path.encode().split(b"/"))
             for index in (True, False):
                 got = blame_rows(store, head, parts, ["id"], index)
-                assert {str(x.key[0]): bytes(x.commit) for x in got.rows} == want
+                assert {str(x.key[0]): bytes(x.commit) for x in got.rows} == {
+                    shown(k): c for k, c in want.items()
+                }
                 if t:
                     k = sorted(t)[len(t) // 2]
-                    one = blame_rows(store, head, parts, ["id"], index, only=[[k]])
-                    assert [(x.key, bytes(x.commit)) for x in one.rows] == [((k,), want[k])]
+                    one = blame_rows(store, head, parts, ["id"], index, only=[[shown(k)]])
+                    assert [(x.key, bytes(x.commit)) for x in one.rows] == [((shown(k),), want[k])]
             with pytest.raises(NotFound, match="no row with the key"):
                 blame_rows(store, head, parts, ["id"], only=[["nope"]])
             assert fsck(store).clean

@@ -149,14 +149,14 @@ def set_setting(home: Path | None, key: str, value: str) -> None:
     """Set `signing-key` (a key of the ring with its private key; "" or none: the only
     one), `sign-commits` (auto, true, false) or `verify-refs` (warn, refuse)."""
     store = open_store(home)
-    if key == keyring.SIGN_COMMITS and value not in keyring.SIGN_MODES:
-        raise UsageError(f"sign-commits is one of {', '.join(keyring.SIGN_MODES)}, not {value!r}")
+    if key == keyring.SIGN_COMMITS:
+        db.check_choice(key, value, keyring.SIGN_MODES)
     if key == keyring.SIGNING_KEY:
         value = "" if value.lower() == "none" else value
         if value and not Keyring(store.home).get(value).own:
             raise UsageError(f"the key ring holds no private key for {value!r}: it cannot sign")
     if key == refsign.VERIFY_REFS:
-        refsign.check_mode(value)
+        db.check_choice(key, value, refsign.VERIFY_MODES)
     with store.env.write() as txn:
         db.set_config(txn, key, value)
 

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mlgitfs.errors import AlreadyExists, ConflictError, CorruptObject, UnknownRepo
+from mlgitfs.errors import AlreadyExists, ConflictError, CorruptObject, UnknownRepo, UsageError
 from mlgitfs.meta import commitgraph, reflog
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.meta.schema import CONFIG, GENERATIONS, OBJECTS, REFLOG, REFS, REPOS
@@ -197,6 +197,18 @@ def get_config(txn: ReadTxn, key: str) -> object | None:
 
 def set_config(txn: WriteTxn, key: str, value: object) -> None:
     txn.put(CONFIG, key.encode(), codec.pack(value))
+
+
+def get_choice(txn: ReadTxn, key: str, choices: tuple[str, ...]) -> str:
+    """A setting that is one word of `choices`; the first is its default (unset or unknown)."""
+    value = get_config(txn, key)
+    return value if isinstance(value, str) and value in choices else choices[0]
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise UsageError(f"{key} is one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def next_counter(txn: WriteTxn, name: str) -> int:

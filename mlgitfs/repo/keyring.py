@@ -37,7 +37,7 @@ from mlgitfs.store.durable import fsync_dir
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 SIGNING_KEY = "signing-key"  # config: the name of the key that signs (default: the only one)
 SIGN_COMMITS = "sign-commits"  # config: auto (default), true, false
-SIGN_MODES = ("auto", "true", "false")
+SIGN_MODES = ("auto", "true", "false")  # the first: the default
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +172,7 @@ class Keyring:
 
 
 def sign_mode(txn: ReadTxn) -> str:
-    value = db.get_config(txn, SIGN_COMMITS)
-    return value if isinstance(value, str) and value in SIGN_MODES else "auto"
+    return db.get_choice(txn, SIGN_COMMITS, SIGN_MODES)
 
 
 def configured_key(txn: ReadTxn) -> str | None:

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from mlgitfs.errors import UnknownKey, UsageError
+from mlgitfs.errors import UnknownKey
 from mlgitfs.meta import db
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.model import statement as stm
@@ -34,21 +34,14 @@ from mlgitfs.store.facade import Store
 log = logging.getLogger(__name__)
 
 VERIFY_REFS = "verify-refs"  # config: warn (default) or refuse
-VERIFY_MODES = ("warn", "refuse")
+VERIFY_MODES = ("warn", "refuse")  # the first: the default
 
 # (ref, old commit or None, new commit) -> the ref statement to write with the move, or None
 RefSigner = Callable[[str, bytes | None, bytes], Statement | None]
 
 
 def verify_mode(txn: ReadTxn) -> str:
-    value = db.get_config(txn, VERIFY_REFS)
-    return value if isinstance(value, str) and value in VERIFY_MODES else "warn"
-
-
-def check_mode(value: str) -> str:
-    if value not in VERIFY_MODES:
-        raise UsageError(f"verify-refs is one of {', '.join(VERIFY_MODES)}, not {value!r}")
-    return value
+    return db.get_choice(txn, VERIFY_REFS, VERIFY_MODES)
 
 
 def ref_signer(store: Store, remote_repo: str) -> RefSigner | None:

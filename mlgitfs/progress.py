@@ -5,6 +5,8 @@ A progress callback is called with (items done, bytes done) in the operation's o
 objects, commits and root trees, since they fetch no file contents). One that also has a
 `total` method (`Totals`) is told the totals as soon as the operation knows them, so a bar
 can show a percentage, a rate and the time left; `announce` does that for any callback.
+Clone, fetch and pull know theirs before the first download when the remote's commit lists
+name every commit they need (store/commitlist.py), else never.
 """
 
 from __future__ import annotations

@@ -13,6 +13,12 @@ from pathlib import Path
 from mlgitfs_cli.render import human
 
 from mlgitfs import api
+from mlgitfs.meta.remotes import RemoteRecord
+from mlgitfs.repo import sync
+from mlgitfs.store.commitlist import CommitLinks, build_commit_list, decode_commit_list
+from mlgitfs.store.facade import Store
+from mlgitfs.store.remote import RemoteTransport
+from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
 
 
@@ -79,10 +85,11 @@ def test_progress_units_and_totals(tmp_path: Path, home: Path) -> None:
 
 
 def check_history_count(
-    home: Path, repo: str, rec: Recorder | None, objects: int, nbytes: int
+    home: Path, repo: str, rec: Recorder | None, objects: int, nbytes: int, planned: bool = True
 ) -> None:
     """What a clone or fetch counted is every commit of the repo's refs and each ref's root
-    tree, with the bytes of those objects as stored."""
+    tree, with the bytes of those objects as stored; and, `planned` (the remote's commit
+    lists named every commit), the totals it announced before downloading are exactly that."""
     from mlgitfs.meta import db
     from mlgitfs.model.ids import ObjectId
 
@@ -99,6 +106,7 @@ def check_history_count(
     if rec is not None:
         assert rec.calls[-1] == (objects, nbytes)
         assert [c for c, _ in rec.calls] == sorted(c for c, _ in rec.calls)  # never goes back
+        assert rec.totals == ((objects, nbytes) if planned else None)
 
 
 def test_clone_and_fetch_count_history_objects(tmp_path: Path, home: Path) -> None:
@@ -128,4 +136,100 @@ def test_clone_and_fetch_count_history_objects(tmp_path: Path, home: Path) -> No
     rec = Recorder()
     fetched = api.fetch(other, "ds", progress=rec)
     assert fetched.objects == 2 and rec.calls[-1] == (2, fetched.bytes)  # one commit, one tree
+    assert rec.totals == (2, fetched.bytes)
     api.close_store(other)
+
+
+class CountingTransport:
+    """A transport double: delegates, and records the key of every ranged read in order."""
+
+    def __init__(self, inner: RemoteTransport) -> None:
+        self.inner = inner
+        self.reads: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        self.reads.append(key)
+        return self.inner.get_range(key, start, length)
+
+
+def history(home: Path, tmp_path: Path, commits: int, pushes: int) -> str:
+    """ds with `commits` commits on main pushed in `pushes` pushes to a file:// remote."""
+    src = write_tree(tmp_path / "src", {"a.txt": "a", "d/b.txt": "b"})
+    api.init(home, "ds", "dataset", "mutable")
+    url = (tmp_path / "remote").as_uri()
+    api.remote_add(home, "origin", url)
+    for i in range(commits):
+        (src / ("a.txt" if i % 2 else "d/b.txt")).write_text(f"v{i}")
+        api.import_dir(home, "ds", src, f"v{i}")
+        if (i + 1) % (commits // pushes) == 0:
+            api.push(home, "ds")
+    return url
+
+
+def counted_clone(tmp_path: Path, url: str, rec: Recorder) -> tuple[Store, CountingTransport]:
+    made: list[CountingTransport] = []
+
+    def factory(remote: RemoteRecord) -> RemoteTransport:
+        made.append(CountingTransport(open_transport(remote.url, remote.endpoint_url)))
+        return made[-1]  # type: ignore[return-value]
+
+    store = Store.open(tmp_path / "clone", transport_factory=factory)
+    sync.clone(store, url, "ds", progress=rec)
+    return store, made[0]
+
+
+def test_clone_knows_its_total_from_the_commit_lists(tmp_path: Path, home: Path) -> None:
+    """Push writes each meta pack's commit list; a clone reads the lists with the packs'
+    locators (no round of requests of its own), announces the exact totals before its first
+    download and asks for the whole history in one batch: a handful of pack reads, not one
+    per generation."""
+    url = history(home, tmp_path, 24, 3)
+    rec = Recorder()
+    store, t = counted_clone(tmp_path, url, rec)
+    assert len([k for k in t.reads if k.endswith(".cidx")]) == 3
+    before_index = t.reads[: t.reads.index(next(k for k in t.reads if k.endswith(".loc")))]
+    assert len([k for k in before_index if k.endswith(".pack")]) <= 3  # 24 generations
+    store.close()
+    check_history_count(tmp_path / "clone", "ds", rec, *rec.calls[-1])
+    api.close_store(tmp_path / "clone")
+
+
+def test_clone_without_commit_lists_walks_and_stays_right(tmp_path: Path, home: Path) -> None:
+    """A remote an older mlgitfs pushed has no commit lists: the clone walks commit by
+    commit, with no total; a list that lies (here: every commit without parents) costs only
+    the total's truth, never history (the commits fetched name their real parents)."""
+    url = history(home, tmp_path, 8, 2)
+    lists = sorted((tmp_path / "remote/meta").glob("*.cidx"))
+    assert len(lists) == 2
+    saved = {p: p.read_bytes() for p in lists}
+    for p in lists:
+        p.unlink()
+    rec = Recorder()
+    cloned = api.clone(tmp_path / "old", url, "ds", progress=rec)
+    check_history_count(tmp_path / "old", "ds", rec, *rec.calls[-1], planned=False)
+    assert cloned.fetch.objects == 9
+    api.close_store(tmp_path / "old")
+    for p, data in saved.items():
+        pack = bytes.fromhex(p.name.split(".")[0])
+        links = decode_commit_list(pack, data)
+        lie = {oid: CommitLinks(c.tree, (), c.inputs) for oid, c in links.items()}
+        p.write_bytes(build_commit_list(pack, lie.items()))
+    rec = Recorder()
+    cloned = api.clone(tmp_path / "lied", url, "ds", progress=rec)
+    assert rec.totals is not None and rec.totals[0] == 2  # the head and its tree, it thought
+    assert cloned.fetch.objects == 9 and len(api.log(tmp_path / "lied", "ds")) == 8
+    assert api.fsck(tmp_path / "lied").clean
+    api.close_store(tmp_path / "lied")
+    phantom = b"\x01" * 32  # a parent no pack holds: the plan is dropped, the walk is right
+    for p, data in saved.items():
+        pack = bytes.fromhex(p.name.split(".")[0])
+        links = decode_commit_list(pack, data)
+        lie = {oid: CommitLinks(c.tree, (phantom,), c.inputs) for oid, c in links.items()}
+        p.write_bytes(build_commit_list(pack, lie.items()))
+    rec = Recorder()
+    cloned = api.clone(tmp_path / "phantom", url, "ds", progress=rec)
+    check_history_count(tmp_path / "phantom", "ds", rec, *rec.calls[-1], planned=False)
+    api.close_store(tmp_path / "phantom")

@@ -149,7 +149,8 @@ def test_second_push_uploads_only_new_packs(cli: Cli, remote: Remote, tmp_path: 
     assert r["objects"] == 3  # the commit, the root tree and train/
     after = remote.remote_keys()
     # one chunk pack and one meta pack, each with its index; the meta pack's chunk locator
-    assert len(after - before) == 6
+    # (.loc, .lidx) and commit list (.cidx)
+    assert len(after - before) == 7
 
 
 def test_prefetch_then_reads_need_no_remote(cli: Cli, remote: Remote, tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 - "remotes": name → url, endpoint, whether it enforces conditional writes, repo name map.
 - "remote_packs": remote NUL kind NUL pack id → number of entries, for every index already
   read, so a second push or fetch reads only indexes it has not seen.
-- "remote_locs": a letter (`CHUNK`, `OBJECT`, `SECTION`) + id + remote name → a location on
-  that remote. The id comes first so a reader finds every remote holding an id with one scan.
+- "remote_locs": a letter (`CHUNK`, `OBJECT`, `SECTION`, `COMMIT`) + id + remote name → a
+  location on that remote (for `COMMIT`: what its commit lists say the commit names). The
+  id comes first so a reader finds every remote holding an id with one scan.
 
 A location's bytes are store/packs.py's own format (store/remotedb.py gives them their
 types); this module only keeps them. These are caches of the remote's own indexes: losing
@@ -24,6 +25,7 @@ from mlgitfs.model import codec
 CHUNK = b"c"  # a chunk id → its range in a chunk pack
 OBJECT = b"m"  # an object id → its range in a meta pack
 SECTION = b"s"  # a tree or manifest id → its chunk locator section (a meta pack's .lidx)
+COMMIT = b"g"  # a commit id → its tree, parents and inputs (a meta pack's .cidx)
 _ID_LEN = 32  # every id in "remote_locs" is a 32-byte hash
 
 

@@ -1,17 +1,16 @@
 """Mirror: copy one remote into another (a backup), incrementally and resumably.
 
 Everything of FROM is copied but its scratch and gc records (``tmp/``, ``gc/``): packs with
-their locators and indexes, statement packs, repo records, retention rules, expiry and
-erasure records, refs. Packs are immutable and named by the BLAKE3 of their bytes, so
-"copied" is "TO has the index" (a statement pack: "TO has it"), and a second run copies only
-packs that are new. The order makes a kill at any
-instant harmless and a rerun finish the job:
+their locators, commit lists and indexes, statement packs, repo records, retention rules,
+expiry and erasure records, refs. Packs are immutable and named by the BLAKE3 of their bytes,
+so "copied" is "TO has the index" (a statement pack: "TO has it"), and a second run copies
+only packs that are new. The order makes a kill at any instant harmless and a rerun finish the job:
 
 1. FROM's refs are read (the *snapshot*) before its packs are listed. A push writes its packs
    and their indexes before it moves a ref, so every pack a snapshot ref needs is listed.
-2. Each missing pack is copied pack first, then its locator, then its index (the push order:
-   an index never names a pack TO lacks). Bytes are verified before they are written: the
-   pack against its id, the index against its trailer and the pack's size.
+2. Each missing pack is copied pack first, then its locator and commit list, then its index
+   (the push order: an index never names a pack TO lacks). Bytes are verified before they
+   are written: the pack against its id, the index against its trailer and the pack's size.
 3. The other records (repos/, retention/, ...) are copied where TO's bytes differ.
 4. The snapshot's refs are written last, so TO never has a ref naming what it lacks.
 
@@ -32,17 +31,19 @@ from mlgitfs.errors import CorruptObject, PreconditionFailed, RemoteError, Remot
 from mlgitfs.model.ids import from_hex, hash_bytes
 from mlgitfs.progress import announce
 from mlgitfs.store import packs
+from mlgitfs.store.commitlist import decode_commit_list
 from mlgitfs.store.remote import RemoteTransport
 
 Progress = Callable[[int, int], None]
 
 # kind/<64 hex>.<part>: a pack and the files that describe it (any kind: packs/, meta/, and
 # whatever pack kinds later formats add; all are named by the BLAKE3 of the pack's bytes)
-_PACK_RE = re.compile(r"^([a-z][a-z0-9_-]*)/([0-9a-f]{64})\.(pack|loc|lidx|idx)$")
+_PACK_RE = re.compile(r"^([a-z][a-z0-9_-]*)/([0-9a-f]{64})\.(pack|loc|lidx|cidx|idx)$")
 # kind/<64 hex>.<ext> of any other extension: one object named by the BLAKE3 of its bytes
 # (statement packs, stmts/<id>.spack), immutable like a pack
 _BLOB_RE = re.compile(r"^[a-z][a-z0-9_-]*/([0-9a-f]{64})\.[a-z]+$")
-_WRITE_ORDER = ("pack", "loc", "lidx", "idx")  # the index last: it makes the pack visible
+# the index last: it makes the pack visible (store/packs.py, store/commitlist.py)
+_WRITE_ORDER = ("pack", "loc", "lidx", "cidx", "idx")
 _SKIPPED = ("tmp/", "gc/")  # probes and gc state belong to the remote they are on
 REFS = "refs/"
 PACK_CAP = 1 << 30  # no pack of an unknown kind is read beyond this
@@ -151,11 +152,13 @@ def _read_pack(src: RemoteTransport, p: _Pack) -> dict[str, bytes]:
     if hash_bytes(data) != pack_id:
         raise CorruptObject(p.key("pack"), "pack bytes do not hash to the pack's id")
     parts = {"pack": data, "idx": index}
-    for extra in ("loc", "lidx"):
+    for extra in ("loc", "lidx", "cidx"):
         if extra in p.parts:
             parts[extra] = packs.get_capped(src, p.key(extra), packs.INDEX_CAP)
     if "lidx" in parts:
         packs.decode_locator_index(pack_id, parts["lidx"])
+    if "cidx" in parts:
+        decode_commit_list(pack_id, parts["cidx"])
     return parts
 
 

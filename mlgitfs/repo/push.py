@@ -59,6 +59,7 @@ from mlgitfs.repo.sync import (
 )
 from mlgitfs.store import packs, remotedb
 from mlgitfs.store.cache import Location
+from mlgitfs.store.commitlist import CommitLinks, build_commit_list, commit_list_key
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS, META
 from mlgitfs.store.remote import RemoteTransport
@@ -86,20 +87,25 @@ class _Uploader:
         kind: str,
         items: list[tuple[bytes, int, bytes, int]],
         chunk_refs: dict[bytes, list[bytes]] | None = None,
+        commits: dict[bytes, CommitLinks] | None = None,
     ) -> None:
         index, data, idx = packs.build_pack(kind, items)
         self.t.put(packs.pack_key(kind, index.pack), data)
         sections: dict[bytes, packs.Section] = {}
-        if chunk_refs is not None:  # a meta pack: its locator goes up before its index
+        listed: dict[bytes, CommitLinks] = {}
+        if chunk_refs is not None:  # a meta pack: locator and commit list before its index
             loc, lidx = self._locator(index.pack, [it[0] for it in items], chunk_refs)
             self.t.put(packs.locator_key(index.pack), loc)
             self.t.put(packs.locator_index_key(index.pack), lidx)
             sections = packs.decode_locator_index(index.pack, lidx)
+            listed = {it[0]: (commits or {})[it[0]] for it in items if it[0] in (commits or {})}
+            self.t.put(commit_list_key(index.pack), build_commit_list(index.pack, listed.items()))
         self.t.put(packs.index_key(kind, index.pack), idx)  # after the pack: see packs.py
         with self.store.env.write() as txn:
             remotedb.record_index(txn, self.rec.name, index)
             if chunk_refs is not None:
                 remotedb.record_locator_index(txn, self.rec.name, index.pack, sections)
+                remotedb.record_commit_list(txn, self.rec.name, index.pack, listed)
         with self._lock:
             s = self.stats
             if kind == CHUNKS:
@@ -149,7 +155,7 @@ class _Uploader:
         items = [packs.meta_item(oid, data) for oid, data in plan.meta]
         for g in groups(((i, len(it[2])) for i, it in enumerate(items)), target):
             # in order: children before parents
-            self.upload(META, [items[i] for i in g], plan.chunk_refs)
+            self.upload(META, [items[i] for i in g], plan.chunk_refs, plan.links)
 
 
 def _upload_all(

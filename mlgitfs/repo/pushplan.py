@@ -19,6 +19,7 @@ from mlgitfs.repo.remotegcstate import Condemned
 from mlgitfs.repo.trees import MAX_DEPTH
 from mlgitfs.store import compress, packs, remotedb
 from mlgitfs.store.cache import Location
+from mlgitfs.store.commitlist import CommitLinks, links_of
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS, META
 
@@ -54,6 +55,7 @@ class Plan:
         self.meta: list[tuple[bytes, bytes]] = []
         self.chunk_refs: dict[bytes, list[bytes]] = {}  # tree or manifest → chunks it names
         self.present: list[bytes] = []  # chunks the remote had already
+        self.links: dict[bytes, CommitLinks] = {}  # for the meta packs' commit lists
 
     def _remote_has(self, kind: str, ids: Iterable[bytes]) -> set[bytes]:
         if kind == META and self.through:
@@ -91,6 +93,7 @@ class Plan:
             self._commit = oid
             self.tree(bytes(c.tree))
             self.meta.append((oid, c.encode()))
+            self.links[oid] = links_of(c)
 
     def tree(self, root: bytes) -> None:
         """The directories below `root` the remote lacks, each after everything it names

@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, RemoteKeyMissing, UsageError
+from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, short_hex
+from mlgitfs.model.objects import Commit
 from mlgitfs.model.retention import ExpiryRecord
 from mlgitfs.repo import remotegcstate as state
 from mlgitfs.repo import remotes, retentionsync
@@ -44,6 +46,7 @@ from mlgitfs.repo.remotegcmark import (
     read_view,
 )
 from mlgitfs.store import packs
+from mlgitfs.store.commitlist import CommitLinks, build_commit_list, commit_list_key, links_of
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import CHUNKS, KINDS, META, PackLocation
 from mlgitfs.store.remote import RemoteTransport
@@ -280,14 +283,20 @@ def _upload(
 ) -> Pack:
     index, data, idx = packs.build_pack(kind, items)
     t.put(packs.pack_key(kind, index.pack), data)
-    if kind == META:  # its locator before its index, as a push writes them
+    if kind == META:  # its locator and commit list before its index, as a push writes them
         sections = []
+        commits: list[tuple[bytes, CommitLinks]] = []
         for e in index.entries:
-            refs = chunk_refs(source.load(e.id), e.id)
+            data = source.load(e.id)
+            refs = chunk_refs(data, e.id)
             sections.append((e.id, [(c, final[c]) for c in dict.fromkeys(refs) if c in final]))
+            obj = decode(data, e.id)
+            if isinstance(obj, Commit):
+                commits.append((e.id, links_of(obj)))
         loc, lidx = packs.build_locator(index.pack, sections)
         t.put(packs.locator_key(index.pack), loc)
         t.put(packs.locator_index_key(index.pack), lidx)
+        t.put(commit_list_key(index.pack), build_commit_list(index.pack, commits))
     else:
         final.update((e.id, index.location(e)) for e in index.entries)
     t.put(packs.index_key(kind, index.pack), idx)  # after the pack: see store/packs.py
@@ -351,6 +360,7 @@ def _delete(
         if kind == META:
             t.delete(packs.locator_index_key(pid))
             t.delete(packs.locator_key(pid))
+            t.delete(commit_list_key(pid))
         t.delete(packs.pack_key(kind, pid))
         lease.renew()
     if revived:

@@ -70,7 +70,7 @@ def read_refs(t: RemoteTransport) -> dict[RefKey, bytes]:
 
 
 def list_packs(t: RemoteTransport) -> dict[Pack, set[str]]:
-    """Every pack-related key, by pack: its suffixes present (pack, idx, loc, lidx)."""
+    """Every pack-related key, by pack: its suffixes present (pack, idx, loc, lidx, cidx)."""
     out: dict[Pack, set[str]] = {}
     for kind in KINDS:
         for key in t.list(kind + "/"):
@@ -79,7 +79,7 @@ def list_packs(t: RemoteTransport) -> dict[Pack, set[str]]:
                 pack = from_hex(name)
             except CorruptObject:
                 continue  # not ours: never touched
-            if suffix in ("pack", "idx", "loc", "lidx"):
+            if suffix in ("pack", "idx", "loc", "lidx", "cidx"):
                 out.setdefault((kind, pack), set()).add(suffix)
     return out
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from mlgitfs.errors import (
     AlreadyExists,
     CorruptObject,
+    MissingObject,
     MlgitError,
     NotFastForward,
     RemoteKeyMissing,
@@ -31,6 +32,7 @@ from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.statement import Statement
+from mlgitfs.progress import announce
 from mlgitfs.repo import refsign, remotes, retentionsync, statementsync, trust, trustcheck, verify
 from mlgitfs.repo.commitindex import index_commits
 from mlgitfs.repo.gate import HookOptions
@@ -38,7 +40,7 @@ from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.keyring import Keyring
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import merge_into_branch
-from mlgitfs.store import packs
+from mlgitfs.store import packs, remotedb
 from mlgitfs.store.facade import Store
 from mlgitfs.store.packs import META
 from mlgitfs.store.remote import RemoteTransport
@@ -139,13 +141,49 @@ def missing_objects(store: Store, ids: Iterable[bytes]) -> list[bytes]:
         return [i for i in dict.fromkeys(ids) if not db.has_object(txn, i)]
 
 
+def _planned(store: Store, remote: str, heads: list[bytes]) -> list[bytes] | None:
+    """Every object a fetch of `heads` needs (the commits the store lacks, their inputs and
+    the heads' root trees), read from the remote's commit lists (store/commitlist.py)
+    without a request; None when a needed commit is in no list (a pack an older mlgitfs
+    pushed). A commit the store has is taken with its history (a fetch stores whole ones)."""
+    commits: list[bytes] = []
+    inputs: list[bytes] = []
+    trees: dict[bytes, bytes] = {}
+    seen: set[bytes] = set()
+    todo = list(heads)
+    with store.env.read() as txn:
+        while todo:
+            oid = todo.pop()
+            if oid in seen or db.has_object(txn, oid):
+                continue
+            seen.add(oid)
+            links = remotedb.commit_links(txn, remote, oid)
+            if links is None:
+                return None
+            commits.append(oid)
+            trees[oid] = links.tree
+            todo.extend(links.parents)
+            inputs.extend(links.inputs)
+        roots = [trees[h] for h in heads if h in trees]
+        extra = [i for i in dict.fromkeys(inputs + roots) if i not in seen]
+        return commits + [i for i in extra if not db.has_object(txn, i)]
+
+
 def _fetch_history(
-    store: Store, heads: Iterable[bytes], stats: TransferStats, progress: Progress | None
+    store: Store,
+    heads: Iterable[bytes],
+    stats: TransferStats,
+    progress: Progress | None,
+    remote: str | None = None,
 ) -> None:
     """Commits reachable from `heads` (and their inputs and root trees) into the store.
 
     `progress` counts objects (commits and root trees; no file contents are fetched) and
-    their bytes. Their total is not known ahead: each commit names only its parents."""
+    their bytes. When the remote's commit lists name every commit needed (`_planned`), the
+    totals are announced before the first download and everything is asked for in one
+    batch (neighbours in one request, many in parallel); then, and otherwise from the
+    start, a walk fetches what the commits really name and the store lacks, a round of
+    requests per generation (each commit names only its parents)."""
 
     def arrived(objects: int, nbytes: int) -> None:
         stats.objects += objects
@@ -154,13 +192,27 @@ def _fetch_history(
             progress(stats.objects, stats.bytes)
 
     heads = list(heads)
-    frontier = missing_objects(store, heads)
-    inputs: list[bytes] = []
+    plan = _planned(store, remote, heads) if remote is not None else None
     fetched: list[bytes] = []
+    inputs: list[bytes] = []
+    frontier = missing_objects(store, heads)
+    try:  # an id a list names and no index has: a list that lies, walk instead
+        located = store.remote.locate(META, plan) if plan is not None else None
+    except MissingObject:
+        located = None
+    if plan is not None and located is not None:
+        announce(progress, len(plan), sum(loc.raw_len for _, loc in located.values()))
+        nxt = list(heads)
+        for oid, obj in store.remote.fetch_objects(plan, arrived).items():
+            if isinstance(obj, Commit):  # walked below from what it really names
+                fetched.append(oid)
+                nxt.extend(bytes(p) for p in obj.parents)
+                inputs.extend(bytes(i) for _, i in obj.inputs)
+        frontier = missing_objects(store, nxt)
     while frontier:
         got = store.remote.fetch_objects(frontier, arrived)
         fetched.extend(got)
-        nxt: list[bytes] = []
+        nxt = []
         for oid, obj in got.items():
             if not isinstance(obj, Commit):
                 raise CorruptObject(short_hex(oid), f"a ref or parent names a {obj.TAG}")
@@ -210,7 +262,7 @@ def _fetch(
     # refs move
     with ThreadPoolExecutor(1, thread_name_prefix="mlgitfs-stmtcheck") as pool:
         signed_later = pool.submit(statementsync.read_statements, store, t, rec.name, trusted)
-        _fetch_history(store, found.values(), out.stats, progress)
+        _fetch_history(store, found.values(), out.stats, progress, rec.name)
         fetched = signed_later.result()
     statementsync.attach_fetched(store, rec.name, fetched)
     statementsync.attach(store, ref_statements, rec.name)

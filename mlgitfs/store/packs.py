@@ -15,6 +15,7 @@ Layout under the remote prefix (keys relative to it):
     packs/<pack id>.pack|.idx       chunk packs and their indexes
     meta/<pack id>.pack|.idx        packs of manifests, trees, tree indexes and commits
     meta/<pack id>.loc|.lidx        the meta pack's chunk locator (optional, see below)
+    meta/<pack id>.cidx             the meta pack's commit list (optional, store/commitlist.py)
     refs/REPO/heads/BRANCH          a commit id in hex (and a newline); a signed move adds
                                     a line `stmt HEX`, its ref statement
     refs/REPO/tags/TAG

@@ -10,10 +10,12 @@ from collections.abc import Iterable
 
 from mlgitfs.meta import remotes as records
 from mlgitfs.meta.env import ReadTxn, WriteTxn
+from mlgitfs.store.commitlist import CommitLinks
 from mlgitfs.store.packs import CHUNKS, META, PackIndex, PackLocation, Section
 
 _LETTER = {CHUNKS: records.CHUNK, META: records.OBJECT}
 LOCATORS = "loc"  # "remote_packs" kind of a meta pack whose .lidx was read (or is absent)
+COMMIT_LISTS = "cidx"  # "remote_packs" kind of a meta pack whose .cidx was read (or is absent)
 
 
 def known_packs(txn: ReadTxn, remote: str, kind: str) -> set[bytes]:
@@ -77,8 +79,27 @@ def record_chunk_locations(
 
 
 def forget_all(txn: WriteTxn, remote: str, kind: str) -> int:
-    """Forget what `remote`'s indexes of `kind` said (and, for meta packs, their locators):
-    some of its packs are gone, so every index of that kind is read afresh."""
+    """Forget what `remote`'s indexes of `kind` said (and, for meta packs, their locators
+    and commit lists): some of its packs are gone, so every index of that kind is read
+    afresh."""
     if kind == CHUNKS:
         return records.forget_kind(txn, remote, records.CHUNK, (CHUNKS,))
-    return records.forget_kind(txn, remote, records.OBJECT + records.SECTION, (META, LOCATORS))
+    letters = records.OBJECT + records.SECTION + records.COMMIT
+    return records.forget_kind(txn, remote, letters, (META, LOCATORS, COMMIT_LISTS))
+
+
+def record_commit_list(
+    txn: WriteTxn, remote: str, pack: bytes, commits: dict[bytes, CommitLinks]
+) -> None:
+    """Remember what a meta pack's commit list says (none: an older push wrote no list)."""
+    for oid, links in commits.items():
+        records.put_location(txn, records.COMMIT, oid, remote, links.pack_bytes())
+    records.put_pack(txn, remote, COMMIT_LISTS, pack, len(commits))
+
+
+def commit_links(txn: ReadTxn, remote: str, oid: bytes) -> CommitLinks | None:
+    """What `remote`'s commit lists say commit `oid` names; None when no list names it."""
+    for name, value in records.locations(txn, records.COMMIT, oid):
+        if name == remote:
+            return CommitLinks.unpack(value)
+    return None

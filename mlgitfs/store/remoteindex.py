@@ -22,6 +22,7 @@ from mlgitfs.meta.env import MetaEnv
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import short_hex
 from mlgitfs.store import packs, remotedb
+from mlgitfs.store.commitlist import commit_list_key, decode_commit_list
 from mlgitfs.store.packs import CHUNKS, META, PackLocation, decode_index, index_key, parse_index_key
 from mlgitfs.store.remote import RemoteTransport
 from mlgitfs.store.transports import open_transport
@@ -118,13 +119,15 @@ class RemoteIndexes:
         return len(new)
 
     def _refresh_locators(self, rec: RemoteRecord, t: RemoteTransport) -> None:
-        """Read the `.lidx` of every meta pack whose index is known and whose locator is not."""
+        """Read the `.lidx` (chunk locator) and `.cidx` (commit list) of every meta pack whose
+        index is known and whose locator or list is not: one pool for both, so a fetch of up
+        to PARALLEL // 2 new packs waits no longer than for their locators alone."""
         with self.env.read() as txn:
-            todo = remotedb.known_packs(txn, rec.name, META) - remotedb.known_packs(
-                txn, rec.name, remotedb.LOCATORS
-            )
+            meta = remotedb.known_packs(txn, rec.name, META)
+            lidx = meta - remotedb.known_packs(txn, rec.name, remotedb.LOCATORS)
+            cidx = meta - remotedb.known_packs(txn, rec.name, remotedb.COMMIT_LISTS)
 
-        def one(pack: bytes) -> None:
+        def locator(pack: bytes) -> None:
             key = packs.locator_index_key(pack)
             try:
                 sections = packs.decode_locator_index(
@@ -140,8 +143,21 @@ class RemoteIndexes:
             with self.env.write() as txn:
                 remotedb.record_locator_index(txn, rec.name, pack, sections)
 
+        def commit_list(pack: bytes) -> None:
+            key = commit_list_key(pack)
+            try:
+                commits = decode_commit_list(pack, packs.get_capped(t, key, packs.INDEX_CAP))
+            except RemoteKeyMissing:
+                commits = {}  # pushed by an older mlgitfs: its commits are walked one by one
+            except CorruptObject as exc:  # a plan only (store/commitlist.py): walk instead
+                log.warning("ignoring damaged commit list %s of %s: %s", key, rec.name, exc)
+                return
+            with self.env.write() as txn:
+                remotedb.record_commit_list(txn, rec.name, pack, commits)
+
+        tasks = [(locator, p) for p in sorted(lidx)] + [(commit_list, p) for p in sorted(cidx)]
         with ThreadPoolExecutor(PARALLEL, thread_name_prefix="mlgitfs-lidx") as pool:
-            list(pool.map(one, sorted(todo)))
+            list(pool.map(lambda task: task[0](task[1]), tasks))
 
     def _locate(
         self, kind: str, oids: Iterable[bytes]

@@ -35,6 +35,7 @@ from mlgitfs.model.statement import Statement
 from mlgitfs.progress import announce
 from mlgitfs.repo import refsign, remotes, retentionsync, statementsync, trust, trustcheck, verify
 from mlgitfs.repo.commitindex import index_commits
+from mlgitfs.repo.diffprefetch import prefetch_diffs
 from mlgitfs.repo.gate import HookOptions
 from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.keyring import Keyring
@@ -223,6 +224,7 @@ def _fetch_history(
     store.remote.fetch_objects(missing_objects(store, inputs + roots), arrived)
     ensure_generations(store, [ObjectId(h) for h in heads])  # while the history is at hand
     try:  # the trees each new commit changed are read (fetched) to make its record
+        prefetch_diffs(store, fetched)  # a batch per directory level, not a GET per tree
         index_commits(store, fetched)
     except MlgitError as exc:  # the index only saves work: log walks unindexed commits
         log.info("commit-graph records of fetched commits not written: %s", exc)

@@ -55,12 +55,21 @@ def on_any_remote(txn: ReadTxn, kind: str, oid: bytes) -> bool:
     return records.on_any_remote(txn, _LETTER[kind], oid)
 
 
+def _record_side(
+    txn: WriteTxn, remote: str, letter: bytes, kind: str, pack: bytes, values: dict[bytes, bytes]
+) -> None:
+    """What one side object of a meta pack (locator, commit list) says, by id, and that it
+    was read."""
+    for oid, value in values.items():
+        records.put_location(txn, letter, oid, remote, value)
+    records.put_pack(txn, remote, kind, pack, len(values))
+
+
 def record_locator_index(
     txn: WriteTxn, remote: str, pack: bytes, sections: dict[bytes, Section]
 ) -> None:
-    for oid, sec in sections.items():
-        records.put_location(txn, records.SECTION, oid, remote, sec.pack_bytes())
-    records.put_pack(txn, remote, LOCATORS, pack, len(sections))
+    values = {oid: sec.pack_bytes() for oid, sec in sections.items()}
+    _record_side(txn, remote, records.SECTION, LOCATORS, pack, values)
 
 
 def sections(txn: ReadTxn, oid: bytes) -> list[tuple[str, Section]]:
@@ -92,9 +101,8 @@ def record_commit_list(
     txn: WriteTxn, remote: str, pack: bytes, commits: dict[bytes, CommitLinks]
 ) -> None:
     """Remember what a meta pack's commit list says (none: an older push wrote no list)."""
-    for oid, links in commits.items():
-        records.put_location(txn, records.COMMIT, oid, remote, links.pack_bytes())
-    records.put_pack(txn, remote, COMMIT_LISTS, pack, len(commits))
+    values = {oid: links.pack_bytes() for oid, links in commits.items()}
+    _record_side(txn, remote, records.COMMIT, COMMIT_LISTS, pack, values)
 
 
 def commit_links(txn: ReadTxn, remote: str, oid: bytes) -> CommitLinks | None:

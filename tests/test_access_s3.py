@@ -98,7 +98,7 @@ def remote_ref(server: S3Server, branch: str) -> bytes | None:
     client = server.client()
     try:
         got = client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/refs/ds/heads/{branch}")
-        return bytes(got["Body"].read()).strip()
+        return bytes(got["Body"].read()).split(b"\n")[0]  # the commit (a stmt line may follow)
     except client.exceptions.NoSuchKey:
         return None
     finally:
@@ -150,11 +150,14 @@ def test_writer_pushes_a_feature_branch_but_cannot_move_main(
     walt("push", "ds@walt")
     assert remote_ref(server, "walt") == head(walt, "walt").hex().encode()
     main = remote_ref(server, "main")
-    # the client lets walt promote locally (a local act); the store refuses the ref
+    # the client lets walt promote locally (a local act); the store refuses the ref, and
+    # the push finds that out before it uploads anything
     walt("promote", "ds@walt", "--to", "main")
+    before = remote_state(server)
     res = walt("push", "ds", code=19)
     assert "heads/main" in res.stderr and "access denied" in res.stderr
     assert remote_ref(server, "main") == main
+    assert remote_state(server) == before
     # nor can his credentials write the policy object (admins only)
     client = server.client(access_key=CREDS["walt"]["accessKey"],
                            secret_key=CREDS["walt"]["secretKey"])  # fmt: skip

@@ -15,6 +15,7 @@ from mlgitfs.meta import db
 from mlgitfs.model.access import Grant, Role, SignedPolicy
 from mlgitfs.repo.keyring import Keyring
 from mlgitfs.repo.trust import POLICY_KEY, version_key
+from mlgitfs.store import packs
 from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
 
@@ -134,9 +135,11 @@ def test_unsigned_and_unknown_key_commits_on_a_protected_branch(tmp_path: Path) 
     url, ada, walt, bob = team(tmp_path)
     mallory = Cli(tmp_path / "mallory")  # may write the bucket, holds no key of the policy
     mallory("clone", url, "ds")
-    change(mallory, tmp_path, "m", "m.txt")
-    mallory("promote", "ds@m", "--to", "main")
-    mallory("push", "ds")
+    change(mallory, tmp_path, "m", "m.txt")  # unsigned: she has no key
+    mallory("push", "ds@m")
+    # then she writes main's ref herself, past any client: her commit, no ref statement
+    t = open_transport(url)
+    t.put(packs.ref_key("ds", "heads/main"), packs.encode_ref(refs(mallory)["heads/m"]))
     before = refs(bob)
     res = bob("fetch", "ds", code=44)
     assert "carries no author's signature (on protected ds@main)" in res.stderr

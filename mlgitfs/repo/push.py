@@ -277,6 +277,7 @@ def push(
     signer = refsign.ref_signer(store, remote_repo)  # a key it needs and lacks: before uploads
     set_tracking(store, repo, rec.name, {u.ref: u.old for u in out.updates if u.status != "failed"})
     denied: set[str] = set()
+    todo = _writable(t, remote_repo, todo, out, denied)
     if todo:
         up = _Uploader(store, rec, t, progress)
         plans = _upload_all(store, rec, t, [new for _, new, _, _ in todo], up, pack_target)
@@ -303,8 +304,8 @@ def push(
                 chunks.unpin(txn, [cid for cid, _ in plan.chunks])
                 chunks.unpin(txn, plan.present)
         store.remote.enforce_budget(force=True)
-    else:  # no ref moves; statements made since the last push (attestations) still go
-        _push_statements(store, t, rec.name)
+    elif not denied:  # no ref moves; statements made since the last push (attestations) go
+        _push_statements(store, t, rec.name)  # (not when the store refused every ref)
     retentionsync.publish(store, t, repo, remote_repo)  # after the refs: see retentionsync
     out.stats.seconds = time.perf_counter() - t0
     failed = [u for u in out.updates if u.status == "failed"]
@@ -318,6 +319,36 @@ def push(
             error = RemoteDenied
         raise error(f"not pushed: {'; '.join(reasons)}{done}")
     return out
+
+
+PREFLIGHT_ETAG = '"mlgitfs-preflight-never-matches"'
+
+
+def _writable(
+    t: RemoteTransport,
+    remote_repo: str,
+    todo: list[tuple[str, bytes, bytes | None, str | None]],
+    out: SyncOutcome,
+    denied: set[str],
+) -> list[tuple[str, bytes, bytes | None, str | None]]:
+    """The refs of `todo` these credentials may write, found before anything is uploaded
+    (the others are reported failed and added to `denied`). A write whose If-Match never
+    holds is refused by the store's access policy (403) before its precondition is looked
+    at (412), so it tells the two apart and writes nothing: the remote enforces conditional
+    writes (`remotes.writable`). A writer's push of a protected branch thus sends nothing."""
+    keep = []
+    for item in todo:
+        ref, new, old, _ = item
+        try:
+            t.put_if_match(packs.ref_key(remote_repo, ref), b"", PREFLIGHT_ETAG)
+        except RemoteDenied as exc:
+            out.updates.append(RefUpdate(ref, old, new, "failed", exc.message))
+            denied.add(ref)
+            continue
+        except (PreconditionFailed, RemoteKeyMissing):
+            pass  # allowed: the precondition was judged
+        keep.append(item)
+    return keep
 
 
 def _move_ref(

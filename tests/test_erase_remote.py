@@ -6,12 +6,14 @@ of the local store holds the marker afterwards; a file not erased still reads.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from mlgitfs import api
 from mlgitfs.meta import erasures
+from mlgitfs.store import compress
 from mlgitfs.store.facade import Store
 from tests.conftest import Cli, write_tree
 from tests.test_cli_refs import _id
@@ -73,3 +75,77 @@ def test_erased_file_is_not_fetched_back_from_a_remote(
     api.close_store(home)
     assert report.clean, report.damage
     assert report.erased == 2
+
+
+def _found(data: bytes, marker: bytes) -> bool:
+    """`marker` in the raw bytes, or in any zstd frame they hold, decompressed."""
+    return marker in data or any(marker in f for f in compress.frames_in(data))
+
+
+def _local_holding(home: Path, marker: bytes) -> list[str]:
+    return [str(p.relative_to(home)) for p in home.rglob("*")
+            if p.is_file() and _found(p.read_bytes(), marker)]  # fmt: skip
+
+
+def _remote_holding(remote: Remote, marker: bytes) -> list[str]:
+    """Every object of the remote, read whole: those holding `marker`."""
+    t = remote.transport()
+    try:
+        return [k for k in t.list() if _found(t.get(k), marker)]
+    finally:
+        t.close()
+
+
+def test_erase_reaches_the_remote_and_every_clone(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote
+) -> None:
+    """Issue 16 item 5's "Done when": after erase, push and `gc --remote`, a marker written
+    into the erased files is in no local file, no remote object (raw or decompressed) and
+    no file of a store that cloned before the erase and fetched after it; that store's
+    reads name the erasure."""
+    text_m, big_m = b"MARKER-TEXT-6d02aa", b"MARKER-BIG-19fe7c"
+    # compressible: stored as zstd, so a plain byte search alone would not find the marker
+    text = b"".join(b"%d,%s,row\n" % (i, text_m) for i in range(20_000))
+    src = write_tree(tmp_path / "src", {"secret.csv": text, "big.bin": _secret(big_m, 5 << 20),
+                                        "notes.txt": "fine\n"})  # fmt: skip
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "v1")
+    cli("remote", "add", "origin", remote.url, *remote.add_args())
+    cli("push", "ds")
+    assert _remote_holding(remote, text_m) and _remote_holding(remote, big_m)
+    assert not any(text_m in remote.transport().get(k) for k in _remote_holding(remote, text_m))
+
+    other = Cli(tmp_path / "other")  # cloned before the erase, and has read the secret
+    other("clone", remote.url, "ds", *remote.add_args())
+    assert other("cat", "ds:secret.csv").stdout.encode() == text
+    api.close_store(other.home)
+    assert _local_holding(other.home, text_m)
+
+    head = _id(cli, "ds")
+    cli("erase", "ds", "secret.csv", "big.bin", "-m", "request 9", "--yes")
+    cli("push", "ds")  # the record goes up with the repo
+    assert "erasures/ds" in remote.remote_keys()
+    res = json.loads(cli("gc", "--remote", "origin", "--grace", "0", "--json").stdout)
+    assert res["packs_repacked"] + res["packs_dead"] > 0
+    api.close_store(home)
+    for m in (text_m, big_m):
+        assert _local_holding(home, m) == []
+        assert _remote_holding(remote, m) == []
+    assert cli("cat", "ds:notes.txt").stdout == "fine\n"
+
+    other("fetch", "ds")  # learns the erasure; its cached copy goes
+    for path in ("secret.csv", "big.bin"):
+        err = other("cat", f"ds:{path}", code=35).stderr
+        assert f"ds@{head[:12]}:{path}" in err and "request 9" in err
+    assert other("cat", "ds:notes.txt").stdout == "fine\n"
+    api.close_store(other.home)
+    for m in (text_m, big_m):
+        assert _local_holding(other.home, m) == []
+
+    late = Cli(tmp_path / "late")  # cloned after: knows the erasure from the start
+    late("clone", remote.url, "ds", *remote.add_args())
+    assert "request 9" in late("cat", "ds:secret.csv", code=35).stderr
+    for h in (other.home, late.home):
+        report = api.fsck(h, check_remote=True)
+        api.close_store(h)
+        assert report.clean, report.damage

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from mlgitfs.api._common import open_store
 from mlgitfs.api.gcverb import mounted_commits
-from mlgitfs.meta import erasures
+from mlgitfs.meta import chunks, erasures
 from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.model.ids import to_hex
 from mlgitfs.repo import erase as erase_mod
 from mlgitfs.repo import gc as gc_mod
 from mlgitfs.repo.gc import GcResult
+from mlgitfs.repo.sync import SyncOutcome
+from mlgitfs.store.facade import Store
 
 
 @dataclass
@@ -61,3 +63,17 @@ def erasures_list(home: Path | None) -> list[EraseResult]:
                     sorted((p.decode(errors="replace"), to_hex(f)) for p, f in r.files))
         for r in records
     ]  # fmt: skip
+
+
+def purge_learnt(store: Store, out: SyncOutcome) -> GcResult | None:
+    """After a fetch or pull that learnt erasure records (repo/erasuresync.py): when this
+    store holds chunks of the erased files, gc runs as `erase` runs it, so their bytes
+    leave this store too (the fetcher refuses them from then on either way)."""
+    if not out.erased:
+        return None
+    with store.env.read() as txn:
+        held = erase_mod.erased_chunks(txn, out.erased, set())
+        if not any(chunks.has_chunk(txn, c) for c in held):
+            return None
+    mounted = partial(mounted_commits, store)
+    return gc_mod.gc(store, threshold=gc_mod.DEFAULT_THRESHOLD, mounted=mounted, purge=True)

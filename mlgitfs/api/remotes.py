@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgitfs.api._common import Progress, close_store, open_store, repo_result
+from mlgitfs.api.erasing import purge_learnt
 from mlgitfs.api.results import RepoResult
 from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import UsageError
@@ -164,7 +165,9 @@ def fetch(
     home: Path | None, repo: str, remote: str | None = None, progress: Progress | None = None
 ) -> SyncResult:
     """Fetch REPO's refs and history; `progress` counts objects (commits, root trees)."""
-    out = sync_mod.fetch(open_store(home), check_repo_name(repo), remote, progress)
+    store = open_store(home)
+    out = sync_mod.fetch(store, check_repo_name(repo), remote, progress)
+    purge_learnt(store, out)
     return _sync_result("fetch", out)
 
 
@@ -184,6 +187,7 @@ def pull(
     chosen = Strategy(strategy) if strategy is not None else None
     store = open_store(home)
     out = sync_mod.pull(store, repo, branch, remote, progress, ff_only, chosen, hook_options(store))
+    purge_learnt(store, out)
     return _sync_result("pull", out)
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from mlgitfs.errors import CorruptObject, FileErased, PathNotFound, UsageError
 from mlgitfs.meta import checkouts, db, erasures
@@ -41,14 +42,17 @@ class ErasePlan:
     versions: int
 
 
-class _TxnReader:
-    """Objects read through one LMDB transaction (the ObjectReader trees.walk needs)."""
+Load = Callable[[bytes], bytes | None]  # an object's bytes by id, None when not at hand
 
-    def __init__(self, txn: ReadTxn) -> None:
-        self.txn = txn
+
+class _Reader:
+    """Objects read by `load` (the ObjectReader trees.walk needs)."""
+
+    def __init__(self, load: Load) -> None:
+        self.load = load
 
     def get_object(self, oid: ObjectId) -> Object:
-        data = db.get_object_bytes(self.txn, oid)
+        data = self.load(oid)
         if data is None:
             raise CorruptObject(short_hex(oid), "missing")
         return decode(data, oid)
@@ -58,6 +62,13 @@ class _TxnReader:
         if not isinstance(obj, kind):
             raise CorruptObject(short_hex(oid), f"expected a {kind.__name__}")
         return obj
+
+
+class _TxnReader(_Reader):
+    """Objects read through one LMDB transaction."""
+
+    def __init__(self, txn: ReadTxn) -> None:
+        super().__init__(lambda oid: db.get_object_bytes(txn, ObjectId(oid)))
 
 
 def repo_commits(txn: ReadTxn, repo: str) -> set[bytes]:
@@ -136,9 +147,25 @@ def keepers(
     """Entries of erased file ids that some occurrence *not* erased still needs: found in
     the trees of `commits` and their history (not expired ones: their contents go anyway)
     with each entry's path, and in the loose overlay `entries` (path unknown: kept)."""
+    load = partial(_txn_load, txn)
+    return keepers_by(load, records, commits, expired, entries)
+
+
+def _txn_load(txn: ReadTxn, oid: bytes) -> bytes | None:
+    return db.get_object_bytes(txn, ObjectId(oid))
+
+
+def keepers_by(
+    load: Load,
+    records: list[ErasureRecord],
+    commits: Iterable[bytes],
+    expired: frozenset[bytes],
+    entries: Iterable[TreeEntry] = (),
+) -> list[TreeEntry]:
+    """`keepers` with objects read by `load` (remote gc reads a remote's packs)."""
     ids = frozenset().union(*(r.file_ids for r in records))
     out: dict[bytes, TreeEntry] = {e.ref: e for e in entries if e.ref in ids}
-    reader = _TxnReader(txn)
+    reader = _Reader(load)
     erased_in: dict[bytes, frozenset[tuple[bytes, bytes]]] = {}
     for r in records:
         for c in r.commits:
@@ -151,7 +178,7 @@ def keepers(
         if oid in seen_commits:
             continue
         seen_commits.add(oid)
-        data = db.get_object_bytes(txn, ObjectId(oid))
+        data = load(oid)
         if data is None:
             continue
         commit = decode(data, oid)
@@ -181,9 +208,14 @@ def erased_chunks(txn: ReadTxn, records: list[ErasureRecord], live: set[bytes]) 
     """The chunks of the erased file ids (a manifest's chunks, or the id itself: a one-chunk
     file) that no file not erased holds (`live`: gc's final mark). Local or not: a chunk a
     remote still holds must not come back either."""
+    return erased_chunks_by(partial(_txn_load, txn), records, live)
+
+
+def erased_chunks_by(load: Load, records: list[ErasureRecord], live: set[bytes]) -> set[bytes]:
+    """`erased_chunks` with manifests read by `load`."""
     out: set[bytes] = set()
     for fid in frozenset().union(*(r.file_ids for r in records)):
-        data = db.get_object_bytes(txn, ObjectId(fid))
+        data = load(fid)
         obj = None if data is None else decode(data, fid)
         if isinstance(obj, Manifest):
             out.update(bytes(c.id) for c in obj.chunks)

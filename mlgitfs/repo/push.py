@@ -42,7 +42,14 @@ from mlgitfs.meta.db import RepoRecord
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.progress import announce
-from mlgitfs.repo import refsign, remotegcstate, remotes, retentionsync, statementsync
+from mlgitfs.repo import (
+    erasuresync,
+    refsign,
+    remotegcstate,
+    remotes,
+    retentionsync,
+    statementsync,
+)
 from mlgitfs.repo.gate import Candidate, HookOptions, check_pushable
 from mlgitfs.repo.pushplan import Plan, groups, stored_chunk
 from mlgitfs.repo.refsign import RefSigner
@@ -307,6 +314,7 @@ def push(
     elif not denied:  # no ref moves; statements made since the last push (attestations) go
         _push_statements(store, t, rec.name)  # (not when the store refused every ref)
     retentionsync.publish(store, t, repo, remote_repo)  # after the refs: see retentionsync
+    erasuresync.publish_repo(store, t, repo, remote_repo)  # likewise
     out.stats.seconds = time.perf_counter() - t0
     failed = [u for u in out.updates if u.status == "failed"]
     rejected = [u for u in out.updates if u.status == "rejected"]

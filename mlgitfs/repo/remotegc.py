@@ -218,6 +218,8 @@ def _classify(view: RemoteView, marker: Marker, threshold: float) -> _Plan:
             # remote shows, so none may stay visible whose chunks or children go (and
             # metadata is small: rewriting it is cheap)
             sparse.add(pack)
+        elif view.erased_chunks and any(e.id in view.erased_chunks for e in index.entries):
+            sparse.add(pack)  # erased bytes leave whatever the pack's live fraction
     return _Plan(owned, dead, sparse)
 
 

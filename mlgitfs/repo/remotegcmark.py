@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, RemoteKeyMissing
 from mlgitfs.meta import db
+from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ObjectId, from_hex, short_hex
-from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree
+from mlgitfs.model.objects import Commit, EntryKind, Manifest, Tree, TreeEntry
 from mlgitfs.model.retention import Rule
-from mlgitfs.repo import expiry, retentionsync
+from mlgitfs.repo import erase, erasuresync, expiry, retentionsync
 from mlgitfs.repo.gcmark import Marker
 from mlgitfs.repo.sync import read_ref
 from mlgitfs.store import packs
@@ -43,6 +44,10 @@ class RemoteView:
     unindexed: dict[Pack, set[str]] = field(default_factory=dict)  # pack → its keys present
     rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     let_go: set[bytes] = field(default_factory=set)  # commits an earlier gc let expire
+    # the remote's erasure records (`erasures/REPO`, repo/erasuresync.py) and, after a mark,
+    # the chunks only erased files hold: dead, and every pack holding one is rewritten
+    erasures: list[ErasureRecord] = field(default_factory=list)
+    erased_chunks: set[bytes] = field(default_factory=set)
 
     def holders(self) -> dict[bytes, list[Pack]]:
         """Every id → the visible packs holding it."""
@@ -111,6 +116,7 @@ def read_view(t: RemoteTransport) -> RemoteView:
         rules, _ = retentionsync.read_remote(t, repo)
         view.rules[repo] = rules.rules if rules is not None else ()
         view.let_go.update(retentionsync.read_expired(t, repo))
+        view.erasures += [r for r, _ in erasuresync.read_remote(t, repo)[0]]
     return view
 
 
@@ -144,6 +150,13 @@ class ObjectSource:
             )  # fmt: skip
         pack, i = self._where[oid]
         return bytes(self.entry(META, pack, i))
+
+    def maybe(self, oid: bytes) -> bytes | None:
+        """`load`, None for an object in no pack (erase's walks skip those)."""
+        try:
+            return self.load(oid)
+        except CorruptObject:
+            return None
 
     def entry(self, kind: str, pack: bytes, i: int) -> bytes | memoryview:
         """The raw bytes of entry `i` of a pack, verified (the pack is read whole once)."""
@@ -202,7 +215,15 @@ def mark(
         decided = {c: why for c, why in decided.items() if bytes(c) not in before}
         expired = frozenset(bytes(c) for c in decided) | before
     marker = marker or Marker()
-    marker.walk(source.load, [head for _, head in refs], expired=expired)
+    heads = [head for _, head in refs]
+    records = source.view.erasures
+    kept: list[TreeEntry] = []
+    if records:  # as local gc: an erased occurrence keeps no chunk another file does not need
+        marker.erased = frozenset().union(*(r.file_ids for r in records))
+        kept = erase.keepers_by(source.maybe, records, heads, expired)
+    marker.walk(source.load, heads, expired=expired, kept=kept)
+    if records:
+        source.view.erased_chunks = erase.erased_chunks_by(source.maybe, records, marker.chunks)
     return marker, decided
 
 

@@ -26,6 +26,7 @@ from mlgitfs.errors import (
 )
 from mlgitfs.meta import db
 from mlgitfs.meta.db import Mutability, RepoKind, RepoRecord
+from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model import statement
 from mlgitfs.model.ids import ObjectId, short_hex
@@ -33,7 +34,16 @@ from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.objects import Commit
 from mlgitfs.model.statement import Statement
 from mlgitfs.progress import announce
-from mlgitfs.repo import refsign, remotes, retentionsync, statementsync, trust, trustcheck, verify
+from mlgitfs.repo import (
+    erasuresync,
+    refsign,
+    remotes,
+    retentionsync,
+    statementsync,
+    trust,
+    trustcheck,
+    verify,
+)
 from mlgitfs.repo.commitindex import index_commits
 from mlgitfs.repo.diffprefetch import prefetch_diffs
 from mlgitfs.repo.gate import HookOptions
@@ -77,6 +87,7 @@ class SyncOutcome:
     repo: str
     updates: list[RefUpdate] = field(default_factory=list)
     stats: TransferStats = field(default_factory=TransferStats)
+    erased: list[ErasureRecord] = field(default_factory=list)  # records learnt (fetch, clone)
 
 
 # --- refs on the remote and remote-tracking refs ------------------------------------------
@@ -241,9 +252,11 @@ def fetch(
     t = store.remote.transport(rec)
     theirs, _ = retentionsync.read_remote(t, rec.remote_repo(repo))
     gone = retentionsync.read_expired(t, rec.remote_repo(repo))
+    erased, _ = erasuresync.read_remote(t, rec.remote_repo(repo))
     with store.env.write() as txn:
         retentionsync.adopt(txn, repo, theirs)
         retentionsync.adopt_expired(txn, gone)
+        out.erased = erasuresync.adopt(txn, repo, erased)
     out.stats.seconds = time.perf_counter() - t0
     return out
 
@@ -325,7 +338,7 @@ def pull(
         )  # fmt: skip
         update = RefUpdate(ref, ours, merged.commit, "merged")
     _adopt_tags(store, repo, out.remote)
-    return SyncOutcome(out.remote, repo, [update], out.stats)
+    return SyncOutcome(out.remote, repo, [update], out.stats, out.erased)
 
 
 def _adopt_tags(store: Store, repo: str, remote: str) -> None:
@@ -385,11 +398,13 @@ def _clone_into(
     out = _fetch(store, rec, local, progress)
     rules, _ = retentionsync.read_remote(t, repo)
     gone = retentionsync.read_expired(t, repo)
+    erased, _ = erasuresync.read_remote(t, repo)
     prefix = remotes.tracking_ref(rec.name, "")
     with store.env.write() as txn:  # last, in one transaction: no half-made repo
         db.create_repo(txn, record)
         retentionsync.adopt(txn, local, rules)
         retentionsync.adopt_expired(txn, gone)
+        out.erased = erasuresync.adopt(txn, local, erased)
         for name, oid in list(db.list_refs(txn, local, prefix)):
             db.set_ref(txn, local, name[len(prefix) :], oid, None, f"clone {url}")
     return record, out

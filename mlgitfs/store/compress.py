@@ -115,7 +115,8 @@ def frames_in(data: bytes) -> Iterator[bytes]:
     at = data.find(ZSTD_MAGIC)
     while at >= 0:
         try:
-            yield _stream_dctx().decompressobj().decompress(data[at:])
+            out = _stream_dctx().decompressobj().decompress(data[at:])
         except zstandard.ZstdError:
-            pass  # the magic bytes by chance, not a frame
+            out = b""  # the magic bytes by chance, not a frame
+        yield out
         at = data.find(ZSTD_MAGIC, at + 1)

@@ -131,11 +131,18 @@ def retention_set(
 )
 @click.option("-m", "--message", "why", default="", help="Why (kept in the erasure record).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--remote",
+    default=None,
+    help="Then push the erasure record to this remote and run its gc, so the bytes leave "
+    "its packs too (waits for the grace).",
+)
+@click.option("--grace", default=None, help="With --remote: the remote gc's grace (as gc's).")
 @json_opt
 @pass_ctx
 def erase(
     c: Ctx, repo: str, paths: tuple[str, ...], all_versions: bool, why: str, yes: bool,
-    as_json: bool,
+    remote: str | None, grace: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Remove the contents of PATHs (files, or every file below a directory) from every
     version of REPO, without rewriting history: commit and tree ids, names and sizes stay,
@@ -144,11 +151,13 @@ def erase(
     content PATHs had in any version. The same bytes held by a file not erased (another path,
     another repo, a later commit) stay. Reading an erased file is an error naming the
     erasure (exit 35; EIO in a mount). An erasure record (who, when, why, which paths and
-    file ids) is kept (`mlgitfs erasures`). Only this store: remotes keep their copy."""
+    file ids) is kept (`mlgitfs erasures`) and goes with the next push; other clones learn
+    it when they fetch. Remotes keep the bytes until their next `gc --remote`, or, with
+    --remote NAME, the record is pushed and that remote's gc runs now."""
     if not yes:
         click.confirm(f"erase the contents of {', '.join(paths)} from every version of "
                       f"{repo}? This cannot be undone", abort=True)  # fmt: skip
-    r = api.erase(c.home, repo, list(paths), all_versions, why)
+    r = api.erase(c.home, repo, list(paths), all_versions, why, remote, grace)
     if as_json:
         render.emit_json(r)
         return
@@ -161,6 +170,8 @@ def erase(
         if r.gc.segments_busy:
             render.message("mlgitfs: warning: segments busy: run 'mlgitfs gc --threshold 1' "
                            "once writers are done to remove the last bytes")  # fmt: skip
+    if r.remote_gc is not None:
+        render.gc_remote(r.remote_gc, False)
 
 
 @click.command()

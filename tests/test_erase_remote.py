@@ -13,8 +13,10 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.meta import erasures
+from mlgitfs.repo import erasuresync
 from mlgitfs.store import compress
 from mlgitfs.store.facade import Store
+from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
 from tests.test_cli_refs import _id
 from tests.test_erase import _holding, _secret
@@ -44,7 +46,7 @@ def test_erased_file_is_not_fetched_back_from_a_remote(
     cli("erase", "ds", "secret.csv", "big.bin", "-m", "request 7", "--yes")
     api.close_store(home)
     assert _holding(home, small_m) == [] and _holding(home, big_m) == []
-    if remote.url.startswith("file:"):  # the remote keeps them: a remote erase is not built
+    if remote.url.startswith("file:"):  # the remote keeps them until its gc (test below)
         assert _holding(Path(remote.url.removeprefix("file://")), small_m)
     store = Store.open(home)
     with store.env.read() as txn:
@@ -147,5 +149,62 @@ def test_erase_reaches_the_remote_and_every_clone(
     assert "request 9" in late("cat", "ds:secret.csv", code=35).stderr
     for h in (other.home, late.home):
         report = api.fsck(h, check_remote=True)
+        api.close_store(h)
+        assert report.clean, report.damage
+
+
+def test_erase_remote_flag_records_union_mirror_and_strict_read(
+    home: Path, cli: Cli, tmp_path: Path
+) -> None:
+    """`erase --remote` pushes the record and runs that remote's gc; two stores' records
+    both stay (union); a mirror carries them, and its own gc then drops the bytes a backup
+    made before the erase kept; a damaged `erasures/REPO` is refused and changes nothing."""
+    origin, backup = (tmp_path / "origin").as_uri(), (tmp_path / "backup").as_uri()
+    a_m, b_m = b"MARKER-A-0e5d77", b"MARKER-B-f00d42"
+    files: dict[str, bytes | str] = {"a.bin": _secret(a_m, 80_000), "b.bin": _secret(b_m, 80_000)}
+    src = write_tree(tmp_path / "src", {**files, "ok.txt": "ok\n"})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "v1")
+    cli("remote", "add", "origin", origin)
+    cli("push", "ds")
+    cli("mirror", "origin", backup)  # a backup made before the erase: holds both markers
+    other = Cli(tmp_path / "other")
+    other("clone", origin, "ds")
+
+    r = json.loads(cli("erase", "ds", "a.bin", "--yes", "--remote", "origin", "--grace", "0",
+                       "--json").stdout)  # fmt: skip
+    assert r["remote_gc"]["packs_repacked"] + r["remote_gc"]["packs_dead"] > 0
+    origin_dir = tmp_path / "origin"
+    assert _local_holding(origin_dir, a_m) == [] and _local_holding(origin_dir, b_m)
+    other("erase", "ds", "b.bin", "-m", "second", "--yes")  # knows nothing of the first yet
+    other("push", "ds")  # adds its record beside the first
+    records = erasuresync.read_remote(open_transport(origin), "ds")[0]
+    assert sorted(p for rec, _ in records for p in rec.paths) == ["a.bin", "b.bin"]
+    other("fetch", "ds")
+    assert len(json.loads(other("erasures", "--json").stdout)) == 2  # no duplicate of its own
+    cli("fetch", "ds")
+    assert "second" in cli("cat", "ds:b.bin", code=35).stderr
+    cli("gc", "--remote", "origin", "--grace", "0")
+    assert _local_holding(origin_dir, b_m) == []
+
+    cli("mirror", "origin", backup)  # carries erasures/ds; the old packs stay (never deleted)
+    assert _local_holding(tmp_path / "backup", a_m)
+    cli("remote", "add", "backup", backup)
+    cli("gc", "--remote", "backup", "--grace", "0")  # the backup's gc reads its records
+    for m in (a_m, b_m):
+        assert _local_holding(tmp_path / "backup", m) == []
+    restored = Cli(tmp_path / "restored")
+    restored("clone", backup, "ds")
+    assert restored("cat", "ds:ok.txt").stdout == "ok\n"
+    assert "erasure" in restored("cat", "ds:a.bin", code=35).stderr
+
+    key = origin_dir / "erasures" / "ds"
+    good = key.read_bytes()
+    key.write_bytes(good[:-7])
+    err = other("fetch", "ds", code=7).stderr
+    assert "erasures/ds" in err and "malformed" in err
+    key.write_bytes(good)
+    for h in (other.home, restored.home):
+        report = api.fsck(h)
         api.close_store(h)
         assert report.clean, report.damage

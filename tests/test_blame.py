@@ -274,6 +274,25 @@ def test_row_blame_through_the_cli_with_the_rules_key(cli: Cli, tmp_path: Path) 
     assert "no row with the key (9)" in cli("blame", "ds:train.csv", "--row", "9", code=3).stderr
 
 
+def test_row_blame_with_the_key_text_in_another_column_first(cli: Cli, tmp_path: Path) -> None:
+    """--row reads the blamed version only up to the record holding the key's text; when
+    that text is another column's (a look-alike before the row), the row is still found."""
+    src = write_tree(tmp_path / "src", {"t.csv": "id,label\n1,2\n2,cat\n3,x\n"})
+    cli("init", "ds", "--kind", "labels", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "first")
+    (src / "t.csv").write_text("id,label\n1,2\n2,dog\n3,x\n")
+    cli("import", "ds", str(src), "-m", "relabel 2")
+    log = {c["message"]: c["id"] for c in json.loads(cli("log", "ds", "--json").stdout)}
+    for row, want in (("2", "relabel 2"), ("1", "first"), ("3", "first")):
+        out = cli("blame", "ds:t.csv", "--key", "id", "--row", row, "--json").stdout
+        got = json.loads(out)["rows"]
+        assert [(r["key"], r["commit"]) for r in got] == [([row], log[want])]
+    assert (
+        "no row with the key (4)"
+        in cli("blame", "ds:t.csv", "--key", "id", "--row", "4", code=3).stderr
+    )
+
+
 def test_chunk_blame_through_the_cli(cli: Cli, tmp_path: Path) -> None:
     import random
 

@@ -260,6 +260,34 @@ def _sorted_unique(c: _Check, names: list[bytes]) -> None:
             raise c.fail("entries not sorted by name or duplicated")
 
 
+_new_ref = object.__new__
+_set_id = getattr(ChunkRef, "id").__set__  # noqa: B009  the slots, past the frozen __setattr__
+_set_length = getattr(ChunkRef, "length").__set__  # noqa: B009
+
+
+def _chunk_refs(chunks: list[Any]) -> list[ChunkRef] | None:
+    """A manifest's chunk list when every item is exactly [32-byte id, length in range]
+    (checked in one pass, the refs made without the frozen dataclass's per-field
+    `__setattr__`: a manifest of a large file lists hundreds), else None."""
+    if not all(
+        type(ch) is list
+        and len(ch) == 2
+        and type(ch[0]) is bytes
+        and len(ch[0]) == ID_LEN
+        and type(ch[1]) is int
+        and 1 <= ch[1] <= MAX_CHUNK
+        for ch in chunks
+    ):
+        return None
+    out = []
+    for cid, length in chunks:
+        ref = _new_ref(ChunkRef)
+        _set_id(ref, cid)
+        _set_length(ref, length)
+        out.append(ref)
+    return out
+
+
 def decode(data: bytes, oid: bytes | None = None) -> Object:
     """Bytes → object, refusing anything malformed. With `oid`, also checks the hash."""
     what = short_hex(oid) if oid is not None else "object"
@@ -296,12 +324,14 @@ def decode(data: bytes, oid: bytes | None = None) -> Object:
         return TreeIndex(tuple(refs))
     if tag == Manifest.TAG:
         _, _, chunks = c.seq(value, 3)
-        crefs = []
         if len(c.seq(chunks)) > MAX_CHUNKS:
             raise c.fail(f"more than {MAX_CHUNKS} chunks in one manifest")
-        for ch in chunks:
-            cid, length = c.seq(ch, 2)
-            crefs.append(ChunkRef(ChunkId(c.oid(cid)), c.integer(length, 1, MAX_CHUNK + 1)))
+        crefs = _chunk_refs(chunks)
+        if crefs is None:  # one is malformed: find it and name it
+            crefs = []
+            for ch in chunks:
+                cid, length = c.seq(ch, 2)
+                crefs.append(ChunkRef(ChunkId(c.oid(cid)), c.integer(length, 1, MAX_CHUNK + 1)))
         if len(crefs) < 2:
             raise c.fail("a manifest lists at least two chunks")
         return Manifest(tuple(crefs))

@@ -76,14 +76,22 @@ class _Tables:
         `only`, when given), checked as a table."""
         cache = ChunkCache(self.store)  # its chunks are the next older version's, mostly
         layout = Layout(file_chunks(self.store, entry), cache)
-        table = self.codec.decode(layout.read(0, layout.size), "blamed", self.path)
+        cut = self._prefix(layout, only)
+        table = self.codec.decode(layout.read(0, cut), "blamed", self.path)
         self._check_columns(table.columns)
         if isinstance(self.codec, TextCodec) and isinstance(table, TextTable):
             self.versions = TableVersions(
                 cache, self.codec, self.path, self.key, table.work_encoding
             )
         if only is not None:
-            out, where = self._only(table, [tuple(v) for v in only])
+            want = [tuple(v) for v in only]
+            try:
+                out, where = self._only(table, want)
+            except NotFound:
+                if cut == layout.size:
+                    raise
+                table = self.codec.decode(layout.read(0, layout.size), "blamed", self.path)
+                out, where = self._only(table, want)
             if self.versions is not None and where is not None:
                 self.track, self.track_ref = where, entry.ref
             return out
@@ -94,6 +102,40 @@ class _Tables:
                 self._twice(k)
             seen.add(k)
         return out
+
+    def _prefix(self, layout: Layout, only: Sequence[Sequence[str]] | None) -> int:
+        """How much of the blamed version to decode: with rows asked for by a one-column key
+        of a text table, up to the end of the record holding the last of their key texts
+        (chunks read in order, the reading stopped there), else all of it. A text that is
+        only a look-alike (in another column) makes `_only` miss the row: then all of it."""
+        if only is None or len(self.key) != 1 or not isinstance(self.codec, TextCodec):
+            return layout.size
+        needles = {w[0].encode("utf-8") for w in only if len(w) == 1}
+        if len(needles) != len(only) or any(not n or b'"' in n for n in needles):
+            return layout.size
+        quoted = self.codec.name != "jsonl"
+        longest = max(len(n) for n in needles)
+        tail, odd, at, last = b"", False, 0, 0
+        for i, ref in enumerate(layout.refs):
+            data = layout.cache.get(ref)
+            if i == 0 and data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+                return layout.size  # UTF-16/32: transcoded whole
+            seen = tail + data
+            base = at - len(tail)
+            for n in list(needles):
+                hit = seen.find(n)
+                if hit >= 0:
+                    needles.discard(n)
+                    last = max(last, base + hit + len(n))
+            if not needles:
+                if quoted:  # the parity at `last`: the quotes before it
+                    odd ^= data.count(b'"', 0, max(last - at, 0)) % 2 == 1
+                end = layout.record_start_after(last, layout.size, odd, quoted)
+                return layout.size if end is None else end
+            odd ^= quoted and data.count(b'"') % 2 == 1
+            tail = seen[-(longest - 1) :] if longest > 1 else b""
+            at += len(data)
+        return layout.size
 
     def _only(
         self, table: Decoded, want: list[tuple[str, ...]]

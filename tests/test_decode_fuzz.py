@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlgitfs.errors import CorruptObject
+from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.model import attestation, codec
 from mlgitfs.model import statement as stm
 from mlgitfs.model.decode import decode, tree_rows
@@ -31,7 +32,7 @@ from mlgitfs.model.objects import (
     object_id,
 )
 from mlgitfs.model.signing import SigningKey
-from mlgitfs.repo import statementsync
+from mlgitfs.repo import erasuresync, statementsync
 from mlgitfs.store import compress, packs
 from mlgitfs.store.chunker import DEFAULT_PARAMS
 
@@ -115,6 +116,13 @@ def _statement_pack(body: bytes) -> object:
     return statementsync.read_pack(hash_bytes(data), data, "stmts/x.spack")
 
 
+_ERASED = frozenset({(b"a.csv", H[0]), (b"d/b.csv", H[1])})
+ERASURE = ErasureRecord(
+    0, T0, "ann@example", "request 1", "", ("a.csv",), _ERASED, frozenset(H[2:4])
+)
+ERASURES = erasuresync.encode([(ERASURE, frozenset(H[4:6]))])
+
+
 # (name, valid seed bytes, decoder): the seed of a checksummed format is its body
 TARGETS: list[tuple[str, bytes, Callable[[bytes], object]]] = [
     *((f"object{i}", data, decode) for i, data in enumerate(OBJECTS)),
@@ -128,6 +136,7 @@ TARGETS: list[tuple[str, bytes, Callable[[bytes], object]]] = [
     *((f"attestation {a.TAG}", a.encode(), attestation.decode) for a in ATTESTATIONS),
     ("config", packs.render_config(DEFAULT_PARAMS), lambda d: packs.parse_config(d, "r")),
     ("repo", packs.render_repo("dataset", "strict", ["a"]), lambda d: packs.parse_repo(d, "r")),
+    ("erasures", ERASURES, lambda d: erasuresync.decode(d, "erasures/ds")),
     ("zstd", ZSTD, lambda d: compress.decompress(compress.ZSTD, d, len(ZSTD_RAW), "c")),
 ]
 

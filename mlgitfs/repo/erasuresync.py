@@ -52,22 +52,47 @@ def encode(entries: list[Entry]) -> bytes:
 
 
 def decode(data: bytes, where: str) -> list[Entry]:
-    """Every record of the key, each checked (CorruptObject names the key otherwise)."""
+    """Every record of the key, each checked field by field before anything is built from
+    it (CorruptObject naming the key otherwise)."""
     try:
         version, items = codec.unpack(data, where)
-        if version != 1:
-            raise ValueError(f"version {version}")
+        _want(version == 1 and isinstance(items, list), "not a version 1 list")
         out: list[Entry] = []
-        for i, (body, cids) in enumerate(items):
-            rec = ErasureRecord.decode(i + 1, bytes(body))
-            chunks = frozenset(bytes(c) for c in cids)
-            ids = [f for _, f in rec.files] + list(rec.commits) + list(chunks)
-            if rec.repo or not rec.files or any(len(x) != ID_LEN for x in ids):
-                raise ValueError("not a record as mlgitfs writes it")
-            out.append((rec, chunks))
+        for i, item in enumerate(items):
+            _want(isinstance(item, list) and len(item) == 2, "not [record, chunks]")
+            body, cids = item
+            _want(isinstance(body, bytes) and _is_ids(cids), "not [record, chunks]")
+            _check_record(codec.unpack(body, where))
+            out.append((ErasureRecord.decode(i + 1, body), frozenset(cids)))
     except (TypeError, ValueError, CorruptObject) as exc:
         raise CorruptObject(where, f"malformed list of erasure records ({exc})") from exc
     return out
+
+
+def _want(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _is_ids(xs: object) -> bool:
+    return isinstance(xs, list) and all(isinstance(x, bytes) and len(x) == ID_LEN for x in xs)
+
+
+def _check_record(fields: object) -> None:
+    """The fields of ErasureRecord.encode, as a push writes them (no repo name: a record on
+    a remote is the repo's, whatever the stores call it)."""
+    if not isinstance(fields, list) or len(fields) != 8:
+        raise ValueError("a record has 8 fields")
+    v, t, who, why, repo, paths, files, commits = fields
+    _want(v == 1 and isinstance(t, int) and isinstance(who, str) and isinstance(why, str),
+          "record version, time, who or why")  # fmt: skip
+    _want(repo == "" and isinstance(paths, list) and all(isinstance(p, str) for p in paths),
+          "record repo or paths")  # fmt: skip
+    _want(isinstance(files, list) and len(files) > 0, "a record names files")
+    for f in files:
+        _want(isinstance(f, list) and len(f) == 2 and isinstance(f[0], bytes), "record file")
+        _want(_is_ids([f[1]]), "record file id")
+    _want(_is_ids(commits), "record commits")
 
 
 def read_remote(t: RemoteTransport, remote_repo: str) -> tuple[list[Entry], str | None]:

@@ -340,7 +340,11 @@ def _delete(
         for e in index.entries
     ]
     if shown:
+        # an erased file id such an object names keeps its chunks (its path and version are
+        # not known here): erasure errs toward keeping, the next gc looks again
+        erased, marker.erased = marker.erased, frozenset()
         marker.walk(source.load, shown, expired=expired)
+        marker.erased = erased
     keep: dict[tuple[str, bytes], bool] = {}
     for pack, index in view.indexes.items():
         if pack not in doomed:

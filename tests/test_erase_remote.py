@@ -13,7 +13,7 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.meta import erasures
-from mlgitfs.repo import erasuresync
+from mlgitfs.repo import erasuresync, remotegc
 from mlgitfs.store import compress
 from mlgitfs.store.facade import Store
 from mlgitfs.store.transports import open_transport
@@ -208,3 +208,41 @@ def test_erase_remote_flag_records_union_mirror_and_strict_read(
         report = api.fsck(h)
         api.close_store(h)
         assert report.clean, report.damage
+
+
+def test_a_push_during_the_grace_keeps_a_copy_not_erased(
+    home: Path, cli: Cli, tmp_path: Path
+) -> None:
+    """A store that has not learnt the erasure pushes, during the remote gc's grace, a
+    commit where another path holds the erased bytes: that file is not erased, and the gc
+    must not delete its chunks (the remote still holds them, every ref of the remote reads
+    back in that store, fsck --remote is clean)."""
+    origin = (tmp_path / "origin").as_uri()
+    m = b"MARKER-COPY-2b8e41"
+    secret = _secret(m, 90_000)
+    src = write_tree(tmp_path / "src", {"secret.csv": secret, "ok.txt": "ok\n"})
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    cli("import", "ds", str(src), "-m", "v1")
+    cli("remote", "add", "origin", origin)
+    cli("push", "ds")
+    other = Cli(tmp_path / "other")
+    other("clone", origin, "ds")
+    other("import", "ds", str(write_tree(tmp_path / "s2", {"copy.csv": secret})), "-m", "v2")
+    cli("erase", "ds", "secret.csv", "--yes")
+    cli("push", "ds")
+    pushed: list[str] = []
+
+    def phase(name: str) -> None:
+        if name == "grace":
+            pushed.append(other("push", "ds").stdout)
+
+    res = remotegc.gc_remote(api.open_store(home), "origin", grace=0.3, phase=phase)
+    api.close_store(home)
+    assert pushed and res.packs_repacked + res.packs_dead > 0
+    assert _local_holding(tmp_path / "origin", m)  # copy.csv's bytes stay on the remote
+    other("fetch", "ds")
+    assert other("cat", "ds:copy.csv").stdout_bytes == secret
+    assert len(json.loads(other("erasures", "--json").stdout)) == 1  # learnt, bytes kept
+    report = api.fsck(other.home, check_remote=True)
+    api.close_store(other.home)
+    assert report.clean, report.damage

@@ -75,15 +75,17 @@ def promote(c: Ctx, source: str, to: str, dry_run: bool, as_json: bool) -> None:
 def checks(c: Ctx, revspec: str, verify: bool, run_for: str | None, as_json: bool) -> None:
     """List the attestations of REVSPEC's commit (the checks it passed, the branches it was
     promoted to) and re-verify each offline: signer in the key ring, signature, about this
-    commit, naming its tree.
+    commit, naming its tree. Where the store has a trust policy, each also shows its
+    signer's identity and role, and counts only if that role suffices (writer for a check,
+    maintainer of the branch for a promotion; docs/governance.md).
 
     --verify exits with the first problem's code (SignatureInvalid 39, UnknownKey 40,
-    AttestationMoved 45, AttestationTreeMismatch 46, CorruptObject 7), naming every invalid
-    attestation. --run BRANCH first runs the BRANCH rule's required checks and its
-    pre-merge and pre-commit hooks on the commit (as `promote` would; a failure exits 34
-    and attests nothing) and attests each pass with the store's signing key: a promotion
-    of this commit to BRANCH, here or in a clone that trusts the key, then needs not run
-    them again."""
+    AttestationMoved 45, AttestationTreeMismatch 46, SignerLacksRole 47, CorruptObject 7),
+    naming every invalid attestation. --run BRANCH first runs the BRANCH rule's required
+    checks and its pre-merge and pre-commit hooks on the commit (as `promote` would; a
+    failure exits 34 and attests nothing) and attests each pass with the store's signing
+    key: a promotion of this commit to BRANCH, here or in a clone that trusts the key, then
+    needs not run them again."""
     r = api.checks(c.home, revspec, verify, run_for)
     if as_json:
         render.emit_json(r)
@@ -94,6 +96,8 @@ def checks(c: Ctx, revspec: str, verify: bool, run_for: str | None, as_json: boo
     for a in r.attestations:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(a.time))
         state = "valid" if a.valid else f"INVALID ({a.error}): {a.problem}"
+        if a.identity:
+            state = f"by {a.identity} ({a.role or 'no role'})\t{state}"
         if a.kind == "promotion":
             click.echo(f"promotion {a.name}\t{a.event}\t{when}Z\tfrom {a.base[:12] or '-'}\t"
                        f"key {a.signer[:16]}\t{state}")  # fmt: skip

@@ -55,7 +55,8 @@ table and tests/test_cli.py keeps the two together.
         ├── PolicyUnauthorized      exit 43  an access policy not signed by a previous admin
         ├── TrustViolation          exit 44  history that breaks the access policy
         ├── AttestationMoved        exit 45  an attestation attached to a commit it is not about
-        └── AttestationTreeMismatch exit 46  an attestation naming a tree its commit does not have
+        ├── AttestationTreeMismatch exit 46  an attestation naming a tree its commit does not have
+        └── SignerLacksRole         exit 47  a valid signature by a key without the role needed
 """
 
 from __future__ import annotations
@@ -366,6 +367,13 @@ class AttestationTreeMismatch(VerificationFailed):
     """An attestation whose body names a tree other than its commit's."""
 
     exit_code = 46
+
+
+class SignerLacksRole(VerificationFailed):
+    """A valid signature whose signer does not hold, in the trust policy in force, the role
+    its statement needs (an attestation, or a commit on a branch with `signed_by`)."""
+
+    exit_code = 47
 
 
 def all_error_classes() -> list[type[MlgitError]]:

@@ -97,7 +97,9 @@ def test_ref_moved_by_a_key_without_the_role(tmp_path: Path) -> None:
     url, ada, walt, bob = team(tmp_path)
     change(walt, tmp_path, "walt", "w.txt")
     walt("promote", "ds@walt", "--to", "main")  # a local act: the client lets him
-    walt("push", "ds")  # a file remote enforces nothing: the ref moves
+    walt("push", "ds", code=47)  # his client refuses: a writer's promotion (SignerLacksRole)
+    walt("config", "trust", "off")  # a client past its own checks; the file remote
+    walt("push", "ds")  # enforces nothing: the ref moves
     before = refs(bob)
     res = bob("fetch", "ds", code=44)  # TrustViolation
     assert "by walt, who holds writer there; moving it needs maintainer" in res.stderr
@@ -148,6 +150,7 @@ def test_unsigned_and_unknown_key_commits_on_a_protected_branch(tmp_path: Path) 
     mallory("key", "generate", "--name", "mallory")
     change(mallory, tmp_path, "m", "m2.txt")
     mallory("promote", "ds@m", "--to", "main")
+    mallory("config", "trust", "off")  # her client would refuse the push: not a maintainer
     mallory("push", "ds")
     res = bob("fetch", "ds", code=44)
     assert "the key of no identity" in res.stderr

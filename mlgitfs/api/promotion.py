@@ -4,16 +4,17 @@ the checks it passed and the promotions it made, re-verified offline (docs/gover
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mlgitfs.api._common import open_store
 from mlgitfs.api.merging import _commit_of, _target
 from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import UsageError
+from mlgitfs.model.access import Policy
 from mlgitfs.model.attestation import CheckAttestation, PromotionAttestation
 from mlgitfs.model.ids import to_hex
-from mlgitfs.repo import attest
+from mlgitfs.repo import attest, attestroles
 from mlgitfs.repo import promote as promotion
 from mlgitfs.repo.attestations import attester_of
 from mlgitfs.repo.gate import HookResult
@@ -60,6 +61,8 @@ class AttestationItem:
     valid: bool
     error: str  # the error class of what is wrong ("" when valid)
     problem: str  # what is wrong ("" when valid)
+    identity: str = ""  # the signer's identity in the trust policy in force ("": none)
+    role: str = ""  # the role it holds where the attestation applies ("": none, or no policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +119,16 @@ def checks(
     ran: list[HookResult] = []
     if run_for is not None:
         ran = promotion.check_for(store, repo, cid, run_for, hook_options(store))
-    found = attest.verify_all(attester_of(store), repo, cid, store.commit(cid).tree)
+    policy = attestroles.policy_in_force(store)
+    found = [
+        attestroles.judge(policy, v, repo)
+        for v in attest.verify_all(attester_of(store), repo, cid, store.commit(cid).tree)
+    ]
     if verify:
         problem = attest.first_problem(found)
         if problem is not None:
             raise problem
-    items = tuple(_item(v) for v in found)
+    items = tuple(_with_role(_item(v), v, policy, repo) for v in found)
     promos = tuple(
         Promotion(a.name, a.event, a.base, a.time, a.signer, a.checks)
         for a in items
@@ -129,6 +136,15 @@ def checks(
     )
     tree = to_hex(store.commit(cid).tree)
     return ChecksResult(repo, to_hex(cid), tree, items, promos, tuple(ran))
+
+
+def _with_role(
+    item: AttestationItem, v: attest.Verified, policy: Policy | None, repo: str
+) -> AttestationItem:
+    if policy is None or v.body is None:
+        return item
+    sr = attestroles.signer_role(policy, v, repo, None)
+    return replace(item, identity=sr.identity, role=sr.role.label if sr.role else "")
 
 
 def _item(v: attest.Verified) -> AttestationItem:

@@ -38,8 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mlgitfs.errors import BranchProtected, HookRefused, PolicyError, UsageError
+from mlgitfs.errors import (
+    BranchProtected,
+    HookRefused,
+    PolicyError,
+    SignerLacksRole,
+    UsageError,
+)
 from mlgitfs.meta import db, hookresults
+from mlgitfs.model.access import Policy
 from mlgitfs.model.attestation import Attestation, PromotionAttestation
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.objects import Commit
@@ -51,6 +58,7 @@ from mlgitfs.repo.attest import (
     satisfies,
     verify_all,
 )
+from mlgitfs.repo.attestroles import judge, policy_in_force
 from mlgitfs.repo.checks import run_check
 from mlgitfs.repo.diff import DiffEntry, diff_trees, with_renames
 from mlgitfs.repo.hookrun import spawn, tail
@@ -151,6 +159,7 @@ class Gate:
     _pending: list[tuple[str, ObjectId, bool, str, int]] = field(default_factory=list)
     _passes: list[tuple[Hook, HookResult]] = field(default_factory=list)  # to attest
     _found: dict[ObjectId, list[Verified]] = field(default_factory=dict)  # by commit
+    _policy: list[Policy | None] = field(default_factory=list)  # [the policy in force]
 
     @property
     def attests(self) -> bool:
@@ -346,12 +355,19 @@ class Gate:
             self._found[commit] = verify_all(self.attester, repo, commit, tree)
         return self._found[commit]
 
+    def trusted(self, repo: str, commit: ObjectId, branch: str) -> list[Verified]:
+        """`verified`, each judged by the trust policy in force for counting on `branch`
+        (repo/attestroles.py: a signer without the role makes it invalid)."""
+        if not self._policy:
+            self._policy.append(policy_in_force(self.store))
+        return [judge(self._policy[0], v, repo, branch) for v in self.verified(repo, commit)]
+
     def _attested(self, h: Hook, event: str, c: Candidate) -> HookResult | None:
         """A pass of `h` that a valid attestation on the candidate already states
         (repo/attest.py, the rule): it is not run again."""
         if self.attester is None or not self._exists(c.commit):
             return None
-        for v in self.verified(c.repo, c.commit):
+        for v in self.trusted(c.repo, c.commit, c.branch):
             if satisfies(v, h, self.hooks.source, c.commit, c.tree):
                 out = f"attested by key {v.signer[:16]}"
                 return HookResult(h.name, h.kind, event, "passed", 0, out, True, attested=v.signer)
@@ -441,9 +457,17 @@ def check_allowed(rule: BranchRule, branch: str, via: str) -> None:
 
 def check_pushable(gate: Gate, repo: str, branch: str, cid: ObjectId, rule: BranchRule) -> None:
     """BranchProtected unless `cid` carries a valid promotion attestation for `branch` (by
-    a key in the key ring: made here, or fetched with the commit)."""
-    if promotion_of(gate.verified(repo, cid), branch) is not None:
+    a key in the key ring: made here, or fetched with the commit; by a maintainer of the
+    branch where a trust policy is in force)."""
+    found = gate.trusted(repo, cid, branch)
+    if promotion_of(found, branch) is not None:
         return
+    lacking = [v.problem for v in found if isinstance(v.problem, SignerLacksRole)]
+    if lacking:
+        raise SignerLacksRole(
+            f"{short_hex(cid)} is not pushed to protected {repo}@{branch}: "
+            f"{lacking[0].message}; nothing was sent"
+        )
     raise BranchProtected(
         f"branch {branch!r} is protected (branch rule {rule.pattern!r} in {HOOKS_PATH}): "
         f"{short_hex(cid)} has no valid promotion attestation for it, so it is not pushed; "

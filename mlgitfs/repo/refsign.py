@@ -7,9 +7,10 @@ fetch, pull or clone reads the statements with the refs and, before anything is 
 - refuses (nothing changed) a statement that is malformed, names another ref, repo or
   commit (`VerificationFailed`: replayed or moved), or whose known signer's signature does
   not verify (`SignatureInvalid`);
-- for a move by a key the key ring does not know, or a move without a statement: with the
-  setting `verify-refs` = ``warn`` (the default) logs it; with ``refuse`` refuses the fetch
-  (`UnknownKey`, exit 40; `Unsigned`, exit 41).
+- for a move by a key neither the key ring nor the trust policy in force knows
+  (repo/attestroles.py), or a move without a statement: with the setting `verify-refs` =
+  ``warn`` (the default) logs it; with ``refuse`` refuses the fetch (`UnknownKey`, exit 40;
+  `Unsigned`, exit 41).
 Which keys hold which role is the trust policy's (issue 17 item 3); it calls `check_ref`
 (repo/verify.py) with the keys it trusts for that ref.
 """
@@ -28,6 +29,7 @@ from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.signing import SigningKey, short_key_id
 from mlgitfs.model.statement import RefMove, Statement
 from mlgitfs.repo import keyring
+from mlgitfs.repo.attestroles import policy_in_force
 from mlgitfs.repo.verify import check_ref, trusted_keys
 from mlgitfs.store.facade import Store
 
@@ -72,6 +74,9 @@ def check_fetched(
     with store.env.read() as txn:
         mode = verify_mode(txn)
     known = trusted_keys(ring)
+    policy = policy_in_force(store)  # its identities' keys are trusted as the ring's are
+    if policy is not None:
+        known.update((k.key_id, k) for k in (policy.key_of(n) for n, _ in policy.keys) if k)
     keep = []
     for ref, (commit, st) in sorted(found.items()):
         check_ref(st, remote_repo, ref, ObjectId(commit), None, require=mode == "refuse")

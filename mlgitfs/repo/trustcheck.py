@@ -48,19 +48,16 @@ from mlgitfs.store.remote import RemoteTransport
 log = logging.getLogger(__name__)
 
 TRUST = "trust"  # config: refuse (default), warn, off
-TRUST_MODES = ("refuse", "warn", "off")
+TRUST_MODES = ("refuse", "warn", "off")  # the first: the default
 SHOWN = 5  # problems named in a refusal
 
 
 def trust_mode(txn: ReadTxn) -> str:
-    value = db.get_config(txn, TRUST)
-    return value if isinstance(value, str) and value in TRUST_MODES else "refuse"
+    return db.get_choice(txn, TRUST, TRUST_MODES)
 
 
 def check_mode(value: str) -> str:
-    if value not in TRUST_MODES:
-        raise UsageError(f"trust is one of {', '.join(TRUST_MODES)}, not {value!r}")
-    return value
+    return db.check_choice(TRUST, value, TRUST_MODES)
 
 
 def _keys(policy: Policy) -> dict[KeyId, PublicKey]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
-from mlgitfs.errors import CorruptObject, MissingObject
+from mlgitfs.errors import CorruptObject, MissingObject, StoreNotFound
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes, short_hex
 from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, make_commit, object_id
 from mlgitfs.store import packs
@@ -126,7 +126,12 @@ def test_truncated_index_left_by_a_killed_push_is_skipped(
 
 
 def json_repos(home: Path) -> list[str]:
-    return [r.name for r in api.repos(home)]
+    """The repos of the store at `home`; none where a killed clone left no store (a clone
+    makes the store's files only once it knows the remote holds the repo)."""
+    try:
+        return [r.name for r in api.repos(home)]
+    except StoreNotFound:
+        return []
 
 
 def _raw_tree(entries: list[TreeEntry]) -> Tree:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mlgitfs import api
+from mlgitfs.meta import db
 from tests.conftest import Cli, write_tree
 from tests.test_attest import hooks, runs
 from tests.test_promote import LABELS
@@ -129,3 +131,54 @@ def test_a_check_attested_by_someone_without_a_role_runs_again(tmp_path: Path) -
         "lint": walt_id["key_id"],
     }
     assert runs(counter) == before + 1  # walt's verdicts reused: nothing ran
+
+
+SIGNED = HOOKS + '[[branch]]\npattern = "release"\nsigned_by = "maintainer"\n'
+
+
+def test_a_branch_signed_by_a_maintainer(tmp_path: Path, remote: Remote) -> None:
+    ada = admin(tmp_path, remote.url, SIGNED, remote.add_args())
+    ada("branch", "ds@release", "ds@main")
+    ada("push", "ds@release")  # an admin holds maintainer and more
+    walt = member(ada, remote.url, tmp_path, "walt", remote)
+    ada("access", "grant", "walt", "writer", "--repo", "ds")
+    ada("access", "publish")
+    walt("fetch", "ds")
+    before = refs(walt)
+    res = walt("import", "ds@release", str(tmp_path / "src"), "-m", "x", code=36)
+    assert (
+        "signed_by = 'maintainer'" in res.stderr and "signs as walt, who holds writer" in res.stderr
+    )
+    change(walt, tmp_path, "dev", "w.txt")
+    res = walt("promote", "ds@dev", "--to", "release", code=36)
+    assert "a promotion is refused" in res.stderr
+    res = walt("merge", "ds@dev", "--into", "ds@release", code=36)
+    assert "a merge is refused" in res.stderr
+    assert refs(walt)["heads/release"] == before["heads/release"]
+    nokey = Cli(tmp_path / "nokey")  # signs nothing: refused without a policy to read
+    nokey("clone", remote.url, "ds", *remote.add_args())
+    res = nokey("import", "ds@release", str(tmp_path / "src"), "-m", "x", code=36)
+    assert "this store signs nothing" in res.stderr
+
+    # Past his client's checks (trust off: no policy, any signature will do) walt moves it
+    walt("config", "trust", "off")
+    walt("import", "ds@release", str(tmp_path / "src" / ".mlgitfs"), "-m", "drops the rule")
+    walt("config", "trust", "refuse")
+    keys = remote.remote_keys()
+    res = walt("push", "ds@release", code=36)  # his client refuses to sign the ref move
+    assert "a push is refused" in res.stderr and remote.remote_keys() == keys
+    walt("config", "trust", "off")
+    walt("push", "ds@release")  # the store lets a writer move an unprotected branch
+    bob = Cli(tmp_path / "bob")
+    bob("clone", remote.url, "ds", *remote.add_args(), code=44)
+    assert not (tmp_path / "bob").exists()
+    ada_before = refs(ada)
+    res = ada("fetch", "ds", code=44)
+    assert "requires a signature by a maintainer (signed_by)" in res.stderr
+    assert refs(ada) == ada_before
+
+
+def refs(c: Cli) -> dict[str, bytes]:
+    store = api.open_store(c.home)
+    with store.env.read() as txn:
+        return {r: bytes(o) for r, o in db.list_refs(txn, "ds")}

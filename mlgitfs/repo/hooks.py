@@ -6,6 +6,7 @@
     protected = true            #   moved only by `promote` (gate.py: which operations may)
     merges_only = false         #   true: protected, but `merge --into` may move it too
     required_checks = ["labels-schema"]   # run by promote and merge, whatever their events
+    signed_by = "maintainer"    #   a move must be signed by a key holding this role (signedby.py)
 
     [[hook]]                    # a command run on a read-only view of the candidate
     name = "labels-sane"
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mlgitfs.errors import PathNotFound, UsageError
+from mlgitfs.model.access import Role
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.mergerules import glob_pattern
@@ -84,6 +86,7 @@ class BranchRule:
     protected: bool = False  # moved only by `promote` (and `merge --into` if merges_only)
     merges_only: bool = False  # protected, and `merge --into` may move it too
     required_checks: tuple[str, ...] = ()  # hooks or checks a promotion or merge must pass
+    signed_by: Role | None = None  # a move must be signed by a key holding this role
 
     @property
     def guarded(self) -> bool:
@@ -238,7 +241,9 @@ def parse_hooks(text: str, where: str = HOOKS_PATH) -> HooksFile:
     return HooksFile(tuple(hooks), tuple(rules), source)
 
 
-_RULE_KEYS = {"pattern", "allow_skip", "protected", "merges_only", "required_checks"}
+_RULE_KEYS = {
+    "pattern", "allow_skip", "protected", "merges_only", "required_checks", "signed_by"
+}  # fmt: skip
 
 
 def _parse_rule(item: object, n: int, where: str, names: set[str]) -> BranchRule:
@@ -260,7 +265,17 @@ def _parse_rule(item: object, n: int, where: str, names: set[str]) -> BranchRule
             raise UsageError(
                 f"{what}: required check {name!r} is not a [[hook]] or [[check]] of {where}"
             )
-    return BranchRule(pattern, flags[0], flags[1], flags[2], required)
+    signed_by = item.get("signed_by")
+    if signed_by is not None:
+        if not isinstance(signed_by, str):
+            raise UsageError(f"{what}: signed_by is a role name, not {signed_by!r}")
+        try:
+            role: Role | None = Role.parse(signed_by)
+        except UsageError as exc:
+            raise UsageError(f"{what}: signed_by: {exc.message}") from None
+    else:
+        role = None
+    return BranchRule(pattern, flags[0], flags[1], flags[2], required, role)
 
 
 class ContentReader(ObjectReader, Protocol):

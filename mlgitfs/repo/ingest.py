@@ -39,6 +39,7 @@ from mlgitfs.repo.commits import CommitRequest, branch_ref
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.gate import HookOptions, HookResult
 from mlgitfs.repo.pathcommit import gated_commit
+from mlgitfs.repo.signedby import check_signer
 from mlgitfs.repo.trees import MAX_DEPTH, build_dir
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
@@ -134,6 +135,7 @@ def import_directory(
             refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
     # Hooks come from the head before reading the source: --no-verify is refused early.
     gate = (hooks or HookOptions()).gate(store, req.branch, head, "import")
+    check_signer(store, req.repo, req.branch, gate.rule, "an import")
     writer = store.chunks.writer(direct=True)  # write-once bulk: bypass the page cache
     chunker = Chunker(store.params)
     # More threads than cores: reads of a cold source overlap with hashing (1.1-1.2x).

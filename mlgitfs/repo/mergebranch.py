@@ -32,6 +32,7 @@ from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
 from mlgitfs.repo.graph import is_ancestor, merge_base
 from mlgitfs.repo.merge import Strategy, TreeMerge, merge_trees
 from mlgitfs.repo.mergerules import load_rules, resolver
+from mlgitfs.repo.signedby import check_signer
 from mlgitfs.repo.trees import NewObjects, file_chunks
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
@@ -139,6 +140,7 @@ def merge_into_branch(
     if is_ancestor(store, theirs, ours):
         return out
     gate = (hooks or HookOptions()).gate(store, branch, ours, "merge")
+    check_signer(store, repo, branch, gate.rule, "a merge")
     if is_ancestor(store, ours, theirs) and ff is not FastForward.NEVER:
         out.status, out.base, out.tree = "fast-forward", ours, store.commit(theirs).tree
         if not dry_run:

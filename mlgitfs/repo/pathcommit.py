@@ -36,6 +36,7 @@ from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
 from mlgitfs.repo.mergeedit import edit_paths
+from mlgitfs.repo.signedby import check_signer
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.cache import SegmentWriter
 from mlgitfs.store.chunker import Chunker
@@ -117,6 +118,7 @@ def commit_paths(
             refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
         check_writable(txn, req.repo, req.branch)
     gate = (hooks or HookOptions()).gate(store, req.branch, head, via)  # rules before bytes
+    check_signer(store, req.repo, req.branch, gate.rule, f"a {via}")
     base_tree = store.commit(head).tree if head is not None else None
     writer = store.chunks.writer()
     try:

@@ -20,6 +20,7 @@ from mlgitfs.repo.commits import branch_ref
 from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
 from mlgitfs.repo.graph import is_ancestor
 from mlgitfs.repo.mergebranch import MERGE_EVENTS, merge_into_branch
+from mlgitfs.repo.signedby import check_signer
 from mlgitfs.store.facade import Store
 
 
@@ -49,6 +50,7 @@ def promote(
         raise UsageError(f"{repo} has no branch {target!r} to promote to; create it first")
     opts = HookOptions(hooks.views, hooks.no_verify, True, hooks.attester)
     gate = opts.gate(store, target, head)  # refuses a bad hooks file before anything runs
+    check_signer(store, repo, target, gate.rule, "a promotion")
     required = tuple(h.name for h in gate.required)
     if is_ancestor(store, source, head):
         # Up to date: the checks run on the head (against its first parent) and are

@@ -51,9 +51,11 @@ from mlgitfs.repo import (
     statementsync,
 )
 from mlgitfs.repo.gate import Candidate, HookOptions, check_pushable
+from mlgitfs.repo.hooks import load_hooks
 from mlgitfs.repo.pushplan import Plan, groups, stored_chunk
 from mlgitfs.repo.refsign import RefSigner
 from mlgitfs.repo.remotegcstate import Condemned
+from mlgitfs.repo.signedby import check_signer
 from mlgitfs.repo.sync import (
     Progress,
     RefUpdate,
@@ -224,6 +226,10 @@ def _pre_push(
         branch, cid = ref.removeprefix("heads/"), ObjectId(new)
         base = ObjectId(old) if old is not None else None
         gate = hooks.gate(store, branch, cid, "push")
+        check_signer(store, repo, branch, gate.rule, "a push")  # it signs the ref move
+        if old is not None:  # a version that drops the rule is judged by it, as on fetch
+            was = load_hooks(store, store.commit(ObjectId(old)).tree).rule(branch)
+            check_signer(store, repo, branch, was, "a push")
         if gate.rule is not None and gate.rule.guarded:
             check_pushable(gate, repo, branch, cid, gate.rule)
         cand = Candidate(

@@ -9,7 +9,10 @@ For each ref of the remote that moved since the last fetch (its remote-tracking 
   move brings, or of the new head says so (a commit that drops the rule is judged by it);
 - on a protected branch, every commit the move brings (reachable from the new head, not
   from the old one) must carry a commit statement that holds, signed by the key of an
-  identity holding at least writer on the repo.
+  identity holding at least writer on the repo;
+- on a branch whose rule (read as for protection) has `signed_by = ROLE`, the ref
+  statement's signer must hold at least ROLE there (repo/signedby.py checks the same before
+  a local move).
 A breach is `TrustViolation` with every problem named (up to a few), and nothing moved;
 a policy replaced or replayed without an admin's signature is `PolicyRollback` or
 `PolicyUnauthorized` (repo/trust.py). The setting `trust` decides: ``refuse`` (the
@@ -74,20 +77,38 @@ class _Rules:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.seen: dict[tuple[bytes, str], bool] = {}
+        self.seen: dict[tuple[bytes, str], tuple[bool, Role | None]] = {}
 
-    def protects(self, commit: bytes | None, branch: str) -> bool:
+    def _rule(self, commit: bytes | None, branch: str) -> tuple[bool, Role | None]:
+        """Whether the rules of `commit` protect `branch`, and the role they require its
+        moves be signed by."""
         if commit is None:
-            return False
+            return False, None
         tree = self.store.commit(ObjectId(commit)).tree
         key = (bytes(tree), branch)
         if key not in self.seen:
             try:
                 rule = load_hooks(self.store, tree).rule(branch)
-                self.seen[key] = rule is not None and rule.guarded
+                self.seen[key] = (
+                    (rule.guarded, rule.signed_by) if rule is not None else (False, None)
+                )
             except UsageError:
-                self.seen[key] = True  # a hooks file that does not parse protects nothing less
+                # a hooks file that does not parse protects nothing less
+                self.seen[key] = (True, None)
         return self.seen[key]
+
+    def protects(self, commit: bytes | None, branch: str) -> bool:
+        return self._rule(commit, branch)[0]
+
+    def signed_by(
+        self, branch: str, new: bytes, old: bytes | None, brought: list[ObjectId]
+    ) -> Role | None:
+        """The highest role the rules of what a move replaces (as `guarded` reads them)
+        require a move of `branch` be signed by (None: none)."""
+        firsts = [bytes(p[0]) for p in (self.store.commit(c).parents for c in brought) if p]
+        roles = [self._rule(c, branch)[1] for c in (old, new, *firsts)]
+        held = [r for r in roles if r is not None]
+        return max(held) if held else None
 
     def guarded(self, branch: str, new: bytes, old: bytes | None, brought: list[ObjectId]) -> bool:
         """A move is judged by the rules of what it replaces: the old head's, and for each
@@ -103,7 +124,13 @@ class _Rules:
 
 
 def _ref_problem(
-    policy: Policy, remote_repo: str, ref: str, commit: bytes, st: Statement | None, guarded: bool
+    policy: Policy,
+    remote_repo: str,
+    ref: str,
+    commit: bytes,
+    st: Statement | None,
+    guarded: bool,
+    signed_by: Role | None = None,
 ) -> str | None:
     kind, _, name = ref.partition("/")
     where = f"{remote_repo}@{name}"
@@ -118,6 +145,14 @@ def _ref_problem(
         check_ref(st, remote_repo, ref, ObjectId(commit), {st.signer: key} if key else {})
     except VerificationFailed as exc:
         return exc.message
+    if kind == "heads" and signed_by is not None:
+        role = role_of(policy, ident, remote_repo, name)
+        if role is None or role < signed_by:
+            held = role.label if role is not None else "no role"
+            return (
+                f"{moved} by {ident}, who holds {held} there; its branch rule requires a "
+                f"signature by a {signed_by.label} (signed_by)"
+            )
     if kind == "heads":
         allowed = may_move(policy, ident, remote_repo, name, guarded)
     else:
@@ -207,7 +242,9 @@ def check_fetch(
         branch = ref.removeprefix("heads/")
         brought = _new_commits(store, commit, old) if ref.startswith("heads/") else []
         guarded = ref.startswith("heads/") and rules.guarded(branch, commit, old, brought)
-        problem = _ref_problem(policy, remote_repo, ref, commit, st, guarded)
+        heads = ref.startswith("heads/")
+        need = rules.signed_by(branch, commit, old, brought) if heads else None
+        problem = _ref_problem(policy, remote_repo, ref, commit, st, guarded, need)
         if problem:
             problems.append(problem)
         if guarded:

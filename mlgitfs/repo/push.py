@@ -36,6 +36,7 @@ from mlgitfs.errors import (
     RemoteError,
     RemoteKeyMissing,
     UnknownRef,
+    UsageError,
 )
 from mlgitfs.meta import chunks, db
 from mlgitfs.meta.db import RepoRecord
@@ -228,7 +229,10 @@ def _pre_push(
         gate = hooks.gate(store, branch, cid, "push")
         check_signer(store, repo, branch, gate.rule, "a push")  # it signs the ref move
         if old is not None:  # a version that drops the rule is judged by it, as on fetch
-            was = load_hooks(store, store.commit(ObjectId(old)).tree).rule(branch)
+            try:
+                was = load_hooks(store, store.commit(ObjectId(old)).tree).rule(branch)
+            except UsageError:
+                was = None  # a file that does not parse: the pushed version's rule decides
             check_signer(store, repo, branch, was, "a push")
         if gate.rule is not None and gate.rule.guarded:
             check_pushable(gate, repo, branch, cid, gate.rule)

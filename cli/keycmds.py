@@ -106,7 +106,8 @@ def verify(c: Ctx, revspec: str, all_history: bool, as_json: bool) -> None:
     """Check the signed statements of REVSPEC's commit: each signature valid, by a key of
     the key ring, about this commit, and the commit signed by its author. Exits 0 when all
     hold, else with the first failure's code: VerificationFailed 38, SignatureInvalid 39,
-    UnknownKey 40, Unsigned 41 (a damaged commit: CorruptObject 7)."""
+    UnknownKey 40, Unsigned 41 (a damaged commit: CorruptObject 7). Where a trust policy is
+    in force, each signer is also shown with its identity and its role on the repo."""
     r = api.verify(c.home, revspec, all_history)
     if as_json:
         render.emit_json({"revspec": r.revspec, "ok": r.error is None, "commits": r.commits})
@@ -116,6 +117,8 @@ def verify(c: Ctx, revspec: str, all_history: bool, as_json: bool) -> None:
             click.echo(f"{cv.commit[:12]}  {state}")
             for s in cv.statements:
                 who = f"{s.signer_name} ({s.signer})" if s.signer_name else s.signer
+                if s.identity:
+                    who += f" [{s.identity}: {s.role or 'no role'}]"
                 extra = "" if s.status == "valid" else f": {s.message}"
                 click.echo(f"  {s.kind:<12} {who}  {s.status}{extra}")
     if r.error is not None:

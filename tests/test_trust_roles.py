@@ -77,6 +77,10 @@ def test_a_promotion_by_a_writer_does_not_push_a_protected_branch(
     assert (promo["identity"], promo["role"], promo["valid"]) == ("walt", "writer", False)
     assert promo["error"] == "SignerLacksRole"
     assert "by walt (writer)" in walt("checks", "ds@main").stdout
+    (cv,) = json.loads(walt("verify", "ds@main", "--json").stdout)["commits"]
+    who = {(s["kind"], s["identity"], s["role"]) for s in cv["statements"]}
+    assert ("commit", "walt", "writer") in who
+    assert "[walt: writer]" in walt("verify", "ds@main").stdout
 
     # Made a maintainer of main, his same promotion counts: the push goes through.
     ada("access", "grant", "walt", "maintainer", "--repo", "ds", "--branch", "main")

@@ -8,11 +8,14 @@ from pathlib import Path
 from mlgitfs.api._common import open_store
 from mlgitfs.errors import MlgitError, NotFound, UsageError
 from mlgitfs.meta import db
+from mlgitfs.model.access import Policy
 from mlgitfs.model.actor import default_actor
 from mlgitfs.model.ids import to_hex
 from mlgitfs.model.signing import short_key_id
 from mlgitfs.repo import keyring, refs, refsign
 from mlgitfs.repo import verify as verifier
+from mlgitfs.repo.access import role_of
+from mlgitfs.repo.attestroles import policy_in_force
 from mlgitfs.repo.history import walk_commits
 from mlgitfs.repo.keyring import Keyring, KnownKey
 
@@ -35,6 +38,8 @@ class StatementResult:
     signer_name: str | None  # its name in the key ring
     status: str  # "valid", or the error class: SignatureInvalid, UnknownKey, ...
     message: str
+    identity: str = ""  # the signer's identity in the trust policy in force ("": none)
+    role: str = ""  # the highest role it holds on the repo ("": none, or no policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,15 @@ def key_remove(home: Path | None, name: str) -> KeyResult:
     return _result(Keyring(store.home).remove(name), signing)
 
 
+def _role(policy: Policy | None, signer: bytes, repo: str) -> tuple[str, str]:
+    """The signer's identity in `policy` and the highest role it holds on `repo`."""
+    ident = policy.identity_of(signer) if policy is not None else None
+    if policy is None or ident is None:
+        return "", ""
+    role = role_of(policy, ident, repo)
+    return ident, role.label if role is not None else ""
+
+
 def verify(home: Path | None, revspec: str, all_history: bool = False) -> VerifyResult:
     """Check every statement attached to REVSPEC's commit (with --all-history, to every
     commit it reaches) against the key ring: see repo/verify.py for what is checked."""
@@ -116,7 +130,9 @@ def verify(home: Path | None, revspec: str, all_history: bool = False) -> Verify
     ring = Keyring(store.home)
     trusted = verifier.trusted_keys(ring)
     names = {k.key_id: k.name for k in ring.known()}
-    cid = refs.resolve(store, revspec).commit_id
+    resolved = refs.resolve(store, revspec)
+    cid = resolved.commit_id
+    policy = policy_in_force(store)
     cids = [oid for oid, _ in walk_commits(store, [cid])] if all_history else [cid]
     out = []
     first: MlgitError | None = None
@@ -130,6 +146,7 @@ def verify(home: Path | None, revspec: str, all_history: bool = False) -> Verify
                 names.get(ch.statement.signer),
                 "valid" if ch.error is None else type(ch.error).__name__,
                 "" if ch.error is None else ch.error.message,
+                *_role(policy, ch.statement.signer, resolved.repo),
             )
             for ch in verdict.checks
         )  # fmt: skip

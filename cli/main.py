@@ -145,9 +145,10 @@ def init(c: Ctx, name: str, kind: str, mutability: str, categories: tuple[str, .
     \b
     Mutability, the rule for files already committed:
       strict    a committed file's content never changes in a later version: add
-                new files instead (edits, truncation, renames over it are refused)
+                new files instead (edits, truncation, renames over it, an import of
+                other content at its path are refused)
       flexible  committed files change only after 'mlgitfs unlock PATH' in a
-                writable mount, until the next commit
+                writable mount, until the next commit, or 'import --unlock PATH'
       mutable   any file may change at any time, like a plain directory"""
     r = api.init(c.home, name, kind, mutability, list(categories))
     render.message(f"created {r.kind} repo {r.name} ({r.mutability})")
@@ -192,6 +193,15 @@ def repos_rm(c: Ctx, name: str, force: bool, yes: bool) -> None:
     help="REPO@REF this version was made from (repeatable; @REF: a ref of this repo).",
 )
 @click.option("--allow-empty", is_flag=True, help="Commit even when nothing changed.")
+@click.option(
+    "--unlock",
+    "unlock",
+    multiple=True,
+    metavar="PATH",
+    help="Flexible repo: let this committed file's content change (a path of the version or "
+    "a glob, `*` matching `/` too; repeatable): the import's 'mlgitfs unlock'. Strict repos "
+    "refuse it.",
+)
 @render.inputs_from_opt
 @render.no_verify_opt
 @json_opt
@@ -207,6 +217,7 @@ def import_(
     inputs_from: str | None,
     no_verify: bool,
     as_json: bool,
+    unlock: tuple[str, ...],
 ) -> None:
     """Import directory SOURCE as a new commit on TARGET (REPO[@BRANCH], default branch
     main, created on the first import; a tag's name is refused).
@@ -216,11 +227,15 @@ def import_(
     never followed; sockets, FIFOs and devices are refused naming the path; an unreadable
     file stops the import and nothing is committed. The branch's pre-commit hooks and checks
     (.mlgitfs/hooks.toml) gate the commit: a refusal shows their output, exits 34 and
-    commits nothing. Prints the commit id."""
+    commits nothing. The repo's mutability applies as at a mount's commit: a committed file
+    given other content is refused in a strict repo, and in a flexible one unless --unlock
+    names it (exit 15, listing the paths, nothing imported); adding and removing files are
+    not content changes. A branch whose writable mount holds uncommitted changes is refused
+    (exit 22): commit or restore them there first. Prints the commit id."""
     with render.progress(c, "importing", "files") as bar:
         r = api.import_dir(
             c.home, target, source, message, list(meta), list(inputs), bar, allow_empty,
-            no_verify, inputs_from,
+            no_verify, inputs_from, list(unlock),
         )  # fmt: skip
     render.import_result(r, as_json)
 

@@ -108,9 +108,11 @@ def merge_two_branches(work: Path, data: Path) -> None:
     run("export", "pets@relabel", str(other))
     (other / "tags.csv").write_text((other / "tags.csv").read_text().replace("3,cat", "3,lynx"))
     (other / "train" / "cat" / "0100.jpg").write_bytes(b"another cat")
-    run("import", "pets@relabel", str(other), "-m", "relabel row 3, add a cat")
+    # pets is flexible: a committed file's new content is imported only where --unlock names it
+    run("import", "pets@relabel", str(other), "-m", "relabel row 3, add a cat",
+        "--unlock", "tags.csv")  # fmt: skip
     (data / "tags.csv").write_text((data / "tags.csv").read_text().replace("8,dog", "8,wolf"))
-    run("import", "pets", str(data), "-m", "relabel row 8")
+    run("import", "pets", str(data), "-m", "relabel row 8", "--unlock", "tags.csv")
     run("merge", "pets@relabel", "--dry-run")
     run("merge", "pets@relabel", "-m", "merge relabel")
     merged = run("cat", "pets:tags.csv").stdout
@@ -232,7 +234,9 @@ def main() -> None:
         (data / "labels.csv").write_text((data / "labels.csv").read_text() + "200,1\n")
         (data / "train" / "cat" / "9999.jpg").write_bytes(b"new image")
         shutil.rmtree(data / "val" / "dog")
-        run("import", "pets", str(data), "-m", "fix labels, add a cat, drop val/dog")
+        # flexible: labels.csv, committed, takes new content only where --unlock names it
+        run("import", "pets", str(data), "-m", "fix labels, add a cat, drop val/dog",
+            "--unlock", "labels.csv")  # fmt: skip
         run("log", "pets")
         run("diff", "pets@v1", "pets", "--stat")
         run("ls", "pets:train")

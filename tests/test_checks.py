@@ -37,7 +37,8 @@ def head(home: Path) -> bytes | None:
 
 def gated(cli: Cli, tmp_path: Path, toml: str, files: dict[str, bytes | str]) -> Path:
     src = write_tree(tmp_path / "src", {".mlgitfs/hooks.toml": toml, **files})
-    cli("init", "ds", "--kind", "dataset", "--mutability", "flexible")
+    # mutable: these tests import changed tables again (mutability: test_import_policy.py)
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
     cli("import", "ds", str(src), "-m", "v1")
     return src
 

@@ -28,7 +28,8 @@ def ds(tmp_path: Path, cli: Cli) -> Path:
         },
     )
     set_mtimes(src, OLD)
-    cli("init", "ds", "--kind", "dataset", "--mutability", "strict", "--category", "vision")
+    # mutable: these tests import changed content again (strict/flexible: test_import_policy)
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable", "--category", "vision")
     cli("import", "ds", str(src), "-m", "v1", "--meta", "source=camera")
     return src
 
@@ -36,9 +37,9 @@ def ds(tmp_path: Path, cli: Cli) -> Path:
 def test_init_and_repos(cli: Cli, ds: Path) -> None:
     out = cli("repos", "--json")
     [repo] = json.loads(out.stdout)
-    assert repo["name"] == "ds" and repo["kind"] == "dataset" and repo["mutability"] == "strict"
+    assert repo["name"] == "ds" and repo["kind"] == "dataset" and repo["mutability"] == "mutable"
     assert repo["categories"] == ["vision"] and repo["branches"] == 1
-    assert "ds\tdataset\tstrict" in cli("repos").stdout
+    assert "ds\tdataset\tmutable" in cli("repos").stdout
     err = cli("init", "ds", "--kind", "model", "--mutability", "mutable", code=8)
     assert "already exists" in err.stderr
     cli("init", "bad/name", "--kind", "model", "--mutability", "mutable", code=6)

@@ -73,7 +73,8 @@ def setup(cli: Cli, tmp_path: Path, toml: str, files: dict[str, bytes | str] | N
         tmp_path / "src",
         {".mlgitfs/hooks.toml": toml, "a.txt": "one", "b.txt": "two", **(files or {})},
     )
-    cli("init", "ds", "--kind", "dataset", "--mutability", "flexible")
+    # mutable: these tests import changed files again (mutability: test_import_policy.py)
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
     cli("import", "ds", str(src), "-m", "v1")
     return src
 

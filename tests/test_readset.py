@@ -170,7 +170,7 @@ def test_read_set_encoding_round_trips() -> None:
 def model_lineage(tmp_path: Path, home: Path) -> dict[str, str]:
     """ds (two versions), labels made from ds@v1 (declared), a model made from a recording
     that read files of ds@v2 and of labels."""
-    api.init(home, "ds", "dataset", "strict")
+    api.init(home, "ds", "dataset", "mutable")  # its v2 gives a.bin other content
     api.init(home, "labels", "labels", "strict")
     api.init(home, "models", "model", "strict")
     ids = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from mlgitfs.api.results import (
     LsEntry,
     RepoResult,
 )
+from mlgitfs.api.writes import mutability_guard
 from mlgitfs.daemon.hookviews import hook_options
 from mlgitfs.errors import PathNotFound, UsageError
 from mlgitfs.meta import chunks, db, reflog
@@ -86,12 +87,16 @@ def import_dir(
     allow_empty: bool = False,
     no_verify: bool = False,
     inputs_from: str | None = None,
+    unlock: Sequence[str] = (),
 ) -> ImportResult:
     """Import SOURCE as a new commit; when nothing changed, no commit unless `allow_empty`.
     The branch's pre-commit hooks gate it (`no_verify`: skipped, where the branch allows).
-    `inputs_from`: a recording whose read set becomes the version's inputs and files read."""
+    `inputs_from`: a recording whose read set becomes the version's inputs and files read.
+    The repo's mutability applies as at a mount's commit; `unlock`: paths or globs whose
+    committed files a flexible repo lets change (the import's `mlgitfs unlock`)."""
     repo, branch = parse_repo_branch(target)
     store = open_store(home)
+    guard = mutability_guard(store, repo, "import", unlock)
     rs = None if inputs_from is None else readsets_api.load_recording(store, inputs_from)
     declared = parse_inputs(store, inputs or [], repo)
     req = CommitRequest(
@@ -100,7 +105,7 @@ def import_dir(
     t0 = time.perf_counter()
     out = ingest.import_directory(
         store, req, source, progress, allow_empty=allow_empty,
-        hooks=hook_options(store, no_verify),
+        hooks=hook_options(store, no_verify), guard=guard,
     )  # fmt: skip
     if rs is not None and out.changed:
         readsets_api.attach(store, out.commit, rs)

@@ -9,6 +9,7 @@ hooks as for an import.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,16 @@ from pathlib import Path
 from mlgitfs.api._common import commit_info, open_store
 from mlgitfs.api.results import CommitInfo
 from mlgitfs.daemon.hookviews import hook_options
-from mlgitfs.errors import UnknownRef, UsageError
+from mlgitfs.errors import PolicyError, UnknownRef, UsageError
 from mlgitfs.meta import db
+from mlgitfs.meta.db import Mutability
 from mlgitfs.model.ids import ObjectId, from_hex, to_hex
 from mlgitfs.model.revspec import TAG_QUALIFIER, branch_name, parse_revspec, reflog_selector
 from mlgitfs.repo import refs
 from mlgitfs.repo.commits import CommitRequest
 from mlgitfs.repo.gate import HookResult
-from mlgitfs.repo.pathcommit import PathEdit, commit_paths
+from mlgitfs.repo.pathcommit import Guard, PathEdit, commit_paths
+from mlgitfs.store.facade import Store
 from mlgitfs.vfs.policy import Change, MutabilityPolicy
 
 __all__ = ["PathEdit", "WriteResult", "WriteTarget", "write_paths", "write_target"]
@@ -92,14 +95,7 @@ def write_paths(
     (ConflictError when the branch moved since; nothing changes). No commit when nothing
     changed. `message` defaults to a line naming what was written and removed."""
     store = open_store(home)
-    with store.env.read() as txn:
-        mutability = db.get_repo(txn, target.repo).mutability
-    policy = MutabilityPolicy(target.repo, mutability, lambda _: False, mounted=False)
-
-    def guard(path: str) -> str | None:
-        refusal = policy.check(Change("write", path, True))
-        return None if refusal is None else refusal.reason
-
+    guard = mutability_guard(store, target.repo, "write")
     req = CommitRequest(target.repo, target.branch, message or _message(edits), {}, [], author)
     head = None if target.head is None else ObjectId(from_hex(target.head))
     out = commit_paths(
@@ -108,6 +104,36 @@ def write_paths(
     info = commit_info(out.commit, store.commit(out.commit))
     return WriteResult(target.repo, target.branch, info, out.changed, out.paths,
                        out.bytes_stored, tuple(out.hooks))  # fmt: skip
+
+
+def mutability_guard(store: Store, repo: str, op: str, unlock: Sequence[str] = ()) -> Guard | None:
+    """The repo's mutability as a `Guard` for a commit made without a mount (a write, an
+    import); None for a mutable repo (nothing to ask, no diff to make). `unlock`: import's
+    --unlock patterns, each a path of the version or a glob (fnmatch: `*` matches across
+    `/`), letting a flexible repo's files they match change; a strict repo refuses them
+    (PolicyError), as `mlgitfs unlock` does."""
+    with store.env.read() as txn:
+        mutability = db.get_repo(txn, repo).mutability
+    if unlock and mutability is Mutability.STRICT:
+        raise PolicyError(
+            f"{repo} is strict: a committed file's content never changes, --unlock included; "
+            "add files under new names instead; nothing was imported"
+        )
+    if mutability is Mutability.MUTABLE:
+        return None
+    patterns = [p.strip("/") for p in unlock]
+
+    def unlocked(path: str) -> bool:
+        return any(path == p or fnmatch.fnmatchcase(path, p) for p in patterns)
+
+    flag = "--unlock" if op == "import" else None
+    policy = MutabilityPolicy(repo, mutability, unlocked, mounted=False, unlock_flag=flag)
+
+    def guard(path: str) -> str | None:
+        refusal = policy.check(Change(op, path, True))
+        return None if refusal is None else refusal.reason
+
+    return guard
 
 
 def _message(edits: Sequence[PathEdit]) -> str:

@@ -3,7 +3,10 @@
 The walk is single-threaded and cheap (`listing`: scandir + lstat); reading, chunking,
 hashing and compressing run on a thread pool sized to the cores. A stat cache
 (`statcache`: size, mtime, inode, ctime → tree entry reference) lets a re-import skip files
-that did not change, so its cost follows the changes. Anything that cannot be imported (a
+that did not change, so its cost follows the changes. The repo's mutability is applied as a
+mount's commit applies it: `guard` is asked about every committed file whose content the new
+version would change (found by a tree diff, which skips identical subtrees, so it too follows
+the changes); any refusal stops the import. Anything that cannot be imported (a
 socket, device or FIFO, an unreadable file) stops the import before any ref moves; segment
 bytes written so far are deleted, so nothing partial remains.
 """
@@ -21,9 +24,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlgitfs.errors import SourceError
+from mlgitfs.errors import PolicyError, SourceError
 from mlgitfs.meta import chunks, db, statcache
 from mlgitfs.meta.env import WriteTxn
+from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import (
     DIR_MODE_MASK,
@@ -36,9 +40,11 @@ from mlgitfs.model.objects import (
 from mlgitfs.progress import Totals
 from mlgitfs.repo import filedata, listing, refs
 from mlgitfs.repo.commits import CommitRequest, branch_ref
+from mlgitfs.repo.diff import diff_trees
 from mlgitfs.repo.filedata import EncodedChunk
 from mlgitfs.repo.gate import HookOptions, HookResult
-from mlgitfs.repo.pathcommit import gated_commit
+from mlgitfs.repo.mergeedit import PendingReader
+from mlgitfs.repo.pathcommit import Guard, check_writable, gated_commit, policy_message
 from mlgitfs.repo.signedby import check_signer
 from mlgitfs.repo.trees import MAX_DEPTH, build_dir
 from mlgitfs.store.cache import SegmentWriter
@@ -125,7 +131,10 @@ def import_directory(
     threads: int | None = None,
     allow_empty: bool = False,
     hooks: HookOptions | None = None,
+    guard: Guard | None = None,
 ) -> ImportOutcome:
+    """`guard`: the repo's mutability (None: anything may change). A branch whose checkout
+    holds uncommitted changes is refused (UnsafeOperation), as path writes refuse it."""
     if not source.is_dir():
         raise SourceError(f"{source} is not a directory")
     with store.env.read() as txn:
@@ -133,6 +142,7 @@ def import_directory(
         head = db.get_ref(txn, req.repo, branch_ref(req.branch))
         if head is None:  # refused before reading the source, and again at the commit
             refs.check_no_other_kind(txn, req.repo, "heads", req.branch)
+        check_writable(txn, req.repo, req.branch)
     # Hooks come from the head before reading the source: --no-verify is refused early.
     gate = (hooks or HookOptions()).gate(store, req.branch, head, "import")
     check_signer(store, req.repo, req.branch, gate.rule, "an import")
@@ -153,6 +163,7 @@ def import_directory(
         tree = build_dir(_build(w, root), w.new_objects)
 
         def also(txn: WriteTxn) -> None:
+            check_writable(txn, req.repo, req.branch)  # a mount may have begun changing it
             statcache.write(txn, w.stat_updates, w.stat_deletes)
 
         if head is not None and not allow_empty and store.commit(head).tree == tree:
@@ -163,6 +174,10 @@ def import_directory(
             writer.reset()
             return ImportOutcome(head, tree, head, w.stats, changed=False)
         base_tree = store.commit(head).tree if head else None
+        if guard is not None and base_tree is not None:
+            refused = content_refusals(PendingReader(store, w.new_objects), base_tree, tree, guard)
+            if refused:
+                raise PolicyError(policy_message("import", refused) + "\nnothing was imported")
         cid, cand = gated_commit(store, gate, req, head, tree, base_tree, writer, w.new_objects,
                                  also)  # fmt: skip
     except BaseException:
@@ -172,6 +187,24 @@ def import_directory(
     w.stats.bytes_stored = writer.bytes_written
     gate.post_commit(cand)
     return ImportOutcome(cid, tree, head, w.stats, hooks=gate.results)
+
+
+def content_refusals(
+    reader: PendingReader, base: ObjectId, tree: ObjectId, guard: Guard
+) -> list[str]:
+    """`guard`'s refusals of the committed files of `base` whose content `tree` changes, by the
+    mount's rule (vfs/checkout_ops.check_commit): a file given other content or replaced by a
+    symlink; removing a file, replacing it by a directory, adding and chmod are not changes."""
+    refused = []
+    for d in diff_trees(reader, base, tree):
+        if d.change is not ChangeKind.MODIFIED or d.old is None or d.new is None:
+            continue
+        if not d.old.is_file or d.new.is_dir or (d.old.kind, d.old.ref) == (d.new.kind, d.new.ref):
+            continue
+        why = guard(d.path)
+        if why is not None:
+            refused.append(why)
+    return refused
 
 
 def _count_source(top: bytes, progress: Totals) -> None:

@@ -43,6 +43,7 @@ from mlgitfs.store.chunker import Chunker
 from mlgitfs.store.facade import Store
 
 FILE_MODE = 0o644  # a new file's mode; a rewritten file keeps its own
+SHOWN_REFUSALS = 20  # a refusal lists this many paths, then counts the rest
 
 Content = bytes | Path | TreeEntry | None
 # A committed file's path whose content would change → why that is refused, or None.
@@ -71,11 +72,14 @@ class PathCommitOutcome:
 
 
 def policy_message(op: str, reasons: list[str]) -> str:
-    """One message for several refusals of one operation: the first reason in full (it names
-    the policy and the way out), then every path."""
+    """One message for several refusals of one operation: each reason names the policy, the
+    path and the way out; past SHOWN_REFUSALS of them, a count of the rest."""
     if len(reasons) == 1:
         return f"{op} refused: {reasons[0]}"
-    return f"{op} refused for {len(reasons)} paths:\n  " + "\n  ".join(reasons)
+    shown = reasons[:SHOWN_REFUSALS]
+    more = len(reasons) - len(shown)
+    tail = f"\n  ... and {more} more" if more else ""
+    return f"{op} refused for {len(reasons)} paths:\n  " + "\n  ".join(shown) + tail
 
 
 def check_writable(txn: ReadTxn, repo: str, branch: str) -> None:

@@ -82,11 +82,13 @@ class MutabilityPolicy:
         mutability: Mutability,
         unlocked: Callable[[str], bool],
         mounted: bool = True,
+        unlock_flag: str | None = None,
     ) -> None:
         self.repo = repo
         self.mutability = mutability
         self.unlocked = unlocked
         self.mounted = mounted  # False: a write without a mount (fsspec), where no unlock exists
+        self.unlock_flag = unlock_flag  # the command's own unlock option (import's --unlock)
 
     def check(self, change: Change) -> Refusal | None:
         if not change.replaces or self.mutability is Mutability.MUTABLE:
@@ -98,6 +100,8 @@ class MutabilityPolicy:
                 "a committed file's content never changes in a strict repo: add a file under "
                 "a new name, or remove this one"
             )
+        elif self.unlock_flag is not None:
+            how = f"allow it with `{self.unlock_flag} {change.path}` (flexible repo)"
         elif self.mounted:
             how = f"run `mlgitfs unlock {change.path}` first (flexible repo)"
         else:

@@ -50,7 +50,7 @@ def dataset(tmp_path: Path, home: Path) -> Path:
     src = write_tree(tmp_path / "src", files)
     (src / "train/cat/000.jpg").chmod(0o600)
     set_mtimes(src, OLD)
-    api.init(home, "ds", "dataset", "strict")
+    api.init(home, "ds", "dataset", "mutable")  # test_two_versions_at_once changes labels.csv
     api.import_dir(home, "ds", src, "v1")
     api.tag_create(home, "ds@v1")
     return src

@@ -56,6 +56,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     src = write_tree(tmp / "src", {".mlgitfs/hooks.toml": HOOKS, "a.txt": "a"})
     admin("init", "ds", "--kind", "dataset", "--mutability", "mutable")
     admin("import", "ds", str(src), "-m", "v1")
+    # a promotion is a signed attestation, counted on a protected branch only when its
+    # signer holds maintainer there: the admin's key, bound to its identity by the grant
+    admin("key", "generate", "--name", "admin")
+    admin("access", "grant", "admin", "maintainer", "--repo", "ds", "--branch", "main")
     admin("access", "grant", "rita", "reader", "--repo", "ds")
     admin("access", "grant", "walt", "writer", "--repo", "ds")
     admin("access", "grant", "mona", "writer", "--repo", "ds")
@@ -77,7 +81,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
                 client.close()
             admin("remote", "add", "origin", f"s3://{BUCKET}/{PREFIX}",
                   "--endpoint-url", srv.endpoint_url)  # fmt: skip
-            admin("key", "generate", "--name", "admin")  # a promotion is a signed attestation
             admin("promote", "ds@main", "--to", "main")  # main's first version: pushable
             admin("push", "ds")
             api.close_store(admin.home)

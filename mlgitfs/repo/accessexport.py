@@ -7,10 +7,11 @@ What each role may do on the remote's keys (PREFIX is the remote's prefix; R a r
 B a branch pattern of the grant):
 
 - reader: read mlgitfs.toml, packs/*, meta/*, stmts/*, access/*, gc/*, refs/R/*, repos/R,
-  retention/R, expired/R; list the bucket
+  retention/R, expired/R, erasures/R; list the bucket
 - writer: also write packs/*, meta/*, stmts/*, tmp/probe-*, repos/R, refs/R/tags/*, and
   write and delete refs/R/heads/B
-- maintainer: also write retention/R
+- maintainer: also write retention/R and erasures/R (an erasure makes every clone refuse
+  those bytes: a maintainer's decision, like the rules of what is kept)
 - admin: also write access/* (the policy object) and mlgitfs.toml, and run remote gc
   (write gc/* and expired/*, delete packs/*, meta/*, stmts/*, gc/*)
 
@@ -93,7 +94,7 @@ def statements(
     reads = [t.obj(k) for k in SHARED_READS]
     for r in repos:
         reads += [t.obj(f"refs/{r}/*"), t.obj(f"repos/{r}"), t.obj(f"retention/{r}")]
-        reads.append(t.obj(f"expired/{r}"))
+        reads += [t.obj(f"expired/{r}"), t.obj(f"erasures/{r}")]
     # ListBucket on the whole bucket, unconditioned: without it (or with an s3:prefix
     # condition, which a HEAD does not carry) a missing key answers 403, not 404, and
     # "absent" could not be told from "denied".
@@ -108,7 +109,7 @@ def statements(
         puts += [t.obj(f"repos/{r}"), t.obj(f"refs/{r}/tags/*")]
         refs.append(t.obj(f"refs/{r}/heads/{_resource_glob(g.branch)}"))
         if g.role >= Role.MAINTAINER:
-            puts.append(t.obj(f"retention/{r}"))
+            puts += [t.obj(f"retention/{r}"), t.obj(f"erasures/{r}")]
         if g.role >= Role.ADMIN:
             puts += [t.obj("access/*"), t.obj("mlgitfs.toml"), *map(t.obj, GC_WRITES)]
     deletes = list(refs)

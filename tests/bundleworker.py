@@ -12,9 +12,10 @@ from mlgitfs import api
 
 def main() -> None:
     home, file = Path(sys.argv[1]), Path(sys.argv[2])
+    bundle = api.bundle  # mlgitfs.api imports a verb's module on first use: before "ready"
     print("ready", flush=True)
     sys.stdin.readline()
-    api.bundle(home, "ds", file)
+    bundle(home, "ds", file)
     print("done", flush=True)
 
 

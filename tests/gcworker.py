@@ -16,13 +16,14 @@ from pathlib import Path
 def main(home: Path, threshold: float) -> None:
     from mlgitfs import api
 
+    gc = api.gc  # mlgitfs.api imports a verb's module on first use: before "ready"
     print("ready", flush=True)
     for _ in sys.stdin:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's result is its exit status
             code = 0
             try:
-                api.gc(home, threshold=threshold)
+                gc(home, threshold=threshold)
             except BaseException as exc:
                 print(f"gc failed: {exc!r}", file=sys.stderr, flush=True)
                 code = 1

@@ -44,7 +44,7 @@ def _export(home: Path, revspec: str, dest: Path) -> dict[str, str]:
 @pytest.fixture
 def versions(tmp_path: Path, home: Path) -> dict[str, str]:
     """Repo ds: tags v1 and v2, main one commit past v2 (no tag), a branch bob/relabel."""
-    api.init(home, "ds", "dataset", "strict")
+    api.init(home, "ds", "dataset", "mutable")  # its versions change files in place
     out = {}
     for n in (1, 2, 3):
         out[f"v{n}"] = _version(tmp_path, home, "ds", n)

@@ -12,8 +12,9 @@ import pytest
 import trio
 
 from mlgitfs import api
-from mlgitfs.errors import ConflictError, FsError, MountError, PolicyError
-from mlgitfs.model.ids import InodeNo, ObjectId
+from mlgitfs.errors import ConflictError, FsError, MountError, PolicyError, UnsafeOperation
+from mlgitfs.meta import db
+from mlgitfs.model.ids import InodeNo, ObjectId, from_hex
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import MAX_DEPTH, DirView, build_dir
@@ -185,7 +186,13 @@ async def test_remount_keeps_overlay_and_inodes(home: Path, tmp_path: Path) -> N
 async def test_conflict_keeps_overlay(view: WritableView, home: Path, tmp_path: Path) -> None:
     await create(view, "", "mine.txt", b"mine")
     other = write_tree(tmp_path / "other", {"x": b"x"}, mtime_ns=OLD)
-    api.import_dir(home, "ds@main", other, "moved elsewhere")
+    with pytest.raises(UnsafeOperation):  # an import waits for the checkout's work
+        api.import_dir(home, "ds@main", other, "moved elsewhere")
+    side = api.import_dir(home, "ds@side", other, "moved elsewhere").commit.id
+    store = api.open_store(home)
+    with store.env.write() as txn:  # a peer moves the branch anyway
+        head = db.get_ref(txn, "ds", "heads/main")
+        db.set_ref(txn, "ds", "heads/main", ObjectId(from_hex(side)), head, "moved elsewhere")
     with pytest.raises(ConflictError, match="moved"):
         await checkout_ops.commit_checkout(view, "late")
     assert [c.path for c in (await checkout_ops.changes.status(view))] == ["mine.txt"]

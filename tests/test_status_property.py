@@ -142,7 +142,8 @@ def run_example(steps: list[tuple[str, str, object]], mutability: str = "mutable
         home = Path(tmp) / "store"
         api.init(home, "ds", "dataset", mutability)
         api.import_dir(home, "ds@main", write_tree(Path(tmp) / "b", BASE, mtime_ns=OLD), "base")
-        api.branch_create(home, "ds@other")
+        # ds@other: a root commit of its own first import (strict/flexible would refuse an
+        # import over main's committed files), the source restores take other bytes from
         api.import_dir(home, "ds@other", write_tree(Path(tmp) / "o", OTHER, mtime_ns=OLD), "o")
 
         async def main() -> None:

@@ -22,7 +22,7 @@ from tests.conftest import write_tree
 
 @pytest.fixture
 def repo(home: Path, tmp_path: Path) -> dict[str, str]:
-    api.init(home, "ds", "dataset", "strict")
+    api.init(home, "ds", "dataset", "mutable")  # v2 changes files in place
     out = {}
     for n in (1, 2):
         files: dict[str, bytes | str] = {

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
+from mlgitfs.meta import db
+from mlgitfs.model.ids import ObjectId, from_hex
 from tests.conftest import write_tree
 from tests.wmount import OLD, Mounter, daemon_pid, mlgitfs, mounter, snapshot
 from testsupport.mounts import fuse_skip_reason
@@ -197,7 +199,7 @@ def test_mutability_whatever_the_call(
     mlgitfs(home, "restore", cwd=mp)
     (mp / "labels2.csv").write_bytes(b"x")
     mlgitfs(home, "commit", str(mp), "-m", "add")
-    mlgitfs(home, "branch", "ds@v2")
+    # ds@v2 made by its first import (a root commit): nothing committed there to protect
     src = tmp_path / "v2"
     shutil.copytree(tmp_path / "src", src, symlinks=True)
     (src / "labels.csv").write_bytes(b"id,label\n1,dog\n")
@@ -224,7 +226,15 @@ def test_conflict_when_branch_moved(home: Path, tmp_path: Path, mounter: Mounter
     mp = mounter("ds@main")
     (mp / "mine").write_bytes(b"mine")
     (src / "other").write_bytes(b"other")
-    mlgitfs(home, "import", "ds@main", str(src), "-m", "elsewhere")
+    refused = mlgitfs(home, "import", "ds@main", str(src), "-m", "elsewhere", check=False)
+    assert refused.returncode == 22  # an import waits for the mount's work (UnsafeOperation)
+    # a peer moves the branch anyway (as a ref update from elsewhere would)
+    side = api.import_dir(home, "ds@side", src, "elsewhere").commit.id
+    store = api.open_store(home)
+    with store.env.write() as txn:
+        head = db.get_ref(txn, "ds", "heads/main")
+        db.set_ref(txn, "ds", "heads/main", ObjectId(from_hex(side)), head, "moved elsewhere")
+    api.close_store(home)
     proc = mlgitfs(home, "commit", str(mp), "-m", "late", check=False)
     assert proc.returncode == 14 and "moved" in proc.stderr
     assert (mp / "mine").read_bytes() == b"mine"

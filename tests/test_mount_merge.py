@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
+from mlgitfs.meta import db
+from mlgitfs.model.ids import ObjectId, from_hex
 from tests.conftest import Cli, write_tree
 from tests.wmount import OLD, Mounter, mounter, snapshot
 from testsupport.mounts import fuse_skip_reason
@@ -39,6 +41,20 @@ def _commit_on(cli: Cli, tmp: Path, branch: str, edit: dict[str, bytes | None]) 
             write_tree(work, {path: value})
     cli("import", f"ds@{branch}", str(work), "-m", f"edit {branch}")
     return api.show(cli.home, f"ds@{branch}").id
+
+
+def _moved_by_a_peer(cli: Cli, tmp: Path, edit: dict[str, bytes | None]) -> str:
+    """Move ds@main under its dirty mount as a pull from a peer does: the peer's commit is
+    made on a branch of its own (an import onto main waits for the mount's work, exit 22),
+    then main's ref moves to it; the new head."""
+    peer = f"peer{len(list(tmp.iterdir()))}"
+    cli("branch", f"ds@{peer}", "ds@main")
+    new = _commit_on(cli, tmp, peer, edit)
+    store = api.open_store(cli.home)
+    with store.env.write() as txn:
+        old = db.get_ref(txn, "ds", "heads/main")
+        db.set_ref(txn, "ds", "heads/main", ObjectId(from_hex(new)), old, f"pull from {peer}")
+    return new
 
 
 def _make(cli: Cli, tmp_path: Path) -> None:
@@ -146,9 +162,9 @@ def test_update_carries_changes_over_a_moved_branch(
     (mp / "images" / "0.jpg").write_bytes(b"ours 0\n")
     (mp / "notes.txt").write_bytes(b"our notes\n")
     old = api.show(cli.home, "ds@main").id
-    # the branch moves under the mount (an import; a pull or a merge move it the same way)
-    new = _commit_on(cli, tmp_path, "main", {"images/3.jpg": b"moved 3\n",
-                                               "notes.txt": b"their notes\n"})  # fmt: skip
+    # the branch moves under the mount (a pull from a peer)
+    new = _moved_by_a_peer(cli, tmp_path, {"images/3.jpg": b"moved 3\n",
+                                           "notes.txt": b"their notes\n"})  # fmt: skip
     st = _status(cli, mp)
     assert st["behind"] is True and st["head"] == new and st["base"] == old
     assert "behind" in cli("status", str(mp)).stderr
@@ -169,7 +185,7 @@ def test_update_carries_changes_over_a_moved_branch(
     assert cli("cat", "ds@main:notes.txt").stdout == "our notes\n"
     assert cli("cat", "ds@main:images/3.jpg").stdout == "moved 3\n"
     # a clean update of an unchanged mount, and up to date
-    newer = _commit_on(cli, tmp_path, "main", {"images/2.jpg": b"again\n"})
+    newer = _moved_by_a_peer(cli, tmp_path, {"images/2.jpg": b"again\n"})
     cli("update", str(mp))
     assert (mp / "images" / "2.jpg").read_bytes() == b"again\n"
     st = _status(cli, mp)

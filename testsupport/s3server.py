@@ -230,6 +230,9 @@ def weed_args(
         f"-filer.localSocket={data_dir}/filer.sock",
         f"-volume.port={volume}",
         f"-volume.port.grpc={volume_grpc}",
+        # every bucket is a collection with volumes of its own: the default cap (free disk /
+        # volume size) runs out after a few dozen buckets, and a session makes hundreds
+        "-volume.max=10000",
         f"-s3.port={s3}",
         f"-s3.port.grpc={s3_grpc}",
         f"-s3.localSocket={data_dir}/s3.sock",

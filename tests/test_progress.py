@@ -237,3 +237,38 @@ def test_clone_without_commit_lists_walks_and_stays_right(tmp_path: Path, home: 
     cloned = api.clone(tmp_path / "phantom", url, "ds", progress=rec)
     check_history_count(tmp_path / "phantom", "ds", rec, *rec.calls[-1], planned=False)
     api.close_store(tmp_path / "phantom")
+
+
+def test_clone_of_a_large_root_commit_reads_what_its_record_can_hold(
+    tmp_path: Path, home: Path
+) -> None:
+    """A root commit of more paths than a commit-graph record holds (bloom.MAX_KEYS) gets
+    the "too many" marker: the clone's prefetch stops once its budget is spent instead of
+    fetching every directory of the version (a clone of 1,000,000 files fetched all 1,000),
+    and what it left is read on demand."""
+    from mlgitfs.meta import db
+    from mlgitfs.model.bloom import MAX_KEYS
+    from mlgitfs.model.ids import ObjectId
+    from mlgitfs.repo.refs import resolve_ref
+    from mlgitfs.repo.trees import DirView
+    from testsupport.synth import build
+
+    made = build(home, "big", 12_000, min_dirs=120)  # 120 directories of 100 files
+    assert made.dirs * made.per_dir > MAX_KEYS
+    url = (tmp_path / "remote").as_uri()
+    api.remote_add(home, "origin", url)
+    api.push(home, "big")
+    api.clone(tmp_path / "clone", url, "big")
+    store = Store.open(tmp_path / "clone")
+    try:
+        root = store.commit(resolve_ref(store, "big", "main")[0]).tree
+        dirs = [ObjectId(e.ref) for e in DirView(store, root).entries()]
+        with store.env.read() as txn:
+            local = sum(db.has_object(txn, d) for d in dirs)
+    finally:
+        store.close()
+    assert len(dirs) == 120
+    assert local < len(dirs) // 2 + 10  # the budget, in rounds of diffprefetch.CHUNK
+    assert api.log(tmp_path / "clone", "big@main", paths=[made.sample])  # the rest on demand
+    assert api.fsck(tmp_path / "clone").clean
+    api.close_store(tmp_path / "clone")

@@ -23,7 +23,8 @@ from mlgitfs.merge.text import TextCodec
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import ChunkRef, EntryKind, Manifest, TreeEntry, object_id
 from mlgitfs.repo.blamerows import blame_rows
-from mlgitfs.repo.chunkrows import ChunkCache, Layout, TableVersions
+from mlgitfs.repo.chunklayout import ChunkCache, Layout
+from mlgitfs.repo.chunkrows import TableVersions
 from mlgitfs.repo.commits import CommitRequest, write_commit
 from mlgitfs.repo.fsck import fsck
 from mlgitfs.repo.trees import NewObjects, build_dir

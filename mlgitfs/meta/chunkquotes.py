@@ -1,4 +1,4 @@
-"""The quote parity of chunks, kept for row blame (repo/chunkrows.py): whether a chunk holds
+"""The quote parity of chunks, kept for row blame (repo/chunklayout.py): whether a chunk holds
 an odd number of `"` bytes. A CSV record starts only after a newline at an even count, so
 comparing two versions of a table by their chunks needs the parity of the chunks that
 changed; kept here, a later blame of the same history reads none of them again.

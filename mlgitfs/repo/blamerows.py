@@ -23,7 +23,8 @@ from mlgitfs.merge.text import TextCodec, TextTable
 from mlgitfs.model.ids import ChunkId, ObjectId
 from mlgitfs.model.objects import TreeEntry
 from mlgitfs.repo.blame import file_history
-from mlgitfs.repo.chunkrows import ChunkCache, Layout, Span, TableVersions
+from mlgitfs.repo.chunklayout import ChunkCache, Layout
+from mlgitfs.repo.chunkrows import Span, TableVersions
 from mlgitfs.repo.commitindex import EntryCache, cached_entry
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergerules import load_rules, resolver

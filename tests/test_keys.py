@@ -51,6 +51,38 @@ def test_sign_verify_round_trip_and_text_forms() -> None:
         decode_public("mlgitfs-ed25519 AAAA")
 
 
+def test_a_remembered_signature_vouches_only_for_its_own_key_and_message() -> None:
+    # verify remembers what verified (a fetch, then the trust check, ask about the same
+    # statement): the memo must never let anything else through
+    key, other = SigningKey.generate(), SigningKey.generate()
+    sig = key.sign(b"m" * 200)
+    for _ in range(2):  # the second time from the memo
+        assert key.public.verify(sig, b"m" * 200)
+        assert not other.public.verify(sig, b"m" * 200)
+        assert not key.public.verify(sig, b"m" * 199)
+        assert not key.public.verify(sig, b"m" * 200 + sig[:1])
+        assert not key.public.verify(sig[:-1] + bytes([sig[-1] ^ 1]), b"m" * 200)
+
+
+def test_statements_attached_in_a_batch_are_logged_in_order(tmp_path: Path) -> None:
+    api.init(tmp_path, "ds", "dataset", "mutable")
+    store = api.open_store(tmp_path)
+    key = SigningKey.generate()
+    sts = [stm.sign(key, ObjectId(bytes([i]) * 32), "commit", codec.pack([i])) for i in range(5)]
+    with store.env.write() as txn:
+        statements.put(txn, sts[1])  # known already: not attached nor logged again
+        items = [(s.subject, s.id, s.encode()) for s in sts]
+        assert statements.attach_many(txn, items) == 4
+        assert statements.attach_many(txn, items) == 0
+    with store.env.read() as txn:
+        logged = [(subject, sid) for _, subject, sid, _ in statements.since(txn, 0)]
+        assert logged == [(s.subject, s.id) for s in (sts[1], sts[0], *sts[2:])]
+        assert [list(statements.of_subject(txn, s.subject)) for s in sts] == [[s] for s in sts]
+    with store.env.write() as txn:  # the counter went on past the batch
+        assert db.next_counter(txn, "statements") == 6
+    api.close_store(tmp_path)
+
+
 def test_statement_encoding_and_what_the_signature_covers() -> None:
     key = SigningKey.generate()
     cid = ObjectId(bytes(range(32)))

@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.context import Context
 from bench.ours import Mlgitfs
+from bench.proc import children_cpu_seconds
 from bench.registry import Row, case
 
 COMMITS, QUICK_COMMITS = 10_000, 1_000
@@ -44,8 +45,17 @@ def _build(home: Path, commits: int, sign: bool) -> dict[str, Any]:
     return out
 
 
-def _round(ctx: Context, base: Path, sign: bool, n: int) -> tuple[float, float, float | None]:
-    """(push s, clone s, verify s or None) of one fresh copy of the store at `base`."""
+Timing = tuple[float, float]  # (wall s, CPU s: user + system of the command's process)
+
+
+def _timed(ours: Mlgitfs, *args: str) -> Timing:
+    cpu = children_cpu_seconds()
+    wall = ours.run(*args)
+    return wall, children_cpu_seconds() - cpu
+
+
+def _round(ctx: Context, base: Path, sign: bool, n: int) -> tuple[Timing, Timing, Timing | None]:
+    """(push, clone, verify or None) of one fresh copy of the store at `base`."""
     tag = f"{'signed' if sign else 'unsigned'}-{n}"
     work = ctx.work / "signing" / tag
     shutil.rmtree(work, ignore_errors=True)
@@ -56,15 +66,15 @@ def _round(ctx: Context, base: Path, sign: bool, n: int) -> tuple[float, float, 
     ours = Mlgitfs(home, log)
     ours.run("remote", "add", "origin", remote.as_uri())
     ctx.settle()
-    push = ours.run("push", "s")
+    push = _timed(ours, "push", "s")
     theirs = Mlgitfs(clone_home, log)
     if sign:  # the cloner trusts the key first, so the clone checks every signature
         exported = ours.call("key", "export").stdout
         key_file = work / "bench.pub"
         key_file.write_text(exported)
         theirs.run("key", "import", str(key_file), "--name", "bench")
-    clone = theirs.run("clone", remote.as_uri(), "s")
-    verify = theirs.run("verify", "s@main", "--all-history") if sign else None
+    clone = _timed(theirs, "clone", remote.as_uri(), "s")
+    verify = _timed(theirs, "verify", "s@main", "--all-history") if sign else None
     shutil.rmtree(work, ignore_errors=True)
     return push, clone, verify
 
@@ -82,15 +92,23 @@ def signing_push_clone(ctx: Context) -> list[Row]:
     ctx.log(f"signing: {commits} commits built in {info[0]['seconds']:.0f}s / "
             f"{info[1]['seconds']:.0f}s (signed)")  # fmt: skip
     best: dict[tuple[int, str], float] = {}
+    cpu: dict[tuple[int, str], float] = {}  # least CPU seconds, for information
+    runs: list[dict[str, Any]] = []
     for n in range(ROUNDS):
         for sign in (0, 1) if n % 2 == 0 else (1, 0):
             push, clone, verify = _round(ctx, bases[sign], bool(sign), n)
-            for what, s in (("push", push), ("clone", clone), ("verify", verify)):
-                if s is not None:
-                    best[(sign, what)] = min(best.get((sign, what), float("inf")), s)
+            for what, got in (("push", push), ("clone", clone), ("verify", verify)):
+                if got is not None:
+                    best[(sign, what)] = min(best.get((sign, what), float("inf")), got[0])
+                    cpu[(sign, what)] = min(cpu.get((sign, what), float("inf")), got[1])
+                    runs.append({"round": n, "signed": bool(sign), "what": what,
+                                 "wall": got[0], "cpu": got[1]})  # fmt: skip
     label = f"{commits:,} commits"
-    extra = {"build": info, "best": {f"{'signed' if k[0] else 'unsigned'} {k[1]}": v
-                                     for k, v in best.items()}}  # fmt: skip
+
+    def named(d: dict[tuple[int, str], float]) -> dict[str, float]:
+        return {f"{'signed' if k[0] else 'unsigned'} {k[1]}": v for k, v in d.items()}
+
+    extra = {"build": info, "best": named(best), "cpu": named(cpu), "runs": runs}
     rows = [
         Row(
             "signing_push_clone", f"push of {label}: signed / unsigned",
@@ -101,6 +119,11 @@ def signing_push_clone(ctx: Context) -> list[Row]:
             "signing_push_clone", f"clone of {label}: signed / unsigned",
             best[(1, "clone")], best[(0, "clone")], best[(1, "clone")] / best[(0, "clone")],
             TARGET, "max", "s", "unsigned",
+        ),
+        Row(
+            "signing_push_clone", f"CPU (user + system) of the clone of {label}: signed / "
+            "unsigned", cpu[(1, "clone")], cpu[(0, "clone")],
+            cpu[(1, "clone")] / cpu[(0, "clone")], None, "max", "s", "unsigned",
         ),
         Row(
             "signing_push_clone", f"verify --all-history of {label} / unsigned clone",

@@ -211,8 +211,9 @@ def check_choice(key: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def next_counter(txn: WriteTxn, name: str) -> int:
+def next_counter(txn: WriteTxn, name: str, count: int = 1) -> int:
+    """The next number of counter `name`; with `count`, the first of that many in a row."""
     value = get_config(txn, "counter." + name)
-    n = (value if isinstance(value, int) else 0) + 1
-    set_config(txn, "counter." + name, n)
-    return n
+    first = (value if isinstance(value, int) else 0) + 1
+    set_config(txn, "counter." + name, first + count - 1)
+    return first

@@ -48,6 +48,20 @@ def put_many(txn: WriteTxn, sts: Iterable[Statement]) -> int:
     return sum(1 for st in sts if put(txn, st))
 
 
+def attach_many(txn: WriteTxn, items: Iterable[tuple[ObjectId, bytes, bytes]]) -> int:
+    """Attach each (subject, statement id, encoding), the id already hashed by the caller
+    (a fetch attaches thousands at once: one counter update for them all); how many were
+    new. Their log records follow the order given, as `attach` one by one would write."""
+    new = [(subject, sid) for subject, sid, data in items
+           if txn.put_new(STATEMENTS, bytes(subject) + sid, data)]  # fmt: skip
+    if not new:
+        return 0
+    first = db.next_counter(txn, "statements", len(new))
+    for seq, (subject, sid) in enumerate(new, first):
+        txn.put(STATEMENT_LOG, _SEQ.pack(seq), bytes(subject) + sid)
+    return len(new)
+
+
 def of_subject(txn: ReadTxn, subject: ObjectId) -> list[Statement]:
     """Every statement attached to `subject`, decoded (CorruptObject for a damaged one)."""
     out = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import NewType
 
@@ -33,8 +34,18 @@ PUBLIC_TAG = "mlgitfs-ed25519"
 PRIVATE_TAG = "mlgitfs-ed25519-private"
 
 
+VERIFIED_MAX = 1 << 16  # remembered good signatures (32 bytes each) before the memo restarts
+_verified: set[bytes] = set()  # BLAKE3 of key + signature + message of each that verified
+
+
+@functools.lru_cache(maxsize=1024)  # a statement check asks for its signer's id each time
 def key_id(public_raw: bytes) -> KeyId:
     return KeyId(hash_bytes(public_raw))
+
+
+@functools.lru_cache(maxsize=256)  # a fetch checks thousands of statements by a few keys
+def _loaded(public_raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public_raw)
 
 
 def short_key_id(kid: bytes) -> str:
@@ -57,13 +68,24 @@ class PublicKey:
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         """Whether `signature` is this key's signature of `message` (never raises on a bad
-        signature or a point that is not on the curve: those are simply not valid)."""
+        signature or a point that is not on the curve: those are simply not valid).
+
+        A signature that verified is remembered (by the BLAKE3 of key, signature and
+        message; key and signature have fixed lengths, so the three cannot be confused)
+        for the life of the process: verifying is pure, and a fetch checks each statement
+        it brings and then the trust check those of a protected branch again."""
         if len(signature) != SIGNATURE_LEN:
             return False
+        memo = hash_bytes(self.raw + signature + message)
+        if memo in _verified:
+            return True
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
+            _loaded(self.raw).verify(signature, message)
         except (InvalidSignature, ValueError):
             return False
+        if len(_verified) >= VERIFIED_MAX:
+            _verified.clear()  # a bound, not a policy: the next check just verifies again
+        _verified.add(memo)
         return True
 
     def encode(self, name: str | None = None) -> str:

@@ -153,11 +153,14 @@ def read_statements(
 def attach_fetched(store: Store, remote: str, got: Fetched) -> int:
     """Attach what `read_statements` read (their commits are in the store by now) and record
     the packs as read; returns how many statements were new to the store."""
+    # each statement encoded and hashed once, outside the write transaction
+    encoded = [[(st.subject, hash_bytes(d), d) for st in sts for d in (st.encode(),)]
+               for _, sts in got]  # fmt: skip
     new = 0
     with store.env.write() as txn:
-        for pack, sts in got:
-            new += statements.put_many(txn, sts)
-            statements.mark_on_remote(txn, remote, [st.id for st in sts])
+        for (pack, sts), items in zip(got, encoded, strict=True):
+            new += statements.attach_many(txn, items)
+            statements.mark_on_remote(txn, remote, [sid for _, sid, _ in items])
             remote_meta.put_pack(txn, remote, KIND, pack, len(sts))
     return new
 

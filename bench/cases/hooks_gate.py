@@ -61,7 +61,8 @@ def _measure(rows: int, files: int, work: Path) -> dict[str, float | int]:
     from mlgitfs.repo.checks import run_check
     from mlgitfs.repo.commits import CommitRequest, write_commit
     from mlgitfs.repo.diff import DiffEntry
-    from mlgitfs.repo.gate import Candidate, Gate
+    from mlgitfs.repo.gate import Gate
+    from mlgitfs.repo.hookrun import Candidate
     from mlgitfs.repo.hooks import load_hooks
     from mlgitfs.repo.mergebranch import BlobIO
     from mlgitfs.repo.trees import NewObjects, build_dir, resolve_path

@@ -6,17 +6,8 @@ read-only view of the candidate (a mount of the candidate commit, or an exported
 where FUSE is missing), made by the `ViewMaker` the caller passes in, once per gate and
 only when a command is not answered from the cache.
 
-A command gets MLGITFS_REPO, MLGITFS_BRANCH, MLGITFS_EVENT, MLGITFS_BASE (empty for a first
-version), MLGITFS_CANDIDATE, MLGITFS_TREE and MLGITFS_VIEW in its environment, the view as
-its working directory, and on stdin the changed paths as JSON:
-
-    {"event": "pre-commit", "repo": ..., "branch": ..., "base": ..., "candidate": ...,
-     "tree": ..., "changes": [{"change": "modified", "path": "labels.csv",
-                              "old_path": null, "size": 1234}, ...]}
-
-It runs in a process group of its own, killed when it exits (its stragglers) or when its
-timeout passes. Its stdout and stderr go to files, so a chatty hook never blocks and never
-fills memory; the tail of each is kept for the message.
+A command runs as repo/hookrun.py describes (its environment, the changes on its stdin, its
+process group and timeout, its output kept in files).
 
 Results are cached by (the hook's definition digest, the candidate's tree id): passes of
 commands, and every verdict of a built-in check (a deterministic function of both). A
@@ -26,11 +17,8 @@ what failed).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -38,32 +26,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mlgitfs.errors import (
-    BranchProtected,
-    HookRefused,
-    PolicyError,
-    SignerLacksRole,
-    UsageError,
-)
+from mlgitfs.errors import HookRefused, PolicyError, UsageError
 from mlgitfs.meta import db, hookresults
 from mlgitfs.model.access import Policy
 from mlgitfs.model.attestation import Attestation, PromotionAttestation
-from mlgitfs.model.ids import ObjectId, short_hex, to_hex
+from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import Commit
 from mlgitfs.repo.attest import (
     Attester,
     Verified,
     check_body,
-    promotion_of,
     satisfies,
     verify_all,
 )
 from mlgitfs.repo.attestroles import judge, policy_in_force
 from mlgitfs.repo.checks import run_check
-from mlgitfs.repo.diff import DiffEntry, diff_trees, with_renames
-from mlgitfs.repo.hookrun import spawn, tail
+from mlgitfs.repo.diff import DiffEntry
+from mlgitfs.repo.hookrun import Candidate, changes, run_command
 from mlgitfs.repo.hooks import (
-    HOOKS_PATH,
     BranchRule,
     ContentReader,
     Hook,
@@ -71,8 +51,8 @@ from mlgitfs.repo.hooks import (
     check_candidate_file,
     load_hooks,
 )
+from mlgitfs.repo.protected import check_allowed
 from mlgitfs.repo.staged import StagedView
-from mlgitfs.repo.trees import walk
 from mlgitfs.store.facade import Store
 
 log = logging.getLogger(__name__)
@@ -99,49 +79,6 @@ class HookResult:
     @property
     def ok(self) -> bool:
         return self.status in ("passed", "skipped")
-
-
-@dataclass
-class Candidate:
-    repo: str
-    branch: str
-    base: ObjectId | None  # the commit the candidate replaces (None: a first version)
-    commit: ObjectId
-    tree: ObjectId
-    base_tree: ObjectId | None
-
-
-def changes(reader: ContentReader, base_tree: ObjectId | None, tree: ObjectId) -> list[DiffEntry]:
-    from mlgitfs.model.changes import ChangeKind
-
-    if base_tree is None:
-        return [
-            DiffEntry(ChangeKind.ADDED, p.decode(errors="surrogateescape"), None, e)
-            for p, e in walk(reader, tree)
-            if not e.is_dir
-        ]
-    return with_renames(diff_trees(reader, base_tree, tree))
-
-
-def changes_json(event: str, c: Candidate, found: Sequence[DiffEntry]) -> bytes:
-    doc = {
-        "event": event,
-        "repo": c.repo,
-        "branch": c.branch,
-        "base": to_hex(c.base) if c.base else None,
-        "candidate": to_hex(c.commit),
-        "tree": to_hex(c.tree),
-        "changes": [
-            {
-                "change": d.change.value,
-                "path": d.path,
-                "old_path": d.old_path or None,
-                "size": d.new_size,
-            }
-            for d in found
-        ],
-    }
-    return json.dumps(doc).encode("utf-8", "surrogateescape")
 
 
 @dataclass
@@ -391,26 +328,8 @@ class Gate:
     def _command(
         self, h: Hook, event: str, c: Candidate, found: Sequence[DiffEntry], view: Path
     ) -> HookResult:
-        env = dict(os.environ)
-        env.update(
-            MLGITFS_REPO=c.repo,
-            MLGITFS_BRANCH=c.branch,
-            MLGITFS_EVENT=event,
-            MLGITFS_BASE=to_hex(c.base) if c.base else "",
-            MLGITFS_CANDIDATE=to_hex(c.commit),
-            MLGITFS_TREE=to_hex(c.tree),
-            MLGITFS_VIEW=str(view),
-        )
         t0 = time.monotonic()
-        with (
-            tempfile.TemporaryFile() as stdin,
-            tempfile.TemporaryFile() as out,
-            tempfile.TemporaryFile() as err,
-        ):
-            stdin.write(changes_json(event, c, found))
-            stdin.seek(0)
-            status, code = spawn(list(h.command), view, env, stdin, out, err, h.timeout)
-            text = tail(err) or tail(out)
+        status, code, text = run_command(h, event, c, found, view)
         seconds = time.monotonic() - t0
         if status == "passed":
             self._pending.append((h.digest, c.tree, True, text, 0))
@@ -426,54 +345,6 @@ class Gate:
             for digest, tree, ok, output, code in self._pending:
                 hookresults.put(txn, digest, tree, ok, output, code)
         self._pending.clear()
-
-
-_VIA = {
-    "commit": "a direct commit",
-    "import": "an import",
-    "write": "a write through the Python filesystem (fsspec)",
-    "mount commit": "a commit in a writable mount",
-    "merge": "a merge",
-    "push": "a push",
-    "reset": "a reset",
-    "delete": "deleting it",
-}
-
-
-def check_allowed(rule: BranchRule, branch: str, via: str) -> None:
-    """BranchProtected naming the rule unless `via` may move the protected `branch`."""
-    if via == "promote" or (via == "merge" and rule.merges_only) or via == "push":
-        return  # a push is judged by the pushed commit's promotion attestation (push.py)
-    what = "protected = true" if not rule.merges_only else "merges_only = true"
-    how = "`mlgitfs promote REPO@SRC --to " + branch + "`"
-    if rule.merges_only:
-        how += " or `mlgitfs merge SRC --into REPO@" + branch + "`"
-    raise BranchProtected(
-        f"branch {branch!r} is protected (branch rule {rule.pattern!r} in {HOOKS_PATH}: "
-        f"{what}): {_VIA.get(via, via)} is refused; move it with {how}; nothing was changed",
-        rule.pattern,
-    )
-
-
-def check_pushable(gate: Gate, repo: str, branch: str, cid: ObjectId, rule: BranchRule) -> None:
-    """BranchProtected unless `cid` carries a valid promotion attestation for `branch` (by
-    a key in the key ring: made here, or fetched with the commit; by a maintainer of the
-    branch where a trust policy is in force)."""
-    found = gate.trusted(repo, cid, branch)
-    if promotion_of(found, branch) is not None:
-        return
-    lacking = [v.problem for v in found if isinstance(v.problem, SignerLacksRole)]
-    if lacking:
-        raise SignerLacksRole(
-            f"{short_hex(cid)} is not pushed to protected {repo}@{branch}: "
-            f"{lacking[0].message}; nothing was sent"
-        )
-    raise BranchProtected(
-        f"branch {branch!r} is protected (branch rule {rule.pattern!r} in {HOOKS_PATH}): "
-        f"{short_hex(cid)} has no valid promotion attestation for it, so it is not pushed; "
-        f"run `mlgitfs promote {repo}@SRC --to {branch}`; nothing was sent",
-        rule.pattern,
-    )
 
 
 def _refusal(res: HookResult, c: Candidate) -> HookRefused:

@@ -3,7 +3,7 @@
     [[branch]]                  # rules per branch pattern (the first that matches decides)
     pattern = "main"            #   a glob over branch names (* within a segment, ** across)
     allow_skip = false          #   --no-verify refused here (default: allowed)
-    protected = true            #   moved only by `promote` (gate.py: which operations may)
+    protected = true            #   moved only by `promote` (protected.py: which operations may)
     merges_only = false         #   true: protected, but `merge --into` may move it too
     required_checks = ["labels-schema"]   # run by promote and merge, whatever their events
     signed_by = "maintainer"    #   a move must be signed by a key holding this role (signedby.py)

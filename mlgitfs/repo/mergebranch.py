@@ -28,8 +28,9 @@ from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Tree, TreeEntry, TreeIndex
 from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
-from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
+from mlgitfs.repo.gate import Gate, HookOptions, HookResult
 from mlgitfs.repo.graph import is_ancestor, merge_base
+from mlgitfs.repo.hookrun import Candidate
 from mlgitfs.repo.merge import Strategy, TreeMerge, merge_trees
 from mlgitfs.repo.mergerules import load_rules, resolver
 from mlgitfs.repo.signedby import check_signer

@@ -34,7 +34,8 @@ from mlgitfs.model.objects import TreeEntry, clamp_time_ns
 from mlgitfs.repo import filedata, refs
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
-from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
+from mlgitfs.repo.gate import Gate, HookOptions, HookResult
+from mlgitfs.repo.hookrun import Candidate
 from mlgitfs.repo.mergeedit import edit_paths
 from mlgitfs.repo.signedby import check_signer
 from mlgitfs.repo.trees import DirView

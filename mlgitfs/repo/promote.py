@@ -17,8 +17,9 @@ from mlgitfs.errors import UsageError
 from mlgitfs.meta import db
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.repo.commits import branch_ref
-from mlgitfs.repo.gate import Candidate, Gate, HookOptions, HookResult
+from mlgitfs.repo.gate import Gate, HookOptions, HookResult
 from mlgitfs.repo.graph import is_ancestor
+from mlgitfs.repo.hookrun import Candidate
 from mlgitfs.repo.mergebranch import MERGE_EVENTS, merge_into_branch
 from mlgitfs.repo.signedby import check_signer
 from mlgitfs.store.facade import Store

@@ -51,8 +51,10 @@ from mlgitfs.repo import (
     retentionsync,
     statementsync,
 )
-from mlgitfs.repo.gate import Candidate, HookOptions, check_pushable
+from mlgitfs.repo.gate import HookOptions
+from mlgitfs.repo.hookrun import Candidate
 from mlgitfs.repo.hooks import load_hooks
+from mlgitfs.repo.protected import check_pushable
 from mlgitfs.repo.pushplan import Plan, groups, stored_chunk
 from mlgitfs.repo.refsign import RefSigner
 from mlgitfs.repo.remotegcstate import Condemned
@@ -235,7 +237,7 @@ def _pre_push(
                 was = None  # a file that does not parse: the pushed version's rule decides
             check_signer(store, repo, branch, was, "a push")
         if gate.rule is not None and gate.rule.guarded:
-            check_pushable(gate, repo, branch, cid, gate.rule)
+            check_pushable(gate.trusted(repo, cid, branch), repo, branch, cid, gate.rule)
         cand = Candidate(
             repo, branch, base, cid, store.commit(cid).tree,
             store.commit(base).tree if base is not None else None,

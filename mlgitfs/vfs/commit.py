@@ -31,7 +31,8 @@ from mlgitfs.model.objects import EntryKind, TreeEntry, clamp_time_ns
 from mlgitfs.repo import filedata
 from mlgitfs.repo.commits import CommitRequest, branch_ref, write_commit
 from mlgitfs.repo.filedata import EncodedChunk
-from mlgitfs.repo.gate import Candidate, Gate, HookOptions
+from mlgitfs.repo.gate import Gate, HookOptions
+from mlgitfs.repo.hookrun import Candidate
 from mlgitfs.repo.hooks import HooksFile
 from mlgitfs.repo.treeedit import update_dir
 from mlgitfs.repo.trees import DirView

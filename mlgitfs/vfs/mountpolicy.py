@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mlgitfs.meta.db import Mutability
-from mlgitfs.repo.gate import Gate, check_allowed
+from mlgitfs.repo.gate import Gate
 from mlgitfs.repo.hooks import load_hooks
+from mlgitfs.repo.protected import check_allowed
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs.policy import (
     Change,
@@ -27,7 +28,7 @@ from mlgitfs.vfs.policy import (
     compose,
 )
 
-VIA = "mount commit"  # the operation, as gate.check_allowed and the hooks name it
+VIA = "mount commit"  # the operation, as protected.check_allowed and the hooks name it
 
 
 class ProtectedBranchPolicy:

@@ -9,7 +9,9 @@ where they are; the chunks are the store's own content-defined chunks, cut again
 around each edit (from the chunk boundary before it until a cut meets an old boundary
 after it, which is where a whole-file cut would resynchronise too), so a commit costs its
 edits, not a 100 MB re-chunk. Commits are written in batches per LMDB transaction with
-their commit-graph records (`commitindex.make_record`, as `write_commit` writes them).
+their commit-graph records (`commitindex.make_record`, as `write_commit` writes them), and
+each new chunk with its quote parity, as an import of a CSV records it (``--no-quotes``:
+without, as a store made before that; the first blame then counts those it needs).
 Prints one JSON line: rows, bytes, commits, a key never relabelled, the key relabelled
 last, seconds.
 
@@ -99,9 +101,9 @@ class Chunked:
         return [(a, b - a) for a, b in zip(self.bounds, self.bounds[1:], strict=False)]
 
 
-def build(home: Path, rows: int, commits: int) -> dict[str, object]:
+def build(home: Path, rows: int, commits: int, quotes: bool = True) -> dict[str, object]:
     from mlgitfs import api
-    from mlgitfs.meta import commitgraph, db
+    from mlgitfs.meta import chunkquotes, commitgraph, db
     from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
     from mlgitfs.model.objects import (
         ChunkRef,
@@ -161,8 +163,10 @@ def build(home: Path, rows: int, commits: int) -> dict[str, object]:
                 refs.append(ChunkRef(ChunkId(cid), length))
             fresh = {k for k in now if ids.get(k) != now[k]}
             for off, length in fresh:
-                codec, stored = compress.compress(bytes(view[off : off + length]))
-                writer.add(ChunkId(now[(off, length)]), codec, stored, length)
+                piece = bytes(view[off : off + length])
+                codec, stored = compress.compress(piece)
+                odd = chunkquotes.odd(piece) if quotes else None
+                writer.add(ChunkId(now[(off, length)]), codec, stored, length, odd)
             view.release()
             ids = now
             file.dirty.clear()
@@ -267,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("home", type=Path)
     b.add_argument("rows", type=int)
     b.add_argument("commits", type=int)
+    b.add_argument("--no-quotes", action="store_true")
     q = sub.add_parser("blame")
     q.add_argument("home", type=Path)
     q.add_argument("--row")
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "run":
         return _run(a.full)
     if a.cmd == "build":
-        out = build(a.home, a.rows, a.commits)
+        out = build(a.home, a.rows, a.commits, not a.no_quotes)
     elif a.cmd == "blame":
         out = blame(a.home, a.row)
     else:

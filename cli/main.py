@@ -342,7 +342,8 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
 @click.option(
     "--rebuild-index",
     is_flag=True,
-    help="Write the commit-graph index (log's changed-path filters) again from the commits.",
+    help="Write the commit-graph index (log's changed-path filters) again from the commits, "
+    "and blame's quote parities of CSV and TSV chunks from the chunks read.",
 )
 @json_opt
 @pass_ctx

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import blamesynth
 from mlgitfs import api
+from mlgitfs.meta import chunkquotes
 from mlgitfs.repo.blamerows import blame_rows
 from mlgitfs.repo.fsck import fsck
 from mlgitfs.repo.refs import resolve
@@ -36,6 +37,9 @@ def test_the_blame_bench_history_and_its_answers(tmp_path: Path) -> None:
         # one row never relabelled: matched chunks answer most commits, few chunks are read
         one = blame_rows(store, head, path, ["image_id"], only=[[str(info["never"])]])
         assert one.chunks_read <= every.chunks_read
+        assert one.by_runs > 0  # versions passed over from their encoded manifests alone
+        with store.env.read() as txn:  # recorded as the history's chunks were stored
+            assert len(chunkquotes.recorded(txn)) >= info["chunks"]
         assert fsck(store).clean
     finally:
         api.close_store(home)

@@ -3,6 +3,11 @@ an odd number of `"` bytes. A CSV record starts only after a newline at an even 
 comparing two versions of a table by their chunks needs the parity of the chunks that
 changed; kept here, a later blame of the same history reads none of them again.
 
+Recorded when a CSV or TSV file's new chunks are stored (import, commit, a mount's commit, a
+row merge: the bytes are in hand, and the records go in the transaction that records the
+chunks, store/cache.py), and for other chunks when a blame first reads them. Chunks fetched
+from a remote, or stored before this, get theirs from the first blame that reads them.
+
 Derived data keyed by content: a chunk's parity never changes, so a record is never stale;
 a chunk gc removes may leave its record (a few bytes) until the database is cleared.
 Dropping records only costs reading those chunks again.
@@ -11,9 +16,24 @@ Dropping records only costs reading those chunks again.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from os import PathLike
 
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.meta.schema import CHUNK_QUOTES
+
+QUOTED = (".csv", ".tsv")  # the tables whose records a quote decides (merge/rows.codec_for)
+
+
+def for_path(name: str | bytes | PathLike[str]) -> bool:
+    """Whether a file by this name is a CSV or TSV table, whose chunks' parities are
+    recorded as they are stored."""
+    text = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
+    return text.lower().endswith(QUOTED)
+
+
+def odd(data: bytes) -> bool:
+    """The parity of `data`: whether it holds an odd number of `"` bytes."""
+    return data.count(b'"') % 2 == 1
 
 
 def get_many(txn: ReadTxn, ids: Iterable[bytes]) -> dict[bytes, bool]:

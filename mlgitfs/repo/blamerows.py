@@ -20,8 +20,11 @@ from mlgitfs.merge.csvtable import CsvCodec
 from mlgitfs.merge.rows import codec_for
 from mlgitfs.merge.table import ABSENT, Cell, Decoded, Record, Row
 from mlgitfs.merge.text import TextCodec, TextTable
+from mlgitfs.model import manifestraw
 from mlgitfs.model.ids import ChunkId, ObjectId
-from mlgitfs.model.objects import TreeEntry
+from mlgitfs.model.manifestraw import RawManifest
+from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo import rowruns
 from mlgitfs.repo.blame import file_history
 from mlgitfs.repo.chunklayout import ChunkCache, Layout
 from mlgitfs.repo.chunkrows import Span, TableVersions
@@ -50,6 +53,7 @@ class RowsBlamed:
     show: Callable[[Cell], str]  # the codec's cell formatter, for rendering
     by_chunks: int = 0  # versions compared from their chunk lists, not decoded whole
     chunks_read: int = 0  # chunks read from the store for those (the blamed version's too)
+    by_runs: int = 0  # of those, versions passed over from their encoded manifests alone
 
 
 Changes = dict[Key, tuple[Row | None, Row | None]]  # key → (newer row, older row), differing
@@ -67,7 +71,9 @@ class _Tables:
         self.whole: dict[bytes, dict[Key, Row]] = {}  # the last versions decoded whole
         self.versions: TableVersions | None = None
         self.layouts: dict[bytes, Layout] = {}
+        self.raw: dict[bytes, RawManifest | None] = {}  # the last versions' encoded manifests
         self.fast = 0  # versions compared by their chunks (tests, bench)
+        self.by_runs = 0  # of those, versions placed from their encoded manifests (rowruns.py)
         # with rows asked for: where each still to be answered is in the version `track_ref`
         self.track: dict[Key, Span] | None = None
         self.track_ref = b""
@@ -185,6 +191,12 @@ class _Tables:
             return None
         if self.versions is not None:
             track = self.track if self.track_ref == now.ref else None
+            moved = self._by_runs(now, before, track) if track else None
+            if moved is not None:  # every tracked row lies in chunks both versions hold
+                self.track, self.track_ref = moved, before.ref
+                self.fast += 1
+                self.by_runs += 1
+                return {}
             got = self.versions.changes(self._layout(before), self._layout(now), track)
             self.track = got.old_at if got is not None else None
             self.track_ref = before.ref
@@ -193,6 +205,40 @@ class _Tables:
                 return got.rows
         a, b = self._whole(now), self._whole(before)
         return {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+    def _by_runs(
+        self, now: TreeEntry, before: TreeEntry, track: dict[Key, Span]
+    ) -> dict[Key, Span] | None:
+        """Where the tracked rows are in `before`, from the two encoded manifests alone
+        (rowruns.py), when both versions start with the same chunk holding the whole header
+        (one already read); None when this cannot tell."""
+        assert self.versions is not None
+        new, old = self._raw(now), self._raw(before)
+        if new is None or old is None:
+            return None
+        first = new.chunk_id(0)
+        if old.chunk_id(0) != first or self.versions.by_first.get(first) is None:
+            return None
+        return rowruns.place(new, old, track, self.versions.cache, self.versions.quoted)
+
+    def _raw(self, entry: TreeEntry) -> RawManifest | None:
+        """A chunked version's manifest as its encoded bytes (manifestraw.py; the last few
+        kept: each is the older version of one comparison and the newer of the next); None
+        when it is not of that form, not local, or disagrees with the entry's size (the
+        full decode then says so)."""
+        if entry.kind is not EntryKind.CHUNKED:
+            return None
+        if entry.ref in self.raw:
+            got = self.raw.pop(entry.ref)
+        else:
+            data = self.store.get_raw(ObjectId(entry.ref))
+            got = None if data is None else manifestraw.parse(data, entry.ref)
+            if got is not None and got.size != entry.size:
+                got = None
+        self.raw[entry.ref] = got
+        while len(self.raw) > 3:
+            self.raw.pop(next(iter(self.raw)))
+        return got
 
     def _layout(self, entry: TreeEntry) -> Layout:
         """A version's chunks; the older one of a comparison is the newer one of the next,
@@ -340,4 +386,4 @@ def blame_rows(
     if tables.versions is not None:
         reads = tables.versions.cache.reads
         tables.versions.cache.save()
-    return RowsBlamed(keys, rows, tables.codec.show, tables.fast, reads)
+    return RowsBlamed(keys, rows, tables.codec.show, tables.fast, reads, tables.by_runs)

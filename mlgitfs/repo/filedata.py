@@ -2,6 +2,8 @@
 
 `encode_buffer` runs in worker threads: FastCDC, BLAKE3 and zstd release the GIL on large
 buffers, so one pool uses every core. Chunks the store already has are not compressed again.
+For a CSV or TSV file (`quotes`), each new chunk's quote parity is counted while its bytes
+are in hand and recorded with the chunk (meta/chunkquotes.py): row blame then reads none.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from mlgitfs.errors import SourceError
+from mlgitfs.meta import chunkquotes
 from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
 from mlgitfs.model.objects import ChunkRef, EntryKind, Manifest, object_id
 from mlgitfs.store import compress
@@ -38,11 +41,17 @@ class EncodedChunk:
     raw_len: int
     codec: int  # compress.RAW or compress.ZSTD; -1 when the store already had it
     stored: bytes | memoryview  # a view of the source when stored raw: written, not copied
+    odd: bool | None = None  # its quote parity, when counted (`quotes`)
 
 
 def encode_buffer(
-    buf: bytes | memoryview, cuts: list[tuple[int, int]], known: Callable[[ChunkId], bool]
+    buf: bytes | memoryview,
+    cuts: list[tuple[int, int]],
+    known: Callable[[ChunkId], bool],
+    quotes: bool = False,
 ) -> list[EncodedChunk]:
+    """The chunks `cuts` of `buf`, those the store lacks compressed (with `quotes`, their
+    quote parities counted)."""
     out = []
     for off, length in cuts:
         piece = buf[off : off + length]
@@ -51,7 +60,10 @@ def encode_buffer(
             out.append(EncodedChunk(cid, length, -1, b""))
         else:
             codec, stored = compress.compress(piece)
-            out.append(EncodedChunk(cid, length, codec, stored))
+            odd = None
+            if quotes:  # memoryview has no count(): a copy, at memcpy speed
+                odd = chunkquotes.odd(piece if isinstance(piece, bytes) else bytes(piece))
+            out.append(EncodedChunk(cid, length, codec, stored, odd))
     return out
 
 
@@ -72,7 +84,9 @@ def batches(
     yield batch
 
 
-def read_whole(fd: int, chunker: Chunker, known: Callable[[ChunkId], bool]) -> list[EncodedChunk]:
+def read_whole(
+    fd: int, chunker: Chunker, known: Callable[[ChunkId], bool], quotes: bool = False
+) -> list[EncodedChunk]:
     """Read and encode a small file in one go, from its start."""
     size = os.fstat(fd).st_size
     parts = []
@@ -84,7 +98,7 @@ def read_whole(fd: int, chunker: Chunker, known: Callable[[ChunkId], bool]) -> l
         parts.append(b)
         offset += len(b)
     data = parts[0] if len(parts) == 1 else b"".join(parts)
-    return encode_buffer(data, list(chunker.cut(data)), known)
+    return encode_buffer(data, list(chunker.cut(data)), known, quotes)
 
 
 def windows(
@@ -144,7 +158,7 @@ def hand_over(writer: SegmentWriter, chunks: list[EncodedChunk]) -> list[Encoded
     """Give the new chunks to the segment writer; their stripped list."""
     for ch in chunks:
         if ch.codec >= 0:
-            writer.add(ch.id, ch.codec, ch.stored, ch.raw_len)
+            writer.add(ch.id, ch.codec, ch.stored, ch.raw_len, ch.odd)
     return stripped(chunks)
 
 
@@ -156,6 +170,7 @@ def encode_large(
     chunker: Chunker,
     known: Callable[[ChunkId], bool],
     name: str,
+    quotes: bool = False,
 ) -> list[EncodedChunk]:
     """A large file encoded by the pool window by window, each batch handed to the segment
     writer as soon as it is done while the rest is read and cut (the disk works from the
@@ -172,7 +187,7 @@ def encode_large(
     try:
         for view, cuts in windows(fd, size, chunker, name):
             for batch in batches(cuts):
-                held.append(pool.submit(encode_buffer, view, batch, known))
+                held.append(pool.submit(encode_buffer, view, batch, known, quotes))
             settle(HELD_BATCHES)
         settle(0)
     finally:
@@ -241,7 +256,7 @@ def finish_file(
     """Write new chunks to the segment writer; (entry kind, ref, size) for the tree entry."""
     for ch in chunks:
         if ch.codec >= 0:
-            writer.add(ch.id, ch.codec, ch.stored, ch.raw_len)
+            writer.add(ch.id, ch.codec, ch.stored, ch.raw_len, ch.odd)
     size = sum(ch.raw_len for ch in chunks)
     if len(chunks) == 1:
         return EntryKind.FILE, bytes(chunks[0].id), size

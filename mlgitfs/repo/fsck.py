@@ -72,6 +72,8 @@ class _Checker:
         self.store = store
         self.check_index = check_index
         self.walked: list[bytes] = []  # commits that loaded, in walk order
+        # rebuilding: the quote parities of the CSV and TSV chunks read, to record again
+        self.quotes: dict[bytes, bool] | None = None if check_index else {}
         self.check_remote = check_remote
         with store.env.read() as txn:
             self.has_remotes = any(True for _ in remote_records.all_remote_names(txn))
@@ -111,7 +113,7 @@ class _Checker:
         if erased and cid in self.erased_chunks and not self.store.chunks.has(ChunkId(cid)):
             return False  # a remote may still hold it: not this store's to read
         if cid not in self.chunk_len:
-            self.chunk_len[cid] = self._read_chunk(cid)
+            self.chunk_len[cid] = self._read_chunk(cid, path)
         got = self.chunk_len[cid]
         if erased and cid in self.missing:
             return False
@@ -121,7 +123,7 @@ class _Checker:
             self.damage(cid, f"chunk has {got} bytes, the file's entry says {length}", path)
         return True
 
-    def _read_chunk(self, cid: bytes) -> int | str | None:
+    def _read_chunk(self, cid: bytes, path: str) -> int | str | None:
         if self.has_remotes and not self.store.chunks.has(ChunkId(cid)):
             # Not in the local cache of a store with remotes: pushed or cloned, fetched on
             # demand and checked then (or here with `fsck --remote`), not damage.
@@ -136,11 +138,14 @@ class _Checker:
         except CorruptObject as exc:
             return exc.reason
         n = len(data)
+        odd = chunkquotes.odd(data)
         with self.store.env.read() as txn:
             kept = chunkquotes.get_many(txn, [cid]).get(cid)
-        if kept is not None and kept != (data.count(b'"') % 2 == 1):
+        if kept is not None and kept != odd:
             # blame would take this chunk's records for another row's: run --rebuild-index
             self.damage(cid, "recorded quote parity disagrees with the chunk", "chunk_quotes")
+        if self.quotes is not None and chunkquotes.for_path(path):
+            self.quotes[cid] = odd
         self.report.chunks += 1
         self.report.bytes += n
         if self.progress:
@@ -317,6 +322,10 @@ def fsck(
         checker.run()
     if rebuild_index:
         report.index_rebuilt = commitindex.rebuild(store, checker.walked, everything=repo is None)
+        assert checker.quotes is not None
         with store.env.write() as txn:
-            chunkquotes.clear(txn)  # derived as blame reads chunks: dropped, made again
+            # derived data: dropped, and made again from the CSV and TSV chunks read here
+            # (as storing them makes them); others' as blame reads them
+            chunkquotes.clear(txn)
+            chunkquotes.put_many(txn, checker.quotes.items())
     return report

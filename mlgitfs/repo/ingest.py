@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgitfs.errors import PolicyError, SourceError
-from mlgitfs.meta import chunks, db, statcache
+from mlgitfs.meta import chunkquotes, chunks, db, statcache
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.changes import ChangeKind
 from mlgitfs.model.ids import ChunkId, ObjectId
@@ -386,7 +386,7 @@ def _read_small_files(
         out = []
         for full, fd in zip(paths, fds, strict=True):
             try:
-                out.append(filedata.read_whole(fd, chunker, known))
+                out.append(filedata.read_whole(fd, chunker, known, chunkquotes.for_path(full)))
             except OSError as exc:
                 raise SourceError(f"cannot read {os.fsdecode(full)}: {exc.strerror}") from exc
         return out
@@ -410,7 +410,10 @@ def _submit_large(w: _Walk, full: bytes, known: Callable[[ChunkId], bool]) -> Pa
     try:
         before = os.fstat(fd)
         filedata.read_ahead(fd, before.st_size)
-        chunks = filedata.encode_large(w.pool, w.writer, fd, before.st_size, w.chunker, known, name)
+        quotes = chunkquotes.for_path(full)
+        chunks = filedata.encode_large(
+            w.pool, w.writer, fd, before.st_size, w.chunker, known, name, quotes
+        )
         after = os.fstat(fd)
     except OSError as exc:
         raise SourceError(f"cannot read {name}: {exc.strerror}") from exc

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from mlgitfs.errors import MergeConflict, NotFastForward, UnknownRef, UsageError
 from mlgitfs.merge.rows import merge_table
-from mlgitfs.meta import db
+from mlgitfs.meta import chunkquotes, db
 from mlgitfs.model.conflicts import Conflict, ConflictKind
 from mlgitfs.model.decode import decode
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
@@ -80,7 +80,8 @@ class BlobIO:
         def known(cid: ChunkId) -> bool:
             return self.writer.pending(cid) or self.store.chunks.has(cid)
 
-        chunks = filedata.encode_buffer(data, list(self.chunker.cut(data)), known)
+        quotes = chunkquotes.for_path(like.name)
+        chunks = filedata.encode_buffer(data, list(self.chunker.cut(data)), known, quotes)
         kind, ref, size = filedata.finish_file(chunks, self.writer, self.out)
         return TreeEntry(like.name, kind, like.mode, size, time.time_ns(), ref)
 

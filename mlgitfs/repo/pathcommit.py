@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgitfs.errors import ConflictError, PathNotFound, PolicyError, UnsafeOperation, UsageError
-from mlgitfs.meta import checkouts, db
+from mlgitfs.meta import checkouts, chunkquotes, db
 from mlgitfs.meta.env import ReadTxn, WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.names import split_path
@@ -265,16 +265,19 @@ def _entry(
         return TreeEntry(name, content.kind, content.mode, content.size, content.mtime_ns,
                          content.ref)  # fmt: skip
     chunks: list[EncodedChunk]
+    quotes = chunkquotes.for_path(name)
     if isinstance(content, bytes):
-        chunks = filedata.encode_buffer(content, list(chunker.cut(content)), known)
+        chunks = filedata.encode_buffer(content, list(chunker.cut(content)), known, quotes)
     else:
         fd = os.open(content, os.O_RDONLY | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
             if size <= filedata.WHOLE_FILE_LIMIT:
-                chunks = filedata.read_whole(fd, chunker, known)
+                chunks = filedata.read_whole(fd, chunker, known, quotes)
             else:
-                chunks = filedata.encode_large(pool, writer, fd, size, chunker, known, str(content))
+                chunks = filedata.encode_large(
+                    pool, writer, fd, size, chunker, known, str(content), quotes
+                )
         finally:
             os.close(fd)
     kind, ref, size = filedata.finish_file(chunks, writer, new_objects)

@@ -37,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mlgitfs.errors import CorruptObject, MissingObject, StoreError
-from mlgitfs.meta import chunks, db, gcstate
+from mlgitfs.meta import chunkquotes, chunks, db, gcstate
 from mlgitfs.meta.env import MetaEnv, ReadTxn, WriteTxn
 from mlgitfs.model.ids import ChunkId, hash_bytes, short_hex
 from mlgitfs.store import compress
@@ -310,6 +310,7 @@ class SegmentWriter:
         self.target = target
         self.direct = direct
         self._pending: dict[bytes, Location] = {}
+        self._quotes: dict[bytes, bool] = {}  # quote parities given with chunks (chunkquotes)
         self._file: SegmentFile | None = None
         self._segment = 0
         self._size = 0
@@ -357,9 +358,15 @@ class SegmentWriter:
         """Where an added chunk will be (gc moves chunks with its own transaction)."""
         return self._pending.get(cid)
 
-    def add(self, cid: ChunkId, codec: int, stored: Buffer, raw_len: int) -> None:
+    def add(
+        self, cid: ChunkId, codec: int, stored: Buffer, raw_len: int, odd: bool | None = None
+    ) -> None:
+        """Append a chunk (`stored` as `codec` made it); `odd`, when given, is its quote
+        parity, recorded with its location (meta/chunkquotes.py)."""
         if bytes(cid) in self._pending:
             return
+        if odd is not None:
+            self._quotes[bytes(cid)] = odd
         if self._file is None or self._size >= self.target:
             self._open_segment()
         header = _HEADER.pack(MAGIC, bytes(cid), codec, raw_len, len(stored))
@@ -428,18 +435,21 @@ class SegmentWriter:
         """After `write_out` and the transaction that recorded the chunks: keep the open
         segment (a long-lived writer appends to one segment, not one per batch)."""
         self._pending.clear()
+        self._quotes.clear()
         for f in self._synced:
             f.close()
         self._synced = []
 
     def record(self, txn: WriteTxn) -> int:
-        """Put the locations of flushed chunks in `txn`; returns how many were new."""
+        """Put the locations of flushed chunks in `txn`, with the quote parities given for
+        them; returns how many were new."""
         new = 0
         for cid, loc in self._pending.items():
             if chunks.put_location_new(txn, cid, loc.pack()):
                 new += 1
                 if self.pin:  # not on any remote yet: never evicted until pushed
                     chunks.pin(txn, cid)
+        chunkquotes.put_many(txn, self._quotes.items())
         return new
 
     def reset(self) -> None:
@@ -453,6 +463,7 @@ class SegmentWriter:
             f.close()
         self._dirty, self._synced = [], []
         self._pending.clear()
+        self._quotes.clear()
         self._created = []
         self._stage = None
 

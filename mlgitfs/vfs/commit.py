@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import ConflictError
-from mlgitfs.meta import db
+from mlgitfs.meta import chunkquotes, db
 from mlgitfs.meta.checkouts import get_checkout, put_checkout
 from mlgitfs.meta.env import WriteTxn
 from mlgitfs.model.ids import ChunkId, ObjectId
@@ -118,10 +118,12 @@ def _item(view: WritableView, n: Node, changes: dict[bytes, Item | None] | None)
 Chunks = list[EncodedChunk]
 
 
-def _encode_small(path: str, chunker: Chunker, known: Callable[[ChunkId], bool]) -> Chunks:
+def _encode_small(
+    path: str, chunker: Chunker, known: Callable[[ChunkId], bool], quotes: bool
+) -> Chunks:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return filedata.read_whole(fd, chunker, known)
+        return filedata.read_whole(fd, chunker, known, quotes)
     finally:
         os.close(fd)
 
@@ -152,16 +154,18 @@ def _encode_files(
             for it in files:
                 assert it.overlay is not None
                 size = os.stat(it.overlay).st_size
+                quotes = chunkquotes.for_path(it.name)
                 if size > filedata.WHOLE_FILE_LIMIT:
                     fd = os.open(it.overlay, os.O_RDONLY | os.O_CLOEXEC)
                     try:
                         encoded[it.ino] = filedata.encode_large(
-                            pool, writer, fd, size, chunker, known, it.overlay
+                            pool, writer, fd, size, chunker, known, it.overlay, quotes
                         )
                     finally:
                         os.close(fd)
                     continue
-                held.append((it.ino, size, pool.submit(_encode_small, it.overlay, chunker, known)))
+                future = pool.submit(_encode_small, it.overlay, chunker, known, quotes)
+                held.append((it.ino, size, future))
                 held_bytes += size
                 settle(budget)
             settle(-1)

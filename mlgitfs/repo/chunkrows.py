@@ -118,6 +118,28 @@ def kept_records(old: Layout, new: Layout, bl: Block, quoted: bool) -> tuple[Spa
     return (a0 + s, a0 + e), (b0 + s, b0 + e)
 
 
+def resync(old: Layout, new: Layout, bl: Block, quoted: bool, last: bool) -> Span | None:
+    """The first (with `last`, the last) record start inside a matched block as (old, new)
+    offsets: found from the block's own bytes and parity, so the same on both sides; None
+    when it has none or its start is parsed from another state on each side. Only the chunk
+    at that end of the block is read (`kept_records` reads both ends)."""
+    odd = quoted and old.parity_at_chunk(bl.a)
+    if quoted and odd != new.parity_at_chunk(bl.b):
+        return None
+    a0, a1 = old.starts[bl.a], old.starts[bl.a + bl.n]
+    b0, b1 = new.starts[bl.b], new.starts[bl.b + bl.n]
+    if last:
+        if a1 == old.size and b1 == new.size:
+            return a1, b1
+        end_odd = quoted and old.parity_at_chunk(bl.a + bl.n)
+        p = old.record_start_before(a0, a1, end_odd, quoted)
+    else:
+        if a0 == 0 and b0 == 0:
+            return 0, 0
+        p = old.record_start_after(a0, a1, odd, quoted)
+    return None if p is None else (p, p - a0 + b0)
+
+
 def changed_spans(
     old: Layout, new: Layout, blocks: list[Block], quoted: bool
 ) -> tuple[list[tuple[Span, Span]], list[tuple[Span, Span]]]:
@@ -276,24 +298,25 @@ class TableVersions:
     def _around(
         self, old: Layout, new: Layout, blocks: list[Block], r0: int, r1: int
     ) -> tuple[Span, Span]:
-        """The span pair from the end of the records kept by the nearest matched block
-        before [r0, r1) of `new` to the start of those of the nearest one after it."""
+        """The span pair from the last record start in the nearest matched block before
+        [r0, r1) of `new` to the first one in the nearest block after it (any record start
+        of a matched block is one on both sides)."""
         starts = [new.starts[bl.b] for bl in blocks]
         i = bisect.bisect_right(starts, r0) - 1
-        lo: tuple[Span, Span] | None = None
+        lo: Span | None = None
         for j in range(i, -1, -1):
-            k = kept_records(old, new, blocks[j], self.quoted)
-            if k is not None and k[1][1] <= r0:
-                lo = k
+            p = resync(old, new, blocks[j], self.quoted, last=True)
+            if p is not None and p[1] <= r0:
+                lo = p
                 break
-        hi: tuple[Span, Span] | None = None
+        hi: Span | None = None
         for j in range(max(i, 0), len(blocks)):
-            k = kept_records(old, new, blocks[j], self.quoted)
-            if k is not None and k[1][0] >= r1:
-                hi = k
+            p = resync(old, new, blocks[j], self.quoted, last=False)
+            if p is not None and p[1] >= r1:
+                hi = p
                 break
-        a0, b0 = (lo[0][1], lo[1][1]) if lo else (0, 0)
-        a1, b1 = (hi[0][0], hi[1][0]) if hi else (old.size, new.size)
+        a0, b0 = lo or (0, 0)
+        a1, b1 = hi or (old.size, new.size)
         return (a0, a1), (b0, b1)
 
     def _rows(

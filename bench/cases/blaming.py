@@ -47,8 +47,8 @@ def synth(*args: str) -> dict[str, Any]:
 
 
 def _blame(home: Path, row: str | None, rounds: int) -> dict[str, Any]:
-    """The best of `rounds` runs, and the first run's seconds (`first_s`: the store had no
-    quote parities recorded for the chunks yet, the first blame of the history keeps them)."""
+    """The best of `rounds` runs, and the first run's seconds (`first_s`: the first blame of
+    the history; the chunks' quote parities were recorded as they were stored)."""
     best: dict[str, Any] = {}
     first = None
     for _ in range(rounds):
@@ -73,7 +73,7 @@ def measure(home: Path, rows: int, commits: int, full_reference: bool) -> list[R
     ref = synth("reference", str(home), str(limit))
     plain = ref["seconds"] / max(ref["versions"], 1) * ref["of"]
     label = f"{rows:,}-row CSV ({info['bytes'] / 1e6:.0f} MB), {commits:,} commits"
-    first = f"first run {one['first_s']:.2f} s (parities recorded), cpu {one['cpu']:.2f} s"
+    first = f"first run {one['first_s']:.2f} s (parities as stored), cpu {one['cpu']:.2f} s"
     extra = {**info, "one": one, "last_row": last, "every": every, "reference": ref}
     scaled = "" if ref["versions"] == ref["of"] else f", scaled from {ref['versions']} versions"
     return [

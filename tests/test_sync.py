@@ -18,11 +18,13 @@ import pytest
 
 from mlgitfs import api
 from mlgitfs.errors import MissingObject, NotFastForward
-from mlgitfs.meta import db
+from mlgitfs.meta import chunkquotes, db
 from mlgitfs.meta import remotes as remote_records
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.ids import ChunkId, ObjectId, from_hex
 from mlgitfs.repo.history import walk_commits
+from mlgitfs.repo.refs import resolve
+from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store.remote import RemoteTransport
 from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
@@ -163,6 +165,15 @@ def test_prefetch_then_reads_need_no_remote(cli: Cli, remote: Remote, tmp_path: 
     r = json.loads(Cli(home2)("prefetch", "ds", "--json").stdout)
     assert r["chunks"] > 2
     assert json.loads(Cli(home2)("prefetch", "ds", "--json").stdout)["chunks"] == 0
+    # a CSV's chunks came with their quote parities recorded (row blame reads none), and
+    # no other file's
+    store2 = api.open_store(home2)
+    labels = resolve(store2, "ds:labels.csv").entry
+    assert labels is not None
+    with store2.env.read() as txn:
+        kept = chunkquotes.recorded(txn)
+    ids = [bytes(c.id) for c in file_chunks(store2, labels)]
+    assert kept == {c: chunkquotes.odd(store2.read_chunk(ChunkId(c))) for c in ids}
     api.remote_remove(home2, "origin")
     Cli(home2)("export", "ds", str(tmp_path / "out"))
     same_tree(src, tmp_path / "out")

@@ -4,9 +4,9 @@ comparing two versions of a table by their chunks needs the parity of the chunks
 changed; kept here, a later blame of the same history reads none of them again.
 
 Recorded when a CSV or TSV file's new chunks are stored (import, commit, a mount's commit, a
-row merge: the bytes are in hand, and the records go in the transaction that records the
-chunks, store/cache.py), and for other chunks when a blame first reads them. Chunks fetched
-from a remote, or stored before this, get theirs from the first blame that reads them.
+path write, a row merge, a prefetch: the bytes are in hand, and the records go in the
+transaction that records the chunks, store/cache.py), and for other chunks when a blame
+first reads them (fetched on demand, stored before this, or of a file named otherwise).
 
 Derived data keyed by content: a chunk's parity never changes, so a record is never stale;
 a chunk gc removes may leave its record (a few bytes) until the database is cleared.
@@ -31,9 +31,10 @@ def for_path(name: str | bytes | PathLike[str]) -> bool:
     return text.lower().endswith(QUOTED)
 
 
-def odd(data: bytes) -> bool:
-    """The parity of `data`: whether it holds an odd number of `"` bytes."""
-    return data.count(b'"') % 2 == 1
+def odd(data: bytes | memoryview) -> bool:
+    """The parity of `data`: whether it holds an odd number of `"` bytes (a view is copied
+    first, at memcpy speed: memoryview has no count)."""
+    return (data if isinstance(data, bytes) else bytes(data)).count(b'"') % 2 == 1
 
 
 def get_many(txn: ReadTxn, ids: Iterable[bytes]) -> dict[bytes, bool]:

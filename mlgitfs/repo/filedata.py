@@ -60,9 +60,7 @@ def encode_buffer(
             out.append(EncodedChunk(cid, length, -1, b""))
         else:
             codec, stored = compress.compress(piece)
-            odd = None
-            if quotes:  # memoryview has no count(): a copy, at memcpy speed
-                odd = chunkquotes.odd(piece if isinstance(piece, bytes) else bytes(piece))
+            odd = chunkquotes.odd(piece) if quotes else None
             out.append(EncodedChunk(cid, length, codec, stored, odd))
     return out
 

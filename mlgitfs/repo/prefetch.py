@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from mlgitfs.errors import CorruptObject, UsageError
-from mlgitfs.meta import chunks
+from mlgitfs.meta import chunkquotes, chunks
 from mlgitfs.model.ids import ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, Manifest, Tree, TreeIndex
 from mlgitfs.progress import announce
@@ -25,14 +25,17 @@ def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> Tr
     r = refs_mod.resolve(store, revspec)
     stats = TransferStats()
     chunk_ids: list[bytes] = []
+    tables: set[bytes] = set()  # chunks of CSV and TSV files: their parities are recorded
     if r.entry is not None and r.entry.is_file:
         chunk_ids.extend(bytes(c.id) for c in file_chunks(store, r.entry))
+        if chunkquotes.for_path(r.spec.path_str):
+            tables.update(chunk_ids)
     elif r.entry is None or r.entry.is_dir:
         frontier = [bytes(r.commit.tree if r.entry is None else r.entry.ref)]
         while frontier:  # one batch of (coalesced) object GETs per level
             stats.objects += len(store.remote.fetch_objects(missing_objects(store, frontier)))
             nxt: list[bytes] = []
-            manifests: list[bytes] = []
+            manifests: list[tuple[bytes, bool]] = []
             for oid in frontier:
                 obj = store.get_object(ObjectId(oid))
                 if isinstance(obj, TreeIndex):
@@ -45,18 +48,24 @@ def prefetch(store: Store, revspec: str, progress: Progress | None = None) -> Tr
                         nxt.append(e.ref)
                     elif e.kind is EntryKind.FILE:
                         chunk_ids.append(e.ref)
+                        if chunkquotes.for_path(e.name):
+                            tables.add(e.ref)
                     elif e.kind is EntryKind.CHUNKED:
-                        manifests.append(e.ref)
-            stats.objects += len(store.remote.fetch_objects(missing_objects(store, manifests)))
-            for m in manifests:
-                chunk_ids.extend(bytes(c.id) for c in store.get(ObjectId(m), Manifest).chunks)
+                        manifests.append((e.ref, chunkquotes.for_path(e.name)))
+            want = missing_objects(store, [m for m, _ in manifests])
+            stats.objects += len(store.remote.fetch_objects(want))
+            for m, table in manifests:
+                ids = [bytes(c.id) for c in store.get(ObjectId(m), Manifest).chunks]
+                chunk_ids.extend(ids)
+                if table:
+                    tables.update(ids)
             frontier = nxt
     else:
         raise UsageError(f"{revspec} is a symlink: nothing to prefetch")
     with store.env.read() as txn:
         missing = [c for c in dict.fromkeys(chunk_ids) if not chunks.has_chunk(txn, c)]
     announce(progress, len(missing), None)  # the unit: chunks
-    got = store.remote.fetch_chunks(missing, progress)  # enforces the cache budget
+    got = store.remote.fetch_chunks(missing, progress, quotes=tables)  # enforces the budget
     stats.chunks, stats.bytes, stats.requests = got.items, got.bytes, got.requests
     stats.seconds = time.perf_counter() - t0
     return stats

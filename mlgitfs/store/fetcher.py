@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlgitfs.errors import CorruptObject, MissingObject, MlgitError, RemoteKeyMissing
-from mlgitfs.meta import db, erasures
+from mlgitfs.meta import chunkquotes, db, erasures
 from mlgitfs.meta.env import MetaEnv
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model.decode import decode
@@ -57,6 +57,8 @@ BACKLOG = 8  # batches of fetched chunks (≤ MAX_REQUEST each) waiting to be wr
 
 Progress = Callable[[int, int], None]
 Deliver = Callable[[list[tuple[bytes, Buffer]]], None]  # (chunk id, raw bytes) of one request
+# a fetched chunk to cache: id, codec, stored bytes, raw length, quote parity (None: not counted)
+Fetched = tuple[bytes, int, Buffer, int, bool | None]
 
 
 @dataclass
@@ -269,6 +271,7 @@ class RemoteFetcher:
         progress: Progress | None = None,
         deliver: Deliver | None = None,
         background: bool = False,
+        quotes: Collection[bytes] = (),
     ) -> FetchStats:
         """Download chunks into the local cache, neighbours in one request, many in parallel;
         with `deliver`, each request's raw bytes are handed to it as soon as that request is
@@ -277,7 +280,9 @@ class RemoteFetcher:
         With `background`, the cache writes happen on a writer thread after this returns:
         a mount's reader gets verified bytes without waiting for the disk (on a cold
         sequential read the writes cost as much as the GETs). A failed background write
-        only means the chunks are not cached; they are fetched again when needed."""
+        only means the chunks are not cached; they are fetched again when needed. The quote
+        parities of the chunks in `quotes` (a CSV or TSV file's) are recorded with them
+        (meta/chunkquotes.py)."""
         stats = FetchStats()
         wanted = list(dict.fromkeys(cids))
         if not wanted:
@@ -288,11 +293,12 @@ class RemoteFetcher:
         requests = self._plan(self.locate(CHUNKS, wanted))
 
         def each(rec: RemoteRecord, got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
-            items: list[tuple[bytes, int, Buffer, int]] = []
+            items: list[Fetched] = []
             arrived: list[tuple[bytes, Buffer]] = []
             for oid, loc, stored in got:
                 raw = self._verified(rec, oid, loc, stored)
-                items.append((oid, loc.codec, stored, len(raw)))
+                odd = chunkquotes.odd(raw) if oid in quotes else None
+                items.append((oid, loc.codec, stored, len(raw), odd))
                 stats.bytes += len(raw)
                 if deliver is not None:
                     arrived.append((oid, raw))
@@ -324,7 +330,7 @@ class RemoteFetcher:
         raw = self._verified(rec, cid, loc, stored)
         # The reader has its bytes: caching them must not add a write transaction's fsync
         # to every on-demand read (a shuffled epoch is one such read per file).
-        self._cache_later([(cid, loc.codec, stored, len(raw))])
+        self._cache_later([(cid, loc.codec, stored, len(raw), None)])
         return bytes(raw)
 
     def fetch_objects(
@@ -357,7 +363,7 @@ class RemoteFetcher:
     def fetch_object(self, oid: bytes) -> Object:
         return self.fetch_objects([oid])[oid]
 
-    def _cache_chunks(self, items: list[tuple[bytes, int, Buffer, int]]) -> None:
+    def _cache_chunks(self, items: list[Fetched]) -> None:
         with self._write_lock:
             if self._writer is None:
                 self._writer = self.cache.writer(
@@ -365,8 +371,8 @@ class RemoteFetcher:
                 )
             w = self._writer
             try:
-                for cid, codec_, stored, raw_len in items:
-                    w.add(ChunkId(cid), codec_, stored, raw_len)
+                for cid, codec_, stored, raw_len, odd in items:
+                    w.add(ChunkId(cid), codec_, stored, raw_len, odd)
                     self._since_check += len(stored)
                 w.write_out()  # no fsync: see the module note
                 with self.env.write() as txn:
@@ -378,7 +384,7 @@ class RemoteFetcher:
                 raise
             w.forget_recorded()
 
-    def _cache_later(self, items: list[tuple[bytes, int, Buffer, int]]) -> None:
+    def _cache_later(self, items: list[Fetched]) -> None:
         # A reader never waits for the disk: when the writes fall BACKLOG batches behind,
         # this batch is not cached (it can be fetched again; the reader has its bytes).
         if not self._backlog.acquire(blocking=False):

@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from mlgitfs.model.ids import ChunkId
 from mlgitfs.model.manifestraw import RawManifest
 from mlgitfs.model.objects import ChunkRef
-from mlgitfs.repo.chunkrows import ChunkCache, Key, Span
+from mlgitfs.repo.chunklayout import ChunkCache
+from mlgitfs.repo.chunkrows import Key, Span
 
 
 def place(

@@ -15,8 +15,8 @@ from mlgitfs.daemon import messages, protocol
 from mlgitfs.daemon.control import serve_control
 from mlgitfs.errors import MountError, ProtocolError
 from mlgitfs.model.ids import to_hex
+from mlgitfs.vfs.checkout_view import CheckoutView
 from mlgitfs.vfs.factory import open_checkout_view
-from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.types import ROOT_INODE
 from tests.conftest import write_tree
 
@@ -38,7 +38,7 @@ async def test_one_server_serves_several_views_by_ref(home: Path, tmp_path: Path
     api.import_dir(home, "ds@main", write_tree(tmp_path / "src", {"a.txt": b"a\n"}), "first")
     api.branch_create(home, "ds@exp")
     store = api.open_store(home)
-    views: dict[str, WritableView] = {
+    views: dict[str, CheckoutView] = {
         ref: open_checkout_view(store, "ds", ref.partition("@")[2], 1 << 20)
         for ref in ("ds@main", "ds@exp")
     }

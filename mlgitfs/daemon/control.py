@@ -25,8 +25,7 @@ from mlgitfs import memory
 from mlgitfs.daemon import handlers, protocol
 from mlgitfs.daemon.recorder import Recorder
 from mlgitfs.errors import DaemonError, MlgitError, MountError
-from mlgitfs.vfs.overlay import WritableView
-from mlgitfs.vfs.types import Caller
+from mlgitfs.vfs.types import Caller, CheckoutFsView
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +42,11 @@ async def _recv_exact(stream: trio.SocketStream, n: int) -> bytes:
     return bytes(buf)
 
 
-Views = Mapping[str, WritableView]  # the daemon's views, by ref (REPO@BRANCH)
+Views = Mapping[str, CheckoutFsView]  # the daemon's views, by ref (REPO@BRANCH)
 _UCRED = struct.Struct("iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 
 
-def pick_view(views: Views, ref: str) -> WritableView:
+def pick_view(views: Views, ref: str) -> CheckoutFsView:
     """The view a request names ("": the daemon's only one); MountError if none."""
     if not ref and len(views) == 1:
         return next(iter(views.values()))

@@ -1,5 +1,6 @@
 """The control ops' handlers: one per request type of daemon/messages.py, each turning a
-typed request into a call of a checkout verb (vfs/checkout_ops.py) and its outcome into the
+typed request into a call of a verb of the checkout's view (`CheckoutFsView`, vfs/types.py;
+the verbs are vfs/checkout_ops.py's and vfs/mountmerge.py's) and its outcome into the
 op's typed reply, plus what the kernel's caches must forget because of it.
 
 Adding an op: a request and a reply class in messages.py, a `@handles(TheRequest)` function
@@ -23,10 +24,9 @@ from mlgitfs.model.conflicts import MountConflict
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.names import split_path
 from mlgitfs.repo.merge import Strategy, side_info
-from mlgitfs.vfs import checkout_ops, mountmerge
+from mlgitfs.vfs import mountmerge
 from mlgitfs.vfs.changes import Change
-from mlgitfs.vfs.overlay import WritableView
-from mlgitfs.vfs.types import Caller
+from mlgitfs.vfs.types import Caller, CheckoutFsView
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class Outcome:
 
 Q = TypeVar("Q", bound=msg.Request[Any])
 # (the view, the request, who sent it: the socket peer, whom the view's policies judge)
-Handler = Callable[[WritableView, Q, Caller | None], Awaitable[Outcome]]
+Handler = Callable[[CheckoutFsView, Q, Caller | None], Awaitable[Outcome]]
 
 HANDLERS: dict[type[msg.Request[Any]], Handler[Any]] = {}
 
@@ -97,15 +97,19 @@ async def _record_stop(recorder: Recorder, req: msg.RecordStopRequest) -> Outcom
 
 
 async def handle(
-    view: WritableView, request: msg.Request[Any], caller: Caller | None = None
+    view: CheckoutFsView, request: msg.Request[Any], caller: Caller | None = None
 ) -> Outcome:
-    """One typed request of `caller` → its outcome; raises MlgitError for the client to show."""
+    """One typed request of `caller` → its outcome, with what the kernel must forget in the
+    mount's inode numbers (the view's own, shifted into its range); raises MlgitError for
+    the client to show."""
     fn = HANDLERS.get(type(request))
     if fn is None:
         raise ProtocolError(f"this daemon does not serve {msg.op_name(request)!r}")
     out = await fn(view, request, caller)
     msg.check_reply(request, out.reply)
-    return out
+    outer = view.inodes.outer
+    return Outcome(out.reply, [(outer(p), name) for p, name in out.entries],
+                   [outer(i) for i in out.inodes])  # fmt: skip
 
 
 def _items(changes: list[Change]) -> tuple[msg.ChangeItem, ...]:
@@ -113,10 +117,10 @@ def _items(changes: list[Change]) -> tuple[msg.ChangeItem, ...]:
 
 
 @handles(msg.CommitRequest)
-async def _commit(view: WritableView, req: msg.CommitRequest, caller: Caller | None) -> Outcome:
+async def _commit(view: CheckoutFsView, req: msg.CommitRequest, caller: Caller | None) -> Outcome:
     inputs = [(repo, ObjectId(commit)) for repo, commit in req.inputs]
-    out = await checkout_ops.commit_checkout(
-        view, req.message, dict(req.meta), inputs, req.dry_run, req.author or None,
+    out = await view.commit(
+        req.message, dict(req.meta), inputs, req.dry_run, req.author or None,
         hook_options(view.store, req.no_verify), caller,
     )  # fmt: skip
     hooks = tuple(
@@ -130,8 +134,8 @@ async def _commit(view: WritableView, req: msg.CommitRequest, caller: Caller | N
 
 
 @handles(msg.StatusRequest)
-async def _status(view: WritableView, req: msg.StatusRequest, caller: Caller | None) -> Outcome:
-    out = await checkout_ops.status(view)
+async def _status(view: CheckoutFsView, req: msg.StatusRequest, caller: Caller | None) -> Outcome:
+    out = await view.status()
     return Outcome(msg.StatusReply(
         out.repo, out.branch, out.base, out.mutability, _items(out.changes),
         tuple(out.refused), out.refused_dropped, out.head, _merge_info(out.merging),
@@ -158,47 +162,47 @@ def _merged(got: mountmerge.Merged) -> Outcome:
 
 
 @handles(msg.MergeRequest)
-async def _merge(view: WritableView, req: msg.MergeRequest, caller: Caller | None) -> Outcome:
+async def _merge(view: CheckoutFsView, req: msg.MergeRequest, caller: Caller | None) -> Outcome:
     if req.strategy not in ("", "ours", "theirs"):
         raise UsageError(f"--strategy is ours or theirs, not {req.strategy!r}")
     theirs = ObjectId(req.theirs) if req.theirs is not None else None
     strategy = Strategy(req.strategy) if req.strategy else None
-    return _merged(await mountmerge.merge(view, theirs, req.label or view.branch, strategy))
+    return _merged(await view.merge(theirs, req.label or view.branch, strategy))
 
 
 @handles(msg.ResolveRequest)
-async def _resolve(view: WritableView, req: msg.ResolveRequest, caller: Caller | None) -> Outcome:
+async def _resolve(view: CheckoutFsView, req: msg.ResolveRequest, caller: Caller | None) -> Outcome:
     paths = [b"/".join(split_path(p)) for p in req.paths]
     if not paths:
         raise UsageError("name the conflicted paths to resolve")
-    return _merged(await mountmerge.resolve(view, paths, req.side))
+    return _merged(await view.resolve_conflicts(paths, req.side))
 
 
 @handles(msg.MergeAbortRequest)
 async def _merge_abort(
-    view: WritableView, req: msg.MergeAbortRequest, caller: Caller | None
+    view: CheckoutFsView, req: msg.MergeAbortRequest, caller: Caller | None
 ) -> Outcome:
-    return _merged(await mountmerge.abort(view))
+    return _merged(await view.abort_merge())
 
 
 @handles(msg.RestoreRequest)
-async def _restore(view: WritableView, req: msg.RestoreRequest, caller: Caller | None) -> Outcome:
-    out = await checkout_ops.restore_paths(view, req.paths, req.source, caller)
+async def _restore(view: CheckoutFsView, req: msg.RestoreRequest, caller: Caller | None) -> Outcome:
+    out = await view.restore(req.paths, req.source, caller)
     return Outcome(msg.PathsReply(tuple(out.paths)), out.entries, out.inodes)
 
 
 @handles(msg.UnlockRequest)
-async def _unlock(view: WritableView, req: msg.UnlockRequest, caller: Caller | None) -> Outcome:
-    done = await checkout_ops.unlock(view, req.paths)
+async def _unlock(view: CheckoutFsView, req: msg.UnlockRequest, caller: Caller | None) -> Outcome:
+    done = await view.unlock(req.paths)
     return Outcome(msg.UnlockReply(tuple(done), view.mutability.value))
 
 
 @handles(msg.FlushRequest)
-async def _flush(view: WritableView, req: msg.FlushRequest, caller: Caller | None) -> Outcome:
+async def _flush(view: CheckoutFsView, req: msg.FlushRequest, caller: Caller | None) -> Outcome:
     view.flush_base()
     return Outcome(msg.Reply())
 
 
 @handles(msg.PingRequest)
-async def _ping(view: WritableView, req: msg.PingRequest, caller: Caller | None) -> Outcome:
+async def _ping(view: CheckoutFsView, req: msg.PingRequest, caller: Caller | None) -> Outcome:
     return Outcome(msg.PingReply(view.repo, view.branch))

@@ -9,6 +9,7 @@ a fork (LMDB).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,11 @@ from mlgitfs.model.names import split_path
 from mlgitfs.repo.commits import branch_ref
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
+from mlgitfs.vfs.checkout_view import CheckoutView
+from mlgitfs.vfs.mountpolicy import mount_policies
 from mlgitfs.vfs.multi import Source, VersionsView, sub_tree
-from mlgitfs.vfs.overlay import WritableView
 from mlgitfs.vfs.overlay_files import OverlayFiles
-from mlgitfs.vfs.policy import Policy
+from mlgitfs.vfs.policy import Policy, unlocked_in
 from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import ViewContext
 
@@ -60,9 +62,7 @@ def snapshot_view(arg: dict[str, Any], context: ViewContext) -> SnapshotView:
     )
 
 
-def versions_view(arg: dict[str, Any], context: ViewContext) -> VersionsView:
-    """Several versions: `sources` lists each name's repo and commit (or null: its refs)."""
-    store = Store.open(Path(arg["home"]))
+def _sources(store: Store, arg: dict[str, Any]) -> list[Source]:
     sources = []
     for s in arg["sources"]:
         commit = None if s.get("commit") is None else ObjectId(from_hex(s["commit"]))
@@ -70,10 +70,17 @@ def versions_view(arg: dict[str, Any], context: ViewContext) -> VersionsView:
         if commit is not None:
             _sub_tree(store, commit, src.path)  # a file is refused now, not at first lookup
         sources.append(src)
+    return sources
+
+
+def versions_view(arg: dict[str, Any], context: ViewContext) -> VersionsView:
+    """Several versions: `sources` lists each name's repo and commit (or null: its refs)."""
+    store = Store.open(Path(arg["home"]))
     cache_bytes = int(arg.get("cache_bytes", 256 << 20))
     return VersionsView(
-        store, sources, cache_bytes=cache_bytes, prefill=context.prefill, inodes=context.inodes
-    )
+        store, _sources(store, arg), cache_bytes=cache_bytes, prefill=context.prefill,
+        inodes=context.inodes,
+    )  # fmt: skip
 
 
 def open_checkout_view(
@@ -86,7 +93,7 @@ def open_checkout_view(
     meta: Transactions | None = None,
     context: ViewContext | None = None,
     policies: tuple[Policy, ...] = (),
-) -> WritableView:
+) -> CheckoutView:
     """The writable view of repo@branch: its checkout (made at the first mount), locked.
 
     `files` makes the overlay's file operations from its directory and `meta` is where its
@@ -123,11 +130,16 @@ def open_checkout_view(
                             "refused until `mlgitfs update`", repo, branch,
                             short_hex(head), short_hex(rec.base))  # fmt: skip
         commit = store.commit(rec.base)
-        view = WritableView(
+        # The policies are made here and handed in: the view asks them, the mutability
+        # policy reads the unlocked paths the view keeps (one set, filled when it loads).
+        unlocked: set[bytes] = set()
+        policy = mount_policies(store, repo, os.getuid(), rec_repo.mutability,
+                                unlocked_in(unlocked), policies)  # fmt: skip
+        view = CheckoutView(
             store, repo, branch, rec, overlay, mutability=rec_repo.mutability,
             base_tree=commit.tree, base_time_ns=commit.time_ns, cache_bytes=cache_bytes, lock=lock,
             files=files(overlay / "files"), meta=meta, inodes=context.inodes.take(),
-            policies=policies,
+            policy=policy, unlocked=unlocked,
         )  # fmt: skip
     except BaseException:
         lock.release()
@@ -136,7 +148,7 @@ def open_checkout_view(
     return view
 
 
-def checkout_view(arg: dict[str, Any], context: ViewContext) -> WritableView:
+def checkout_view(arg: dict[str, Any], context: ViewContext) -> CheckoutView:
     store = Store.open(Path(arg["home"]))
     return open_checkout_view(
         store, str(arg["repo"]), str(arg["branch"]), int(arg.get("cache_bytes", 256 << 20)),

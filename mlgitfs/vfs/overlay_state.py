@@ -13,7 +13,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +34,9 @@ from mlgitfs.vfs.gate import WriteGate
 from mlgitfs.vfs.hashcache import RefCache
 from mlgitfs.vfs.inodes import InodeRange, InodeSpace
 from mlgitfs.vfs.journal import Batch
-from mlgitfs.vfs.mountpolicy import mount_policies
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, BaseReader, Node
 from mlgitfs.vfs.overlay_files import OverlayFiles
-from mlgitfs.vfs.policy import Policies, Policy
+from mlgitfs.vfs.policy import Policies
 from mlgitfs.vfs.types import ROOT_INODE, Caller, Kind
 
 log = logging.getLogger(__name__)
@@ -79,11 +78,15 @@ class OverlayState:
         lock: CheckoutLock | None = None,
         files: OverlayFiles | None = None,
         meta: Transactions | None = None,
-        policies: Sequence[Policy] | None = None,
+        policy: Policies,
+        unlocked: set[bytes],
         inodes: InodeRange | None = None,
     ) -> None:
-        """`inodes`: the range of the daemon's inode numbers (vfs/inodes.py) the checkout's
-        recorded numbers stay in; None: the first range of a space of its own."""
+        """`policy`: the mount's policies (vfs/mountpolicy.py), made by the view's factory;
+        `unlocked`: the set of unlocked paths the view keeps and its mutability policy reads
+        (filled from the checkout's record here). `inodes`: the range of the daemon's inode
+        numbers (vfs/inodes.py) the checkout's recorded numbers stay in; None: the first
+        range of a space of its own."""
         self.store = store
         self.inodes = InodeSpace().take() if inodes is None else inodes
         self.lock = lock  # released by close()
@@ -105,12 +108,11 @@ class OverlayState:
         root = Node(ROOT_INODE, Kind.DIR, 0o755, base_time_ns, 0, b"", root_entry)
         root.origin = b""
         self.nodes: dict[int, Node] = {ROOT_INODE: root}
-        self.unlocked: set[bytes] = set()  # paths unlocked (flexible) until the next commit
-        # Asked at every change and at commit, with the caller (vfs/policy.py); `policies`
-        # join the mount's own before its hooks.
-        self.policy: Policies = mount_policies(
-            store, repo, self.uid, mutability, self.is_unlocked, tuple(policies or ())
-        )
+        # Paths unlocked (flexible) until the next commit: one set, which the view changes
+        # (unlock, commit) and its mutability policy reads.
+        self.unlocked = unlocked
+        # Asked at every change and at commit, with the caller (vfs/policy.py).
+        self.policy = policy
         self.refused: list[tuple[str, str, str]] = []  # since the last status
         self.refused_dropped = 0
         self._next_ino = record.ino_hwm
@@ -132,7 +134,8 @@ class OverlayState:
             put_checkout(txn, self.repo, self.branch, self.record)
             records = self.table.nodes(txn)
             deltas = self.table.deltas(txn)
-            self.unlocked = self.table.unlocked(txn)
+            self.unlocked.clear()
+            self.unlocked.update(self.table.unlocked(txn))
         for rec in records:
             if rec.ino == ROOT_INODE:
                 continue
@@ -176,9 +179,6 @@ class OverlayState:
     def ref(self) -> str:
         """REPO@BRANCH: the view's key on the control socket."""
         return f"{self.repo}@{self.branch}"
-
-    def is_unlocked(self, path: str) -> bool:
-        return path.encode("utf-8", "surrogateescape") in self.unlocked
 
     def _path(self, ino: int) -> Path:
         return self.files / str(ino)

@@ -119,6 +119,16 @@ class MutabilityPolicy:
         return None  # asked per path: the commit's check of every committed file it changes
 
 
+def unlocked_in(paths: set[bytes]) -> Callable[[str], bool]:
+    """`MutabilityPolicy`'s question about a checkout's unlocked paths, a set the view
+    keeps (paths on disk are bytes)."""
+
+    def unlocked(path: str) -> bool:
+        return path.encode("utf-8", "surrogateescape") in paths
+
+    return unlocked
+
+
 class OwnerOnly:
     """Only the mount's owner changes it. With --allow-other, other users read the mount; their
     creates, removals, renames, chmods and opens for writing get EACCES (files in a version

@@ -7,7 +7,7 @@ without a kernel. Errors are `FsError(errno)`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,8 +18,16 @@ from mlgitfs.vfs.inodes import InodeSpace
 if TYPE_CHECKING:
     import trio
 
-    from mlgitfs.vfs.overlay import WritableView
+    from mlgitfs.meta.db import Mutability
+    from mlgitfs.model.ids import ObjectId
+    from mlgitfs.repo.gate import HookOptions
+    from mlgitfs.repo.merge import Strategy
+    from mlgitfs.store.facade import Store
+    from mlgitfs.vfs.checkout_ops import CommitOutcome, StatusOutcome
+    from mlgitfs.vfs.inodes import InodeRange
+    from mlgitfs.vfs.mountmerge import Merged
     from mlgitfs.vfs.prefill import Prefill
+    from mlgitfs.vfs.restore import RestoreOutcome
 
 ROOT_INODE = InodeNo(1)  # pyfuse3.ROOT_INODE
 
@@ -69,9 +77,9 @@ class ViewContext:
     # The mount's inode numbers (vfs/inodes.py): every view of the daemon takes its ranges
     # here, so no two of them hand out the same number.
     inodes: InodeSpace = field(default_factory=InodeSpace)
-    # The checkouts the daemon serves, by ref (REPO@BRANCH): a writable view enters itself
+    # The checkouts the daemon serves, by ref (REPO@BRANCH): a checkout's view enters itself
     # when made; the control socket serves these (daemon/control.py).
-    checkouts: dict[str, WritableView] = field(default_factory=dict)
+    checkouts: dict[str, CheckoutFsView] = field(default_factory=dict)
 
 
 class FsView(Protocol):
@@ -136,10 +144,7 @@ class WritableFsView(FsView, Protocol):
 
     Its reads and listings go by its own handles (`open`, `opendir`: pyfuse3 passes no inode
     to `read` or `readdir`); every change takes the `Caller` of its request, which reaches
-    the view's policies (vfs/policy.py). `ref` (REPO@BRANCH) keys it on the control socket."""
-
-    @property
-    def ref(self) -> str: ...
+    the view's policies (vfs/policy.py). One checkout's view is a `CheckoutFsView`."""
 
     def opendir(self, ino: InodeNo) -> int: ...
 
@@ -196,3 +201,63 @@ class WritableFsView(FsView, Protocol):
         gid: int | None = None,
         caller: Caller | None = None,
     ) -> Attr: ...
+
+
+class CheckoutFsView(WritableFsView, Protocol):
+    """The writable view of one checkout (REPO@BRANCH): what the control socket's handlers ask
+    (daemon/handlers.py) besides the FUSE operations. `ref` keys it on the socket; `inodes`
+    is the range its numbers lie in (vfs/inodes.py), by which what a control op changed is
+    named to the kernel. Each verb is the checkout's (vfs/checkout_ops.py, vfs/mountmerge.py)."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def repo(self) -> str: ...
+
+    @property
+    def branch(self) -> str: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def mutability(self) -> Mutability: ...
+
+    @property
+    def inodes(self) -> InodeRange: ...
+
+    async def commit(
+        self,
+        message: str,
+        meta: dict[str, str],
+        inputs: list[tuple[str, ObjectId]],
+        dry_run: bool,
+        author: str | None,
+        hooks: HookOptions | None,
+        caller: Caller | None,
+    ) -> CommitOutcome:
+        """Commit the overlay; the branch moves by compare-and-swap on the base."""
+        ...
+
+    async def status(self) -> StatusOutcome: ...
+
+    async def restore(
+        self, paths: Sequence[str], source: str, caller: Caller | None
+    ) -> RestoreOutcome:
+        """Put `paths` (none: all) back as `source` (a revspec; "": the base) has them."""
+        ...
+
+    async def unlock(self, paths: Sequence[str]) -> list[str]: ...
+
+    async def merge(self, theirs: ObjectId | None, label: str, strategy: Strategy | None) -> Merged:
+        """Merge `theirs` (None: the branch's head, an update) into the checkout."""
+        ...
+
+    async def resolve_conflicts(self, paths: list[bytes], side: str) -> Merged: ...
+
+    async def abort_merge(self) -> Merged: ...
+
+    def flush_base(self) -> None:
+        """Record the inode numbers handed out to unchanged base entries."""
+        ...

@@ -30,6 +30,15 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @click.option("--cache-size", "old_cache_size", hidden=True, help="Old name of --memory.")
 @click.option("--read-only", is_flag=True, help="Mount a branch read-only.")
 @click.option(
+    "--write",
+    "write",
+    multiple=True,
+    metavar="BRANCH",
+    help="In a mount of several versions, show this branch writable: @BRANCH/ is its "
+    "checkout (an overlay, as a mount of the branch alone), committed with 'mlgitfs commit "
+    "MOUNTPOINT/@BRANCH'. Repeatable; REPO@BRANCH when the mount shows several repos.",
+)
+@click.option(
     "--recordable",
     is_flag=True,
     help="Let `mlgitfs run --record` record reads here at any time (read-only mounts: the "
@@ -45,6 +54,7 @@ def mount(
     memory: str,
     old_cache_size: str | None,
     read_only: bool,
+    write: tuple[str, ...],
     recordable: bool,
 ) -> None:
     """Mount REVSPECS at MOUNTPOINT; returns once the mount answers.
@@ -53,8 +63,9 @@ def mount(
     one writable mount per branch and store; a tag, a commit id or REF~N mounts read-only.
     REPO@REF:PATH mounts one directory of a version, read-only. REPO alone mounts all its
     versions read-only, as @BRANCH/, @TAG/ and @COMMIT/ directories opened on first access
-    (a branch bob/x is @bob/x/). Several revspecs mount read-only side by side, each under
-    its repo's name. See docs/mount.md for caching and training from a mount."""
+    (a branch bob/x is @bob/x/); --write BRANCH makes @BRANCH/ that branch's writable
+    checkout, the rest staying read-only. Several revspecs mount read-only side by side,
+    each under its repo's name. See docs/mount.md for caching and training from a mount."""
     if old_cache_size is not None:
         render.message("mlgitfs: warning: mount --cache-size is now --memory (the daemon's "
                        "memory); the disk budget is 'mlgitfs config cache-size'")  # fmt: skip
@@ -68,9 +79,12 @@ def mount(
         cache_size=memory,
         read_only=read_only,
         recordable=recordable,
+        write=write,
     )
     if info is not None:
         mode = "read-only" if info.read_only else "writable"
+        if info.checkouts:
+            mode = f"read-only but {', '.join(sorted(info.checkouts))}: writable"
         what = f"{info.commit[:12]}, {mode}" if info.commit else mode
         render.message(
             f"mounted {info.revspec} ({what}) at {info.mountpoint}, daemon pid {info.pid}"
@@ -97,7 +111,9 @@ def mounts(c: Ctx, as_json: bool) -> None:
     """List the mounts of the store: mountpoint, revspec, commit (for a writable mount,
     the commit its overlay is based on now; "-" for a mount of several versions, whose
     revspec lists what it shows), ro/rw, and the daemon's pid, or "dead" for a mount whose
-    daemon died ('mlgitfs unmount' cleans it up). --json adds alive: false. A version
+    daemon died ('mlgitfs unmount' cleans it up). --json adds alive: false. A mount of
+    several versions with writable branches (mount --write) is rw, each branch's directory
+    on a line below ("writable: @dev (ds@dev)"; `checkouts` in --json). A version
     that expired (retention; gc let its file contents go) has a line saying so below its own,
     and `expired` (the reason) in --json."""
     items = api.mounts(c.home)
@@ -108,6 +124,8 @@ def mounts(c: Ctx, as_json: bool) -> None:
         mode = "ro" if m.read_only else "rw"
         state = f"pid {m.pid}" if m.alive else f"dead (pid {m.pid} gone: 'mlgitfs unmount' it)"
         click.echo(f"{m.mountpoint}\t{m.revspec}\t{m.commit[:12] or '-'}\t{mode}\t{state}")
+        for where, ref in sorted(m.checkouts.items()):
+            click.echo(f"  writable: {where} ({ref})")
         if m.expired:
             click.echo(f"  expired: {m.expired}")
 

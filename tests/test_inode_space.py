@@ -15,7 +15,7 @@ import pytest
 from mlgitfs import api
 from mlgitfs.errors import FsError
 from mlgitfs.model.ids import InodeNo
-from mlgitfs.vfs.factory import open_checkout_view
+from mlgitfs.vfs.factory import mixed_view, open_checkout_view
 from mlgitfs.vfs.inodes import RANGE_BITS, InodeSpace
 from mlgitfs.vfs.multi import Source, VersionsView
 from mlgitfs.vfs.types import ROOT_INODE, Kind, ViewContext
@@ -94,6 +94,57 @@ async def test_a_checkout_and_versions_share_one_space(home: Path, repo: None) -
     finally:
         versions.close()
         wview.close()
+
+
+async def test_a_checkout_beside_versions_in_one_view(home: Path, repo: None) -> None:
+    """The view of `mount ds MNT --write dev` (vfs/mixed.py), without a kernel: @dev is the
+    checkout in the range after the mount's own, each version opened takes the next, and
+    every change outside @dev is EROFS."""
+    context = ViewContext(inodes=InodeSpace())
+    source = {"name": "", "repo": "ds", "commit": None, "path": ""}
+    arg = {"home": str(home), "sources": [source], "write": [{"repo": "ds", "branch": "dev"}]}
+    view = mixed_view(arg, context)
+    try:
+        assert set(context.checkouts) == {"ds@dev"}
+        dev = view.lookup(ROOT_INODE, b"@dev")
+        assert dev.ino == (1 << RANGE_BITS) | ROOT_INODE
+        v1 = view.lookup(ROOT_INODE, b"@v1")
+        assert v1.ino >> RANGE_BITS == 2
+        made = await view.mkdir(InodeNo(dev.ino), b"new", 0o755)
+        assert made.ino >> RANGE_BITS == 1 and view.getattr(InodeNo(made.ino)) == made
+        fh, created = await view.create(InodeNo(made.ino), b"f.txt", 0o644, os.O_WRONLY)
+        assert await view.write(fh, 0, b"abc") == 3
+        view.release(fh)
+        assert view.lookup(InodeNo(made.ino), b"f.txt").size == 3
+        fh = view.opendir(InodeNo(dev.ino))
+        listed = {name: attr.ino for name, attr, _ in view.readdir(fh, 0)}
+        view.releasedir(fh)
+        assert listed[b"new"] == made.ino and all(i >> RANGE_BITS == 1 for i in listed.values())
+        refusals = [
+            view.mkdir(InodeNo(v1.ino), b"x", 0o755),
+            view.mkdir(ROOT_INODE, b"x", 0o755),
+            view.unlink(InodeNo(v1.ino), b"c.txt"),
+            view.rename(InodeNo(dev.ino), b"c.txt", InodeNo(v1.ino), b"c.txt", 0),
+            view.open(InodeNo(view.lookup(InodeNo(v1.ino), b"c.txt").ino), os.O_RDWR),
+        ]
+        for call in refusals:
+            with pytest.raises(FsError) as info:
+                await call
+            assert info.value.errno == errno.EROFS
+        fh = await view.open(InodeNo(view.lookup(InodeNo(v1.ino), b"c.txt").ino), os.O_RDONLY)
+        assert bytes(await view.read(fh, 0, 10)) == b"c"
+        view.release(fh)
+    finally:
+        view.close()
+    # Closed with the view (its lock released), the checkout keeps the work for the next
+    # mount of the branch, here alone, in its own numbers.
+    again = open_checkout_view(api.open_store(home), "ds", "dev", 1 << 20)
+    try:
+        new = again.lookup(ROOT_INODE, b"new")
+        assert new.ino == made.ino & ((1 << RANGE_BITS) - 1)
+        assert again.lookup(InodeNo(new.ino), b"f.txt").size == 3
+    finally:
+        again.close()
 
 
 def _find(root: Path) -> dict[str, int]:

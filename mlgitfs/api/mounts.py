@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlgitfs.api._common import open_store
@@ -28,6 +28,9 @@ class MountInfo:
     fsname: str
     alive: bool = True  # False: the daemon died and the kernel still holds the mount
     expired: str = ""  # the version expired (retention; gc let its contents go): why
+    # A mount of several versions: each writable branch's directory in it (`@dev`,
+    # `labels/@dev`) → REPO@BRANCH; read_only is then False, and every other part is.
+    checkouts: dict[str, str] = field(default_factory=dict)
 
 
 def mount(
@@ -40,6 +43,7 @@ def mount(
     cache_size: str | None = None,
     read_only: bool = False,
     recordable: bool = False,
+    write: Sequence[str] = (),
 ) -> MountInfo | None:
     """Mount a version, or several (docs/mount.md, "Several versions in one mount"); returns
     once the mount answers (None after a foreground run ends).
@@ -49,7 +53,9 @@ def mount(
     directories; several revspecs mount side by side, each under its repo's name.
     `recordable`: a read-only mount keeps the kernel's opens coming, so that a read set can
     be recorded in it at any time (daemon/recorder.py), at the cost of an open and a release
-    per file opened."""
+    per file opened. `write`: branches shown writable in a mount of several versions (a
+    checkout as a mount of the branch alone has, at `@BRANCH/`), each `BRANCH` of a mount of
+    one repo, or `REPO@BRANCH`."""
     from mlgitfs.daemon import mount as mount_mod
 
     warn_if_stock()
@@ -61,8 +67,16 @@ def mount(
     home_str = str(store.home.resolve())
     parsed = [parse_revspec(s) for s in specs]
     if len(parsed) > 1 or _repo_only(parsed[0]):
+        if write and read_only:
+            raise UsageError("--write and --read-only contradict each other: choose one")
         return _mount_versions(
-            store, parsed, mountpoint, cache_bytes, foreground, allow_other, recordable
+            store, parsed, mountpoint, cache_bytes, foreground, allow_other, recordable,
+            _writable_branches(store, parsed, write),
+        )  # fmt: skip
+    if write:
+        raise UsageError(
+            f"--write is for a mount of several versions (REPO alone, or several revspecs), "
+            f"not {parsed[0]}: a branch REPO@BRANCH mounts writable by itself"
         )
     r = refs.resolve(store, parsed[0])
     if r.entry is not None and not r.entry.is_dir:
@@ -117,6 +131,39 @@ def _fsname(shown: str) -> str:
     return "mlgitfs:" + "".join("_" if c in ", \\\t\n" else c for c in shown)
 
 
+def _writable_branches(
+    store: Store, specs: list[Revspec], write: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """Each `--write` branch's directory in a mount of several versions → (repo, branch);
+    a branch the mount would not show as `@BRANCH/`, or that is no branch, is refused."""
+    single = len(specs) == 1
+    whole = {s.repo for s in specs if _repo_only(s)}
+    out: dict[str, tuple[str, str]] = {}
+    for w in write:
+        if "@" in w.lstrip("@"):
+            repo, name = parse_repo_branch(w)
+        elif single:
+            repo, name = specs[0].repo, w.lstrip("@")
+        else:
+            raise UsageError(f"--write {w}: name its repo too (REPO@BRANCH): the mount shows "
+                             "several")  # fmt: skip
+        if repo not in whole:
+            raise UsageError(
+                f"--write {repo}@{name}: the mount shows no @BRANCH/ directories of {repo} "
+                f"(name {repo} alone, not one version of it, to write one of its branches)"
+            )
+        spec = parse_revspec(f"{repo}@{name}")
+        r = refs.resolve(store, spec)
+        if r.branch is None or spec.path or spec.back is not None:
+            raise UsageError(f"--write {w}: {name} is not a branch of {repo} (a tag or a "
+                             "commit never changes)")  # fmt: skip
+        where = f"@{r.branch}" if single else f"{repo}/@{r.branch}"
+        if where in out:
+            raise UsageError(f"--write {repo}@{r.branch} is named twice")
+        out[where] = (repo, r.branch)
+    return out
+
+
 def _mount_versions(
     store: Store,
     specs: list[Revspec],
@@ -125,10 +172,13 @@ def _mount_versions(
     foreground: bool,
     allow_other: bool,
     recordable: bool = False,
+    writes: dict[str, tuple[str, str]] | None = None,
 ) -> MountInfo | None:
-    """A read-only mount of several versions: one repo's `@REF/` directories, or each
-    revspec under its repo's name. Every named version is resolved now (a bad one changes
-    nothing); `@REF/` directories resolve as they are looked up."""
+    """A mount of several versions: one repo's `@REF/` directories, or each revspec under
+    its repo's name, read-only but for the branches in `writes` (their directory in the
+    mount → repo and branch), each its checkout (vfs/mixed.py). Every named version is
+    resolved now (a bad one changes nothing); `@REF/` directories resolve as they are
+    looked up."""
     from mlgitfs.daemon import mount as mount_mod
 
     single = len(specs) == 1
@@ -152,26 +202,33 @@ def _mount_versions(
             refs.list_refs(store, spec.repo, "heads")  # an unknown repo is refused now
         sources.append(source)
     shown = " ".join(s.repo if _repo_only(s) else str(s) for s in specs)
+    writes = writes or {}
+    view_arg: dict[str, object] = {
+        "home": str(store.home.resolve()),
+        "sources": sources,
+        "cache_bytes": cache_bytes,
+    }
+    if writes:
+        view_arg["write"] = [{"repo": r, "branch": b} for r, b in writes.values()]
+    checkouts = {where: f"{r}@{b}" for where, (r, b) in writes.items()}
     result = mount_mod.mount(
-        "mlgitfs.vfs.factory:versions_view",
+        "mlgitfs.vfs.factory:mixed_view" if writes else "mlgitfs.vfs.factory:versions_view",
         mountpoint,
         _fsname("+".join(shown.split())),
-        view_arg={
-            "home": str(store.home.resolve()),
-            "sources": sources,
-            "cache_bytes": cache_bytes,
-        },  # fmt: skip
-        read_only=True,
+        view_arg=view_arg,
+        read_only=not writes,
         foreground=foreground,
         allow_other=allow_other,
         recordable=recordable,
         run_dir=store.run_dir,
         revspec=shown,
         commit="",
+        checkouts=checkouts,
     )
     if result is None:
         return None
-    return MountInfo(shown, "", result.mountpoint, result.pid, True, result.fsname)
+    return MountInfo(shown, "", result.mountpoint, result.pid, not writes, result.fsname,
+                     checkouts=checkouts)  # fmt: skip
 
 
 def unmount(home: Path | None, mountpoint: Path, lazy: bool = False) -> None:
@@ -188,11 +245,11 @@ def mounts(home: Path | None) -> list[MountInfo]:
     out = []
     for m, alive in registry.mount_states(store.run_dir):
         commit = m.commit
-        if not m.read_only:  # a commit from the mount moved its base since the record
+        if not m.read_only and not m.checkouts:  # a commit moved its base since the record
             commit = _checkout_base(store, m.revspec) or commit
         expired = _expired(store, m.revspec.partition("@")[0], commit)
         out.append(MountInfo(m.revspec, commit, m.mountpoint, m.pid, m.read_only, m.fsname, alive,
-                             expired))  # fmt: skip
+                             expired, dict(m.checkouts)))  # fmt: skip
     return out
 
 

@@ -55,6 +55,9 @@ class WritableFuseOps(FuseOps):
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         for name, attr, next_id in self.wview.readdir(fh, start_id):
             if not pyfuse3.readdir_reply(token, name, self.entry(attr), next_id):
+                # The entry with no room was not given: a view that counts lookups (a
+                # version beside a checkout, vfs/mixed.py) gets it back.
+                self.wview.forget([(InodeNo(attr.ino), 1)])
                 break
 
     @_guarded

@@ -100,8 +100,8 @@ async def handle(
     view: CheckoutFsView, request: msg.Request[Any], caller: Caller | None = None
 ) -> Outcome:
     """One typed request of `caller` → its outcome, with what the kernel must forget in the
-    mount's inode numbers (the view's own, shifted into its range); raises MlgitError for
-    the client to show."""
+    mount's inode numbers (the view's own are shifted into its range: a checkout beside
+    versions, vfs/mixed.py); raises MlgitError for the client to show."""
     fn = HANDLERS.get(type(request))
     if fn is None:
         raise ProtocolError(f"this daemon does not serve {msg.op_name(request)!r}")

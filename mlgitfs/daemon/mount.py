@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,8 @@ class DaemonConfig:
     log_file: str | None = None
     debug: bool = False
     recordable: bool = False  # keep opens from the start (daemon/recorder.py)
+    # A mount of several versions: each writable branch's directory → REPO@BRANCH (its record)
+    checkouts: dict[str, str] = field(default_factory=dict)
 
     def argv(self) -> list[str]:
         out = [self.mountpoint, "--fsname", self.fsname, "--view-factory", self.view_factory]
@@ -86,6 +88,8 @@ class DaemonConfig:
             out.append("--debug")
         if self.recordable:
             out.append("--recordable")
+        if self.checkouts:
+            out += ["--checkouts", json.dumps(self.checkouts)]
         return out
 
 
@@ -153,6 +157,7 @@ def mount(
     debug: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     recordable: bool = False,
+    checkouts: dict[str, str] | None = None,
 ) -> MountResult | None:
     """Mount the view built by `view_factory(view_arg)` at mountpoint.
 
@@ -160,7 +165,8 @@ def mount(
     (view_arg must be JSON-serialisable) after its fork, so the store is opened there. In the
     background (default), returns once the mount answers, with the daemon's pid; the daemon
     logs to `log_file` (default `<run_dir>/daemon.log`). With `foreground=True`, the daemon
-    stays attached, logs to stderr, and this returns None once it is unmounted.
+    stays attached, logs to stderr, and this returns None once it is unmounted. `checkouts`:
+    the writable branches of a mount of several versions, for its record.
     """
     check_fuse()
     check_fsname(fsname)
@@ -180,6 +186,7 @@ def mount(
         commit=commit,
         log_file=os.fspath(log_file) if log_file is not None else None,
         debug=debug,
+        checkouts=dict(checkouts or {}),
     )
     if foreground:
         _run_attached(config)

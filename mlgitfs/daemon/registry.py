@@ -14,7 +14,7 @@ import errno
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ class MountRecord:
     control_socket: str  # reserved: the Unix socket of the control protocol (later issue)
     read_only: bool = True
     log_file: str = ""
+    # The writable branches of a mount of several versions: their directory in the mount
+    # (`@dev`, `labels/@dev`) → REPO@BRANCH, the view's key on the control socket.
+    checkouts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,7 @@ async def _announce(config: DaemonConfig, ready: _Ready, initialized: trio.Event
             control_socket=str(registry.control_socket_path(run_dir, pid)),
             read_only=config.read_only,
             log_file=config.log_file or "",
+            checkouts=dict(config.checkouts),
         )
         try:
             registry.write_record(run_dir, record)
@@ -298,14 +299,18 @@ def _parse(argv: Sequence[str] | None) -> tuple[DaemonConfig, bool, float]:
     p.add_argument(
         "--recordable", action="store_true", help="keep opens: read sets can be recorded later"
     )
+    p.add_argument(
+        "--checkouts", default="{}", help="JSON: each writable branch's directory -> REPO@BRANCH"
+    )
     p.add_argument("--foreground", action="store_true", help="stay attached, log to stderr")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     a = p.parse_args(argv)
     try:
         view_arg = json.loads(a.view_arg)
-    except ValueError as exc:
-        raise MountError(f"--view-arg is not JSON: {exc}") from None
+        checkouts = {str(k): str(v) for k, v in dict(json.loads(a.checkouts)).items()}
+    except (ValueError, TypeError) as exc:
+        raise MountError(f"--view-arg or --checkouts is not the JSON expected: {exc}") from None
     log_file = a.log_file
     if log_file is None and a.run_dir and not a.foreground:
         log_file = os.path.join(a.run_dir, "daemon.log")
@@ -322,6 +327,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[DaemonConfig, bool, float]:
         log_file=os.path.abspath(log_file) if log_file else None,
         debug=a.debug,
         recordable=a.recordable,
+        checkouts=checkouts,
     )
     return config, a.foreground, a.timeout
 

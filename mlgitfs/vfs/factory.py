@@ -1,9 +1,9 @@
 """Builds the view a mount daemon serves, inside the daemon process (after its fork).
 
-The daemon calls `snapshot_view(arg, context)`, `versions_view(arg, context)` or
-`checkout_view(arg, context)` with the JSON argument `api.mount` passed and its collaborators
-(vfs/types.ViewContext): the store is opened here, in the process that serves it, never before
-a fork (LMDB).
+The daemon calls `snapshot_view(arg, context)`, `versions_view(arg, context)`,
+`mixed_view(arg, context)` or `checkout_view(arg, context)` with the JSON argument `api.mount`
+passed and its collaborators (vfs/types.ViewContext): the store is opened here, in the
+process that serves it, never before a fork (LMDB).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mlgitfs.repo.commits import branch_ref
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs import checkout
 from mlgitfs.vfs.checkout_view import CheckoutView
+from mlgitfs.vfs.mixed import MixedView
 from mlgitfs.vfs.mountpolicy import mount_policies
 from mlgitfs.vfs.multi import Source, VersionsView, sub_tree
 from mlgitfs.vfs.overlay_files import OverlayFiles
@@ -81,6 +82,27 @@ def versions_view(arg: dict[str, Any], context: ViewContext) -> VersionsView:
         store, _sources(store, arg), cache_bytes=cache_bytes, prefill=context.prefill,
         inodes=context.inodes,
     )  # fmt: skip
+
+
+def mixed_view(arg: dict[str, Any], context: ViewContext) -> MixedView:
+    """Several versions with writable branches among them: `write` lists each branch
+    (`repo`, `branch`) whose `@BRANCH/` directory is its checkout (vfs/mixed.py)."""
+    store = Store.open(Path(arg["home"]))
+    cache_bytes = int(arg.get("cache_bytes", 256 << 20))
+    sources = _sources(store, arg)
+    own = context.inodes.take()  # the mount's root and own directories: the first range
+    checkouts: list[CheckoutView] = []
+    try:
+        for w in arg["write"]:
+            checkouts.append(open_checkout_view(
+                store, str(w["repo"]), str(w["branch"]), cache_bytes, context=context
+            ))  # fmt: skip
+        return MixedView(store, sources, checkouts, own=own, inodes=context.inodes,
+                         cache_bytes=cache_bytes)  # fmt: skip
+    except BaseException:
+        for c in checkouts:
+            c.close()
+        raise
 
 
 def open_checkout_view(

@@ -112,13 +112,17 @@ class VersionsView:
         gid: int | None = None,
         prefill: Prefill | None = None,
         inodes: InodeSpace | None = None,
+        own: InodeRange | None = None,
     ) -> None:
         """`prefill`: the page-cache prefill (vfs/prefill.py), each version's inode numbers
         shifted into its range; None: never. `inodes`: the daemon's inode numbers (shared by
-        the views it serves); None: a space of the view's own."""
+        the views it serves); None: a space of the view's own. `own`: the range of the
+        mount's own directories, taken by the caller (the first of the space, before the
+        checkouts a mount shows beside the versions: vfs/mixed.py); None: the next one."""
         self.store = store
         self._space = InodeSpace() if inodes is None else inodes
-        self._own = self._space.take()  # the mount's own directories (the first: the root)
+        # The mount's own directories (the first range: the root).
+        self._own = self._space.take() if own is None else own
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.time_ns = time.time_ns()
@@ -230,7 +234,9 @@ class VersionsView:
             ino = self._guard(lambda: self._make(d, name, known), name)
             d.children[name] = ino
         if not self._own.holds(ino):
-            v = self._versions[self._space.index_of(ino)]
+            v = self._versions.get(self._space.index_of(ino))
+            if v is None:  # a checkout shown here (vfs/mixed.py)
+                return self.getattr(ino)
             v.lookups += 1
             return self._out(v, v.view.getattr(ROOT_INODE))
         return self._dir_attr(ino)
@@ -244,12 +250,20 @@ class VersionsView:
                 return self._new_dir(src.repo, "")
             return self._open(d, name, src.commit, src.path)
         ref = self._ref_of(d, name)
+        grafted = self._grafted(d.repo, ref)
+        if grafted is not None:
+            return grafted
         oid = known if known is not None else _resolve(self.store, d.repo, ref)
         if oid is not None:
             return self._open(d, name, oid, ())
         if any(label.startswith(ref + "/") for label in _labels(self.store, d.repo)):
             return self._new_dir(d.repo, ref)
         raise FsError(errno.ENOENT)
+
+    def _grafted(self, repo: str, ref: str) -> InodeNo | None:
+        """The root of a view shown as `@ref` of `repo` in place of its version (a writable
+        checkout of the branch: vfs/mixed.py); None: the version."""
+        return None
 
     @staticmethod
     def _ref_of(d: _Dir, name: bytes) -> str:

@@ -144,7 +144,8 @@ class WritableFsView(FsView, Protocol):
 
     Its reads and listings go by its own handles (`open`, `opendir`: pyfuse3 passes no inode
     to `read` or `readdir`); every change takes the `Caller` of its request, which reaches
-    the view's policies (vfs/policy.py). One checkout's view is a `CheckoutFsView`."""
+    the view's policies (vfs/policy.py). One checkout's view is a `CheckoutFsView`; a mount
+    of several versions with writable branches among them routes to several (vfs/mixed.py)."""
 
     def opendir(self, ino: InodeNo) -> int: ...
 

@@ -21,7 +21,7 @@ from mlgitfs.model import codec
 from mlgitfs.model import statement as stm
 from mlgitfs.model.ids import ObjectId, from_hex
 from mlgitfs.model.signing import PublicKey, SigningKey, decode_public, key_id
-from mlgitfs.repo import statementsync
+from mlgitfs.repo import keyring, statementsync
 from mlgitfs.store import packs
 from mlgitfs.store.transports import open_transport
 from tests.conftest import Cli, write_tree
@@ -255,6 +255,10 @@ def _done(*clis: Cli) -> None:
         assert report.clean, f"fsck of {c.home}: {report.damage}"
 
 
+def _packs(where: Where) -> list[str]:
+    return [k for k in where.keys(statementsync.PREFIX) if k.endswith(statementsync.SUFFIX)]
+
+
 def _trust(src: Cli, dst: Cli, name: str) -> None:
     dst("key", "import", "-", "--name", name, input=src("key", "export").stdout.encode())
 
@@ -270,7 +274,8 @@ def test_signatures_travel_with_the_commits(
 ) -> None:
     caplog.set_level(logging.ERROR, "mlgitfs.repo.refsign")  # bob knows no key yet: warned
     alice, bob, url, ids = _team(tmp_path, 3, where)
-    assert len(where.keys("stmts/")) == 1  # one statement pack per push, not one per commit
+    # one statement pack per push, not one per commit, sealed by the pusher's key
+    assert len(_packs(where)) == 1 and len(where.keys("stmts/")) == 2
     res = bob("verify", "ds@main", code=40)  # signed, by a key bob does not know
     assert "not trusted here" in res.stderr
     _trust(alice, bob, "alice")
@@ -280,10 +285,10 @@ def test_signatures_travel_with_the_commits(
     assert sorted(s["kind"] for s in head) == ["commit", "ref"]  # the push's ref move too
     # a later push sends only what is new, in one more pack
     alice("push", "ds")  # up to date: nothing to send
-    assert len(where.keys("stmts/")) == 1
+    assert len(_packs(where)) == 1
     _import(alice, tmp_path, 7)
     alice("push", "ds")
-    assert len(where.keys("stmts/")) == 2
+    assert len(_packs(where)) == 2
     bob("pull", "ds")
     bob("verify", "ds@main", "--all-history")
     _done(alice, bob)
@@ -365,6 +370,52 @@ def test_unknown_key_and_statement_moved_onto_another_commit(
     res = carol("verify", "ds@main", code=40)
     assert "not trusted here" in res.stderr
     _done(alice, bob, carol, dave)
+
+
+def test_a_sealed_pack_vouches_for_its_sealers_statements_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "mlgitfs.repo.refsign")
+    caplog.set_level(logging.ERROR, "mlgitfs.repo.statementsync")  # the bad seals: warned
+    alice, bob, url, ids = _team(tmp_path, 2)
+    t = open_transport(url)
+    store = api.open_store(alice.home)
+    with store.env.read() as txn:
+        key = keyring.signer(keyring.Keyring(store.home), txn)
+        head = ObjectId(from_hex(ids[1]))
+        st = next(s for s in statements.of_subject(txn, head) if s.kind == "commit")
+    assert key is not None
+    (pack,) = [statementsync.parse_pack_key(k) for k in _packs(Where(url, None))]
+    assert pack is not None and t.get(statementsync.seal_key(pack))  # the push sealed it
+    # a forged pack (alice's statement moved onto the parent), under alice's genuine seal
+    # of the other pack, and under mallory's seal: the seal does not cover it, the
+    # statement is checked on its own and refused
+    forged = stm.Statement(ObjectId(from_hex(ids[0])), st.kind, st.body, st.signer, st.signature)
+    bad, data = statementsync.build_pack([forged.encode()])
+    t.put(statementsync.pack_key(bad), data)
+    for sealer in (key, SigningKey.generate()):
+        seal = statementsync.seal(sealer, pack if sealer is key else bad)
+        t.put(statementsync.seal_key(bad), seal)
+        dave = Cli(tmp_path / f"dave-{sealer.key_id.hex()[:4]}")
+        _trust(alice, dave, "alice")
+        res = dave("clone", url, "ds", code=39)
+        assert "does not verify" in res.stderr and api.repos(dave.home) == []
+    # a seal that does not verify (a flipped byte): checked one by one, refused again
+    good = statementsync.seal(key, bad)
+    t.put(statementsync.seal_key(bad), good[:-1] + bytes([good[-1] ^ 1]))
+    Cli(tmp_path / "erin")("clone", url, "ds")  # trusts nobody: nothing is checked
+    frank = Cli(tmp_path / "frank")
+    _trust(alice, frank, "alice")
+    frank("clone", url, "ds", code=39)
+    # alice's own valid seal vouches for what she sealed: the fetch takes her word for the
+    # moved statement, and `verify` (which checks each signature) still finds it
+    t.put(statementsync.seal_key(bad), good)
+    grace = Cli(tmp_path / "grace")
+    _trust(alice, grace, "alice")
+    grace("clone", url, "ds")
+    assert "does not verify" in grace("verify", "ds@main~1", code=39).stderr
+    grace("verify", "ds@main")
+    _done(alice, bob, grace)
 
 
 def test_ref_moved_by_an_untrusted_key_is_refused(

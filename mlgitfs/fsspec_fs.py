@@ -44,6 +44,7 @@ from mlgitfs import api
 from mlgitfs.errors import AmbiguousRef, InvalidRevspec, MlgitError, NotFound, PathNotFound
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.model.revspec import parse_revspec
+from mlgitfs.repo.erasegate import ErasureGate
 from mlgitfs.repo.refs import Resolved, resolve, resolve_ref
 from mlgitfs.repo.trees import file_chunks
 from mlgitfs.store.facade import Store
@@ -393,9 +394,12 @@ class _WriteFile(AbstractBufferedFile):  # type: ignore[misc]
 class _VersionFile(AbstractBufferedFile):  # type: ignore[misc]
     def __init__(self, fs: MlgitFileSystem, path: str, mode: str, **kwargs: Any) -> None:
         store = api.open_store(fs.home)
-        entry = fs._resolve(path)[3].entry
+        r = fs._resolve(path)[3]
+        entry = r.entry
         if entry is None or not entry.is_file:
             raise IsADirectoryError(path)
+        # judged by occurrence (repo/erasegate.py): an erased file is FileErased, at open
+        ErasureGate(store.env).check(r.repo, r.commit_id, b"/".join(r.spec.path), entry.ref)
         self._store = store
         self._chunks = file_chunks(store, entry)
         self._ends: list[int] = []
@@ -410,7 +414,7 @@ class _VersionFile(AbstractBufferedFile):  # type: ignore[misc]
         i = bisect.bisect_right(self._ends, start)
         while i < len(self._chunks) and start < end:
             begin = self._ends[i] - self._chunks[i].length
-            data = self._store.read_chunk(self._chunks[i].id)
+            data = self._store.read_chunk(self._chunks[i].id, judged=True)
             parts.append(data[start - begin : end - begin])
             start = self._ends[i]
             i += 1

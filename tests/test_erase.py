@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from mlgitfs import api
+from mlgitfs.errors import FileErased
 from mlgitfs.meta import erasures
+from mlgitfs.meta.erasures import ErasureRecord
 from mlgitfs.repo import erase as erase_mod
+from mlgitfs.repo.erasegate import ErasureGate
 from mlgitfs.store.facade import Store
 from tests.conftest import Cli, write_tree
 from tests.test_cli_refs import _id
@@ -76,7 +79,8 @@ def test_erase_removes_the_bytes_keeps_shared_ones_and_names_itself(
     assert "GDPR request 42" in err and "secret.csv, keep.csv" in err
     assert cli("cat", "ds~1:secret.csv").stdout_bytes[:150_000].count(old_m) == 1
     assert cli("cat", "other:twin.csv").stdout_bytes == kept
-    assert cli("cat", "ds:keep.csv").stdout_bytes == kept  # the bytes are another file's too
+    # judged by occurrence: erased, though its bytes stay here (another file's too)
+    assert "erasure 1" in cli("cat", "ds:keep.csv", code=35).stderr
     assert cli("cat", "ds:notes.txt").stdout == "fine\n"
     assert "erasure 1" in cli("export", "ds", str(tmp_path / "ex"), code=35).stderr
     assert _id(cli, "ds") == head and _id(cli, "ds~1") == first  # history unchanged
@@ -183,3 +187,33 @@ def test_writable_mount_names_the_erasure(
     line = next(t for t in logs.splitlines() if "erasure 1" in t)
     assert "d/secret.bin" in line and "licence withdrawn" in line
     assert _holding(home, marker) == []
+
+
+def test_the_gate_judges_a_read_by_occurrence(tmp_path: Path) -> None:
+    """An erased occurrence is (commit, path, file id): the same file id at another path,
+    or in a version the record does not name, is not erased; a path not known (a branch
+    mount's file of unknown origin) errs toward erased. The gate sees a record added after
+    it was made (another process's fetch) at its next judgement."""
+    cli = Cli(tmp_path / "s")
+    cli("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    store = Store.open(cli.home)
+    gate = ErasureGate(store.env)
+    c1, c2, fid, other = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32
+    assert gate.erasure(c1, b"d/a.bin", fid) is None  # no record: nothing erased
+    rec = ErasureRecord(0, 1_700_000_000 * 10**9, "ann@host", "request 5", "ds", ("d",),
+                        frozenset({(b"d/a.bin", fid)}), frozenset({c1}))  # fmt: skip
+    with store.env.write() as txn:
+        erasures.add(txn, rec)
+    found = gate.erasure(c1, b"d/a.bin", fid)
+    assert found is not None and found.seq == 1 and found.why == "request 5"
+    assert gate.erasure(c2, b"d/a.bin", fid) is None  # a version the record does not name
+    assert gate.erasure(c1, b"e/a.bin", fid) is None  # the same bytes at another path
+    assert gate.erasure(c1, b"d/a.bin", other) is None  # other contents at that path
+    assert gate.erasure(c1, None, fid) is not None and gate.erasure(c1, None, other) is None
+    with pytest.raises(FileErased) as caught:
+        gate.check("ds", c1, b"d/a.bin", fid)
+    assert caught.value.exit_code == 35
+    assert f"ds@{c1.hex()[:12]}:d/a.bin" in caught.value.message
+    assert "erasure 1 by ann@host" in caught.value.message
+    gate.check("ds", c2, b"d/a.bin", fid)  # not erased: nothing raised
+    api.close_store(cli.home)

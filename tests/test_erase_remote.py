@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from mlgitfs import api
+from mlgitfs.errors import FileErased
 from mlgitfs.meta import erasures
 from mlgitfs.repo import erasuresync, remotegc
 from mlgitfs.store import compress
@@ -246,3 +248,87 @@ def test_a_push_during_the_grace_keeps_a_copy_not_erased(
     report = api.fsck(other.home, check_remote=True)
     api.close_store(other.home)
     assert report.clean, report.damage
+
+
+def test_a_file_not_erased_reads_though_a_record_names_its_bytes(
+    home: Path, cli: Cli, tmp_path: Path, remote: Remote, mounter: Mounter
+) -> None:
+    """Reads are judged by occurrence, not by chunk. Store A erases x.bin and xbig.bin (the
+    only files holding their bytes: the record's erased-chunk set names them, and the
+    remote's gc deletes them), then commits the same bytes as y.bin and ybig.bin and
+    pushes; the remote's gc keeps them (files not erased). Store B (this one) cloned before
+    the erase and never had the bytes; it learns the record by pulling. y.bin and ybig.bin
+    read byte for byte (cat, prefetch, export, mounts) though their chunks are in B's
+    erased-chunk set; x.bin and xbig.bin of the erased version give FileErased (exit 35)
+    before and after the same bytes came here, and EIO in a mount; `prefetch` of the
+    erased version brings none of their bytes."""
+    m1, m2 = b"MARKER-SHARED-SMALL-4c1f0e", b"MARKER-SHARED-BIG-8a22d3"
+    small, big = _secret(m1, 90_000), _secret(m2, 5 << 20)  # one chunk; a manifest
+    a = Cli(tmp_path / "a")
+    src = write_tree(tmp_path / "src", {"x.bin": small, "xbig.bin": big, "ok.txt": "ok\n"})
+    a("init", "ds", "--kind", "dataset", "--mutability", "mutable")
+    a("import", "ds", str(src), "-m", "v1")
+    a("remote", "add", "origin", remote.url, *remote.add_args())
+    a("push", "ds")
+    cli("clone", remote.url, "ds", *remote.add_args())  # B: metadata only, no bytes read
+    old = _id(cli, "ds")
+
+    a("erase", "ds", "x.bin", "xbig.bin", "-m", "request 11", "--yes")
+    a("push", "ds")
+    a("gc", "--remote", "origin", "--grace", "0")
+    assert _remote_holding(remote, m1) == [] and _remote_holding(remote, m2) == []
+    two = write_tree(tmp_path / "src2", {"y.bin": small, "ybig.bin": big, "ok.txt": "ok\n"})
+    a("import", "ds", str(two), "-m", "v2")  # the same bytes at other paths, a later version
+    a("push", "ds")
+    a("gc", "--remote", "origin", "--grace", "0")  # y.bin and ybig.bin keep them
+    assert _remote_holding(remote, m1) and _remote_holding(remote, m2)
+
+    cli("pull", "ds")  # learns the erasure; holds none of the bytes
+    store = Store.open(home)
+    with store.env.read() as txn:
+        assert len(erasures.erased_chunk_ids(txn)) >= 3  # A's view: x.bin's, xbig.bin's chunks
+    api.close_store(home)
+    ids = {e["path"]: e["id"] for e in json.loads(cli("ls", "ds", "--json").stdout)}
+    ids.update({e["path"]: e["id"] for e in json.loads(cli("ls", f"ds@{old}", "--json").stdout)})
+    assert ids["y.bin"] == ids["x.bin"] and ids["ybig.bin"] == ids["xbig.bin"]  # same files
+
+    cli("prefetch", f"ds@{old}")  # the erased files' bytes are not brought here
+    api.close_store(home)
+    assert _local_holding(home, m1) == [] and _local_holding(home, m2) == []
+    assert "request 11" in cli("cat", f"ds@{old}:x.bin", code=35).stderr
+    assert cli("cat", "ds:y.bin").stdout_bytes == small  # fetched, judged not erased
+    fs = fsspec.filesystem("mlgitfs", home=str(home), skip_instance_cache=True)
+    with pytest.raises(FileErased):
+        fs.open(f"ds@{old}/x.bin", "rb")
+    assert fs.cat_file(f"ds@{_id(cli, 'ds')}/y.bin") == small
+    api.close_store(home)
+    if fuse_skip_reason() is None:
+        mp = mounter(f"ds@{_id(cli, 'ds')}", "ro")
+        assert (mp / "ybig.bin").read_bytes() == big  # read-ahead fetches, judged
+        mlgitfs(home, "unmount", str(mp))
+    else:
+        cli("prefetch", "ds")
+    api.close_store(home)
+    assert _local_holding(home, m1) and _local_holding(home, m2)  # y.bin's, ybig.bin's
+    for path in ("x.bin", "xbig.bin"):  # the bytes are here now; the occurrence is erased
+        err = cli("cat", f"ds@{old}:{path}", code=35).stderr
+        assert f"ds@{old[:12]}:{path}" in err and "request 11" in err
+    assert "request 11" in cli("export", f"ds@{old}", str(tmp_path / "ex1"), code=35).stderr
+    cli("export", "ds", str(tmp_path / "ex2"))
+    assert (tmp_path / "ex2" / "ybig.bin").read_bytes() == big
+    if fuse_skip_reason() is None:
+        mp = mounter(f"ds@{old}", "old")
+        assert (mp / "ok.txt").read_text() == "ok\n"
+        for path in ("x.bin", "xbig.bin"):
+            with pytest.raises(OSError) as caught:
+                (mp / path).read_bytes()
+            assert caught.value.errno == 5  # EIO
+        mlgitfs(home, "unmount", str(mp))
+        mp = mounter("ds@main", "rw")  # a branch mount's base content: judged too
+        assert (mp / "y.bin").read_bytes() == small
+        mlgitfs(home, "unmount", str(mp))
+        assert "request 11" in _daemon_logs(home)
+    for h in (home, a.home):
+        report = api.fsck(h, check_remote=True)
+        api.close_store(h)
+        assert report.clean, report.damage

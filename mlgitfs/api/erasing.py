@@ -97,7 +97,8 @@ def erasures_list(home: Path | None) -> list[EraseResult]:
 def purge_learnt(store: Store, out: SyncOutcome) -> GcResult | None:
     """After a fetch or pull that learnt erasure records (repo/erasuresync.py): when this
     store holds chunks of the erased files, gc runs as `erase` runs it, so their bytes
-    leave this store too (the fetcher refuses them from then on either way)."""
+    leave this store too (reads of the erased files are refused from then on either way:
+    repo/erasegate.py)."""
     if not out.erased:
         return None
     with store.env.read() as txn:

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from mlgitfs.api import keys as keys_api
@@ -46,6 +47,7 @@ from mlgitfs.repo import export as export_mod
 from mlgitfs.repo import fsck as fsck_mod
 from mlgitfs.repo import ingest, lineage, refs, trustcheck
 from mlgitfs.repo.commits import CommitRequest
+from mlgitfs.repo.erasegate import ErasureGate
 from mlgitfs.repo.expiry import explain_missing
 from mlgitfs.repo.trees import DirView, chunk_bytes, file_chunks, walk
 from mlgitfs.store.facade import Store, default_home, parse_size
@@ -132,8 +134,11 @@ def export(
 ) -> ExportResult:
     store = open_store(home)
     r = refs.resolve(store, revspec)
+    gate = partial(ErasureGate(store.env).current().check, r.repo, r.commit_id)  # one look
     with explain_missing(store, r.repo, r.commit_id):
-        s = export_mod.export_entry(store, r.entry, r.commit.tree, dest, progress)
+        s = export_mod.export_entry(
+            store, r.entry, r.commit.tree, dest, progress, gate, b"/".join(r.spec.path)
+        )
     return ExportResult(s.files, s.dirs, s.symlinks, s.bytes)
 
 
@@ -179,9 +184,12 @@ def cat(home: Path | None, revspec: str) -> Iterator[bytes]:
     if r.entry.kind is EntryKind.SYMLINK:
         raise PathNotFound(f"{revspec} is a symlink to {r.entry.ref.decode(errors='replace')}")
     path = b"/".join(r.spec.path)
+    # judged by occurrence: an erased one is refused even when a file not erased keeps its
+    # bytes here, and any other is fetched even when a chunk is in the erased-chunk set
+    ErasureGate(store.env).check(r.repo, r.commit_id, path, bytes(r.entry.ref))
     with explain_missing(store, r.repo, r.commit_id, path, bytes(r.entry.ref)):
         for c in file_chunks(store, r.entry):
-            yield chunk_bytes(store, c)
+            yield chunk_bytes(store, c, judged=True)
     store.remote.drain()  # what was fetched is cached once the last bytes are out
 
 

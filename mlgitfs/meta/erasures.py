@@ -7,9 +7,11 @@ later commit) are not. gc reads every record at each run and does not keep an er
 occurrence's chunks live (repo/gc.py); reads name the record (repo/erase.py).
 
 Beside the records, the set "erased_chunks": the chunks only erased files hold, rewritten
-by every gc that sees a record (in its sweep transaction). The fetcher consults it on a
-local miss only and refuses to bring such a chunk back from a remote whose packs still
-hold it (store/fetcher.py): without it, a read would silently undo the erase.
+by every gc that sees a record (in its sweep transaction). Readers that know the
+occurrence they read are judged by it (repo/erasegate.py); for the others, the fetcher
+consults the set on a local miss and refuses to bring such a chunk back from a remote
+whose packs still hold it (store/fetcher.py): without it, a read would silently undo the
+erase.
 """
 
 from __future__ import annotations
@@ -70,6 +72,12 @@ def add(txn: WriteTxn, record: ErasureRecord) -> ErasureRecord:
 
 def list_all(txn: ReadTxn) -> list[ErasureRecord]:
     return [ErasureRecord.decode(_SEQ.unpack(k)[0], v) for k, v in txn.scan(ERASURES)]
+
+
+def count(txn: ReadTxn) -> int:
+    """How many records the store holds: records are never taken out, so the number names
+    the set (repo/erasegate.py caches its index by it)."""
+    return txn.count(ERASURES)
 
 
 def find(

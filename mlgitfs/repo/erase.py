@@ -242,8 +242,11 @@ def erased_error(
     gives; None when no erasure covers it."""
     with store.env.read() as txn:
         rec = erasures.find(txn, bytes(commit), path, file_id)
-    if rec is None:
-        return None
+    return None if rec is None else file_erased(rec, repo, commit, path)
+
+
+def file_erased(rec: ErasureRecord, repo: str, commit: bytes, path: bytes | None) -> FileErased:
+    """FileErased naming `rec`, for the file at `path` (None: some file) of `commit`."""
     what = f"{repo}@{short_hex(commit)}" + (f":{path.decode(errors='replace')}" if path else "")
     return FileErased(what, f"{what}: contents erased by {describe(rec)}; its history, "
                       "names and sizes remain")  # fmt: skip

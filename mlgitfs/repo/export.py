@@ -21,6 +21,16 @@ from mlgitfs.progress import Totals, announce
 from mlgitfs.repo.trees import chunk_bytes, file_chunks, walk
 from mlgitfs.store.facade import Store
 
+# Judges a file before it is read, by its path in the version and its id (raises FileErased
+# for an erased occurrence: repo/erasegate.py); with one, reads are `judged`.
+Gate = Callable[[bytes, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    gate: Gate | None
+    at: bytes  # the exported entry's path in the version
+
 
 @dataclass
 class ExportStats:
@@ -30,12 +40,12 @@ class ExportStats:
     bytes: int = 0
 
 
-def write_file(store: Store, entry: TreeEntry, dest: Path) -> int:
+def write_file(store: Store, entry: TreeEntry, dest: Path, judged: bool = False) -> int:
     refs = file_chunks(store, entry)
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         for ref in refs:
-            view = memoryview(chunk_bytes(store, ref))
+            view = memoryview(chunk_bytes(store, ref, judged))
             while view:
                 view = view[os.write(fd, view) :]
     except BaseException:
@@ -54,8 +64,11 @@ def export_entry(
     root: ObjectId,
     dest: Path,
     progress: Callable[[int, int], None] | None = None,
+    gate: Gate | None = None,
+    at: bytes = b"",
 ) -> ExportStats:
     """Write the entry (None: the root tree `root`) at `dest`: absent or an empty directory.
+    `gate` judges each file before it is read (`at`: the entry's path in the version).
 
     Missing parents of `dest` are created (as `mkdir -p`). A failure or an interrupt removes
     what the export made (the directories it created, or what it wrote into an empty `dest`),
@@ -70,7 +83,7 @@ def export_entry(
     if isinstance(progress, Totals):  # a bar wants the totals: the trees say them
         announce(progress, *_totals(store, entry, root))
     try:
-        _export(store, entry, root, dest, stats, progress)
+        _export(store, entry, root, dest, stats, progress, _Where(gate, at))
     except BaseException:
         _undo(dest, made)
         raise
@@ -177,18 +190,19 @@ def _export(
     dest: Path,
     stats: ExportStats,
     progress: Callable[[int, int], None] | None,
+    where: _Where,
 ) -> None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if entry is None or entry.is_dir:
             dest.mkdir(exist_ok=True)
             ref = root if entry is None else ObjectId(entry.ref)
-            _export_dir(store, ref, dest, stats, progress)
+            _export_dir(store, ref, dest, stats, progress, where)
             if entry is not None:
                 os.chmod(dest, entry.mode)
                 os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
         else:
-            _export_one(store, entry, dest, stats, progress)
+            _export_one(store, entry, dest, stats, progress, where, where.at)
     except OSError as exc:
         raise DestinationError(
             f"cannot write {exc.filename or dest}: {exc.strerror}; nothing was left behind"
@@ -201,13 +215,17 @@ def _export_one(
     path: Path,
     stats: ExportStats,
     progress: Callable[[int, int], None] | None,
+    where: _Where,
+    at: bytes,
 ) -> None:
     if e.kind is EntryKind.SYMLINK:
         os.symlink(e.ref, path)
         os.utime(path, ns=(e.mtime_ns, e.mtime_ns), follow_symlinks=False)
         stats.symlinks += 1
     else:
-        stats.bytes += write_file(store, e, path)
+        if where.gate is not None:
+            where.gate(at, bytes(e.ref))
+        stats.bytes += write_file(store, e, path, where.gate is not None)
         stats.files += 1
         if progress:
             progress(stats.files, stats.bytes)
@@ -219,8 +237,10 @@ def _export_dir(
     dest: Path,
     stats: ExportStats,
     progress: Callable[[int, int], None] | None,
+    where: _Where,
 ) -> None:
     dirs: list[tuple[Path, TreeEntry]] = []
+    prefix = where.at + b"/" if where.at else b""
     for sub, e in walk(store, ref):
         path = dest / os.fsdecode(sub)
         if e.is_dir:
@@ -228,7 +248,7 @@ def _export_dir(
             dirs.append((path, e))
             stats.dirs += 1
         else:
-            _export_one(store, e, path, stats, progress)
+            _export_one(store, e, path, stats, progress, where, prefix + sub)
     # Modes and mtimes last, deepest first: writing children changes a directory's mtime
     # and may need write access to it.
     for path, e in reversed(dirs):

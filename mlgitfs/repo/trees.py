@@ -213,9 +213,10 @@ def check_chunk_length(ref: ChunkRef, data: Buffer) -> None:
         )
 
 
-def chunk_bytes(store: Store, ref: ChunkRef) -> bytes:
-    """One chunk of a file, verified against its id and the length its file gives it."""
-    data = store.read_chunk(ref.id)
+def chunk_bytes(store: Store, ref: ChunkRef, judged: bool = False) -> bytes:
+    """One chunk of a file, verified against its id and the length its file gives it
+    (`judged`: the file was judged not erased, Store.read_chunk)."""
+    data = store.read_chunk(ref.id, judged)
     check_chunk_length(ref, data)
     return data
 

@@ -176,11 +176,13 @@ class Store:
         """Whether the chunk is in the local cache (a read of it needs no network)."""
         return self.chunks.has(cid)
 
-    def read_chunk(self, cid: ChunkId) -> bytes:
+    def read_chunk(self, cid: ChunkId, judged: bool = False) -> bytes:
+        """A chunk's verified bytes, fetched on a local miss (`judged`: see
+        RemoteFetcher.fetch_chunk)."""
         with self.env.read() as txn:
             loc = self.chunks.location(txn, cid)
         if loc is None:
-            return self.remote.fetch_chunk(cid)
+            return self.remote.fetch_chunk(cid, judged)
         try:
             return self.chunks.read_at(cid, loc)
         except (CorruptObject, MissingObject):
@@ -202,7 +204,7 @@ class Store:
             log.warning("local copy of chunk %s is gone or damaged: fetching it again",
                         short_hex(cid))  # fmt: skip
             self.chunks.forget(cid, loc)
-            return self.remote.fetch_chunk(cid)
+            return self.remote.fetch_chunk(cid, judged)
 
     def read_local_chunks(self, cids: list[ChunkId]) -> list[tuple[ChunkId, Buffer]]:
         """Those of `cids` that the local cache has and that pass their check, read together
@@ -211,14 +213,16 @@ class Store:
             found = [(cid, self.chunks.location(txn, cid)) for cid in cids]
         return self.chunks.read_run([(cid, loc) for cid, loc in found if loc is not None])
 
-    def fetch_chunks(self, cids: Iterable[ChunkId], deliver: Deliver | None = None) -> None:
+    def fetch_chunks(
+        self, cids: Iterable[ChunkId], deliver: Deliver | None = None, judged: bool = False
+    ) -> None:
         """Fetch chunks not in the local cache from the remotes (neighbours of one pack in one
         ranged GET, several GETs in parallel), handing each GET's verified raw bytes to
         `deliver`, and cache them in the background (a mount's read-ahead: the reader does
         not wait for the disk)."""
         with self.env.read() as txn:  # some may have arrived meanwhile (another reader)
             missing = [bytes(c) for c in cids if not chunks.has_chunk(txn, bytes(c))]
-        self.remote.fetch_chunks(missing, deliver=deliver, background=True)
+        self.remote.fetch_chunks(missing, deliver=deliver, background=True, judged=judged)
 
     def close(self) -> None:
         self.remote.close()

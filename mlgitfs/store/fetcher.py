@@ -272,6 +272,7 @@ class RemoteFetcher:
         deliver: Deliver | None = None,
         background: bool = False,
         quotes: Collection[bytes] = (),
+        judged: bool = False,
     ) -> FetchStats:
         """Download chunks into the local cache, neighbours in one request, many in parallel;
         with `deliver`, each request's raw bytes are handed to it as soon as that request is
@@ -282,14 +283,18 @@ class RemoteFetcher:
         sequential read the writes cost as much as the GETs). A failed background write
         only means the chunks are not cached; they are fetched again when needed. The quote
         parities of the chunks in `quotes` (a CSV or TSV file's) are recorded with them
-        (meta/chunkquotes.py)."""
+        (meta/chunkquotes.py).
+
+        Unless `judged` (the caller judged the files it reads not erased, by occurrence:
+        repo/erasegate.py), chunks in the erased-chunk set are left out."""
         stats = FetchStats()
         wanted = list(dict.fromkeys(cids))
         if not wanted:
             return stats
-        with self.env.read() as txn:  # erased ones stay away (their readers are refused)
-            refused = set(erasures.erased_among(txn, wanted))
-        wanted = [c for c in wanted if c not in refused] if refused else wanted
+        if not judged:
+            with self.env.read() as txn:  # erased ones stay away (their readers are refused)
+                refused = set(erasures.erased_among(txn, wanted))
+            wanted = [c for c in wanted if c not in refused] if refused else wanted
         requests = self._plan(self.locate(CHUNKS, wanted))
 
         def each(rec: RemoteRecord, got: list[tuple[bytes, PackLocation, memoryview]]) -> None:
@@ -317,12 +322,14 @@ class RemoteFetcher:
         self.enforce_budget()
         return stats
 
-    def fetch_chunk(self, cid: bytes) -> bytes:
-        """One chunk's raw bytes, verified and written into the local cache."""
-        with self.env.read() as txn:
-            if erasures.erased_among(txn, [cid]):
-                # a remote's packs still hold it: fetching would undo the erase
-                raise MissingObject(short_hex(cid), "erased: only erased files held it")
+    def fetch_chunk(self, cid: bytes, judged: bool = False) -> bytes:
+        """One chunk's raw bytes, verified and written into the local cache; refused when in
+        the erased-chunk set unless `judged` (as `fetch_chunks`)."""
+        if not judged:
+            with self.env.read() as txn:
+                if erasures.erased_among(txn, [cid]):
+                    # a remote's packs still hold it: fetching would undo the erase
+                    raise MissingObject(short_hex(cid), "erased: only erased files held it")
         ((rec, loc),) = self.locate(CHUNKS, [cid]).values()
         ((_, _, stored),) = self._get(
             _Request(rec, loc.key, loc.offset, loc.offset + loc.length, [(cid, loc)])

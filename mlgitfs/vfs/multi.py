@@ -47,7 +47,7 @@ from mlgitfs.store.facade import Store
 from mlgitfs.store.segfile import Buffer
 from mlgitfs.vfs.inodes import RANGE_BITS, InodeRange, InodeSpace
 from mlgitfs.vfs.prefill import Prefill
-from mlgitfs.vfs.reader import FileReader
+from mlgitfs.vfs.reader import FileReader, judged_reader
 from mlgitfs.vfs.snapshot import SnapshotView
 from mlgitfs.vfs.types import ROOT_INODE, Attr, FsView, Kind, Origin, StatFs, WritableFsView
 
@@ -126,7 +126,8 @@ class VersionsView:
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.time_ns = time.time_ns()
-        self._reader = FileReader(store, store.read_chunk, cache_bytes)
+        # every version's view judges its files by occurrence (it has a commit): erasegate.py
+        self._reader = FileReader(store, judged_reader(store), cache_bytes, judged=True)
         self._sources = {s.name: s for s in sources}
         single = sources[0] if len(sources) == 1 and sources[0].name == b"" else None
         if single is not None and single.commit is not None:

@@ -19,7 +19,7 @@ import trio
 from mlgitfs.errors import FsError
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.store.facade import Store
-from mlgitfs.vfs.reader import FileReader, ReadState
+from mlgitfs.vfs.reader import FileReader, ReadState, judged_reader
 from mlgitfs.vfs.types import Kind
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ class BaseReader:
 
     def __init__(self, store: Store, cache_bytes: int) -> None:
         self.store = store
-        self.files = FileReader(store, store.read_chunk, cache_bytes)
+        # the view judges each file by occurrence before reading it (OverlayBase.judge)
+        self.files = FileReader(store, judged_reader(store), cache_bytes, judged=True)
 
     def attach(self, nursery: trio.Nursery) -> None:
         self.files.attach(nursery)

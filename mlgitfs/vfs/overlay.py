@@ -74,7 +74,7 @@ class WritableView(OverlayBase):
             for ref in file_chunks(self.store, entry):
                 if done >= size:
                     break
-                data = self.store.read_chunk(ref.id)[: size - done]
+                data = self.store.read_chunk(ref.id, judged=True)[: size - done]  # copy_up
                 view = memoryview(data)
                 while view:
                     n = self.io.write(fd, view)
@@ -115,9 +115,11 @@ class WritableView(OverlayBase):
             await node.copying.wait()
         if node.overlay or node.unlinked and node.base is None:
             return
+        keep = node.size if size is None else min(size, node.size)
+        if keep > 0 and node.base is not None and node.base.is_file:
+            self.judge(node, node.base)  # an erased file's bytes are not copied up
         event = node.copying = trio.Event()
         try:
-            keep = node.size if size is None else min(size, node.size)
             try:
                 await trio.to_thread.run_sync(
                     self._write_copy, node.ino, node.base, keep, limiter=self.io_limiter

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import trio
 
-from mlgitfs.errors import FsError, MlgitError, PathNotFound
+from mlgitfs.errors import FileErased, FsError, MlgitError, PathNotFound
 from mlgitfs.model.ids import InodeNo, ObjectId
 from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import TreeEntry
@@ -22,7 +22,7 @@ from mlgitfs.repo.trees import DirView, resolve_path
 from mlgitfs.vfs.nodes import TYPE_BITS, Node
 from mlgitfs.vfs.overlay_state import Handle, OverlayState
 from mlgitfs.vfs.policy import Change
-from mlgitfs.vfs.reader import explained
+from mlgitfs.vfs.reader import explained, refused
 from mlgitfs.vfs.types import ROOT_INODE, Attr, Caller, Kind, StatFs
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ class OverlayBase(OverlayState):
         if node.base is None:
             return []
         base = node.base
+        if node.read is None:  # judged once per file read
+            self.judge(node, base)
         try:
             return await self.reader.read_parts(node, offset, size)
         except FsError as exc:  # an erased or expired file: the log says why, as read-only
@@ -173,6 +175,16 @@ class OverlayBase(OverlayState):
             commit = ObjectId(self.record.base)
             err = explained(exc, self.store, self.repo, commit, shown, bytes(base.ref))
             raise err from exc.__cause__
+
+    def judge(self, node: Node, base: TreeEntry) -> None:
+        """EIO, logged with the erasure, when the node's base content is an erased occurrence:
+        the base commit's file at the path the node had there (erasegate.py; a path not
+        known: any path with that file id), even when its bytes are here."""
+        commit = bytes(self.record.base)
+        try:
+            self.erasures.check(self.repo, commit, self.base_path(node), bytes(base.ref))
+        except FileErased as err:
+            raise refused(err, os.fsdecode(self.path_of(node))) from err
 
     # --- policies -----------------------------------------------------------------------------
 

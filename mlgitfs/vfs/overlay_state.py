@@ -27,6 +27,7 @@ from mlgitfs.meta.env import Transactions, WriteTxn
 from mlgitfs.model.ids import ObjectId
 from mlgitfs.model.names import MAX_NAME
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.erasegate import ErasureGate
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs.checkout import CheckoutLock
@@ -103,6 +104,7 @@ class OverlayState:
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self.reader = BaseReader(store, cache_bytes)
+        self.erasures = ErasureGate(store.env)  # base files are judged by occurrence
         self.refs = RefCache(self.files, store.params)  # hashes of overlay files, for status
         root_entry = TreeEntry(b"", EntryKind.DIR, 0o755, 0, base_time_ns, bytes(base_tree))
         root = Node(ROOT_INODE, Kind.DIR, 0o755, base_time_ns, 0, b"", root_entry)

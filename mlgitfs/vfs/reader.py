@@ -30,10 +30,11 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
-from mlgitfs.errors import CorruptObject, FsError, MissingObject, MlgitError
+from mlgitfs.errors import CorruptObject, FileErased, FsError, MissingObject, MlgitError
 from mlgitfs.model.ids import ChunkId, ObjectId, short_hex
 from mlgitfs.model.objects import EntryKind, TreeEntry
 from mlgitfs.repo.expiry import missing_reason
@@ -57,6 +58,17 @@ def explained(
         return exc
     log.error("cannot read %r: %s", shown, why.message)
     return FsError(errno.EIO, why.message)
+
+
+def refused(err: FileErased, shown: str) -> FsError:
+    """EIO for a read of an erased occurrence, logged with the erasure (as `explained`)."""
+    log.error("cannot read %r: %s", shown, err.message)
+    return FsError(errno.EIO, err.message)
+
+
+def judged_reader(store: Store) -> ChunkReader:
+    """The store's chunk reads for views that judge each file by occurrence first."""
+    return partial(store.read_chunk, judged=True)
 
 
 ChunkReader = Callable[[ChunkId], bytes]  # blocking, thread-safe, verified bytes
@@ -204,8 +216,14 @@ class ChunkLoader:
 class FileReader:
     """The chunk engine of one mount's reads (see the module note)."""
 
-    def __init__(self, store: Store, read_chunk: ChunkReader, cache_bytes: int) -> None:
+    def __init__(
+        self, store: Store, read_chunk: ChunkReader, cache_bytes: int, judged: bool = False
+    ) -> None:
+        """`judged`: its views judge every file by occurrence before reading it
+        (repo/erasegate.py), so its fetches skip the erased-chunk set (`read_chunk` must be
+        as judged)."""
         self.store = store
+        self.judged = judged
         self.loader = ChunkLoader(read_chunk, cache_bytes)
         self.chunks = self.loader.lru
         self._loading = self.loader.loading
@@ -385,7 +403,11 @@ class FileReader:
 
         try:
             await trio.to_thread.run_sync(
-                self.store.fetch_chunks, list(events), deliver, limiter=self._remote_limiter
+                self.store.fetch_chunks,
+                list(events),
+                deliver,
+                self.judged,
+                limiter=self._remote_limiter,
             )
         except MlgitError as exc:  # the readers of these chunks load them and report it
             log.debug("read-ahead of %d chunks of %r failed: %s", len(events), what, exc)

@@ -35,15 +35,23 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from mlgitfs.errors import FsError, MlgitError
+from mlgitfs.errors import FileErased, FsError, MlgitError
 from mlgitfs.model.ids import ChunkId, InodeNo, ObjectId
 from mlgitfs.model.objects import EntryKind, TreeEntry
+from mlgitfs.repo.erasegate import NONE, ErasureGate, Occurrences
 from mlgitfs.repo.filedata import batches
 from mlgitfs.repo.trees import DirView
 from mlgitfs.store.facade import Store
 from mlgitfs.vfs.inodes import InodeRange, InodeSpace
 from mlgitfs.vfs.prefill import DIR_PREFILL, PREFILL_FILE_MAX, DirPrefiller, Prefill
-from mlgitfs.vfs.reader import ChunkReader, FileReader, ReadState, explained
+from mlgitfs.vfs.reader import (
+    ChunkReader,
+    FileReader,
+    ReadState,
+    explained,
+    judged_reader,
+    refused,
+)
 from mlgitfs.vfs.types import ROOT_INODE, Attr, FsView, Kind, Origin, StatFs, WritableFsView
 
 log = logging.getLogger(__name__)
@@ -103,7 +111,12 @@ class SnapshotView:
         self.repo = repo
         self.tree = tree
         self.time_ns = time_ns
-        self.read_chunk: ChunkReader = chunk_reader or store.read_chunk
+        # with a commit, each file is judged by occurrence before it is read (erasegate.py)
+        self._gate = None if commit is None else ErasureGate(store.env)
+        judged = self._gate is not None
+        self.read_chunk: ChunkReader = chunk_reader or (
+            judged_reader(store) if judged else store.read_chunk
+        )
         self.uid = os.getuid() if uid is None else uid
         self.gid = os.getgid() if gid is None else gid
         self._mode_mask = 0o777 if writable_bits else 0o555
@@ -113,7 +126,7 @@ class SnapshotView:
         self._hashed_inos = ino_limit >> 1
         self._ino_limit = ino_limit
         self._spare_ino = self._hashed_inos
-        self._reader = reader or FileReader(store, self.read_chunk, cache_bytes)
+        self._reader = reader or FileReader(store, self.read_chunk, cache_bytes, judged)
         self._chunks = self._reader.chunks
         self._limiter = self._reader.loader.limiter  # loads that may wait for the network
         self._dir_slots = trio.CapacityLimiter(DIR_SLOTS)
@@ -309,11 +322,24 @@ class SnapshotView:
 
     # --- reads ----------------------------------------------------------------------------
 
+    def _path_in_commit(self, path: str) -> bytes:
+        return os.fsencode(self._prefix + path)
+
+    def _erased(self, erased: Occurrences, path: str, file_id: bytes) -> bool:
+        at = self._path_in_commit(path)
+        return self.commit is not None and erased.erasure(self.commit, at, file_id) is not None
+
     async def _layout(self, node: _Node) -> ReadState:
         if node.read is None:
             e = node.entry
             if e is None or not e.is_file:
                 raise FsError(errno.EISDIR if e is None or e.is_dir else errno.EINVAL)
+            if self._gate is not None and self.commit is not None:  # once per file read
+                try:
+                    self._gate.check(self.repo, self.commit, self._path_in_commit(node.path),
+                                     bytes(e.ref))  # fmt: skip
+                except FileErased as err:  # logged here: not explained again by read_parts
+                    raise refused(err, node.path) from None
             state = await self._reader.layout(e, node.path)
             if node.read is None:  # not made by another reader while this one waited
                 node.read = state
@@ -355,12 +381,13 @@ class SnapshotView:
     def _unread_small_files(self, parent: _Node) -> Iterator[tuple[InodeNo, ChunkId, int]]:
         """(inode, chunk, size) of the small single-chunk files of a directory that the
         kernel knows and no one has read yet, in listing order: what may be prefilled."""
+        erased = NONE if self._gate is None else self._gate.current()
         for ino in parent.children.values():
             child = self._nodes[ino]
             e = child.entry
             if e is None or e.kind is not EntryKind.FILE or child.read is not None:
                 continue
-            if 0 < e.size <= PREFILL_FILE_MAX:
+            if 0 < e.size <= PREFILL_FILE_MAX and not self._erased(erased, child.path, e.ref):
                 yield InodeNo(ino), ChunkId(e.ref), e.size
 
     def _prefill_list(self, parent: _Node) -> list[tuple[InodeNo, ChunkId, int]]:
@@ -394,8 +421,12 @@ class SnapshotView:
 
             def remote_chunks() -> list[tuple[ChunkId, int]]:
                 out, total = [], 0
+                erased = NONE if self._gate is None else self._gate.current()
+                sep = "/" if parent.path else ""
                 for e in DirView(self.store, ref).entries():
-                    if e.kind is EntryKind.FILE and not self.store.chunk_is_local(ChunkId(e.ref)):
+                    if e.kind is not EntryKind.FILE or self.store.chunk_is_local(ChunkId(e.ref)):
+                        continue
+                    if not self._erased(erased, parent.path + sep + os.fsdecode(e.name), e.ref):
                         out.append((ChunkId(e.ref), e.size))
                         total += e.size
                         if total >= DIR_PREFETCH:

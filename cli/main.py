@@ -321,8 +321,9 @@ def config(c: Ctx, key: str | None, value: str | None, as_json: bool) -> None:
                 it (exit 40 or 41). A bad signature is always refused.
     trust       refuse (default): fetch, pull and clone refuse history that
                 breaks the remote's access policy (exit 44) or a policy
-                replayed or not signed by an admin (exit 42, 43); warn: log
-                it and go on; off: check nothing."""
+                replayed or not signed by an admin (exit 42, 43), and mount
+                refuses a version carrying what a fetch let through (exit
+                44); warn: log it and go on; off: check nothing."""
     items = api.config(c.home, key, value)
     if as_json:
         render.emit_json(items)

@@ -65,7 +65,10 @@ def mount(
     versions read-only, as @BRANCH/, @TAG/ and @COMMIT/ directories opened on first access
     (a branch bob/x is @bob/x/); --write BRANCH makes @BRANCH/ that branch's writable
     checkout, the rest staying read-only. Several revspecs mount read-only side by side,
-    each under its repo's name. See docs/mount.md for caching and training from a mount."""
+    each under its repo's name. A version carrying history that breaks its remote's access
+    policy (let through by a fetch under `config trust warn`) is not mounted under trust =
+    refuse (exit 44), and mounted with a warning under warn. See docs/mount.md for caching
+    and training from a mount."""
     if old_cache_size is not None:
         render.message("mlgitfs: warning: mount --cache-size is now --memory (the daemon's "
                        "memory); the disk budget is 'mlgitfs config cache-size'")  # fmt: skip

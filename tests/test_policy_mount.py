@@ -82,7 +82,13 @@ def test_a_mounts_policies_in_their_order(home: Path, tmp_path: Path) -> None:
     store = api.open_store(home)
     got = mount_policies(store, "ds", 0, Mutability.STRICT, lambda _: False)
     names = [type(p).__name__ for p in got.policies]
-    assert names == ["OwnerOnly", "MutabilityPolicy", "ProtectedBranchPolicy", "HookPolicy"]
+    assert names == [
+        "OwnerOnly",
+        "MutabilityPolicy",
+        "ProtectedBranchPolicy",
+        "SignedByPolicy",
+        "HookPolicy",
+    ]
 
 
 # --- through a real mount -----------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlgitfs.api._common import open_store
 from mlgitfs.errors import MountError, UnknownRef, UnsafeOperation, UsageError
-from mlgitfs.meta import checkouts, db, reflog, retention
+from mlgitfs.meta import checkouts, db, reflog, retention, trustbreaches
 from mlgitfs.model.ids import ObjectId, short_hex, to_hex
 from mlgitfs.model.names import check_repo_name
 from mlgitfs.model.revspec import parse_revspec
@@ -117,6 +117,7 @@ def repos_rm(home: Path | None, name: str, force: bool = False) -> RepoRemoveRes
                 checkouts.drop_checkout(txn, name, branch)
             db.delete_repo(txn, name)
             retention.drop_repo(txn, name)
+            trustbreaches.drop_repo(txn, name)  # a repo cloned again under the name is new
         for _, rec in recs:
             shutil.rmtree(checkout.overlay_dir(store.home, rec.id), ignore_errors=True)
     return RepoRemoveResult(name, len(all_refs), len(recs))

@@ -22,6 +22,7 @@ from mlgitfs.repo.commits import branch_ref
 from mlgitfs.repo.gate import HookResult
 from mlgitfs.repo.merge import Strategy
 from mlgitfs.repo.mergebranch import FastForward, MergeOutcome, apply_change, merge_into_branch
+from mlgitfs.repo.signedby import check_signer
 from mlgitfs.store.facade import Store
 
 
@@ -167,7 +168,7 @@ def _pick(
     base, theirs = (commit.tree, parent) if revert else (parent, commit.tree)
     out = apply_change(
         store, repo, branch, base, theirs, cid, text, _strategy(strategy), dry_run,
-        hooks=hook_options(store),
+        hooks=hook_options(store), via=verb,
     )  # fmt: skip
     return _result(repo, branch, revspec, out)
 
@@ -207,7 +208,8 @@ def reset(home: Path | None, repo_branch: str, revspec: str, force: bool = False
         old = db.get_ref(txn, repo, ref)
     if old is None:
         raise UsageError(f"{repo} has no branch {branch!r} (create it with 'mlgitfs branch')")
-    hook_options(store).gate(store, branch, old, "reset")  # a protected branch refuses
+    gate = hook_options(store).gate(store, branch, old, "reset")  # a protected branch refuses
+    check_signer(store, repo, branch, gate.rule, "a reset")  # as would a signed_by rule
     with checkout_guard(store, repo, branch) as (_, dirty):
         if dirty:
             raise UnsafeOperation(

@@ -9,9 +9,10 @@ from pathlib import Path
 from mlgitfs.api._common import open_store
 from mlgitfs.api.doctor import warn_if_stock
 from mlgitfs.errors import MlgitError, UsageError
+from mlgitfs.meta.checkouts import dirty_checkouts
 from mlgitfs.model.ids import HEX_LEN, ObjectId, is_hex_prefix, to_hex
 from mlgitfs.model.revspec import Revspec, parse_repo_branch, parse_revspec
-from mlgitfs.repo import refs
+from mlgitfs.repo import mounttrust, refs
 from mlgitfs.repo.expiry import expired_error
 from mlgitfs.store.facade import Store, parse_size
 
@@ -86,6 +87,11 @@ def mount(
     writable = r.branch is not None and not read_only and not r.spec.path
     # A writable mount is recorded under its branch's plain name (not `heads/NAME`).
     shown = f"{r.repo}@{r.branch}" if writable else str(r.spec)
+    served = [r.commit_id]
+    if writable and r.branch is not None:  # uncommitted changes keep serving their base
+        with store.env.read() as txn:
+            served += [c.base for c in dirty_checkouts(txn, r.repo, r.branch)]
+    mounttrust.check_served(store, r.repo, served, shown)  # before anything is mounted
     factory, view_arg = (
         "mlgitfs.vfs.factory:snapshot_view",
         {
@@ -197,6 +203,7 @@ def _mount_versions(
             r = refs.resolve(store, spec)
             if r.entry is not None and not r.entry.is_dir:
                 raise UsageError(f"{r.spec} is a file: mount a directory (or the whole version)")
+            mounttrust.check_served(store, r.repo, [r.commit_id], str(r.spec))
             source |= {"commit": to_hex(r.commit_id), "path": spec.path_str}
         else:
             refs.list_refs(store, spec.repo, "heads")  # an unknown repo is refused now

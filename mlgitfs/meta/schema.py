@@ -36,6 +36,7 @@ values are pack types of `store/`, through these constants; none spells a name a
 | statements | commit id + statement id | signed statement (model/statement.py) | statements.py |
 | statement_log | sequence number (8 bytes) | commit id + statement id, by arrival | statements.py |
 | statement_remotes | remote name NUL statement id | b"": that remote holds it | statements.py |
+| trust_breaches | repo NUL commit id | what a fetch let through (trust = warn) | trustbreaches.py |
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ STATEMENTS = "statements"
 STATEMENT_LOG = "statement_log"
 STATEMENT_REMOTES = "statement_remotes"
 CHUNK_QUOTES = "chunk_quotes"
+TRUST_BREACHES = "trust_breaches"
 
 DATABASES = (
     OBJECTS,
@@ -100,4 +102,5 @@ DATABASES = (
     STATEMENT_LOG,
     STATEMENT_REMOTES,
     CHUNK_QUOTES,
+    TRUST_BREACHES,
 )

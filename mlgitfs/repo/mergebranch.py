@@ -187,12 +187,16 @@ def apply_change(
     dry_run: bool = False,
     author: str | None = None,
     hooks: HookOptions | None = None,
+    via: str = "commit",
 ) -> MergeOutcome:
     """Apply the change from `base_tree` to `theirs_tree` to `repo@branch` as a one-parent
-    commit (cherry-pick: a commit's parent → the commit; revert: the commit → its parent)."""
+    commit (cherry-pick: a commit's parent → the commit; revert: the commit → its parent).
+    `via` names the operation in a refusal (revert, cherry-pick): a direct commit, judged
+    by the branch's rules as an import is."""
     ours = _head(store, repo, branch)
     out = MergeOutcome("up to date", ours, source, dry_run=dry_run)
-    gate = (hooks or HookOptions()).gate(store, branch, ours)
+    gate = (hooks or HookOptions()).gate(store, branch, ours, via)
+    check_signer(store, repo, branch, gate.rule, f"a {via}")
     return _commit_merge(
         store, repo, branch, out, base_tree, theirs_tree, (ours,), message, strategy, author,
         gate,

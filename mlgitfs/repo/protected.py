@@ -19,6 +19,8 @@ _VIA = {
     "import": "an import",
     "write": "a write through the Python filesystem (fsspec)",
     "mount commit": "a commit in a writable mount",
+    "revert": "a revert",
+    "cherry-pick": "a cherry-pick",
     "merge": "a merge",
     "push": "a push",
     "reset": "a reset",

@@ -285,9 +285,10 @@ def _fetch(
         prefix = remotes.tracking_ref(rec.name, "")
         before = {r[len(prefix) :]: o for r, o in db.list_refs(txn, repo, prefix)}
     # the trust policy judges the moves before any ref moves (repo/trustcheck.py)
-    policy = trustcheck.check_fetch(store, rec, t, rec.remote_repo(repo), signed, before)
-    if policy is not None:
-        trust.adopt(store, rec, policy)
+    verdict = trustcheck.check_fetch(store, rec, t, rec.remote_repo(repo), signed, before)
+    trustcheck.record(store, repo, verdict)  # before the refs move: a mount judges by it
+    if verdict.policy is not None:
+        trust.adopt(store, rec, verdict.policy)
     values: dict[str, bytes | None] = {r: None for r in before if r not in found}
     values.update(found)
     set_tracking(store, repo, rec.name, values)

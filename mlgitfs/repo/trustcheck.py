@@ -16,14 +16,16 @@ For each ref of the remote that moved since the last fetch (its remote-tracking 
 A breach is `TrustViolation` with every problem named (up to a few), and nothing moved;
 a policy replaced or replayed without an admin's signature is `PolicyRollback` or
 `PolicyUnauthorized` (repo/trust.py). The setting `trust` decides: ``refuse`` (the
-default), ``warn`` (log each problem, move the refs), ``off`` (check nothing). A remote
-without a policy is not checked.
+default), ``warn`` (log each problem, record it against its commit, move the refs), ``off``
+(check nothing). A remote without a policy is not checked. The recorded breaches
+(meta/trustbreaches.py) are what `mount` judges a version by (repo/mounttrust.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from mlgitfs.errors import (
     PolicyRollback,
@@ -32,7 +34,7 @@ from mlgitfs.errors import (
     UsageError,
     VerificationFailed,
 )
-from mlgitfs.meta import db
+from mlgitfs.meta import db, trustbreaches
 from mlgitfs.meta.env import ReadTxn
 from mlgitfs.meta.remotes import RemoteRecord
 from mlgitfs.model import statement as stm
@@ -42,7 +44,7 @@ from mlgitfs.model.signing import KeyId, PublicKey, short_key_id
 from mlgitfs.model.statement import Statement
 from mlgitfs.repo import trust
 from mlgitfs.repo.access import may_move, role_of
-from mlgitfs.repo.graph import is_ancestor
+from mlgitfs.repo.graph import ensure_generations, is_ancestor
 from mlgitfs.repo.hooks import load_hooks
 from mlgitfs.repo.verify import check_ref, verify_commit
 from mlgitfs.store.facade import Store
@@ -207,6 +209,16 @@ def _commit_problem(
     return f"{what} carries no author's signature"
 
 
+@dataclass(frozen=True, slots=True)
+class FetchVerdict:
+    """What `check_fetch` found: the verified policy to adopt once the refs move (None:
+    nothing to adopt), and the breaches `trust = warn` let through, to record before the
+    refs move (`record`) so that a mount can judge the versions it serves."""
+
+    policy: SignedPolicy | None = None
+    breaches: tuple[trustbreaches.Breach, ...] = ()
+
+
 def check_fetch(
     store: Store,
     rec: RemoteRecord,
@@ -214,26 +226,26 @@ def check_fetch(
     remote_repo: str,
     found: Mapping[str, tuple[bytes, Statement | None]],
     before: Mapping[str, bytes],
-) -> SignedPolicy | None:
+) -> FetchVerdict:
     """Check the moves from `before` (remote-tracking refs) to `found` (the remote's refs,
-    their commits fetched and statements attached) against the remote's policy. Returns the
-    verified policy to adopt once the refs move (None: nothing to adopt)."""
+    their commits fetched and statements attached) against the remote's policy."""
     with store.env.read() as txn:
         mode = trust_mode(txn)
     if mode == "off":
-        return None
+        return FetchVerdict()
     try:
         signed = trust.fetch_policy(store, rec, t)
     except (PolicyRollback, PolicyUnauthorized) as exc:
         if mode == "refuse":
             raise type(exc)(f"{exc.message}; nothing was fetched") from exc
         log.warning("%s (trust = warn: the version trusted before is kept)", exc.message)
-        return None
+        return FetchVerdict()
     if signed is None:
-        return None
+        return FetchVerdict()
     policy = signed.policy
     keys = _keys(policy)
     problems: list[str] = []
+    at: list[tuple[bytes, bool, str]] = []  # (commit, history scope, problem)
     rules = _Rules(store)
     for ref, (commit, st) in sorted(found.items()):
         old = before.get(ref)
@@ -247,13 +259,15 @@ def check_fetch(
         problem = _ref_problem(policy, remote_repo, ref, commit, st, guarded, need)
         if problem:
             problems.append(problem)
+            at.append((commit, False, problem))
         if guarded:
             for cid in brought:
                 problem = _commit_problem(store, policy, keys, remote_repo, cid)
                 if problem:
                     problems.append(f"{problem} (on protected {remote_repo}@{branch})")
+                    at.append((bytes(cid), True, problems[-1]))
     if not problems:
-        return signed
+        return FetchVerdict(signed)
     if mode == "refuse":
         more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
         raise TrustViolation(
@@ -262,4 +276,20 @@ def check_fetch(
         )
     for p in problems:
         log.warning("%s (trust = warn)", p)
-    return signed
+    gens = ensure_generations(store, [ObjectId(c) for c, _, _ in at])
+    breaches = []
+    for c, history, p in at:
+        said = (f"{p} (policy version {policy.seq})",)
+        b = trustbreaches.Breach(ObjectId(c), gens[c])
+        breaches.append(replace(b, history=said) if history else replace(b, version=said))
+    return FetchVerdict(signed, tuple(breaches))
+
+
+def record(store: Store, repo: str, verdict: FetchVerdict) -> None:
+    """Keep the breaches `verdict` let through for local `repo`, before its refs move (a
+    crash between leaves a record no ref reaches yet, never a ref moved unrecorded)."""
+    if not verdict.breaches:
+        return
+    with store.env.write() as txn:
+        for b in verdict.breaches:
+            trustbreaches.add(txn, repo, b)

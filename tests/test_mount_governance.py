@@ -90,8 +90,8 @@ def test_mount_commit_on_a_signed_by_branch(home: Path, tmp_path: Path, mounter:
     assert head(home) != first, out.stderr
     assert _changes(home, mp) == []
     (cv,) = json.loads(mlgitfs(home, "verify", "ds@main", "--json").stdout)["commits"]
-    who = {(s["kind"], s["identity"], s["valid"]) for s in cv["statements"]}
-    assert who == {("commit", "walt", True)}
+    who = {(s["kind"], s["identity"], s["status"]) for s in cv["statements"]}
+    assert who == {("commit", "walt", "valid")}
 
 
 # --- 2. mount applies the trust policy ------------------------------------------------------

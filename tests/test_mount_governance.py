@@ -134,6 +134,7 @@ def test_mount_refuses_or_warns_history_that_breaks_the_policy(
     me("pull", "ds")  # main fast-forwards to it
     assert refs(me)["heads/main"] == refs(walt)["heads/main"] != clean
     me("config", "trust", "refuse")
+    mounts.append(tmp_path / "refused")  # torn down should a mount be made
     for spec in ("ds@origin/main", "ds@main"):  # read-only and writable alike
         code, err = _mount(home, tmp_path, spec, "refused")
         assert code == 44, err
@@ -161,7 +162,7 @@ def test_mount_refuses_or_warns_history_that_breaks_the_policy(
 
 @fuse
 def test_a_commit_that_breaks_the_policy_taints_what_contains_it(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, mounts: list[Path]
 ) -> None:
     """An unsigned commit on protected main (written past every client): a version built on
     it carries the breach; the ref move alone does not reach a later version."""
@@ -185,6 +186,7 @@ def test_a_commit_that_breaks_the_policy_taints_what_contains_it(
     (work / "d.txt").write_text("d")
     me("import", "ds@dev", str(work), "-m", "on top of mallory's commit")
     me("config", "trust", "refuse")
+    mounts += [tmp_path / "dev", tmp_path / "om"]  # torn down should a mount be made
     code, err = _mount(home, tmp_path, "ds@dev", "dev", "--read-only")
     assert code == 44 and "carries no author's signature (on protected ds@main)" in err, err
     assert "without a signature (no ref statement)" not in err  # that move was origin/main's

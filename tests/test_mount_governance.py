@@ -142,6 +142,8 @@ def test_mount_refuses_or_warns_history_that_breaks_the_policy(
         assert "moving it needs maintainer" in err and "nothing was mounted" in err
         assert not is_mounted(tmp_path / "refused")
         assert list((tmp_path / "refused").iterdir()) == []
+    code, err = _mount(home, tmp_path, "ds", "refused", "--write", "main")  # @main/ writable
+    assert code == 44 and "ds@main (" in err and "nothing was mounted" in err, err
     assert registry.list_mounts(home / "mounts") == []
     mounts.append(tmp_path / "old")  # a version before the breach mounts, unwarned
     code, err = _mount(home, tmp_path, f"ds@{clean.hex()}", "old")

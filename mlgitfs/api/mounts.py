@@ -166,6 +166,9 @@ def _writable_branches(
         where = f"@{r.branch}" if single else f"{repo}/@{r.branch}"
         if where in out:
             raise UsageError(f"--write {repo}@{r.branch} is named twice")
+        with store.env.read() as txn:  # uncommitted changes keep serving their base
+            bases = [c.base for c in dirty_checkouts(txn, repo, r.branch)]
+        mounttrust.check_served(store, repo, [r.commit_id, *bases], f"{repo}@{r.branch}")
         out[where] = (repo, r.branch)
     return out
 

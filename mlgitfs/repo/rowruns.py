@@ -65,11 +65,14 @@ def _parity_differs(
     before = _odd_chunks(new, 0, i, old, 0, at)
     if not before:
         return False
-    after = _odd_chunks(new, j + 1, new.n, old, end + 1, old.n)
-    cache.preload(before + after)
+    cache.preload(before)
     known = cache.odd
-    if sum(r.id not in known for r in after) < sum(r.id not in known for r in before):
-        before = after
+    unknown = sum(r.id not in known for r in before)
+    if unknown:  # the side after the run, if fewer of its chunks need reading
+        after = _odd_chunks(new, j + 1, new.n, old, end + 1, old.n)
+        cache.preload(after)
+        if sum(r.id not in known for r in after) < unknown:
+            before = after
     odd = False
     for r in before:
         odd ^= cache.odd_quotes(r)

@@ -60,9 +60,26 @@ def encode_buffer(
             out.append(EncodedChunk(cid, length, -1, b""))
         else:
             codec, stored = compress.compress(piece)
-            odd = chunkquotes.odd(piece) if quotes else None
+            odd = _odd_quotes(buf, off, length) if quotes else None
             out.append(EncodedChunk(cid, length, codec, stored, odd))
     return out
+
+
+def _odd_quotes(buf: bytes | memoryview, off: int, length: int) -> bool:
+    """A chunk's quote parity, counted in place: a view of a whole bytes object (`windows`
+    makes them) is counted on that object; copying the chunk out first cost more than the
+    count (0.08 s against 0.03 s per 100 MB)."""
+    src = buf
+    if (
+        isinstance(buf, memoryview)
+        and isinstance(buf.obj, bytes)
+        and buf.itemsize == 1
+        and buf.nbytes == len(buf.obj)
+    ):
+        src = buf.obj
+    if isinstance(src, bytes):
+        return src.count(b'"', off, off + length) % 2 == 1
+    return chunkquotes.odd(src[off : off + length])
 
 
 def batches(

@@ -6,8 +6,10 @@ Two stores hold the same commits (bench/signsynth.py), one with an author's stat
 commit and a key that signs the push's ref move. Each round copies each store afresh,
 pushes it to an empty file:// remote (the statement pack goes up in the signed push), and
 clones that remote into an empty store; the signed clone's store trusts the signer's key
-first, so the clone checks the ref's statement and every commit's signature as it fetches
-them. Signed and unsigned alternate, best of ROUNDS. `verify --all-history` of
+first, so the clone checks the ref's statement and every commit's statement as it fetches
+them (those the pack's seal covers by its one signature: docs/remotes.md, "Seals"). Signed
+and unsigned alternate, best of ROUNDS; the CPU (user + system) of each command is recorded
+too (a shared machine's load swings wall time more). `verify --all-history` of
 the signed clone (one ed25519 verification per commit) is measured too, for information:
 it is a separate command, not part of the clone. Full size is 10,000 commits; ``--quick``
 (the CI smoke size) 1,000.

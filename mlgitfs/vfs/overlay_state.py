@@ -37,6 +37,7 @@ from mlgitfs.vfs.inodes import InodeRange, InodeSpace
 from mlgitfs.vfs.journal import Batch
 from mlgitfs.vfs.nodes import KIND_OF_ENTRY, BaseReader, Node
 from mlgitfs.vfs.overlay_files import OverlayFiles
+from mlgitfs.vfs.overlay_load import load_checkout
 from mlgitfs.vfs.policy import Policies
 from mlgitfs.vfs.types import ROOT_INODE, Caller, Kind
 
@@ -125,65 +126,14 @@ class OverlayState:
         self.gate = WriteGate()
         self.exclusive = self.gate.exclusive  # one commit or restore at a time
         self.io_limiter = trio.CapacityLimiter(4)
-        self._load()
-
-    # --- loading ----------------------------------------------------------------------------
-
-    def _load(self) -> None:
-        with self.meta.write() as txn:
-            # Reserve a fresh block of inode numbers: none handed out before a crash is reused.
-            self.record.ino_hwm = self._next_ino + INO_BLOCK
-            put_checkout(txn, self.repo, self.branch, self.record)
-            records = self.table.nodes(txn)
-            deltas = self.table.deltas(txn)
-            self.unlocked.clear()
-            self.unlocked.update(self.table.unlocked(txn))
-        for rec in records:
-            if rec.ino == ROOT_INODE:
-                continue
-            node = Node(rec.ino, rec.kind, rec.mode, rec.mtime_ns, rec.parent, rec.name, None)
-            node.set_base(rec.base)
-            node.overlay, node.target, node.origin, node.recorded = (
-                rec.overlay, rec.target, rec.origin, True
-            )  # fmt: skip
-            node.ctime_ns, node.atime_ns = rec.ctime_ns, rec.atime_ns
-            if node.overlay:
-                try:
-                    st = os.stat(self._path(node.ino))
-                    node.size, node.mtime_ns = st.st_size, st.st_mtime_ns
-                    # Writes move ctime without a record: at least the last write's time.
-                    node.ctime_ns = max(node.ctime_ns, st.st_mtime_ns)
-                except FileNotFoundError:
-                    log.error("overlay file of inode %d is missing: serving it empty", rec.ino)
-                    os.close(self.io.open(node.ino, os.O_WRONLY | os.O_CREAT))
-            self.nodes[rec.ino] = node
-        for parent, name, ino in deltas:
-            p = self.nodes.get(parent)
-            if p is None or (ino and ino not in self.nodes):
-                log.error("dropping a dangling overlay entry %r of inode %d", name, parent)
-                continue
-            p.overrides.add(name) if ino else p.whiteouts.add(name)
-            if ino:
-                p.children[name] = ino
-        self._collect_orphans()
-
-    def _collect_orphans(self) -> None:
-        """Overlay files no record names (unlinked while open, or a crash mid-way): delete."""
-        for entry in os.scandir(self.files):
-            ino = int(entry.name) if entry.name.isdigit() else -1
-            node = self.nodes.get(ino)
-            if node is None or not node.overlay:
-                log.info("removing orphan overlay file %s", entry.name)
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+        loaded = load_checkout(self.meta, repo, branch, record, self.table, self.io, self.nodes)
+        self.unlocked.clear()  # in place: the view's mutability policy reads this set
+        self.unlocked.update(loaded)
 
     @property
     def ref(self) -> str:
         """REPO@BRANCH: the view's key on the control socket."""
         return f"{self.repo}@{self.branch}"
-
-    def _path(self, ino: int) -> Path:
-        return self.files / str(ino)
 
     def base_tree(self) -> ObjectId:
         """The tree of the base commit (the root's tree until a restore changes it)."""

@@ -23,7 +23,6 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -66,7 +65,7 @@ class WritableView(OverlayBase):
 
     def _write_copy(self, ino: int, entry: TreeEntry | None, size: int) -> None:
         """Worker thread: the overlay file with the committed bytes (up to size)."""
-        self._new_file(ino, lambda fd: self._copy_into(fd, entry, size))
+        self.io.make(ino, lambda fd: self._copy_into(fd, entry, size))
 
     def _copy_into(self, fd: int, entry: TreeEntry | None, size: int) -> None:
         done = 0
@@ -84,29 +83,6 @@ class WritableView(OverlayBase):
             self.io.ftruncate(fd, size)
         if entry is not None:
             self.io.futime(fd, entry.mtime_ns)
-
-    def _new_file(self, ino: int, fill: Callable[[int], None]) -> None:
-        """Worker thread: overlay file `ino` made afresh, filled, fsynced with its directory;
-        no file at all if any of that fails."""
-        fd = self.io.open(ino, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            fill(fd)
-            self.io.fsync(fd)
-            os.close(fd)
-            fd = -1
-            self.io.sync_dir()
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            self.remove_file(ino)
-            raise
-
-    def remove_file(self, ino: int) -> None:
-        """Delete an overlay file no record names (a failed operation's own new file)."""
-        try:
-            self.io.unlink(ino)
-        except OSError as exc:  # the next mount's orphan collection deletes it
-            log.error("cannot delete the overlay file of inode %d: %s", ino, exc)
 
     async def copy_up(self, node: Node, size: int | None = None) -> None:
         """Materialize a file's content: overlay file first, then its record (crash order).
@@ -138,7 +114,7 @@ class WritableView(OverlayBase):
                     if not node.unlinked:
                         self.materialize(node, batch)
             except BaseException:
-                self.remove_file(node.ino)
+                self.io.discard(node.ino)
                 raise
         finally:
             node.copying = None
@@ -248,9 +224,6 @@ class WritableView(OverlayBase):
             replaces = kind is not Kind.DIR and self.committed_file(path) is not None
             self.check(op, path, replaces, caller)
 
-    def _sync_new_file(self, ino: int) -> None:
-        self._new_file(ino, lambda fd: None)
-
     async def create(
         self, parent: InodeNo, name: bytes, mode: int, flags: int, caller: Caller | None = None
     ) -> tuple[int, Attr]:
@@ -259,7 +232,7 @@ class WritableView(OverlayBase):
             self._check_new(d, name, "create", Kind.FILE, caller)
             ino = self.alloc()
             try:
-                await trio.to_thread.run_sync(self._sync_new_file, ino, limiter=self.io_limiter)
+                await trio.to_thread.run_sync(self.io.make, ino, None, limiter=self.io_limiter)
             except OSError as exc:
                 raise FsError(exc.errno or errno.EIO, f"overlay: {exc.strerror}") from exc
             node = Node(ino, Kind.FILE, mode & PERM_MASK, now_ns(), 0, name, None, overlay=True)
@@ -269,7 +242,7 @@ class WritableView(OverlayBase):
                     batch.put(self.nodes, ino, node)
                     self.link_name(d, name, node, batch)
             except BaseException:
-                self.remove_file(ino)
+                self.io.discard(ino)
                 raise
             write = flags & os.O_ACCMODE != os.O_RDONLY
             return self._new_handle(node, write, caller), self.attr(node)

@@ -447,7 +447,4 @@ class OverlayState:
             node.fd = -1
         if node.overlay and node.unlinked and node.handles == 0:
             node.overlay = False
-            try:
-                self.io.unlink(node.ino)
-            except OSError as exc:  # the next mount's orphan collection deletes it
-                log.error("cannot delete the overlay file of inode %d: %s", node.ino, exc)
+            self.io.discard(node.ino)  # an error is logged: the next mount deletes it

@@ -9,7 +9,7 @@ import click
 
 from mlgitfs import api
 
-from . import complete, render
+from . import complete, gcrender, render
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -166,12 +166,12 @@ def erase(
     for path, fid in r.files:
         click.echo(f"erased\t{fid[:12]}\t{path}")
     if r.gc is not None:
-        render.gc(r.gc, False)
+        gcrender.gc(r.gc, False)
         if r.gc.segments_busy:
             render.message("mlgitfs: warning: segments busy: run 'mlgitfs gc --threshold 1' "
                            "once writers are done to remove the last bytes")  # fmt: skip
     if r.remote_gc is not None:
-        render.gc_remote(r.remote_gc, False)
+        gcrender.gc_remote(r.remote_gc, False)
 
 
 @click.command()

@@ -16,7 +16,7 @@ import click
 from mlgitfs import api
 from mlgitfs.errors import MlgitError
 
-from . import complete, render
+from . import complete, gcrender, render
 from .render import Ctx
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -355,7 +355,7 @@ def fsck(c: Ctx, repo: str | None, check_remote: bool, rebuild_index: bool, as_j
     naming each damaged object and a path that reaches it."""
     with render.progress(c, "checking", "chunks") as bar:
         report = api.fsck(c.home, repo, check_remote, bar, rebuild_index)
-    render.fsck(report, as_json)
+    gcrender.fsck(report, as_json)
     if not report.clean:
         sys.exit(1)
 
@@ -400,11 +400,11 @@ def gc(
     as the remote's rules say), repack packs whose live fraction is under --threshold,
     condemn, wait --grace, then delete. One gc per remote at a time (exit 14)."""
     if remote is not None:
-        render.gc_remote(api.gc_remote(c.home, remote, dry_run, threshold, grace), as_json)
+        gcrender.gc_remote(api.gc_remote(c.home, remote, dry_run, threshold, grace), as_json)
         return
     if grace is not None:
         raise click.UsageError("--grace applies to gc --remote only")
-    render.gc(api.gc(c.home, dry_run, threshold), as_json)
+    gcrender.gc(api.gc(c.home, dry_run, threshold), as_json)
 
 
 @cli.command()

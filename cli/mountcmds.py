@@ -140,7 +140,31 @@ def doctor(as_json: bool) -> None:
     (each of the four patches, and what a mount loses without it), /dev/fuse, fusermount3,
     and what to do about anything missing. mount warns on stderr when pyfuse3 lacks the
     patches."""
-    render.doctor(api.doctor(), as_json)
+    _doctor(api.doctor(), as_json)
+
+
+def _doctor(r: api.DoctorResult, as_json: bool) -> None:
+    if as_json:
+        render.emit_json(r)
+        return
+    if r.pyfuse3_version is None:
+        click.echo("pyfuse3: not installed")
+    else:
+        kind = (
+            "patched"
+            if r.patched
+            else "stock"
+            if not any(p.present for p in r.patches)
+            else ("partly patched")
+        )
+        click.echo(f"pyfuse3: {r.pyfuse3_version} ({kind}; mlgitfs pins {r.pyfuse3_required})")
+    for p in r.patches:
+        mark = "yes" if p.present else "NO "
+        click.echo(f"  {mark} {p.name:9} {p.gives if p.present else 'without it: ' + p.without}")
+    click.echo(f"/dev/fuse: {'present' if r.fuse_device else 'missing'}")
+    click.echo(f"fusermount3: {r.fusermount or 'missing'}")
+    for line in r.advice:
+        click.echo(f"to do: {line}")
 
 
 COMMANDS: list[click.Command] = [mount, unmount, mounts, doctor]

@@ -20,7 +20,6 @@ from mlgitfs import api
 if TYPE_CHECKING:  # types only: a command imports the library parts it runs, no more
     from rich.console import Console
 
-    from mlgitfs.repo.fsck import FsckReport
     from mlgitfs.repo.gate import HookResult
     from mlgitfs.repo.lineage import LineageNode
 
@@ -397,91 +396,3 @@ def lineage_files(r: api.LineageFilesResult, as_json: bool) -> None:
         click.echo(f"{i.repo}@{i.commit.hex()[:12]}: {len(i.files)} files")
         for f in i.files:
             click.echo(f"  {f.path}\t{f.bytes_read}")
-
-
-def fsck(report: FsckReport, as_json: bool) -> None:
-    if as_json:
-        emit_json(report)
-        return
-    for d in report.damage:
-        click.echo(f"damaged {d.object}: {d.reason} (at {d.path})")
-    state = "clean" if report.clean else f"{len(report.damage)} problems"
-    message(
-        f"checked {report.repos} repos, {report.commits} commits, {report.trees} trees, "
-        f"{report.files} files, {report.chunks} chunks ({human(report.bytes)})"
-        + (f", {report.remote_chunks} chunks only on a remote" if report.remote_chunks else "")
-        + (f", {report.index_rebuilt} index records rebuilt" if report.index_rebuilt else "")
-        + (f", {report.expired} expired versions (contents let go)" if report.expired else "")
-        + (
-            f", {report.erased} erased files ({report.erasures} erasures)"
-            if report.erasures
-            else ""
-        )
-        + f": {state}"
-    )
-
-
-def _expired(expired: Sequence[str]) -> None:
-    """The versions a gc (local or remote) let go of under the retention rules."""
-    for c in expired:
-        click.echo(f"expired {c}: its file contents go, its history stays")
-
-
-def gc(r: api.GcResult, as_json: bool) -> None:
-    if as_json:
-        emit_json(r)
-        return
-    would = "to free" if r.dry_run else "freed"
-    _expired(r.expired)
-    click.echo(f"objects   {r.objects:>10,}  {human(r.object_bytes):>10}  ({would}; database)")
-    click.echo(f"chunks    {r.chunks:>10,}  {human(r.chunk_bytes):>10}  ({would}; in segments)")
-    click.echo(
-        f"segments  {r.segments_deleted:>5} deleted, {r.segments_rewritten} rewritten: "
-        f"{human(r.segment_bytes_freed)} of disk {would}"
-    )
-    message(
-        f"kept {r.live_objects:,} objects and {r.live_chunks:,} chunks; chunk cache "
-        f"{human(r.bytes_before)} -> {human(r.bytes_after)}"
-        + (f"; {r.segments_busy} segments busy (skipped)" if r.segments_busy else "")
-    )
-
-
-def gc_remote(r: api.RemoteGcResult, as_json: bool) -> None:
-    if as_json:
-        emit_json(r)
-        return
-    would = "to free" if r.dry_run else "freed"
-    _expired(r.expired)
-    click.echo(f"packs     {r.packs_dead:>5} dead, {r.packs_repacked} sparse (repacked into "
-               f"{r.packs_written}), {r.packs_unindexed} without index, {r.packs_revived} "
-               "revived")  # fmt: skip
-    click.echo(f"remote    {human(r.bytes_before)} -> {human(r.bytes_after)}: "
-               f"{human(r.bytes_freed)} {would} ({human(r.bytes_copied)} copied)")  # fmt: skip
-    message(
-        f"{r.remote}: {r.refs} refs keep {r.live_objects:,} objects and {r.live_chunks:,} "
-        f"chunks" + ("" if r.dry_run else f"; grace {r.grace:g} s; gc {r.gc_id}")
-    )
-
-
-def doctor(r: api.DoctorResult, as_json: bool) -> None:
-    if as_json:
-        emit_json(r)
-        return
-    if r.pyfuse3_version is None:
-        click.echo("pyfuse3: not installed")
-    else:
-        kind = (
-            "patched"
-            if r.patched
-            else "stock"
-            if not any(p.present for p in r.patches)
-            else ("partly patched")
-        )
-        click.echo(f"pyfuse3: {r.pyfuse3_version} ({kind}; mlgitfs pins {r.pyfuse3_required})")
-    for p in r.patches:
-        mark = "yes" if p.present else "NO "
-        click.echo(f"  {mark} {p.name:9} {p.gives if p.present else 'without it: ' + p.without}")
-    click.echo(f"/dev/fuse: {'present' if r.fuse_device else 'missing'}")
-    click.echo(f"fusermount3: {r.fusermount or 'missing'}")
-    for line in r.advice:
-        click.echo(f"to do: {line}")

@@ -40,7 +40,6 @@ PATH = "labels.csv"
 SEED = 18
 BATCH = 100
 CI_ROWS, CI_COMMITS = 20_000, 50
-T0 = 1_700_000_000 * 10**9
 HEADER = b"image_id,path,label,score,annotator,x,y,w,h,hash,split\n"
 # relabels keep a row's length: a label is replaced by another of its length
 LABELS = [["cat", "dog", "cow", "fox"], ["bird", "fish", "deer", "frog"], ["horse", "sheep"]]
@@ -102,18 +101,11 @@ class Chunked:
 
 
 def build(home: Path, rows: int, commits: int, quotes: bool = True) -> dict[str, object]:
+    from bench.commitbatch import CommitBatch
     from mlgitfs import api
-    from mlgitfs.meta import chunkquotes, commitgraph, db
+    from mlgitfs.meta import chunkquotes
     from mlgitfs.model.ids import ChunkId, ObjectId, hash_bytes
-    from mlgitfs.model.objects import (
-        ChunkRef,
-        EntryKind,
-        Manifest,
-        TreeEntry,
-        make_commit,
-        object_id,
-    )
-    from mlgitfs.repo.commitindex import PendingObjects, make_record
+    from mlgitfs.model.objects import ChunkRef, EntryKind, Manifest, TreeEntry, object_id
     from mlgitfs.repo.trees import NewObjects, build_dir
     from mlgitfs.store import compress
 
@@ -136,11 +128,8 @@ def build(home: Path, rows: int, commits: int, quotes: bool = True) -> dict[str,
     gen = 0
     n = 0
     while n < commits:
-        writer = store.chunks.writer()
-        pending: dict[bytes, bytes] = {}
-        reader = PendingObjects(store, pending)
-        batch: list[tuple[ObjectId, bytes, commitgraph.GraphRecord, int]] = []
-        first_head = head
+        batch = CommitBatch(store, REPO, head, gen)
+        writer = batch.writer
         for _ in range(min(BATCH, commits - n)):
             if n:
                 for _ in range(rnd.randint(1, 5)):
@@ -179,28 +168,12 @@ def build(home: Path, rows: int, commits: int, quotes: bool = True) -> dict[str,
                 objs.append((moid, mdata))
                 entry = TreeEntry(PATH.encode(), EntryKind.CHUNKED, 0o644, size, 0, moid)
             new_tree = build_dir([entry], objs)
-            pending.update((bytes(o), d) for o, d in objs)
-            commit = make_commit(
-                new_tree, (head,) if head else (), "labeller@lab", T0 + n * 60 * 10**9,
-                f"relabel batch {n}", {}, [],
-            )  # fmt: skip
-            cid_, data = object_id(commit)
-            gen += 1
-            batch.append((cid_, data, make_record(reader, commit, tree), gen))
-            head, tree = cid_, new_tree
-            made.append(cid_)
+            batch.add(objs)
+            head, tree = batch.commit(n, new_tree, tree), new_tree
+            made.append(head)
             n += 1
-        writer.flush()
-        with store.env.write() as txn:
-            writer.record(txn)
-            store.put_objects(txn, ((ObjectId(o), d) for o, d in pending.items()))
-            for cid_, data, record, g in batch:
-                db.put_object(txn, cid_, data)
-                db.put_generation(txn, cid_, g)
-                commitgraph.put_record(txn, cid_, record)
-            assert head is not None
-            db.set_ref(txn, REPO, "heads/main", head, first_head, "bench blame history")
-        writer.reset()
+        batch.write("bench blame history")
+        gen = batch.gen
     api.close_store(home)
     never = next(i for i in range(rows // 2, rows) if i not in set_by)
     # the answer a blame must give, known from how the history was made

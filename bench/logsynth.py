@@ -31,15 +31,13 @@ SEED = 18
 HIT_EVERY = 100
 BATCH = 500
 REPO = "h"
-T0 = 1_700_000_000 * 10**9
 
 
 def build(home: Path, commits: int, files: int) -> dict[str, object]:
+    from bench.commitbatch import CommitBatch
     from mlgitfs import api
-    from mlgitfs.meta import commitgraph, db
+    from mlgitfs.meta import db
     from mlgitfs.model.ids import ObjectId
-    from mlgitfs.model.objects import make_commit, object_id
-    from mlgitfs.repo.commitindex import PendingObjects, make_record
     from mlgitfs.repo.treeedit import update_dir
     from mlgitfs.repo.trees import DirView, NewObjects
     from testsupport.synth import build as synth_build
@@ -60,11 +58,8 @@ def build(home: Path, commits: int, files: int) -> dict[str, object]:
     extra = 0  # files added so far (named past the synthetic ones)
     n = 0
     while n < commits:
-        writer = store.chunks.writer()
-        pending: dict[bytes, bytes] = {}
-        rows: list[tuple[ObjectId, bytes, commitgraph.GraphRecord, int]] = []
-        first_head = head
-        reader = PendingObjects(store, pending)  # sees each object added to `pending`
+        batch = CommitBatch(store, REPO, head, gen)
+        writer, reader = batch.writer, batch.reader
         for _ in range(min(BATCH, commits - n)):
             changes: dict[str, dict[bytes, TreeEntry | None]] = {}
             for _ in range(rnd.randint(1, 3)):
@@ -94,29 +89,13 @@ def build(home: Path, commits: int, files: int) -> dict[str, object]:
                 assert old is not None
                 ref, count = update_dir(reader, ObjectId(old.ref), ch, objs)
                 top[dname.encode()] = TreeEntry(old.name, old.kind, old.mode, count, 0, bytes(ref))
-            pending.update((bytes(o), data) for o, data in objs)
+            batch.add(objs)
             new_tree, _ = update_dir(reader, tree, top, objs)
-            pending.update((bytes(o), data) for o, data in objs)
-            commit = make_commit(
-                new_tree, (head,), "labeller@lab", T0 + n * 60 * 10**9, f"relabel batch {n}",
-                {}, [],
-            )  # fmt: skip
-            cid, data = object_id(commit)
-            record = make_record(reader, commit, tree)
-            gen += 1
-            rows.append((cid, data, record, gen))
-            head, tree = cid, new_tree
+            batch.add(objs)
+            head, tree = batch.commit(n, new_tree, tree), new_tree
             n += 1
-        writer.flush()
-        with store.env.write() as txn:
-            writer.record(txn)
-            store.put_objects(txn, ((ObjectId(o), d) for o, d in pending.items()))
-            for cid, data, record, g in rows:
-                db.put_object(txn, cid, data)
-                db.put_generation(txn, cid, g)
-                commitgraph.put_record(txn, cid, record)
-            db.set_ref(txn, REPO, "heads/main", head, first_head, "bench history")
-        writer.reset()
+        batch.write("bench history")
+        gen = batch.gen
     api.close_store(home)
     return {
         "files": synth.files + extra,

@@ -8,11 +8,14 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: `python -m bench.X` runs here
 
 
 class CommandFailed(RuntimeError):
@@ -83,6 +86,14 @@ def run(
         said = tail(log) if to_log and log is not None else ran.stderr.strip()[-3000:]
         raise CommandFailed(f"{' '.join(args)} exited {ran.returncode}:\n{said}")
     return ran
+
+
+def run_module(module: str, *args: str, timeout: float | None = None) -> Any:
+    """Run ``python -m bench.MODULE ARGS`` (a synthesizer or a query, in a fresh process of
+    its own: its own store environment and caches) and return the JSON line it prints last.
+    A non-zero exit raises `CommandFailed` with what it said on stderr."""
+    argv = [sys.executable, "-m", f"bench.{module}", *args]
+    return run(argv, capture=True, cwd=ROOT, timeout=timeout).json()
 
 
 def _text(data: bytes | None) -> str:

@@ -19,14 +19,12 @@ against the ones the history was made with:
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench.context import QUICK_FACTOR, Context
+from bench.proc import run_module
 from bench.registry import Row, case
 
 ROWS, COMMITS = 1_000_000, 1_000
@@ -34,15 +32,10 @@ QUICK_COMMITS = 100
 ROUNDS = 3
 BUDGET = 2.0
 REFERENCE = 5  # versions the plain way is timed on at full size
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def synth(*args: str) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.blamesynth", *args]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"blamesynth {args[0]} exited {proc.returncode}: {proc.stderr}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = run_module("blamesynth", *args)
     return out
 
 

@@ -15,11 +15,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ from bench.context import Context
 from bench.dvc import Dvc, copy_tree
 from bench.harness import Skipped
 from bench.ours import Mlgitfs
-from bench.proc import du_bytes, run
+from bench.proc import du_bytes, run, run_module
 from bench.registry import Row, case
 
 RECLAIM_TARGET = 1.05
@@ -143,13 +140,7 @@ def _synth(ctx: Context, files: int) -> dict[str, Any]:
     home = ctx.fresh_dir("gc", f"synth{files}")
     out: dict[str, Any] = {}
     for args in (["build", str(home), str(files), "0.01"], ["gc", str(home)]):
-        ran = subprocess.run(
-            [sys.executable, "-m", "bench.gcsynth", *args],
-            capture_output=True, text=True, timeout=7200,
-        )  # fmt: skip
-        if ran.returncode != 0:
-            raise RuntimeError(f"gcsynth {args[0]} {files} exited {ran.returncode}: {ran.stderr}")
-        out[args[0]] = json.loads(ran.stdout)
+        out[args[0]] = run_module("gcsynth", *args, timeout=7200)
     if not ctx.keep:
         run(["rm", "-rf", home], check=False)
     return out

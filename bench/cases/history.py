@@ -12,14 +12,12 @@ is measured the same way, for information.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench.context import Context
+from bench.proc import run_module
 from bench.registry import Row, case
 
 COMMITS, FILES = 10_000, 1_000_000
@@ -27,15 +25,10 @@ QUICK_COMMITS, QUICK_FILES = 1_000, 100_000
 ROUNDS = 3
 SPEEDUP = 10.0
 BUDGET = 0.5
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _run(*args: str) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.logsynth", *args]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"logsynth {' '.join(args[:1])} exited {proc.returncode}: {proc.stderr}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = run_module("logsynth", *args)
     return out
 
 

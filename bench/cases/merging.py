@@ -12,11 +12,9 @@ files of the work tree; ours writes no work tree), reset between rounds the same
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 from bench.context import QUICK_FACTOR, Context
 from bench.ours import Mlgitfs
 from bench.peers import tool
+from bench.proc import run_module
 from bench.registry import Row, case
 
 FRACTION = 0.01
@@ -34,7 +33,6 @@ MERGE_ROUNDS = 3
 SCALE_TARGET = 2.0
 BIG_SECONDS = 1.0
 GIT_TARGET = 3.0
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _shrink(ctx: Context, n: int) -> int:
@@ -45,11 +43,7 @@ def _store(ctx: Context, files: int) -> tuple[Mlgitfs, dict[str, Any]]:
     home = ctx.work / "merge" / f"store-{files}"
     shutil.rmtree(home, ignore_errors=True)
     home.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "bench.mergesynth", str(home), "m", str(files), str(FRACTION)]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"mergesynth {files} exited {proc.returncode}: {proc.stderr}")
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info = run_module("mergesynth", str(home), "m", str(files), str(FRACTION))
     ctx.log(
         f"merge: {files} files, {info['changes']} changes a side, built in {info['seconds']:.1f}s"
     )

@@ -17,33 +17,24 @@ it is a separate command, not part of the clone. Full size is 10,000 commits; ``
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench.context import Context
 from bench.ours import Mlgitfs
-from bench.proc import children_cpu_seconds
+from bench.proc import children_cpu_seconds, run_module
 from bench.registry import Row, case
 
 COMMITS, QUICK_COMMITS = 10_000, 1_000
 ROUNDS = 3
 TARGET = 1.05
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _build(home: Path, commits: int, sign: bool) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "bench.signsynth", "build", str(home), str(commits)]
-    proc = subprocess.run(
-        [*argv, *(["--sign"] if sign else [])], cwd=ROOT, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(f"signsynth exited {proc.returncode}: {proc.stderr}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = run_module(
+        "signsynth", "build", str(home), str(commits), *(["--sign"] if sign else [])
+    )
     return out
 
 

@@ -38,18 +38,19 @@ def fsck(report: FsckReport, as_json: bool) -> None:
     )
 
 
-def _expired(expired: Sequence[str]) -> None:
-    """The versions a gc (local or remote) let go of under the retention rules."""
+def _expired(expired: Sequence[str], dry_run: bool) -> str:
+    """List the versions a gc (local or remote) let go of under the retention rules; the
+    word for what it frees."""
     for c in expired:
         click.echo(f"expired {c}: its file contents go, its history stays")
+    return "to free" if dry_run else "freed"
 
 
 def gc(r: api.GcResult, as_json: bool) -> None:
     if as_json:
         emit_json(r)
         return
-    would = "to free" if r.dry_run else "freed"
-    _expired(r.expired)
+    would = _expired(r.expired, r.dry_run)
     click.echo(f"objects   {r.objects:>10,}  {human(r.object_bytes):>10}  ({would}; database)")
     click.echo(f"chunks    {r.chunks:>10,}  {human(r.chunk_bytes):>10}  ({would}; in segments)")
     click.echo(
@@ -67,8 +68,7 @@ def gc_remote(r: api.RemoteGcResult, as_json: bool) -> None:
     if as_json:
         emit_json(r)
         return
-    would = "to free" if r.dry_run else "freed"
-    _expired(r.expired)
+    would = _expired(r.expired, r.dry_run)
     click.echo(f"packs     {r.packs_dead:>5} dead, {r.packs_repacked} sparse (repacked into "
                f"{r.packs_written}), {r.packs_unindexed} without index, {r.packs_revived} "
                "revived")  # fmt: skip
